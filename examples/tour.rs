@@ -1,0 +1,111 @@
+//! A tour of what `#[omni::protocol]` generates: run `cargo run --example tour`.
+//!
+//! It prints the chat protocol's name and schema hash, a few frames in their exact wire form,
+//! how bad input is answered, and the TypeScript declarations a browser client is typed with.
+
+use std::collections::BTreeMap;
+
+use omni::{ClientFrame, Protocol, ServerFrame};
+
+/// A chat message.
+#[omni::wire]
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatMessage {
+    /// Unique, chosen by the sender.
+    pub id: String,
+    /// Who wrote it.
+    pub author: String,
+    /// What they wrote.
+    pub text: String,
+    /// Sending until the server confirms it.
+    pub status: Status,
+    /// Milliseconds since the epoch, set by the server.
+    pub sent_at: u64,
+}
+
+/// Whether the server has confirmed a message.
+#[omni::wire]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Status {
+    /// Shown as "Sending…".
+    Sending,
+    /// Stored by the server.
+    Sent,
+}
+
+/// Everything that can happen in the chat.
+#[omni::protocol]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    /// The draft input changed (local only).
+    DraftChanged(String),
+    /// Send a message.
+    #[client]
+    Send(ChatMessage),
+    /// Ask for every stored message.
+    #[client]
+    FetchAll,
+    /// Messages to insert or replace, by id.
+    #[server]
+    Upsert(BTreeMap<String, ChatMessage>),
+    /// How many clients are online.
+    #[server]
+    Presence {
+        /// Connected clients.
+        online: u32,
+    },
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("protocol {} version {}\n", Msg::NAME, Msg::VERSION);
+
+    let message = ChatMessage {
+        id: "m1".into(),
+        author: "ada".into(),
+        text: "hello".into(),
+        status: Status::Sending,
+        sent_at: 0,
+    };
+    // Applied locally, and sent: `into_client` gives the wire form of a `#[client]` variant.
+    let local = Msg::Send(message.clone());
+    let up = local
+        .clone()
+        .into_client()
+        .expect("Send is a client message");
+    let frame = ClientFrame::Msg {
+        payload: up,
+        reference: Some(1),
+        id: None,
+    };
+    println!("client -> server  {}", frame.encode()?);
+
+    let confirmed = ChatMessage {
+        status: Status::Sent,
+        sent_at: 1_700_000_000_000,
+        ..message
+    };
+    let down = ServerFrame::Msg {
+        seq: 1,
+        payload: MsgFromServer::Upsert(BTreeMap::from([("m1".to_owned(), confirmed)])),
+        reference: Some(1),
+        id: None,
+    };
+    println!("server -> client  {}", down.encode()?);
+    let presence = ServerFrame::Push {
+        payload: MsgFromServer::Presence { online: 2 },
+        topic: Some("room".into()),
+        id: None,
+    };
+    println!("server -> client  {}", presence.encode()?);
+
+    let bad = br#"{"type":"msg","payload":{"kind":"Shout"},"ref":2}"#;
+    let err = ClientFrame::<MsgFromClient>::decode(bad).unwrap_err();
+    println!(
+        "\nclient -> server  {}\nserver -> client  {}",
+        String::from_utf8_lossy(bad),
+        ServerFrame::<()>::from(&err).encode()?
+    );
+
+    println!("\n{}", omni::typescript::declarations::<Msg>());
+    Ok(())
+}

@@ -1,0 +1,336 @@
+//! The v1 wire frames.
+//!
+//! Every frame is a JSON object whose first key is `"type"`. A client sends [`ClientFrame`]s
+//! and a server answers with [`ServerFrame`]s; both are generic over the payload, which is the
+//! protocol's wire enum in adjacently tagged form (`{"kind":"Send","data":…}`).
+//! `docs/PROTOCOL.md` shows one exact example of every frame.
+//!
+//! Decoding reads the frame's envelope once, keeping the payload as borrowed raw JSON, and then
+//! decodes the payload once into its type. It never panics: anything malformed is a
+//! [`DecodeError`] whose [`code`](DecodeError::code) is `bad_frame` or `bad_payload`, with the
+//! frame's `ref` and `id` kept when they could be read, so the error frame can name them.
+//!
+//! ```
+//! use omni_runtime::{ClientFrame, ErrorCode, ServerFrame};
+//! use serde_json::{Value, json};
+//!
+//! let hello = ClientFrame::<Value>::decode(br#"{"type":"hello","version":"00ff00ff00ff00ff"}"#)?;
+//! assert!(matches!(hello, ClientFrame::Hello { .. }));
+//!
+//! let err = ClientFrame::<u32>::decode(br#"{"type":"msg","payload":"x","ref":3}"#).unwrap_err();
+//! assert_eq!(err.code(), ErrorCode::BadPayload);
+//! assert_eq!(ServerFrame::<()>::from(&err).encode()?,
+//!     r#"{"type":"error","code":"bad_payload","message":"invalid type: string \"x\", expected u32","ref":3}"#);
+//!
+//! let push = ServerFrame::Push { payload: json!({"kind": "Presence", "data": {"online": 2}}), topic: None, id: None };
+//! assert_eq!(push.encode()?, r#"{"type":"push","payload":{"data":{"online":2},"kind":"Presence"}}"#);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+use crate::SessionId;
+
+/// A sequence number: the position of a sequenced server frame in its session, from 1.
+/// `0` means "nothing yet" in `welcome` and `hello.after`.
+pub type Seq = u64;
+
+/// A client-chosen reference echoed by the `ack` or `error` that answers a `msg`.
+pub type Ref = u64;
+
+/// A frame sent by a client.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame<C> {
+    /// Optional first frame: checks the protocol version, or resumes a session.
+    Hello {
+        /// The protocol's name.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        protocol: Option<String>,
+        /// The client's schema hash; a different one is refused with `version_mismatch`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        version: Option<String>,
+        /// The session to resume.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        session: Option<SessionId>,
+        /// The last sequence number the client holds; replay starts after it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        after: Option<Seq>,
+    },
+    /// A client message.
+    Msg {
+        /// The protocol's client wire enum.
+        payload: C,
+        /// Echoed by the `ack` or `error` that answers this frame.
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        reference: Option<Ref>,
+        /// Mux only: the component the message is for.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        id: Option<String>,
+    },
+    /// Mux: start component `id` of `module`, with a signed token.
+    Join {
+        /// The component's id, chosen by the client, unique on its socket.
+        id: String,
+        /// The registered module to start.
+        module: String,
+        /// The signed token carrying the module, props and expiry.
+        token: String,
+    },
+    /// Mux: stop component `id`.
+    Leave {
+        /// The component's id.
+        id: String,
+    },
+}
+
+impl<C> ClientFrame<C> {
+    /// A `msg` frame without `ref` or `id`.
+    pub fn msg(payload: C) -> Self {
+        Self::Msg {
+            payload,
+            reference: None,
+            id: None,
+        }
+    }
+
+    /// The frame's `ref`, if it is a `msg` that has one.
+    pub fn reference(&self) -> Option<Ref> {
+        match self {
+            Self::Msg { reference, .. } => *reference,
+            _ => None,
+        }
+    }
+
+    /// The frame's `type` as it appears on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Hello { .. } => "hello",
+            Self::Msg { .. } => "msg",
+            Self::Join { .. } => "join",
+            Self::Leave { .. } => "leave",
+        }
+    }
+}
+
+/// A frame sent by a server.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame<S> {
+    /// Sent on connect, and again (with `resumed: true`) when a `hello` resumes a session.
+    Welcome {
+        /// The session this connection belongs to.
+        session: SessionId,
+        /// The last sequence number sent in this session.
+        seq: Seq,
+        /// Whether an earlier session was resumed.
+        resumed: bool,
+        /// The protocol's name.
+        protocol: String,
+        /// The server's schema hash.
+        version: String,
+        /// Mux only: the component.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        id: Option<String>,
+    },
+    /// A sequenced server message: kept in the session's log and replayed on resume.
+    Msg {
+        /// This frame's sequence number.
+        seq: Seq,
+        /// The protocol's server wire enum.
+        payload: S,
+        /// The client `ref` this message answers, if any.
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        reference: Option<Ref>,
+        /// Mux only: the component.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        id: Option<String>,
+    },
+    /// An ephemeral server message (pub/sub): never replayed.
+    Push {
+        /// The protocol's server wire enum.
+        payload: S,
+        /// The topic it was broadcast on, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        topic: Option<String>,
+        /// Mux only: the component.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        id: Option<String>,
+    },
+    /// The client message `ref` was handled.
+    Ack {
+        /// The client's `ref`.
+        #[serde(rename = "ref")]
+        reference: Ref,
+        /// Mux only: the component.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        id: Option<String>,
+    },
+    /// Something went wrong; the connection stays open unless the code says otherwise.
+    Error {
+        /// What went wrong, as a stable code.
+        code: ErrorCode,
+        /// A human-readable explanation.
+        message: String,
+        /// The `ref` of the client frame that caused it.
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        reference: Option<Ref>,
+        /// Mux only: the component.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        id: Option<String>,
+    },
+    /// The client's resume point is no longer held: drop derived state; fresh state follows.
+    Reset {
+        /// The session's current sequence number; the next frame is `seq + 1`.
+        seq: Seq,
+        /// Mux only: the component.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        id: Option<String>,
+    },
+    /// Mux: component `id` started.
+    Joined {
+        /// The component.
+        id: String,
+    },
+    /// Mux: component `id` stopped.
+    Left {
+        /// The component.
+        id: String,
+    },
+}
+
+impl<S> ServerFrame<S> {
+    /// An `error` frame with no `ref` or `id`.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+            reference: None,
+            id: None,
+        }
+    }
+
+    /// The frame's `type` as it appears on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Welcome { .. } => "welcome",
+            Self::Msg { .. } => "msg",
+            Self::Push { .. } => "push",
+            Self::Ack { .. } => "ack",
+            Self::Error { .. } => "error",
+            Self::Reset { .. } => "reset",
+            Self::Joined { .. } => "joined",
+            Self::Left { .. } => "left",
+        }
+    }
+
+    /// The sequence number of a sequenced (`msg`) frame.
+    pub fn seq(&self) -> Option<Seq> {
+        match self {
+            Self::Msg { seq, .. } => Some(*seq),
+            _ => None,
+        }
+    }
+}
+
+/// The stable error codes of `error` frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, not an object, an unknown `type`, or a missing field.
+    BadFrame,
+    /// The payload does not decode as the protocol's message.
+    BadPayload,
+    /// The frame is larger than the limit (ws close 1009, HTTP 413).
+    TooLarge,
+    /// The client's schema hash differs from the server's.
+    VersionMismatch,
+    /// Mux: the join token is tampered, expired, signed with another key or for another module.
+    BadToken,
+    /// Mux: no module of that name is registered.
+    UnknownModule,
+    /// Mux: a component with that id is already joined.
+    DuplicateId,
+    /// Mux: no component with that id is joined.
+    UnknownId,
+    /// The handler returned an error or panicked; its state was restarted.
+    HandlerFailed,
+    /// The connection's outbound queue overflowed; it is closed.
+    SlowConsumer,
+    /// A code this build does not know (sent by a newer peer).
+    #[ts(skip)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// Every code a v1 peer may send.
+    pub const ALL: [ErrorCode; 10] = [
+        Self::BadFrame,
+        Self::BadPayload,
+        Self::TooLarge,
+        Self::VersionMismatch,
+        Self::BadToken,
+        Self::UnknownModule,
+        Self::DuplicateId,
+        Self::UnknownId,
+        Self::HandlerFailed,
+        Self::SlowConsumer,
+    ];
+
+    /// Reads a code as written on the wire; a code this build does not know is
+    /// [`ErrorCode::Unknown`] rather than an error, so newer servers stay readable.
+    pub fn from_wire(code: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == code)
+            .unwrap_or(Self::Unknown)
+    }
+
+    /// The code as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadFrame => "bad_frame",
+            Self::BadPayload => "bad_payload",
+            Self::TooLarge => "too_large",
+            Self::VersionMismatch => "version_mismatch",
+            Self::BadToken => "bad_token",
+            Self::UnknownModule => "unknown_module",
+            Self::DuplicateId => "duplicate_id",
+            Self::UnknownId => "unknown_id",
+            Self::HandlerFailed => "handler_failed",
+            Self::SlowConsumer => "slow_consumer",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let code = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(Self::from_wire(&code))
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

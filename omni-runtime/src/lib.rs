@@ -1,0 +1,33 @@
+//! The runtime behind [`omni`](https://docs.rs/omni): the v1 wire frames and their codec, the
+//! [`Protocol`] trait that `#[omni::protocol]` implements, the per-connection [`Context`] a
+//! handler works with, the [`TransportState`] a client reports, and TypeScript export.
+//!
+//! Users depend on the `omni` crate, which re-exports everything here; this crate exists so
+//! the macro crate and the runtime can be built separately.
+//!
+//! ```
+//! use omni_runtime::frame::{ClientFrame, ServerFrame};
+//!
+//! let frame: ClientFrame<serde_json::Value> =
+//!     ClientFrame::decode(br#"{"type":"msg","payload":{"kind":"FetchAll"},"ref":7}"#).unwrap();
+//! assert_eq!(frame.reference(), Some(7));
+//!
+//! let ack: ServerFrame<()> = ServerFrame::Ack { reference: 7, id: None };
+//! assert_eq!(ack.encode().unwrap(), r#"{"type":"ack","ref":7}"#);
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod codec;
+pub mod context;
+pub mod frame;
+pub mod protocol;
+pub mod session;
+pub mod transport;
+pub mod typescript;
+
+pub use codec::{DecodeError, EncodeError};
+pub use context::{Context, Effect};
+pub use frame::{ClientFrame, ErrorCode, Ref, Seq, ServerFrame};
+pub use protocol::{BoxError, Dispatch, HandlerResult, Protocol};
+pub use session::SessionId;
+pub use transport::{TransportError, TransportState};

@@ -1,0 +1,94 @@
+//! What a client's transport is doing, as an ordinary message.
+//!
+//! `#[omni::protocol]` adds a variant to the user's enum (named `Transport` unless renamed)
+//! that holds a [`TransportState`], so an application's update function sees connection
+//! changes in the same stream as server messages and can show "offline" or "Sending…".
+//!
+//! ```
+//! use omni_runtime::{TransportError, TransportState};
+//!
+//! fn banner(state: &TransportState) -> String {
+//!     match state {
+//!         TransportState::Connected { .. } => "online".into(),
+//!         TransportState::Reconnecting { attempt, delay } => {
+//!             format!("retry {attempt} in {} ms", delay.as_millis())
+//!         }
+//!         TransportState::Error(TransportError::Rejected { code, .. }) => format!("refused: {code}"),
+//!         _ => "offline".into(),
+//!     }
+//! }
+//! assert_eq!(banner(&TransportState::Connecting), "offline");
+//! ```
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ErrorCode, SessionId};
+
+/// A change in the client's connection to the server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TransportState {
+    /// A connection attempt has started.
+    Connecting,
+    /// The server welcomed this client into `session`.
+    Connected {
+        /// The session the server assigned or resumed.
+        session: SessionId,
+    },
+    /// The connection closed. `code` is the WebSocket close code (1006 when the connection
+    /// dropped without one) or the HTTP status.
+    Disconnected {
+        /// Close code or HTTP status.
+        code: u16,
+        /// The peer's reason, or what the client observed.
+        reason: String,
+    },
+    /// The client waits `delay` before its `attempt`-th reconnection attempt.
+    Reconnecting {
+        /// 1 for the first retry after a drop.
+        attempt: u32,
+        /// Backoff with jitter applied.
+        delay: Duration,
+    },
+    /// The server no longer held the client's resume point: drop state derived from earlier
+    /// server messages; fresh state follows.
+    Reset,
+    /// Something failed; the connection may still be up.
+    Error(TransportError),
+}
+
+/// Why a transport reports an error.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, thiserror::Error,
+)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum TransportError {
+    /// The transport could not be set up (a bad URL, a refused handshake).
+    #[error("could not connect: {message}")]
+    Init {
+        /// What went wrong.
+        message: String,
+    },
+    /// A frame from the server did not decode.
+    #[error("could not decode a server frame: {message}")]
+    Decode {
+        /// The decoder's message.
+        message: String,
+    },
+    /// A message could not be sent (queue full, encode failure, socket error).
+    #[error("could not send: {message}")]
+    Send {
+        /// What went wrong.
+        message: String,
+    },
+    /// The server answered with an `error` frame.
+    #[error("server refused ({code}): {message}")]
+    Rejected {
+        /// The v1 error code.
+        code: ErrorCode,
+        /// The server's explanation.
+        message: String,
+    },
+}

@@ -1,0 +1,79 @@
+//! One message enum in, a typed client/server protocol out.
+//!
+//! A web application's `Msg` enum already lists everything that can happen. Mark the variants
+//! a client sends with `#[client]` and those the server sends back with `#[server]`, and
+//! [`#[omni::protocol]`](macro@protocol) generates the wire enums, their codec, a
+//! transport-state variant, a handler trait and the [`Protocol`] impl the runtime needs.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//!
+//! #[omni::wire]
+//! #[derive(Debug, Clone, PartialEq)]
+//! pub struct ChatMessage {
+//!     pub id: String,
+//!     pub text: String,
+//! }
+//!
+//! #[omni::protocol]
+//! #[derive(Debug, Clone, PartialEq)]
+//! pub enum Msg {
+//!     /// Local: never leaves the client.
+//!     DraftChanged(String),
+//!     #[client]
+//!     Send(ChatMessage),
+//!     #[client]
+//!     FetchAll,
+//!     #[server]
+//!     Upsert(BTreeMap<String, ChatMessage>),
+//!     #[server]
+//!     Presence { online: u32 },
+//! }
+//!
+//! // What the client sends, in the v1 wire form:
+//! let up = omni::ClientFrame::msg(MsgFromClient::FetchAll);
+//! assert_eq!(up.encode()?, r#"{"type":"msg","payload":{"kind":"FetchAll"}}"#);
+//!
+//! // Local variants stay local; client variants have a wire form.
+//! use omni::Protocol;
+//! assert!(Msg::DraftChanged("hi".into()).into_client().is_err());
+//! assert_eq!(Msg::FetchAll.into_client().ok(), Some(MsgFromClient::FetchAll));
+//!
+//! // The server's handler: one async method per `#[client]` variant.
+//! struct Room;
+//! impl MsgHandler for Room {
+//!     async fn send(&mut self, cx: &mut omni::Context<Msg>, msg: ChatMessage) -> omni::HandlerResult {
+//!         cx.broadcast("room", MsgFromServer::Upsert(BTreeMap::from([(msg.id.clone(), msg)])));
+//!         Ok(())
+//!     }
+//!     async fn fetch_all(&mut self, cx: &mut omni::Context<Msg>) -> omni::HandlerResult {
+//!         cx.send(MsgFromServer::Upsert(BTreeMap::new()));
+//!         Ok(())
+//!     }
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The wire protocol is documented in `docs/PROTOCOL.md`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub use omni_macros::{protocol, wire};
+pub use omni_runtime::{
+    BoxError, ClientFrame, Context, DecodeError, Dispatch, Effect, EncodeError, ErrorCode,
+    HandlerResult, Protocol, Ref, Seq, ServerFrame, SessionId, TransportError, TransportState,
+};
+pub use omni_runtime::{codec, context, frame, session, transport, typescript};
+
+/// `ts-rs`, re-exported so that `#[derive(omni::TS)]` works without a direct dependency.
+pub use ts_rs::{self, TS};
+
+/// Paths the generated code names, so a user never adds serde or ts-rs just to make the
+/// macro's output compile. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+    pub use serde_json;
+    pub use ts_rs;
+
+    pub use omni_runtime::{Context, Dispatch, HandlerResult, Protocol, TransportState};
+}
