@@ -75,5 +75,9 @@ pub mod __private {
     pub use serde_json;
     pub use ts_rs;
 
+    pub use omni_runtime::typescript::build as typescript;
     pub use omni_runtime::{Context, Dispatch, HandlerResult, Protocol, TransportState};
+    pub use std::path::PathBuf;
+    pub use std::string::String;
+    pub use std::vec::Vec;
 }

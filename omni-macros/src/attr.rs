@@ -4,7 +4,7 @@
 use proc_macro2::TokenStream;
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
-use syn::{Attribute, Ident, LitStr, Meta};
+use syn::{Attribute, Ident, LitStr, Meta, Token};
 
 use crate::case::RenameRule;
 use crate::ctxt::Ctxt;
@@ -34,17 +34,17 @@ impl Container {
         let mut out = Container::default();
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("client") {
-                set_once(cx, &mut out.client, &meta, meta.value()?.parse()?)
+                set_once(cx, &mut out.client, &meta, value(&meta, "client")?)
             } else if meta.path.is_ident("server") {
-                set_once(cx, &mut out.server, &meta, meta.value()?.parse()?)
+                set_once(cx, &mut out.server, &meta, value(&meta, "server")?)
             } else if meta.path.is_ident("handler") {
-                set_once(cx, &mut out.handler, &meta, meta.value()?.parse()?)
+                set_once(cx, &mut out.handler, &meta, value(&meta, "handler")?)
             } else if meta.path.is_ident("transport") {
-                set_once(cx, &mut out.transport, &meta, meta.value()?.parse()?)
+                set_once(cx, &mut out.transport, &meta, value(&meta, "transport")?)
             } else if meta.path.is_ident("name") {
-                set_once(cx, &mut out.name, &meta, meta.value()?.parse()?)
+                set_once(cx, &mut out.name, &meta, value(&meta, "name")?)
             } else if meta.path.is_ident("rename_all") {
-                let lit: LitStr = meta.value()?.parse()?;
+                let lit: LitStr = value(&meta, "rename_all")?;
                 match RenameRule::from_str(&lit.value()) {
                     Some(rule) => set_once(cx, &mut out.rename_all, &meta, rule),
                     None => {
@@ -60,10 +60,11 @@ impl Container {
                     }
                 }
             } else {
-                Err(meta.error(format_args!(
+                cx.syn_error(meta.error(format_args!(
                     "unknown `#[omni::protocol]` option `{}`; expected one of: {CONTAINER_OPTIONS}",
                     path_str(&meta.path)
-                )))
+                )));
+                skip_value(&meta)
             }
         });
         if let Err(err) = parser.parse2(args) {
@@ -147,13 +148,14 @@ impl Variant {
     fn parse_options(&mut self, attr: &Attribute, cx: &mut Ctxt) {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("rename") {
-                let lit: LitStr = meta.value()?.parse()?;
+                let lit: LitStr = value(&meta, "rename")?;
                 set_once(cx, &mut self.rename, &meta, lit)
             } else {
-                Err(meta.error(format_args!(
+                cx.syn_error(meta.error(format_args!(
                     "unknown variant option `{}`; expected {VARIANT_OPTIONS}",
                     path_str(&meta.path)
-                )))
+                )));
+                skip_value(&meta)
             }
         });
         if let Err(err) = result {
@@ -172,6 +174,29 @@ pub(crate) fn is_helper(attr: &Attribute) -> bool {
 pub(crate) fn is_carried(attr: &Attribute) -> bool {
     let path = attr.path();
     path.is_ident("doc") || path.is_ident("cfg") || path.is_ident("cfg_attr")
+}
+
+/// Reads `= value` after an option's name, or says how the option is written.
+fn value<T: syn::parse::Parse>(meta: &ParseNestedMeta, option: &str) -> syn::Result<T> {
+    if !meta.input.peek(Token![=]) {
+        let example = match option {
+            "name" | "rename" => format!("{option} = \"...\""),
+            "rename_all" => format!("{option} = \"snake_case\""),
+            _ => format!("{option} = Name"),
+        };
+        return Err(meta.error(format_args!("`{option}` takes a value: write `{example}`")));
+    }
+    meta.value()?.parse()
+}
+
+/// Steps over an unknown option's value so the options after it are still checked.
+fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) {
+        meta.value()?.parse::<syn::Expr>()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        meta.parse_nested_meta(|nested| skip_value(&nested))?;
+    }
+    Ok(())
 }
 
 fn set_once<T>(

@@ -2,7 +2,9 @@
 //! [`ToTokens`]. Everything generated names `::core::…` or `::omni::__private::…` only.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, quote};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
 use syn::{Fields, Ident, Item, ItemEnum, Path, Token, punctuated::Punctuated};
 
 use crate::ast::{Protocol, Variant};
@@ -12,10 +14,9 @@ use crate::validate;
 
 /// Derives copied from the user's enum onto the wire enums. Only std's, whose bounds the
 /// wire enums' fields are known to meet when the user's enum meets them.
-const MIRRORED_DERIVES: [&str; 8] = [
+const MIRRORED_DERIVES: [&str; 7] = [
     "Debug",
     "Clone",
-    "Copy",
     "PartialEq",
     "Eq",
     "Hash",
@@ -66,11 +67,18 @@ fn misplaced(input: &TokenStream, span: &dyn ToTokens, what: &str) -> TokenStrea
     quote!(#input #err)
 }
 
-/// The user's enum without `#[client]`, `#[server]` and `#[omni(...)]`.
+/// The user's enum without `#[client]`, `#[server]`, `#[omni(...)]`, and field `#[serde]`.
 fn strip_helpers(item: &ItemEnum) -> ItemEnum {
     let mut item = item.clone();
+    item.attrs.retain(|a| !a.path().is_ident("omni"));
     for variant in &mut item.variants {
         variant.attrs.retain(|a| !attr::is_helper(a));
+        // Validation rejects both on fields; without them the only error is the macro's own.
+        for field in variant.fields.iter_mut() {
+            field
+                .attrs
+                .retain(|a| !a.path().is_ident("omni") && !a.path().is_ident("serde"));
+        }
     }
     item
 }
@@ -140,15 +148,153 @@ impl<'a> Generator<'a> {
             }
         });
         let serde_crate = format!("{private}::serde").replace(' ', "");
-        let ts_crate = format!("{private}::ts_rs").replace(' ', "");
         quote! {
             #[doc = #doc]
-            #[derive(#(#derives,)* #private::serde::Serialize, #private::serde::Deserialize, #private::ts_rs::TS)]
+            #[derive(#(#derives,)* #private::serde::Serialize, #private::serde::Deserialize)]
             #[serde(crate = #serde_crate, tag = "kind", content = "data")]
-            #[ts(crate = #ts_crate)]
             #vis enum #ident {
                 #(#variants,)*
             }
+        }
+    }
+
+    /// `ts_rs::TS` for a wire enum, written here rather than derived because ts-rs's derive
+    /// output names prelude items and would not compile under `#![no_implicit_prelude]`.
+    /// Field types are still declared by their own `TS` impls.
+    fn typescript_impl(&self, direction: Direction) -> TokenStream {
+        let private = &self.private;
+        let ts = quote!(#private::ts_rs);
+        let ident = self.wire_ident(direction);
+        let name = ident.to_string();
+        let decl_head = format!("type {name} = ");
+        let file = format!("{name}.ts");
+        let doc = format!(
+            " The `#[{}]` messages of `{}`.",
+            direction.attr_name(),
+            self.protocol.item.ident
+        );
+        let members = self.protocol.wire_variants(direction).map(|v| {
+            let cfgs = v.cfg_attrs();
+            let kind = &v.wire_name;
+            let data = match &v.original.fields {
+                Fields::Unit => quote!(::core::option::Option::None),
+                Fields::Unnamed(f) if f.unnamed.len() == 1 => {
+                    let name = ts_name(&f.unnamed[0].ty, &ts);
+                    quote!(::core::option::Option::Some(#name))
+                }
+                Fields::Unnamed(f) => {
+                    let items = f.unnamed.iter().map(|field| {
+                        let cfgs = field.attrs.iter().filter(|a| is_cfg(a));
+                        let name = ts_name(&field.ty, &ts);
+                        quote!(#(#cfgs)* __omni_items.push(#name);)
+                    });
+                    quote!(::core::option::Option::Some({
+                        let mut __omni_items = #private::Vec::new();
+                        #(#items)*
+                        #private::typescript::tuple(__omni_items)
+                    }))
+                }
+                Fields::Named(f) => {
+                    let items = f.named.iter().map(|field| {
+                        let cfgs = field.attrs.iter().filter(|a| is_cfg(a));
+                        let key = field.ident.as_ref().map(|i| i.unraw().to_string());
+                        let name = ts_name(&field.ty, &ts);
+                        quote!(#(#cfgs)* __omni_items.push((#key, #name));)
+                    });
+                    quote!(::core::option::Option::Some({
+                        let mut __omni_items = #private::Vec::new();
+                        #(#items)*
+                        #private::typescript::object(__omni_items)
+                    }))
+                }
+            };
+            quote! {
+                #(#cfgs)*
+                __omni_members.push(#private::typescript::variant(#kind, #data));
+            }
+        });
+        let visits = self.protocol.wire_variants(direction).map(|v| {
+            let cfgs = v.cfg_attrs();
+            let fields = v.fields().into_iter().map(|field| {
+                let cfgs = field.attrs.iter().filter(|a| is_cfg(a));
+                let ty = &field.ty;
+                quote! {
+                    #(#cfgs)*
+                    {
+                        visitor.visit::<#ty>();
+                        <#ty as #ts::TS>::visit_generics(visitor);
+                    }
+                }
+            });
+            quote!(#(#cfgs)* { #(#fields)* })
+        });
+        quote! {
+            impl #ts::TS for #ident {
+                type WithoutGenerics = Self;
+                type OptionInnerType = Self;
+
+                fn docs() -> ::core::option::Option<#private::String> {
+                    ::core::option::Option::Some(#ts::format_docs(&[#doc]))
+                }
+                fn name(_: &#ts::Config) -> #private::String {
+                    ::core::convert::From::from(#name)
+                }
+                fn inline(cfg: &#ts::Config) -> #private::String {
+                    let mut __omni_members = #private::Vec::new();
+                    #(#members)*
+                    #private::typescript::union(__omni_members)
+                }
+                fn decl(cfg: &#ts::Config) -> #private::String {
+                    let mut decl: #private::String = ::core::convert::From::from(#decl_head);
+                    decl.push_str(&<Self as #ts::TS>::inline(cfg));
+                    decl.push(';');
+                    decl
+                }
+                fn decl_concrete(cfg: &#ts::Config) -> #private::String {
+                    <Self as #ts::TS>::decl(cfg)
+                }
+                fn visit_dependencies(visitor: &mut impl #ts::TypeVisitor)
+                where
+                    Self: 'static,
+                {
+                    #(#visits)*
+                }
+                fn output_path() -> ::core::option::Option<#private::PathBuf> {
+                    ::core::option::Option::Some(::core::convert::From::from(#file))
+                }
+            }
+        }
+    }
+
+    /// A check per field that its type is `Serialize`, spanned on the field's type: serde's own
+    /// derive reports a missing `Serialize` on the attribute (a missing `Deserialize` it
+    /// already reports on the field).
+    fn field_assertions(&self) -> TokenStream {
+        let private = &self.private;
+        let checks = self
+            .protocol
+            .variants
+            .iter()
+            .filter(|v| v.direction.is_some())
+            .map(|v| {
+                let cfgs = v.cfg_attrs();
+                let fields = v.fields().into_iter().map(|field| {
+                    let cfgs = field.attrs.iter().filter(|a| is_cfg(a));
+                    let ty = &field.ty;
+                    quote_spanned! {ty.span()=>
+                        #(#cfgs)*
+                        __omni_serialize::<#ty>();
+                    }
+                });
+                quote!(#(#cfgs)* { #(#fields)* })
+            });
+        quote! {
+            const _: () = {
+                fn __omni_serialize<T: ?::core::marker::Sized + #private::serde::Serialize>() {}
+                fn __omni_fields_travel() {
+                    #(#checks)*
+                }
+            };
         }
     }
 
@@ -285,7 +431,8 @@ impl<'a> Generator<'a> {
             } else {
                 cx.clone()
             };
-            quote! {
+            // Spanned on the variant so "missing `send`" points at `Send`.
+            quote_spanned! {v.ident().span()=>
                 #(#attrs)*
                 fn #method(&mut self, #cx, #(#params),*) -> #output;
             }
@@ -368,13 +515,26 @@ impl<'a> Generator<'a> {
 impl ToTokens for Generator<'_> {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         tokens.extend(self.user_enum());
+        tokens.extend(self.field_assertions());
         tokens.extend(self.wire_enum(Direction::Client));
         tokens.extend(self.wire_enum(Direction::Server));
+        tokens.extend(self.typescript_impl(Direction::Client));
+        tokens.extend(self.typescript_impl(Direction::Server));
         tokens.extend(self.conversions());
         tokens.extend(self.protocol_impl());
         tokens.extend(self.handler_trait());
         tokens.extend(self.dispatch_impl());
     }
+}
+
+/// `<T as TS>::name(cfg)`, spanned on the field's type so a type without `TS` is reported
+/// there.
+fn ts_name(ty: &syn::Type, ts: &TokenStream) -> TokenStream {
+    quote_spanned!(ty.span()=> <#ty as #ts::TS>::name(cfg))
+}
+
+fn is_cfg(attr: &syn::Attribute) -> bool {
+    attr.path().is_ident("cfg") || attr.path().is_ident("cfg_attr")
 }
 
 /// The variant's fields with only docs and `#[cfg]` kept on each.

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 
 use syn::ext::IdentExt;
+use syn::punctuated::Punctuated;
+use syn::{Path, Token};
 
 use crate::ast::Protocol;
 use crate::attr::Direction;
@@ -14,6 +16,8 @@ const HOOKS: [&str; 2] = ["connected", "disconnected"];
 
 pub(crate) fn check(protocol: &Protocol, cx: &mut Ctxt) {
     generics(protocol, cx);
+    shape(protocol, cx);
+    stray_attributes(protocol, cx);
     not_empty(protocol, cx);
     local_options(protocol, cx);
     wire_names(protocol, cx);
@@ -29,6 +33,68 @@ fn generics(protocol: &Protocol, cx: &mut Ctxt) {
             "a protocol enum cannot be generic: both ends must agree on one concrete wire \
              type; use concrete field types, or one protocol enum per instantiation",
         );
+    }
+}
+
+/// What the added `Transport(TransportState)` variant rules out.
+fn shape(protocol: &Protocol, cx: &mut Ctxt) {
+    for variant in &protocol.variants {
+        if let Some((_, discriminant)) = &variant.original.discriminant {
+            cx.error_spanned_by(
+                discriminant,
+                "a protocol enum cannot have explicit discriminants: `#[omni::protocol]` adds a \
+                 `Transport(..)` variant that holds data; remove `= ...`",
+            );
+        }
+    }
+    for attr in &protocol.item.attrs {
+        if !attr.path().is_ident("derive") {
+            continue;
+        }
+        let Ok(paths) = attr.parse_args_with(Punctuated::<Path, Token![,]>::parse_terminated)
+        else {
+            continue;
+        };
+        for path in paths.iter().filter(|p| p.is_ident("Copy")) {
+            cx.error_spanned_by(
+                path,
+                "a protocol enum cannot be `Copy`: the `Transport` variant `#[omni::protocol]` \
+                 adds holds a `TransportState`, which owns strings; remove `Copy`",
+            );
+        }
+    }
+}
+
+/// `#[omni(...)]` and `#[serde(...)]` where they would be silently ignored.
+fn stray_attributes(protocol: &Protocol, cx: &mut Ctxt) {
+    for attr in protocol
+        .item
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("omni"))
+    {
+        cx.error_spanned_by(
+            attr,
+            "protocol options go in the macro's own arguments: write \
+             `#[omni::protocol(rename_all = ...)]` instead of `#[omni(...)]` on the enum",
+        );
+    }
+    for field in protocol
+        .variants
+        .iter()
+        .flat_map(|v| v.original.fields.iter())
+    {
+        for attr in &field.attrs {
+            if attr.path().is_ident("omni") {
+                cx.error_spanned_by(attr, "`#[omni(...)]` goes on a variant, not on a field");
+            } else if attr.path().is_ident("serde") {
+                cx.error_spanned_by(
+                    attr,
+                    "serde field attributes are not carried into a protocol's wire enums; move \
+                     these fields into a `#[omni::wire]` struct and put `#[serde(...)]` there",
+                );
+            }
+        }
     }
 }
 

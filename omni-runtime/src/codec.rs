@@ -19,8 +19,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::SessionId;
-use crate::frame::{ClientFrame, ErrorCode, Ref, Seq, ServerFrame};
+use crate::frame::{ClientFrame, ErrorCode, Ref, ServerFrame};
 
 /// A frame that could not be decoded.
 ///
@@ -79,45 +78,66 @@ impl<S> From<&DecodeError> for ServerFrame<S> {
 #[error("could not encode frame: {0}")]
 pub struct EncodeError(#[from] serde_json::Error);
 
-/// The union of every frame's fields, with the payload left as raw JSON. Unknown keys are
-/// ignored so that newer peers can add fields.
+/// Every field a frame may have, each left as raw JSON until the frame's type asks for it, so
+/// a key that another frame type uses (or a newer peer adds) is never type-checked here.
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(rename = "type", borrow)]
     kind: Cow<'a, str>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     payload: Option<&'a RawValue>,
-    #[serde(rename = "ref", default)]
-    reference: Option<Ref>,
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    protocol: Option<String>,
-    #[serde(default)]
-    version: Option<String>,
-    #[serde(default)]
-    session: Option<SessionId>,
-    #[serde(default)]
-    after: Option<Seq>,
-    #[serde(default)]
-    module: Option<String>,
-    #[serde(default)]
-    token: Option<String>,
-    #[serde(default)]
-    seq: Option<Seq>,
-    #[serde(default)]
-    resumed: Option<bool>,
-    #[serde(default)]
-    topic: Option<String>,
-    #[serde(default)]
-    code: Option<ErrorCode>,
-    #[serde(default)]
-    message: Option<String>,
+    #[serde(rename = "ref", borrow, default)]
+    reference: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    protocol: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    version: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    session: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    after: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    module: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    token: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    seq: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    resumed: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    topic: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    code: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    message: Option<&'a RawValue>,
 }
 
-impl<'a> Envelope<'a> {
+/// A present `payload` is `Some` even when it is `null` (a unit payload); only a missing key is
+/// `None`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&'de RawValue>::deserialize(d).map(Some)
+}
+
+/// The envelope of one frame, with its `ref` and `id` read up front so that every error about
+/// the frame can name them.
+struct Parsed<'a> {
+    env: Envelope<'a>,
+    reference: Option<Ref>,
+    id: Option<String>,
+}
+
+impl<'a> Parsed<'a> {
     fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
-        serde_json::from_slice(bytes).map_err(|e| DecodeError::frame(e.to_string()))
+        let env: Envelope<'a> =
+            serde_json::from_slice(bytes).map_err(|e| DecodeError::frame(e.to_string()))?;
+        // Read leniently here: a malformed `ref` or `id` is reported when the frame needs it.
+        let reference = env
+            .reference
+            .and_then(|raw| serde_json::from_str(raw.get()).ok());
+        let id = env.id.and_then(|raw| serde_json::from_str(raw.get()).ok());
+        Ok(Parsed { env, reference, id })
     }
 
     /// Builds a `bad_frame` error that keeps this frame's `ref` and `id`.
@@ -130,12 +150,40 @@ impl<'a> Envelope<'a> {
         }
     }
 
-    fn required<T>(&self, field: Option<T>, name: &str) -> Result<T, DecodeError> {
-        field.ok_or_else(|| self.bad(format!("`{}` frame needs `{name}`", self.kind)))
+    /// Reads an optional field as `T`; a present field of the wrong type is a `bad_frame`.
+    fn optional<T: DeserializeOwned>(
+        &self,
+        field: Option<&RawValue>,
+        name: &str,
+    ) -> Result<Option<T>, DecodeError> {
+        field
+            .map(|raw| {
+                serde_json::from_str(raw.get()).map_err(|e| {
+                    self.bad(format!(
+                        "`{}` frame has a bad `{name}`: {}",
+                        self.env.kind,
+                        without_position(&e)
+                    ))
+                })
+            })
+            .transpose()
+    }
+
+    /// Reads a field the frame cannot do without.
+    fn required<T: DeserializeOwned>(
+        &self,
+        field: Option<&RawValue>,
+        name: &str,
+    ) -> Result<T, DecodeError> {
+        self.optional(field, name)?
+            .ok_or_else(|| self.bad(format!("`{}` frame needs `{name}`", self.env.kind)))
     }
 
     fn payload<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
-        let raw = self.required(self.payload, "payload")?;
+        let raw = self
+            .env
+            .payload
+            .ok_or_else(|| self.bad(format!("`{}` frame needs `payload`", self.env.kind)))?;
         serde_json::from_str(raw.get()).map_err(|e| DecodeError {
             code: ErrorCode::BadPayload,
             message: without_position(&e),
@@ -145,7 +193,7 @@ impl<'a> Envelope<'a> {
     }
 
     fn unknown(&self) -> DecodeError {
-        self.bad(format!("unknown frame type `{}`", self.kind))
+        self.bad(format!("unknown frame type `{}`", self.env.kind))
     }
 }
 
@@ -163,28 +211,29 @@ fn without_position(err: &serde_json::Error) -> String {
 impl<C: DeserializeOwned> ClientFrame<C> {
     /// Decodes one frame from JSON bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let env = Envelope::parse(bytes)?;
-        let frame = match &*env.kind {
+        let p = Parsed::parse(bytes)?;
+        let e = &p.env;
+        let frame = match &*e.kind {
             "hello" => ClientFrame::Hello {
-                protocol: env.protocol.clone(),
-                version: env.version.clone(),
-                session: env.session,
-                after: env.after,
+                protocol: p.optional(e.protocol, "protocol")?,
+                version: p.optional(e.version, "version")?,
+                session: p.optional(e.session, "session")?,
+                after: p.optional(e.after, "after")?,
             },
             "msg" => ClientFrame::Msg {
-                payload: env.payload()?,
-                reference: env.reference,
-                id: env.id.clone(),
+                reference: p.optional(e.reference, "ref")?,
+                id: p.optional(e.id, "id")?,
+                payload: p.payload()?,
             },
             "join" => ClientFrame::Join {
-                id: env.required(env.id.clone(), "id")?,
-                module: env.required(env.module.clone(), "module")?,
-                token: env.required(env.token.clone(), "token")?,
+                id: p.required(e.id, "id")?,
+                module: p.required(e.module, "module")?,
+                token: p.required(e.token, "token")?,
             },
             "leave" => ClientFrame::Leave {
-                id: env.required(env.id.clone(), "id")?,
+                id: p.required(e.id, "id")?,
             },
-            _ => return Err(env.unknown()),
+            _ => return Err(p.unknown()),
         };
         Ok(frame)
     }
@@ -193,48 +242,49 @@ impl<C: DeserializeOwned> ClientFrame<C> {
 impl<S: DeserializeOwned> ServerFrame<S> {
     /// Decodes one frame from JSON bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let env = Envelope::parse(bytes)?;
-        let frame = match &*env.kind {
+        let p = Parsed::parse(bytes)?;
+        let e = &p.env;
+        let frame = match &*e.kind {
             "welcome" => ServerFrame::Welcome {
-                session: env.required(env.session, "session")?,
-                seq: env.required(env.seq, "seq")?,
-                resumed: env.resumed.unwrap_or(false),
-                protocol: env.protocol.clone().unwrap_or_default(),
-                version: env.version.clone().unwrap_or_default(),
-                id: env.id.clone(),
+                session: p.required(e.session, "session")?,
+                seq: p.required(e.seq, "seq")?,
+                resumed: p.optional(e.resumed, "resumed")?.unwrap_or(false),
+                protocol: p.optional(e.protocol, "protocol")?.unwrap_or_default(),
+                version: p.optional(e.version, "version")?.unwrap_or_default(),
+                id: p.optional(e.id, "id")?,
             },
             "msg" => ServerFrame::Msg {
-                seq: env.required(env.seq, "seq")?,
-                payload: env.payload()?,
-                reference: env.reference,
-                id: env.id.clone(),
+                seq: p.required(e.seq, "seq")?,
+                reference: p.optional(e.reference, "ref")?,
+                id: p.optional(e.id, "id")?,
+                payload: p.payload()?,
             },
             "push" => ServerFrame::Push {
-                payload: env.payload()?,
-                topic: env.topic.clone(),
-                id: env.id.clone(),
+                topic: p.optional(e.topic, "topic")?,
+                id: p.optional(e.id, "id")?,
+                payload: p.payload()?,
             },
             "ack" => ServerFrame::Ack {
-                reference: env.required(env.reference, "ref")?,
-                id: env.id.clone(),
+                reference: p.required(e.reference, "ref")?,
+                id: p.optional(e.id, "id")?,
             },
             "error" => ServerFrame::Error {
-                code: env.required(env.code, "code")?,
-                message: env.message.clone().unwrap_or_default(),
-                reference: env.reference,
-                id: env.id.clone(),
+                code: p.required(e.code, "code")?,
+                message: p.optional(e.message, "message")?.unwrap_or_default(),
+                reference: p.optional(e.reference, "ref")?,
+                id: p.optional(e.id, "id")?,
             },
             "reset" => ServerFrame::Reset {
-                seq: env.required(env.seq, "seq")?,
-                id: env.id.clone(),
+                seq: p.required(e.seq, "seq")?,
+                id: p.optional(e.id, "id")?,
             },
             "joined" => ServerFrame::Joined {
-                id: env.required(env.id.clone(), "id")?,
+                id: p.required(e.id, "id")?,
             },
             "left" => ServerFrame::Left {
-                id: env.required(env.id.clone(), "id")?,
+                id: p.required(e.id, "id")?,
             },
-            _ => return Err(env.unknown()),
+            _ => return Err(p.unknown()),
         };
         Ok(frame)
     }
@@ -296,6 +346,39 @@ mod tests {
             ClientFrame::<Value>::decode(br#"{"type":"le\u0061ve","id":"a","extra":[1,2]}"#)
                 .unwrap();
         assert_eq!(frame, ClientFrame::Leave { id: "a".into() });
+    }
+
+    #[test]
+    fn fields_of_other_frame_types_are_not_checked() {
+        let frame = ClientFrame::<Value>::decode(
+            br#"{"type":"msg","payload":null,"ref":3,"code":5,"seq":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            frame,
+            ClientFrame::Msg {
+                payload: Value::Null,
+                reference: Some(3),
+                id: None
+            }
+        );
+        let err =
+            ClientFrame::<Value>::decode(br#"{"type":"hello","after":"x","ref":1}"#).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`hello` frame has a bad `after`: invalid type: string \"x\", expected u64"
+        );
+    }
+
+    #[test]
+    fn unit_payloads_round_trip() {
+        let frame = ServerFrame::Push {
+            payload: (),
+            topic: None,
+            id: None,
+        };
+        let text = frame.encode().unwrap();
+        assert_eq!(ServerFrame::<()>::decode(text.as_bytes()).unwrap(), frame);
     }
 
     #[test]

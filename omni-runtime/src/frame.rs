@@ -7,7 +7,7 @@
 //!
 //! Decoding reads the frame's envelope once, keeping the payload as borrowed raw JSON, and then
 //! decodes the payload once into its type. It never panics: anything malformed is a
-//! [`DecodeError`] whose [`code`](DecodeError::code) is `bad_frame` or `bad_payload`, with the
+//! [`DecodeError`](crate::DecodeError) whose [`code`](crate::DecodeError::code) is `bad_frame` or `bad_payload`, with the
 //! frame's `ref` and `id` kept when they could be read, so the error frame can name them.
 //!
 //! ```

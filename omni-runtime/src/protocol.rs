@@ -9,7 +9,7 @@
 //! fn describe<P: Protocol>() -> String {
 //!     format!("{} v{}", P::NAME, P::VERSION)
 //! }
-//! //! ```
+//! ```
 
 use std::future::Future;
 

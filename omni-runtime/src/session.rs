@@ -55,8 +55,9 @@ impl FromStr for SessionId {
     type Err = ParseSessionIdError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        // `from_str_radix` alone would accept a sign and shorter strings.
-        if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        // `from_str_radix` alone would accept a sign, shorter strings and upper case; the wire
+        // form is exactly one spelling, so a session id compares equal as text too.
+        if s.len() != 32 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(ParseSessionIdError);
         }
         u128::from_str_radix(s, 16)
@@ -98,6 +99,11 @@ mod tests {
                 .is_err()
         );
         assert!("abc".parse::<SessionId>().is_err());
+        assert!(
+            "0123456789ABCDEF0123456789abcdef"
+                .parse::<SessionId>()
+                .is_err()
+        );
         assert!(serde_json::from_str::<SessionId>("17").is_err());
     }
 }

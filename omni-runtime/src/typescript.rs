@@ -75,3 +75,44 @@ impl TypeVisitor for Collect<'_> {
         T::visit_generics(self);
     }
 }
+
+/// Pieces of the declarations `#[omni::protocol]` writes for its wire enums, which are always
+/// adjacently tagged as `{ "kind": …, "data": … }`. Not public API.
+#[doc(hidden)]
+pub mod build {
+    /// One member of a wire enum's union: `{ "kind": "Send", "data": T }`.
+    pub fn variant(kind: &str, data: Option<String>) -> String {
+        let kind = serde_json::to_string(kind).unwrap_or_default();
+        match data {
+            Some(data) => format!("{{ \"kind\": {kind}, \"data\": {data} }}"),
+            None => format!("{{ \"kind\": {kind} }}"),
+        }
+    }
+
+    /// The data of a tuple variant: `[A, B]`.
+    pub fn tuple(items: Vec<String>) -> String {
+        format!("[{}]", items.join(", "))
+    }
+
+    /// The data of a struct variant: `{ a: A, b: B, }`.
+    pub fn object(fields: Vec<(&str, String)>) -> String {
+        let mut out = String::from("{ ");
+        for (name, ty) in fields {
+            out.push_str(name);
+            out.push_str(": ");
+            out.push_str(&ty);
+            out.push_str(", ");
+        }
+        out.push('}');
+        out
+    }
+
+    /// A union of members, or `never` for an enum without variants.
+    pub fn union(members: Vec<String>) -> String {
+        if members.is_empty() {
+            "never".to_owned()
+        } else {
+            members.join(" | ")
+        }
+    }
+}

@@ -1,1 +1,73 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <task>` (the alias is in `.cargo/config.toml`).
+//!
+//! `cargo xtask test` is the one command that tests everything. A test that needs an outside
+//! tool gets a provisioning step here, one function per tool, called from [`test()`] before
+//! `cargo test`, so that a clean clone needs nothing installed by hand.
+
+use std::ffi::OsString;
+use std::process::{Command, ExitCode};
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [args...]
+
+tasks:
+  test [args...]   run `cargo test --workspace --all-features [args...]`
+  help             print this message";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let task = args.next();
+    let rest: Vec<OsString> = args.collect();
+    match task.as_ref().and_then(|t| t.to_str()) {
+        Some("test") => test(rest),
+        Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some(other) => usage_error(&format!("unknown task `{other}`")),
+        None if task.is_some() => usage_error("the task name is not UTF-8"),
+        None => usage_error("no task given"),
+    }
+}
+
+fn usage_error(problem: &str) -> ExitCode {
+    eprintln!("xtask: {problem}\n\n{USAGE}");
+    ExitCode::from(2)
+}
+
+/// Tests the whole workspace with every feature; `args` go to `cargo test` (filters, `--`, …).
+fn test(args: Vec<OsString>) -> ExitCode {
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--all-features"])
+        .args(args);
+    run(cmd)
+}
+
+/// The cargo that runs this task (`$CARGO`), so the toolchain pinned in `rust-toolchain.toml`
+/// is used throughout.
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Runs `cmd` with this process's stdin, stdout and stderr, after printing it, and exits with
+/// its status.
+fn run(mut cmd: Command) -> ExitCode {
+    let line = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|part| part.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    eprintln!("xtask: running `{line}`");
+    match cmd.status() {
+        // An exit status that does not fit (or a death by signal) still has to read as failure.
+        Ok(status) => match status.code() {
+            Some(0) => ExitCode::SUCCESS,
+            Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            None => ExitCode::FAILURE,
+        },
+        Err(err) => {
+            eprintln!("xtask: cannot run `{line}`: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,6 +1,9 @@
 //! A chat protocol's wire enums, written the way `#[omni::protocol]` generates them, shared by
 //! the integration tests of this crate.
 
+// Each test crate compiles this module and uses a different part of it.
+#![allow(dead_code)]
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

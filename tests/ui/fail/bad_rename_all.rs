@@ -1,0 +1,7 @@
+#[omni::protocol(rename_all = "lower_case")]
+pub enum Msg {
+    #[client]
+    Ping,
+}
+
+fn main() {}

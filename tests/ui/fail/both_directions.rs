@@ -1,0 +1,8 @@
+#[omni::protocol]
+pub enum Msg {
+    #[client]
+    #[server]
+    Ping,
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[omni::protocol]
+pub enum Msg {
+    #[client(x)]
+    Ping,
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+pub struct Note {
+    pub text: String,
+}
+
+#[omni::protocol]
+pub enum Msg {
+    #[client]
+    Post(Note),
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+#[omni::protocol(transport = Status)]
+pub enum Msg {
+    #[client]
+    Ping,
+    Status(String),
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+#[omni::protocol]
+pub enum Msg {
+    #[client]
+    Ping,
+    Transport(String),
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[omni::protocol(client)]
+pub enum Msg {
+    #[client]
+    Ping,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+#[omni::protocol]
+#[derive(Clone, Copy)]
+pub enum Msg {
+    #[client]
+    Ping,
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[omni::protocol]
+pub enum Msg {
+    #[client]
+    Ping = 1,
+}
+
+fn main() {}

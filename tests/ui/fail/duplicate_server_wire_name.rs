@@ -1,0 +1,13 @@
+#[omni::protocol]
+pub enum Msg {
+    #[client]
+    Ask,
+    #[server]
+    #[omni(rename = "answer")]
+    Answer,
+    #[server]
+    #[omni(rename = "answer")]
+    Reply,
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+#[omni::protocol]
+pub enum Msg {
+    #[client]
+    Ping,
+    #[client]
+    #[omni(rename = "Ping")]
+    Pong,
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[omni::protocol]
+pub enum Msg {
+    DraftChanged(String),
+    Cleared,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+#[omni::protocol(client = Wire, server = Wire)]
+pub enum Msg {
+    #[client]
+    Ping,
+    #[server]
+    Pong,
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+#[omni::protocol]
+pub enum Msg {
+    #[client]
+    Connected,
+    #[server]
+    Welcome,
+}
+
+fn main() {}

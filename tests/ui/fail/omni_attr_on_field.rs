@@ -1,0 +1,10 @@
+#[omni::protocol]
+pub enum Msg {
+    #[client]
+    Presence {
+        #[omni(rename = "n")]
+        online: u32,
+    },
+}
+
+fn main() {}

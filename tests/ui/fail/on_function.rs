@@ -1,0 +1,4 @@
+#[omni::protocol]
+fn msg() {}
+
+fn main() {}

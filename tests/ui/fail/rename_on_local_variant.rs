@@ -1,0 +1,9 @@
+#[omni::protocol]
+pub enum Msg {
+    #[omni(rename = "draft")]
+    DraftChanged(String),
+    #[client]
+    Send(String),
+}
+
+fn main() {}

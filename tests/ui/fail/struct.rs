@@ -1,0 +1,6 @@
+#[omni::protocol]
+pub struct Msg {
+    pub text: String,
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[omni::protocol(clinet = Up)]
+pub enum Msg {
+    #[client]
+    Ping,
+}
+
+fn main() {}

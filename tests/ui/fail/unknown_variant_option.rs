@@ -1,0 +1,8 @@
+#[omni::protocol]
+pub enum Msg {
+    #[client]
+    #[omni(renam = "x")]
+    Ping,
+}
+
+fn main() {}

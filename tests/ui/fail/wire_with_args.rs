@@ -1,0 +1,6 @@
+#[omni::wire(rename_all = "camelCase")]
+pub struct ChatMessage {
+    pub text: String,
+}
+
+fn main() {}
