@@ -1,8 +1,8 @@
 //! The `#[omni::protocol]` attribute macro. Use it through the `omni` crate, whose docs
 //! describe what it generates.
 //!
-//! The macro runs in phases, one file each: [`attr`] reads the attributes, [`ast`] builds the
-//! protocol model, [`validate`] checks it and collects every mistake, [`expand`] writes the
+//! The macro runs in phases, one file each: `attr` reads the attributes, `ast` builds the
+//! protocol model, `validate` checks it and collects every mistake, `expand` writes the
 //! generated items.
 
 use proc_macro::TokenStream;

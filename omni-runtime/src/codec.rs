@@ -19,7 +19,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::frame::{ClientFrame, ErrorCode, Ref, ServerFrame};
+use crate::SessionId;
+use crate::frame::{ClientFrame, ErrorCode, Ref, Seq, ServerFrame};
 
 /// A frame that could not be decoded.
 ///
@@ -78,8 +79,173 @@ impl<S> From<&DecodeError> for ServerFrame<S> {
 #[error("could not encode frame: {0}")]
 pub struct EncodeError(#[from] serde_json::Error);
 
-/// Every field a frame may have, each left as raw JSON until the frame's type asks for it, so
-/// a key that another frame type uses (or a newer peer adds) is never type-checked here.
+/// A frame's field as read: absent (or `null`), a value, or present with the wrong type. A
+/// wrong type is kept as the decoder's message and reported only by a frame type that uses
+/// the field, so keys of other frame types, or keys a newer peer adds, never reject a frame.
+enum Field<T> {
+    Absent,
+    Value(T),
+    Bad(String),
+}
+
+impl<T> Field<T> {
+    fn value(&self) -> Option<&T> {
+        match self {
+            Field::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Every field any v1 frame has, read from one frame.
+struct Fields<P> {
+    kind: String,
+    /// The frame's `ref` and `id`, for errors.
+    named: (Option<Ref>, Option<String>),
+    payload: Field<P>,
+    reference: Field<Ref>,
+    id: Field<String>,
+    protocol: Field<String>,
+    version: Field<String>,
+    session: Field<SessionId>,
+    after: Field<Seq>,
+    module: Field<String>,
+    token: Field<String>,
+    seq: Field<Seq>,
+    resumed: Field<bool>,
+    topic: Field<String>,
+    code: Field<ErrorCode>,
+    message: Field<String>,
+}
+
+impl<P: DeserializeOwned> Fields<P> {
+    /// Reads a frame's fields. The fast path decodes every field, payload included, in one
+    /// pass; it gives up on anything unusual (a wrong type anywhere, a bad payload, not JSON),
+    /// and then the careful path reads each field on its own so the error can be precise and
+    /// name the frame's `ref` and `id`. Both accept exactly the same frames.
+    fn read(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut fields = match serde_json::from_slice::<Fast<P>>(bytes) {
+            Ok(Fast(fields)) => fields,
+            Err(_) => Self::read_carefully(bytes)?,
+        };
+        // Kept aside because building the frame moves the fields out.
+        fields.named = (
+            fields.reference.value().copied(),
+            fields.id.value().cloned(),
+        );
+        Ok(fields)
+    }
+
+    fn read_carefully(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let env: Envelope<'_> =
+            serde_json::from_slice(bytes).map_err(|e| DecodeError::frame(e.to_string()))?;
+        let payload = match env.payload {
+            None => Field::Absent,
+            Some(raw) => match serde_json::from_str(raw.get()) {
+                Ok(value) => Field::Value(value),
+                Err(e) => Field::Bad(without_position(&e)),
+            },
+        };
+        let fields = Fields {
+            kind: env.kind.into_owned(),
+            named: (None, None),
+            payload,
+            reference: lenient(env.reference),
+            id: lenient(env.id),
+            protocol: lenient(env.protocol),
+            version: lenient(env.version),
+            session: lenient(env.session),
+            after: lenient(env.after),
+            module: lenient(env.module),
+            token: lenient(env.token),
+            seq: lenient(env.seq),
+            resumed: lenient(env.resumed),
+            topic: lenient(env.topic),
+            code: lenient(env.code),
+            message: lenient(env.message),
+        };
+        Ok(fields.named())
+    }
+}
+
+impl<P> Fields<P> {
+    /// Keeps the `ref` and `id` aside for errors, since building the frame moves fields out.
+    fn named(mut self) -> Self {
+        self.named = (self.reference.value().copied(), self.id.value().cloned());
+        self
+    }
+
+    /// A `bad_frame` error that names this frame's `ref` and `id` when they were readable.
+    fn bad(&self, message: String) -> DecodeError {
+        DecodeError {
+            code: ErrorCode::BadFrame,
+            message,
+            reference: self.named.0,
+            id: self.named.1.clone(),
+        }
+    }
+
+    /// An optional field, moved out; present with the wrong type is a `bad_frame` naming it.
+    fn optional<T>(
+        &mut self,
+        pick: impl FnOnce(&mut Self) -> &mut Field<T>,
+        name: &str,
+    ) -> Result<Option<T>, DecodeError> {
+        match std::mem::replace(pick(self), Field::Absent) {
+            Field::Absent => Ok(None),
+            Field::Value(v) => Ok(Some(v)),
+            Field::Bad(why) => {
+                Err(self.bad(format!("`{}` frame has a bad `{name}`: {why}", self.kind)))
+            }
+        }
+    }
+
+    /// A field the frame cannot do without.
+    fn required<T>(
+        &mut self,
+        pick: impl FnOnce(&mut Self) -> &mut Field<T>,
+        name: &str,
+    ) -> Result<T, DecodeError> {
+        self.optional(pick, name)?
+            .ok_or_else(|| self.bad(format!("`{}` frame needs `{name}`", self.kind)))
+    }
+
+    /// The payload: missing is a `bad_frame`, undecodable a `bad_payload`.
+    fn payload(&mut self) -> Result<P, DecodeError> {
+        match std::mem::replace(&mut self.payload, Field::Absent) {
+            Field::Value(v) => Ok(v),
+            Field::Absent => Err(self.bad(format!("`{}` frame needs `payload`", self.kind))),
+            Field::Bad(message) => Err(DecodeError {
+                code: ErrorCode::BadPayload,
+                ..self.bad(message)
+            }),
+        }
+    }
+
+    /// The frame's type as a static string, or `""` when no v1 frame has that type, so that
+    /// matching on it does not hold a borrow of the fields.
+    fn known_kind(&self) -> &'static str {
+        const KINDS: [&str; 11] = [
+            "hello", "msg", "join", "leave", "welcome", "push", "ack", "error", "reset", "joined",
+            "left",
+        ];
+        KINDS.into_iter().find(|k| *k == self.kind).unwrap_or("")
+    }
+
+    fn unknown(&self) -> DecodeError {
+        self.bad(format!("unknown frame type `{}`", self.kind))
+    }
+}
+
+fn lenient<T: DeserializeOwned>(raw: Option<&RawValue>) -> Field<T> {
+    match raw.map(|raw| serde_json::from_str::<Option<T>>(raw.get())) {
+        None | Some(Ok(None)) => Field::Absent,
+        Some(Ok(Some(value))) => Field::Value(value),
+        Some(Err(e)) => Field::Bad(without_position(&e)),
+    }
+}
+
+/// Every field of every frame type, left as raw JSON, for the careful path.
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(rename = "type", borrow)]
@@ -120,80 +286,112 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValu
     <&'de RawValue>::deserialize(d).map(Some)
 }
 
-/// The envelope of one frame, with its `ref` and `id` read up front so that every error about
-/// the frame can name them.
-struct Parsed<'a> {
-    env: Envelope<'a>,
-    reference: Option<Ref>,
-    id: Option<String>,
+/// The fast path: every key decoded straight into its type, in one pass over the bytes.
+struct Fast<P>(Fields<P>);
+
+/// The keys the fast path knows; any other is skipped.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Key {
+    Type,
+    Payload,
+    #[serde(rename = "ref")]
+    Reference,
+    Id,
+    Protocol,
+    Version,
+    Session,
+    After,
+    Module,
+    Token,
+    Seq,
+    Resumed,
+    Topic,
+    Code,
+    Message,
+    #[serde(other)]
+    Other,
 }
 
-impl<'a> Parsed<'a> {
-    fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
-        let env: Envelope<'a> =
-            serde_json::from_slice(bytes).map_err(|e| DecodeError::frame(e.to_string()))?;
-        // Read leniently here: a malformed `ref` or `id` is reported when the frame needs it.
-        let reference = env
-            .reference
-            .and_then(|raw| serde_json::from_str(raw.get()).ok());
-        let id = env.id.and_then(|raw| serde_json::from_str(raw.get()).ok());
-        Ok(Parsed { env, reference, id })
+impl<'de, P: DeserializeOwned> Deserialize<'de> for Fast<P> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(FastVisitor(std::marker::PhantomData))
+    }
+}
+
+struct FastVisitor<P>(std::marker::PhantomData<P>);
+
+impl<'de, P: DeserializeOwned> serde::de::Visitor<'de> for FastVisitor<P> {
+    type Value = Fast<P>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a frame object")
     }
 
-    /// Builds a `bad_frame` error that keeps this frame's `ref` and `id`.
-    fn bad(&self, message: String) -> DecodeError {
-        DecodeError {
-            code: ErrorCode::BadFrame,
-            message,
-            reference: self.reference,
-            id: self.id.clone(),
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fast<P>, A::Error> {
+        use serde::de::Error;
+
+        fn put<'de, T: Deserialize<'de>, A: serde::de::MapAccess<'de>>(
+            map: &mut A,
+            slot: &mut Field<T>,
+        ) -> Result<(), A::Error> {
+            *slot = match map.next_value::<Option<T>>()? {
+                Some(v) => Field::Value(v),
+                None => Field::Absent,
+            };
+            Ok(())
         }
-    }
 
-    /// Reads an optional field as `T`; a present field of the wrong type is a `bad_frame`.
-    fn optional<T: DeserializeOwned>(
-        &self,
-        field: Option<&RawValue>,
-        name: &str,
-    ) -> Result<Option<T>, DecodeError> {
-        field
-            .map(|raw| {
-                serde_json::from_str(raw.get()).map_err(|e| {
-                    self.bad(format!(
-                        "`{}` frame has a bad `{name}`: {}",
-                        self.env.kind,
-                        without_position(&e)
-                    ))
-                })
-            })
-            .transpose()
-    }
-
-    /// Reads a field the frame cannot do without.
-    fn required<T: DeserializeOwned>(
-        &self,
-        field: Option<&RawValue>,
-        name: &str,
-    ) -> Result<T, DecodeError> {
-        self.optional(field, name)?
-            .ok_or_else(|| self.bad(format!("`{}` frame needs `{name}`", self.env.kind)))
-    }
-
-    fn payload<T: DeserializeOwned>(&self) -> Result<T, DecodeError> {
-        let raw = self
-            .env
-            .payload
-            .ok_or_else(|| self.bad(format!("`{}` frame needs `payload`", self.env.kind)))?;
-        serde_json::from_str(raw.get()).map_err(|e| DecodeError {
-            code: ErrorCode::BadPayload,
-            message: without_position(&e),
-            reference: self.reference,
-            id: self.id.clone(),
-        })
-    }
-
-    fn unknown(&self) -> DecodeError {
-        self.bad(format!("unknown frame type `{}`", self.env.kind))
+        let mut kind = None;
+        let mut f = Fields {
+            kind: String::new(),
+            named: (None, None),
+            payload: Field::Absent,
+            reference: Field::Absent,
+            id: Field::Absent,
+            protocol: Field::Absent,
+            version: Field::Absent,
+            session: Field::Absent,
+            after: Field::Absent,
+            module: Field::Absent,
+            token: Field::Absent,
+            seq: Field::Absent,
+            resumed: Field::Absent,
+            topic: Field::Absent,
+            code: Field::Absent,
+            message: Field::Absent,
+        };
+        // One bit per known key: a repeated key is left to the careful path, which rejects it.
+        let mut seen = 0u32;
+        while let Some(key) = map.next_key::<Key>()? {
+            let bit = 1 << key as u32;
+            if !matches!(key, Key::Other) && seen & bit != 0 {
+                return Err(A::Error::custom("repeated key"));
+            }
+            seen |= bit;
+            match key {
+                Key::Type => kind = Some(map.next_value::<String>()?),
+                Key::Payload => f.payload = Field::Value(map.next_value::<P>()?),
+                Key::Reference => put(&mut map, &mut f.reference)?,
+                Key::Id => put(&mut map, &mut f.id)?,
+                Key::Protocol => put(&mut map, &mut f.protocol)?,
+                Key::Version => put(&mut map, &mut f.version)?,
+                Key::Session => put(&mut map, &mut f.session)?,
+                Key::After => put(&mut map, &mut f.after)?,
+                Key::Module => put(&mut map, &mut f.module)?,
+                Key::Token => put(&mut map, &mut f.token)?,
+                Key::Seq => put(&mut map, &mut f.seq)?,
+                Key::Resumed => put(&mut map, &mut f.resumed)?,
+                Key::Topic => put(&mut map, &mut f.topic)?,
+                Key::Code => put(&mut map, &mut f.code)?,
+                Key::Message => put(&mut map, &mut f.message)?,
+                Key::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        f.kind = kind.ok_or_else(|| A::Error::missing_field("type"))?;
+        Ok(Fast(f))
     }
 }
 
@@ -211,29 +409,31 @@ fn without_position(err: &serde_json::Error) -> String {
 impl<C: DeserializeOwned> ClientFrame<C> {
     /// Decodes one frame from JSON bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let p = Parsed::parse(bytes)?;
-        let e = &p.env;
-        let frame = match &*e.kind {
+        Self::from_fields(Fields::read(bytes)?)
+    }
+
+    fn from_fields(mut f: Fields<C>) -> Result<Self, DecodeError> {
+        let frame = match f.known_kind() {
             "hello" => ClientFrame::Hello {
-                protocol: p.optional(e.protocol, "protocol")?,
-                version: p.optional(e.version, "version")?,
-                session: p.optional(e.session, "session")?,
-                after: p.optional(e.after, "after")?,
+                protocol: f.optional(|f| &mut f.protocol, "protocol")?,
+                version: f.optional(|f| &mut f.version, "version")?,
+                session: f.optional(|f| &mut f.session, "session")?,
+                after: f.optional(|f| &mut f.after, "after")?,
             },
             "msg" => ClientFrame::Msg {
-                reference: p.optional(e.reference, "ref")?,
-                id: p.optional(e.id, "id")?,
-                payload: p.payload()?,
+                reference: f.optional(|f| &mut f.reference, "ref")?,
+                id: f.optional(|f| &mut f.id, "id")?,
+                payload: f.payload()?,
             },
             "join" => ClientFrame::Join {
-                id: p.required(e.id, "id")?,
-                module: p.required(e.module, "module")?,
-                token: p.required(e.token, "token")?,
+                id: f.required(|f| &mut f.id, "id")?,
+                module: f.required(|f| &mut f.module, "module")?,
+                token: f.required(|f| &mut f.token, "token")?,
             },
             "leave" => ClientFrame::Leave {
-                id: p.required(e.id, "id")?,
+                id: f.required(|f| &mut f.id, "id")?,
             },
-            _ => return Err(p.unknown()),
+            _ => return Err(f.unknown()),
         };
         Ok(frame)
     }
@@ -242,49 +442,57 @@ impl<C: DeserializeOwned> ClientFrame<C> {
 impl<S: DeserializeOwned> ServerFrame<S> {
     /// Decodes one frame from JSON bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let p = Parsed::parse(bytes)?;
-        let e = &p.env;
-        let frame = match &*e.kind {
+        Self::from_fields(Fields::read(bytes)?)
+    }
+
+    fn from_fields(mut f: Fields<S>) -> Result<Self, DecodeError> {
+        let frame = match f.known_kind() {
             "welcome" => ServerFrame::Welcome {
-                session: p.required(e.session, "session")?,
-                seq: p.required(e.seq, "seq")?,
-                resumed: p.optional(e.resumed, "resumed")?.unwrap_or(false),
-                protocol: p.optional(e.protocol, "protocol")?.unwrap_or_default(),
-                version: p.optional(e.version, "version")?.unwrap_or_default(),
-                id: p.optional(e.id, "id")?,
+                session: f.required(|f| &mut f.session, "session")?,
+                seq: f.required(|f| &mut f.seq, "seq")?,
+                resumed: f.optional(|f| &mut f.resumed, "resumed")?.unwrap_or(false),
+                protocol: f
+                    .optional(|f| &mut f.protocol, "protocol")?
+                    .unwrap_or_default(),
+                version: f
+                    .optional(|f| &mut f.version, "version")?
+                    .unwrap_or_default(),
+                id: f.optional(|f| &mut f.id, "id")?,
             },
             "msg" => ServerFrame::Msg {
-                seq: p.required(e.seq, "seq")?,
-                reference: p.optional(e.reference, "ref")?,
-                id: p.optional(e.id, "id")?,
-                payload: p.payload()?,
+                seq: f.required(|f| &mut f.seq, "seq")?,
+                reference: f.optional(|f| &mut f.reference, "ref")?,
+                id: f.optional(|f| &mut f.id, "id")?,
+                payload: f.payload()?,
             },
             "push" => ServerFrame::Push {
-                topic: p.optional(e.topic, "topic")?,
-                id: p.optional(e.id, "id")?,
-                payload: p.payload()?,
+                topic: f.optional(|f| &mut f.topic, "topic")?,
+                id: f.optional(|f| &mut f.id, "id")?,
+                payload: f.payload()?,
             },
             "ack" => ServerFrame::Ack {
-                reference: p.required(e.reference, "ref")?,
-                id: p.optional(e.id, "id")?,
+                reference: f.required(|f| &mut f.reference, "ref")?,
+                id: f.optional(|f| &mut f.id, "id")?,
             },
             "error" => ServerFrame::Error {
-                code: p.required(e.code, "code")?,
-                message: p.optional(e.message, "message")?.unwrap_or_default(),
-                reference: p.optional(e.reference, "ref")?,
-                id: p.optional(e.id, "id")?,
+                code: f.required(|f| &mut f.code, "code")?,
+                message: f
+                    .optional(|f| &mut f.message, "message")?
+                    .unwrap_or_default(),
+                reference: f.optional(|f| &mut f.reference, "ref")?,
+                id: f.optional(|f| &mut f.id, "id")?,
             },
             "reset" => ServerFrame::Reset {
-                seq: p.required(e.seq, "seq")?,
-                id: p.optional(e.id, "id")?,
+                seq: f.required(|f| &mut f.seq, "seq")?,
+                id: f.optional(|f| &mut f.id, "id")?,
             },
             "joined" => ServerFrame::Joined {
-                id: p.required(e.id, "id")?,
+                id: f.required(|f| &mut f.id, "id")?,
             },
             "left" => ServerFrame::Left {
-                id: p.required(e.id, "id")?,
+                id: f.required(|f| &mut f.id, "id")?,
             },
-            _ => return Err(p.unknown()),
+            _ => return Err(f.unknown()),
         };
         Ok(frame)
     }
@@ -306,9 +514,88 @@ impl<S: Serialize> ServerFrame<S> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use serde_json::{Value, json};
 
     use super::*;
+
+    fn careful_client(bytes: &[u8]) -> Result<ClientFrame<Value>, DecodeError> {
+        ClientFrame::from_fields(Fields::read_carefully(bytes)?)
+    }
+
+    fn careful_server(bytes: &[u8]) -> Result<ServerFrame<Value>, DecodeError> {
+        ServerFrame::from_fields(Fields::read_carefully(bytes)?)
+    }
+
+    /// Frame-like objects: real and junk types, each known key with a value of a right or a
+    /// wrong type, keys repeated, in any order.
+    fn frame_like() -> impl Strategy<Value = String> {
+        let value = prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            (0u64..5).prop_map(|n| n.to_string()),
+            Just("-1".to_owned()),
+            Just(r#""0123456789abcdef0123456789abcdef""#.to_owned()),
+            Just(r#""bad_token""#.to_owned()),
+            Just(r#""x""#.to_owned()),
+            Just(r#"{"kind":"A"}"#.to_owned()),
+            Just("[1,{}]".to_owned()),
+        ];
+        let key = prop_oneof![
+            Just("type"),
+            Just("payload"),
+            Just("ref"),
+            Just("id"),
+            Just("protocol"),
+            Just("version"),
+            Just("session"),
+            Just("after"),
+            Just("module"),
+            Just("token"),
+            Just("seq"),
+            Just("resumed"),
+            Just("topic"),
+            Just("code"),
+            Just("message"),
+            Just("extra"),
+        ];
+        let kind = prop_oneof![
+            Just("hello"),
+            Just("msg"),
+            Just("join"),
+            Just("leave"),
+            Just("welcome"),
+            Just("push"),
+            Just("ack"),
+            Just("error"),
+            Just("reset"),
+            Just("joined"),
+            Just("left"),
+            Just("dance"),
+        ];
+        (
+            kind,
+            0usize..4,
+            proptest::collection::vec((key, value), 0..8),
+        )
+            .prop_map(|(kind, at, pairs)| {
+                let mut parts: Vec<String> =
+                    pairs.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                parts.insert(at.min(parts.len()), format!("\"type\":\"{kind}\""));
+                format!("{{{}}}", parts.join(","))
+            })
+    }
+
+    proptest! {
+        /// The one-pass reader is an optimisation only: it decodes exactly what the careful
+        /// reader decodes, and fails exactly where it fails, with the same error.
+        #[test]
+        fn fast_and_careful_paths_agree(text in frame_like()) {
+            let bytes = text.as_bytes();
+            prop_assert_eq!(ClientFrame::<Value>::decode(bytes), careful_client(bytes));
+            prop_assert_eq!(ServerFrame::<Value>::decode(bytes), careful_server(bytes));
+        }
+    }
 
     #[test]
     fn missing_fields_name_the_field_and_keep_the_ref() {
