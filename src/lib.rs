@@ -60,9 +60,19 @@
 pub use omni_macros::{protocol, wire};
 pub use omni_runtime::{
     BoxError, ClientFrame, Context, DecodeError, Dispatch, Effect, EncodeError, ErrorCode,
-    HandlerResult, Protocol, Ref, Seq, ServerFrame, SessionId, TransportError, TransportState,
+    HandlerResult, Protocol, Ref, Sender, Seq, ServerFrame, SessionGone, SessionId, TransportError,
+    TransportState,
 };
 pub use omni_runtime::{codec, context, frame, session, transport, typescript};
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use omni_runtime::{pubsub, server, test};
+
+/// axum, re-exported so that the `Router` an endpoint gives you and the one you serve are
+/// the same version.
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub use omni_runtime::axum;
 
 /// `ts-rs`, re-exported so that `#[derive(omni::TS)]` works without a direct dependency.
 pub use ts_rs::{self, TS};

@@ -447,14 +447,15 @@ impl<'a> Generator<'a> {
             #vis trait #handler: ::core::marker::Send {
                 #(#methods)*
 
-                /// Called once when a session starts, before its first message.
+                /// Called when a live connection (WebSocket, SSE) attaches to the session: when
+                /// it starts, and again when a client resumes it or the handler restarts.
                 fn connected(&mut self, #cx) -> #output {
                     let _ = cx;
                     async { ::core::result::Result::Ok(()) }
                 }
 
-                /// Called when the session's connection has gone (also when a client may still
-                /// resume it later).
+                /// Called when the session's live connection has gone, within a second of it
+                /// closing; the client may still resume the session during its grace period.
                 fn disconnected(&mut self, #cx) -> #output {
                     let _ = cx;
                     async { ::core::result::Result::Ok(()) }

@@ -36,7 +36,7 @@ pub struct DecodeError {
 }
 
 impl DecodeError {
-    fn frame(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_frame(message: impl Into<String>) -> Self {
         Self {
             code: ErrorCode::BadFrame,
             message: message.into(),
@@ -138,7 +138,7 @@ impl<P: DeserializeOwned> Fields<P> {
 
     fn read_carefully(bytes: &[u8]) -> Result<Self, DecodeError> {
         let env: Envelope<'_> =
-            serde_json::from_slice(bytes).map_err(|e| DecodeError::frame(e.to_string()))?;
+            serde_json::from_slice(bytes).map_err(|e| DecodeError::bad_frame(e.to_string()))?;
         let payload = match env.payload {
             None => Field::Absent,
             Some(raw) => match serde_json::from_str(raw.get()) {

@@ -19,6 +19,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::{Protocol, SessionId};
 
@@ -122,19 +123,130 @@ where
     }
 }
 
+/// Where a [`Sender`]'s effects go: the session in a server, a buffer in a plain [`Context`].
+pub trait Sink<P: Protocol>: Send + Sync + 'static {
+    /// Carries out `effect` now. Fails once the session has ended.
+    fn effect(&self, effect: Effect<P>) -> Result<(), SessionGone>;
+}
+
+/// The session a [`Sender`] belongs to has ended (its grace period ran out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the session has ended")]
+pub struct SessionGone;
+
+/// A cloneable handle to one session, for tasks that send to it later (a timer, a database
+/// listener). Unlike the context's methods, its effects are carried out at once.
+pub struct Sender<P: Protocol> {
+    sink: Arc<dyn Sink<P>>,
+}
+
+impl<P: Protocol> Clone for Sender<P> {
+    fn clone(&self) -> Self {
+        Self {
+            sink: self.sink.clone(),
+        }
+    }
+}
+
+impl<P: Protocol> fmt::Debug for Sender<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sender")
+    }
+}
+
+impl<P: Protocol> Sender<P> {
+    /// A sender whose effects go to `sink`.
+    pub fn new(sink: Arc<dyn Sink<P>>) -> Self {
+        Self { sink }
+    }
+
+    /// Sends a sequenced message to the session (replayed if its client resumes).
+    pub fn send(&self, msg: P::Server) -> Result<(), SessionGone> {
+        self.sink.effect(Effect::Send(msg))
+    }
+
+    /// Sends an ephemeral message to the session's current connection, if any.
+    pub fn push(&self, msg: P::Server) -> Result<(), SessionGone> {
+        self.sink.effect(Effect::Push(msg))
+    }
+
+    /// Pushes `msg` to every subscriber of `topic`, this session included if subscribed.
+    pub fn broadcast(&self, topic: impl Into<String>, msg: P::Server) -> Result<(), SessionGone> {
+        self.sink.effect(Effect::Broadcast {
+            topic: topic.into(),
+            msg,
+            include_self: true,
+        })
+    }
+
+    /// Closes the session's current connection.
+    pub fn close(&self) -> Result<(), SessionGone> {
+        self.sink.effect(Effect::Close)
+    }
+}
+
+/// The sink of a context made with [`Context::new`]: it keeps effects until
+/// [`Context::take_effects`].
+struct Recorder<P: Protocol>(Mutex<Vec<Effect<P>>>);
+
+impl<P: Protocol> Sink<P> for Recorder<P> {
+    fn effect(&self, effect: Effect<P>) -> Result<(), SessionGone> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(effect);
+        Ok(())
+    }
+}
+
 /// One session's view of the runtime, handed to every handler method.
 pub struct Context<P: Protocol> {
     session: SessionId,
     effects: Vec<Effect<P>>,
+    sender: Sender<P>,
+    recorder: Option<Arc<Recorder<P>>>,
+    #[cfg(feature = "server")]
+    extensions: axum::http::Extensions,
 }
 
 impl<P: Protocol> Context<P> {
-    /// A context for `session` with nothing recorded yet.
+    /// A context for `session` with nothing recorded yet. Effects sent through its
+    /// [`sender`](Self::sender) are recorded too, after the context's own.
     pub fn new(session: SessionId) -> Self {
+        let recorder = Arc::new(Recorder(Mutex::new(Vec::new())));
+        let mut cx = Self::with_sender(session, Sender::new(recorder.clone()));
+        cx.recorder = Some(recorder);
+        cx
+    }
+
+    /// A context whose [`sender`](Self::sender) delivers to a live session.
+    pub fn with_sender(session: SessionId, sender: Sender<P>) -> Self {
         Self {
             session,
             effects: Vec::new(),
+            sender,
+            recorder: None,
+            #[cfg(feature = "server")]
+            extensions: axum::http::Extensions::new(),
         }
+    }
+
+    /// A handle that sends to this session later, from another task.
+    pub fn sender(&self) -> Sender<P> {
+        self.sender.clone()
+    }
+
+    /// The extensions of the HTTP request that opened the current connection: what an auth
+    /// layer (a tower middleware) inserted there reaches the handler this way.
+    #[cfg(feature = "server")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+    pub fn extensions(&self) -> &axum::http::Extensions {
+        &self.extensions
+    }
+
+    #[cfg(feature = "server")]
+    pub(crate) fn set_extensions(&mut self, extensions: axum::http::Extensions) {
+        self.extensions = extensions;
     }
 
     /// The session this connection belongs to; stable across resumes.
@@ -188,6 +300,10 @@ impl<P: Protocol> Context<P> {
     /// The effects recorded so far, leaving none behind. The runtime calls this after each
     /// handler method; a test calls it to assert what a handler did.
     pub fn take_effects(&mut self) -> Vec<Effect<P>> {
-        std::mem::take(&mut self.effects)
+        let mut effects = std::mem::take(&mut self.effects);
+        if let Some(recorder) = &self.recorder {
+            effects.append(&mut recorder.0.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+        effects
     }
 }

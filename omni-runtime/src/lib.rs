@@ -21,12 +21,24 @@ pub mod codec;
 pub mod context;
 pub mod frame;
 pub mod protocol;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub mod pubsub;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub mod server;
 pub mod session;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
+pub mod test;
 pub mod transport;
 pub mod typescript;
 
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub use axum;
 pub use codec::{DecodeError, EncodeError};
-pub use context::{Context, Effect};
+pub use context::{Context, Effect, Sender, SessionGone};
 pub use frame::{ClientFrame, ErrorCode, Ref, Seq, ServerFrame};
 pub use protocol::{BoxError, Dispatch, HandlerResult, Protocol};
 pub use session::SessionId;

@@ -66,13 +66,13 @@ pub trait Dispatch<H>: Protocol {
         msg: Self::Client,
     ) -> impl Future<Output = HandlerResult> + Send;
 
-    /// Runs the handler's `connected` hook, once per session before its first message.
+    /// Runs the handler's `connected` hook: a live connection attached to the session.
     fn connected(
         handler: &mut H,
         cx: &mut Context<Self>,
     ) -> impl Future<Output = HandlerResult> + Send;
 
-    /// Runs the handler's `disconnected` hook, when the session's connection has gone.
+    /// Runs the handler's `disconnected` hook: the session's live connection has gone.
     fn disconnected(
         handler: &mut H,
         cx: &mut Context<Self>,

@@ -1,0 +1,485 @@
+//! A session's protocol-level state: its sequence numbers, the log kept for resume, its
+//! current connection and its topics. Everything here works on encoded frames and is shared
+//! by every transport; the handler lives one level up, in the hub.
+
+use std::collections::{HashSet, VecDeque};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::extract::ws::Utf8Bytes;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use super::limits::Limits;
+use super::metrics::Metrics;
+use crate::context::{SessionGone, Sink};
+use crate::pubsub::{Member, Outgoing, PubSub};
+use crate::{Effect, ErrorCode, Protocol, Ref, Seq, ServerFrame, SessionId};
+
+/// What an endpoint's sessions share.
+pub(crate) struct Shared {
+    pub(crate) limits: Limits,
+    pub(crate) pubsub: Arc<dyn PubSub>,
+    pub(crate) metrics: Metrics,
+    pub(crate) shutdown: watch::Sender<bool>,
+    next_conn: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(limits: Limits, pubsub: Arc<dyn PubSub>) -> Self {
+        Self {
+            limits,
+            pubsub,
+            metrics: Metrics::default(),
+            shutdown: watch::channel(false).0,
+            next_conn: AtomicU64::new(1),
+        }
+    }
+
+    /// A new connection's handle, and the ends its transport reads.
+    pub(crate) fn connection(&self, live: bool) -> (Conn, ConnRx) {
+        let (tx, rx) = mpsc::channel(self.limits.outbound_queue);
+        let (stop, stop_rx) = watch::channel(None);
+        let conn = Conn {
+            id: self.next_conn.fetch_add(1, Ordering::Relaxed),
+            tx,
+            stop,
+            live,
+        };
+        (
+            conn,
+            ConnRx {
+                frames: rx,
+                stop: stop_rx,
+            },
+        )
+    }
+}
+
+/// Resolves once the endpoint is shutting down.
+pub(crate) async fn shutting_down(rx: &mut watch::Receiver<bool>) {
+    loop {
+        let down = *rx.borrow_and_update();
+        if down {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            // The endpoint is gone without a shutdown: never resolve.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// Why a connection is being closed, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stop {
+    /// The WebSocket close code.
+    pub(crate) code: u16,
+    pub(crate) reason: &'static str,
+}
+
+impl Stop {
+    pub(crate) const SLOW_CONSUMER: Stop = Stop {
+        code: 1008,
+        reason: "slow_consumer",
+    };
+    pub(crate) const CLOSED_BY_SERVER: Stop = Stop {
+        code: 1000,
+        reason: "closed by the server",
+    };
+    pub(crate) const REPLACED: Stop = Stop {
+        code: 4000,
+        reason: "session resumed on another connection",
+    };
+    pub(crate) const VERSION_MISMATCH: Stop = Stop {
+        code: 1008,
+        reason: "version_mismatch",
+    };
+    pub(crate) const TOO_LARGE: Stop = Stop {
+        code: 1009,
+        reason: "too_large",
+    };
+    pub(crate) const GOING_AWAY: Stop = Stop {
+        code: 1001,
+        reason: "server shutting down",
+    };
+}
+
+/// An item on a connection's outbound queue.
+#[derive(Debug)]
+pub(crate) enum Item {
+    Frame(Outgoing),
+    /// Close after the frames queued before it.
+    Close(Stop),
+}
+
+/// The server's end of one connection: its bounded outbound queue and its stop signal.
+pub(crate) struct Conn {
+    pub(crate) id: u64,
+    tx: mpsc::Sender<Item>,
+    stop: watch::Sender<Option<Stop>>,
+    /// A WebSocket or SSE stream, as opposed to one HTTP request.
+    pub(crate) live: bool,
+}
+
+/// What a transport reads: frames to write, and a stop that skips the queue.
+pub(crate) struct ConnRx {
+    pub(crate) frames: mpsc::Receiver<Item>,
+    pub(crate) stop: watch::Receiver<Option<Stop>>,
+}
+
+/// How an attach went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resumed {
+    /// A fresh session, or a resume from within the log: the frames after `after` follow.
+    Exactly,
+    /// The resume point is gone: `reset` was sent; the handler must start afresh.
+    Reset,
+}
+
+/// The protocol-level state of one session.
+pub(crate) struct SessionCore<P> {
+    pub(crate) id: SessionId,
+    pub(crate) shared: Arc<Shared>,
+    inner: Mutex<Inner>,
+    protocol: PhantomData<fn() -> P>,
+}
+
+struct Inner {
+    last_seq: Seq,
+    log: VecDeque<Outgoing>,
+    conn: Option<Conn>,
+    topics: HashSet<String>,
+    handled: VecDeque<Ref>,
+    handled_set: HashSet<Ref>,
+    /// Bumped on every attach, so a late expiry timer can tell it is stale.
+    generation: u64,
+    ended: bool,
+}
+
+impl<P: Protocol> SessionCore<P> {
+    pub(crate) fn new(id: SessionId, shared: Arc<Shared>) -> Arc<Self> {
+        let core = Arc::new(Self {
+            id,
+            shared: shared.clone(),
+            inner: Mutex::new(Inner {
+                last_seq: 0,
+                log: VecDeque::new(),
+                conn: None,
+                topics: HashSet::new(),
+                handled: VecDeque::new(),
+                handled_set: HashSet::new(),
+                generation: 0,
+                ended: false,
+            }),
+            protocol: PhantomData,
+        });
+        shared.pubsub.register(id, core.clone());
+        core
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every critical section leaves `Inner` consistent before anything that can panic.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts `conn` in front of the session, replacing (and closing) any earlier connection.
+    /// Sends `welcome` when asked, then the frames after `after`, or `reset` when they are no
+    /// longer all in the log.
+    /// Returns how the resume went, and whether a live connection was displaced (its
+    /// `disconnected` hook is then due).
+    pub(crate) fn attach(&self, conn: Conn, after: Option<Seq>, welcome: bool) -> (Resumed, bool) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        let displaced = inner.conn.replace(conn).is_some_and(|old| {
+            old.stop.send_replace(Some(Stop::REPLACED));
+            old.live
+        });
+        if welcome {
+            let frame = ServerFrame::<()>::Welcome {
+                session: self.id,
+                seq: inner.last_seq,
+                resumed: after.is_some(),
+                protocol: P::NAME.to_owned(),
+                version: P::VERSION.to_owned(),
+                id: None,
+            };
+            self.deliver_encoded(&mut inner, &frame);
+        }
+        let resumed = match after {
+            None => Resumed::Exactly,
+            Some(after) => self.replay(&mut inner, after),
+        };
+        (resumed, displaced)
+    }
+
+    /// Sends `reset`: the client's state derives from frames this session cannot replay.
+    pub(crate) fn reset(&self) {
+        let mut inner = self.lock();
+        self.send_reset(&mut inner);
+    }
+
+    fn send_reset(&self, inner: &mut Inner) {
+        let frame = ServerFrame::<()>::Reset {
+            seq: inner.last_seq,
+            id: None,
+        };
+        self.deliver_encoded(inner, &frame);
+        Metrics::bump(&self.shared.metrics.sessions_reset);
+    }
+
+    /// Sends the logged frames after `after`, or `reset` if some of them are gone.
+    pub(crate) fn replay_after(&self, after: Seq) -> Resumed {
+        let mut inner = self.lock();
+        self.replay(&mut inner, after)
+    }
+
+    fn replay(&self, inner: &mut Inner, after: Seq) -> Resumed {
+        let oldest = inner.log.front().and_then(Outgoing::seq);
+        // Held exactly when every frame after `after` is still logged: `after` is the last
+        // frame sent, or the frame just before the oldest one kept.
+        let held = after == inner.last_seq
+            || (after < inner.last_seq && oldest.is_some_and(|oldest| oldest <= after + 1));
+        if !held {
+            self.send_reset(inner);
+            return Resumed::Reset;
+        }
+        let missed: Vec<Outgoing> = inner
+            .log
+            .iter()
+            .filter(|f| f.seq().is_some_and(|seq| seq > after))
+            .cloned()
+            .collect();
+        for frame in missed {
+            self.deliver(inner, Item::Frame(frame));
+        }
+        Resumed::Exactly
+    }
+
+    /// Takes connection `conn_id` away from the session if it is still the current one.
+    /// Returns it, with the generation at which the session may expire.
+    pub(crate) fn detach(&self, conn_id: u64) -> Option<(Conn, u64)> {
+        let mut inner = self.lock();
+        if inner.conn.as_ref().is_some_and(|c| c.id == conn_id) {
+            inner.conn.take().map(|conn| (conn, inner.generation))
+        } else {
+            None
+        }
+    }
+
+    /// Whether a live connection (ws, sse) is attached.
+    pub(crate) fn has_live_connection(&self) -> bool {
+        self.lock().conn.as_ref().is_some_and(|c| c.live)
+    }
+
+    /// Ends the session if nothing attached since `generation`. Returns whether it ended.
+    pub(crate) fn expire(&self, generation: u64) -> bool {
+        let mut inner = self.lock();
+        if inner.ended || inner.conn.is_some() || inner.generation != generation {
+            return false;
+        }
+        inner.ended = true;
+        drop(inner);
+        self.shared.pubsub.unregister(self.id);
+        true
+    }
+
+    /// Ends the session now (a fresh session abandoned by a resume).
+    pub(crate) fn end(&self) {
+        let mut inner = self.lock();
+        inner.ended = true;
+        if let Some(conn) = inner.conn.take() {
+            conn.stop.send_replace(Some(Stop::REPLACED));
+        }
+        drop(inner);
+        self.shared.pubsub.unregister(self.id);
+    }
+
+    /// Whether the client message `reference` was already handled in this session.
+    pub(crate) fn already_handled(&self, reference: Ref) -> bool {
+        self.lock().handled_set.contains(&reference)
+    }
+
+    /// Remembers `reference` as handled, and acknowledges it.
+    pub(crate) fn handled(&self, reference: Ref) {
+        let mut inner = self.lock();
+        if inner.handled_set.insert(reference) {
+            inner.handled.push_back(reference);
+            if inner.handled.len() > self.shared.limits.remembered_refs
+                && let Some(old) = inner.handled.pop_front()
+            {
+                inner.handled_set.remove(&old);
+            }
+        }
+        self.deliver_encoded(
+            &mut inner,
+            &ServerFrame::<()>::Ack {
+                reference,
+                id: None,
+            },
+        );
+    }
+
+    /// Sends an `error` frame to the current connection.
+    pub(crate) fn error(&self, code: ErrorCode, message: String, reference: Option<Ref>) {
+        let frame = ServerFrame::<()>::Error {
+            code,
+            message,
+            reference,
+            id: None,
+        };
+        self.deliver_encoded(&mut self.lock(), &frame);
+    }
+
+    /// Queues a close of the current connection after what is already queued.
+    pub(crate) fn close(&self, stop: Stop) {
+        let mut inner = self.lock();
+        self.deliver(&mut inner, Item::Close(stop));
+    }
+
+    /// Carries out a handler's effects, in order. `reference` is the client message they
+    /// answer; sequenced replies carry it.
+    pub(crate) fn apply(&self, effects: Vec<Effect<P>>, reference: Option<Ref>) {
+        for effect in effects {
+            match effect {
+                Effect::Send(msg) => self.sequenced(&msg, reference),
+                Effect::Push(msg) => {
+                    let frame = ServerFrame::Push {
+                        payload: &msg,
+                        topic: None,
+                        id: None,
+                    };
+                    self.deliver_encoded(&mut self.lock(), &frame);
+                }
+                Effect::Subscribe(topic) => self.subscribe(topic),
+                Effect::Unsubscribe(topic) => {
+                    self.lock().topics.remove(&topic);
+                    self.shared.pubsub.unsubscribe(self.id, &topic);
+                }
+                Effect::Broadcast {
+                    topic,
+                    msg,
+                    include_self,
+                } => self.broadcast(&topic, &msg, include_self),
+                Effect::Close => self.close(Stop::CLOSED_BY_SERVER),
+            }
+        }
+    }
+
+    fn sequenced(&self, msg: &P::Server, reference: Option<Ref>) {
+        let mut inner = self.lock();
+        let seq = inner.last_seq + 1;
+        let frame = ServerFrame::Msg {
+            seq,
+            payload: msg,
+            reference,
+            id: None,
+        };
+        let Some(out) = self.encode(&frame, Some(seq)) else {
+            drop(inner);
+            self.error(
+                ErrorCode::HandlerFailed,
+                "a server message could not be encoded".into(),
+                reference,
+            );
+            return;
+        };
+        inner.last_seq = seq;
+        inner.log.push_back(out.clone());
+        if inner.log.len() > self.shared.limits.log_frames {
+            inner.log.pop_front();
+        }
+        self.deliver(&mut inner, Item::Frame(out));
+    }
+
+    fn subscribe(&self, topic: String) {
+        let mut inner = self.lock();
+        if inner.topics.contains(&topic) {
+            return;
+        }
+        let max = self.shared.limits.max_topics;
+        if inner.topics.len() >= max {
+            let frame = ServerFrame::<()>::error(
+                ErrorCode::TooLarge,
+                format!("a session may subscribe to {max} topics; not subscribed to `{topic}`"),
+            );
+            self.deliver_encoded(&mut inner, &frame);
+            tracing::warn!(session = %self.id, %topic, "topic limit reached");
+            return;
+        }
+        inner.topics.insert(topic.clone());
+        drop(inner);
+        self.shared.pubsub.subscribe(self.id, &topic);
+    }
+
+    fn broadcast(&self, topic: &str, msg: &P::Server, include_self: bool) {
+        let frame = ServerFrame::Push {
+            payload: msg,
+            topic: Some(topic.to_owned()),
+            id: None,
+        };
+        // Encoded once; every subscriber gets the same bytes.
+        let Some(out) = self.encode(&frame, None) else {
+            return;
+        };
+        Metrics::bump(&self.shared.metrics.broadcasts);
+        if include_self {
+            self.shared.pubsub.broadcast(topic, out);
+        } else {
+            self.shared.pubsub.broadcast_from(self.id, topic, out);
+        }
+    }
+
+    fn encode<S: Serialize>(&self, frame: &ServerFrame<S>, seq: Option<Seq>) -> Option<Outgoing> {
+        match frame.encode() {
+            Ok(text) => Some(Outgoing::new(frame.kind(), seq, Utf8Bytes::from(text))),
+            Err(err) => {
+                tracing::error!(session = %self.id, %err, "could not encode a server frame");
+                None
+            }
+        }
+    }
+
+    fn deliver_encoded<S: Serialize>(&self, inner: &mut Inner, frame: &ServerFrame<S>) {
+        if let Some(out) = self.encode(frame, None) {
+            self.deliver(inner, Item::Frame(out));
+        }
+    }
+
+    /// Queues `item` for the current connection without waiting: a full queue closes that
+    /// connection as a slow consumer, so nobody else is held up by it.
+    fn deliver(&self, inner: &mut Inner, item: Item) {
+        let Some(conn) = &inner.conn else {
+            return;
+        };
+        match conn.tx.try_send(item) {
+            Ok(()) => Metrics::bump(&self.shared.metrics.frames_out),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if conn.stop.borrow().is_none() {
+                    Metrics::bump(&self.shared.metrics.slow_consumers);
+                    tracing::warn!(session = %self.id, "outbound queue full: closing as slow consumer");
+                }
+                conn.stop.send_replace(Some(Stop::SLOW_CONSUMER));
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+impl<P: Protocol> Member for SessionCore<P> {
+    fn deliver(&self, frame: Outgoing) {
+        let mut inner = self.lock();
+        SessionCore::deliver(self, &mut inner, Item::Frame(frame));
+    }
+}
+
+impl<P: Protocol> Sink<P> for SessionCore<P> {
+    fn effect(&self, effect: Effect<P>) -> Result<(), SessionGone> {
+        if self.lock().ended {
+            return Err(SessionGone);
+        }
+        self.apply(vec![effect], None);
+        Ok(())
+    }
+}

@@ -1,0 +1,389 @@
+//! The sessions of one endpoint and their handlers: opening and resuming sessions, running
+//! handler methods and hooks, and ending sessions whose grace period ran out.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures_util::FutureExt;
+use tracing::Instrument;
+
+use super::core::{Conn, Resumed, SessionCore, Shared, Stop};
+use super::metrics::Metrics;
+use crate::{ClientFrame, Context, DecodeError, Dispatch, ErrorCode, Protocol, Ref, Sender, Seq};
+use crate::{HandlerResult, SessionId};
+
+/// Makes a fresh handler for each session (and again after a handler fails).
+pub(crate) type Factory<H> = Box<dyn Fn() -> H + Send + Sync>;
+
+/// A session: its protocol state and its handler.
+pub(crate) struct Session<P: Protocol, H> {
+    pub(crate) core: Arc<SessionCore<P>>,
+    state: tokio::sync::Mutex<State<P, H>>,
+}
+
+struct State<P: Protocol, H> {
+    handler: H,
+    cx: Context<P>,
+}
+
+impl<P: Protocol, H> Session<P, H> {
+    pub(crate) fn id(&self) -> SessionId {
+        self.core.id
+    }
+}
+
+/// Where a connection goes after a frame.
+pub(crate) enum Flow<P: Protocol, H> {
+    Continue,
+    /// A `hello` resumed another session onto this connection.
+    Switch(Arc<Session<P, H>>),
+}
+
+/// Which hook to run.
+#[derive(Clone, Copy)]
+enum Hook {
+    Connected,
+    Disconnected,
+}
+
+pub(crate) struct Hub<P: Protocol, H> {
+    pub(crate) shared: Arc<Shared>,
+    factory: Factory<H>,
+    sessions: Mutex<HashMap<SessionId, Arc<Session<P, H>>>>,
+}
+
+impl<P, H> Hub<P, H>
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    pub(crate) fn new(shared: Arc<Shared>, factory: Factory<H>) -> Self {
+        Self {
+            shared,
+            factory,
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Session<P, H>>>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn get(&self, id: SessionId) -> Option<Arc<Session<P, H>>> {
+        self.sessions().get(&id).cloned()
+    }
+
+    pub(crate) fn session_count(&self) -> usize {
+        self.sessions().len()
+    }
+
+    /// A new session, registered but not yet attached.
+    pub(crate) fn create(&self, extensions: axum::http::Extensions) -> Arc<Session<P, H>> {
+        let id = SessionId::from_u128(rand::random());
+        let core = SessionCore::<P>::new(id, self.shared.clone());
+        let sender = Sender::new(core.clone());
+        let mut cx = Context::with_sender(id, sender);
+        cx.set_extensions(extensions);
+        let session = Arc::new(Session {
+            core,
+            state: tokio::sync::Mutex::new(State {
+                handler: (self.factory)(),
+                cx,
+            }),
+        });
+        self.sessions().insert(id, session.clone());
+        Metrics::bump(&self.shared.metrics.sessions_created);
+        session
+    }
+
+    /// Opens a connection onto a session: the one `resume` names if it is still held
+    /// (replaying what the client missed), otherwise a new one. A live connection runs the
+    /// `connected` hook.
+    pub(crate) async fn open(
+        &self,
+        resume: Option<(SessionId, Seq)>,
+        conn: Conn,
+        extensions: axum::http::Extensions,
+    ) -> Arc<Session<P, H>> {
+        let live = conn.live;
+        if let Some((id, after)) = resume
+            && let Some(session) = self.get(id)
+        {
+            self.resume_onto(&session, conn, after, extensions).await;
+            return session;
+        }
+        let session = self.create(extensions);
+        session.core.attach(conn, None, true);
+        if let Some((_, after)) = resume {
+            // The client held state from a session that is gone: tell it to drop it.
+            tracing::debug!(session = %session.id(), after, "resume of an unknown session");
+            session.core.reset();
+        }
+        if live {
+            self.hook(&session, Hook::Connected).await;
+        }
+        session
+    }
+
+    async fn resume_onto(
+        &self,
+        session: &Arc<Session<P, H>>,
+        conn: Conn,
+        after: Seq,
+        extensions: axum::http::Extensions,
+    ) {
+        let live = conn.live;
+        session.state.lock().await.cx.set_extensions(extensions);
+        let (resumed, displaced) = session.core.attach(conn, Some(after), true);
+        if displaced {
+            // The client came back before its old connection was noticed gone.
+            self.hook(session, Hook::Disconnected).await;
+        }
+        match resumed {
+            Resumed::Exactly => Metrics::bump(&self.shared.metrics.sessions_resumed),
+            Resumed::Reset => self.restart(session).await,
+        }
+        if live {
+            self.hook(session, Hook::Connected).await;
+        }
+    }
+
+    /// Handles one decoded client frame (or its decode error) on `session`, whose current
+    /// connection is `conn_id`.
+    pub(crate) async fn handle(
+        &self,
+        session: &Arc<Session<P, H>>,
+        conn_id: u64,
+        frame: Result<ClientFrame<P::Client>, DecodeError>,
+    ) -> Flow<P, H> {
+        Metrics::bump(&self.shared.metrics.frames_in);
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(err) => {
+                Metrics::bump(&self.shared.metrics.decode_errors);
+                tracing::debug!(session = %session.id(), %err, "undecodable client frame");
+                session
+                    .core
+                    .error(err.code(), err.to_string(), err.reference());
+                return Flow::Continue;
+            }
+        };
+        match frame {
+            ClientFrame::Msg {
+                payload, reference, ..
+            } => {
+                let span = tracing::debug_span!("omni.msg", session = %session.id(), reference);
+                self.dispatch(session, payload, reference)
+                    .instrument(span)
+                    .await;
+                Flow::Continue
+            }
+            ClientFrame::Hello {
+                protocol,
+                version,
+                session: resume,
+                after,
+            } => {
+                self.hello(session, conn_id, protocol, version, resume, after)
+                    .await
+            }
+            ClientFrame::Join { .. } | ClientFrame::Leave { .. } => {
+                session.core.error(
+                    ErrorCode::BadFrame,
+                    "`join` and `leave` are served on the mux endpoint".into(),
+                    None,
+                );
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn hello(
+        &self,
+        session: &Arc<Session<P, H>>,
+        conn_id: u64,
+        protocol: Option<String>,
+        version: Option<String>,
+        resume: Option<SessionId>,
+        after: Option<Seq>,
+    ) -> Flow<P, H> {
+        let refused = match (&protocol, &version) {
+            (Some(name), _) if name != P::NAME => Some(format!(
+                "this endpoint serves protocol `{}`, not `{name}`",
+                P::NAME
+            )),
+            (_, Some(version)) if version != P::VERSION => Some(format!(
+                "client schema {version} differs from the server's {}; rebuild the client \
+                 from the same protocol enum",
+                P::VERSION
+            )),
+            _ => None,
+        };
+        if let Some(message) = refused {
+            session
+                .core
+                .error(ErrorCode::VersionMismatch, message, None);
+            session.core.close(Stop::VERSION_MISMATCH);
+            return Flow::Continue;
+        }
+        let after = after.unwrap_or(0);
+        match resume {
+            None => Flow::Continue,
+            Some(id) if id == session.id() => {
+                if session.core.replay_after(after) == Resumed::Reset {
+                    self.restart(session).await;
+                }
+                Flow::Continue
+            }
+            Some(id) => {
+                let Some(target) = self.get(id) else {
+                    // Nothing to resume: the client keeps this fresh session, and drops what it
+                    // derived from the old one.
+                    session.core.reset();
+                    return Flow::Continue;
+                };
+                // The connection moves to the resumed session; the fresh one it was given on
+                // connect ends unused.
+                let Some((conn, _)) = session.core.detach(conn_id) else {
+                    return Flow::Continue;
+                };
+                if conn.live {
+                    self.hook(session, Hook::Disconnected).await;
+                }
+                self.sessions().remove(&session.id());
+                session.core.end();
+                let extensions = session.state.lock().await.cx.extensions().clone();
+                self.resume_onto(&target, conn, after, extensions).await;
+                Flow::Switch(target)
+            }
+        }
+    }
+
+    /// Runs the handler method for one client message.
+    async fn dispatch(
+        &self,
+        session: &Arc<Session<P, H>>,
+        payload: P::Client,
+        reference: Option<Ref>,
+    ) {
+        if let Some(r) = reference
+            && session.core.already_handled(r)
+        {
+            // A resend of a message already handled (the client missed the ack).
+            session.core.handled(r);
+            return;
+        }
+        let mut state = session.state.lock().await;
+        let State { handler, cx } = &mut *state;
+        let outcome = AssertUnwindSafe(P::dispatch(handler, cx, payload))
+            .catch_unwind()
+            .await;
+        let effects = cx.take_effects();
+        match flatten(outcome) {
+            Ok(()) => {
+                session.core.apply(effects, reference);
+                if let Some(r) = reference {
+                    session.core.handled(r);
+                }
+            }
+            Err(message) => {
+                drop(state);
+                self.fail(session, message, reference).await;
+            }
+        }
+    }
+
+    /// Runs a hook; a failing `connected` hook is reported, not retried.
+    async fn hook(&self, session: &Arc<Session<P, H>>, hook: Hook) {
+        let mut state = session.state.lock().await;
+        let State { handler, cx } = &mut *state;
+        let future = match hook {
+            Hook::Connected => P::connected(handler, cx).boxed(),
+            Hook::Disconnected => P::disconnected(handler, cx).boxed(),
+        };
+        let outcome = AssertUnwindSafe(future).catch_unwind().await;
+        let effects = cx.take_effects();
+        match flatten(outcome) {
+            Ok(()) => session.core.apply(effects, None),
+            Err(message) => {
+                Metrics::bump(&self.shared.metrics.handler_failures);
+                tracing::warn!(session = %session.id(), %message, "handler hook failed");
+                state.handler = (self.factory)();
+                session.core.error(ErrorCode::HandlerFailed, message, None);
+            }
+        }
+    }
+
+    /// Reports a failed handler method and gives the session a fresh handler, which is
+    /// connected again so it can restore its subscriptions.
+    async fn fail(&self, session: &Arc<Session<P, H>>, message: String, reference: Option<Ref>) {
+        Metrics::bump(&self.shared.metrics.handler_failures);
+        tracing::warn!(session = %session.id(), %message, "handler failed; restarting it");
+        session
+            .core
+            .error(ErrorCode::HandlerFailed, message, reference);
+        self.restart(session).await;
+    }
+
+    /// Replaces the session's handler with a fresh one, and connects it if a live connection
+    /// is attached.
+    async fn restart(&self, session: &Arc<Session<P, H>>) {
+        {
+            let mut state = session.state.lock().await;
+            state.handler = (self.factory)();
+            state.cx.take_effects();
+        }
+        if session.core.has_live_connection() {
+            self.hook(session, Hook::Connected).await;
+        }
+    }
+
+    /// The connection `conn_id` has gone: runs the `disconnected` hook (live connections) and
+    /// starts the grace period after which the session ends.
+    pub(crate) async fn closed(self: &Arc<Self>, session: &Arc<Session<P, H>>, conn_id: u64) {
+        let Some((conn, generation)) = session.core.detach(conn_id) else {
+            return;
+        };
+        if conn.live {
+            self.hook(session, Hook::Disconnected).await;
+        }
+        let hub = Arc::downgrade(self);
+        let id = session.id();
+        let grace = self.shared.limits.grace;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if let Some(hub) = hub.upgrade() {
+                hub.expire(id, generation);
+            }
+        });
+    }
+
+    fn expire(&self, id: SessionId, generation: u64) {
+        let mut sessions = self.sessions();
+        let Some(session) = sessions.get(&id) else {
+            return;
+        };
+        if session.core.expire(generation) {
+            sessions.remove(&id);
+            Metrics::bump(&self.shared.metrics.sessions_expired);
+            tracing::debug!(session = %id, "session expired");
+        }
+    }
+}
+
+/// A handler outcome, with a panic turned into its message.
+fn flatten(outcome: Result<HandlerResult, Box<dyn std::any::Any + Send>>) -> Result<(), String> {
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(panic) => Err(panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .map_or_else(
+                || "the handler panicked".to_owned(),
+                |m| format!("the handler panicked: {m}"),
+            )),
+    }
+}

@@ -1,0 +1,57 @@
+//! The limits an endpoint enforces, all configurable.
+
+use std::time::Duration;
+
+/// Limits and timings of an [`Endpoint`](super::Endpoint). Start from [`Limits::default`] and
+/// change what you need.
+///
+/// ```
+/// use std::time::Duration;
+/// use omni_runtime::server::Limits;
+///
+/// let limits = Limits {
+///     max_frame_bytes: 16 * 1024,
+///     grace: Duration::from_secs(5),
+///     ..Limits::default()
+/// };
+/// assert_eq!(limits.log_frames, 1024);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest client frame, in bytes (ws message or HTTP body). Larger: `too_large`, then
+    /// close 1009 on a WebSocket, 413 on HTTP. Default 64 KiB.
+    pub max_frame_bytes: usize,
+    /// Frames a connection's outbound queue holds before the connection is closed as a
+    /// `slow_consumer`. Default 1024.
+    pub outbound_queue: usize,
+    /// Sequenced frames a session keeps for resume. Default 1024.
+    pub log_frames: usize,
+    /// How long a session outlives its connection, waiting for a resume. Default 30 s.
+    pub grace: Duration,
+    /// Topics one session may subscribe to. Default 64.
+    pub max_topics: usize,
+    /// Client `ref`s remembered per session, so a message resent after a reconnect is
+    /// acknowledged again rather than handled twice. Default 1024.
+    pub remembered_refs: usize,
+    /// The WebSocket read buffer. tungstenite's default (128 KiB) is zero-filled before every
+    /// read; a small buffer is faster and holds far less memory per connection. Default 4 KiB.
+    pub read_buffer_bytes: usize,
+    /// Interval of SSE keep-alive comments, which is also how soon a vanished SSE client is
+    /// noticed. Default 1 s.
+    pub sse_keep_alive: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 64 * 1024,
+            outbound_queue: 1024,
+            log_frames: 1024,
+            grace: Duration::from_secs(30),
+            max_topics: 64,
+            remembered_refs: 1024,
+            read_buffer_bytes: 4 * 1024,
+            sse_keep_alive: Duration::from_secs(1),
+        }
+    }
+}

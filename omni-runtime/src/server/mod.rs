@@ -1,0 +1,307 @@
+//! Serving a protocol over WebSocket, HTTP and Server-Sent Events on axum.
+//!
+//! An [`Endpoint`] is built from a protocol and a handler factory: each session gets its own
+//! handler, so `&mut self` in a handler method is that session's state. [`Endpoint::router`]
+//! gives an axum [`Router`] serving `/ws`, `/http` and `/sse`, to nest under any prefix.
+//!
+//! ```no_run
+//! use omni_runtime::protocol::tests_support::{Echo, EchoFromClient};
+//! use omni_runtime::server::Endpoint;
+//! # use omni_runtime::{Context, Dispatch, HandlerResult};
+//! # #[derive(Default)] struct EchoHandler;
+//! # impl Dispatch<EchoHandler> for Echo {
+//! #     async fn dispatch(_: &mut EchoHandler, _: &mut Context<Echo>, _: EchoFromClient) -> HandlerResult { Ok(()) }
+//! #     async fn connected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
+//! #     async fn disconnected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
+//! # }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let endpoint = Endpoint::<Echo, _>::new(EchoHandler::default);
+//! let app = axum::Router::new().nest("/omni", endpoint.router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! let shutdown = endpoint.clone();
+//! axum::serve(listener, app)
+//!     .with_graceful_shutdown(async move {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!         shutdown.shutdown();
+//!     })
+//!     .await
+//! # }
+//! ```
+
+pub(crate) mod core;
+mod http;
+pub(crate) mod hub;
+mod limits;
+mod metrics;
+mod origin;
+mod sse;
+mod ws;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use self::core::Shared;
+pub use self::http::SESSION_HEADER;
+use self::hub::Hub;
+pub use self::limits::Limits;
+pub use self::metrics::MetricsSnapshot;
+pub use self::origin::Origins;
+use crate::pubsub::{LocalPubSub, PubSub};
+use crate::{Dispatch, Protocol, Seq, SessionId};
+
+/// A protocol served with a handler factory: the state behind the `/ws`, `/http` and `/sse`
+/// routes. Cheap to clone.
+pub struct Endpoint<P: Protocol, H> {
+    hub: Arc<Hub<P, H>>,
+    origins: Arc<Origins>,
+}
+
+impl<P: Protocol, H> Clone for Endpoint<P, H> {
+    fn clone(&self) -> Self {
+        Self {
+            hub: self.hub.clone(),
+            origins: self.origins.clone(),
+        }
+    }
+}
+
+/// Builds an [`Endpoint`] with non-default limits, pub/sub backend or origin policy.
+#[must_use]
+pub struct EndpointBuilder<P, H> {
+    factory: Box<dyn Fn() -> H + Send + Sync>,
+    limits: Limits,
+    pubsub: Option<Arc<dyn PubSub>>,
+    origins: Origins,
+    protocol: std::marker::PhantomData<fn() -> P>,
+}
+
+impl<P, H> EndpointBuilder<P, H>
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    /// Limits and timings (frame size, queues, resume log, grace period…).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The pub/sub backend; several endpoints (or mux modules) sharing one see each other's
+    /// broadcasts. Default: a [`LocalPubSub`] of the endpoint's own.
+    pub fn pubsub(mut self, pubsub: Arc<dyn PubSub>) -> Self {
+        self.pubsub = Some(pubsub);
+        self
+    }
+
+    /// Which browser origins may connect. Default: [`Origins::SameHost`].
+    pub fn origins(mut self, origins: Origins) -> Self {
+        self.origins = origins;
+        self
+    }
+
+    /// The endpoint.
+    pub fn build(self) -> Endpoint<P, H> {
+        let pubsub = self.pubsub.unwrap_or_else(|| Arc::new(LocalPubSub::new()));
+        let shared = Arc::new(Shared::new(self.limits, pubsub));
+        Endpoint {
+            hub: Arc::new(Hub::new(shared, self.factory)),
+            origins: Arc::new(self.origins),
+        }
+    }
+}
+
+/// The resume point a client may put in the connect URL.
+#[derive(Debug, Deserialize)]
+struct ResumeQuery {
+    session: Option<SessionId>,
+    after: Option<Seq>,
+}
+
+impl<P, H> Endpoint<P, H>
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    /// An endpoint with default limits, in-process pub/sub and same-host origins; `factory`
+    /// makes each session's handler.
+    pub fn new(factory: impl Fn() -> H + Send + Sync + 'static) -> Self {
+        Self::builder(factory).build()
+    }
+
+    /// A builder, to change limits, the pub/sub backend or the origin policy.
+    pub fn builder(factory: impl Fn() -> H + Send + Sync + 'static) -> EndpointBuilder<P, H> {
+        EndpointBuilder {
+            factory: Box::new(factory),
+            limits: Limits::default(),
+            pubsub: None,
+            origins: Origins::default(),
+            protocol: std::marker::PhantomData,
+        }
+    }
+
+    /// The routes `/ws`, `/http` and `/sse`, to `nest` under a prefix of your choice.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/ws", get(ws_route::<P, H>))
+            .route("/http", post(http_route::<P, H>))
+            .route("/sse", get(sse_route::<P, H>))
+            .with_state(self.clone())
+    }
+
+    /// Upgrades a request to a WebSocket served by this endpoint, for use inside your own
+    /// axum handler (after your own checks). Honours `?session=&after=` for resume.
+    pub fn upgrade(
+        &self,
+        upgrade: WebSocketUpgrade,
+        request: &axum::http::request::Parts,
+    ) -> Response {
+        if !self.origins.allows(&request.headers) {
+            return StatusCode::FORBIDDEN.into_response();
+        }
+        let resume = request
+            .uri
+            .query()
+            .and_then(resume_from_query)
+            .and_then(|q| q.session.map(|id| (id, q.after.unwrap_or(0))));
+        let limits = &self.hub.shared.limits;
+        let hub = self.hub.clone();
+        let extensions = request.extensions.clone();
+        upgrade
+            .read_buffer_size(limits.read_buffer_bytes)
+            // Our own check at `max_frame_bytes` answers with `too_large` and a clean close;
+            // tungstenite's limit only stops frames too large to be worth buffering at all,
+            // and then the close may be lost to a reset connection.
+            .max_message_size(hard_frame_limit(limits.max_frame_bytes))
+            .max_frame_size(hard_frame_limit(limits.max_frame_bytes))
+            .on_upgrade(move |socket| ws::run(hub, socket, resume, extensions))
+    }
+
+    /// Serves one already-upgraded WebSocket on this endpoint (a new session).
+    pub async fn serve_socket(&self, socket: WebSocket) {
+        ws::run(
+            self.hub.clone(),
+            socket,
+            None,
+            axum::http::Extensions::new(),
+        )
+        .await;
+    }
+
+    /// The endpoint's counters.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.hub.shared.metrics.snapshot()
+    }
+
+    /// Sessions currently held (attached or in their grace period).
+    pub fn sessions(&self) -> usize {
+        self.hub.session_count()
+    }
+
+    /// Closes every connection with a close frame (1001, "server shutting down") and ends
+    /// every event stream. Call it from axum's graceful-shutdown future, which then stops
+    /// accepting and waits for the connections to finish.
+    pub fn shutdown(&self) {
+        self.hub.shared.shutdown.send_replace(true);
+    }
+
+    pub(crate) fn hub(&self) -> &Arc<Hub<P, H>> {
+        &self.hub
+    }
+}
+
+/// The size past which tungstenite itself refuses a frame.
+fn hard_frame_limit(max_frame_bytes: usize) -> usize {
+    max_frame_bytes.saturating_mul(4).max(1024 * 1024)
+}
+
+fn resume_from_query(query: &str) -> Option<ResumeQuery> {
+    let uri: axum::http::Uri = format!("/?{query}").parse().ok()?;
+    Query::<ResumeQuery>::try_from_uri(&uri).ok().map(|q| q.0)
+}
+
+async fn ws_route<P, H>(State(endpoint): State<Endpoint<P, H>>, request: Request) -> Response
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    let (mut parts, _) = request.into_parts();
+    match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => endpoint.upgrade(upgrade, &parts),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+async fn http_route<P, H>(State(endpoint): State<Endpoint<P, H>>, request: Request) -> Response
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    let (parts, body) = request.into_parts();
+    if !endpoint.origins.allows(&parts.headers) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let limit = endpoint.hub.shared.limits.max_frame_bytes;
+    // One byte over the limit is enough to know the body is too large.
+    let body: Bytes = match axum::body::to_bytes(body, limit + 1).await {
+        Ok(body) => body,
+        Err(_) => Bytes::from(vec![0; limit + 1]),
+    };
+    http::post(endpoint.hub.clone(), parts.headers, parts.extensions, body).await
+}
+
+async fn sse_route<P, H>(
+    State(endpoint): State<Endpoint<P, H>>,
+    Query(query): Query<ResumeQuery>,
+    headers: HeaderMap,
+    request: Request,
+) -> Response
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    if !endpoint.origins.allows(&headers) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let resume = sse::resume_point(query.session, query.after, &headers);
+    let extensions = request.into_parts().0.extensions;
+    sse::get(endpoint.hub.clone(), resume, extensions).await
+}
+
+/// Runs one WebSocket with a protocol and a handler, inside your own axum handler, without an
+/// [`Endpoint`] of your own: the connection gets a session of its own (with the default
+/// limits), and `handler` is cloned again if it fails and must be restarted.
+///
+/// ```no_run
+/// use axum::extract::ws::WebSocketUpgrade;
+/// use axum::response::Response;
+/// # use omni_runtime::protocol::tests_support::{Echo, EchoFromClient};
+/// # use omni_runtime::{Context, Dispatch, HandlerResult};
+/// # #[derive(Clone)] struct EchoHandler;
+/// # impl Dispatch<EchoHandler> for Echo {
+/// #     async fn dispatch(_: &mut EchoHandler, _: &mut Context<Echo>, _: EchoFromClient) -> HandlerResult { Ok(()) }
+/// #     async fn connected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
+/// #     async fn disconnected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
+/// # }
+///
+/// async fn echo(upgrade: WebSocketUpgrade) -> Response {
+///     upgrade.on_upgrade(|socket| omni_runtime::server::websocket::<Echo, _>(socket, EchoHandler))
+/// }
+/// ```
+pub async fn websocket<P, H>(socket: WebSocket, handler: H)
+where
+    P: Protocol + Dispatch<H>,
+    H: Clone + Send + Sync + 'static,
+{
+    Endpoint::<P, H>::new(move || handler.clone())
+        .serve_socket(socket)
+        .await;
+}

@@ -1,0 +1,142 @@
+//! `GET /sse`: server frames as a `text/event-stream`, `welcome` first. The uplink is
+//! `POST /http` with the stream's session in the `omni-session` header.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use tokio::sync::watch;
+
+use super::core::{ConnRx, Item, Stop, shutting_down};
+use super::hub::{Hub, Session};
+use super::metrics::Metrics;
+use crate::{Dispatch, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
+
+/// Opens an event stream on a new session, or on `resume`'s session from just after its
+/// sequence number.
+pub(crate) async fn get<P, H>(
+    hub: Arc<Hub<P, H>>,
+    resume: Option<(SessionId, Seq)>,
+    extensions: axum::http::Extensions,
+) -> Response
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    let shared = hub.shared.clone();
+    Metrics::bump(&shared.metrics.connections_opened);
+    let (conn, rx) = shared.connection(true);
+    let conn_id = conn.id;
+    let session = hub.open(resume, conn, extensions).await;
+    tracing::debug!(session = %session.id(), conn = conn_id, "sse stream opened");
+    let keep_alive = KeepAlive::new().interval(shared.limits.sse_keep_alive);
+    let stream = events(EventState {
+        rx,
+        shutdown: shared.shutdown.subscribe(),
+        _guard: Guard {
+            hub,
+            session,
+            conn_id,
+        },
+        done: false,
+    });
+    Sse::new(stream).keep_alive(keep_alive).into_response()
+}
+
+/// Reads a resume point from `?session=&after=` or, for `after`, the `Last-Event-ID` header.
+pub(crate) fn resume_point(
+    session: Option<SessionId>,
+    after: Option<Seq>,
+    headers: &HeaderMap,
+) -> Option<(SessionId, Seq)> {
+    let last_event = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    session.map(|id| (id, after.or(last_event).unwrap_or(0)))
+}
+
+/// The state behind one event stream.
+struct EventState<P: Protocol, H>
+where
+    P: Dispatch<H>,
+    H: Send + 'static,
+{
+    rx: ConnRx,
+    shutdown: watch::Receiver<bool>,
+    /// Dropped with the stream: that is the disconnect.
+    _guard: Guard<P, H>,
+    done: bool,
+}
+
+/// Detaches the connection when the stream is dropped, which is how a vanished client shows:
+/// hyper drops the body once writing to the socket fails (at the latest at the next
+/// keep-alive).
+struct Guard<P: Protocol, H>
+where
+    P: Dispatch<H>,
+    H: Send + 'static,
+{
+    hub: Arc<Hub<P, H>>,
+    session: Arc<Session<P, H>>,
+    conn_id: u64,
+}
+
+impl<P, H> Drop for Guard<P, H>
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    fn drop(&mut self) {
+        let hub = self.hub.clone();
+        let session = self.session.clone();
+        let conn_id = self.conn_id;
+        Metrics::bump(&hub.shared.metrics.connections_closed);
+        // The disconnect hook is async; a runtime is always present where hyper drops bodies.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move { hub.closed(&session, conn_id).await });
+        }
+    }
+}
+
+fn events<P, H>(state: EventState<P, H>) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    futures_util::stream::unfold(state, |mut state| async move {
+        if state.done {
+            return None;
+        }
+        let event = tokio::select! {
+            biased;
+            item = state.rx.frames.recv() => match item {
+                Some(Item::Frame(frame)) => {
+                    let mut event = Event::default().event(frame.kind()).data(frame.text());
+                    if let Some(seq) = frame.seq() {
+                        event = event.id(seq.to_string());
+                    }
+                    event
+                }
+                Some(Item::Close(_)) | None => return None,
+            },
+            _ = state.rx.stop.changed() => {
+                state.done = true;
+                let stop = *state.rx.stop.borrow_and_update();
+                if stop != Some(Stop::SLOW_CONSUMER) {
+                    return None;
+                }
+                let frame = ServerFrame::<()>::error(
+                    ErrorCode::SlowConsumer,
+                    "the stream could not keep up with its messages",
+                );
+                Event::default().event("error").data(frame.encode().unwrap_or_default())
+            }
+            _ = shutting_down(&mut state.shutdown) => return None,
+        };
+        Some((Ok(event), state))
+    })
+}

@@ -1,0 +1,134 @@
+//! The WebSocket transport: one task per connection, reading client frames and writing the
+//! connection's outbound queue.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use tracing::Instrument;
+
+use super::core::{ConnRx, Item, Stop, shutting_down};
+use super::hub::{Flow, Hub};
+use super::metrics::Metrics;
+use crate::{ClientFrame, DecodeError, Dispatch, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
+
+/// Runs one WebSocket connection until either side closes it.
+pub(crate) async fn run<P, H>(
+    hub: Arc<Hub<P, H>>,
+    mut socket: WebSocket,
+    resume: Option<(SessionId, Seq)>,
+    extensions: axum::http::Extensions,
+) where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    let shared = hub.shared.clone();
+    Metrics::bump(&shared.metrics.connections_opened);
+    let (
+        conn,
+        ConnRx {
+            mut frames,
+            mut stop,
+        },
+    ) = shared.connection(true);
+    let conn_id = conn.id;
+    let mut session = hub.open(resume, conn, extensions).await;
+    let mut shutdown = shared.shutdown.subscribe();
+    let max = shared.limits.max_frame_bytes;
+    let span = tracing::info_span!("omni.ws", session = %session.id(), conn = conn_id);
+
+    async {
+        let reason = loop {
+            tokio::select! {
+                // Writing first keeps the queue short when a client floods us with messages.
+                biased;
+                item = frames.recv() => match item {
+                    Some(Item::Frame(frame)) => {
+                        if socket.send(Message::Text(frame.bytes().clone())).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Some(Item::Close(stop)) => break Some(stop),
+                    None => break None,
+                },
+                _ = stop.changed() => {
+                    let reason = *stop.borrow_and_update();
+                    if reason == Some(Stop::SLOW_CONSUMER) {
+                        // Skips the full queue: this is the one frame that must get through.
+                        let frame = ServerFrame::<()>::error(
+                            ErrorCode::SlowConsumer,
+                            "the connection could not keep up with its messages",
+                        );
+                        send_frame(&mut socket, &frame).await;
+                    }
+                    break reason;
+                }
+                _ = shutting_down(&mut shutdown) => break Some(Stop::GOING_AWAY),
+                incoming = socket.recv() => {
+                    let text = match incoming {
+                        Some(Ok(Message::Text(text))) => text,
+                        Some(Ok(Message::Binary(_))) => {
+                            session.core.error(
+                                ErrorCode::BadFrame,
+                                "frames are JSON text; binary frames are not accepted".into(),
+                                None,
+                            );
+                            continue;
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Ok(Message::Close(_))) | None => break None,
+                        Some(Err(err)) if too_large(&err) => {
+                            send_frame(&mut socket, &too_large_frame(max)).await;
+                            break Some(Stop::TOO_LARGE);
+                        }
+                        Some(Err(err)) => {
+                            tracing::debug!(%err, "websocket read failed");
+                            break None;
+                        }
+                    };
+                    if text.len() > max {
+                        send_frame(&mut socket, &too_large_frame(max)).await;
+                        break Some(Stop::TOO_LARGE);
+                    }
+                    let frame: Result<ClientFrame<P::Client>, DecodeError> =
+                        ClientFrame::decode(text.as_bytes());
+                    if let Flow::Switch(to) = hub.handle(&session, conn_id, frame).await {
+                        tracing::Span::current().record("session", tracing::field::display(to.id()));
+                        session = to;
+                    }
+                }
+            }
+        };
+        if let Some(stop) = reason {
+            let _ = socket
+                .send(Message::Close(Some(CloseFrame {
+                    code: stop.code,
+                    reason: Utf8Bytes::from_static(stop.reason),
+                })))
+                .await;
+        }
+        hub.closed(&session, conn_id).await;
+        Metrics::bump(&shared.metrics.connections_closed);
+    }
+    .instrument(span)
+    .await;
+}
+
+fn too_large_frame(max: usize) -> ServerFrame<()> {
+    ServerFrame::error(
+        ErrorCode::TooLarge,
+        format!("a frame may be at most {max} bytes"),
+    )
+}
+
+async fn send_frame(socket: &mut WebSocket, frame: &ServerFrame<()>) {
+    if let Ok(text) = frame.encode() {
+        let _ = socket.send(Message::Text(text.into())).await;
+    }
+}
+
+/// Whether a read failed because a message exceeded tungstenite's own size limit (which is
+/// set above ours, so this only happens for frames far too large to even buffer).
+fn too_large(err: &axum::Error) -> bool {
+    let text = err.to_string();
+    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("too big")
+}

@@ -1,0 +1,139 @@
+//! Drive a handler through the real runtime, in memory: no sockets, no HTTP.
+//!
+//! A [`TestClient`] connects to an [`Endpoint`] the way a WebSocket would (a session, the
+//! `connected` hook, `welcome`), sends client messages that run the real handler, and reads
+//! back every frame the client would have received: replies, pushes, broadcasts from other
+//! clients, acks and errors. Several test clients on one endpoint see each other's broadcasts.
+//!
+//! ```
+//! # use omni_runtime::protocol::tests_support::{Echo, EchoFromClient, EchoFromServer};
+//! # use omni_runtime::{Context, Dispatch, HandlerResult, ServerFrame};
+//! # #[derive(Default)] struct EchoHandler;
+//! # impl Dispatch<EchoHandler> for Echo {
+//! #     async fn dispatch(_: &mut EchoHandler, cx: &mut Context<Echo>, msg: EchoFromClient) -> HandlerResult {
+//! #         let EchoFromClient::Say(s) = msg;
+//! #         cx.send(EchoFromServer::Heard(s));
+//! #         Ok(())
+//! #     }
+//! #     async fn connected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
+//! #     async fn disconnected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
+//! # }
+//! use omni_runtime::server::Endpoint;
+//! use omni_runtime::test::TestClient;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let endpoint = Endpoint::<Echo, _>::new(EchoHandler::default);
+//! let mut client = TestClient::connect(&endpoint).await;
+//! assert!(matches!(client.recv(), Some(ServerFrame::Welcome { .. })));
+//!
+//! client.send(EchoFromClient::Say("hi".into())).await;
+//! assert_eq!(client.replies(), [EchoFromServer::Heard("hi".into())]);
+//! # });
+//! ```
+
+use std::sync::Arc;
+
+use crate::server::Endpoint;
+use crate::server::core::{Conn, ConnRx, Item};
+use crate::server::hub::{Flow, Session};
+use crate::{ClientFrame, Dispatch, Protocol, Ref, ServerFrame, SessionId};
+
+/// A client connected to an endpoint in memory.
+pub struct TestClient<P: Protocol + Dispatch<H>, H: Send + 'static> {
+    endpoint: Endpoint<P, H>,
+    session: Arc<Session<P, H>>,
+    conn_id: u64,
+    rx: ConnRx,
+    next_ref: Ref,
+}
+
+impl<P, H> TestClient<P, H>
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    /// Connects as a WebSocket would: a new session, its `connected` hook, `welcome`.
+    pub async fn connect(endpoint: &Endpoint<P, H>) -> Self {
+        let (conn, rx): (Conn, ConnRx) = endpoint.hub().shared.connection(true);
+        let conn_id = conn.id;
+        let session = endpoint
+            .hub()
+            .open(None, conn, axum::http::Extensions::new())
+            .await;
+        Self {
+            endpoint: endpoint.clone(),
+            session,
+            conn_id,
+            rx,
+            next_ref: 1,
+        }
+    }
+
+    /// This client's session.
+    pub fn session(&self) -> SessionId {
+        self.session.id()
+    }
+
+    /// Sends a client message with the next `ref`, and waits until the handler is done with
+    /// it. Returns the `ref`.
+    pub async fn send(&mut self, msg: P::Client) -> Ref {
+        let reference = self.next_ref;
+        self.next_ref += 1;
+        self.send_frame(ClientFrame::Msg {
+            payload: msg,
+            reference: Some(reference),
+            id: None,
+        })
+        .await;
+        reference
+    }
+
+    /// Sends any client frame, as its JSON would arrive.
+    pub async fn send_frame(&mut self, frame: ClientFrame<P::Client>) {
+        let hub = self.endpoint.hub().clone();
+        if let Flow::Switch(to) = hub.handle(&self.session, self.conn_id, Ok(frame)).await {
+            self.session = to;
+        }
+    }
+
+    /// The next frame this client received, if any is waiting.
+    pub fn recv(&mut self) -> Option<ServerFrame<P::Server>> {
+        match self.rx.frames.try_recv().ok()? {
+            Item::Frame(frame) => ServerFrame::decode(frame.text().as_bytes()).ok(),
+            Item::Close(_) => None,
+        }
+    }
+
+    /// Every frame waiting, in order.
+    pub fn frames(&mut self) -> Vec<ServerFrame<P::Server>> {
+        std::iter::from_fn(|| self.recv()).collect()
+    }
+
+    /// The payloads of the sequenced (`msg`) frames waiting, discarding the other frames.
+    pub fn replies(&mut self) -> Vec<P::Server> {
+        self.frames()
+            .into_iter()
+            .filter_map(|f| match f {
+                ServerFrame::Msg { payload, .. } => Some(payload),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The payloads of the `push` frames waiting (broadcasts included), discarding the rest.
+    pub fn pushes(&mut self) -> Vec<P::Server> {
+        self.frames()
+            .into_iter()
+            .filter_map(|f| match f {
+                ServerFrame::Push { payload, .. } => Some(payload),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Disconnects: runs the `disconnected` hook and starts the session's grace period.
+    pub async fn close(self) {
+        let hub = self.endpoint.hub().clone();
+        hub.closed(&self.session, self.conn_id).await;
+    }
+}

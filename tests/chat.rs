@@ -1,0 +1,125 @@
+//! The chat demo's behaviour, as its users see it: over real WebSockets, and in memory with
+//! `omni::test`.
+
+mod common;
+
+#[path = "../examples/chat/app.rs"]
+mod app;
+
+use std::collections::BTreeMap;
+
+use app::{ChatMessage, MsgFromClient, MsgFromServer, Room, Status};
+use common::{Client, serve};
+use omni::ServerFrame;
+use omni::test::TestClient;
+
+fn message(id: &str, text: &str) -> ChatMessage {
+    ChatMessage {
+        id: id.into(),
+        author: "ada".into(),
+        text: text.into(),
+        status: Status::Sending,
+        sent_at: 0,
+    }
+}
+
+async fn next(client: &mut Client) -> ServerFrame<MsgFromServer> {
+    client.next().await
+}
+
+/// The presence count in the next frames, skipping others.
+async fn presence(client: &mut Client) -> u32 {
+    loop {
+        if let ServerFrame::Push {
+            payload: MsgFromServer::Presence { online },
+            ..
+        } = next(client).await
+        {
+            return online;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_sent_message_is_confirmed_to_its_sender_and_pushed_to_everyone_else() {
+    let room = Room::default();
+    let addr = serve(omni::axum::Router::new().nest("/omni", room.endpoint().router())).await;
+    let mut ada = Client::connect(addr, "/omni/ws").await;
+    assert!(matches!(next(&mut ada).await, ServerFrame::Welcome { .. }));
+    assert_eq!(presence(&mut ada).await, 1);
+    let mut bob = Client::connect(addr, "/omni/ws").await;
+    assert!(matches!(next(&mut bob).await, ServerFrame::Welcome { .. }));
+    assert_eq!(presence(&mut bob).await, 2);
+    assert_eq!(presence(&mut ada).await, 2);
+
+    ada.msg(MsgFromClient::Send(message("m1", "hello")), 1)
+        .await;
+    let confirmed = match next(&mut ada).await {
+        ServerFrame::Msg {
+            seq: 1,
+            payload: MsgFromServer::Upsert(map),
+            reference: Some(1),
+            ..
+        } => map["m1"].clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(confirmed.status, Status::Sent);
+    assert!(confirmed.sent_at > 0, "the server stamps the time");
+    assert_eq!(confirmed.text, "hello");
+    assert!(matches!(
+        next(&mut ada).await,
+        ServerFrame::Ack { reference: 1, .. }
+    ));
+
+    assert_eq!(
+        next(&mut bob).await,
+        ServerFrame::Push {
+            payload: MsgFromServer::Upsert(BTreeMap::from([("m1".into(), confirmed.clone())])),
+            topic: Some("room".into()),
+            id: None
+        }
+    );
+
+    // A resend of the same id (after a reconnect) is stored once, confirmed again, and not
+    // pushed to others again.
+    ada.msg(MsgFromClient::Send(message("m1", "hello")), 2)
+        .await;
+    assert!(matches!(
+        next(&mut ada).await,
+        ServerFrame::Msg { payload: MsgFromServer::Upsert(map), .. } if map["m1"] == confirmed
+    ));
+    assert!(bob.quiet_for(std::time::Duration::from_millis(150)).await);
+    assert_eq!(room.len(), 1);
+
+    // FetchAll answers with everything stored.
+    bob.msg(MsgFromClient::FetchAll, 1).await;
+    assert!(matches!(
+        next(&mut bob).await,
+        ServerFrame::Msg { payload: MsgFromServer::Upsert(map), .. } if map.len() == 1
+    ));
+
+    // Presence follows a disconnect.
+    drop(bob);
+    assert_eq!(presence(&mut ada).await, 1);
+}
+
+#[tokio::test]
+async fn the_chat_handler_in_memory() {
+    let room = Room::default();
+    let endpoint = room.endpoint();
+    let mut ada = TestClient::connect(&endpoint).await;
+    let mut bob = TestClient::connect(&endpoint).await;
+    ada.frames();
+    bob.frames();
+
+    ada.send(MsgFromClient::Send(message("m1", "hi"))).await;
+    let replies = ada.replies();
+    assert!(
+        matches!(&replies[..], [MsgFromServer::Upsert(map)] if map["m1"].status == Status::Sent)
+    );
+    let pushes = bob.pushes();
+    assert!(matches!(&pushes[..], [MsgFromServer::Upsert(map)] if map.contains_key("m1")));
+
+    bob.close().await;
+    assert_eq!(ada.pushes(), [MsgFromServer::Presence { online: 1 }]);
+}
