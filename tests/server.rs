@@ -46,6 +46,9 @@ enum Probe {
     /// Sends `Echoed` later, from a spawned task, through the context's sender.
     #[client]
     Later(String),
+    /// Answered with `Echoed` of the `User` an auth layer put in the request's extensions.
+    #[client]
+    WhoAmI,
     #[server]
     Echoed(String),
     #[server]
@@ -59,6 +62,10 @@ enum Probe {
 }
 
 type Down = ServerFrame<ProbeFromServer>;
+
+/// What an auth layer found out about the request.
+#[derive(Clone)]
+struct User(&'static str);
 
 /// What the handlers of one endpoint saw.
 #[derive(Clone, Default)]
@@ -126,6 +133,12 @@ impl ProbeHandler for Prober {
             tokio::time::sleep(Duration::from_millis(20)).await;
             sender.send(ProbeFromServer::Echoed(text)).unwrap();
         });
+        Ok(())
+    }
+
+    async fn who_am_i(&mut self, cx: &mut Context<Probe>) -> HandlerResult {
+        let user = cx.extensions().get::<User>().map_or("anonymous", |u| u.0);
+        cx.send(ProbeFromServer::Echoed(user.into()));
         Ok(())
     }
 
@@ -1128,4 +1141,111 @@ async fn shutdown_closes_connections_with_1001() {
         .await
         .unwrap();
     assert!(matches!(end, Ok(None)), "the event stream ends");
+}
+
+#[tokio::test]
+async fn an_auth_layers_extensions_reach_the_handler() {
+    let log = Log::default();
+    let endpoint = endpoint(&log, Limits::default());
+    let router = omni::axum::Router::new()
+        .nest("/omni", endpoint.router())
+        .layer(omni::axum::middleware::map_request(
+            |mut request: omni::axum::extract::Request| async move {
+                request.extensions_mut().insert(User("ada"));
+                request
+            },
+        ));
+    let addr = serve(router).await;
+    let (mut client, _, _) = connect(addr, "").await;
+    client.msg(ProbeFromClient::WhoAmI, 1).await;
+    assert!(matches!(
+        client.next::<ProbeFromServer>().await,
+        ServerFrame::Msg { payload: ProbeFromServer::Echoed(user), .. } if user == "ada"
+    ));
+    let (_, _, frames) = post(addr, None, msg_text(ProbeFromClient::WhoAmI, 1)).await;
+    assert!(matches!(
+        &frames[1],
+        ServerFrame::Msg { payload: ProbeFromServer::Echoed(user), .. } if user == "ada"
+    ));
+}
+
+#[tokio::test]
+async fn a_websocket_inside_the_users_own_handler() {
+    use omni::axum::extract::ws::WebSocketUpgrade;
+
+    let log = Log::default();
+    let handler_log = log.clone();
+    let endpoint = endpoint(&log, Limits::default());
+    let router = omni::axum::Router::new()
+        // The one-off function: a session of its own for this socket.
+        .route(
+            "/pipe",
+            omni::axum::routing::get(move |upgrade: WebSocketUpgrade| {
+                let log = handler_log.clone();
+                async move {
+                    upgrade.on_upgrade(move |socket| {
+                        omni::server::websocket::<Probe, _>(socket, ProberTemplate(log))
+                    })
+                }
+            }),
+        )
+        // The endpoint's upgrade, after the user's own checks.
+        .route(
+            "/checked",
+            omni::axum::routing::get(
+                move |upgrade: WebSocketUpgrade, request: omni::axum::extract::Request| async move {
+                    let (parts, _) = request.into_parts();
+                    endpoint.upgrade(upgrade, &parts)
+                },
+            ),
+        );
+    let addr = serve(router).await;
+    for path in ["/pipe", "/checked"] {
+        let mut client = Client::connect(addr, path).await;
+        assert!(matches!(client.next::<ProbeFromServer>().await, ServerFrame::Welcome { .. }));
+        client.msg(ProbeFromClient::Echo(path.into()), 1).await;
+        assert!(matches!(
+            client.next::<ProbeFromServer>().await,
+            ServerFrame::Msg { payload: ProbeFromServer::Echoed(p), .. } if p == path
+        ));
+    }
+}
+
+/// A cloneable handler for `omni::server::websocket`, which clones it again on restart.
+#[derive(Clone)]
+struct ProberTemplate(Log);
+
+impl ProbeHandler for ProberTemplate {
+    async fn echo(&mut self, cx: &mut Context<Probe>, text: String) -> HandlerResult {
+        cx.send(ProbeFromServer::Echoed(text));
+        Ok(())
+    }
+    async fn burst(&mut self, _: &mut Context<Probe>, _: u32) -> HandlerResult {
+        Ok(())
+    }
+    async fn fail(&mut self, _: &mut Context<Probe>) -> HandlerResult {
+        Ok(())
+    }
+    async fn panic(&mut self, _: &mut Context<Probe>) -> HandlerResult {
+        Ok(())
+    }
+    async fn handled(&mut self, _: &mut Context<Probe>) -> HandlerResult {
+        Ok(())
+    }
+    async fn shout(&mut self, _: &mut Context<Probe>, _: String) -> HandlerResult {
+        Ok(())
+    }
+    async fn join(&mut self, _: &mut Context<Probe>, _: String) -> HandlerResult {
+        Ok(())
+    }
+    async fn flood(&mut self, _: &mut Context<Probe>, _: u32, _: u32) -> HandlerResult {
+        Ok(())
+    }
+    async fn later(&mut self, _: &mut Context<Probe>, _: String) -> HandlerResult {
+        Ok(())
+    }
+    async fn who_am_i(&mut self, _: &mut Context<Probe>) -> HandlerResult {
+        let _ = &self.0;
+        Ok(())
+    }
 }

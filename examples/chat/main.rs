@@ -27,6 +27,10 @@ async fn main() -> std::io::Result<()> {
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("chat listening on http://{}/", listener.local_addr()?);
+    // Frames are small and interactive: send them at once rather than batching (Nagle).
+    let listener = omni::axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     omni::axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;

@@ -20,6 +20,9 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 pub async fn serve(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let listener = omni::axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move { omni::axum::serve(listener, router).await.unwrap() });
     addr
 }

@@ -9,6 +9,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::core::{ConnRx, Item, Stop, shutting_down};
 use super::hub::{Hub, Session};
@@ -30,8 +31,9 @@ where
     Metrics::bump(&shared.metrics.connections_opened);
     let (conn, rx) = shared.connection(true);
     let conn_id = conn.id;
-    let session = hub.open(resume, conn, extensions).await;
-    tracing::debug!(session = %session.id(), conn = conn_id, "sse stream opened");
+    let span = tracing::info_span!("omni.sse", conn = conn_id);
+    let session = hub.open(resume, conn, extensions).instrument(span.clone()).await;
+    span.in_scope(|| tracing::debug!(session = %session.id(), "sse stream opened"));
     let keep_alive = KeepAlive::new().interval(shared.limits.sse_keep_alive);
     let stream = events(EventState {
         rx,
@@ -95,6 +97,7 @@ where
         let session = self.session.clone();
         let conn_id = self.conn_id;
         Metrics::bump(&hub.shared.metrics.connections_closed);
+        tracing::debug!(session = %session.id(), conn = conn_id, "sse stream closed");
         // The disconnect hook is async; a runtime is always present where hyper drops bodies.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move { hub.closed(&session, conn_id).await });

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::SinkExt;
 use tracing::Instrument;
 
 use super::core::{ConnRx, Item, Stop, shutting_down};
@@ -41,14 +42,10 @@ pub(crate) async fn run<P, H>(
             tokio::select! {
                 // Writing first keeps the queue short when a client floods us with messages.
                 biased;
-                item = frames.recv() => match item {
-                    Some(Item::Frame(frame)) => {
-                        if socket.send(Message::Text(frame.bytes().clone())).await.is_err() {
-                            break None;
-                        }
-                    }
-                    Some(Item::Close(stop)) => break Some(stop),
-                    None => break None,
+                item = frames.recv() => match write(&mut socket, item, &mut frames).await {
+                    Ok(None) => {}
+                    Ok(Some(stop)) => break Some(stop),
+                    Err(()) => break None,
                 },
                 _ = stop.changed() => {
                     let reason = *stop.borrow_and_update();
@@ -111,6 +108,40 @@ pub(crate) async fn run<P, H>(
     }
     .instrument(span)
     .await;
+}
+
+/// Writes `first` and whatever else is already queued (up to a batch), then flushes once:
+/// a reply and its `ack` leave in one write. Returns a close that was queued, if any; `Err`
+/// when the socket is gone.
+async fn write(
+    socket: &mut WebSocket,
+    first: Option<Item>,
+    frames: &mut tokio::sync::mpsc::Receiver<Item>,
+) -> Result<Option<Stop>, ()> {
+    const BATCH: usize = 64;
+    let mut item = first;
+    for written in 1.. {
+        match item {
+            Some(Item::Frame(frame)) => {
+                let message = Message::Text(frame.bytes().clone());
+                socket.feed(message).await.map_err(drop)?;
+            }
+            Some(Item::Close(stop)) => {
+                socket.flush().await.map_err(drop)?;
+                return Ok(Some(stop));
+            }
+            None => return Err(()),
+        }
+        if written == BATCH {
+            break;
+        }
+        match frames.try_recv() {
+            Ok(next) => item = Some(next),
+            Err(_) => break,
+        }
+    }
+    socket.flush().await.map_err(drop)?;
+    Ok(None)
 }
 
 fn too_large_frame(max: usize) -> ServerFrame<()> {
