@@ -201,7 +201,15 @@ fn main() {
 
         let (mut omni, mut hand) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
-            omni.push(load(&format!("ws://{omni_addr}/omni/ws"), connections, trips, true).await);
+            omni.push(
+                load(
+                    &format!("ws://{omni_addr}/omni/ws"),
+                    connections,
+                    trips,
+                    true,
+                )
+                .await,
+            );
             hand.push(load(&format!("ws://{hand_addr}/ws"), connections, trips, false).await);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

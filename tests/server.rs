@@ -1202,7 +1202,10 @@ async fn a_websocket_inside_the_users_own_handler() {
     let addr = serve(router).await;
     for path in ["/pipe", "/checked"] {
         let mut client = Client::connect(addr, path).await;
-        assert!(matches!(client.next::<ProbeFromServer>().await, ServerFrame::Welcome { .. }));
+        assert!(matches!(
+            client.next::<ProbeFromServer>().await,
+            ServerFrame::Welcome { .. }
+        ));
         client.msg(ProbeFromClient::Echo(path.into()), 1).await;
         assert!(matches!(
             client.next::<ProbeFromServer>().await,

@@ -32,7 +32,10 @@ where
     let (conn, rx) = shared.connection(true);
     let conn_id = conn.id;
     let span = tracing::info_span!("omni.sse", conn = conn_id);
-    let session = hub.open(resume, conn, extensions).instrument(span.clone()).await;
+    let session = hub
+        .open(resume, conn, extensions)
+        .instrument(span.clone())
+        .await;
     span.in_scope(|| tracing::debug!(session = %session.id(), "sse stream opened"));
     let keep_alive = KeepAlive::new().interval(shared.limits.sse_keep_alive);
     let stream = events(EventState {
