@@ -58,6 +58,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use omni_macros::{protocol, wire};
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub use omni_runtime::client;
 pub use omni_runtime::{
     BoxError, ClientFrame, Context, DecodeError, Dispatch, Effect, EncodeError, ErrorCode,
     HandlerResult, Protocol, Ref, Sender, Seq, ServerFrame, SessionGone, SessionId, TransportError,

@@ -39,7 +39,9 @@ impl Shared {
 
     /// A new connection's handle, and the ends its transport reads.
     pub(crate) fn connection(&self, live: bool) -> (Conn, ConnRx) {
-        let (tx, rx) = mpsc::channel(self.limits.outbound_queue);
+        // Room for a full replay of the log on top of the queue, so that resuming a session
+        // never overflows its new connection.
+        let (tx, rx) = mpsc::channel(self.limits.outbound_queue + self.limits.log_frames + 1);
         let (stop, stop_rx) = watch::channel(None);
         let conn = Conn {
             id: self.next_conn.fetch_add(1, Ordering::Relaxed),

@@ -227,37 +227,51 @@ where
             session.core.close(Stop::VERSION_MISMATCH);
             return Flow::Continue;
         }
-        let after = after.unwrap_or(0);
-        match resume {
-            None => Flow::Continue,
-            Some(id) if id == session.id() => {
-                if session.core.replay_after(after) == Resumed::Reset {
-                    self.restart(session).await;
-                }
-                Flow::Continue
+        match (resume, after) {
+            (None, None) => Flow::Continue,
+            // `after` alone, or naming this very session, replays on it (the HTTP transport
+            // names its session in a header).
+            (None, Some(after)) => self.replay(session, after).await,
+            (Some(id), after) if id == session.id() => {
+                self.replay(session, after.unwrap_or(0)).await
             }
-            Some(id) => {
-                let Some(target) = self.get(id) else {
-                    // Nothing to resume: the client keeps this fresh session, and drops what it
-                    // derived from the old one.
-                    session.core.reset();
-                    return Flow::Continue;
-                };
-                // The connection moves to the resumed session; the fresh one it was given on
-                // connect ends unused.
-                let Some((conn, _)) = session.core.detach(conn_id) else {
-                    return Flow::Continue;
-                };
-                if conn.live {
-                    self.hook(session, Hook::Disconnected).await;
-                }
-                self.sessions().remove(&session.id());
-                session.core.end();
-                let extensions = session.state.lock().await.cx.extensions().clone();
-                self.resume_onto(&target, conn, after, extensions).await;
-                Flow::Switch(target)
-            }
+            (Some(id), after) => self.move_to(session, conn_id, id, after.unwrap_or(0)).await,
         }
+    }
+
+    async fn replay(&self, session: &Arc<Session<P, H>>, after: Seq) -> Flow<P, H> {
+        if session.core.replay_after(after) == Resumed::Reset {
+            self.restart(session).await;
+        }
+        Flow::Continue
+    }
+
+    /// Moves connection `conn_id` from `session` (the fresh one it got on connect, which ends
+    /// unused) to the session `target` it resumes.
+    async fn move_to(
+        &self,
+        session: &Arc<Session<P, H>>,
+        conn_id: u64,
+        target: SessionId,
+        after: Seq,
+    ) -> Flow<P, H> {
+        let Some(target) = self.get(target) else {
+            // Nothing to resume: the client keeps this session, and drops what it derived
+            // from the old one.
+            session.core.reset();
+            return Flow::Continue;
+        };
+        let Some((conn, _)) = session.core.detach(conn_id) else {
+            return Flow::Continue;
+        };
+        if conn.live {
+            self.hook(session, Hook::Disconnected).await;
+        }
+        self.sessions().remove(&session.id());
+        session.core.end();
+        let extensions = session.state.lock().await.cx.extensions().clone();
+        self.resume_onto(&target, conn, after, extensions).await;
+        Flow::Switch(target)
     }
 
     /// Runs the handler method for one client message.

@@ -1,0 +1,131 @@
+//! The HTTP transport: every exchange is one `POST /http` carrying `hello{after}` (so frames
+//! whose response was lost are replayed) and every unanswered message.
+
+use std::time::Duration;
+
+use super::link::{Ended, Link, Step};
+use super::ws::{fatal_init, refused};
+use super::{Config, SESSION_HEADER, url_for};
+use crate::Protocol;
+
+/// Exchanges with the server until a request fails or the client closes.
+pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config) -> Ended {
+    let url = match url_for(&config.url, "http", false, None) {
+        Ok(url) => url,
+        Err(message) => return fatal_init(message),
+    };
+    let mut connected = false;
+    let mut closed = link.shared.closed.subscribe();
+    let closed = super::closed(&mut closed);
+    tokio::pin!(closed);
+    loop {
+        let waiting = link.shared.outbox.lock().unwrap().len();
+        // A gap is filled by the next exchange's `hello{after}`, at once.
+        let mut gap = false;
+        match exchange(link, config, &url).await {
+            Ok(Step::Gap) => gap = true,
+            Ok(Step::Fatal(error)) => {
+                return Ended {
+                    code: 1008,
+                    reason: error.to_string(),
+                    connected,
+                    fatal: Some(error),
+                };
+            }
+            Ok(step) => {
+                if !connected {
+                    connected = true;
+                    if let (Step::Continue, Some(session)) = (step, link.session) {
+                        // A resumed session sends no `welcome`; the exchange itself says we
+                        // are through.
+                        link.state(crate::TransportState::Connected { session })
+                            .await;
+                    }
+                }
+            }
+            Err(ended) => return ended.connected_if(connected),
+        }
+        let left = link.shared.outbox.lock().unwrap().len();
+        if gap || (left > 0 && left < waiting) {
+            // More was waiting than one request carries: go on at once while it drains.
+            continue;
+        }
+        let poll = config.poll_interval;
+        tokio::select! {
+            _ = link.shared.wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+            _ = &mut closed => {
+                return Ended { code: 1000, reason: "closed by the client".into(), connected, fatal: None };
+            }
+        }
+    }
+}
+
+/// One POST: the resume point and the unanswered messages up, the frames they produced down.
+async fn exchange<P: Protocol>(
+    link: &mut Link<P>,
+    config: &Config,
+    url: &reqwest::Url,
+) -> Result<Step, Ended> {
+    let mut frames = vec![super::hello::<P>(link.session.map(|_| link.last_seq))];
+    frames.extend(link.shared.outbox.lock().unwrap().oldest(super::BATCH));
+    let mut request = config
+        .http
+        .post(url.clone())
+        .header("content-type", "application/json")
+        .timeout(config.heartbeat.interval + config.heartbeat.timeout)
+        .body(format!("[{}]", frames.join(",")));
+    if let Some(session) = link.session {
+        request = request.header(SESSION_HEADER, session.to_string());
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| Ended::dropped(e.to_string(), false))?;
+    let status = response.status().as_u16();
+    if !matches!(status, 200 | 202 | 413 | 422) {
+        let ended = Ended {
+            code: status,
+            reason: format!("HTTP {status}"),
+            connected: false,
+            fatal: None,
+        };
+        return Err(refused(ended, status));
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| Ended::dropped(e.to_string(), false))?;
+    apply_frames(link, &body).await
+}
+
+/// Applies a response body's JSON array of server frames.
+pub(crate) async fn apply_frames<P: Protocol>(
+    link: &mut Link<P>,
+    body: &[u8],
+) -> Result<Step, Ended> {
+    if body.is_empty() {
+        return Ok(Step::Continue);
+    }
+    let frames: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body)
+        .map_err(|e| Ended::dropped(format!("bad response body: {e}"), false))?;
+    let mut last = Step::Continue;
+    for frame in frames {
+        match link.on_text(frame.get().as_bytes()).await {
+            step @ (Step::Fatal(_) | Step::Gap) => return Ok(step),
+            step @ Step::Welcomed => last = step,
+            Step::Continue => {}
+        }
+    }
+    Ok(last)
+}
+
+impl Ended {
+    pub(crate) fn connected_if(mut self, connected: bool) -> Self {
+        self.connected |= connected;
+        self
+    }
+}
+
+/// How long the HTTP transport waits between exchanges when the application sends nothing.
+pub(crate) const DEFAULT_POLL: Duration = Duration::from_secs(1);

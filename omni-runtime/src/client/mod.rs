@@ -1,0 +1,407 @@
+//! The Rust client: a typed connection to an omni endpoint over WebSocket, HTTP or SSE that
+//! reconnects by itself, resumes its session, and loses and doubles nothing.
+//!
+//! [`Client::builder`] takes the endpoint's URL prefix (the one the server nests its router
+//! under). [`ClientBuilder::connect`] starts the connection in the background and returns the
+//! [`Client`], to send with, and [`Messages`], the stream of everything the application
+//! should apply: server messages, and [`TransportState`] changes as the protocol's
+//! `Transport` variant, in order.
+//!
+//! Messages sent while offline wait in a bounded queue; each carries a `ref` and is sent again
+//! after every reconnect until the server acknowledges it (the server drops repeats it has
+//! already handled). Every sequenced server message arrives exactly once, in order, across
+//! reconnects; when the server can no longer replay what was missed, the application gets
+//! `TransportState::Reset` and should drop what it derived from earlier messages.
+//!
+//! ```no_run
+//! use omni_runtime::client::{Client, Transport};
+//! use omni_runtime::protocol::tests_support::{Echo, EchoFromClient};
+//!
+//! # async fn run() {
+//! let (client, mut messages) = Client::<Echo>::builder("http://127.0.0.1:3000/omni")
+//!     .transport(Transport::Ws)
+//!     .connect();
+//! client.send(EchoFromClient::Say("hello".into())).unwrap();
+//! while let Some(msg) = messages.recv().await {
+//!     match msg {
+//!         Echo::Heard(text) => println!("{text}"),
+//!         Echo::Transport(state) => println!("transport: {state:?}"),
+//!         _ => {}
+//!     }
+//! }
+//! # }
+//! ```
+
+mod config;
+mod http;
+mod link;
+mod outbox;
+mod sse;
+mod ws;
+
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, watch};
+
+pub use self::config::{Backoff, Heartbeat, Transport};
+use self::link::Link;
+use self::outbox::Outbox;
+use crate::{ClientFrame, Protocol, Ref, Seq, SessionId, TransportState};
+
+/// The header that ties an HTTP request to a session.
+const SESSION_HEADER: &str = "omni-session";
+
+/// Most messages one HTTP request carries, so that a long queue never makes a body larger
+/// than the server accepts.
+const BATCH: usize = 64;
+
+/// `hello` with this build's protocol name and schema hash, and `after` if given.
+fn hello<P: Protocol>(after: Option<Seq>) -> String {
+    ClientFrame::<()>::Hello {
+        protocol: Some(P::NAME.to_owned()),
+        version: Some(P::VERSION.to_owned()),
+        session: None,
+        after,
+    }
+    .encode()
+    .unwrap_or_default()
+}
+
+/// Why a message could not be queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The queue of unacknowledged messages is full: the server is unreachable or slow.
+    #[error("{capacity} messages are already waiting for the server")]
+    QueueFull {
+        /// The queue's size.
+        capacity: usize,
+    },
+    /// The client was closed (or refused by the server for good).
+    #[error("the client is closed")]
+    Closed,
+    /// The message could not be encoded.
+    #[error("could not encode the message: {0}")]
+    Encode(String),
+}
+
+/// What the client and its background task share.
+pub(crate) struct Shared {
+    outbox: Mutex<Outbox>,
+    /// Something was queued.
+    wake: Notify,
+    closed: watch::Sender<bool>,
+    session: Mutex<Option<SessionId>>,
+}
+
+/// Everything a transport needs to know.
+#[derive(Clone)]
+pub(crate) struct Config {
+    url: reqwest::Url,
+    transport: Transport,
+    backoff: Backoff,
+    heartbeat: Heartbeat,
+    connect_timeout: Duration,
+    poll_interval: Duration,
+    http: reqwest::Client,
+}
+
+/// Configures a [`Client`].
+#[must_use]
+pub struct ClientBuilder<P> {
+    url: String,
+    transport: Transport,
+    backoff: Backoff,
+    heartbeat: Heartbeat,
+    queue: usize,
+    connect_timeout: Duration,
+    poll_interval: Duration,
+    protocol: PhantomData<fn() -> P>,
+}
+
+impl<P: Protocol> ClientBuilder<P>
+where
+    P: Send,
+{
+    /// The transport. Default: [`Transport::Ws`].
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Reconnection backoff.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Liveness checking.
+    pub fn heartbeat(mut self, heartbeat: Heartbeat) -> Self {
+        self.heartbeat = heartbeat;
+        self
+    }
+
+    /// How many messages may wait for the server's acknowledgement. Default 1024.
+    pub fn queue(mut self, capacity: usize) -> Self {
+        self.queue = capacity.max(1);
+        self
+    }
+
+    /// How long a connection attempt may take. Default 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// HTTP transport only: how often to ask for server messages when the application sends
+    /// nothing. Default 1 s.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Starts connecting in the background (on the current tokio runtime) and returns the
+    /// client and its message stream. A URL that cannot be used is reported on the stream as
+    /// a `TransportError::Init`.
+    pub fn connect(self) -> (Client<P>, Messages<P>) {
+        let shared = Arc::new(Shared {
+            outbox: Mutex::new(Outbox::new(self.queue)),
+            wake: Notify::new(),
+            closed: watch::channel(false).0,
+            session: Mutex::new(None),
+        });
+        let (tx, rx) = mpsc::channel(1024);
+        let client = Client {
+            shared: shared.clone(),
+            protocol: PhantomData,
+        };
+        let link = Link::<P>::new(shared, tx);
+        match reqwest::Url::parse(&self.url) {
+            Ok(url) => {
+                let config = Config {
+                    url,
+                    transport: self.transport,
+                    backoff: self.backoff,
+                    heartbeat: self.heartbeat,
+                    connect_timeout: self.connect_timeout,
+                    poll_interval: self.poll_interval,
+                    http: reqwest::Client::new(),
+                };
+                tokio::spawn(run(link, config));
+            }
+            Err(err) => {
+                let message = format!("bad endpoint URL `{}`: {err}", self.url);
+                tokio::spawn(async move {
+                    link.state(TransportState::Error(crate::TransportError::Init {
+                        message,
+                    }))
+                    .await;
+                });
+            }
+        }
+        (client, Messages { rx })
+    }
+}
+
+/// A handle to send client messages with. Cheap to clone; the connection lives until
+/// [`close`](Self::close) or until every handle and the [`Messages`] are dropped.
+pub struct Client<P> {
+    shared: Arc<Shared>,
+    protocol: PhantomData<fn() -> P>,
+}
+
+impl<P> Clone for Client<P> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+            protocol: PhantomData,
+        }
+    }
+}
+
+impl<P: Protocol + Send> Client<P> {
+    /// A builder for a client of the endpoint under `url` (`http://host:port/prefix`).
+    pub fn builder(url: impl Into<String>) -> ClientBuilder<P> {
+        ClientBuilder {
+            url: url.into(),
+            transport: Transport::default(),
+            backoff: Backoff::default(),
+            heartbeat: Heartbeat::default(),
+            queue: 1024,
+            connect_timeout: Duration::from_secs(10),
+            poll_interval: http::DEFAULT_POLL,
+            protocol: PhantomData,
+        }
+    }
+
+    /// Queues a message for the server and returns its `ref`. It is sent at once when
+    /// connected, otherwise after the next reconnect, and again until acknowledged.
+    pub fn send(&self, msg: P::Client) -> Result<Ref, SendError> {
+        if *self.shared.closed.borrow() {
+            return Err(SendError::Closed);
+        }
+        let mut outbox = self.shared.outbox.lock().unwrap();
+        let capacity = outbox.capacity;
+        let queued = outbox.push(|reference| {
+            ClientFrame::Msg {
+                payload: &msg,
+                reference: Some(reference),
+                id: None,
+            }
+            .encode()
+        });
+        drop(outbox);
+        match queued {
+            None => Err(SendError::QueueFull { capacity }),
+            Some(Err(err)) => Err(SendError::Encode(err.to_string())),
+            Some(Ok(reference)) => {
+                self.shared.wake.notify_one();
+                Ok(reference)
+            }
+        }
+    }
+
+    /// Sends `msg` if it is one of the protocol's client messages; any other variant is
+    /// handed back (a local message, for the application's own update).
+    pub fn dispatch(&self, msg: P) -> Result<Result<Ref, SendError>, P> {
+        msg.into_client().map(|client| self.send(client))
+    }
+
+    /// Messages sent but not yet acknowledged by the server.
+    pub fn unacknowledged(&self) -> usize {
+        self.shared.outbox.lock().unwrap().len()
+    }
+
+    /// The session the server assigned, once welcomed.
+    pub fn session(&self) -> Option<SessionId> {
+        *self.shared.session.lock().unwrap()
+    }
+
+    /// Closes the connection and stops reconnecting. The message stream ends.
+    pub fn close(&self) {
+        self.shared.closed.send_replace(true);
+    }
+}
+
+/// The application's side of a client: server messages and transport changes, in order.
+pub struct Messages<P> {
+    rx: mpsc::Receiver<P>,
+}
+
+impl<P> Messages<P> {
+    /// The next message, or `None` once the client is closed.
+    pub async fn recv(&mut self) -> Option<P> {
+        self.rx.recv().await
+    }
+}
+
+impl<P> futures_util::Stream for Messages<P> {
+    type Item = P;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<P>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// Resolves once the client is closed.
+async fn closed(rx: &mut watch::Receiver<bool>) {
+    loop {
+        let done = *rx.borrow_and_update();
+        if done || rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Connects, runs the connection, and reconnects with backoff until closed or refused.
+async fn run<P: Protocol + Send>(mut link: Link<P>, config: Config) {
+    let mut attempt: u32 = 0;
+    let mut closed_rx = link.shared.closed.subscribe();
+    loop {
+        link.state(TransportState::Connecting).await;
+        let ended = match config.transport {
+            Transport::Ws => ws::connection(&mut link, &config).await,
+            Transport::Http => http::connection(&mut link, &config).await,
+            Transport::Sse => sse::connection(&mut link, &config).await,
+        };
+        tracing::debug!(code = ended.code, reason = %ended.reason, "connection ended");
+        if ended.connected || ended.code != 0 {
+            link.state(TransportState::Disconnected {
+                code: ended.code,
+                reason: ended.reason.clone(),
+            })
+            .await;
+        }
+        if let Some(error) = ended.fatal {
+            link.state(TransportState::Error(error)).await;
+            link.shared.closed.send_replace(true);
+            return;
+        }
+        if *link.shared.closed.borrow() {
+            return;
+        }
+        attempt = if ended.connected { 1 } else { attempt + 1 };
+        let delay = config.backoff.delay(attempt);
+        link.state(TransportState::Reconnecting { attempt, delay })
+            .await;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = closed(&mut closed_rx) => return,
+        }
+    }
+}
+
+/// `{base}/{path}`, in the WebSocket scheme if asked, with a resume point in the query.
+fn url_for(
+    base: &reqwest::Url,
+    path: &str,
+    websocket: bool,
+    resume: Option<(SessionId, Seq)>,
+) -> Result<reqwest::Url, String> {
+    let mut url = base.clone();
+    let joined = format!("{}/{path}", url.path().trim_end_matches('/'));
+    url.set_path(&joined);
+    if websocket {
+        let scheme = match url.scheme() {
+            "http" | "ws" => "ws",
+            "https" | "wss" => "wss",
+            other => return Err(format!("unsupported URL scheme `{other}`")),
+        };
+        url.set_scheme(scheme)
+            .map_err(|()| format!("cannot use `{scheme}` with {base}"))?;
+    }
+    if let Some((session, after)) = resume {
+        url.query_pairs_mut()
+            .append_pair("session", &session.to_string())
+            .append_pair("after", &after.to_string());
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_follow_the_prefix() {
+        let base = reqwest::Url::parse("http://127.0.0.1:3000/omni/").unwrap();
+        let id = SessionId::from_u128(1);
+        assert_eq!(
+            url_for(&base, "ws", true, Some((id, 4))).unwrap().as_str(),
+            format!("ws://127.0.0.1:3000/omni/ws?session={id}&after=4")
+        );
+        assert_eq!(
+            url_for(&base, "http", false, None).unwrap().as_str(),
+            "http://127.0.0.1:3000/omni/http"
+        );
+        let tls = reqwest::Url::parse("https://example.com").unwrap();
+        assert_eq!(
+            url_for(&tls, "sse", true, None).unwrap().as_str(),
+            "wss://example.com/sse"
+        );
+    }
+}

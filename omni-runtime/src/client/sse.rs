@@ -1,0 +1,144 @@
+//! The SSE transport: an event stream down, `POST /http` up, one request at a time so that
+//! messages reach the server in order.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use eventsource_stream::Eventsource;
+use futures_util::{Future, StreamExt};
+
+use super::http::apply_frames;
+use super::link::{Ended, Link, Step};
+use super::ws::{fatal_init, refused};
+use super::{Config, SESSION_HEADER, url_for};
+use crate::Protocol;
+
+type Uplink = Pin<Box<dyn Future<Output = Result<(u16, Vec<u8>), String>> + Send>>;
+
+/// One event stream, from connect to its end.
+pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config) -> Ended {
+    let (down, up) = match (
+        url_for(&config.url, "sse", false, link.resume_point()),
+        url_for(&config.url, "http", false, None),
+    ) {
+        (Ok(down), Ok(up)) => (down, up),
+        (Err(message), _) | (_, Err(message)) => return fatal_init(message),
+    };
+    tracing::debug!(resume = ?link.resume_point(), "opening event stream");
+    let request = config
+        .http
+        .get(down)
+        .header("accept", "text/event-stream")
+        .send();
+    let response = match tokio::time::timeout(config.connect_timeout, request).await {
+        Err(_) => return Ended::dropped("connect timed out", false),
+        Ok(Err(err)) => return Ended::dropped(err.to_string(), false),
+        Ok(Ok(response)) => response,
+    };
+    let status = response.status().as_u16();
+    if status != 200 {
+        let ended = Ended {
+            code: status,
+            reason: format!("HTTP {status}"),
+            connected: false,
+            fatal: None,
+        };
+        return refused(ended, status);
+    }
+
+    // Keep-alive comments never surface as events, so liveness is measured on raw bytes.
+    let started = Instant::now();
+    let heard = Arc::new(AtomicU64::new(0));
+    let touch = heard.clone();
+    let mut events = response
+        .bytes_stream()
+        .inspect(move |_| touch.store(started.elapsed().as_millis() as u64, Ordering::Relaxed))
+        .eventsource();
+
+    let heartbeat = config.heartbeat;
+    let mut ticks = tokio::time::interval(heartbeat.interval.min(Duration::from_secs(1)));
+    let mut connected = false;
+    let mut uplink: Option<Uplink> = None;
+    let mut closed = link.shared.closed.subscribe();
+    let closed = super::closed(&mut closed);
+    tokio::pin!(closed);
+    loop {
+        if uplink.is_none() && connected {
+            uplink = start_uplink(link, config, &up);
+        }
+        tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(event)) => match link.on_text(event.data.as_bytes()).await {
+                    Step::Continue => {}
+                    Step::Welcomed => {
+                        connected = true;
+                        link.shared.outbox.lock().unwrap().reconnected();
+                    }
+                    Step::Fatal(error) => {
+                        return Ended { code: 1008, reason: error.to_string(), connected, fatal: Some(error) };
+                    }
+                    Step::Gap => return Ended::dropped("missed frames; resuming", connected),
+                },
+                Some(Err(err)) => return Ended::dropped(err.to_string(), connected),
+                None => return Ended::dropped("event stream ended", connected),
+            },
+            result = async { uplink.as_mut().expect("guarded").await }, if uplink.is_some() => {
+                uplink = None;
+                match result {
+                    Ok((200 | 202 | 413 | 422, body)) => {
+                        // 200: the session had no live stream at that moment; its frames came back here.
+                        match apply_frames(link, &body).await {
+                            Ok(Step::Fatal(error)) => {
+                                return Ended { code: 1008, reason: error.to_string(), connected, fatal: Some(error) };
+                            }
+                            Ok(Step::Gap) => return Ended::dropped("missed frames; resuming", connected),
+                            _ => {}
+                        }
+                    }
+                    Ok((status, _)) => return refused(Ended { code: status, reason: format!("uplink HTTP {status}"), connected, fatal: None }, status),
+                    Err(reason) => return Ended::dropped(reason, connected),
+                }
+            }
+            _ = link.shared.wake.notified(), if uplink.is_none() => {}
+            _ = ticks.tick() => {
+                let silent = started.elapsed().saturating_sub(Duration::from_millis(heard.load(Ordering::Relaxed)));
+                if silent > heartbeat.interval + heartbeat.timeout {
+                    return Ended::dropped("heartbeat timed out", connected);
+                }
+            }
+            _ = &mut closed => {
+                return Ended { code: 1000, reason: "closed by the client".into(), connected, fatal: None };
+            }
+        }
+    }
+}
+
+/// Starts a POST of the unsent messages, if there are any.
+fn start_uplink<P: Protocol>(
+    link: &Link<P>,
+    config: &Config,
+    url: &reqwest::Url,
+) -> Option<Uplink> {
+    let mut frames = link.shared.outbox.lock().unwrap().take_unsent(super::BATCH);
+    if frames.is_empty() {
+        return None;
+    }
+    // The server refuses a client built from another version of the protocol enum.
+    frames.insert(0, super::hello::<P>(None));
+    let session = link.session?;
+    let request = config
+        .http
+        .post(url.clone())
+        .header("content-type", "application/json")
+        .header(SESSION_HEADER, session.to_string())
+        .timeout(config.heartbeat.interval + config.heartbeat.timeout)
+        .body(format!("[{}]", frames.join(",")));
+    Some(Box::pin(async move {
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        Ok((status, body.to_vec()))
+    }))
+}

@@ -1,0 +1,483 @@
+//! The Rust client against a real server: every transport, offline queueing, version
+//! refusal, a server restart, and fault injection through a TCP proxy that cuts and pauses
+//! connections at random.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::PATIENCE;
+use common::proxy::Proxy;
+use omni::client::{Backoff, Client, Heartbeat, Messages, SendError, Transport};
+use omni::server::{Endpoint, Limits};
+use omni::{Context, ErrorCode, HandlerResult, TransportError, TransportState};
+use rand::Rng;
+
+/// The protocol the client tests speak.
+#[omni::protocol]
+#[derive(Debug, Clone, PartialEq)]
+enum Relay {
+    /// Answered with a sequenced `Echoed` of the same number.
+    #[client]
+    Echo(u32),
+    #[server]
+    Echoed(u32),
+}
+
+/// Every `Echo` a server's handlers handled, in order.
+type Handled = Arc<Mutex<Vec<u32>>>;
+
+struct Relayer(Handled);
+
+impl RelayHandler for Relayer {
+    async fn echo(&mut self, cx: &mut Context<Relay>, n: u32) -> HandlerResult {
+        self.0.lock().unwrap().push(n);
+        cx.send(RelayFromServer::Echoed(n));
+        Ok(())
+    }
+}
+
+/// A server on `addr` (or a free port); returns its address, what it handled, and a handle
+/// that stops it.
+async fn server(addr: Option<SocketAddr>) -> (SocketAddr, Handled, Stop) {
+    let handled = Handled::default();
+    let h = handled.clone();
+    let endpoint: Endpoint<Relay, Relayer> = Endpoint::builder(move || Relayer(h.clone()))
+        .limits(Limits::default())
+        .build();
+    let listener = tokio::net::TcpListener::bind(addr.unwrap_or(([127, 0, 0, 1], 0).into()))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listener = omni::axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let router = omni::axum::Router::new().nest("/omni", endpoint.router());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = endpoint.clone();
+    let task = tokio::spawn(async move {
+        omni::axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+                shutdown.shutdown();
+            })
+            .await
+            .unwrap();
+    });
+    (addr, handled, Stop(Some(stop), task))
+}
+
+/// Stops a test server and frees its port.
+struct Stop(
+    Option<tokio::sync::oneshot::Sender<()>>,
+    tokio::task::JoinHandle<()>,
+);
+
+impl Stop {
+    async fn stop(mut self) {
+        if let Some(stop) = self.0.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(PATIENCE, &mut self.1).await;
+        self.1.abort();
+    }
+}
+
+fn client(addr: SocketAddr, transport: Transport) -> (Client<Relay>, Messages<Relay>) {
+    Client::<Relay>::builder(format!("http://{addr}/omni"))
+        .transport(transport)
+        .backoff(Backoff {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(200),
+            ..Backoff::default()
+        })
+        .heartbeat(Heartbeat {
+            interval: Duration::from_millis(250),
+            timeout: Duration::from_millis(500),
+        })
+        .poll_interval(Duration::from_millis(50))
+        .connect()
+}
+
+/// The next message, or a panic after [`PATIENCE`].
+async fn next(messages: &mut Messages<Relay>) -> Relay {
+    tokio::time::timeout(PATIENCE, messages.recv())
+        .await
+        .expect("a message in time")
+        .expect("the client is running")
+}
+
+/// The next transport state, skipping server messages.
+async fn next_state(messages: &mut Messages<Relay>) -> TransportState {
+    loop {
+        if let Relay::Transport(state) = next(messages).await {
+            return state;
+        }
+    }
+}
+
+/// The next `Echoed`, skipping transport states.
+async fn next_echo(messages: &mut Messages<Relay>) -> u32 {
+    loop {
+        if let Relay::Echoed(n) = next(messages).await {
+            return n;
+        }
+    }
+}
+
+const TRANSPORTS: [Transport; 3] = [Transport::Ws, Transport::Http, Transport::Sse];
+
+#[tokio::test]
+async fn every_transport_connects_sends_and_receives() {
+    let (addr, handled, _stop) = server(None).await;
+    for transport in TRANSPORTS {
+        let (client, mut messages) = client(addr, transport);
+        assert_eq!(next_state(&mut messages).await, TransportState::Connecting);
+        let TransportState::Connected { session } = next_state(&mut messages).await else {
+            panic!("{transport:?}: not connected");
+        };
+        assert_eq!(client.session(), Some(session));
+        for n in 1..=3 {
+            client.send(RelayFromClient::Echo(n)).unwrap();
+        }
+        for n in 1..=3 {
+            assert_eq!(next_echo(&mut messages).await, n, "{transport:?}");
+        }
+        // Local messages are handed back; client messages are sent.
+        assert!(client.dispatch(Relay::Echoed(9)).is_err());
+        assert!(matches!(client.dispatch(Relay::Echo(4)), Ok(Ok(_))));
+        assert_eq!(next_echo(&mut messages).await, 4);
+
+        client.close();
+        let mut rest = Vec::new();
+        while let Some(msg) = tokio::time::timeout(PATIENCE, messages.recv())
+            .await
+            .unwrap()
+        {
+            rest.push(msg);
+        }
+        assert!(
+            matches!(
+                &rest[..],
+                [Relay::Transport(TransportState::Disconnected {
+                    code: 1000,
+                    ..
+                })]
+            ),
+            "{transport:?}: {rest:?}"
+        );
+        assert_eq!(
+            client.send(RelayFromClient::Echo(5)),
+            Err(SendError::Closed)
+        );
+    }
+    assert_eq!(handled.lock().unwrap().len(), 12);
+}
+
+#[tokio::test]
+async fn messages_sent_offline_are_delivered_once_after_the_server_appears() {
+    for transport in TRANSPORTS {
+        // A port with nothing behind it yet.
+        let addr = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap()
+        };
+        let (client, mut messages) = client(addr, transport);
+        for n in 1..=5 {
+            client.send(RelayFromClient::Echo(n)).unwrap();
+        }
+        // Failed attempts are reported, with growing backoff.
+        assert_eq!(next_state(&mut messages).await, TransportState::Connecting);
+        assert!(matches!(
+            next_state(&mut messages).await,
+            TransportState::Disconnected { code: 1006, .. }
+        ));
+        assert!(matches!(
+            next_state(&mut messages).await,
+            TransportState::Reconnecting { attempt: 1, .. }
+        ));
+
+        let (_, handled, stop) = server(Some(addr)).await;
+        for n in 1..=5 {
+            assert_eq!(next_echo(&mut messages).await, n, "{transport:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(*handled.lock().unwrap(), [1, 2, 3, 4, 5], "{transport:?}");
+        assert_eq!(client.unacknowledged(), 0);
+        client.close();
+        stop.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_says_so() {
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let (client, _messages) = Client::<Relay>::builder(format!("http://{addr}/omni"))
+        .queue(3)
+        .connect();
+    for n in 0..3 {
+        client.send(RelayFromClient::Echo(n)).unwrap();
+    }
+    assert_eq!(
+        client.send(RelayFromClient::Echo(3)),
+        Err(SendError::QueueFull { capacity: 3 })
+    );
+}
+
+mod other_build {
+    /// The same protocol name, built from a different enum: its schema hash differs.
+    #[omni::protocol(name = "Relay")]
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Relay {
+        #[client]
+        Echo(u64),
+        #[server]
+        Echoed(u64),
+    }
+}
+
+#[tokio::test]
+async fn a_client_from_another_protocol_version_is_refused_once_and_stops() {
+    let (addr, _, _stop) = server(None).await;
+    let proxy = Proxy::start(addr).await;
+    for transport in TRANSPORTS {
+        let accepted_before = proxy.accepted();
+        let (client, mut messages) =
+            Client::<other_build::Relay>::builder(format!("http://{}/omni", proxy.addr))
+                .transport(transport)
+                .backoff(Backoff {
+                    base: Duration::from_millis(10),
+                    ..Backoff::default()
+                })
+                .connect();
+        if transport == Transport::Sse {
+            // The SSE transport sends its `hello` with its first message.
+            client.send(other_build::RelayFromClient::Echo(1)).unwrap();
+        }
+        let mut states = Vec::new();
+        while let Some(msg) = tokio::time::timeout(PATIENCE, messages.recv())
+            .await
+            .unwrap()
+        {
+            if let other_build::Relay::Transport(state) = msg {
+                states.push(state);
+            }
+        }
+        assert!(
+            states.iter().any(|s| matches!(
+                s,
+                TransportState::Error(TransportError::Rejected {
+                    code: ErrorCode::VersionMismatch,
+                    ..
+                })
+            )),
+            "{transport:?}: {states:?}"
+        );
+        assert!(
+            !states
+                .iter()
+                .any(|s| matches!(s, TransportState::Reconnecting { .. })),
+            "{transport:?} retried: {states:?}"
+        );
+        // No further connection attempts follow.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let attempts = proxy.accepted() - accepted_before;
+        assert!(attempts <= 2, "{transport:?}: {attempts} connections");
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_server_is_reconnected_to_and_its_lost_session_reported_as_reset() {
+    for transport in TRANSPORTS {
+        let (addr, _, stop) = server(None).await;
+        let (client, mut messages) = client(addr, transport);
+        client.send(RelayFromClient::Echo(1)).unwrap();
+        assert_eq!(next_echo(&mut messages).await, 1);
+        let first = client.session().unwrap();
+
+        stop.stop().await;
+        client.send(RelayFromClient::Echo(2)).unwrap();
+        let (_, handled, stop) = server(Some(addr)).await;
+
+        let mut states = Vec::new();
+        loop {
+            match next(&mut messages).await {
+                Relay::Transport(state) => {
+                    let reset = state == TransportState::Reset;
+                    states.push(state);
+                    if reset {
+                        break;
+                    }
+                }
+                Relay::Echoed(n) => panic!("{transport:?}: Echoed({n}) before the reset"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(
+            states
+                .iter()
+                .any(|s| matches!(s, TransportState::Connected { session } if *session != first)),
+            "{transport:?}: {states:?}"
+        );
+        assert_eq!(next_echo(&mut messages).await, 2, "{transport:?}");
+        assert_eq!(*handled.lock().unwrap(), [2]);
+        client.close();
+        stop.stop().await;
+    }
+}
+
+/// Checks a run's transport states: they start connecting, every drop is followed by a
+/// reconnect, and every connection attempt by success or a drop.
+fn assert_well_formed(states: &[TransportState], transport: Transport) {
+    assert_eq!(
+        states.first(),
+        Some(&TransportState::Connecting),
+        "{transport:?}"
+    );
+    for pair in states.windows(2) {
+        let ok = match (&pair[0], &pair[1]) {
+            (TransportState::Connecting, next) => matches!(
+                next,
+                TransportState::Connected { .. } | TransportState::Disconnected { .. }
+            ),
+            (TransportState::Connected { .. }, next) => matches!(
+                next,
+                TransportState::Disconnected { .. }
+                    | TransportState::Reset
+                    | TransportState::Error(_)
+            ),
+            (TransportState::Disconnected { .. }, next) => {
+                matches!(next, TransportState::Reconnecting { .. })
+            }
+            (TransportState::Reconnecting { .. }, next) => {
+                matches!(next, TransportState::Connecting)
+            }
+            (TransportState::Error(_) | TransportState::Reset, _) => true,
+        };
+        assert!(ok, "{transport:?}: {:?} then {:?}", pair[0], pair[1]);
+    }
+}
+
+/// 1,000 client messages and 1,000 server frames through a proxy that cuts every connection
+/// at random moments (at least 20 times) and once goes silent without closing: everything
+/// arrives exactly once, in order.
+async fn survives_faults(transport: Transport) {
+    let (addr, handled, _stop) = server(None).await;
+    let proxy = Arc::new(Proxy::start(addr).await);
+    let (client, mut messages) = client(proxy.addr, transport);
+
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let saboteur = {
+        let (proxy, done) = (proxy.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut cuts = 0u32;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) || cuts < 20 {
+                let wait = rand::rng().random_range(20..120);
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                if cuts == 10 {
+                    // Half-open: nothing flows, nothing closes, until the heartbeat notices.
+                    proxy.pause();
+                    tokio::time::sleep(Duration::from_millis(1200)).await;
+                    proxy.cut();
+                    proxy.resume();
+                } else {
+                    proxy.cut();
+                }
+                cuts += 1;
+            }
+            cuts
+        })
+    };
+
+    let sender = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            for n in 0..1000 {
+                loop {
+                    match client.send(RelayFromClient::Echo(n)) {
+                        Ok(_) => break,
+                        Err(SendError::QueueFull { .. }) => {
+                            tokio::time::sleep(Duration::from_millis(5)).await
+                        }
+                        Err(err) => panic!("{err}"),
+                    }
+                }
+                // Spread over a few seconds, so that cuts land while traffic flows.
+                // Spread over a few seconds, so that cuts land while traffic flows.
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        })
+    };
+
+    let mut echoes = Vec::new();
+    let mut states = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while echoes.len() < 1000 {
+        let msg = tokio::time::timeout_at(deadline, messages.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{transport:?}: {} of 1000 echoes (missing {:?}), {} unacknowledged, handled {}; states {:?}",
+                    echoes.len(),
+                    (0..1000).filter(|n| !echoes.contains(n)).collect::<Vec<_>>(),
+                    client.unacknowledged(),
+                    handled.lock().unwrap().len(),
+                    &states[states.len().saturating_sub(8)..]
+                )
+            })
+            .unwrap();
+        match msg {
+            Relay::Echoed(n) => echoes.push(n),
+            Relay::Transport(state) => states.push(state),
+            other => panic!("{other:?}"),
+        }
+    }
+    sender.await.unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let cuts = saboteur.await.unwrap();
+
+    assert_eq!(
+        echoes,
+        (0..1000).collect::<Vec<_>>(),
+        "{transport:?}: server frames"
+    );
+    assert_eq!(
+        *handled.lock().unwrap(),
+        (0..1000).collect::<Vec<_>>(),
+        "{transport:?}: client messages handled"
+    );
+    assert!(cuts >= 20, "{transport:?}: only {cuts} cuts");
+    let drops = states
+        .iter()
+        .filter(|s| matches!(s, TransportState::Disconnected { .. }))
+        .count();
+    // Between HTTP requests a cut is invisible (the next request opens a new connection); the
+    // pause still costs the HTTP transport a timed-out request.
+    let least = if transport == Transport::Http { 1 } else { 10 };
+    assert!(
+        drops >= least,
+        "{transport:?}: the client saw {drops} drops: {states:?}"
+    );
+    assert_well_formed(&states, transport);
+    client.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_survives_cuts_and_a_half_open_connection() {
+    survives_faults(Transport::Ws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_survives_cuts_and_a_half_open_connection() {
+    survives_faults(Transport::Http).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_survives_cuts_and_a_half_open_connection() {
+    survives_faults(Transport::Sse).await;
+}

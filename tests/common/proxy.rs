@@ -1,0 +1,111 @@
+//! A TCP proxy for fault injection: it forwards bytes between clients and a server until told
+//! to cut every connection (both ends see it close) or to pause (bytes stop flowing but no
+//! connection closes: a half-open link, as when a network path dies silently).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+pub struct Proxy {
+    pub addr: SocketAddr,
+    cuts: watch::Sender<u64>,
+    paused: Arc<AtomicBool>,
+    accepted: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    /// Listens on a free loopback port and forwards to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cuts, _) = watch::channel(0u64);
+        let paused = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let proxy = Self {
+            addr,
+            cuts: cuts.clone(),
+            paused: paused.clone(),
+            accepted: accepted.clone(),
+        };
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::Relaxed);
+                let _ = client.set_nodelay(true);
+                let cut = cuts.subscribe();
+                let paused = paused.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let _ = server.set_nodelay(true);
+                    pipe(client, server, cut, paused).await;
+                });
+            }
+        });
+        proxy
+    }
+
+    /// Closes every connection open now.
+    pub fn cut(&self) {
+        self.cuts.send_modify(|n| *n += 1);
+    }
+
+    /// Stops forwarding without closing anything.
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// Forwards again.
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+}
+
+async fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    mut cut: watch::Receiver<u64>,
+    paused: Arc<AtomicBool>,
+) {
+    cut.borrow_and_update();
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let up = forward(&mut cr, &mut sw, &paused);
+    let down = forward(&mut sr, &mut cw, &paused);
+    tokio::select! {
+        _ = up => {}
+        _ = down => {}
+        _ = cut.changed() => {}
+    }
+    // Dropping the halves closes both connections.
+}
+
+async fn forward(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    paused: &AtomicBool,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        // While paused, bytes are held back: the connection stays open and silent.
+        while paused.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
