@@ -1252,3 +1252,30 @@ impl ProbeHandler for ProberTemplate {
         Ok(())
     }
 }
+
+#[tokio::test]
+async fn a_replay_larger_than_the_outbound_queue_is_not_a_slow_consumer() {
+    let (addr, _, endpoint) = start_with(Limits {
+        outbound_queue: 8,
+        ..Limits::default()
+    })
+    .await;
+    let (mut client, session, _) = connect(addr, "").await;
+    // Sent in bursts the queue can take while the client reads.
+    for i in 0..25 {
+        client.msg(ProbeFromClient::Burst(4), i + 1).await;
+        for _ in 0..5 {
+            client.next::<ProbeFromServer>().await;
+        }
+    }
+    drop(client);
+    let (mut resumed, _, seq) = connect(addr, &format!("?session={session}&after=0")).await;
+    assert_eq!(seq, 100);
+    for expected in 1..=100u64 {
+        assert!(matches!(
+            resumed.next::<ProbeFromServer>().await,
+            ServerFrame::Msg { seq, .. } if seq == expected
+        ));
+    }
+    assert_eq!(endpoint.metrics().slow_consumers, 0);
+}

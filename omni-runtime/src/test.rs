@@ -44,6 +44,8 @@ pub struct TestClient<P: Protocol + Dispatch<H>, H: Send + 'static> {
     session: Arc<Session<P, H>>,
     conn_id: u64,
     rx: ConnRx,
+    /// Frames taken off the queue (a replay arrives as one item) and not yet read.
+    replay: std::collections::VecDeque<crate::pubsub::Outgoing>,
     next_ref: Ref,
 }
 
@@ -65,6 +67,7 @@ where
             session,
             conn_id,
             rx,
+            replay: std::collections::VecDeque::new(),
             next_ref: 1,
         }
     }
@@ -98,10 +101,15 @@ where
 
     /// The next frame this client received, if any is waiting.
     pub fn recv(&mut self) -> Option<ServerFrame<P::Server>> {
-        match self.rx.frames.try_recv().ok()? {
-            Item::Frame(frame) => ServerFrame::decode(frame.text().as_bytes()).ok(),
-            Item::Close(_) => None,
+        if self.replay.is_empty() {
+            match self.rx.frames.try_recv().ok()? {
+                Item::Frame(frame) => self.replay.push_back(frame),
+                Item::Replay(frames) => self.replay.extend(frames),
+                Item::Close(_) => return None,
+            }
         }
+        let frame = self.replay.pop_front()?;
+        ServerFrame::decode(frame.text().as_bytes()).ok()
     }
 
     /// Every frame waiting, in order.

@@ -39,9 +39,7 @@ impl Shared {
 
     /// A new connection's handle, and the ends its transport reads.
     pub(crate) fn connection(&self, live: bool) -> (Conn, ConnRx) {
-        // Room for a full replay of the log on top of the queue, so that resuming a session
-        // never overflows its new connection.
-        let (tx, rx) = mpsc::channel(self.limits.outbound_queue + self.limits.log_frames + 1);
+        let (tx, rx) = mpsc::channel(self.limits.outbound_queue.max(2));
         let (stop, stop_rx) = watch::channel(None);
         let conn = Conn {
             id: self.next_conn.fetch_add(1, Ordering::Relaxed),
@@ -112,6 +110,9 @@ impl Stop {
 #[derive(Debug)]
 pub(crate) enum Item {
     Frame(Outgoing),
+    /// The frames a resume replays, as one item: a full log never overflows the queue of the
+    /// connection it is replayed to.
+    Replay(Vec<Outgoing>),
     /// Close after the frames queued before it.
     Close(Stop),
 }
@@ -253,8 +254,8 @@ impl<P: Protocol> SessionCore<P> {
             .filter(|f| f.seq().is_some_and(|seq| seq > after))
             .cloned()
             .collect();
-        for frame in missed {
-            self.deliver(inner, Item::Frame(frame));
+        if !missed.is_empty() {
+            self.deliver(inner, Item::Replay(missed));
         }
         Resumed::Exactly
     }

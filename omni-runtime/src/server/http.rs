@@ -85,8 +85,12 @@ where
     }
     hub.closed(&session, conn_id).await;
     let mut out = Vec::new();
-    while let Ok(Item::Frame(frame)) = rx.frames.try_recv() {
-        out.push(frame.text().to_owned());
+    while let Ok(item) = rx.frames.try_recv() {
+        match item {
+            Item::Frame(frame) => out.push(frame.text().to_owned()),
+            Item::Replay(frames) => out.extend(frames.iter().map(|f| f.text().to_owned())),
+            Item::Close(_) => break,
+        }
     }
     frames_response(StatusCode::OK, Some(session.id()), out)
 }

@@ -1,6 +1,7 @@
 //! `GET /sse`: server frames as a `text/event-stream`, `welcome` first. The uplink is
 //! `POST /http` with the stream's session in the `omni-session` header.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use tracing::Instrument;
 use super::core::{ConnRx, Item, Stop, shutting_down};
 use super::hub::{Hub, Session};
 use super::metrics::Metrics;
+use crate::pubsub::Outgoing;
 use crate::{Dispatch, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
 
 /// Opens an event stream on a new session, or on `resume`'s session from just after its
@@ -40,6 +42,7 @@ where
     let keep_alive = KeepAlive::new().interval(shared.limits.sse_keep_alive);
     let stream = events(EventState {
         rx,
+        replay: VecDeque::new(),
         shutdown: shared.shutdown.subscribe(),
         _guard: Guard {
             hub,
@@ -71,6 +74,8 @@ where
     H: Send + 'static,
 {
     rx: ConnRx,
+    /// Frames of a replay not yet written.
+    replay: VecDeque<Outgoing>,
     shutdown: watch::Receiver<bool>,
     /// Dropped with the stream: that is the disconnect.
     _guard: Guard<P, H>,
@@ -108,6 +113,15 @@ where
     }
 }
 
+/// One frame as an event: `event: <type>`, `id: <seq>` for sequenced frames, `data: <frame>`.
+fn event(frame: &Outgoing) -> Event {
+    let event = Event::default().event(frame.kind()).data(frame.text());
+    match frame.seq() {
+        Some(seq) => event.id(seq.to_string()),
+        None => event,
+    }
+}
+
 fn events<P, H>(state: EventState<P, H>) -> impl Stream<Item = Result<Event, Infallible>>
 where
     P: Protocol + Dispatch<H>,
@@ -117,15 +131,19 @@ where
         if state.done {
             return None;
         }
+        if let Some(frame) = state.replay.pop_front() {
+            return Some((Ok(event(&frame)), state));
+        }
         let event = tokio::select! {
             biased;
             item = state.rx.frames.recv() => match item {
-                Some(Item::Frame(frame)) => {
-                    let mut event = Event::default().event(frame.kind()).data(frame.text());
-                    if let Some(seq) = frame.seq() {
-                        event = event.id(seq.to_string());
+                Some(Item::Frame(frame)) => event(&frame),
+                Some(Item::Replay(frames)) => {
+                    state.replay.extend(frames);
+                    match state.replay.pop_front() {
+                        Some(frame) => event(&frame),
+                        None => Event::default().comment(""),
                     }
-                    event
                 }
                 Some(Item::Close(_)) | None => return None,
             },

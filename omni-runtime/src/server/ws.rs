@@ -126,6 +126,12 @@ async fn write(
                 let message = Message::Text(frame.bytes().clone());
                 socket.feed(message).await.map_err(drop)?;
             }
+            Some(Item::Replay(frames)) => {
+                for frame in frames {
+                    let message = Message::Text(frame.bytes().clone());
+                    socket.feed(message).await.map_err(drop)?;
+                }
+            }
             Some(Item::Close(stop)) => {
                 socket.flush().await.map_err(drop)?;
                 return Ok(Some(stop));
