@@ -4,6 +4,9 @@
 //! tool gets a provisioning step here, one function per tool, called from [`test()`] before
 //! `cargo test`, so that a clean clone needs nothing installed by hand.
 
+mod browser;
+mod redis;
+
 use std::ffi::OsString;
 use std::process::{Command, ExitCode};
 
@@ -11,7 +14,9 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [args...]
 
 tasks:
-  test [args...]   run `cargo test --workspace --all-features [args...]`
+  test [args...]   start a redis-server (installing it when missing), run
+                   `cargo test --workspace --all-features [args...]`, then the Redis tests
+                   and the browser tests
   help             print this message";
 
 fn main() -> ExitCode {
@@ -36,11 +41,46 @@ fn usage_error(problem: &str) -> ExitCode {
 }
 
 /// Tests the whole workspace with every feature; `args` go to `cargo test` (filters, `--`, …).
+/// The Redis tests are `#[ignore]`d in a plain `cargo test`; here they run against a real
+/// redis-server that this task starts and stops.
 fn test(args: Vec<OsString>) -> ExitCode {
-    let mut cmd = cargo();
-    cmd.args(["test", "--workspace", "--all-features"])
-        .args(args);
-    run(cmd)
+    let server = match redis::Server::start() {
+        Ok(server) => server,
+        Err(problem) => {
+            eprintln!("xtask: cannot start redis-server: {problem}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(problem) = browser::provision() {
+        eprintln!("xtask: cannot provision the browser tests: {problem}");
+        return ExitCode::FAILURE;
+    }
+
+    let mut all = cargo();
+    all.args(["test", "--workspace", "--all-features"])
+        .args(&args)
+        .env(redis::URL_VAR, server.url());
+    let status = run(all);
+    if status != ExitCode::SUCCESS {
+        return status;
+    }
+
+    let mut with_redis = cargo();
+    with_redis
+        .args([
+            "test",
+            "--all-features",
+            "--test",
+            "redis",
+            "--",
+            "--ignored",
+        ])
+        .env(redis::URL_VAR, server.url());
+    let status = run(with_redis);
+    if status != ExitCode::SUCCESS {
+        return status;
+    }
+    browser::test()
 }
 
 /// The cargo that runs this task (`$CARGO`), so the toolchain pinned in `rust-toolchain.toml`

@@ -148,12 +148,14 @@ where
         }
     }
 
-    /// The routes `/ws`, `/http` and `/sse`, to `nest` under a prefix of your choice.
+    /// The routes `/ws`, `/http`, `/sse` and `/omni.js` (the browser client), to `nest`
+    /// under a prefix of your choice.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/ws", get(ws_route::<P, H>))
             .route("/http", post(http_route::<P, H>))
             .route("/sse", get(sse_route::<P, H>))
+            .route("/omni.js", get(browser_client))
             .with_state(self.clone())
     }
 
@@ -226,6 +228,23 @@ fn hard_frame_limit(max_frame_bytes: usize) -> usize {
 fn resume_from_query(query: &str) -> Option<ResumeQuery> {
     let uri: axum::http::Uri = format!("/?{query}").parse().ok()?;
     Query::<ResumeQuery>::try_from_uri(&uri).ok().map(|q| q.0)
+}
+
+/// The browser client, `omni-runtime/js/omni.js`, served as an ES module.
+pub const BROWSER_CLIENT: &str = include_str!("../../js/omni.js");
+
+async fn browser_client() -> Response {
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/javascript; charset=utf-8",
+            ),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        BROWSER_CLIENT,
+    )
+        .into_response()
 }
 
 async fn ws_route<P, H>(State(endpoint): State<Endpoint<P, H>>, request: Request) -> Response

@@ -1,0 +1,2 @@
+// omni.js: the browser client (being written).
+export {};
