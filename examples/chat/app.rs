@@ -62,18 +62,58 @@ pub enum Msg {
     },
 }
 
-/// What all connections share: the stored messages and the online count.
+/// What all connections share: the stored messages and the online count. In memory for one
+/// server, or in Redis when several servers make one room.
 #[derive(Clone, Default)]
 pub struct Room {
     messages: Arc<Mutex<BTreeMap<String, ChatMessage>>>,
     online: Arc<AtomicU32>,
+    #[cfg(feature = "redis")]
+    shared: Option<Shared>,
+}
+
+/// The room's state in Redis, and the pub/sub that carries broadcasts between servers.
+#[cfg(feature = "redis")]
+#[derive(Clone)]
+struct Shared {
+    redis: redis::aio::ConnectionManager,
+    pubsub: Arc<omni::pubsub::RedisPubSub>,
+    /// Key prefix, so that several rooms can share one Redis.
+    keys: String,
 }
 
 impl Room {
+    /// A room whose messages, online count and broadcasts live in the Redis at `url`, shared
+    /// by every server started with the same `url` and `name`.
+    #[cfg(feature = "redis")]
+    pub async fn with_redis(url: &str, name: &str) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let redis = redis::aio::ConnectionManager::new(client).await?;
+        let pubsub = Arc::new(omni::pubsub::RedisPubSub::with_prefix(
+            url,
+            &format!("{name}:topic:"),
+        )?);
+        pubsub.ready(std::time::Duration::from_secs(10)).await;
+        Ok(Self {
+            shared: Some(Shared {
+                redis,
+                pubsub,
+                keys: format!("{name}:"),
+            }),
+            ..Self::default()
+        })
+    }
+
     /// The chat endpoint, one [`ChatHandler`] per session.
     pub fn endpoint(&self) -> Endpoint<Msg, ChatHandler> {
         let room = self.clone();
-        Endpoint::new(move || ChatHandler { room: room.clone() })
+        let builder = Endpoint::builder(move || ChatHandler { room: room.clone() });
+        #[cfg(feature = "redis")]
+        let builder = match &self.shared {
+            Some(shared) => builder.pubsub(shared.pubsub.clone()),
+            None => builder,
+        };
+        builder.build()
     }
 
     /// How many messages are stored.
@@ -84,6 +124,79 @@ impl Room {
     /// Whether no message is stored.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Stores `msg` unless its id is stored already; returns the stored message and whether
+    /// it is new.
+    async fn store(&self, msg: ChatMessage) -> Result<(ChatMessage, bool), omni::BoxError> {
+        let confirmed = ChatMessage {
+            status: Status::Sent,
+            sent_at: now_ms(),
+            ..msg
+        };
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            let mut redis = shared.redis.clone();
+            let key = format!("{}messages", shared.keys);
+            let json = serde_json::to_string(&confirmed)?;
+            let new: bool = redis::cmd("HSETNX")
+                .arg(&key)
+                .arg(&confirmed.id)
+                .arg(&json)
+                .query_async(&mut redis)
+                .await?;
+            let stored: String = redis::cmd("HGET")
+                .arg(&key)
+                .arg(&confirmed.id)
+                .query_async(&mut redis)
+                .await?;
+            return Ok((serde_json::from_str(&stored)?, new));
+        }
+        let mut messages = self.messages.lock().unwrap();
+        let new = !messages.contains_key(&confirmed.id);
+        let stored = messages
+            .entry(confirmed.id.clone())
+            .or_insert(confirmed)
+            .clone();
+        Ok((stored, new))
+    }
+
+    /// Every stored message.
+    async fn all(&self) -> Result<BTreeMap<String, ChatMessage>, omni::BoxError> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            let mut redis = shared.redis.clone();
+            let all: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+                .arg(format!("{}messages", shared.keys))
+                .query_async(&mut redis)
+                .await?;
+            return all
+                .into_iter()
+                .map(|(id, json)| Ok((id, serde_json::from_str(&json)?)))
+                .collect();
+        }
+        Ok(self.messages.lock().unwrap().clone())
+    }
+
+    /// Counts a connection in (`+1`) or out (`-1`); returns how many are online.
+    async fn count(&self, delta: i32) -> Result<u32, omni::BoxError> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            let mut redis = shared.redis.clone();
+            let online: i64 = redis::cmd("INCRBY")
+                .arg(format!("{}online", shared.keys))
+                .arg(delta)
+                .query_async(&mut redis)
+                .await?;
+            return Ok(online.max(0) as u32);
+        }
+        let before = if delta >= 0 {
+            self.online.fetch_add(delta as u32, Ordering::SeqCst)
+        } else {
+            self.online
+                .fetch_sub(delta.unsigned_abs(), Ordering::SeqCst)
+        };
+        Ok(before.saturating_add_signed(delta))
     }
 }
 
@@ -103,19 +216,7 @@ impl MsgHandler for ChatHandler {
         if msg.id.is_empty() {
             return Err("a message needs an id".into());
         }
-        let (stored, new) = {
-            let mut messages = self.room.messages.lock().unwrap();
-            let new = !messages.contains_key(&msg.id);
-            let stored = messages
-                .entry(msg.id.clone())
-                .or_insert_with(|| ChatMessage {
-                    status: Status::Sent,
-                    sent_at: now_ms(),
-                    ..msg
-                })
-                .clone();
-            (stored, new)
-        };
+        let (stored, new) = self.room.store(msg).await?;
         let upsert = BTreeMap::from([(stored.id.clone(), stored)]);
         cx.send(MsgFromServer::Upsert(upsert.clone()));
         if new {
@@ -125,20 +226,19 @@ impl MsgHandler for ChatHandler {
     }
 
     async fn fetch_all(&mut self, cx: &mut Context<Msg>) -> HandlerResult {
-        let all = self.room.messages.lock().unwrap().clone();
-        cx.send(MsgFromServer::Upsert(all));
+        cx.send(MsgFromServer::Upsert(self.room.all().await?));
         Ok(())
     }
 
     async fn connected(&mut self, cx: &mut Context<Msg>) -> HandlerResult {
         cx.subscribe(ROOM);
-        let online = self.room.online.fetch_add(1, Ordering::SeqCst) + 1;
+        let online = self.room.count(1).await?;
         cx.broadcast(ROOM, MsgFromServer::Presence { online });
         Ok(())
     }
 
     async fn disconnected(&mut self, cx: &mut Context<Msg>) -> HandlerResult {
-        let online = self.room.online.fetch_sub(1, Ordering::SeqCst) - 1;
+        let online = self.room.count(-1).await?;
         cx.broadcast_from(ROOM, MsgFromServer::Presence { online });
         Ok(())
     }

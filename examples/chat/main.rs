@@ -1,7 +1,8 @@
 //! The chat demo: `cargo run --example chat`, then open http://127.0.0.1:3000/ in two tabs.
 //!
-//! Options: `--port N` (or `PORT`, default 3000). The protocol is served under `/omni`
-//! (`/omni/ws`, `/omni/http`, `/omni/sse`); the page is at `/`.
+//! Options: `--port N` (or `PORT`, default 3000); `--redis redis://…` (built with
+//! `--features redis`) to share the room with every server started with the same Redis. The
+//! protocol is served under `/omni` (`/omni/ws`, `/omni/http`, `/omni/sse`); the page is at `/`.
 
 mod app;
 
@@ -18,8 +19,21 @@ async fn main() -> std::io::Result<()> {
         )
         .init();
 
-    let port = port_from_args()?;
-    let room = app::Room::default();
+    let options = options_from_args()?;
+    let port = options.port;
+    let room = match options.redis {
+        None => app::Room::default(),
+        #[cfg(feature = "redis")]
+        Some(url) => app::Room::with_redis(&url, "omni-chat")
+            .await
+            .map_err(|e| std::io::Error::other(format!("redis: {e}")))?,
+        #[cfg(not(feature = "redis"))]
+        Some(_) => {
+            return Err(std::io::Error::other(
+                "--redis needs the redis feature: cargo run --features redis --example chat",
+            ));
+        }
+    };
     let endpoint = room.endpoint();
     let router = omni::axum::Router::new()
         .route("/", get(|| async { Html(PAGE) }))
@@ -39,23 +53,34 @@ async fn main() -> std::io::Result<()> {
         .await
 }
 
-fn port_from_args() -> std::io::Result<u16> {
+struct Options {
+    port: u16,
+    redis: Option<String>,
+}
+
+fn options_from_args() -> std::io::Result<Options> {
     let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
     let mut args = std::env::args().skip(1);
     let mut port = std::env::var("PORT").ok();
+    let mut redis = None;
     while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| bad(format!("{arg} needs a value")))
+        };
         match arg.as_str() {
-            "--port" => {
-                port = Some(
-                    args.next()
-                        .ok_or_else(|| bad("--port needs a value".into()))?,
-                )
+            "--port" => port = Some(value()?),
+            "--redis" => redis = Some(value()?),
+            other => {
+                return Err(bad(format!(
+                    "unknown argument `{other}`; try --port N or --redis URL"
+                )));
             }
-            other => return Err(bad(format!("unknown argument `{other}`; try --port N"))),
         }
     }
-    match port {
-        None => Ok(3000),
-        Some(p) => p.parse().map_err(|_| bad(format!("`{p}` is not a port"))),
-    }
+    let port = match port {
+        None => 3000,
+        Some(p) => p.parse().map_err(|_| bad(format!("`{p}` is not a port")))?,
+    };
+    Ok(Options { port, redis })
 }

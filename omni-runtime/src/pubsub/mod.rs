@@ -3,9 +3,9 @@
 //! A [`PubSub`] keeps, for each topic, the sessions subscribed to it, and hands every
 //! broadcast to them. A broadcast arrives already encoded, so it is serialized once however
 //! many subscribers there are, and every subscriber receives the same shared bytes.
-//! [`LocalPubSub`] does this within one process; a backend that spans processes (Redis)
-//! implements the same trait, delivering to its own process's subscribers through a
-//! `LocalPubSub` and to the others through the broker.
+//! [`LocalPubSub`] does this within one process; `RedisPubSub` (feature `redis`) spans
+//! processes, delivering to its own process's subscribers through a `LocalPubSub` and to the
+//! others through Redis.
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
@@ -38,6 +38,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::ws::Utf8Bytes;
+
+#[cfg(feature = "redis")]
+mod redis;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{RedisHealth, RedisPubSub};
 
 use crate::SessionId;
 use crate::frame::Seq;
