@@ -1,17 +1,115 @@
-//! Provisioning shared with the browser tests: Debian packages through apt.
+//! The browser tests: the chat demo driven in a headless Chromium (Debian's `chromium`) by
+//! Playwright (`playwright-core` from npm, so no browser download), from `browser/`.
 
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Once;
 
-/// Makes sure what the browser tests need is installed. (The browser tests are not written
-/// yet; this installs nothing.)
+use crate::ts;
+
+/// Where Playwright finds the browser (it is told, not left to download one).
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Makes sure what the browser tests need is installed: Chromium, and `browser/`'s npm
+/// packages (from its lock file).
 pub fn provision() -> Result<(), String> {
+    if !Path::new(CHROMIUM).exists() {
+        apt_install(&["chromium"])?;
+    }
+    let dir = browser_dir();
+    if !dir.join("node_modules").exists() {
+        let install = if dir.join("package-lock.json").exists() {
+            "ci"
+        } else {
+            "install"
+        };
+        let mut npm = Command::new("npm");
+        npm.args([install, "--no-audit", "--no-fund"])
+            .current_dir(&dir);
+        if crate::run(npm) != ExitCode::SUCCESS {
+            return Err(format!("npm {install} failed in {}", dir.display()));
+        }
+    }
     Ok(())
 }
 
-/// Runs the browser tests. (None exist yet.)
+/// Builds the chat demo, checks the checked-in TypeScript declarations are fresh and
+/// type-check with `omni.d.ts`, then runs the browser tests with node's test runner.
 pub fn test() -> ExitCode {
-    ExitCode::SUCCESS
+    let mut build = crate::cargo();
+    build
+        .args(["build", "--example", "chat", "--example", "chat_ts"])
+        .current_dir(ts::root());
+    let status = crate::run(build);
+    if status != ExitCode::SUCCESS {
+        return status;
+    }
+    if let Err(problem) = ts::check_fresh() {
+        eprintln!("xtask: {problem}");
+        return ExitCode::FAILURE;
+    }
+
+    let dir = browser_dir();
+    let mut tsc = Command::new("npx");
+    tsc.args([
+        "--no-install",
+        "tsc",
+        "--noEmit",
+        "--strict",
+        "-p",
+        "typecheck",
+    ])
+    .current_dir(&dir);
+    let status = crate::run(tsc);
+    if status != ExitCode::SUCCESS {
+        return status;
+    }
+
+    let tests = match test_files(&dir.join("tests")) {
+        Ok(tests) => tests,
+        Err(problem) => {
+            eprintln!("xtask: {problem}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut node = Command::new("node");
+    node.arg("--test")
+        .args(&tests)
+        .current_dir(&dir)
+        .env("OMNI_CHAT_BIN", chat_binary())
+        .env("OMNI_CHROMIUM", CHROMIUM);
+    crate::run(node)
+}
+
+fn browser_dir() -> PathBuf {
+    ts::root().join("browser")
+}
+
+/// The chat demo that `cargo build --example chat` made.
+fn chat_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target"));
+    ts::root().join(target).join("debug/examples/chat")
+}
+
+/// `browser/tests/*.test.mjs`, in name order (node 20's runner takes files, not globs).
+fn test_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(OsStr::to_str)
+                .is_some_and(|name| name.ends_with(".test.mjs"))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("no *.test.mjs files in {}", dir.display()));
+    }
+    Ok(files)
 }
 
 /// `apt-get install -y` of `packages`, after one `apt-get update` per run.

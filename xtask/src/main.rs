@@ -6,6 +6,7 @@
 
 mod browser;
 mod redis;
+mod ts;
 
 use std::ffi::OsString;
 use std::process::{Command, ExitCode};
@@ -17,6 +18,7 @@ tasks:
   test [args...]   start a redis-server (installing it when missing), run
                    `cargo test --workspace --all-features [args...]`, then the Redis tests
                    and the browser tests
+  ts [--check]     write examples/chat/static/protocol.d.ts from the chat protocol (--check: fail if stale)
   help             print this message";
 
 fn main() -> ExitCode {
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
     let rest: Vec<OsString> = args.collect();
     match task.as_ref().and_then(|t| t.to_str()) {
         Some("test") => test(rest),
+        Some("ts") => ts::run(rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS

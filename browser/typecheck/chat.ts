@@ -1,0 +1,79 @@
+// Type-checks the chat demo's generated declarations (protocol.d.ts) against omni.d.ts the
+// way a page uses them: `tsc --noEmit --strict -p browser/typecheck`.
+
+import { connect, type TransportState } from "../../omni-runtime/js/omni.js";
+import type {
+  ChatMessage,
+  ClientFrame,
+  MsgFromClient,
+  MsgFromServer,
+  ServerFrame,
+} from "../../examples/chat/static/protocol.js";
+
+const client = connect<MsgFromClient, MsgFromServer>("/omni", {
+  transport: "sse",
+  protocol: "Msg",
+  backoff: { cap: 4000 },
+});
+
+const messages = new Map<string, ChatMessage>();
+let online = 0;
+
+client.on("message", (payload, frame) => {
+  switch (payload.kind) {
+    case "Upsert":
+      for (const [id, m] of Object.entries(payload.data)) messages.set(id, m);
+      break;
+    case "Presence":
+      online = payload.data.online;
+      break;
+  }
+  const seq: number | undefined = frame.type === "msg" ? frame.seq : undefined;
+  void seq;
+});
+
+function label(state: TransportState): string {
+  switch (state.state) {
+    case "connected":
+      return `connected to ${state.session}`;
+    case "disconnected":
+      return `closed ${state.code}: ${state.reason}`;
+    case "reconnecting":
+      return `retry ${state.attempt} in ${state.delay} ms`;
+    case "error":
+      return state.error === "rejected" ? `refused: ${state.code}` : state.message;
+    default:
+      return state.state;
+  }
+}
+
+const off = client.on("state", (state) => {
+  if (state.state === "reset") messages.clear();
+  console.log(label(state), online);
+});
+
+const message: ChatMessage = {
+  id: "m1",
+  author: "ada",
+  text: "hi",
+  status: "Sending",
+  sent_at: 0,
+};
+const ref: number = client.send({ kind: "Send", data: message });
+client.send({ kind: "FetchAll" });
+for (const { ref: r, payload } of client.pending()) {
+  if (payload.kind === "Send" && r === ref) messages.set(payload.data.id, payload.data);
+}
+client.on("ack", (acked) => console.log(acked === ref));
+
+// The wire frames omni.js writes and reads, as the protocol declares them.
+const hello: ClientFrame<MsgFromClient> = { type: "hello", protocol: "Msg" };
+const up: ClientFrame<MsgFromClient> = { type: "msg", payload: { kind: "FetchAll" }, ref };
+const down: ServerFrame<MsgFromServer> = { type: "reset", seq: 0 };
+console.log(hello, up, down, client.session, client.state.state);
+
+// @ts-expect-error: a server message is not something a client sends.
+client.send({ kind: "Presence", data: { online: 1 } });
+
+off();
+client.close();
