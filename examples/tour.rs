@@ -7,54 +7,11 @@ use std::collections::BTreeMap;
 
 use omni::{ClientFrame, Protocol, ServerFrame};
 
-/// A chat message.
-#[omni::wire]
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChatMessage {
-    /// Unique, chosen by the sender.
-    pub id: String,
-    /// Who wrote it.
-    pub author: String,
-    /// What they wrote.
-    pub text: String,
-    /// Sending until the server confirms it.
-    pub status: Status,
-    /// Milliseconds since the epoch, set by the server.
-    pub sent_at: u64,
-}
+// The chat demo's protocol: `ChatMessage`, `Status` and the `Msg` enum.
+#[path = "chat/app.rs"]
+mod app;
 
-/// Whether the server has confirmed a message.
-#[omni::wire]
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Status {
-    /// Shown as "Sending…".
-    Sending,
-    /// Stored by the server.
-    Sent,
-}
-
-/// Everything that can happen in the chat.
-#[omni::protocol]
-#[derive(Debug, Clone, PartialEq)]
-pub enum Msg {
-    /// The draft input changed (local only).
-    DraftChanged(String),
-    /// Send a message.
-    #[client]
-    Send(ChatMessage),
-    /// Ask for every stored message.
-    #[client]
-    FetchAll,
-    /// Messages to insert or replace, by id.
-    #[server]
-    Upsert(BTreeMap<String, ChatMessage>),
-    /// How many clients are online.
-    #[server]
-    Presence {
-        /// Connected clients.
-        online: u32,
-    },
-}
+use app::{ChatMessage, Msg, MsgFromClient, MsgFromServer, Status};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("protocol {} version {}\n", Msg::NAME, Msg::VERSION);
