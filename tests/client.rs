@@ -481,3 +481,62 @@ async fn http_survives_cuts_and_a_half_open_connection() {
 async fn sse_survives_cuts_and_a_half_open_connection() {
     survives_faults(Transport::Sse).await;
 }
+
+/// The big-message variant of the protocol: text payloads.
+mod big {
+    #[omni::protocol]
+    #[derive(Debug, Clone, PartialEq)]
+    pub enum Note {
+        #[client]
+        Post(String),
+        #[server]
+        Posted(usize),
+    }
+
+    pub struct Board;
+
+    impl NoteHandler for Board {
+        async fn post(
+            &mut self,
+            cx: &mut omni::Context<Note>,
+            text: String,
+        ) -> omni::HandlerResult {
+            cx.send(NoteFromServer::Posted(text.len()));
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test]
+async fn messages_over_the_frame_limit_are_refused_and_http_batches_stay_under_it() {
+    let endpoint: Endpoint<big::Note, big::Board> = Endpoint::new(|| big::Board);
+    let addr = common::serve(omni::axum::Router::new().nest("/omni", endpoint.router())).await;
+    for transport in [Transport::Http, Transport::Sse] {
+        let (client, mut messages) = Client::<big::Note>::builder(format!("http://{addr}/omni"))
+            .transport(transport)
+            .connect();
+        assert!(matches!(
+            client.send(big::NoteFromClient::Post("x".repeat(70 * 1024))),
+            Err(SendError::TooLarge { limit: 65536, .. })
+        ));
+        // 200 messages of 2 KiB: 400 KiB queued, carried in requests under the 64 KiB limit.
+        for _ in 0..200 {
+            client
+                .send(big::NoteFromClient::Post("y".repeat(2048)))
+                .unwrap();
+        }
+        let mut posted = 0;
+        while posted < 200 {
+            match tokio::time::timeout(PATIENCE, messages.recv())
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                big::Note::Posted(2048) => posted += 1,
+                big::Note::Transport(TransportState::Error(err)) => panic!("{transport:?}: {err}"),
+                _ => {}
+            }
+        }
+        client.close();
+    }
+}

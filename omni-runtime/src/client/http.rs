@@ -68,7 +68,7 @@ async fn exchange<P: Protocol>(
     url: &reqwest::Url,
 ) -> Result<Step, Ended> {
     let mut frames = vec![super::hello::<P>(link.session.map(|_| link.last_seq))];
-    frames.extend(link.shared.outbox.lock().unwrap().oldest(super::BATCH));
+    frames.extend(link.shared.outbox.lock().unwrap().oldest(config.batch()));
     let mut request = config
         .http
         .post(url.clone())

@@ -53,8 +53,7 @@ use crate::{ClientFrame, Protocol, Ref, Seq, SessionId, TransportState};
 /// The header that ties an HTTP request to a session.
 const SESSION_HEADER: &str = "omni-session";
 
-/// Most messages one HTTP request carries, so that a long queue never makes a body larger
-/// than the server accepts.
+/// Most messages one HTTP request carries.
 const BATCH: usize = 64;
 
 /// `hello` with this build's protocol name and schema hash, and `after` if given.
@@ -84,11 +83,21 @@ pub enum SendError {
     /// The message could not be encoded.
     #[error("could not encode the message: {0}")]
     Encode(String),
+    /// The encoded message is larger than the server accepts (see
+    /// [`ClientBuilder::max_message_bytes`]); it would never be acknowledged.
+    #[error("the message is {size} bytes; the server accepts at most {limit}")]
+    TooLarge {
+        /// The encoded frame's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 /// What the client and its background task share.
 pub(crate) struct Shared {
     outbox: Mutex<Outbox>,
+    max_message_bytes: usize,
     /// Something was queued.
     wake: Notify,
     closed: watch::Sender<bool>,
@@ -104,7 +113,19 @@ pub(crate) struct Config {
     heartbeat: Heartbeat,
     connect_timeout: Duration,
     poll_interval: Duration,
+    max_message_bytes: usize,
     http: reqwest::Client,
+}
+
+impl Config {
+    /// What one HTTP request may carry: a body under the server's frame limit, with room for
+    /// the `hello` and the brackets.
+    fn batch(&self) -> outbox::Batch {
+        outbox::Batch {
+            frames: BATCH,
+            bytes: self.max_message_bytes.saturating_sub(512),
+        }
+    }
 }
 
 /// Configures a [`Client`].
@@ -117,6 +138,7 @@ pub struct ClientBuilder<P> {
     queue: usize,
     connect_timeout: Duration,
     poll_interval: Duration,
+    max_message_bytes: usize,
     protocol: PhantomData<fn() -> P>,
 }
 
@@ -161,12 +183,20 @@ where
         self
     }
 
+    /// The server's frame limit (`Limits::max_frame_bytes`, default 64 KiB): a larger message
+    /// is refused by [`Client::send`], and HTTP requests are batched under it.
+    pub fn max_message_bytes(mut self, limit: usize) -> Self {
+        self.max_message_bytes = limit;
+        self
+    }
+
     /// Starts connecting in the background (on the current tokio runtime) and returns the
     /// client and its message stream. A URL that cannot be used is reported on the stream as
     /// a `TransportError::Init`.
     pub fn connect(self) -> (Client<P>, Messages<P>) {
         let shared = Arc::new(Shared {
             outbox: Mutex::new(Outbox::new(self.queue)),
+            max_message_bytes: self.max_message_bytes,
             wake: Notify::new(),
             closed: watch::channel(false).0,
             session: Mutex::new(None),
@@ -186,6 +216,7 @@ where
                     heartbeat: self.heartbeat,
                     connect_timeout: self.connect_timeout,
                     poll_interval: self.poll_interval,
+                    max_message_bytes: self.max_message_bytes,
                     http: reqwest::Client::new(),
                 };
                 tokio::spawn(run(link, config));
@@ -231,6 +262,7 @@ impl<P: Protocol + Send> Client<P> {
             queue: 1024,
             connect_timeout: Duration::from_secs(10),
             poll_interval: http::DEFAULT_POLL,
+            max_message_bytes: 64 * 1024,
             protocol: PhantomData,
         }
     }
@@ -241,20 +273,29 @@ impl<P: Protocol + Send> Client<P> {
         if *self.shared.closed.borrow() {
             return Err(SendError::Closed);
         }
+        let limit = self.shared.max_message_bytes;
         let mut outbox = self.shared.outbox.lock().unwrap();
         let capacity = outbox.capacity;
         let queued = outbox.push(|reference| {
-            ClientFrame::Msg {
+            let text = ClientFrame::Msg {
                 payload: &msg,
                 reference: Some(reference),
                 id: None,
             }
             .encode()
+            .map_err(|err| SendError::Encode(err.to_string()))?;
+            if text.len() > limit {
+                return Err(SendError::TooLarge {
+                    size: text.len(),
+                    limit,
+                });
+            }
+            Ok(text)
         });
         drop(outbox);
         match queued {
             None => Err(SendError::QueueFull { capacity }),
-            Some(Err(err)) => Err(SendError::Encode(err.to_string())),
+            Some(Err(err)) => Err(err),
             Some(Ok(reference)) => {
                 self.shared.wake.notify_one();
                 Ok(reference)

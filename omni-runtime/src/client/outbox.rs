@@ -13,6 +13,37 @@ pub(crate) struct Entry {
     pub(crate) sent: bool,
 }
 
+/// How much one write or request carries.
+#[derive(Clone, Copy)]
+pub(crate) struct Batch {
+    pub(crate) frames: usize,
+    /// Total bytes of the frames, which a request body must stay under; the first frame is
+    /// taken whatever its size.
+    pub(crate) bytes: usize,
+}
+
+impl Batch {
+    pub(crate) const ALL: Batch = Batch {
+        frames: usize::MAX,
+        bytes: usize::MAX,
+    };
+
+    fn take<'a>(self, entries: impl Iterator<Item = &'a mut Entry>) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for entry in entries {
+            let size = entry.text.len() + 1;
+            if out.len() == self.frames || (!out.is_empty() && bytes + size > self.bytes) {
+                break;
+            }
+            bytes += size;
+            entry.sent = true;
+            out.push(entry.text.clone());
+        }
+        out
+    }
+}
+
 pub(crate) struct Outbox {
     pub(crate) capacity: usize,
     next_ref: Ref,
@@ -55,30 +86,15 @@ impl Outbox {
         }
     }
 
-    /// Up to `limit` frames not yet sent on this connection, marked sent.
-    pub(crate) fn take_unsent(&mut self, limit: usize) -> Vec<String> {
-        self.entries
-            .iter_mut()
-            .filter(|e| !e.sent)
-            .take(limit)
-            .map(|e| {
-                e.sent = true;
-                e.text.clone()
-            })
-            .collect()
+    /// Frames not yet sent on this connection, up to `limit`, marked sent.
+    pub(crate) fn take_unsent(&mut self, limit: Batch) -> Vec<String> {
+        limit.take(self.entries.iter_mut().filter(|e| !e.sent))
     }
 
-    /// The oldest `limit` unanswered frames, marked sent (for a transport that resends
-    /// everything unanswered each time).
-    pub(crate) fn oldest(&mut self, limit: usize) -> Vec<String> {
-        self.entries
-            .iter_mut()
-            .take(limit)
-            .map(|e| {
-                e.sent = true;
-                e.text.clone()
-            })
-            .collect()
+    /// The oldest unanswered frames, up to `limit`, marked sent (for a transport that
+    /// resends everything unanswered each time).
+    pub(crate) fn oldest(&mut self, limit: Batch) -> Vec<String> {
+        limit.take(self.entries.iter_mut())
     }
 
     /// A new connection: everything unanswered goes again.
@@ -104,13 +120,25 @@ mod tests {
         assert_eq!(outbox.push(ok), Some(Ok(1)));
         assert_eq!(outbox.push(ok), Some(Ok(2)));
         assert_eq!(outbox.push(ok), None);
-        assert_eq!(outbox.take_unsent(1), ["m1"]);
-        assert_eq!(outbox.take_unsent(9), ["m2"]);
-        assert!(outbox.take_unsent(9).is_empty());
+        let one = Batch {
+            frames: 1,
+            bytes: usize::MAX,
+        };
+        assert_eq!(outbox.take_unsent(one), ["m1"]);
+        assert_eq!(outbox.take_unsent(Batch::ALL), ["m2"]);
+        assert!(outbox.take_unsent(Batch::ALL).is_empty());
         outbox.answered(1);
         assert_eq!(outbox.push(ok), Some(Ok(3)));
         outbox.reconnected();
-        assert_eq!(outbox.take_unsent(9), ["m2", "m3"]);
-        assert_eq!(outbox.oldest(1), ["m2"]);
+        assert_eq!(outbox.take_unsent(Batch::ALL), ["m2", "m3"]);
+        let small = Batch {
+            frames: 9,
+            bytes: 3,
+        };
+        assert_eq!(
+            outbox.oldest(small),
+            ["m2"],
+            "bytes bound the batch, but one always goes"
+        );
     }
 }

@@ -121,7 +121,12 @@ fn start_uplink<P: Protocol>(
     config: &Config,
     url: &reqwest::Url,
 ) -> Option<Uplink> {
-    let mut frames = link.shared.outbox.lock().unwrap().take_unsent(super::BATCH);
+    let mut frames = link
+        .shared
+        .outbox
+        .lock()
+        .unwrap()
+        .take_unsent(config.batch());
     if frames.is_empty() {
         return None;
     }

@@ -116,7 +116,12 @@ async fn flush<P: Protocol>(
     >,
     link: &Link<P>,
 ) -> Result<(), Ended> {
-    let frames = link.shared.outbox.lock().unwrap().take_unsent(usize::MAX);
+    let frames = link
+        .shared
+        .outbox
+        .lock()
+        .unwrap()
+        .take_unsent(super::outbox::Batch::ALL);
     for text in frames {
         socket
             .feed(Message::Text(text.into()))
