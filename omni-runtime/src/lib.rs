@@ -34,6 +34,7 @@ pub mod session;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod test;
+pub mod token;
 pub mod transport;
 pub mod typescript;
 
