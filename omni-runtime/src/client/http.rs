@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use super::link::{Ended, Link, Step};
-use super::ws::{fatal_init, refused};
+use super::link::{Ended, Link, Step, fatal_init, refused};
 use super::{Config, SESSION_HEADER, url_for};
 use crate::Protocol;
 
@@ -118,13 +117,6 @@ pub(crate) async fn apply_frames<P: Protocol>(
         }
     }
     Ok(last)
-}
-
-impl Ended {
-    pub(crate) fn connected_if(mut self, connected: bool) -> Self {
-        self.connected |= connected;
-        self
-    }
 }
 
 /// How long the HTTP transport waits between exchanges when the application sends nothing.

@@ -28,6 +28,32 @@ impl Ended {
             fatal: None,
         }
     }
+
+    /// Marks the connection as having been welcomed, if it was.
+    pub(crate) fn connected_if(mut self, connected: bool) -> Self {
+        self.connected |= connected;
+        self
+    }
+}
+
+/// The client cannot even try: a URL it cannot use.
+pub(crate) fn fatal_init(message: String) -> Ended {
+    Ended {
+        code: 0,
+        reason: message.clone(),
+        connected: false,
+        fatal: Some(TransportError::Init { message }),
+    }
+}
+
+/// An HTTP refusal that retrying will not change (401, 403, 404) is fatal.
+pub(crate) fn refused(mut ended: Ended, status: u16) -> Ended {
+    if matches!(status, 401 | 403 | 404) {
+        ended.fatal = Some(TransportError::Init {
+            message: ended.reason.clone(),
+        });
+    }
+    ended
 }
 
 /// What a frame asks of the transport.

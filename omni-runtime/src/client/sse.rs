@@ -10,8 +10,7 @@ use eventsource_stream::Eventsource;
 use futures_util::{Future, StreamExt};
 
 use super::http::apply_frames;
-use super::link::{Ended, Link, Step};
-use super::ws::{fatal_init, refused};
+use super::link::{Ended, Link, Step, fatal_init, refused};
 use super::{Config, SESSION_HEADER, url_for};
 use crate::Protocol;
 

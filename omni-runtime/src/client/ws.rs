@@ -6,9 +6,9 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::link::{Ended, Link, Step};
+use super::link::{Ended, Link, Step, fatal_init, refused};
 use super::{Config, url_for};
-use crate::{Protocol, TransportError};
+use crate::Protocol;
 
 /// One WebSocket connection, from connect to its end.
 pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config) -> Ended {
@@ -68,7 +68,7 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
                             // server acknowledges what it already handled without redoing it.
                             link.shared.outbox.lock().unwrap().reconnected();
                             if let Err(ended) = flush(&mut socket, link).await {
-                                return ended.with_connected(connected);
+                                return ended.connected_if(connected);
                             }
                         }
                         Step::Gap => {
@@ -89,7 +89,7 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
             }
             _ = link.shared.wake.notified(), if connected => {
                 if let Err(ended) = flush(&mut socket, link).await {
-                    return ended.with_connected(connected);
+                    return ended.connected_if(connected);
                 }
             }
             _ = ticks.tick() => {
@@ -132,30 +132,4 @@ async fn flush<P: Protocol>(
         .flush()
         .await
         .map_err(|e| Ended::dropped(e.to_string(), true))
-}
-
-impl Ended {
-    fn with_connected(mut self, connected: bool) -> Self {
-        self.connected = connected;
-        self
-    }
-}
-
-pub(crate) fn fatal_init(message: String) -> Ended {
-    Ended {
-        code: 0,
-        reason: message.clone(),
-        connected: false,
-        fatal: Some(TransportError::Init { message }),
-    }
-}
-
-/// An HTTP refusal that retrying will not change (401, 403, 404) is fatal.
-pub(crate) fn refused(mut ended: Ended, status: u16) -> Ended {
-    if matches!(status, 401 | 403 | 404) {
-        ended.fatal = Some(TransportError::Init {
-            message: ended.reason.clone(),
-        });
-    }
-    ended
 }
