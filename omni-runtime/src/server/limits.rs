@@ -36,8 +36,9 @@ pub struct Limits {
     /// The WebSocket read buffer. tungstenite's default (128 KiB) is zero-filled before every
     /// read; a small buffer is faster and holds far less memory per connection. Default 4 KiB.
     pub read_buffer_bytes: usize,
-    /// Interval of SSE keep-alive comments, which is also how soon a vanished SSE client is
-    /// noticed. Default 1 s.
+    /// Interval of SSE keep-alive comments. A client that closes its connection is noticed at
+    /// once; the keep-alives are what eventually fail on one that vanished without closing.
+    /// Default 1 s.
     pub sse_keep_alive: Duration,
 }
 
