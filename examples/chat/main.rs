@@ -5,11 +5,23 @@
 //! protocol is served under `/omni` (`/omni/ws`, `/omni/http`, `/omni/sse`); the page is at `/`.
 
 mod app;
+mod counter;
+
+use std::time::Duration;
 
 use omni::axum::response::Html;
 use omni::axum::routing::get;
+use omni::server::Mux;
+use omni::token::Keys;
 
 const PAGE: &str = include_str!("index.html");
+
+/// How long a page's join tokens stay valid: a page open longer re-joins with a reload.
+const TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Signs the demo's join tokens when `OMNI_TOKEN_KEY` is not set. Fine for a demo on your
+/// machine; anyone who reads this file can forge tokens for a server that uses it.
+const DEMO_KEY: &str = "omni chat demo key: set OMNI_TOKEN_KEY in production";
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -35,9 +47,17 @@ async fn main() -> std::io::Result<()> {
         }
     };
     let endpoint = room.endpoint();
+    let mux = Mux::builder(token_keys()?)
+        .module("chat", &endpoint)
+        .module("counter", &counter::Shared::default().endpoint())
+        .build();
+    let page = {
+        let mux = mux.clone();
+        move || async move { Html(render(&mux)) }
+    };
     let router = omni::axum::Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
-        .nest("/omni", endpoint.router());
+        .route("/", get(page))
+        .nest("/omni", endpoint.router().merge(mux.router()));
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("chat listening on http://{}/", listener.local_addr()?);
@@ -49,8 +69,29 @@ async fn main() -> std::io::Result<()> {
         .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
             endpoint.shutdown();
+            mux.shutdown();
         })
         .await
+}
+
+/// The page, with fresh join tokens for its components.
+fn render(mux: &Mux) -> String {
+    let props = serde_json::json!({});
+    PAGE.replace("{{chat_token}}", &mux.sign("chat", &props, TOKEN_TTL))
+        .replace("{{counter_token}}", &mux.sign("counter", &props, TOKEN_TTL))
+}
+
+/// The keys join tokens are signed with: `OMNI_TOKEN_KEY` (comma-separated for rotation, the
+/// first signs), or the demo key.
+fn token_keys() -> std::io::Result<Keys> {
+    let keys = match std::env::var("OMNI_TOKEN_KEY") {
+        Ok(keys) => Keys::rotating(keys.split(',')),
+        Err(_) => {
+            eprintln!("OMNI_TOKEN_KEY is not set: signing join tokens with the demo key");
+            Keys::new(DEMO_KEY)
+        }
+    };
+    keys.map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
 }
 
 struct Options {

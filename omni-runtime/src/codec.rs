@@ -429,6 +429,9 @@ impl<C: DeserializeOwned> ClientFrame<C> {
                 id: f.required(|f| &mut f.id, "id")?,
                 module: f.required(|f| &mut f.module, "module")?,
                 token: f.required(|f| &mut f.token, "token")?,
+                session: f.optional(|f| &mut f.session, "session")?,
+                after: f.optional(|f| &mut f.after, "after")?,
+                version: f.optional(|f| &mut f.version, "version")?,
             },
             "leave" => ClientFrame::Leave {
                 id: f.required(|f| &mut f.id, "id")?,

@@ -85,6 +85,19 @@ pub enum ClientFrame<C> {
         module: String,
         /// The signed token carrying the module, props and expiry.
         token: String,
+        /// The component's earlier session, to resume it as `hello` does on `/ws`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        session: Option<SessionId>,
+        /// With `session`: the last sequence number the client holds for the component.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        after: Option<Seq>,
+        /// The client's schema hash for the module's protocol; a different one is refused
+        /// with `version_mismatch`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        version: Option<String>,
     },
     /// Mux: stop component `id`.
     Leave {

@@ -60,7 +60,12 @@ where
         let conn_id = conn.id;
         let session = endpoint
             .hub()
-            .open(None, conn, axum::http::Extensions::new())
+            .open(
+                None,
+                conn,
+                axum::http::Extensions::new(),
+                serde_json::Value::Null,
+            )
             .await;
         Self {
             endpoint: endpoint.clone(),
@@ -105,7 +110,7 @@ where
             match self.rx.frames.try_recv().ok()? {
                 Item::Frame(frame) => self.replay.push_back(frame),
                 Item::Replay(frames) => self.replay.extend(frames),
-                Item::Close(_) => return None,
+                Item::Close(_) | Item::Left(_) => return None,
             }
         }
         let frame = self.replay.pop_front()?;

@@ -133,11 +133,22 @@ fn client_frame<C: Clone + std::fmt::Debug + 'static>(
                 id,
             }
         }),
-        (text(), text(), text()).prop_map(|(id, module, token)| ClientFrame::Join {
-            id,
-            module,
-            token,
-        }),
+        (
+            (text(), text(), text()),
+            option::of(session()),
+            option::of(any::<u64>()),
+            opt_text()
+        )
+            .prop_map(|((id, module, token), session, after, version)| {
+                ClientFrame::Join {
+                    id,
+                    module,
+                    token,
+                    session,
+                    after,
+                    version,
+                }
+            }),
         text().prop_map(|id| ClientFrame::Leave { id }),
     ]
 }

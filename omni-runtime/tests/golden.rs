@@ -114,6 +114,9 @@ fn join() {
             id: "c1".into(),
             module: "counter".into(),
             token: "opaque-token-issued-by-the-server".into(),
+            session: None,
+            after: None,
+            version: None,
         },
         r#"{"type":"join","id":"c1","module":"counter","token":"opaque-token-issued-by-the-server"}"#,
     );

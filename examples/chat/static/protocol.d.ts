@@ -68,7 +68,20 @@ module: string,
 /**
  * The signed token carrying the module, props and expiry.
  */
-token: string, } | { "type": "leave", 
+token: string, 
+/**
+ * The component's earlier session, to resume it as `hello` does on `/ws`.
+ */
+session?: SessionId, 
+/**
+ * With `session`: the last sequence number the client holds for the component.
+ */
+after?: number, 
+/**
+ * The client's schema hash for the module's protocol; a different one is refused
+ * with `version_mismatch`.
+ */
+version?: string, } | { "type": "leave", 
 /**
  * The component's id.
  */

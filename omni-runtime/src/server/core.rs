@@ -39,22 +39,34 @@ impl Shared {
 
     /// A new connection's handle, and the ends its transport reads.
     pub(crate) fn connection(&self, live: bool) -> (Conn, ConnRx) {
-        let (tx, rx) = mpsc::channel(self.limits.outbound_queue.max(2));
-        let (stop, stop_rx) = watch::channel(None);
-        let conn = Conn {
-            id: self.next_conn.fetch_add(1, Ordering::Relaxed),
-            tx,
-            stop,
-            live,
-        };
-        (
-            conn,
-            ConnRx {
-                frames: rx,
-                stop: stop_rx,
-            },
-        )
+        connection(self.next_conn_id(), self.limits.outbound_queue, live)
     }
+
+    /// An id for a connection to one of this endpoint's sessions.
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// A connection's handle with id `id` and a queue of `queue` items, and the ends its
+/// transport reads.
+pub(crate) fn connection(id: u64, queue: usize, live: bool) -> (Conn, ConnRx) {
+    let (tx, rx) = mpsc::channel(queue.max(2));
+    let (stop, stop_rx) = watch::channel(None);
+    let conn = Conn {
+        id,
+        tx,
+        stop,
+        live,
+        component: None,
+    };
+    (
+        conn,
+        ConnRx {
+            frames: rx,
+            stop: stop_rx,
+        },
+    )
 }
 
 /// Resolves once the endpoint is shutting down.
@@ -115,6 +127,9 @@ pub(crate) enum Item {
     Replay(Vec<Outgoing>),
     /// Close after the frames queued before it.
     Close(Stop),
+    /// Mux: component `id` has stopped (its handler closed it, or its session was resumed
+    /// elsewhere); the socket stays open for the others.
+    Left(Arc<str>),
 }
 
 /// The server's end of one connection: its bounded outbound queue and its stop signal.
@@ -124,6 +139,107 @@ pub(crate) struct Conn {
     stop: watch::Sender<Option<Stop>>,
     /// A WebSocket or SSE stream, as opposed to one HTTP request.
     pub(crate) live: bool,
+    /// Mux: the component this connection is, on a socket shared with others.
+    component: Option<Component>,
+}
+
+/// A mux component's id, and the `,"id":…` member every frame to it gets.
+#[derive(Clone)]
+struct Component {
+    id: Arc<str>,
+    member: Arc<str>,
+}
+
+impl Conn {
+    /// Component `id` on this mux socket: a connection with its own `conn_id` that shares the
+    /// socket's queue and stop signal, and whose frames all carry `"id"`.
+    pub(crate) fn component(&self, conn_id: u64, id: &str) -> Conn {
+        let quoted = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".to_owned());
+        Conn {
+            id: conn_id,
+            tx: self.tx.clone(),
+            stop: self.stop.clone(),
+            live: true,
+            component: Some(Component {
+                id: id.into(),
+                member: format!(",\"id\":{quoted}").into(),
+            }),
+        }
+    }
+
+    /// Queues `item` without waiting; a full queue stops the connection as a slow consumer.
+    /// Returns whether the item was queued.
+    pub(crate) fn queue(&self, item: Item, metrics: &Metrics) -> bool {
+        let item = match &self.component {
+            None => item,
+            Some(component) => component.tag(item),
+        };
+        match self.tx.try_send(item) {
+            Ok(()) => {
+                Metrics::bump(&metrics.frames_out);
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if self.stop.borrow().is_none() {
+                    Metrics::bump(&metrics.slow_consumers);
+                    tracing::warn!(
+                        conn = self.id,
+                        "outbound queue full: closing as slow consumer"
+                    );
+                }
+                self.stop.send_replace(Some(Stop::SLOW_CONSUMER));
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// The connection lost its session to a newer one: a socket is closed, a mux component
+    /// leaves its socket.
+    fn displace(&self) {
+        match &self.component {
+            None => {
+                self.stop.send_replace(Some(Stop::REPLACED));
+            }
+            Some(component) => {
+                let _ = self.tx.try_send(Item::Left(component.id.clone()));
+            }
+        }
+    }
+}
+
+impl Component {
+    /// Gives every frame for the component its `id`, and turns a close into a leave: the
+    /// socket belongs to the other components too.
+    fn tag(&self, item: Item) -> Item {
+        match item {
+            Item::Frame(frame) => Item::Frame(self.tag_frame(frame)),
+            Item::Replay(frames) => {
+                Item::Replay(frames.into_iter().map(|f| self.tag_frame(f)).collect())
+            }
+            Item::Close(_) => Item::Left(self.id.clone()),
+            left @ Item::Left(_) => left,
+        }
+    }
+
+    /// Inserts `"id"` right after the `"type"` member, which every encoded frame starts with:
+    /// the log keeps frames untagged, so a session resumed under another id replays correctly.
+    fn tag_frame(&self, frame: Outgoing) -> Outgoing {
+        let text = frame.text();
+        let head = "{\"type\":\"".len() + frame.kind().len() + 1;
+        if text.len() < head || !text.is_char_boundary(head) {
+            debug_assert!(
+                false,
+                "an encoded frame does not start with its type: {text}"
+            );
+            return frame;
+        }
+        let mut tagged = String::with_capacity(text.len() + self.member.len());
+        tagged.push_str(&text[..head]);
+        tagged.push_str(&self.member);
+        tagged.push_str(&text[head..]);
+        Outgoing::new(frame.kind(), frame.seq(), Utf8Bytes::from(tagged))
+    }
 }
 
 /// What a transport reads: frames to write, and a stop that skips the queue.
@@ -196,7 +312,7 @@ impl<P: Protocol> SessionCore<P> {
         let mut inner = self.lock();
         inner.generation += 1;
         let displaced = inner.conn.replace(conn).is_some_and(|old| {
-            old.stop.send_replace(Some(Stop::REPLACED));
+            old.displace();
             old.live
         });
         if welcome {
@@ -293,7 +409,7 @@ impl<P: Protocol> SessionCore<P> {
         let mut inner = self.lock();
         inner.ended = true;
         if let Some(conn) = inner.conn.take() {
-            conn.stop.send_replace(Some(Stop::REPLACED));
+            conn.displace();
         }
         drop(inner);
         self.shared.pubsub.unregister(self.id);
@@ -453,19 +569,8 @@ impl<P: Protocol> SessionCore<P> {
     /// Queues `item` for the current connection without waiting: a full queue closes that
     /// connection as a slow consumer, so nobody else is held up by it.
     fn deliver(&self, inner: &mut Inner, item: Item) {
-        let Some(conn) = &inner.conn else {
-            return;
-        };
-        match conn.tx.try_send(item) {
-            Ok(()) => Metrics::bump(&self.shared.metrics.frames_out),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if conn.stop.borrow().is_none() {
-                    Metrics::bump(&self.shared.metrics.slow_consumers);
-                    tracing::warn!(session = %self.id, "outbound queue full: closing as slow consumer");
-                }
-                conn.stop.send_replace(Some(Stop::SLOW_CONSUMER));
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        if let Some(conn) = &inner.conn {
+            conn.queue(item, &self.shared.metrics);
         }
     }
 }

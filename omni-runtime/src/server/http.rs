@@ -54,7 +54,7 @@ where
         .and_then(|v| v.parse::<SessionId>().ok());
     let (mut session, fresh) = match named.and_then(|id| hub.get(id)) {
         Some(session) => (session, false),
-        None => (hub.create(extensions), true),
+        None => (hub.create(extensions, serde_json::Value::Null), true),
     };
 
     if session.core.has_live_connection() {
@@ -89,7 +89,8 @@ where
         match item {
             Item::Frame(frame) => out.push(frame.text().to_owned()),
             Item::Replay(frames) => out.extend(frames.iter().map(|f| f.text().to_owned())),
-            Item::Close(_) => break,
+            // A plain endpoint's connections are never mux components.
+            Item::Close(_) | Item::Left(_) => break,
         }
     }
     frames_response(StatusCode::OK, Some(session.id()), out)

@@ -13,12 +13,14 @@ use super::metrics::Metrics;
 use crate::{ClientFrame, Context, DecodeError, Dispatch, ErrorCode, Protocol, Ref, Sender, Seq};
 use crate::{HandlerResult, SessionId};
 
-/// Makes a fresh handler for each session (and again after a handler fails).
-pub(crate) type Factory<H> = Box<dyn Fn() -> H + Send + Sync>;
+/// Makes a fresh handler for each session (and again after a handler fails), from the props
+/// of the session (a mux component's verified token props; `null` on a plain endpoint).
+pub(crate) type Factory<H> = Box<dyn Fn(&serde_json::Value) -> H + Send + Sync>;
 
 /// A session: its protocol state and its handler.
 pub(crate) struct Session<P: Protocol, H> {
     pub(crate) core: Arc<SessionCore<P>>,
+    props: serde_json::Value,
     state: tokio::sync::Mutex<State<P, H>>,
 }
 
@@ -79,7 +81,11 @@ where
     }
 
     /// A new session, registered but not yet attached.
-    pub(crate) fn create(&self, extensions: axum::http::Extensions) -> Arc<Session<P, H>> {
+    pub(crate) fn create(
+        &self,
+        extensions: axum::http::Extensions,
+        props: serde_json::Value,
+    ) -> Arc<Session<P, H>> {
         let id = SessionId::from_u128(rand::random());
         let core = SessionCore::<P>::new(id, self.shared.clone());
         let sender = Sender::new(core.clone());
@@ -88,9 +94,10 @@ where
         let session = Arc::new(Session {
             core,
             state: tokio::sync::Mutex::new(State {
-                handler: (self.factory)(),
+                handler: (self.factory)(&props),
                 cx,
             }),
+            props,
         });
         self.sessions().insert(id, session.clone());
         Metrics::bump(&self.shared.metrics.sessions_created);
@@ -105,6 +112,7 @@ where
         resume: Option<(SessionId, Seq)>,
         conn: Conn,
         extensions: axum::http::Extensions,
+        props: serde_json::Value,
     ) -> Arc<Session<P, H>> {
         let live = conn.live;
         if let Some((id, after)) = resume
@@ -113,7 +121,7 @@ where
             self.resume_onto(&session, conn, after, extensions).await;
             return session;
         }
-        let session = self.create(extensions);
+        let session = self.create(extensions, props);
         session.core.attach(conn, None, true);
         if let Some((_, after)) = resume {
             // The client held state from a session that is gone: tell it to drop it.
@@ -323,7 +331,7 @@ where
             Err(message) => {
                 Metrics::bump(&self.shared.metrics.handler_failures);
                 tracing::warn!(session = %session.id(), %message, "handler hook failed");
-                state.handler = (self.factory)();
+                state.handler = (self.factory)(&session.props);
                 session.core.error(ErrorCode::HandlerFailed, message, None);
             }
         }
@@ -345,7 +353,7 @@ where
     async fn restart(&self, session: &Arc<Session<P, H>>) {
         {
             let mut state = session.state.lock().await;
-            state.handler = (self.factory)();
+            state.handler = (self.factory)(&session.props);
             state.cx.take_effects();
         }
         if session.core.has_live_connection() {
@@ -371,6 +379,17 @@ where
                 hub.expire(id, generation);
             }
         });
+    }
+
+    /// Mux: the client left component `conn_id` for good: runs the `disconnected` hook and
+    /// ends the session without a grace period.
+    pub(crate) async fn leave(&self, session: &Arc<Session<P, H>>, conn_id: u64) {
+        if session.core.detach(conn_id).is_none() {
+            return;
+        }
+        self.hook(session, Hook::Disconnected).await;
+        self.sessions().remove(&session.id());
+        session.core.end();
     }
 
     fn expire(&self, id: SessionId, generation: u64) {

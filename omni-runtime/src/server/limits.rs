@@ -40,6 +40,9 @@ pub struct Limits {
     /// once; the keep-alives are what eventually fail on one that vanished without closing.
     /// Default 1 s.
     pub sse_keep_alive: Duration,
+    /// Components one mux socket may have joined at once; a join past it is refused with
+    /// `too_large`. Default 16.
+    pub max_components: usize,
 }
 
 impl Default for Limits {
@@ -53,6 +56,7 @@ impl Default for Limits {
             remembered_refs: 1024,
             read_buffer_bytes: 4 * 1024,
             sse_keep_alive: Duration::from_secs(1),
+            max_components: 16,
         }
     }
 }

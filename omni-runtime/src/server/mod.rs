@@ -34,6 +34,7 @@ mod http;
 pub(crate) mod hub;
 mod limits;
 mod metrics;
+mod mux;
 mod origin;
 mod sse;
 mod ws;
@@ -54,6 +55,7 @@ pub use self::http::SESSION_HEADER;
 use self::hub::Hub;
 pub use self::limits::Limits;
 pub use self::metrics::MetricsSnapshot;
+pub use self::mux::{Mux, MuxBuilder};
 pub use self::origin::Origins;
 use crate::pubsub::{LocalPubSub, PubSub};
 use crate::{Dispatch, Protocol, Seq, SessionId};
@@ -77,7 +79,7 @@ impl<P: Protocol, H> Clone for Endpoint<P, H> {
 /// Builds an [`Endpoint`] with non-default limits, pub/sub backend or origin policy.
 #[must_use]
 pub struct EndpointBuilder<P, H> {
-    factory: Box<dyn Fn() -> H + Send + Sync>,
+    factory: hub::Factory<H>,
     limits: Limits,
     pubsub: Option<Arc<dyn PubSub>>,
     origins: Origins,
@@ -139,6 +141,33 @@ where
 
     /// A builder, to change limits, the pub/sub backend or the origin policy.
     pub fn builder(factory: impl Fn() -> H + Send + Sync + 'static) -> EndpointBuilder<P, H> {
+        Self::with_props(move |_| factory())
+    }
+
+    /// A builder whose `factory` makes each session's handler from its props: the verified
+    /// props of the join token when the endpoint is a [`Mux`] module, `null` when a client
+    /// connects to the endpoint's own routes.
+    ///
+    /// ```
+    /// # use omni_runtime::protocol::tests_support::{Echo, EchoFromClient};
+    /// # use omni_runtime::{Context, Dispatch, HandlerResult};
+    /// use omni_runtime::server::Endpoint;
+    ///
+    /// struct Greeter { name: String }
+    /// # impl Dispatch<Greeter> for Echo {
+    /// #     async fn dispatch(_: &mut Greeter, _: &mut Context<Echo>, _: EchoFromClient) -> HandlerResult { Ok(()) }
+    /// #     async fn connected(_: &mut Greeter, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
+    /// #     async fn disconnected(_: &mut Greeter, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
+    /// # }
+    /// let endpoint = Endpoint::<Echo, _>::with_props(|props| Greeter {
+    ///     name: props["name"].as_str().unwrap_or("stranger").to_owned(),
+    /// })
+    /// .build();
+    /// # let _ = endpoint;
+    /// ```
+    pub fn with_props(
+        factory: impl Fn(&serde_json::Value) -> H + Send + Sync + 'static,
+    ) -> EndpointBuilder<P, H> {
         EndpointBuilder {
             factory: Box::new(factory),
             limits: Limits::default(),

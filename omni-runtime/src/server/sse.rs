@@ -35,7 +35,7 @@ where
     let conn_id = conn.id;
     let span = tracing::info_span!("omni.sse", conn = conn_id);
     let session = hub
-        .open(resume, conn, extensions)
+        .open(resume, conn, extensions, serde_json::Value::Null)
         .instrument(span.clone())
         .await;
     span.in_scope(|| tracing::debug!(session = %session.id(), "sse stream opened"));
@@ -145,7 +145,7 @@ where
                         None => Event::default().comment(""),
                     }
                 }
-                Some(Item::Close(_)) | None => return None,
+                Some(Item::Close(_) | Item::Left(_)) | None => return None,
             },
             _ = state.rx.stop.changed() => {
                 state.done = true;

@@ -32,7 +32,9 @@ pub(crate) async fn run<P, H>(
         },
     ) = shared.connection(true);
     let conn_id = conn.id;
-    let mut session = hub.open(resume, conn, extensions).await;
+    let mut session = hub
+        .open(resume, conn, extensions, serde_json::Value::Null)
+        .await;
     let mut shutdown = shared.shutdown.subscribe();
     let max = shared.limits.max_frame_bytes;
     let span = tracing::info_span!("omni.ws", session = %session.id(), conn = conn_id);
@@ -42,7 +44,7 @@ pub(crate) async fn run<P, H>(
             tokio::select! {
                 // Writing first keeps the queue short when a client floods us with messages.
                 biased;
-                item = frames.recv() => match write(&mut socket, item, &mut frames).await {
+                item = frames.recv() => match write(&mut socket, item, &mut frames, &mut Vec::new()).await {
                     Ok(None) => {}
                     Ok(Some(stop)) => break Some(stop),
                     Err(()) => break None,
@@ -112,11 +114,13 @@ pub(crate) async fn run<P, H>(
 
 /// Writes `first` and whatever else is already queued (up to a batch), then flushes once:
 /// a reply and its `ack` leave in one write. Returns a close that was queued, if any; `Err`
-/// when the socket is gone.
-async fn write(
+/// when the socket is gone. Mux components that stopped are announced with `left` and
+/// added to `left`.
+pub(crate) async fn write(
     socket: &mut WebSocket,
     first: Option<Item>,
     frames: &mut tokio::sync::mpsc::Receiver<Item>,
+    left: &mut Vec<std::sync::Arc<str>>,
 ) -> Result<Option<Stop>, ()> {
     const BATCH: usize = 64;
     let mut item = first;
@@ -131,6 +135,16 @@ async fn write(
                     let message = Message::Text(frame.bytes().clone());
                     socket.feed(message).await.map_err(drop)?;
                 }
+            }
+            Some(Item::Left(id)) => {
+                let frame = ServerFrame::<()>::Left { id: id.to_string() };
+                if let Ok(text) = frame.encode() {
+                    socket
+                        .feed(Message::Text(text.into()))
+                        .await
+                        .map_err(drop)?;
+                }
+                left.push(id);
             }
             Some(Item::Close(stop)) => {
                 socket.flush().await.map_err(drop)?;
@@ -150,14 +164,14 @@ async fn write(
     Ok(None)
 }
 
-fn too_large_frame(max: usize) -> ServerFrame<()> {
+pub(crate) fn too_large_frame(max: usize) -> ServerFrame<()> {
     ServerFrame::error(
         ErrorCode::TooLarge,
         format!("a frame may be at most {max} bytes"),
     )
 }
 
-async fn send_frame(socket: &mut WebSocket, frame: &ServerFrame<()>) {
+pub(crate) async fn send_frame(socket: &mut WebSocket, frame: &ServerFrame<()>) {
     if let Ok(text) = frame.encode() {
         let _ = socket.send(Message::Text(text.into())).await;
     }
@@ -165,7 +179,7 @@ async fn send_frame(socket: &mut WebSocket, frame: &ServerFrame<()>) {
 
 /// Whether a read failed because a message exceeded tungstenite's own size limit (which is
 /// set above ours, so this only happens for frames far too large to even buffer).
-fn too_large(err: &axum::Error) -> bool {
+pub(crate) fn too_large(err: &axum::Error) -> bool {
     let text = err.to_string();
     text.contains("Space limit exceeded") || text.contains("too long") || text.contains("too big")
 }
