@@ -778,3 +778,136 @@ fn arbitrary_frames_never_break_the_other_components_on_the_socket() {
         .unwrap();
     assert_eq!(server.hooks.disconnected.load(Ordering::SeqCst), 0);
 }
+
+mod rust_client {
+    use omni::TransportError;
+    use omni::client::{Backoff, Messages, Mux as MuxClient};
+
+    use super::common::proxy::Proxy;
+    use super::*;
+
+    fn quick() -> Backoff {
+        Backoff {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(200),
+            ..Backoff::default()
+        }
+    }
+
+    /// The next message that is not a transport state, skipping states.
+    async fn next_message(messages: &mut Messages<Tally>) -> Tally {
+        loop {
+            match tokio::time::timeout(PATIENCE, messages.recv()).await {
+                Ok(Some(Tally::Transport(_))) => {}
+                Ok(Some(msg)) => return msg,
+                Ok(None) => panic!("the stream ended"),
+                Err(_) => panic!("no message within {PATIENCE:?}"),
+            }
+        }
+    }
+
+    async fn state_where(
+        messages: &mut Messages<Tally>,
+        pred: impl Fn(&omni::TransportState) -> bool,
+    ) -> omni::TransportState {
+        loop {
+            match tokio::time::timeout(PATIENCE, messages.recv()).await {
+                Ok(Some(Tally::Transport(state))) if pred(&state) => return state,
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the stream ended"),
+                Err(_) => panic!("no such state within {PATIENCE:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_queued_offline_for_two_components_arrive_once_after_the_rejoins() {
+        let server = server(Limits::default()).await;
+        let proxy = Proxy::start(server.addr).await;
+        let mux = MuxClient::builder(format!("http://{}/omni", proxy.addr))
+            .backoff(quick())
+            .connect_timeout(Duration::from_millis(500))
+            .connect();
+        let (a, mut a_msgs) = mux.join::<Tally>("a", "tally", server.token("tally", "ada"));
+        let (b, mut b_msgs) = mux.join::<Tally>("b", "tally", server.token("tally", "bob"));
+        assert_eq!(next_message(&mut a_msgs).await, Tally::Owner("ada".into()));
+        assert_eq!(next_message(&mut b_msgs).await, Tally::Owner("bob".into()));
+        let sessions = (a.session().unwrap(), b.session().unwrap());
+        a.send(TallyFromClient::Add(1)).unwrap();
+        b.send(TallyFromClient::Add(2)).unwrap();
+        assert_eq!(next_message(&mut a_msgs).await, Tally::Total(1));
+        assert_eq!(next_message(&mut b_msgs).await, Tally::Total(2));
+
+        // Offline: the socket is cut and reconnects stall until the proxy forwards again.
+        proxy.pause();
+        proxy.cut();
+        let offline =
+            |s: &omni::TransportState| matches!(s, omni::TransportState::Disconnected { .. });
+        state_where(&mut a_msgs, offline).await;
+        state_where(&mut b_msgs, offline).await;
+        a.send(TallyFromClient::Add(10)).unwrap();
+        b.send(TallyFromClient::Add(20)).unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(a.unacknowledged(), 1);
+        proxy.resume();
+
+        // The re-join comes first (its `connected` hook says the owner again), then the
+        // queued message; each total continues its session's, so the message reached the
+        // resumed component, not a fresh one, and was handled once.
+        assert_eq!(next_message(&mut a_msgs).await, Tally::Owner("ada".into()));
+        assert_eq!(next_message(&mut a_msgs).await, Tally::Total(11));
+        assert_eq!(next_message(&mut b_msgs).await, Tally::Owner("bob".into()));
+        assert_eq!(next_message(&mut b_msgs).await, Tally::Total(22));
+        assert_eq!((a.session().unwrap(), b.session().unwrap()), sessions);
+        a.send(TallyFromClient::Add(0)).unwrap();
+        assert_eq!(next_message(&mut a_msgs).await, Tally::Total(11));
+        assert_eq!(a.unacknowledged(), 0);
+        assert_eq!(b.unacknowledged(), 0);
+        assert!(server.hooks.connected.load(Ordering::SeqCst) >= 4);
+        assert_eq!(server.tally.sessions(), 2);
+        mux.close();
+    }
+
+    #[tokio::test]
+    async fn a_refused_join_is_reported_on_that_component_only() {
+        let server = server(Limits::default()).await;
+        let mux = MuxClient::builder(format!("http://{}/omni", server.addr)).connect();
+        let (_bad, mut bad_msgs) = mux.join::<Tally>("bad", "tally", "not a token");
+        let (good, mut good_msgs) = mux.join::<Tally>("good", "tally", server.token("tally", "g"));
+        let refused = state_where(&mut bad_msgs, |s| {
+            matches!(s, omni::TransportState::Error(_))
+        })
+        .await;
+        assert!(
+            matches!(
+                refused,
+                omni::TransportState::Error(TransportError::Rejected {
+                    code: ErrorCode::BadToken,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        assert!(
+            tokio::time::timeout(PATIENCE, bad_msgs.recv())
+                .await
+                .unwrap()
+                .is_none(),
+            "a refused component's stream ends"
+        );
+        assert_eq!(next_message(&mut good_msgs).await, Tally::Owner("g".into()));
+        good.send(TallyFromClient::Add(3)).unwrap();
+        assert_eq!(next_message(&mut good_msgs).await, Tally::Total(3));
+
+        // Closing a component leaves: its session ends on the server.
+        good.close();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while server.tally.sessions() > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the session did not end"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}

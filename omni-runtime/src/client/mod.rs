@@ -35,6 +35,7 @@
 mod config;
 mod http;
 mod link;
+mod mux;
 mod outbox;
 mod sse;
 mod ws;
@@ -47,6 +48,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 pub use self::config::{Backoff, Heartbeat, Transport};
 use self::link::Link;
+pub use self::mux::{Mux, MuxBuilder};
 use self::outbox::Outbox;
 use crate::{ClientFrame, Protocol, Ref, Seq, SessionId, TransportState};
 
@@ -98,10 +100,26 @@ pub enum SendError {
 pub(crate) struct Shared {
     outbox: Mutex<Outbox>,
     max_message_bytes: usize,
-    /// Something was queued.
-    wake: Notify,
+    /// Something was queued (or, for a mux component, closed). Shared by every component
+    /// of a mux, whose one task serves them all.
+    wake: Arc<Notify>,
     closed: watch::Sender<bool>,
     session: Mutex<Option<SessionId>>,
+    /// Mux only: the component's id, which every `msg` names.
+    component: Option<Arc<str>>,
+}
+
+impl Shared {
+    fn new(queue: usize, max_message_bytes: usize, wake: Arc<Notify>) -> Self {
+        Self {
+            outbox: Mutex::new(Outbox::new(queue)),
+            max_message_bytes,
+            wake,
+            closed: watch::channel(false).0,
+            session: Mutex::new(None),
+            component: None,
+        }
+    }
 }
 
 /// Everything a transport needs to know.
@@ -194,13 +212,11 @@ where
     /// client and its message stream. A URL that cannot be used is reported on the stream as
     /// a `TransportError::Init`.
     pub fn connect(self) -> (Client<P>, Messages<P>) {
-        let shared = Arc::new(Shared {
-            outbox: Mutex::new(Outbox::new(self.queue)),
-            max_message_bytes: self.max_message_bytes,
-            wake: Notify::new(),
-            closed: watch::channel(false).0,
-            session: Mutex::new(None),
-        });
+        let shared = Arc::new(Shared::new(
+            self.queue,
+            self.max_message_bytes,
+            Arc::new(Notify::new()),
+        ));
         let (tx, rx) = mpsc::channel(1024);
         let client = Client {
             shared: shared.clone(),
@@ -280,7 +296,7 @@ impl<P: Protocol + Send> Client<P> {
             let text = ClientFrame::Msg {
                 payload: &msg,
                 reference: Some(reference),
-                id: None,
+                id: self.shared.component.as_deref().map(str::to_owned),
             }
             .encode()
             .map_err(|err| SendError::Encode(err.to_string()))?;
@@ -319,9 +335,11 @@ impl<P: Protocol + Send> Client<P> {
         *self.shared.session.lock().unwrap()
     }
 
-    /// Closes the connection and stops reconnecting. The message stream ends.
+    /// Closes the connection and stops reconnecting. The message stream ends. A mux
+    /// component leaves its socket, and its session ends.
     pub fn close(&self) {
         self.shared.closed.send_replace(true);
+        self.shared.wake.notify_one();
     }
 }
 
