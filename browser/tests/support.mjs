@@ -1,6 +1,7 @@
 // What the browser tests share: the chat server as a child process that can be killed and
 // started again on the same port, a headless Chromium, and helpers that read the chat page's
-// test hooks (#transport, #online, .message[data-id][data-status]).
+// test hooks (#transport, #online, .message[data-id][data-status]; for the counter widget
+// #counter-value, #counter-transport, #counter-problem and #counter[data-pending]).
 
 import { spawn } from "node:child_process";
 import { once } from "node:events";
@@ -101,6 +102,7 @@ export function launchBrowser() {
 function recordHistory() {
   window.__statuses = {};
   window.__transport = [];
+  window.__counter = [];
   const record = () => {
     for (const li of document.querySelectorAll(".message")) {
       const seen = (window.__statuses[li.dataset.id] ??= []);
@@ -108,6 +110,8 @@ function recordHistory() {
     }
     const transport = document.getElementById("transport")?.textContent;
     if (transport && window.__transport.at(-1) !== transport) window.__transport.push(transport);
+    const value = document.getElementById("counter-value")?.textContent;
+    if (value !== undefined && window.__counter.at(-1) !== value) window.__counter.push(value);
   };
   new MutationObserver(record).observe(document, {
     subtree: true,
@@ -184,4 +188,81 @@ export function statuses(page, id) {
 /** Every transport state the page showed, in order. */
 export function transportHistory(page) {
   return page.evaluate(() => window.__transport);
+}
+
+/** A chat page in a context of its own whose counter widget is connected (unless
+ * `connected` is false). `before` runs in the page before its scripts do; `frames`, if
+ * given, receives the page's mux frames (see `recordMuxFrames`). */
+export async function openCounter(browser, server, { before, connected = true, frames } = {}) {
+  const context = await browser.newContext();
+  await context.addInitScript(recordHistory);
+  if (before) await context.addInitScript(before);
+  const page = await context.newPage();
+  page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
+  if (frames) recordMuxFrames(page, frames);
+  await page.goto(`${server.url}/`);
+  if (connected) await waitCounterTransport(page, "connected");
+  return page;
+}
+
+/** Every join and message frame the page sent on mux sockets, and every frame it received on
+ * them, parsed, in order: `[{ socket, dir: "sent" | "received", frame }]`. */
+export function recordMuxFrames(page, frames = []) {
+  let sockets = 0;
+  page.on("websocket", (ws) => {
+    if (!new URL(ws.url()).pathname.endsWith("/mux")) return;
+    const socket = ++sockets;
+    const push = (dir) => ({ payload }) => {
+      try {
+        frames.push({ socket, dir, frame: JSON.parse(payload) });
+      } catch {
+        frames.push({ socket, dir, frame: { unparsed: String(payload) } });
+      }
+    };
+    ws.on("framesent", push("sent"));
+    ws.on("framereceived", push("received"));
+  });
+  return frames;
+}
+
+export async function waitCounterTransport(page, state) {
+  await page.waitForFunction(
+    (state) => document.getElementById("counter-transport").textContent === state,
+    state,
+    { timeout: WAIT, polling: 50 },
+  );
+}
+
+export async function waitCounterDown(page) {
+  await page.waitForFunction(
+    () => document.getElementById("counter-transport").textContent !== "connected",
+    null,
+    { timeout: WAIT, polling: 50 },
+  );
+}
+
+/** Waits until the counter shows `value` with no click waiting for the server. */
+export async function waitCounter(page, value) {
+  await page.waitForFunction(
+    (value) =>
+      document.getElementById("counter-value").textContent === String(value) &&
+      document.getElementById("counter").dataset.pending === "0",
+    value,
+    { timeout: WAIT, polling: 50 },
+  );
+}
+
+/** What the counter shows: its value, clicks waiting for the server, transport, problem. */
+export function counter(page) {
+  return page.evaluate(() => ({
+    value: document.getElementById("counter-value").textContent,
+    pending: Number(document.getElementById("counter").dataset.pending),
+    transport: document.getElementById("counter-transport").textContent,
+    problem: document.getElementById("counter-problem").textContent,
+  }));
+}
+
+/** Every value the counter showed, in order ("" while it had none). */
+export function counterHistory(page) {
+  return page.evaluate(() => window.__counter);
 }

@@ -1,7 +1,15 @@
 // Type-checks the chat demo's generated declarations (protocol.d.ts) against omni.d.ts the
 // way a page uses them: `tsc --noEmit --strict -p browser/typecheck`.
 
-import { connect, type TransportState } from "../../omni-runtime/js/omni.js";
+import {
+  connect,
+  mux,
+  type Component,
+  type JoinOptions,
+  type Mux,
+  type MuxOptions,
+  type TransportState,
+} from "../../omni-runtime/js/omni.js";
 import type {
   ChatMessage,
   ClientFrame,
@@ -77,3 +85,41 @@ client.send({ kind: "Presence", data: { online: 1 } });
 
 off();
 client.close();
+
+// Components over the mux socket: the demo's counter (its wire enums written out here, as a
+// generated declarations file would have them) and the chat as a module.
+type CounterFromClient = { kind: "Increment" };
+type CounterFromServer = { kind: "Value"; data: number };
+
+const muxOptions: MuxOptions = { backoff: { base: 100 }, heartbeat: { interval: 5000 }, storage: null };
+const widgets: Mux = mux("/omni", muxOptions);
+const joinOptions: JoinOptions = { version: "0000000000000000", queueKey: "counter:1" };
+const counter: Component<CounterFromClient, CounterFromServer> = widgets.join(
+  "counter",
+  "counter",
+  "token-from-the-page",
+  joinOptions,
+);
+let value = 0;
+counter.on("message", (payload, frame) => {
+  value = payload.data;
+  const from: string | undefined = frame.id;
+  void from;
+});
+counter.on("state", (state) => {
+  if (state.state === "error" && state.error === "rejected" && state.code === "bad_token") {
+    console.log(`refused: ${state.message}`);
+  }
+});
+const increment: number = counter.send({ kind: "Increment" });
+const waiting: number = counter.pending().filter(({ payload }) => payload.kind === "Increment").length;
+console.log(counter.id, counter.module, counter.session, counter.state.state, increment, waiting, value);
+// @ts-expect-error: the counter's server message is not something its client sends.
+counter.send({ kind: "Value", data: 1 });
+
+const room = widgets.join<MsgFromClient, MsgFromServer>("room", "chat", "another-token");
+room.send({ kind: "FetchAll" });
+room.leave();
+// @ts-expect-error: a component leaves; closing is the mux's.
+room.close();
+widgets.close();

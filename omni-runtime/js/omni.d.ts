@@ -51,7 +51,8 @@ export type TransportError =
 export type TransportState =
   | { state: "connecting" }
   | { state: "connected"; session: string }
-  /** `code`: the WebSocket close code (1006 when dropped without one) or the HTTP status. */
+  /** `code`: the WebSocket close code (1006 when dropped without one) or the HTTP status; a
+   * mux component that left reports 1000, "left". */
   | { state: "disconnected"; code: number; reason: string }
   /** `delay` in ms, with backoff and jitter applied. */
   | { state: "reconnecting"; attempt: number; delay: number }
@@ -59,10 +60,11 @@ export type TransportState =
   | { state: "reset" }
   | ({ state: "error" } & TransportError);
 
-/** The server frame a message arrived in: sequenced (`msg`) or ephemeral (`push`). */
+/** The server frame a message arrived in: sequenced (`msg`) or ephemeral (`push`); `id`
+ * names the component on a mux. */
 export type MessageFrame<S> =
-  | { type: "msg"; seq: number; payload: S; ref?: number }
-  | { type: "push"; payload: S; topic?: string };
+  | { type: "msg"; seq: number; payload: S; ref?: number; id?: string }
+  | { type: "push"; payload: S; topic?: string; id?: string };
 
 /** A message sent but not yet acknowledged. */
 export interface Pending<C> {
@@ -70,13 +72,14 @@ export interface Pending<C> {
   payload: C;
 }
 
-export interface Client<C, S> {
+/** What a `Client` and a mux `Component` share: one session's messages, queue and state. */
+export interface Stream<C, S> {
   /** The session the server assigned (or the one being resumed), or null. */
   readonly session: string | null;
   /** The latest transport state. */
   readonly state: TransportState;
   /** Queues a message and returns its `ref`; sent when connected, again until acknowledged.
-   * Throws when the client is closed or the queue is full. */
+   * Throws when the client (or component) is closed or the queue is full. */
   send(payload: C): number;
   /** Unacknowledged messages, oldest first (they survive a reload). */
   pending(): Pending<C>[];
@@ -85,12 +88,61 @@ export interface Client<C, S> {
   on(event: "state", fn: (state: TransportState) => void): () => void;
   /** The server handled the message `ref`. */
   on(event: "ack", fn: (ref: number) => void): () => void;
+}
+
+export interface Client<C, S> extends Stream<C, S> {
   /** Closes the connection and stops reconnecting. */
+  close(): void;
+}
+
+/** Options of a mux socket; as for `connect`, and per component where it says so. */
+export interface MuxOptions {
+  backoff?: Partial<Backoff>;
+  heartbeat?: Partial<Heartbeat>;
+  /** How long (ms) the socket may take to open, and a join to be welcomed. Default 10000. */
+  connectTimeout?: number;
+  /** How many messages each component may have waiting for acknowledgement. Default 1024. */
+  queue?: number;
+  /** Where each component's queue and resume point are kept across reloads. Default
+   * `sessionStorage`; `null` keeps them in memory only. */
+  storage?: Pick<Storage, "getItem" | "setItem"> | null;
+}
+
+export interface JoinOptions {
+  /** The module protocol's schema hash; a different one is refused with `version_mismatch`. */
+  version?: string;
+  /** The storage key of the component's queue and resume point. Default: from the mux URL,
+   * the module and the id. */
+  queueKey?: string;
+}
+
+/** One component on a mux socket: a session of its module, with its own messages, queue and
+ * transport state. A refused join (`bad_token`, `unknown_module`, `version_mismatch`, ...)
+ * ends in an `error` state and is not retried. */
+export interface Component<C, S> extends Stream<C, S> {
+  /** The id it joined under, unique on its mux. */
+  readonly id: string;
+  /** The module it is a session of. */
+  readonly module: string;
+  /** Stops the component and ends its session for good; unsent messages are dropped. */
+  leave(): void;
+}
+
+/** One WebSocket (`{url}/mux`) carrying many components. On every (re)connect each component
+ * joins again, resuming its session, before any message it queued is sent. */
+export interface Mux {
+  /** Starts component `id` of `module` with the token the server issued for it. Throws when
+   * the mux is closed or `id` is already joined. */
+  join<C, S>(id: string, module: string, token: string, options?: JoinOptions): Component<C, S>;
+  /** Closes the socket and stops every component; their queues stay stored. */
   close(): void;
 }
 
 /** Connects to the endpoint under `url` (the prefix the server nests its routes under). */
 export function connect<C, S>(url: string | URL, options?: Options): Client<C, S>;
+
+/** Opens the mux socket under `url` (the prefix the server nests its routes under). */
+export function mux(url: string | URL, options?: MuxOptions): Mux;
 
 /** The delay in ms before reconnection attempt `attempt` (from 1). */
 export function backoffDelay(backoff: Partial<Backoff>, attempt: number): number;

@@ -1,15 +1,22 @@
 // omni.js: the browser client for omni's wire protocol v1 (docs/PROTOCOL.md).
 //
-//   import { connect } from "/omni/omni.js";
+//   import { connect, mux } from "/omni/omni.js";
 //   const client = connect("/omni", { transport: "ws" });
 //   client.on("message", (payload) => update(payload));
 //   client.on("state", (state) => show(state));
 //   const ref = client.send({ kind: "FetchAll" });
 //
+//   // Several components, each a session of its own module, over one WebSocket (/omni/mux):
+//   const widgets = mux("/omni");
+//   const counter = widgets.join("c1", "counter", tokenFromThePage);
+//   counter.on("message", (payload) => show(payload));
+//   counter.send({ kind: "Increment" });
+//
 // It behaves like the Rust client: reconnects with backoff and jitter, resumes its session so
 // every sequenced server message arrives once and in order, keeps unacknowledged messages in
 // a queue (in sessionStorage, so a reloaded page resends them and resumes its session), and
-// stops for good when the server refuses its protocol version.
+// stops for good when the server refuses its protocol version. A mux component does all of
+// that on its own: its own session, queue, stored resume point and transport state.
 
 const DEFAULTS = {
   transport: "ws",
@@ -27,6 +34,11 @@ export function connect(url, options = {}) {
   return new Client(url, options);
 }
 
+/** Opens the mux socket under `url` (`{url}/mux`), on which components join and leave. */
+export function mux(url, options = {}) {
+  return new Mux(url, options);
+}
+
 /** The delay in ms before reconnection attempt `attempt` (from 1), as the Rust `Backoff`. */
 export function backoffDelay(backoff, attempt) {
   const { base, cap, factor, jitter } = { ...DEFAULTS.backoff, ...backoff };
@@ -35,50 +47,83 @@ export function backoffDelay(backoff, attempt) {
   return Math.round(full * (1 - share));
 }
 
-class Client {
-  constructor(url, options) {
-    const base = new URL(String(url), globalThis.location?.href);
-    base.pathname = base.pathname.replace(/\/+$/, "");
-    base.search = "";
-    base.hash = "";
-    this._base = base;
-    this._options = {
-      ...DEFAULTS,
-      ...options,
-      backoff: { ...DEFAULTS.backoff, ...options.backoff },
-      heartbeat: { ...DEFAULTS.heartbeat, ...options.heartbeat },
-    };
-    if (!["ws", "sse"].includes(this._options.transport)) {
-      throw new TypeError(`unknown transport "${this._options.transport}": use "ws" or "sse"`);
-    }
+/** The prefix endpoint paths are appended to, relative to the page. */
+function baseUrl(url) {
+  const base = new URL(String(url), globalThis.location?.href);
+  base.pathname = base.pathname.replace(/\/+$/, "");
+  base.search = "";
+  base.hash = "";
+  return base;
+}
+
+function withDefaults(options) {
+  return {
+    ...DEFAULTS,
+    ...options,
+    backoff: { ...DEFAULTS.backoff, ...options.backoff },
+    heartbeat: { ...DEFAULTS.heartbeat, ...options.heartbeat },
+  };
+}
+
+/** `{base}/{path}`, in the WebSocket scheme if asked. */
+function endpointUrl(base, path, websocket) {
+  const url = new URL(base.href);
+  url.pathname = `${url.pathname}/${path}`;
+  if (websocket) url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return url;
+}
+
+function pickStorage(options) {
+  return options.storage === undefined ? defaultStorage() : options.storage;
+}
+
+function defaultStorage() {
+  try {
+    return globalThis.sessionStorage ?? null;
+  } catch {
+    return null; // Access refused (sandboxed frame, privacy settings).
+  }
+}
+
+/** `{ frame }` when `value` is shaped like a frame, else `{ problem }`. */
+function asFrame(value) {
+  if (value === null || typeof value !== "object" || typeof value.type !== "string") {
+    return { problem: "a frame is an object with a string `type`" };
+  }
+  return { frame: value };
+}
+
+function decodeText(text) {
+  try {
+    return asFrame(JSON.parse(text));
+  } catch (err) {
+    return { problem: `not JSON: ${err.message}` };
+  }
+}
+
+const STEP = { continue: "continue", welcomed: "welcomed", gap: "gap" };
+
+/**
+ * One session as a client holds it: the resume point, the queue of messages the server has
+ * not acknowledged (stored, so a reloaded page resends them), the listeners, and what each
+ * server frame does to them. A `Client` is one over a connection of its own; a mux
+ * `Component` is one per join, sharing the mux's socket.
+ */
+class Stream {
+  constructor({ storage, key, queue, id, noun }) {
     this._listeners = { message: new Set(), state: new Set(), ack: new Set() };
-    this._storage = options.storage === undefined ? defaultStorage() : options.storage;
-    this._key = options.queueKey ?? `omni:${base.href}:${this._options.transport}`;
+    this._storage = storage;
+    this._key = key;
+    this._limit = queue;
+    this._id = id;
+    this._noun = noun;
     this._session = null;
     this._lastSeq = 0;
     this._nextRef = 1;
     this._queue = [];
-    this._load();
-    this._conn = null;
-    this._attempt = 0;
-    this._timer = null;
     this._closed = false;
     this._state = { state: "connecting" };
-    // Back online: retry now rather than at the end of a long backoff.
-    this._onOnline = () => {
-      if (this._timer !== null) {
-        clearTimeout(this._timer);
-        this._timer = null;
-        this._start();
-      }
-    };
-    globalThis.addEventListener?.("online", this._onOnline);
-    // Listeners are attached synchronously after connect(): start on the next task so
-    // they see the first `connecting`.
-    this._timer = setTimeout(() => {
-      this._timer = null;
-      this._start();
-    }, 0);
+    this._load();
   }
 
   /** The session the server assigned (or the one being resumed), or null. */
@@ -93,16 +138,16 @@ class Client {
 
   /** Queues `payload` for the server and returns its `ref`; resent until acknowledged. */
   send(payload) {
-    if (this._closed) throw new Error("omni: the client is closed");
-    if (this._queue.length >= this._options.queue) {
-      const message = `${this._options.queue} messages are already waiting for the server`;
+    if (this._closed) throw new Error(`omni: the ${this._noun} is closed`);
+    if (this._queue.length >= this._limit) {
+      const message = `${this._limit} messages are already waiting for the server`;
       this._emitState({ state: "error", error: "send", message });
       throw new Error(`omni: ${message}`);
     }
     const ref = this._nextRef++;
     this._queue.push({ ref, payload, sent: false });
     this._save();
-    this._conn?.flush();
+    this._wake();
     return ref;
   }
 
@@ -119,91 +164,8 @@ class Client {
     return () => set.delete(fn);
   }
 
-  /** Closes the connection and stops reconnecting. The queue stays stored for a later page. */
-  close() {
-    if (this._closed) return;
-    this._closed = true;
-    clearTimeout(this._timer);
-    this._timer = null;
-    globalThis.removeEventListener?.("online", this._onOnline);
-    this._conn?.end({ code: 1000, reason: "closed by the client" });
-  }
-
-  _start() {
-    if (this._closed) return;
-    this._emitState({ state: "connecting" });
-    const open = this._options.transport === "sse" ? openSse : openWs;
-    this._conn = open(this);
-  }
-
-  /** A connection ended: report it and retry after a backoff, unless retrying cannot help. */
-  _ended(conn, { code, reason, connected, fatal }) {
-    if (conn !== this._conn) return;
-    this._conn = null;
-    if (connected || code !== 0) this._emitState({ state: "disconnected", code, reason });
-    if (code === 4000 && !this._closed) {
-      // Another page (a duplicated tab) took this session over: start one of our own.
-      this._session = null;
-      this._lastSeq = 0;
-      this._save();
-      this._emitState({ state: "reset" });
-    }
-    if (fatal) {
-      this._closed = true;
-      globalThis.removeEventListener?.("online", this._onOnline);
-      this._emitState(fatal);
-      return;
-    }
-    if (this._closed) return;
-    this._attempt = connected ? 1 : this._attempt + 1;
-    const delay = backoffDelay(this._options.backoff, this._attempt);
-    this._emitState({ state: "reconnecting", attempt: this._attempt, delay });
-    this._timer = setTimeout(() => {
-      this._timer = null;
-      this._start();
-    }, delay);
-  }
-
-  /** `{base}/{path}`, in the WebSocket scheme if asked, with the resume point if asked. */
-  _url(path, { websocket = false, resume = false } = {}) {
-    const url = new URL(this._base.href);
-    url.pathname = `${url.pathname}/${path}`;
-    if (websocket) url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    if (resume && this._session) {
-      url.searchParams.set("session", this._session);
-      url.searchParams.set("after", String(this._lastSeq));
-    }
-    return url.href;
-  }
-
-  /** The `hello` to send first on a connection, or null when there is nothing to check. */
-  _hello() {
-    const { protocol, version } = this._options;
-    if (protocol === undefined && version === undefined) return null;
-    const hello = { type: "hello" };
-    if (protocol !== undefined) hello.protocol = protocol;
-    if (version !== undefined) hello.version = version;
-    return JSON.stringify(hello);
-  }
-
-  /** Decodes and applies one server frame; returns what it asks of the transport. */
-  _onText(text) {
-    let frame;
-    try {
-      frame = JSON.parse(text);
-    } catch (err) {
-      return this._decodeError(`not JSON: ${err.message}`);
-    }
-    return this._onValue(frame);
-  }
-
-  /** Applies one decoded server frame. */
-  _onValue(frame) {
-    if (frame === null || typeof frame !== "object" || typeof frame.type !== "string") {
-      return this._decodeError("a frame is an object with a string `type`");
-    }
-    return this._onFrame(frame);
-  }
+  /** A message was queued: the owner of the connection sends it if it can. */
+  _wake() {}
 
   _decodeError(message) {
     this._emitState({ state: "error", error: "decode", message });
@@ -239,13 +201,7 @@ class Client {
         return STEP.continue;
       case "error": {
         if (frame.ref !== undefined) this._answered(frame.ref);
-        const error = {
-          state: "error",
-          error: "rejected",
-          code: frame.code,
-          message: frame.message ?? "",
-        };
-        if (frame.ref !== undefined) error.ref = frame.ref;
+        const error = rejection(frame);
         if (frame.code === "version_mismatch") return { fatal: error };
         this._emitState(error);
         return STEP.continue;
@@ -284,9 +240,21 @@ class Client {
       if (frames.length >= limit) break;
       if (entry.sent) continue;
       entry.sent = true;
-      frames.push(JSON.stringify({ type: "msg", payload: entry.payload, ref: entry.ref }));
+      const frame = { type: "msg" };
+      if (this._id !== undefined) frame.id = this._id;
+      frame.payload = entry.payload;
+      frame.ref = entry.ref;
+      frames.push(JSON.stringify(frame));
     }
     return frames;
+  }
+
+  /** The session cannot be resumed (another page took it, or it ended): the next welcome
+   * starts a new one. */
+  _forgetSession() {
+    this._session = null;
+    this._lastSeq = 0;
+    this._save();
   }
 
   _emit(event, ...args) {
@@ -337,15 +305,468 @@ class Client {
       // Storage full or disabled: the client still works, only a reload loses the queue.
     }
   }
+
+  /** Drops what is stored: nothing of this session is worth resuming or resending. */
+  _unstore() {
+    if (!this._storage) return;
+    try {
+      if (typeof this._storage.removeItem === "function") this._storage.removeItem(this._key);
+      else this._storage.setItem(this._key, "null");
+    } catch {
+      // Nothing more can be done; a later page finds a session the server no longer has.
+    }
+  }
 }
 
-const STEP = { continue: "continue", welcomed: "welcomed", gap: "gap" };
+/** The transport state for a server's `error` frame. */
+function rejection(frame) {
+  const error = { state: "error", error: "rejected", code: frame.code, message: frame.message ?? "" };
+  if (frame.ref !== undefined) error.ref = frame.ref;
+  return error;
+}
 
-function defaultStorage() {
-  try {
-    return globalThis.sessionStorage ?? null;
-  } catch {
-    return null; // Access refused (sandboxed frame, privacy settings).
+/**
+ * Keeps one connection up: opens it, and when it ends opens another after a backoff (at once
+ * when the browser comes back online), until closed or a fatal end. What a connection is and
+ * who hears about it is the owner's: `open()` returns a connection, `report(state)` passes on
+ * a transport state, `lost(code)` runs after a connection ended, `fatal(state)` on the end
+ * that stops everything.
+ */
+class Dialer {
+  constructor(options, hooks) {
+    this._backoff = options.backoff;
+    this._hooks = hooks;
+    this.conn = null;
+    this.closed = false;
+    this._attempt = 0;
+    this._timer = null;
+    this._onOnline = () => {
+      if (this._timer !== null) {
+        clearTimeout(this._timer);
+        this._timer = null;
+        this._start();
+      }
+    };
+    globalThis.addEventListener?.("online", this._onOnline);
+    // Listeners are attached synchronously after connect(): start on the next task so
+    // they see the first `connecting`.
+    this._timer = setTimeout(() => {
+      this._timer = null;
+      this._start();
+    }, 0);
+  }
+
+  _start() {
+    if (this.closed) return;
+    this._hooks.report({ state: "connecting" });
+    this.conn = this._hooks.open();
+  }
+
+  /** A connection ended: report it and retry after a backoff, unless retrying cannot help. */
+  ended(conn, { code, reason, connected, fatal }) {
+    if (conn !== this.conn) return;
+    this.conn = null;
+    if (connected || code !== 0) this._hooks.report({ state: "disconnected", code, reason });
+    if (!this.closed) this._hooks.lost(code);
+    if (fatal) {
+      this._stop();
+      this._hooks.fatal(fatal);
+      return;
+    }
+    if (this.closed) return;
+    this._attempt = connected ? 1 : this._attempt + 1;
+    const delay = backoffDelay(this._backoff, this._attempt);
+    this._hooks.report({ state: "reconnecting", attempt: this._attempt, delay });
+    this._timer = setTimeout(() => {
+      this._timer = null;
+      this._start();
+    }, delay);
+  }
+
+  /** Closes the connection and stops reconnecting. */
+  close(reason) {
+    if (this.closed) return;
+    this._stop();
+    this.conn?.end({ code: 1000, reason });
+  }
+
+  _stop() {
+    this.closed = true;
+    clearTimeout(this._timer);
+    this._timer = null;
+    globalThis.removeEventListener?.("online", this._onOnline);
+  }
+}
+
+class Client extends Stream {
+  constructor(url, options) {
+    const base = baseUrl(url);
+    const merged = withDefaults(options);
+    if (!["ws", "sse"].includes(merged.transport)) {
+      throw new TypeError(`unknown transport "${merged.transport}": use "ws" or "sse"`);
+    }
+    super({
+      storage: pickStorage(options),
+      key: options.queueKey ?? `omni:${base.href}:${merged.transport}`,
+      queue: merged.queue,
+      noun: "client",
+    });
+    this._base = base;
+    this._options = merged;
+    this._dialer = new Dialer(merged, {
+      open: () => (merged.transport === "sse" ? openSse : openWs)(this),
+      report: (state) => this._emitState(state),
+      lost: (code) => {
+        if (code !== 4000) return;
+        // Another page (a duplicated tab) took this session over: start one of our own.
+        this._forgetSession();
+        this._emitState({ state: "reset" });
+      },
+      fatal: (state) => {
+        this._closed = true;
+        this._emitState(state);
+      },
+    });
+  }
+
+  /** Closes the connection and stops reconnecting. The queue stays stored for a later page. */
+  close() {
+    if (this._closed) return;
+    this._closed = true;
+    this._dialer.close("closed by the client");
+  }
+
+  _wake() {
+    this._dialer.conn?.flush();
+  }
+
+  _ended(conn, end) {
+    this._dialer.ended(conn, end);
+  }
+
+  /** `{base}/{path}`, in the WebSocket scheme if asked, with the resume point if asked. */
+  _url(path, { websocket = false, resume = false } = {}) {
+    const url = endpointUrl(this._base, path, websocket);
+    if (resume && this._session) {
+      url.searchParams.set("session", this._session);
+      url.searchParams.set("after", String(this._lastSeq));
+    }
+    return url.href;
+  }
+
+  /** The `hello` to send first on a connection, or null when there is nothing to check. */
+  _hello() {
+    const { protocol, version } = this._options;
+    if (protocol === undefined && version === undefined) return null;
+    const hello = { type: "hello" };
+    if (protocol !== undefined) hello.protocol = protocol;
+    if (version !== undefined) hello.version = version;
+    return JSON.stringify(hello);
+  }
+
+  /** Decodes and applies one server frame; returns what it asks of the transport. */
+  _onText(text) {
+    const { frame, problem } = decodeText(text);
+    return problem ? this._decodeError(problem) : this._onFrame(frame);
+  }
+
+  /** Applies one decoded server frame. */
+  _onValue(value) {
+    const { frame, problem } = asFrame(value);
+    return problem ? this._decodeError(problem) : this._onFrame(frame);
+  }
+
+  // What `openWs` asks of the connection's owner.
+
+  _socketUrl() {
+    return this._url("ws", { websocket: true, resume: true });
+  }
+
+  _opened(conn) {
+    // The server refuses a client built from another version of the protocol.
+    const hello = this._hello();
+    if (hello) conn.send(hello);
+  }
+
+  _receive(text, conn) {
+    return afterFrame(this, this._onText(text), conn);
+  }
+
+  _unsent() {
+    return this._takeUnsent(Infinity);
+  }
+}
+
+/**
+ * Components over one WebSocket. Each component is a session of its module, as a `Client` is
+ * of its endpoint; the socket is shared, so it is reconnected here, and every component
+ * re-joins on the new one before anything it queued is sent.
+ */
+class Mux {
+  constructor(url, options) {
+    this._base = baseUrl(url);
+    this._options = withDefaults(options);
+    this._storage = pickStorage(options);
+    this._components = new Map();
+    // Ids whose `leave` is unanswered on this socket, with how many: frames for them are the
+    // old component's until its `left`, even if a new one joined under the same id.
+    this._leaving = new Map();
+    this._closed = false;
+    this._dialer = new Dialer(this._options, {
+      open: () => openWs(this),
+      report: (state) => {
+        for (const component of this._components.values()) component._emitState(state);
+      },
+      lost: () => {
+        this._leaving.clear();
+        for (const component of this._components.values()) component._unjoined();
+      },
+      fatal: (state) => {
+        this._closed = true;
+        for (const component of [...this._components.values()]) component._stop(state);
+      },
+    });
+  }
+
+  /** Starts component `id` of `module` with the token the server issued for it. */
+  join(id, module, token, options = {}) {
+    if (this._closed) throw new Error("omni: the mux is closed");
+    if (typeof id !== "string" || id === "") throw new TypeError("omni: a component id is a non-empty string");
+    if (this._components.has(id)) throw new Error(`omni: component "${id}" is already joined`);
+    const component = new Component(this, {
+      id,
+      module: String(module),
+      token: String(token),
+      version: options.version,
+      key: options.queueKey ?? `omni:${this._base.href}:mux:${module}:${id}`,
+    });
+    this._components.set(id, component);
+    const conn = this._dialer.conn;
+    if (conn?.connected) {
+      // The socket is up already; its listeners, attached after join() returns, still see
+      // `connecting` first.
+      setTimeout(() => {
+        if (component._phase !== "idle" || this._dialer.conn !== conn || conn.done) return;
+        component._emitState({ state: "connecting" });
+        this._join(component, conn);
+      }, 0);
+    }
+    return component;
+  }
+
+  /** Closes the socket and stops every component. Their queues stay stored for a later page. */
+  close() {
+    if (this._closed) return;
+    this._closed = true;
+    this._dialer.close("closed by the client");
+    for (const component of [...this._components.values()]) component._stop(null);
+  }
+
+  _join(component, conn) {
+    const frame = { type: "join", id: component.id, module: component.module, token: component._token };
+    if (component._session) {
+      frame.session = component._session;
+      frame.after = component._lastSeq;
+    }
+    if (component._version !== undefined) frame.version = component._version;
+    component._phase = "joining";
+    conn.send(JSON.stringify(frame));
+    // A join that is never answered means a socket that is not really there.
+    component._timer = setTimeout(() => {
+      if (component._phase === "joining" || component._phase === "joined") {
+        conn.end({ code: 1006, reason: `no welcome for component "${component.id}"` });
+      }
+    }, this._options.connectTimeout);
+  }
+
+  _leave(component) {
+    this._components.delete(component.id);
+    const conn = this._dialer.conn;
+    if (component._phase === "idle" || !conn?.connected || conn.done) return;
+    conn.send(JSON.stringify({ type: "leave", id: component.id }));
+    this._leaving.set(component.id, (this._leaving.get(component.id) ?? 0) + 1);
+  }
+
+  /** One more leave of `id` answered (by `left`, or `unknown_id` when its join had failed). */
+  _leaveAnswered(id) {
+    const left = this._leaving.get(id) - 1;
+    if (left > 0) this._leaving.set(id, left);
+    else this._leaving.delete(id);
+  }
+
+  // What `openWs` asks of the connection's owner.
+
+  _socketUrl() {
+    return endpointUrl(this._base, "mux", true).href;
+  }
+
+  _opened(conn) {
+    // The server speaks only when spoken to: the socket is up once it opens.
+    conn.connected = true;
+    for (const component of this._components.values()) {
+      if (component._phase === "idle") this._join(component, conn);
+    }
+  }
+
+  _receive(text, conn) {
+    const { frame, problem } = decodeText(text);
+    if (problem) return this._decodeError(problem);
+    if (typeof frame.id !== "string") {
+      // Only a frame about the socket itself has no component (an unreadable `id` included).
+      if (frame.type === "error") {
+        for (const component of this._components.values()) component._emitState(rejection(frame));
+        return null;
+      }
+      return this._decodeError(`a \`${frame.type}\` frame on the mux names no component`);
+    }
+    if (this._leaving.has(frame.id)) {
+      if (frame.type === "left" || (frame.type === "error" && frame.code === "unknown_id")) {
+        this._leaveAnswered(frame.id);
+      }
+      return null;
+    }
+    const component = this._components.get(frame.id);
+    if (!component || component._phase === "idle") return null;
+    switch (frame.type) {
+      case "joined":
+        component._phase = "joined";
+        return null;
+      case "left":
+        component._dropped(conn);
+        return null;
+      case "error":
+        if (frame.ref === undefined && component._phase === "joining") {
+          // The join was refused; the same join would be refused again (an expired token
+          // stays expired), so the component stops here.
+          component._stop(rejection(frame));
+          return null;
+        }
+        // An answer to a message sent before the component's latest join: the message
+        // stays queued and goes again once the component is welcomed.
+        if (frame.ref !== undefined && component._phase !== "live") return null;
+        if (frame.code === "unknown_id" && component._phase === "live") {
+          // The server no longer has the component on this socket: join again rather than
+          // drop what it refused, since a join is what it was missing.
+          clearTimeout(component._timer);
+          component._reconnected();
+          this._join(component, conn);
+          return null;
+        }
+        break;
+    }
+    const step = component._onFrame(frame);
+    if (step === STEP.welcomed) {
+      clearTimeout(component._timer);
+      component._phase = "live";
+      component._attempt = 0;
+      component._reconnected();
+      conn.flush();
+    } else if (step === STEP.gap) {
+      // Every component re-joins from what it holds; the others lose nothing by it.
+      return { code: 1006, reason: `component "${component.id}" missed frames; resuming` };
+    } else if (step?.fatal) {
+      component._stop(step.fatal);
+    }
+    return null;
+  }
+
+  _decodeError(message) {
+    for (const component of this._components.values()) component._decodeError(message);
+    return null;
+  }
+
+  _unsent() {
+    const frames = [];
+    for (const component of this._components.values()) {
+      if (component._phase === "live") frames.push(...component._takeUnsent(Infinity));
+    }
+    return frames;
+  }
+
+  _ended(conn, end) {
+    this._dialer.ended(conn, end);
+  }
+}
+
+/** One joined component of a `Mux`: a session of its module, with a queue of its own. */
+class Component extends Stream {
+  constructor(mux, { id, module, token, version, key }) {
+    super({ storage: mux._storage, key, queue: mux._options.queue, id, noun: "component" });
+    this._mux = mux;
+    this._module = module;
+    this._token = token;
+    this._version = version;
+    // On the current socket: idle (join not sent), joining, joined (welcome not yet
+    // received), live (welcomed: its queue may be sent), done (left or refused, for good).
+    this._phase = "idle";
+    this._timer = null;
+    this._attempt = 0;
+  }
+
+  /** The id it joined under. */
+  get id() {
+    return this._id;
+  }
+
+  /** The module it is a session of. */
+  get module() {
+    return this._module;
+  }
+
+  /** Stops the component and ends its session for good; unsent messages are dropped. */
+  leave() {
+    if (this._closed) return;
+    this._mux._leave(this);
+    this._finish();
+    this._unstore();
+    this._emitState({ state: "disconnected", code: 1000, reason: "left" });
+  }
+
+  _wake() {
+    if (this._phase === "live") this._mux._dialer.conn?.flush();
+  }
+
+  /** The socket went away: the component joins again on the next one. */
+  _unjoined() {
+    clearTimeout(this._timer);
+    this._timer = null;
+    if (this._phase !== "done") this._phase = "idle";
+  }
+
+  /** Stops the component for good with `state` (or silently, for null); what is stored stays
+   * for a later page. */
+  _stop(state) {
+    if (this._closed) return;
+    this._mux._components.delete(this.id);
+    this._finish();
+    if (state) this._emitState(state);
+  }
+
+  _finish() {
+    this._closed = true;
+    this._phase = "done";
+    clearTimeout(this._timer);
+    this._timer = null;
+  }
+
+  /** The server stopped the component without being asked (its handler closed it, or
+   * another page resumed its session): start a session of its own, after a backoff so a
+   * handler that always closes is not hammered. */
+  _dropped(conn) {
+    clearTimeout(this._timer);
+    this._phase = "idle";
+    this._emitState({ state: "disconnected", code: 1000, reason: "the server ended the component" });
+    this._forgetSession();
+    this._emitState({ state: "reset" });
+    this._attempt += 1;
+    const delay = backoffDelay(this._mux._options.backoff, this._attempt);
+    this._emitState({ state: "reconnecting", attempt: this._attempt, delay });
+    this._timer = setTimeout(() => {
+      this._timer = null;
+      if (this._phase !== "idle" || this._mux._dialer.conn !== conn || conn.done) return;
+      this._emitState({ state: "connecting" });
+      this._mux._join(this, conn);
+    }, delay);
   }
 }
 
@@ -366,25 +787,30 @@ function afterFrame(client, step, conn) {
 
 /** Ends `conn` unless the server welcomes it within the connect timeout (a handshake that
  * hangs, or a socket that opens but never speaks). */
-function welcomeWithin(client, conn) {
+function welcomeWithin(owner, conn) {
   return setTimeout(() => {
     if (!conn.connected) conn.end({ code: 1006, reason: "connect timed out" });
-  }, client._options.connectTimeout);
+  }, owner._options.connectTimeout);
 }
 
-/** One WebSocket connection, from connect to its end. */
-function openWs(client) {
-  const { interval, timeout } = client._options.heartbeat;
-  const conn = { connected: false, done: false, flush() {}, end() {} };
+/**
+ * One WebSocket connection, from connect to its end, for a `Client` or a `Mux`. The owner
+ * gives the URL (`_socketUrl`), speaks first (`_opened`), applies each text frame
+ * (`_receive`, returning an end or null), hands over what to flush (`_unsent`) and hears of
+ * problems and the end (`_decodeError`, `_ended`).
+ */
+function openWs(owner) {
+  const { interval, timeout } = owner._options.heartbeat;
+  const conn = { connected: false, done: false, send() {}, flush() {}, end() {} };
   let socket;
   try {
-    socket = new WebSocket(client._url("ws", { websocket: true, resume: true }));
+    socket = new WebSocket(owner._socketUrl());
   } catch (err) {
     const error = { state: "error", error: "init", message: String(err.message ?? err) };
-    setTimeout(() => client._ended(conn, { code: 0, reason: error.message, connected: false, fatal: error }), 0);
+    setTimeout(() => owner._ended(conn, { code: 0, reason: error.message, connected: false, fatal: error }), 0);
     return conn;
   }
-  const welcome = welcomeWithin(client, conn);
+  const welcome = welcomeWithin(owner, conn);
   let heard = Date.now();
   // A page cannot send WebSocket pings; an idle connection gets a small frame the server
   // ignores, and one whose bytes do not leave within `timeout` is treated as dead.
@@ -412,24 +838,23 @@ function openWs(client) {
     } catch {
       // Already closing.
     }
-    client._ended(conn, { code, reason, connected: conn.connected, fatal });
+    owner._ended(conn, { code, reason, connected: conn.connected, fatal });
+  };
+  conn.send = (text) => {
+    if (!conn.done && socket.readyState === WebSocket.OPEN) socket.send(text);
   };
   conn.flush = () => {
     if (!conn.connected || conn.done || socket.readyState !== WebSocket.OPEN) return;
-    for (const text of client._takeUnsent(Infinity)) socket.send(text);
+    for (const text of owner._unsent()) socket.send(text);
   };
-  socket.onopen = () => {
-    // The server refuses a client built from another version of the protocol.
-    const hello = client._hello();
-    if (hello) socket.send(hello);
-  };
+  socket.onopen = () => owner._opened(conn);
   socket.onmessage = (event) => {
     heard = Date.now();
     if (typeof event.data !== "string") {
-      client._decodeError("frames are JSON text; a binary message arrived");
+      owner._decodeError("frames are JSON text; a binary message arrived");
       return;
     }
-    const end = afterFrame(client, client._onText(event.data), conn);
+    const end = owner._receive(event.data, conn);
     if (end) conn.end(end);
   };
   socket.onclose = (event) => {
