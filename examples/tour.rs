@@ -42,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..message
     };
     let down = ServerFrame::Msg {
+        topic: None,
         seq: 1,
         payload: MsgFromServer::Upsert(BTreeMap::from([("m1".to_owned(), confirmed)])),
         reference: Some(1),

@@ -357,7 +357,12 @@ fn assert_well_formed(states: &[TransportState], transport: Transport) {
             (TransportState::Reconnecting { .. }, next) => {
                 matches!(next, TransportState::Connecting)
             }
-            (TransportState::Error(_) | TransportState::Reset, _) => true,
+            (
+                TransportState::Error(_)
+                | TransportState::Reset
+                | TransportState::TopicReset { .. },
+                _,
+            ) => true,
         };
         assert!(ok, "{transport:?}: {:?} then {:?}", pair[0], pair[1]);
     }

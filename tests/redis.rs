@@ -302,3 +302,188 @@ async fn two_chat_servers_sharing_redis_are_one_room() {
         }
     }
 }
+
+mod topics {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use omni::client::{Backoff, Client as RustClient};
+    use omni::pubsub::{PubSub, RedisPubSub};
+
+    use super::common::feed::{
+        Down, FEED, Feed, FeedFromServer, Posts, collect, connect, next, node, post, snapshot,
+        topic_msg,
+    };
+    use super::common::proxy::Proxy;
+    use super::{OwnRedis, prefix, redis_url};
+
+    async fn pubsub(url: &str, prefix: &str, log: usize) -> Arc<RedisPubSub> {
+        let pubsub = Arc::new(
+            RedisPubSub::with_prefix(url, prefix)
+                .unwrap()
+                .with_topic_log(log),
+        );
+        assert!(pubsub.ready(Duration::from_secs(10)).await);
+        pubsub
+    }
+
+    async fn numbered(client: &mut super::Client) -> (u64, String) {
+        match next(client).await {
+            Down::Msg {
+                seq,
+                payload: FeedFromServer::Posted(text),
+                topic: Some(topic),
+                ..
+            } if topic == FEED => (seq, text),
+            other => panic!("expected a feed message, got {other:?}"),
+        }
+    }
+
+    fn cursor(seq: u64) -> String {
+        format!(r#"{{"feed":{seq}}}"#)
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a redis-server: run `cargo xtask test`"]
+    async fn a_follower_moved_to_another_node_receives_exactly_what_it_missed() {
+        let (url, prefix) = (redis_url(), prefix());
+        let posts = Posts::default();
+        let a = node(pubsub(&url, &prefix, 1024).await, &posts).await;
+        let b = node(pubsub(&url, &prefix, 1024).await, &posts).await;
+        let mut poster_a = connect(a, None).await;
+        snapshot(&mut poster_a).await;
+        let mut poster_b = connect(b, None).await;
+        snapshot(&mut poster_b).await;
+
+        let mut reader = connect(a, Some("{}")).await;
+        snapshot(&mut reader).await;
+        post(&mut poster_a, "one", 1).await;
+        let (first, _) = numbered(&mut reader).await;
+        post(&mut poster_b, "two", 1).await;
+        assert_eq!(numbered(&mut reader).await, (first + 1, "two".into()));
+        drop(reader);
+        // Published through both nodes while the reader is away: one numbering, in Redis.
+        post(&mut poster_a, "three", 2).await;
+        post(&mut poster_b, "four", 2).await;
+        post(&mut poster_a, "five", 3).await;
+
+        let mut reader = connect(b, Some(&cursor(first + 1))).await;
+        assert_eq!(next(&mut reader).await, topic_msg(first + 2, "three"));
+        assert_eq!(next(&mut reader).await, topic_msg(first + 3, "four"));
+        assert_eq!(next(&mut reader).await, topic_msg(first + 4, "five"));
+        post(&mut poster_a, "six", 4).await;
+        assert_eq!(next(&mut reader).await, topic_msg(first + 5, "six"));
+        assert!(reader.quiet_for(Duration::from_millis(200)).await);
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a redis-server: run `cargo xtask test`"]
+    async fn past_the_redis_log_a_follower_gets_a_topic_reset_and_a_snapshot() {
+        let (url, prefix) = (redis_url(), prefix());
+        let posts = Posts::default();
+        let a = node(pubsub(&url, &prefix, 2).await, &posts).await;
+        let b = node(pubsub(&url, &prefix, 2).await, &posts).await;
+        let mut poster = connect(a, None).await;
+        snapshot(&mut poster).await;
+        let mut witness = connect(a, Some("{}")).await;
+        snapshot(&mut witness).await;
+        for (i, text) in ["one", "two", "three", "four"].into_iter().enumerate() {
+            post(&mut poster, text, i as u64 + 1).await;
+        }
+        let first = numbered(&mut witness).await.0;
+        let mut reader = connect(b, Some(&cursor(first))).await;
+        assert_eq!(
+            next(&mut reader).await,
+            Down::Reset {
+                seq: first + 3,
+                topic: Some(FEED.into()),
+                id: None
+            }
+        );
+        assert_eq!(snapshot(&mut reader).await, ["one", "two", "three", "four"]);
+        post(&mut poster, "five", 5).await;
+        assert_eq!(next(&mut reader).await, topic_msg(first + 4, "five"));
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a redis-server: run `cargo xtask test`"]
+    async fn the_rust_client_follows_a_topic_across_nodes_without_gaps_or_repeats() {
+        let (url, prefix) = (redis_url(), prefix());
+        let posts = Posts::default();
+        let a = node(pubsub(&url, &prefix, 1024).await, &posts).await;
+        let b = node(pubsub(&url, &prefix, 1024).await, &posts).await;
+        let proxy = Proxy::start(a).await;
+        let (_client, mut messages) =
+            RustClient::<Feed>::builder(format!("http://{}/omni", proxy.addr))
+                .backoff(Backoff {
+                    base: Duration::from_millis(20),
+                    cap: Duration::from_millis(100),
+                    ..Backoff::default()
+                })
+                .connect();
+        let mut poster = connect(a, None).await;
+        snapshot(&mut poster).await;
+        loop {
+            if let Some(Feed::State(_)) = messages.recv().await {
+                break;
+            }
+        }
+        post(&mut poster, "p1", 1).await;
+        assert_eq!(collect(&mut messages, 1).await, (vec!["p1".into()], 0));
+        proxy.pause();
+        proxy.set_upstream(b);
+        proxy.cut();
+        for i in 2..=30 {
+            post(&mut poster, &format!("p{i}"), i).await;
+        }
+        proxy.resume();
+        let (got, resets) = collect(&mut messages, 29).await;
+        let want: Vec<String> = (2..=30).map(|i| format!("p{i}")).collect();
+        assert_eq!(got, want, "each post once, in order, nothing missed");
+        assert_eq!(
+            resets, 0,
+            "resumed from the Redis log: no reset, no snapshot"
+        );
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a redis-server: run `cargo xtask test`"]
+    async fn topic_messages_published_while_redis_is_down_arrive_after_it_returns() {
+        let _ = redis_url();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("omni-redis-topics-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut redis = OwnRedis::start(port, dir.clone());
+        let url = format!("redis://127.0.0.1:{port}/");
+        let prefix = prefix();
+        let posts = Posts::default();
+        let pubsub_a = pubsub(&url, &prefix, 1024).await;
+        let a = node(pubsub_a.clone() as Arc<dyn PubSub>, &posts).await;
+        let mut poster = connect(a, None).await;
+        snapshot(&mut poster).await;
+        let mut reader = connect(a, Some("{}")).await;
+        snapshot(&mut reader).await;
+        post(&mut poster, "before", 1).await;
+        assert_eq!(numbered(&mut reader).await.1, "before");
+
+        redis.stop();
+        while pubsub_a.health().subscribed {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Handled (acknowledged) at once; numbered once Redis is back.
+        post(&mut poster, "during", 2).await;
+        let mut redis = OwnRedis::start(port, dir);
+        assert!(pubsub_a.ready(Duration::from_secs(15)).await);
+        // Redis lost its data: the numbering starts again above the old one, so an old
+        // cursor can never be taken for a position in it.
+        let (during, text) = numbered(&mut reader).await;
+        assert_eq!(text, "during");
+        post(&mut poster, "after", 3).await;
+        assert_eq!(numbered(&mut reader).await, (during + 1, "after".into()));
+        redis.stop();
+    }
+}

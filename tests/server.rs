@@ -219,6 +219,7 @@ async fn ws_replies_are_sequenced_carry_the_ref_and_are_acked() {
     assert_eq!(
         client.next::<ProbeFromServer>().await,
         ServerFrame::Msg {
+            topic: None,
             seq: 1,
             payload: ProbeFromServer::Echoed("hi".into()),
             reference: Some(7),
@@ -240,6 +241,7 @@ async fn ws_replies_are_sequenced_carry_the_ref_and_are_acked() {
     assert_eq!(
         client.next::<ProbeFromServer>().await,
         ServerFrame::Msg {
+            topic: None,
             seq: 2,
             payload: ProbeFromServer::Echoed("again".into()),
             reference: None,
@@ -304,6 +306,7 @@ async fn a_background_sender_delivers_later() {
     assert_eq!(
         client.next::<ProbeFromServer>().await,
         ServerFrame::Msg {
+            topic: None,
             seq: 1,
             payload: ProbeFromServer::Echoed("tick".into()),
             reference: None,
@@ -449,6 +452,7 @@ async fn hello_with_another_version_is_refused_and_closed() {
     let (mut client, _, _) = connect(addr, "").await;
     client
         .send(ClientFrame::<()>::Hello {
+            topics: None,
             protocol: None,
             version: Some("0000000000000000".into()),
             session: None,
@@ -468,6 +472,7 @@ async fn hello_with_another_version_is_refused_and_closed() {
     let (mut client, _, _) = connect(addr, "").await;
     client
         .send(ClientFrame::<()>::Hello {
+            topics: None,
             protocol: Some("Probe".into()),
             version: Some(<Probe as omni::Protocol>::VERSION.into()),
             session: None,
@@ -580,6 +585,7 @@ async fn hello_resumes_onto_an_open_connection() {
     assert_ne!(fresh, session);
     second
         .send(ClientFrame::<()>::Hello {
+            topics: None,
             protocol: None,
             version: None,
             session: Some(session),
@@ -617,7 +623,11 @@ async fn past_the_log_or_the_grace_period_a_resume_gets_reset() {
     assert_eq!(again, session);
     assert_eq!(
         client.next::<ProbeFromServer>().await,
-        ServerFrame::Reset { seq: 10, id: None }
+        ServerFrame::Reset {
+            topic: None,
+            seq: 10,
+            id: None
+        }
     );
     // Fresh handler state follows.
     client.msg(ProbeFromClient::Handled, 3).await;
@@ -638,7 +648,11 @@ async fn past_the_log_or_the_grace_period_a_resume_gets_reset() {
     assert_eq!(seq, 0);
     assert_eq!(
         client.next::<ProbeFromServer>().await,
-        ServerFrame::Reset { seq: 0, id: None }
+        ServerFrame::Reset {
+            topic: None,
+            seq: 0,
+            id: None
+        }
     );
     assert!(endpoint.metrics().sessions_expired >= 1);
 }
@@ -800,6 +814,7 @@ async fn http_posts_answer_with_the_frames_they_produce() {
         frames[1..],
         [
             ServerFrame::Msg {
+                topic: None,
                 seq: 1,
                 payload: ProbeFromServer::Echoed("a".into()),
                 reference: Some(1),

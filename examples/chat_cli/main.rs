@@ -168,6 +168,9 @@ fn describe(state: &TransportState) -> String {
             )
         }
         TransportState::Reset => "the server lost our session; starting over".into(),
+        TransportState::TopicReset { topic } => {
+            format!("missed too much of `{topic}`; reloading it")
+        }
         TransportState::Error(err) => format!("error: {err}"),
     }
 }

@@ -460,6 +460,15 @@ impl<'a> Generator<'a> {
                     let _ = cx;
                     async { ::core::result::Result::Ok(()) }
                 }
+
+                /// Called after the session subscribes to `topic` when its client holds no
+                /// resume point the topic's log can continue from (a first subscription, or
+                /// one whose missed messages are gone): send the topic's current state.
+                /// Messages published after it follow.
+                fn snapshot(&mut self, #cx, topic: #private::String) -> #output {
+                    let _ = (cx, topic);
+                    async { ::core::result::Result::Ok(()) }
+                }
             }
         }
     }
@@ -507,6 +516,14 @@ impl<'a> Generator<'a> {
 
                 fn disconnected(handler: &mut __OmniH, cx: &mut #private::Context<Self>) -> #output {
                     <__OmniH as #handler>::disconnected(handler, cx)
+                }
+
+                fn snapshot(
+                    handler: &mut __OmniH,
+                    cx: &mut #private::Context<Self>,
+                    topic: #private::String,
+                ) -> #output {
+                    <__OmniH as #handler>::snapshot(handler, cx, topic)
                 }
             }
         }

@@ -12,7 +12,7 @@ use crate::attr::Direction;
 use crate::ctxt::Ctxt;
 
 /// Handler methods the trait always has, which a variant's method must not shadow.
-const HOOKS: [&str; 2] = ["connected", "disconnected"];
+const HOOKS: [&str; 3] = ["connected", "disconnected", "snapshot"];
 
 pub(crate) fn check(protocol: &Protocol, cx: &mut Ctxt) {
     generics(protocol, cx);

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::SessionId;
-use crate::frame::{ClientFrame, ErrorCode, Ref, Seq, ServerFrame};
+use crate::frame::{ClientFrame, Cursors, ErrorCode, Ref, Seq, ServerFrame};
 
 /// A frame that could not be decoded.
 ///
@@ -114,6 +114,7 @@ struct Fields<P> {
     seq: Field<Seq>,
     resumed: Field<bool>,
     topic: Field<String>,
+    topics: Field<Cursors>,
     code: Field<ErrorCode>,
     message: Field<String>,
 }
@@ -161,6 +162,7 @@ impl<P: DeserializeOwned> Fields<P> {
             seq: lenient(env.seq),
             resumed: lenient(env.resumed),
             topic: lenient(env.topic),
+            topics: lenient(env.topics),
             code: lenient(env.code),
             message: lenient(env.message),
         };
@@ -275,6 +277,8 @@ struct Envelope<'a> {
     #[serde(borrow, default)]
     topic: Option<&'a RawValue>,
     #[serde(borrow, default)]
+    topics: Option<&'a RawValue>,
+    #[serde(borrow, default)]
     code: Option<&'a RawValue>,
     #[serde(borrow, default)]
     message: Option<&'a RawValue>,
@@ -307,6 +311,7 @@ enum Key {
     Seq,
     Resumed,
     Topic,
+    Topics,
     Code,
     Message,
     #[serde(other)]
@@ -358,6 +363,7 @@ impl<'de, P: DeserializeOwned> serde::de::Visitor<'de> for FastVisitor<P> {
             seq: Field::Absent,
             resumed: Field::Absent,
             topic: Field::Absent,
+            topics: Field::Absent,
             code: Field::Absent,
             message: Field::Absent,
         };
@@ -383,6 +389,7 @@ impl<'de, P: DeserializeOwned> serde::de::Visitor<'de> for FastVisitor<P> {
                 Key::Seq => put(&mut map, &mut f.seq)?,
                 Key::Resumed => put(&mut map, &mut f.resumed)?,
                 Key::Topic => put(&mut map, &mut f.topic)?,
+                Key::Topics => put(&mut map, &mut f.topics)?,
                 Key::Code => put(&mut map, &mut f.code)?,
                 Key::Message => put(&mut map, &mut f.message)?,
                 Key::Other => {
@@ -419,6 +426,7 @@ impl<C: DeserializeOwned> ClientFrame<C> {
                 version: f.optional(|f| &mut f.version, "version")?,
                 session: f.optional(|f| &mut f.session, "session")?,
                 after: f.optional(|f| &mut f.after, "after")?,
+                topics: f.optional(|f| &mut f.topics, "topics")?,
             },
             "msg" => ClientFrame::Msg {
                 reference: f.optional(|f| &mut f.reference, "ref")?,
@@ -465,6 +473,7 @@ impl<S: DeserializeOwned> ServerFrame<S> {
             "msg" => ServerFrame::Msg {
                 seq: f.required(|f| &mut f.seq, "seq")?,
                 reference: f.optional(|f| &mut f.reference, "ref")?,
+                topic: f.optional(|f| &mut f.topic, "topic")?,
                 id: f.optional(|f| &mut f.id, "id")?,
                 payload: f.payload()?,
             },
@@ -487,6 +496,7 @@ impl<S: DeserializeOwned> ServerFrame<S> {
             },
             "reset" => ServerFrame::Reset {
                 seq: f.required(|f| &mut f.seq, "seq")?,
+                topic: f.optional(|f| &mut f.topic, "topic")?,
                 id: f.optional(|f| &mut f.id, "id")?,
             },
             "joined" => ServerFrame::Joined {
@@ -684,12 +694,14 @@ mod tests {
     fn server_frames_round_trip() {
         let frames = [
             ServerFrame::Msg {
+                topic: None,
                 seq: 3,
                 payload: json!({"kind": "Presence", "data": {"online": 1}}),
                 reference: Some(2),
                 id: None,
             },
             ServerFrame::Reset {
+                topic: None,
                 seq: 10,
                 id: Some("c".into()),
             },

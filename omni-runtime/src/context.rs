@@ -43,6 +43,14 @@ pub enum Effect<P: Protocol> {
         /// Whether this session receives it too (`broadcast`) or not (`broadcast_from`).
         include_self: bool,
     },
+    /// Publish `msg` on sequenced `topic`: numbered by the topic, logged for replay, and
+    /// delivered to every subscriber (this session too, if subscribed).
+    Publish {
+        /// The topic.
+        topic: String,
+        /// The message, encoded once for all subscribers.
+        msg: P::Server,
+    },
     /// Close this connection after the effects before it are carried out.
     Close,
 }
@@ -65,6 +73,10 @@ where
                 topic: topic.clone(),
                 msg: msg.clone(),
                 include_self: *include_self,
+            },
+            Self::Publish { topic, msg } => Self::Publish {
+                topic: topic.clone(),
+                msg: msg.clone(),
             },
             Self::Close => Self::Close,
         }
@@ -92,6 +104,9 @@ where
                     include_self: s2,
                 },
             ) => t1 == t2 && m1 == m2 && s1 == s2,
+            (Self::Publish { topic: t1, msg: m1 }, Self::Publish { topic: t2, msg: m2 }) => {
+                t1 == t2 && m1 == m2
+            }
             (Self::Close, Self::Close) => true,
             _ => false,
         }
@@ -117,6 +132,11 @@ where
                 .field("topic", topic)
                 .field("msg", msg)
                 .field("include_self", include_self)
+                .finish(),
+            Self::Publish { topic, msg } => f
+                .debug_struct("Publish")
+                .field("topic", topic)
+                .field("msg", msg)
                 .finish(),
             Self::Close => f.write_str("Close"),
         }
@@ -176,6 +196,14 @@ impl<P: Protocol> Sender<P> {
             topic: topic.into(),
             msg,
             include_self: true,
+        })
+    }
+
+    /// Publishes `msg` on sequenced `topic` (see [`Context::publish`]).
+    pub fn publish(&self, topic: impl Into<String>, msg: P::Server) -> Result<(), SessionGone> {
+        self.sink.effect(Effect::Publish {
+            topic: topic.into(),
+            msg,
         })
     }
 
@@ -289,6 +317,19 @@ impl<P: Protocol> Context<P> {
             topic: topic.into(),
             msg,
             include_self: false,
+        });
+    }
+
+    /// Publishes `msg` on sequenced `topic`: the topic numbers it and keeps it in a bounded
+    /// log (in Redis with the Redis backend), and every subscriber receives it, this session
+    /// too if subscribed. A client that follows sequenced topics and comes back, on any server,
+    /// with the last number it holds receives exactly what it missed; past the log it gets
+    /// `reset` for the topic and the handler's `snapshot` of it. Clients that do not follow
+    /// sequenced topics receive it as an ordinary `push`.
+    pub fn publish(&mut self, topic: impl Into<String>, msg: P::Server) {
+        self.effects.push(Effect::Publish {
+            topic: topic.into(),
+            msg,
         });
     }
 

@@ -41,6 +41,10 @@ pub type Seq = u64;
 /// A client-chosen reference echoed by the `ack` or `error` that answers a `msg`.
 pub type Ref = u64;
 
+/// A client's topic cursors: for each sequenced topic, the last topic sequence number it
+/// holds. Sent in `hello` (or the connect URL) to resume topics, on any server.
+pub type Cursors = std::collections::BTreeMap<String, Seq>;
+
 /// A frame sent by a client.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -63,6 +67,12 @@ pub enum ClientFrame<C> {
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional)]
         after: Option<Seq>,
+        /// Topic cursors. Present (even empty), it says the client follows sequenced topics:
+        /// their messages then arrive as `msg` frames with `topic`, and the topics named
+        /// resume after their cursor.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional, type = "Record<string, number>")]
+        topics: Option<Cursors>,
     },
     /// A client message.
     Msg {
@@ -156,9 +166,10 @@ pub enum ServerFrame<S> {
         #[ts(optional)]
         id: Option<String>,
     },
-    /// A sequenced server message: kept in the session's log and replayed on resume.
+    /// A sequenced server message: kept in the session's log and replayed on resume; or,
+    /// with `topic`, a message of a sequenced topic, numbered and logged by the topic.
     Msg {
-        /// This frame's sequence number.
+        /// This frame's sequence number: in the session, or in `topic` when it is set.
         seq: Seq,
         /// The protocol's server wire enum.
         payload: S,
@@ -166,6 +177,10 @@ pub enum ServerFrame<S> {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         #[ts(optional)]
         reference: Option<Ref>,
+        /// The sequenced topic it was published on.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        topic: Option<String>,
         /// Mux only: the component.
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional)]
@@ -211,8 +226,13 @@ pub enum ServerFrame<S> {
     },
     /// The client's resume point is no longer held: drop derived state; fresh state follows.
     Reset {
-        /// The session's current sequence number; the next frame is `seq + 1`.
+        /// The session's current sequence number (or `topic`'s); the next frame is `seq + 1`.
         seq: Seq,
+        /// Set when only this topic's resume point is gone: drop what derives from the
+        /// topic; the handler's snapshot of it follows.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        topic: Option<String>,
         /// Mux only: the component.
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional)]
@@ -255,10 +275,13 @@ impl<S> ServerFrame<S> {
         }
     }
 
-    /// The sequence number of a sequenced (`msg`) frame.
+    /// The session sequence number of a sequenced (`msg`) frame; a topic's `msg` has its
+    /// topic's numbering, not the session's, and gives `None`.
     pub fn seq(&self) -> Option<Seq> {
         match self {
-            Self::Msg { seq, .. } => Some(*seq),
+            Self::Msg {
+                seq, topic: None, ..
+            } => Some(*seq),
             _ => None,
         }
     }

@@ -43,7 +43,7 @@ pub mod typescript;
 pub use axum;
 pub use codec::{DecodeError, EncodeError};
 pub use context::{Context, Effect, Sender, SessionGone};
-pub use frame::{ClientFrame, ErrorCode, Ref, Seq, ServerFrame};
+pub use frame::{ClientFrame, Cursors, ErrorCode, Ref, Seq, ServerFrame};
 pub use protocol::{BoxError, Dispatch, HandlerResult, Protocol};
 pub use session::SessionId;
 pub use transport::{TransportError, TransportState};

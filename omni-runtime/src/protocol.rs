@@ -77,6 +77,18 @@ pub trait Dispatch<H>: Protocol {
         handler: &mut H,
         cx: &mut Context<Self>,
     ) -> impl Future<Output = HandlerResult> + Send;
+
+    /// Runs the handler's `snapshot` hook: the session subscribed to `topic` and its client
+    /// has no resume point in the topic that the topic's log can continue from, so it needs
+    /// the topic's current state.
+    fn snapshot(
+        handler: &mut H,
+        cx: &mut Context<Self>,
+        topic: String,
+    ) -> impl Future<Output = HandlerResult> + Send {
+        let _ = (handler, cx, topic);
+        async { Ok(()) }
+    }
 }
 
 #[doc(hidden)]

@@ -65,6 +65,7 @@ where
                 conn,
                 axum::http::Extensions::new(),
                 serde_json::Value::Null,
+                None,
             )
             .await;
         Self {

@@ -55,6 +55,12 @@ pub enum TransportState {
     /// The server no longer held the client's resume point: drop state derived from earlier
     /// server messages; fresh state follows.
     Reset,
+    /// The server no longer held what the client missed of sequenced `topic`: drop state
+    /// derived from that topic's messages; the handler's snapshot of it follows.
+    TopicReset {
+        /// The topic.
+        topic: String,
+    },
     /// Something failed; the connection may still be up.
     Error(TransportError),
 }

@@ -121,6 +121,7 @@ fn client_frame<C: Clone + std::fmt::Debug + 'static>(
             option::of(any::<u64>())
         )
             .prop_map(|(protocol, version, session, after)| ClientFrame::Hello {
+                topics: None,
                 protocol,
                 version,
                 session,
@@ -183,6 +184,7 @@ fn server_frame<S: Clone + std::fmt::Debug + 'static>(
             opt_text()
         )
             .prop_map(|(seq, payload, reference, id)| ServerFrame::Msg {
+                topic: None,
                 seq,
                 payload,
                 reference,
@@ -202,7 +204,11 @@ fn server_frame<S: Clone + std::fmt::Debug + 'static>(
                 id,
             }
         ),
-        (any::<u64>(), opt_text()).prop_map(|(seq, id)| ServerFrame::Reset { seq, id }),
+        (any::<u64>(), opt_text()).prop_map(|(seq, id)| ServerFrame::Reset {
+            topic: None,
+            seq,
+            id
+        }),
         text().prop_map(|id| ServerFrame::Joined { id }),
         text().prop_map(|id| ServerFrame::Left { id }),
     ]

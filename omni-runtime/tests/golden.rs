@@ -33,6 +33,7 @@ fn send(id: &str, text: &str) -> ChatUp {
 fn hello() {
     client(
         ClientFrame::Hello {
+            topics: None,
             protocol: None,
             version: None,
             session: None,
@@ -42,6 +43,7 @@ fn hello() {
     );
     client(
         ClientFrame::Hello {
+            topics: None,
             protocol: None,
             version: Some("9c1e4f2a7b3d6e05".into()),
             session: None,
@@ -51,6 +53,7 @@ fn hello() {
     );
     client(
         ClientFrame::Hello {
+            topics: None,
             protocol: Some("Chat".into()),
             version: Some("9c1e4f2a7b3d6e05".into()),
             session: Some(SESSION),
@@ -165,6 +168,7 @@ fn server_msg() {
     ]);
     server(
         ServerFrame::Msg {
+            topic: None,
             seq: 1,
             payload: ChatDown::Upsert(messages),
             reference: None,
@@ -174,6 +178,7 @@ fn server_msg() {
     );
     server(
         ServerFrame::Msg {
+            topic: None,
             seq: 42,
             payload: ChatDown::Presence { online: 2 },
             reference: Some(7),
@@ -315,6 +320,7 @@ fn decode_errors_become_error_frames_naming_the_frame() {
 fn reset() {
     server(
         ServerFrame::Reset {
+            topic: None,
             seq: 1093,
             id: None,
         },
@@ -322,6 +328,7 @@ fn reset() {
     );
     server(
         ServerFrame::Reset {
+            topic: None,
             seq: 0,
             id: Some("c1".into()),
         },

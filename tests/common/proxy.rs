@@ -3,8 +3,8 @@
 //! connection closes: a half-open link, as when a network path dies silently).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -15,6 +15,7 @@ pub struct Proxy {
     cuts: watch::Sender<u64>,
     paused: Arc<AtomicBool>,
     accepted: Arc<AtomicU64>,
+    upstream: Arc<Mutex<SocketAddr>>,
 }
 
 impl Proxy {
@@ -25,11 +26,13 @@ impl Proxy {
         let (cuts, _) = watch::channel(0u64);
         let paused = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicU64::new(0));
+        let upstream = Arc::new(Mutex::new(upstream));
         let proxy = Self {
             addr,
             cuts: cuts.clone(),
             paused: paused.clone(),
             accepted: accepted.clone(),
+            upstream: upstream.clone(),
         };
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -37,6 +40,7 @@ impl Proxy {
                 let _ = client.set_nodelay(true);
                 let cut = cuts.subscribe();
                 let paused = paused.clone();
+                let upstream = *upstream.lock().unwrap();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else {
                         return;
@@ -62,6 +66,12 @@ impl Proxy {
     /// Forwards again.
     pub fn resume(&self) {
         self.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Sends new connections to `upstream` (as a load balancer moving a client to another
+    /// server); open ones stay where they are until cut.
+    pub fn set_upstream(&self, upstream: SocketAddr) {
+        *self.upstream.lock().unwrap() = upstream;
     }
 
     /// Connections accepted so far.

@@ -44,7 +44,13 @@ session?: SessionId,
 /**
  * The last sequence number the client holds; replay starts after it.
  */
-after?: number, } | { "type": "msg", 
+after?: number, 
+/**
+ * Topic cursors. Present (even empty), it says the client follows sequenced topics:
+ * their messages then arrive as `msg` frames with `topic`, and the topics named
+ * resume after their cursor.
+ */
+topics?: Record<string, number>, } | { "type": "msg", 
 /**
  * The protocol's client wire enum.
  */
@@ -131,7 +137,7 @@ version: string,
  */
 id?: string, } | { "type": "msg", 
 /**
- * This frame's sequence number.
+ * This frame's sequence number: in the session, or in `topic` when it is set.
  */
 seq: number, 
 /**
@@ -142,6 +148,10 @@ payload: S,
  * The client `ref` this message answers, if any.
  */
 ref?: number, 
+/**
+ * The sequenced topic it was published on.
+ */
+topic?: string, 
 /**
  * Mux only: the component.
  */
@@ -183,9 +193,14 @@ ref?: number,
  */
 id?: string, } | { "type": "reset", 
 /**
- * The session's current sequence number; the next frame is `seq + 1`.
+ * The session's current sequence number (or `topic`'s); the next frame is `seq + 1`.
  */
 seq: number, 
+/**
+ * Set when only this topic's resume point is gone: drop what derives from the
+ * topic; the handler's snapshot of it follows.
+ */
+topic?: string, 
 /**
  * Mux only: the component.
  */

@@ -9,7 +9,7 @@ use crate::Protocol;
 
 /// Exchanges with the server until a request fails or the client closes.
 pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config) -> Ended {
-    let url = match url_for(&config.url, "http", false, None) {
+    let url = match url_for(&config.url, "http", false, None, None) {
         Ok(url) => url,
         Err(message) => return fatal_init(message),
     };
@@ -66,7 +66,10 @@ async fn exchange<P: Protocol>(
     config: &Config,
     url: &reqwest::Url,
 ) -> Result<Step, Ended> {
-    let mut frames = vec![super::hello::<P>(link.session.map(|_| link.last_seq))];
+    // The cursors go with every exchange: between requests no connection receives the
+    // topics' messages, so each exchange replays what followed them.
+    let after = link.session.map(|_| link.last_seq);
+    let mut frames = vec![super::hello::<P>(after, Some(&link.topics))];
     frames.extend(link.shared.outbox.lock().unwrap().oldest(config.batch()));
     let mut request = config
         .http

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::Shared;
-use crate::{ErrorCode, Protocol, Seq, ServerFrame, SessionId, TransportError, TransportState};
+use crate::TransportState;
+use crate::{Cursors, ErrorCode, Protocol, Seq, ServerFrame, SessionId, TransportError};
 
 /// How a connection attempt ended.
 pub(crate) struct Ended {
@@ -75,6 +76,9 @@ pub(crate) struct Link<P: Protocol> {
     tx: mpsc::Sender<P>,
     pub(crate) session: Option<SessionId>,
     pub(crate) last_seq: Seq,
+    /// The last number held of each sequenced topic, sent on every reconnect so that the
+    /// server (any server) replays what followed.
+    pub(crate) topics: Cursors,
 }
 
 impl<P: Protocol> Link<P> {
@@ -84,6 +88,7 @@ impl<P: Protocol> Link<P> {
             tx,
             session: None,
             last_seq: 0,
+            topics: Cursors::new(),
         }
     }
 
@@ -129,6 +134,25 @@ impl<P: Protocol> Link<P> {
                 self.state(TransportState::Connected { session }).await;
                 Step::Welcomed
             }
+            ServerFrame::Msg {
+                seq,
+                payload,
+                topic: Some(topic),
+                ..
+            } => {
+                match self.topics.get(&topic) {
+                    Some(&held) if seq <= held => return Step::Continue,
+                    Some(&held) if seq > held + 1 => {
+                        tracing::debug!(%topic, seq, held, "topic sequence gap; resuming");
+                        return Step::Gap;
+                    }
+                    // The first message of a topic starts its numbering for this client.
+                    _ => {}
+                }
+                self.topics.insert(topic, seq);
+                self.emit(P::from_server(payload)).await;
+                Step::Continue
+            }
             ServerFrame::Msg { seq, payload, .. } => {
                 if seq <= self.last_seq {
                     // Already held: a replay overlapping what arrived another way.
@@ -164,6 +188,15 @@ impl<P: Protocol> Link<P> {
                     return Step::Fatal(error);
                 }
                 self.state(TransportState::Error(error)).await;
+                Step::Continue
+            }
+            ServerFrame::Reset {
+                seq,
+                topic: Some(topic),
+                ..
+            } => {
+                self.topics.insert(topic.clone(), seq);
+                self.state(TransportState::TopicReset { topic }).await;
                 Step::Continue
             }
             ServerFrame::Reset { seq, .. } => {

@@ -50,7 +50,7 @@ pub use self::config::{Backoff, Heartbeat, Transport};
 use self::link::Link;
 pub use self::mux::{Mux, MuxBuilder};
 use self::outbox::Outbox;
-use crate::{ClientFrame, Protocol, Ref, Seq, SessionId, TransportState};
+use crate::{ClientFrame, Cursors, Protocol, Ref, Seq, SessionId, TransportState};
 
 /// The header that ties an HTTP request to a session.
 const SESSION_HEADER: &str = "omni-session";
@@ -58,13 +58,15 @@ const SESSION_HEADER: &str = "omni-session";
 /// Most messages one HTTP request carries.
 const BATCH: usize = 64;
 
-/// `hello` with this build's protocol name and schema hash, and `after` if given.
-fn hello<P: Protocol>(after: Option<Seq>) -> String {
+/// `hello` with this build's protocol name and schema hash, and `after` and topic cursors
+/// if given.
+fn hello<P: Protocol>(after: Option<Seq>, topics: Option<&Cursors>) -> String {
     ClientFrame::<()>::Hello {
         protocol: Some(P::NAME.to_owned()),
         version: Some(P::VERSION.to_owned()),
         session: None,
         after,
+        topics: topics.cloned(),
     }
     .encode()
     .unwrap_or_default()
@@ -414,12 +416,14 @@ async fn run<P: Protocol + Send>(mut link: Link<P>, config: Config) {
     }
 }
 
-/// `{base}/{path}`, in the WebSocket scheme if asked, with a resume point in the query.
+/// `{base}/{path}`, in the WebSocket scheme if asked, with a resume point and topic cursors
+/// in the query.
 fn url_for(
     base: &reqwest::Url,
     path: &str,
     websocket: bool,
     resume: Option<(SessionId, Seq)>,
+    topics: Option<&Cursors>,
 ) -> Result<reqwest::Url, String> {
     let mut url = base.clone();
     let joined = format!("{}/{path}", url.path().trim_end_matches('/'));
@@ -438,6 +442,10 @@ fn url_for(
             .append_pair("session", &session.to_string())
             .append_pair("after", &after.to_string());
     }
+    if let Some(topics) = topics {
+        let topics = serde_json::to_string(topics).map_err(|e| e.to_string())?;
+        url.query_pairs_mut().append_pair("topics", &topics);
+    }
     Ok(url)
 }
 
@@ -450,17 +458,26 @@ mod tests {
         let base = reqwest::Url::parse("http://127.0.0.1:3000/omni/").unwrap();
         let id = SessionId::from_u128(1);
         assert_eq!(
-            url_for(&base, "ws", true, Some((id, 4))).unwrap().as_str(),
+            url_for(&base, "ws", true, Some((id, 4)), None)
+                .unwrap()
+                .as_str(),
             format!("ws://127.0.0.1:3000/omni/ws?session={id}&after=4")
         );
         assert_eq!(
-            url_for(&base, "http", false, None).unwrap().as_str(),
+            url_for(&base, "http", false, None, None).unwrap().as_str(),
             "http://127.0.0.1:3000/omni/http"
         );
         let tls = reqwest::Url::parse("https://example.com").unwrap();
         assert_eq!(
-            url_for(&tls, "sse", true, None).unwrap().as_str(),
+            url_for(&tls, "sse", true, None, None).unwrap().as_str(),
             "wss://example.com/sse"
+        );
+        let topics = Cursors::from([("room".to_owned(), 17)]);
+        assert_eq!(
+            url_for(&base, "ws", true, None, Some(&topics))
+                .unwrap()
+                .as_str(),
+            "ws://127.0.0.1:3000/omni/ws?topics=%7B%22room%22%3A17%7D"
         );
     }
 }

@@ -240,7 +240,7 @@ async fn run(
     let mut closed_rx = inner.closed.subscribe();
     let base = match reqwest::Url::parse(&url)
         .map_err(|e| e.to_string())
-        .and_then(|base| url_for(&base, "mux", true, None))
+        .and_then(|base| url_for(&base, "mux", true, None, None))
     {
         Ok(url) => url,
         Err(message) => {

@@ -19,8 +19,14 @@ type Uplink = Pin<Box<dyn Future<Output = Result<(u16, Vec<u8>), String>> + Send
 /// One event stream, from connect to its end.
 pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config) -> Ended {
     let (down, up) = match (
-        url_for(&config.url, "sse", false, link.resume_point()),
-        url_for(&config.url, "http", false, None),
+        url_for(
+            &config.url,
+            "sse",
+            false,
+            link.resume_point(),
+            Some(&link.topics),
+        ),
+        url_for(&config.url, "http", false, None, None),
     ) {
         (Ok(down), Ok(up)) => (down, up),
         (Err(message), _) | (_, Err(message)) => return fatal_init(message),
@@ -130,7 +136,7 @@ fn start_uplink<P: Protocol>(
         return None;
     }
     // The server refuses a client built from another version of the protocol enum.
-    frames.insert(0, super::hello::<P>(None));
+    frames.insert(0, super::hello::<P>(None, None));
     let session = link.session?;
     let request = config
         .http

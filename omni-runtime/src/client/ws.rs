@@ -12,7 +12,13 @@ use crate::Protocol;
 
 /// One WebSocket connection, from connect to its end.
 pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config) -> Ended {
-    let url = match url_for(&config.url, "ws", true, link.resume_point()) {
+    let url = match url_for(
+        &config.url,
+        "ws",
+        true,
+        link.resume_point(),
+        Some(&link.topics),
+    ) {
         Ok(url) => url,
         Err(message) => return fatal_init(message),
     };
@@ -36,7 +42,7 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
 
     // The server refuses a client built from another version of the protocol enum.
     if socket
-        .send(Message::Text(super::hello::<P>(None).into()))
+        .send(Message::Text(super::hello::<P>(None, None).into()))
         .await
         .is_err()
     {

@@ -3,6 +3,11 @@
 //! A [`PubSub`] keeps, for each topic, the sessions subscribed to it, and hands every
 //! broadcast to them. A broadcast arrives already encoded, so it is serialized once however
 //! many subscribers there are, and every subscriber receives the same shared bytes.
+//!
+//! A topic may also be *sequenced*: what is [`publish`](PubSub::publish)ed on it is numbered
+//! by the topic and kept in a bounded log, so a subscriber that comes back with the last
+//! number it holds gets exactly what it missed ([`replay`](PubSub::replay)), on any server
+//! sharing the backend.
 //! [`LocalPubSub`] does this within one process; `RedisPubSub` (feature `redis`) spans
 //! processes, delivering to its own process's subscribers through a `LocalPubSub` and to the
 //! others through Redis.
@@ -34,10 +39,11 @@
 //! assert_eq!(b.0.lock().unwrap().len(), 1);
 //! ```
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::ws::Utf8Bytes;
+use futures_util::future::BoxFuture;
 
 #[cfg(feature = "redis")]
 mod redis;
@@ -90,11 +96,105 @@ impl Outgoing {
     }
 }
 
+/// One message of a sequenced topic, numbered, in both forms a subscriber may need.
+#[derive(Clone, Debug)]
+pub struct TopicFrame {
+    seq: Seq,
+    msg: Outgoing,
+    push: Outgoing,
+}
+
+impl TopicFrame {
+    /// The message numbered `seq`: `msg` is its `msg` frame (with `topic` and `seq`), `push`
+    /// its `push` frame.
+    pub fn new(seq: Seq, msg: Outgoing, push: Outgoing) -> Self {
+        Self { seq, msg, push }
+    }
+
+    /// Its number in the topic.
+    pub fn seq(&self) -> Seq {
+        self.seq
+    }
+
+    /// The `msg` frame, for clients that follow sequenced topics.
+    pub fn sequenced(&self) -> &Outgoing {
+        &self.msg
+    }
+
+    /// The `push` frame, for clients that do not (they see an ordinary broadcast).
+    pub fn push(&self) -> &Outgoing {
+        &self.push
+    }
+}
+
+/// A message to publish on a sequenced topic, encoded once before the topic numbers it.
+#[derive(Clone, Debug)]
+pub struct Publication {
+    /// The `msg` frame's text after its number: `{"type":"msg","seq":` + number + `tail`.
+    tail: Arc<str>,
+    push: Outgoing,
+}
+
+impl Publication {
+    /// What every numbered `msg` frame starts with; the number follows.
+    pub const HEAD: &'static str = r#"{"type":"msg","seq":"#;
+
+    /// A publication from a `msg` frame encoded with `seq` 0 and its `push` frame. `None` if
+    /// `template` does not start with [`HEAD`](Self::HEAD) and `0`.
+    pub fn new(template: &str, push: Outgoing) -> Option<Self> {
+        let tail = template.strip_prefix(Self::HEAD)?.strip_prefix('0')?;
+        Some(Self {
+            tail: tail.into(),
+            push,
+        })
+    }
+
+    /// The text after the number, for a backend that numbers messages itself (Redis does,
+    /// in a script).
+    pub fn tail(&self) -> &str {
+        &self.tail
+    }
+
+    /// The `push` frame.
+    pub fn push(&self) -> &Outgoing {
+        &self.push
+    }
+
+    /// The message numbered `seq`.
+    pub fn numbered(&self, seq: Seq) -> TopicFrame {
+        let msg = format!("{}{seq}{}", Self::HEAD, self.tail);
+        // Numbered by its topic, not the session: carries no session `seq` (SSE writes no
+        // `id:` for it, and the session log never holds it).
+        let msg = Outgoing::new("msg", None, Utf8Bytes::from(msg));
+        TopicFrame::new(seq, msg, self.push.clone())
+    }
+}
+
+/// What a sequenced topic holds after a subscriber's cursor.
+#[derive(Clone, Debug)]
+pub enum Replay {
+    /// Every message after the cursor, in order (`msg` frames): nothing was lost.
+    Held(Vec<Outgoing>),
+    /// Some are no longer in the log (or the log is unreachable): the subscriber must start
+    /// again from the topic's current number, `head`.
+    Gone {
+        /// The topic's last number.
+        head: Seq,
+    },
+}
+
 /// Something that receives broadcasts: a session, wherever its connection currently is.
 pub trait Member: Send + Sync + 'static {
     /// Hands `frame` to the member. Must not block: a member whose queue is full drops its
     /// connection (`slow_consumer`) rather than slowing the broadcaster.
     fn deliver(&self, frame: Outgoing);
+
+    /// Hands a message of sequenced `topic` to the member, in the topic's order. By default
+    /// the member receives it as an ordinary broadcast (its `push` form).
+    fn deliver_topic(&self, topic: &str, frame: &TopicFrame) {
+        let _ = topic;
+        self.deliver(frame.push().clone());
+    }
 }
 
 /// A topic registry and broadcaster.
@@ -111,12 +211,63 @@ pub trait PubSub: Send + Sync + 'static {
     fn broadcast(&self, topic: &str, frame: Outgoing);
     /// Delivers `frame` to every subscriber of `topic` except `from`.
     fn broadcast_from(&self, from: SessionId, topic: &str, frame: Outgoing);
+    /// Numbers `publication` as the next message of sequenced `topic`, logs it, and delivers
+    /// it to every subscriber of `topic` (on every process sharing the backend), in order.
+    fn publish(&self, topic: &str, publication: Publication);
+    /// The messages of `topic` after number `after`, if the log still holds all of them.
+    fn replay(&self, topic: &str, after: Seq) -> BoxFuture<'static, Replay>;
+}
+
+/// Messages a sequenced topic keeps for replay, by default.
+pub const TOPIC_LOG: usize = 1024;
+
+/// Where a topic's numbering starts: the current time in microseconds. A topic whose number
+/// and log are lost (a restarted process, a Redis without persistence) starts again above
+/// every number it gave before, so a subscriber's old cursor can never be mistaken for a
+/// position in the new numbering: it reads as "gone", and the subscriber gets a snapshot.
+pub fn topic_origin() -> Seq {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as Seq)
+}
+
+/// One sequenced topic's number and log, in process.
+struct TopicLog {
+    head: Seq,
+    frames: VecDeque<Outgoing>,
+}
+
+impl Default for TopicLog {
+    fn default() -> Self {
+        Self {
+            head: topic_origin(),
+            frames: VecDeque::new(),
+        }
+    }
+}
+
+impl TopicLog {
+    fn replay(&self, after: Seq) -> Replay {
+        let oldest = self.head + 1 - self.frames.len() as Seq;
+        if after > self.head || after + 1 < oldest {
+            return Replay::Gone { head: self.head };
+        }
+        let skip = (after + 1 - oldest) as usize;
+        Replay::Held(self.frames.iter().skip(skip).cloned().collect())
+    }
 }
 
 /// In-process pub/sub: the default backend.
-#[derive(Default)]
 pub struct LocalPubSub {
     inner: Mutex<Registry>,
+    logs: Mutex<HashMap<String, Arc<Mutex<TopicLog>>>>,
+    log_frames: usize,
+}
+
+impl Default for LocalPubSub {
+    fn default() -> Self {
+        Self::with_topic_log(TOPIC_LOG)
+    }
 }
 
 #[derive(Default)]
@@ -132,6 +283,40 @@ impl LocalPubSub {
         Self::default()
     }
 
+    /// An empty registry whose sequenced topics each keep their last `frames` messages.
+    pub fn with_topic_log(frames: usize) -> Self {
+        Self {
+            inner: Mutex::default(),
+            logs: Mutex::default(),
+            log_frames: frames.max(1),
+        }
+    }
+
+    fn topic_log(&self, topic: &str) -> Arc<Mutex<TopicLog>> {
+        let mut logs = self.logs.lock().unwrap_or_else(PoisonError::into_inner);
+        logs.entry(topic.to_owned()).or_default().clone()
+    }
+
+    /// Delivers an already numbered message of `topic` to this process's subscribers.
+    pub(crate) fn deliver_topic(&self, topic: &str, frame: &TopicFrame) {
+        for member in self.recipients(topic, None) {
+            member.deliver_topic(topic, frame);
+        }
+    }
+
+    /// The members subscribed to `topic`, except `except`, collected so that delivery (which
+    /// locks each member) happens outside the registry lock.
+    fn recipients(&self, topic: &str, except: Option<SessionId>) -> Vec<Arc<dyn Member>> {
+        let registry = self.lock();
+        let Some(ids) = registry.topics.get(topic) else {
+            return Vec::new();
+        };
+        ids.iter()
+            .filter(|id| Some(**id) != except)
+            .filter_map(|id| registry.members.get(id).cloned())
+            .collect()
+    }
+
     /// How many sessions are subscribed to `topic`.
     pub fn subscribers(&self, topic: &str) -> usize {
         self.lock().topics.get(topic).map_or(0, HashSet::len)
@@ -143,19 +328,7 @@ impl LocalPubSub {
     }
 
     fn fan_out(&self, topic: &str, frame: Outgoing, except: Option<SessionId>) {
-        // Collect the recipients first so that delivery (which locks each member) happens
-        // outside the registry lock.
-        let recipients: Vec<Arc<dyn Member>> = {
-            let registry = self.lock();
-            let Some(ids) = registry.topics.get(topic) else {
-                return;
-            };
-            ids.iter()
-                .filter(|id| Some(**id) != except)
-                .filter_map(|id| registry.members.get(id).cloned())
-                .collect()
-        };
-        for member in recipients {
+        for member in self.recipients(topic, except) {
             member.deliver(frame.clone());
         }
     }
@@ -215,6 +388,28 @@ impl PubSub for LocalPubSub {
     fn broadcast_from(&self, from: SessionId, topic: &str, frame: Outgoing) {
         self.fan_out(topic, frame, Some(from));
     }
+
+    fn publish(&self, topic: &str, publication: Publication) {
+        let log = self.topic_log(topic);
+        // Held while delivering, so two publishers on one topic never deliver out of order.
+        let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+        log.head += 1;
+        let frame = publication.numbered(log.head);
+        log.frames.push_back(frame.sequenced().clone());
+        if log.frames.len() > self.log_frames {
+            log.frames.pop_front();
+        }
+        self.deliver_topic(topic, &frame);
+    }
+
+    fn replay(&self, topic: &str, after: Seq) -> BoxFuture<'static, Replay> {
+        let replay = self
+            .topic_log(topic)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .replay(after);
+        Box::pin(std::future::ready(replay))
+    }
 }
 
 #[cfg(test)]
@@ -250,6 +445,61 @@ mod tests {
         pubsub.broadcast("b", frame());
         assert_eq!(member.0.load(Ordering::Relaxed), 1);
         assert_eq!(pubsub.subscribers("a"), 0);
+    }
+
+    fn publication(n: u32) -> Publication {
+        let template = format!(r#"{{"type":"msg","seq":0,"payload":{n},"topic":"t"}}"#);
+        let push = format!(r#"{{"type":"push","payload":{n},"topic":"t"}}"#);
+        Publication::new(&template, Outgoing::push(push.into())).unwrap()
+    }
+
+    fn texts(replay: Replay) -> Vec<String> {
+        match replay {
+            Replay::Held(frames) => frames.iter().map(|f| f.text().to_owned()).collect(),
+            Replay::Gone { head } => vec![format!("gone at {head}")],
+        }
+    }
+
+    #[test]
+    fn a_topic_replays_exactly_what_followed_a_cursor_while_its_log_holds_it() {
+        let pubsub = LocalPubSub::with_topic_log(3);
+        let before = topic_origin();
+        for n in 1..=5 {
+            pubsub.publish("t", publication(n));
+        }
+        let replay = |after| futures_util::FutureExt::now_or_never(pubsub.replay("t", after));
+        // Numbering starts at the time the topic was first used.
+        let Some(Replay::Gone { head: fifth }) = replay(0) else {
+            panic!("0 is long gone");
+        };
+        assert!(fifth >= before + 5);
+        let nth = |n: u64| fifth - 5 + n;
+        assert_eq!(
+            texts(replay(nth(3)).unwrap()),
+            [
+                format!(
+                    r#"{{"type":"msg","seq":{},"payload":4,"topic":"t"}}"#,
+                    nth(4)
+                ),
+                format!(
+                    r#"{{"type":"msg","seq":{},"payload":5,"topic":"t"}}"#,
+                    nth(5)
+                ),
+            ]
+        );
+        assert_eq!(
+            texts(replay(nth(2)).unwrap()).len(),
+            3,
+            "the oldest held is 3"
+        );
+        assert!(texts(replay(nth(5)).unwrap()).is_empty(), "nothing missed");
+        let gone = [format!("gone at {fifth}")];
+        assert_eq!(texts(replay(nth(1)).unwrap()), gone, "2 was trimmed");
+        assert_eq!(
+            texts(replay(nth(9)).unwrap()),
+            gone,
+            "a cursor from the future"
+        );
     }
 
     #[test]

@@ -1,15 +1,56 @@
-//! Pub/sub across server processes through Redis `PUBLISH` / `PSUBSCRIBE`.
+//! Pub/sub across server processes through Redis `PUBLISH` / `PSUBSCRIBE`, and sequenced
+//! topics numbered and logged in Redis (a counter and a capped stream per topic).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use futures_util::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot};
 
-use super::{LocalPubSub, Member, Outgoing, PubSub};
-use crate::SessionId;
+use super::{LocalPubSub, Member, Outgoing, PubSub, Publication, Replay, TOPIC_LOG, TopicFrame};
+use crate::{Seq, SessionId};
+
+/// Numbers a topic message, logs it and publishes it, atomically, so that every process sees
+/// a topic's messages in the order of their numbers and the log never misses one. A counter
+/// that does not exist (first use, or lost with Redis's data) starts at the publisher's
+/// [`topic_origin`](super::topic_origin). Numbers are formatted with `%d`: Lua would write a
+/// large one in exponent notation.
+/// KEYS: counter, stream, channel. ARGV: frame head, frame tail, push frame, message header,
+/// log length, origin.
+const PUBLISH_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[6]) end
+local seq = string.format('%d', redis.call('INCR', KEYS[1]))
+local msg = ARGV[1] .. seq .. ARGV[2]
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], '0-' .. seq, 'f', msg)
+redis.call('PUBLISH', KEYS[3], ARGV[4] .. ' ' .. seq .. '\n' .. msg .. '\n' .. ARGV[3])
+return seq
+";
+
+/// The messages after a cursor, if the stream still holds all of them: `{head, 'held',
+/// frames…}`, or `{head, 'gone'}`. KEYS: counter, stream. ARGV: the cursor.
+const REPLAY_SCRIPT: &str = r"
+local head = tonumber(redis.call('GET', KEYS[1]) or '0')
+local after = tonumber(ARGV[1])
+local shown = string.format('%d', head)
+if after == head then return {shown, 'held'} end
+if after > head then return {shown, 'gone'} end
+local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+if #first == 0 or tonumber(string.sub(first[1][1], 3)) > after + 1 then
+  return {shown, 'gone'}
+end
+local out = {shown, 'held'}
+local from = '0-' .. string.format('%d', after + 1)
+for _, entry in ipairs(redis.call('XRANGE', KEYS[2], from, '+')) do
+  out[#out + 1] = entry[2][2]
+end
+return out
+";
+
+/// How long a replay may wait for Redis before the subscriber is given a snapshot instead.
+const REPLAY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Publishes waiting while Redis is unreachable; past this, broadcasts to other processes are
 /// dropped (local subscribers still get them).
@@ -42,7 +83,8 @@ struct Inner {
     local: LocalPubSub,
     node: u128,
     prefix: String,
-    publish: mpsc::Sender<(String, Vec<u8>)>,
+    publish: mpsc::Sender<Command>,
+    log_frames: AtomicUsize,
     subscribed: AtomicBool,
     publishing: AtomicBool,
     reconnects: AtomicU64,
@@ -82,6 +124,7 @@ impl RedisPubSub {
             node: rand::random(),
             prefix: prefix.to_owned(),
             publish,
+            log_frames: AtomicUsize::new(TOPIC_LOG),
             subscribed: AtomicBool::new(false),
             publishing: AtomicBool::new(false),
             reconnects: AtomicU64::new(0),
@@ -91,6 +134,13 @@ impl RedisPubSub {
         tokio::spawn(subscriber(Arc::downgrade(&inner), client.clone()));
         tokio::spawn(publisher(Arc::downgrade(&inner), client, queue));
         Ok(Self { inner })
+    }
+
+    /// How many messages each sequenced topic keeps in its Redis stream for replay
+    /// (default [`TOPIC_LOG`]). Every process sharing the topics should use the same.
+    pub fn with_topic_log(self, frames: usize) -> Self {
+        self.inner.log_frames.store(frames.max(1), Ordering::SeqCst);
+        self
     }
 
     /// How the connection to Redis is doing.
@@ -117,12 +167,43 @@ impl RedisPubSub {
         true
     }
 
-    fn publish(&self, topic: &str, except: Option<SessionId>, frame: &Outgoing) {
+    fn send_broadcast(&self, topic: &str, except: Option<SessionId>, frame: &Outgoing) {
         let channel = format!("{}{topic}", self.inner.prefix);
         let payload = encode(self.inner.node, except, frame);
-        if self.inner.publish.try_send((channel, payload)).is_err() {
+        self.queue(Command::Broadcast { channel, payload });
+    }
+
+    fn queue(&self, command: Command) {
+        if self.inner.publish.try_send(command).is_err() {
             self.inner.dropped.fetch_add(1, Ordering::SeqCst);
         }
+    }
+}
+
+/// Work for the publishing connection, in order.
+enum Command {
+    Broadcast {
+        channel: String,
+        payload: Vec<u8>,
+    },
+    Publish {
+        topic: String,
+        publication: Publication,
+    },
+    Replay {
+        topic: String,
+        after: Seq,
+        reply: oneshot::Sender<Replay>,
+    },
+}
+
+impl Inner {
+    fn counter_key(&self, topic: &str) -> String {
+        format!("{}topic-seq:{topic}", self.prefix)
+    }
+
+    fn stream_key(&self, topic: &str) -> String {
+        format!("{}topic-log:{topic}", self.prefix)
     }
 }
 
@@ -144,13 +225,38 @@ impl PubSub for RedisPubSub {
     }
 
     fn broadcast(&self, topic: &str, frame: Outgoing) {
-        self.publish(topic, None, &frame);
+        self.send_broadcast(topic, None, &frame);
         self.inner.local.broadcast(topic, frame);
     }
 
     fn broadcast_from(&self, from: SessionId, topic: &str, frame: Outgoing) {
-        self.publish(topic, Some(from), &frame);
+        self.send_broadcast(topic, Some(from), &frame);
         self.inner.local.broadcast_from(from, topic, frame);
+    }
+
+    /// Numbered by Redis: this process's subscribers receive it when it comes back through
+    /// the subscription, in the same order as every other process's.
+    fn publish(&self, topic: &str, publication: Publication) {
+        self.queue(Command::Publish {
+            topic: topic.to_owned(),
+            publication,
+        });
+    }
+
+    fn replay(&self, topic: &str, after: Seq) -> BoxFuture<'static, Replay> {
+        let (reply, answer) = oneshot::channel();
+        self.queue(Command::Replay {
+            topic: topic.to_owned(),
+            after,
+            reply,
+        });
+        Box::pin(async move {
+            match tokio::time::timeout(REPLAY_TIMEOUT, answer).await {
+                Ok(Ok(replay)) => replay,
+                // Redis is unreachable: the subscriber gets a snapshot rather than waiting.
+                _ => Replay::Gone { head: after },
+            }
+        })
     }
 }
 
@@ -163,17 +269,41 @@ fn encode(node: u128, except: Option<SessionId>, frame: &Outgoing) -> Vec<u8> {
     out
 }
 
-/// A published message from another process: the excluded session and the frame.
-fn decode(own_node: u128, payload: &[u8]) -> Option<(Option<SessionId>, Outgoing)> {
+/// A message that arrived through the subscription.
+#[derive(Debug)]
+enum Received {
+    /// A broadcast from another process, for every subscriber but `except`.
+    Broadcast {
+        except: Option<SessionId>,
+        frame: Outgoing,
+    },
+    /// A numbered message of a sequenced topic, from any process (this one included).
+    Topic(TopicFrame),
+}
+
+/// Reads a published message: a header line (publishing process, excluded session, kind and,
+/// for a topic message, its number), then the frame (a topic message: its `msg` frame, a
+/// newline, its `push` frame; JSON text has no raw newlines).
+fn decode(own_node: u128, payload: &[u8]) -> Option<Received> {
     let text = std::str::from_utf8(payload).ok()?;
     let (header, frame) = text.split_once('\n')?;
     let mut parts = header.split(' ');
     let node = u128::from_str_radix(parts.next()?, 16).ok()?;
+    let except = parts.next()?;
+    if parts.clone().next() == Some("topic") {
+        let seq: Seq = parts.nth(1)?.parse().ok()?;
+        let (msg, push) = frame.split_once('\n')?;
+        return Some(Received::Topic(TopicFrame::new(
+            seq,
+            Outgoing::new("msg", None, Utf8Bytes::from(msg.to_owned())),
+            Outgoing::push(Utf8Bytes::from(push.to_owned())),
+        )));
+    }
     if node == own_node {
         // Already delivered locally when it was broadcast.
         return None;
     }
-    let except = match parts.next()? {
+    let except = match except {
         "-" => None,
         id => Some(id.parse().ok()?),
     };
@@ -182,10 +312,10 @@ fn decode(own_node: u128, payload: &[u8]) -> Option<(Option<SessionId>, Outgoing
         "msg" => "msg",
         _ => return None,
     };
-    Some((
+    Some(Received::Broadcast {
         except,
-        Outgoing::new(kind, None, Utf8Bytes::from(frame.to_owned())),
-    ))
+        frame: Outgoing::new(kind, None, Utf8Bytes::from(frame.to_owned())),
+    })
 }
 
 /// Delay before reconnection attempt `attempt`: 100 ms doubling to 5 s.
@@ -226,11 +356,17 @@ async fn subscriber(inner: Weak<Inner>, client: redis::Client) {
                         .get_channel_name()
                         .strip_prefix(inner.prefix.as_str())
                         .unwrap_or_default();
-                    if let Some((except, frame)) = decode(inner.node, message.get_payload_bytes()) {
-                        match except {
-                            Some(from) => inner.local.broadcast_from(from, topic, frame),
-                            None => inner.local.broadcast(topic, frame),
-                        }
+                    match decode(inner.node, message.get_payload_bytes()) {
+                        Some(Received::Broadcast {
+                            except: Some(from),
+                            frame,
+                        }) => inner.local.broadcast_from(from, topic, frame),
+                        Some(Received::Broadcast {
+                            except: None,
+                            frame,
+                        }) => inner.local.broadcast(topic, frame),
+                        Some(Received::Topic(frame)) => inner.local.deliver_topic(topic, &frame),
+                        None => {}
                     }
                 }
                 let Some(inner) = inner.upgrade() else { return };
@@ -253,52 +389,156 @@ fn record(inner: &Weak<Inner>, error: &str) {
     }
 }
 
-/// Publishes queued broadcasts, reconnecting when a publish fails.
-async fn publisher(
-    inner: Weak<Inner>,
-    client: redis::Client,
-    mut queue: mpsc::Receiver<(String, Vec<u8>)>,
-) {
+/// Runs the queued commands on one connection, reconnecting when one fails. A broadcast
+/// that fails is dropped (counted in `dropped`); a topic message is retried until Redis is
+/// back, since its subscribers would otherwise miss a number.
+async fn publisher(inner: Weak<Inner>, client: redis::Client, mut queue: mpsc::Receiver<Command>) {
     let mut connection: Option<redis::aio::MultiplexedConnection> = None;
     let mut attempt = 0;
-    while let Some((channel, payload)) = queue.recv().await {
+    while let Some(command) = queue.recv().await {
         let Some(strong) = inner.upgrade() else {
             return;
         };
-        if connection.is_none() {
-            let connect = client.get_multiplexed_async_connection();
-            match tokio::time::timeout(Duration::from_secs(2), connect).await {
-                Ok(Ok(conn)) => {
-                    connection = Some(conn);
-                    attempt = 0;
+        let mut command = Some(command);
+        while let Some(current) = command.take() {
+            if matches!(current, Command::Publish { .. })
+                && !strong.subscribed.load(Ordering::SeqCst)
+            {
+                // This process's subscribers receive a topic message through the subscription:
+                // publishing while it is down would skip them.
+                command = Some(current);
+                attempt += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+            if connection.is_none() {
+                let connect = client.get_multiplexed_async_connection();
+                match tokio::time::timeout(Duration::from_secs(2), connect).await {
+                    Ok(Ok(conn)) => {
+                        connection = Some(conn);
+                        attempt = 0;
+                    }
+                    _ => {
+                        strong.publishing.store(false, Ordering::SeqCst);
+                        attempt += 1;
+                        command = unreachable(&strong, current);
+                        if command.is_some() {
+                            tokio::time::sleep(backoff(attempt)).await;
+                        }
+                        continue;
+                    }
                 }
-                _ => {
-                    // Unreachable: this broadcast stays local; try again after a pause.
+            }
+            let conn = connection.as_mut().expect("connected above");
+            match run(&strong, conn, current).await {
+                Ok(()) => strong.publishing.store(true, Ordering::SeqCst),
+                Err((err, retry)) => {
                     strong.publishing.store(false, Ordering::SeqCst);
-                    strong.dropped.fetch_add(1, Ordering::SeqCst);
-                    attempt += 1;
-                    drop(strong);
-                    tokio::time::sleep(backoff(attempt)).await;
-                    continue;
+                    *strong.last_error.lock().unwrap() = Some(err.to_string());
+                    tracing::warn!(%err, "redis publish failed");
+                    let lost = err.is_io_error()
+                        || err.is_connection_dropped()
+                        || err.is_connection_refusal()
+                        || err.is_timeout();
+                    if lost {
+                        connection = None;
+                    }
+                    match retry {
+                        Some(retry) if lost => {
+                            attempt += 1;
+                            tokio::time::sleep(backoff(attempt)).await;
+                            command = Some(retry);
+                        }
+                        _ => {
+                            strong.dropped.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
                 }
             }
         }
-        let conn = connection.as_mut().expect("connected above");
-        let published: Result<i64, _> = redis::cmd("PUBLISH")
-            .arg(&channel)
-            .arg(&payload)
-            .query_async(conn)
-            .await;
-        match published {
-            Ok(_) => strong.publishing.store(true, Ordering::SeqCst),
-            Err(err) => {
-                strong.publishing.store(false, Ordering::SeqCst);
-                strong.dropped.fetch_add(1, Ordering::SeqCst);
-                *strong.last_error.lock().unwrap() = Some(err.to_string());
-                tracing::warn!(%err, "redis publish failed");
-                connection = None;
+    }
+}
+
+/// Redis cannot be reached for `command`: a broadcast stays local, a replay is answered
+/// "gone" (by its caller's timeout), a topic message is kept for a retry.
+fn unreachable(inner: &Inner, command: Command) -> Option<Command> {
+    match command {
+        Command::Publish { .. } => Some(command),
+        Command::Broadcast { .. } => {
+            inner.dropped.fetch_add(1, Ordering::SeqCst);
+            None
+        }
+        Command::Replay { .. } => None,
+    }
+}
+
+/// Runs one command. On failure, a topic message comes back to be retried.
+async fn run(
+    inner: &Inner,
+    conn: &mut redis::aio::MultiplexedConnection,
+    command: Command,
+) -> Result<(), (redis::RedisError, Option<Command>)> {
+    match command {
+        Command::Broadcast { channel, payload } => {
+            let published: Result<i64, _> = redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(&payload)
+                .query_async(conn)
+                .await;
+            published.map(drop).map_err(|err| (err, None))
+        }
+        Command::Publish { topic, publication } => {
+            let header = format!("{:032x} - topic", inner.node);
+            let published: Result<String, _> = redis::cmd("EVAL")
+                .arg(PUBLISH_SCRIPT)
+                .arg(3)
+                .arg(inner.counter_key(&topic))
+                .arg(inner.stream_key(&topic))
+                .arg(format!("{}{topic}", inner.prefix))
+                .arg(Publication::HEAD)
+                .arg(publication.tail())
+                .arg(publication.push().text())
+                .arg(header)
+                .arg(inner.log_frames.load(Ordering::SeqCst))
+                .arg(super::topic_origin())
+                .query_async(conn)
+                .await;
+            match published {
+                Ok(_) => Ok(()),
+                Err(err) => Err((err, Some(Command::Publish { topic, publication }))),
             }
         }
+        Command::Replay {
+            topic,
+            after,
+            reply,
+        } => {
+            let answer: Result<Vec<String>, _> = redis::cmd("EVAL")
+                .arg(REPLAY_SCRIPT)
+                .arg(2)
+                .arg(inner.counter_key(&topic))
+                .arg(inner.stream_key(&topic))
+                .arg(after)
+                .query_async(conn)
+                .await;
+            let answer = answer.map_err(|err| (err, None))?;
+            let _ = reply.send(replay_from(after, answer));
+            Ok(())
+        }
+    }
+}
+
+/// Reads the replay script's answer.
+fn replay_from(after: Seq, answer: Vec<String>) -> Replay {
+    let mut answer = answer.into_iter();
+    let head = answer.next().and_then(|h| h.parse().ok()).unwrap_or(after);
+    match answer.next().as_deref() {
+        Some("held") => Replay::Held(
+            answer
+                .map(|text| Outgoing::new("msg", None, Utf8Bytes::from(text)))
+                .collect(),
+        ),
+        _ => Replay::Gone { head },
     }
 }
 
@@ -312,10 +552,28 @@ mod tests {
         let from = SessionId::from_u128(5);
         let payload = encode(7, Some(from), &frame);
         assert!(decode(7, &payload).is_none());
-        let (except, decoded) = decode(8, &payload).unwrap();
+        let Some(Received::Broadcast {
+            except,
+            frame: decoded,
+        }) = decode(8, &payload)
+        else {
+            panic!("not a broadcast");
+        };
         assert_eq!(except, Some(from));
         assert_eq!(decoded.text(), frame.text());
         assert_eq!(decoded.kind(), "push");
         assert!(decode(8, b"garbage").is_none());
+
+        // What the publish script sends: read by every process, the publisher's too.
+        let topic = format!(
+            "{:032x} - topic 12\n{{\"type\":\"msg\",\"seq\":12}}\n{{\"type\":\"push\"}}",
+            7u128
+        );
+        let Some(Received::Topic(frame)) = decode(7, topic.as_bytes()) else {
+            panic!("not a topic message");
+        };
+        assert_eq!(frame.seq(), 12);
+        assert_eq!(frame.sequenced().text(), r#"{"type":"msg","seq":12}"#);
+        assert_eq!(frame.push().text(), r#"{"type":"push"}"#);
     }
 }

@@ -2,7 +2,7 @@
 //! current connection and its topics. Everything here works on encoded frames and is shared
 //! by every transport; the handler lives one level up, in the hub.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, watch};
 use super::limits::Limits;
 use super::metrics::Metrics;
 use crate::context::{SessionGone, Sink};
-use crate::pubsub::{Member, Outgoing, PubSub};
-use crate::{Effect, ErrorCode, Protocol, Ref, Seq, ServerFrame, SessionId};
+use crate::pubsub::{Member, Outgoing, PubSub, Publication, TopicFrame};
+use crate::{Cursors, Effect, ErrorCode, Protocol, Ref, Seq, ServerFrame, SessionId};
 
 /// What an endpoint's sessions share.
 pub(crate) struct Shared {
@@ -257,6 +257,24 @@ pub(crate) enum Resumed {
     Reset,
 }
 
+/// What a subscription to a sequenced topic needs before its messages flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TopicSync {
+    /// The client holds no usable resume point: the handler's `snapshot` of the topic.
+    Snapshot(String),
+    /// The client holds the topic up to `after`: what followed, from the topic's log.
+    Replay { topic: String, after: Seq },
+}
+
+/// Where a subscription's topic messages stand.
+enum TopicState {
+    /// Catching up (a replay or snapshot is under way): live messages wait here, so that
+    /// they follow what the catch-up sends.
+    Buffering(Vec<TopicFrame>),
+    /// Messages go straight to the client; `last` is the last number it was sent.
+    Live { last: Option<Seq> },
+}
+
 /// The protocol-level state of one session.
 pub(crate) struct SessionCore<P> {
     pub(crate) id: SessionId,
@@ -270,6 +288,10 @@ struct Inner {
     log: VecDeque<Outgoing>,
     conn: Option<Conn>,
     topics: HashSet<String>,
+    /// `Some` once the client said it follows sequenced topics (a `topics` field in `hello`
+    /// or the connect URL): the cursors it gave, each taken when its topic is caught up.
+    cursors: Option<Cursors>,
+    topic_states: HashMap<String, TopicState>,
     handled: VecDeque<Ref>,
     handled_set: HashSet<Ref>,
     /// Bumped on every attach, so a late expiry timer can tell it is stale.
@@ -287,6 +309,8 @@ impl<P: Protocol> SessionCore<P> {
                 log: VecDeque::new(),
                 conn: None,
                 topics: HashSet::new(),
+                cursors: None,
+                topic_states: HashMap::new(),
                 handled: VecDeque::new(),
                 handled_set: HashSet::new(),
                 generation: 0,
@@ -342,6 +366,7 @@ impl<P: Protocol> SessionCore<P> {
     fn send_reset(&self, inner: &mut Inner) {
         let frame = ServerFrame::<()>::Reset {
             seq: inner.last_seq,
+            topic: None,
             id: None,
         };
         self.deliver_encoded(inner, &frame);
@@ -457,9 +482,84 @@ impl<P: Protocol> SessionCore<P> {
         self.deliver(&mut inner, Item::Close(stop));
     }
 
+    /// Takes the client's topic cursors (from `hello` or the connect URL): from now on its
+    /// topic messages are `msg` frames. Returns the catch-ups due for topics the session is
+    /// already subscribed to (a resumed session).
+    pub(crate) fn follow_topics(&self, cursors: Option<Cursors>) -> Vec<TopicSync> {
+        let Some(mut cursors) = cursors else {
+            return Vec::new();
+        };
+        let mut inner = self.lock();
+        let mut syncs = Vec::new();
+        for topic in inner.topics.clone() {
+            if let Some(after) = cursors.remove(&topic) {
+                inner
+                    .topic_states
+                    .insert(topic.clone(), TopicState::Buffering(Vec::new()));
+                syncs.push(TopicSync::Replay { topic, after });
+            }
+        }
+        inner.cursors = Some(cursors);
+        syncs
+    }
+
+    /// The topic's log no longer holds what the client missed: sends `reset` for the topic
+    /// (its messages keep waiting until [`topic_live`](Self::topic_live)).
+    pub(crate) fn topic_reset(&self, topic: &str, head: Seq) {
+        let frame = ServerFrame::<()>::Reset {
+            seq: head,
+            topic: Some(topic.to_owned()),
+            id: None,
+        };
+        self.deliver_encoded(&mut self.lock(), &frame);
+        Metrics::bump(&self.shared.metrics.sessions_reset);
+    }
+
+    /// Sends what the client missed of `topic` after `after`, then lets its messages flow.
+    pub(crate) fn topic_replayed(&self, topic: &str, after: Seq, missed: Vec<Outgoing>) {
+        let last = after + missed.len() as Seq;
+        let mut inner = self.lock();
+        if !missed.is_empty() {
+            self.deliver(&mut inner, Item::Replay(missed));
+        }
+        self.go_live(&mut inner, topic, Some(last));
+    }
+
+    /// The catch-up of `topic` is done (the client holds it up to `last`, if known): sends
+    /// the messages that waited meanwhile, and lets the next ones flow.
+    pub(crate) fn topic_live(&self, topic: &str, last: Option<Seq>) {
+        let mut inner = self.lock();
+        self.go_live(&mut inner, topic, last);
+    }
+
+    fn go_live(&self, inner: &mut Inner, topic: &str, mut last: Option<Seq>) {
+        let waiting = match inner.topic_states.get_mut(topic) {
+            Some(TopicState::Buffering(waiting)) => std::mem::take(waiting),
+            // Unsubscribed meanwhile, or already live.
+            _ => return,
+        };
+        let following = inner.cursors.is_some();
+        for frame in waiting {
+            if following {
+                if last.is_some_and(|last| frame.seq() <= last) {
+                    continue;
+                }
+                last = Some(frame.seq());
+                self.deliver(inner, Item::Frame(frame.sequenced().clone()));
+            } else {
+                self.deliver(inner, Item::Frame(frame.push().clone()));
+            }
+        }
+        inner
+            .topic_states
+            .insert(topic.to_owned(), TopicState::Live { last });
+    }
+
     /// Carries out a handler's effects, in order. `reference` is the client message they
-    /// answer; sequenced replies carry it.
-    pub(crate) fn apply(&self, effects: Vec<Effect<P>>, reference: Option<Ref>) {
+    /// answer; sequenced replies carry it. Returns the catch-ups due for topics it
+    /// subscribed to.
+    pub(crate) fn apply(&self, effects: Vec<Effect<P>>, reference: Option<Ref>) -> Vec<TopicSync> {
+        let mut syncs = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Send(msg) => self.sequenced(&msg, reference),
@@ -471,11 +571,15 @@ impl<P: Protocol> SessionCore<P> {
                     };
                     self.deliver_encoded(&mut self.lock(), &frame);
                 }
-                Effect::Subscribe(topic) => self.subscribe(topic),
+                Effect::Subscribe(topic) => syncs.extend(self.subscribe(topic)),
                 Effect::Unsubscribe(topic) => {
-                    self.lock().topics.remove(&topic);
+                    let mut inner = self.lock();
+                    inner.topics.remove(&topic);
+                    inner.topic_states.remove(&topic);
+                    drop(inner);
                     self.shared.pubsub.unsubscribe(self.id, &topic);
                 }
+                Effect::Publish { topic, msg } => self.publish(&topic, &msg),
                 Effect::Broadcast {
                     topic,
                     msg,
@@ -484,6 +588,7 @@ impl<P: Protocol> SessionCore<P> {
                 Effect::Close => self.close(Stop::CLOSED_BY_SERVER),
             }
         }
+        syncs
     }
 
     fn sequenced(&self, msg: &P::Server, reference: Option<Ref>) {
@@ -493,6 +598,7 @@ impl<P: Protocol> SessionCore<P> {
             seq,
             payload: msg,
             reference,
+            topic: None,
             id: None,
         };
         let Some(out) = self.encode(&frame, Some(seq)) else {
@@ -512,10 +618,10 @@ impl<P: Protocol> SessionCore<P> {
         self.deliver(&mut inner, Item::Frame(out));
     }
 
-    fn subscribe(&self, topic: String) {
+    fn subscribe(&self, topic: String) -> Option<TopicSync> {
         let mut inner = self.lock();
         if inner.topics.contains(&topic) {
-            return;
+            return None;
         }
         let max = self.shared.limits.max_topics;
         if inner.topics.len() >= max {
@@ -525,11 +631,46 @@ impl<P: Protocol> SessionCore<P> {
             );
             self.deliver_encoded(&mut inner, &frame);
             tracing::warn!(session = %self.id, %topic, "topic limit reached");
-            return;
+            return None;
         }
         inner.topics.insert(topic.clone());
+        // Messages wait until the client is caught up: they must follow the replay or the
+        // snapshot.
+        inner
+            .topic_states
+            .insert(topic.clone(), TopicState::Buffering(Vec::new()));
+        let cursor = inner.cursors.as_mut().and_then(|c| c.remove(&topic));
         drop(inner);
         self.shared.pubsub.subscribe(self.id, &topic);
+        Some(match cursor {
+            Some(after) => TopicSync::Replay { topic, after },
+            None => TopicSync::Snapshot(topic),
+        })
+    }
+
+    fn publish(&self, topic: &str, msg: &P::Server) {
+        let template = ServerFrame::Msg {
+            seq: 0,
+            payload: msg,
+            reference: None,
+            topic: Some(topic.to_owned()),
+            id: None,
+        };
+        let push = ServerFrame::Push {
+            payload: msg,
+            topic: Some(topic.to_owned()),
+            id: None,
+        };
+        let (Some(template), Some(push)) = (self.encode(&template, None), self.encode(&push, None))
+        else {
+            return;
+        };
+        let Some(publication) = Publication::new(template.text(), push) else {
+            tracing::error!(%topic, "an encoded topic message does not start with its number");
+            return;
+        };
+        Metrics::bump(&self.shared.metrics.broadcasts);
+        self.shared.pubsub.publish(topic, publication);
     }
 
     fn broadcast(&self, topic: &str, msg: &P::Server, include_self: bool) {
@@ -580,6 +721,31 @@ impl<P: Protocol> Member for SessionCore<P> {
         let mut inner = self.lock();
         SessionCore::deliver(self, &mut inner, Item::Frame(frame));
     }
+
+    fn deliver_topic(&self, topic: &str, frame: &TopicFrame) {
+        let mut inner = self.lock();
+        let following = inner.cursors.is_some();
+        match inner.topic_states.get_mut(topic) {
+            Some(TopicState::Buffering(waiting)) => {
+                waiting.push(frame.clone());
+                return;
+            }
+            Some(TopicState::Live { last }) if following => {
+                // A replay and the live stream may overlap: each number goes once.
+                if last.is_some_and(|last| frame.seq() <= last) {
+                    return;
+                }
+                *last = Some(frame.seq());
+            }
+            _ => {}
+        }
+        let out = if following {
+            frame.sequenced()
+        } else {
+            frame.push()
+        };
+        SessionCore::deliver(self, &mut inner, Item::Frame(out.clone()));
+    }
 }
 
 impl<P: Protocol> Sink<P> for SessionCore<P> {
@@ -587,7 +753,8 @@ impl<P: Protocol> Sink<P> for SessionCore<P> {
         if self.lock().ended {
             return Err(SessionGone);
         }
-        self.apply(vec![effect], None);
+        // A sender cannot subscribe, so nothing is left to catch up.
+        let _ = self.apply(vec![effect], None);
         Ok(())
     }
 }

@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use super::core::{Conn, Resumed, SessionCore, Shared, Stop};
+use super::core::{Conn, Resumed, SessionCore, Shared, Stop, TopicSync};
 use super::metrics::Metrics;
+use crate::pubsub::Replay;
 use crate::{ClientFrame, Context, DecodeError, Dispatch, ErrorCode, Protocol, Ref, Sender, Seq};
-use crate::{HandlerResult, SessionId};
+use crate::{Cursors, Effect, HandlerResult, SessionId};
 
 /// Makes a fresh handler for each session (and again after a handler fails), from the props
 /// of the session (a mux component's verified token props; `null` on a plain endpoint).
@@ -42,12 +43,24 @@ pub(crate) enum Flow<P: Protocol, H> {
     Switch(Arc<Session<P, H>>),
 }
 
+/// What a `hello` asks to resume.
+struct Resume {
+    session: Option<SessionId>,
+    after: Option<Seq>,
+    topics: Option<Cursors>,
+}
+
 /// Which hook to run.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Hook {
     Connected,
     Disconnected,
+    Snapshot(String),
 }
+
+/// Catch-ups one handler call may cause in a row (a snapshot may subscribe to more topics):
+/// bounded, so that a handler subscribing in every snapshot cannot keep a session busy.
+const MAX_SYNCS: usize = 256;
 
 pub(crate) struct Hub<P: Protocol, H> {
     pub(crate) shared: Arc<Shared>,
@@ -113,16 +126,20 @@ where
         conn: Conn,
         extensions: axum::http::Extensions,
         props: serde_json::Value,
+        topics: Option<Cursors>,
     ) -> Arc<Session<P, H>> {
         let live = conn.live;
         if let Some((id, after)) = resume
             && let Some(session) = self.get(id)
         {
-            self.resume_onto(&session, conn, after, extensions).await;
+            self.resume_onto(&session, conn, after, extensions, topics)
+                .await;
             return session;
         }
         let session = self.create(extensions, props);
         session.core.attach(conn, None, true);
+        // A new session has no subscriptions yet: its `connected` hook's subscribe uses them.
+        let _ = session.core.follow_topics(topics);
         if let Some((_, after)) = resume {
             // The client held state from a session that is gone: tell it to drop it.
             tracing::debug!(session = %session.id(), after, "resume of an unknown session");
@@ -140,10 +157,16 @@ where
         conn: Conn,
         after: Seq,
         extensions: axum::http::Extensions,
+        topics: Option<Cursors>,
     ) {
         let live = conn.live;
         session.state.lock().await.cx.set_extensions(extensions);
         let (resumed, displaced) = session.core.attach(conn, Some(after), true);
+        let syncs = session.core.follow_topics(topics);
+        if !syncs.is_empty() {
+            let mut state = session.state.lock().await;
+            self.sync(session, &mut state, syncs).await;
+        }
         if displaced {
             // The client came back before its old connection was noticed gone.
             self.hook(session, Hook::Disconnected).await;
@@ -192,8 +215,14 @@ where
                 version,
                 session: resume,
                 after,
+                topics,
             } => {
-                self.hello(session, conn_id, protocol, version, resume, after)
+                let resume = Resume {
+                    session: resume,
+                    after,
+                    topics,
+                };
+                self.hello(session, conn_id, protocol, version, resume)
                     .await
             }
             ClientFrame::Join { .. } | ClientFrame::Leave { .. } => {
@@ -213,8 +242,7 @@ where
         conn_id: u64,
         protocol: Option<String>,
         version: Option<String>,
-        resume: Option<SessionId>,
-        after: Option<Seq>,
+        resume: Resume,
     ) -> Flow<P, H> {
         let refused = match (&protocol, &version) {
             (Some(name), _) if name != P::NAME => Some(format!(
@@ -235,7 +263,12 @@ where
             session.core.close(Stop::VERSION_MISMATCH);
             return Flow::Continue;
         }
-        match (resume, after) {
+        let Resume {
+            session: target,
+            after,
+            topics,
+        } = resume;
+        let flow = match (target, after) {
             (None, None) => Flow::Continue,
             // `after` alone, or naming this very session, replays on it (the HTTP transport
             // names its session in a header).
@@ -243,8 +276,18 @@ where
             (Some(id), after) if id == session.id() => {
                 self.replay(session, after.unwrap_or(0)).await
             }
-            (Some(id), after) => self.move_to(session, conn_id, id, after.unwrap_or(0)).await,
+            (Some(id), after) => {
+                return self
+                    .move_to(session, conn_id, id, after.unwrap_or(0), topics)
+                    .await;
+            }
+        };
+        let syncs = session.core.follow_topics(topics);
+        if !syncs.is_empty() {
+            let mut state = session.state.lock().await;
+            self.sync(session, &mut state, syncs).await;
         }
+        flow
     }
 
     async fn replay(&self, session: &Arc<Session<P, H>>, after: Seq) -> Flow<P, H> {
@@ -262,11 +305,17 @@ where
         conn_id: u64,
         target: SessionId,
         after: Seq,
+        topics: Option<Cursors>,
     ) -> Flow<P, H> {
         let Some(target) = self.get(target) else {
             // Nothing to resume: the client keeps this session, and drops what it derived
-            // from the old one.
+            // from the old one (its topics may still resume).
             session.core.reset();
+            let syncs = session.core.follow_topics(topics);
+            if !syncs.is_empty() {
+                let mut state = session.state.lock().await;
+                self.sync(session, &mut state, syncs).await;
+            }
             return Flow::Continue;
         };
         let Some((conn, _)) = session.core.detach(conn_id) else {
@@ -278,7 +327,8 @@ where
         self.sessions().remove(&session.id());
         session.core.end();
         let extensions = session.state.lock().await.cx.extensions().clone();
-        self.resume_onto(&target, conn, after, extensions).await;
+        self.resume_onto(&target, conn, after, extensions, topics)
+            .await;
         Flow::Switch(target)
     }
 
@@ -304,7 +354,7 @@ where
         let effects = cx.take_effects();
         match flatten(outcome) {
             Ok(()) => {
-                session.core.apply(effects, reference);
+                self.apply(session, &mut state, effects, reference).await;
                 if let Some(r) = reference {
                     session.core.handled(r);
                 }
@@ -316,13 +366,26 @@ where
         }
     }
 
-    /// Runs a hook; a failing `connected` hook is reported, not retried.
+    /// Runs a hook; a failing hook is reported, not retried.
     async fn hook(&self, session: &Arc<Session<P, H>>, hook: Hook) {
         let mut state = session.state.lock().await;
-        let State { handler, cx } = &mut *state;
+        let syncs = self.run_hook(session, &mut state, hook).await;
+        self.sync(session, &mut state, syncs).await;
+    }
+
+    /// Runs a hook with the session's state already locked; returns the catch-ups its
+    /// effects call for.
+    async fn run_hook(
+        &self,
+        session: &Arc<Session<P, H>>,
+        state: &mut State<P, H>,
+        hook: Hook,
+    ) -> Vec<TopicSync> {
+        let State { handler, cx } = state;
         let future = match hook {
             Hook::Connected => P::connected(handler, cx).boxed(),
             Hook::Disconnected => P::disconnected(handler, cx).boxed(),
+            Hook::Snapshot(topic) => P::snapshot(handler, cx, topic).boxed(),
         };
         let outcome = AssertUnwindSafe(future).catch_unwind().await;
         let effects = cx.take_effects();
@@ -333,7 +396,60 @@ where
                 tracing::warn!(session = %session.id(), %message, "handler hook failed");
                 state.handler = (self.factory)(&session.props);
                 session.core.error(ErrorCode::HandlerFailed, message, None);
+                Vec::new()
             }
+        }
+    }
+
+    /// Carries out a handler's effects, then the catch-ups of the topics it subscribed to.
+    async fn apply(
+        &self,
+        session: &Arc<Session<P, H>>,
+        state: &mut State<P, H>,
+        effects: Vec<Effect<P>>,
+        reference: Option<Ref>,
+    ) {
+        let syncs = session.core.apply(effects, reference);
+        self.sync(session, state, syncs).await;
+    }
+
+    /// Catches the client up on topics: replays what it missed from each topic's log, or,
+    /// when it holds nothing the log can continue, sends the handler's snapshot (after a
+    /// `reset` for the topic if its resume point is gone). Live messages wait meanwhile.
+    async fn sync(
+        &self,
+        session: &Arc<Session<P, H>>,
+        state: &mut State<P, H>,
+        syncs: Vec<TopicSync>,
+    ) {
+        let mut due: std::collections::VecDeque<TopicSync> = syncs.into();
+        let mut done = 0;
+        while let Some(sync) = due.pop_front() {
+            done += 1;
+            if done > MAX_SYNCS {
+                tracing::warn!(session = %session.id(), "too many topic catch-ups in a row");
+                break;
+            }
+            let (topic, head) = match sync {
+                TopicSync::Replay { topic, after } => {
+                    match self.shared.pubsub.replay(&topic, after).await {
+                        Replay::Held(missed) => {
+                            session.core.topic_replayed(&topic, after, missed);
+                            continue;
+                        }
+                        Replay::Gone { head } => {
+                            session.core.topic_reset(&topic, head);
+                            (topic, Some(head))
+                        }
+                    }
+                }
+                TopicSync::Snapshot(topic) => (topic, None),
+            };
+            let more = self
+                .run_hook(session, state, Hook::Snapshot(topic.clone()))
+                .await;
+            session.core.topic_live(&topic, head);
+            due.extend(more);
         }
     }
 

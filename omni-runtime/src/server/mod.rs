@@ -58,7 +58,7 @@ pub use self::metrics::MetricsSnapshot;
 pub use self::mux::{Mux, MuxBuilder};
 pub use self::origin::Origins;
 use crate::pubsub::{LocalPubSub, PubSub};
-use crate::{Dispatch, Protocol, Seq, SessionId};
+use crate::{Cursors, Dispatch, Protocol, Seq, SessionId};
 
 /// A protocol served with a handler factory: the state behind the `/ws`, `/http` and `/sse`
 /// routes. Cheap to clone.
@@ -126,6 +126,24 @@ where
 struct ResumeQuery {
     session: Option<SessionId>,
     after: Option<Seq>,
+    /// Topic cursors as a JSON object (`{"room":17}`); present, even empty, it says the
+    /// client follows sequenced topics.
+    topics: Option<String>,
+}
+
+impl ResumeQuery {
+    fn cursors(&self) -> Option<Cursors> {
+        let topics = self.topics.as_deref()?;
+        match serde_json::from_str(topics) {
+            Ok(cursors) => Some(cursors),
+            Err(err) => {
+                // Resuming topics is an optimisation: without cursors the client gets
+                // snapshots, never wrong state.
+                tracing::debug!(%err, "unreadable topic cursors in the connect URL");
+                None
+            }
+        }
+    }
 }
 
 impl<P, H> Endpoint<P, H>
@@ -198,11 +216,11 @@ where
         if !self.origins.allows(&request.headers) {
             return StatusCode::FORBIDDEN.into_response();
         }
-        let resume = request
-            .uri
-            .query()
-            .and_then(resume_from_query)
+        let query = request.uri.query().and_then(resume_from_query);
+        let resume = query
+            .as_ref()
             .and_then(|q| q.session.map(|id| (id, q.after.unwrap_or(0))));
+        let topics = query.and_then(|q| q.cursors());
         let limits = &self.hub.shared.limits;
         let hub = self.hub.clone();
         let extensions = request.extensions.clone();
@@ -213,7 +231,7 @@ where
             // and then the close may be lost to a reset connection.
             .max_message_size(hard_frame_limit(limits.max_frame_bytes))
             .max_frame_size(hard_frame_limit(limits.max_frame_bytes))
-            .on_upgrade(move |socket| ws::run(hub, socket, resume, extensions))
+            .on_upgrade(move |socket| ws::run(hub, socket, resume, topics, extensions))
     }
 
     /// Serves one already-upgraded WebSocket on this endpoint (a new session).
@@ -221,6 +239,7 @@ where
         ws::run(
             self.hub.clone(),
             socket,
+            None,
             None,
             axum::http::Extensions::new(),
         )
@@ -320,8 +339,9 @@ where
         return StatusCode::FORBIDDEN.into_response();
     }
     let resume = sse::resume_point(query.session, query.after, &headers);
+    let topics = query.cursors();
     let extensions = request.into_parts().0.extensions;
-    sse::get(endpoint.hub.clone(), resume, extensions).await
+    sse::get(endpoint.hub.clone(), resume, topics, extensions).await
 }
 
 /// Runs one WebSocket with a protocol and a handler, inside your own axum handler, without an

@@ -230,7 +230,7 @@ where
         Box::pin(async move {
             let conn_id = self.shared.next_conn_id();
             let conn = socket.component(conn_id, id);
-            let session = self.open(resume, conn, extensions, props).await;
+            let session = self.open(resume, conn, extensions, props, None).await;
             Box::new(Joined {
                 hub: self.clone(),
                 session,

@@ -16,13 +16,14 @@ use super::core::{ConnRx, Item, Stop, shutting_down};
 use super::hub::{Hub, Session};
 use super::metrics::Metrics;
 use crate::pubsub::Outgoing;
-use crate::{Dispatch, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
+use crate::{Cursors, Dispatch, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
 
 /// Opens an event stream on a new session, or on `resume`'s session from just after its
 /// sequence number.
 pub(crate) async fn get<P, H>(
     hub: Arc<Hub<P, H>>,
     resume: Option<(SessionId, Seq)>,
+    topics: Option<Cursors>,
     extensions: axum::http::Extensions,
 ) -> Response
 where
@@ -35,7 +36,7 @@ where
     let conn_id = conn.id;
     let span = tracing::info_span!("omni.sse", conn = conn_id);
     let session = hub
-        .open(resume, conn, extensions, serde_json::Value::Null)
+        .open(resume, conn, extensions, serde_json::Value::Null, topics)
         .instrument(span.clone())
         .await;
     span.in_scope(|| tracing::debug!(session = %session.id(), "sse stream opened"));

@@ -10,13 +10,15 @@ use tracing::Instrument;
 use super::core::{ConnRx, Item, Stop, shutting_down};
 use super::hub::{Flow, Hub};
 use super::metrics::Metrics;
-use crate::{ClientFrame, DecodeError, Dispatch, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
+use crate::SessionId;
+use crate::{ClientFrame, Cursors, DecodeError, Dispatch, ErrorCode, Protocol, Seq, ServerFrame};
 
 /// Runs one WebSocket connection until either side closes it.
 pub(crate) async fn run<P, H>(
     hub: Arc<Hub<P, H>>,
     mut socket: WebSocket,
     resume: Option<(SessionId, Seq)>,
+    topics: Option<Cursors>,
     extensions: axum::http::Extensions,
 ) where
     P: Protocol + Dispatch<H>,
@@ -33,7 +35,7 @@ pub(crate) async fn run<P, H>(
     ) = shared.connection(true);
     let conn_id = conn.id;
     let mut session = hub
-        .open(resume, conn, extensions, serde_json::Value::Null)
+        .open(resume, conn, extensions, serde_json::Value::Null, topics)
         .await;
     let mut shutdown = shared.shutdown.subscribe();
     let max = shared.limits.max_frame_bytes;

@@ -1,0 +1,156 @@
+//! A protocol with a sequenced topic, for the topic tests: posts are published on `feed`,
+//! and the handler's snapshot of `feed` is every post so far.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use omni::pubsub::PubSub;
+use omni::server::Endpoint;
+use omni::{Context, HandlerResult, ServerFrame, TransportState};
+
+use super::{Client, PATIENCE, serve};
+
+/// The sequenced topic.
+pub const FEED: &str = "feed";
+
+#[omni::protocol]
+#[derive(Debug, Clone, PartialEq)]
+pub enum Feed {
+    /// Publish `Posted` on the feed.
+    #[client]
+    Post(String),
+    #[server]
+    Posted(String),
+    /// The handler's snapshot: every post so far.
+    #[server]
+    State(Vec<String>),
+}
+
+/// The posts of one deployment (shared by its "servers").
+#[derive(Clone, Default)]
+pub struct Posts(pub Arc<Mutex<Vec<String>>>);
+
+pub struct Reader {
+    pub posts: Posts,
+}
+
+impl FeedHandler for Reader {
+    async fn post(&mut self, cx: &mut Context<Feed>, text: String) -> HandlerResult {
+        self.posts.0.lock().unwrap().push(text.clone());
+        cx.publish(FEED, FeedFromServer::Posted(text));
+        Ok(())
+    }
+
+    async fn connected(&mut self, cx: &mut Context<Feed>) -> HandlerResult {
+        cx.subscribe(FEED);
+        Ok(())
+    }
+
+    async fn snapshot(&mut self, cx: &mut Context<Feed>, topic: String) -> HandlerResult {
+        assert_eq!(topic, FEED);
+        cx.send(FeedFromServer::State(self.posts.0.lock().unwrap().clone()));
+        Ok(())
+    }
+}
+
+pub type Down = ServerFrame<FeedFromServer>;
+
+/// A "server": an endpoint on its own port, on the deployment's pub/sub and posts.
+pub async fn node(pubsub: Arc<dyn PubSub>, posts: &Posts) -> SocketAddr {
+    let posts = posts.clone();
+    let endpoint = Endpoint::<Feed, _>::builder(move || Reader {
+        posts: posts.clone(),
+    })
+    .pubsub(pubsub)
+    .build();
+    serve(omni::axum::Router::new().nest("/omni", endpoint.router())).await
+}
+
+/// Connects and reads `welcome`; `topics` is the URL's cursor object, if any.
+pub async fn connect(addr: SocketAddr, topics: Option<&str>) -> Client {
+    let path = match topics {
+        Some(topics) => format!("/omni/ws?topics={}", urlencode(topics)),
+        None => "/omni/ws".to_owned(),
+    };
+    let mut client = Client::connect(addr, &path).await;
+    assert!(matches!(
+        client.next::<FeedFromServer>().await,
+        Down::Welcome { .. }
+    ));
+    client
+}
+
+pub fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Posts through `client` and waits until the server has handled it.
+pub async fn post(client: &mut Client, text: &str, reference: u64) {
+    client
+        .msg(FeedFromClient::Post(text.into()), reference)
+        .await;
+    loop {
+        if let Down::Ack { reference: r, .. } = client.next::<FeedFromServer>().await
+            && r == reference
+        {
+            return;
+        }
+    }
+}
+
+/// The next frame that is not an `ack`.
+pub async fn next(client: &mut Client) -> Down {
+    loop {
+        match client.next::<FeedFromServer>().await {
+            Down::Ack { .. } => {}
+            frame => return frame,
+        }
+    }
+}
+
+pub fn topic_msg(seq: u64, text: &str) -> Down {
+    Down::Msg {
+        seq,
+        payload: FeedFromServer::Posted(text.into()),
+        reference: None,
+        topic: Some(FEED.into()),
+        id: None,
+    }
+}
+
+/// Reads the snapshot `State` a subscription starts with.
+pub async fn snapshot(client: &mut Client) -> Vec<String> {
+    match next(client).await {
+        Down::Msg {
+            payload: FeedFromServer::State(posts),
+            topic: None,
+            ..
+        } => posts,
+        other => panic!("expected the snapshot, got {other:?}"),
+    }
+}
+
+/// The Rust client's view of the feed: posts in the order applied, and topic resets.
+pub async fn collect(
+    messages: &mut omni::client::Messages<Feed>,
+    want: usize,
+) -> (Vec<String>, u32) {
+    let mut posts = Vec::new();
+    let mut resets = 0;
+    while posts.len() < want {
+        match tokio::time::timeout(PATIENCE, messages.recv()).await {
+            Ok(Some(Feed::Posted(text))) => posts.push(text),
+            Ok(Some(Feed::State(state))) => posts = state,
+            Ok(Some(Feed::Transport(TransportState::TopicReset { .. }))) => resets += 1,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the stream ended"),
+            Err(_) => panic!("only {posts:?} within {PATIENCE:?}"),
+        }
+    }
+    (posts, resets)
+}

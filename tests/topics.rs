@@ -1,0 +1,193 @@
+//! Sequenced topics over real sockets: numbered `msg` frames for clients that follow topics,
+//! plain pushes for v1 clients, exact replay after a cursor on any server sharing the
+//! pub/sub, `reset` and the handler's snapshot past the log, and the Rust client resuming
+//! its topics through a load balancer that moves it to another server.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::Client;
+use common::feed::{
+    Down, FEED, Feed, FeedFromServer, Posts, collect, connect, next, node, post, snapshot,
+    topic_msg,
+};
+use common::proxy::Proxy;
+use omni::client::{Backoff, Client as RustClient};
+use omni::pubsub::{LocalPubSub, PubSub};
+
+#[tokio::test]
+async fn a_v1_client_gets_topic_messages_as_plain_pushes() {
+    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
+    let addr = node(pubsub, &Posts::default()).await;
+    let mut v1 = connect(addr, None).await;
+    assert!(snapshot(&mut v1).await.is_empty());
+    let mut poster = connect(addr, None).await;
+    snapshot(&mut poster).await;
+    post(&mut poster, "hello", 1).await;
+    assert_eq!(
+        next(&mut v1).await,
+        Down::Push {
+            payload: FeedFromServer::Posted("hello".into()),
+            topic: Some(FEED.into()),
+            id: None
+        }
+    );
+}
+
+/// The number and text of the next topic message `client` receives.
+async fn numbered(client: &mut Client) -> (u64, String) {
+    match next(client).await {
+        Down::Msg {
+            seq,
+            payload: FeedFromServer::Posted(text),
+            topic: Some(topic),
+            ..
+        } if topic == FEED => (seq, text),
+        other => panic!("expected a feed message, got {other:?}"),
+    }
+}
+
+fn cursor(seq: u64) -> String {
+    format!(r#"{{"feed":{seq}}}"#)
+}
+
+#[tokio::test]
+async fn a_follower_moved_to_another_server_receives_exactly_what_it_missed() {
+    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
+    let posts = Posts::default();
+    let (a, b) = (
+        node(pubsub.clone(), &posts).await,
+        node(pubsub, &posts).await,
+    );
+    let mut poster = connect(a, None).await;
+    snapshot(&mut poster).await;
+
+    let mut reader = connect(a, Some("{}")).await;
+    assert!(snapshot(&mut reader).await.is_empty());
+    post(&mut poster, "one", 1).await;
+    let (first, text) = numbered(&mut reader).await;
+    assert_eq!(text, "one");
+    post(&mut poster, "two", 2).await;
+    assert_eq!(numbered(&mut reader).await, (first + 1, "two".into()));
+    drop(reader);
+    for (i, text) in ["three", "four", "five"].into_iter().enumerate() {
+        post(&mut poster, text, i as u64 + 3).await;
+    }
+    // Back on the other server with its cursor: no snapshot, the three it missed in order,
+    // then the live stream.
+    let mut reader = connect(b, Some(&cursor(first + 1))).await;
+    assert_eq!(next(&mut reader).await, topic_msg(first + 2, "three"));
+    assert_eq!(next(&mut reader).await, topic_msg(first + 3, "four"));
+    assert_eq!(next(&mut reader).await, topic_msg(first + 4, "five"));
+    post(&mut poster, "six", 6).await;
+    assert_eq!(next(&mut reader).await, topic_msg(first + 5, "six"));
+    assert!(reader.quiet_for(Duration::from_millis(200)).await);
+}
+
+#[tokio::test]
+async fn past_the_log_a_follower_gets_a_topic_reset_and_the_handlers_snapshot() {
+    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::with_topic_log(2));
+    let posts = Posts::default();
+    let addr = node(pubsub, &posts).await;
+    let mut poster = connect(addr, None).await;
+    snapshot(&mut poster).await;
+    let mut witness = connect(addr, Some("{}")).await;
+    snapshot(&mut witness).await;
+    for (i, text) in ["one", "two", "three", "four"].into_iter().enumerate() {
+        post(&mut poster, text, i as u64 + 1).await;
+    }
+    let first = numbered(&mut witness).await.0;
+    // The log holds three and four; two and three were missed.
+    let mut reader = connect(addr, Some(&cursor(first))).await;
+    assert_eq!(
+        next(&mut reader).await,
+        Down::Reset {
+            seq: first + 3,
+            topic: Some(FEED.into()),
+            id: None
+        }
+    );
+    assert_eq!(snapshot(&mut reader).await, ["one", "two", "three", "four"]);
+    post(&mut poster, "five", 5).await;
+    assert_eq!(next(&mut reader).await, topic_msg(first + 4, "five"));
+
+    // A cursor the log still holds resumes without a snapshot.
+    let mut other = connect(addr, Some(&cursor(first + 3))).await;
+    assert_eq!(next(&mut other).await, topic_msg(first + 4, "five"));
+
+    // A cursor from before the topic's numbering (a restarted server) is gone too.
+    let mut stale = connect(addr, Some(&cursor(3))).await;
+    assert!(matches!(
+        next(&mut stale).await,
+        Down::Reset { topic: Some(_), .. }
+    ));
+    assert_eq!(snapshot(&mut stale).await.len(), 5);
+}
+
+#[tokio::test]
+async fn hello_cursors_resume_topics_on_a_connection_that_is_already_open() {
+    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
+    let posts = Posts::default();
+    let addr = node(pubsub, &posts).await;
+    let mut poster = connect(addr, None).await;
+    snapshot(&mut poster).await;
+    let mut witness = connect(addr, Some("{}")).await;
+    snapshot(&mut witness).await;
+    post(&mut poster, "one", 1).await;
+    post(&mut poster, "two", 2).await;
+    let first = numbered(&mut witness).await.0;
+    // A v1 connection that then sends its cursors: the topic is replayed after one, and
+    // from then on its messages are numbered.
+    let mut reader = connect(addr, None).await;
+    snapshot(&mut reader).await;
+    reader
+        .send_text(format!(r#"{{"type":"hello","topics":{}}}"#, cursor(first)))
+        .await;
+    assert_eq!(next(&mut reader).await, topic_msg(first + 1, "two"));
+    post(&mut poster, "three", 3).await;
+    assert_eq!(next(&mut reader).await, topic_msg(first + 2, "three"));
+}
+
+#[tokio::test]
+async fn the_rust_client_follows_a_topic_across_servers_without_gaps_or_repeats() {
+    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
+    let posts = Posts::default();
+    let (a, b) = (
+        node(pubsub.clone(), &posts).await,
+        node(pubsub, &posts).await,
+    );
+    let proxy = Proxy::start(a).await;
+    let (_client, mut messages) =
+        RustClient::<Feed>::builder(format!("http://{}/omni", proxy.addr))
+            .backoff(Backoff {
+                base: Duration::from_millis(20),
+                cap: Duration::from_millis(100),
+                ..Backoff::default()
+            })
+            .connect();
+    let mut poster = connect(a, None).await;
+    snapshot(&mut poster).await;
+    // Wait until the client has its snapshot, so every post is a topic message to it.
+    loop {
+        if let Some(Feed::State(_)) = messages.recv().await {
+            break;
+        }
+    }
+    post(&mut poster, "p1", 1).await;
+    assert_eq!(collect(&mut messages, 1).await, (vec!["p1".into()], 0));
+
+    // The load balancer moves the client to server B while posts go on through A.
+    proxy.pause();
+    proxy.set_upstream(b);
+    proxy.cut();
+    for i in 2..=20 {
+        post(&mut poster, &format!("p{i}"), i).await;
+    }
+    proxy.resume();
+    let (got, resets) = collect(&mut messages, 19).await;
+    let want: Vec<String> = (2..=20).map(|i| format!("p{i}")).collect();
+    assert_eq!(got, want, "each post once, in order, nothing missed");
+    assert_eq!(resets, 0, "the topic resumed: no reset, no snapshot");
+}
