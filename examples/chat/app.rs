@@ -10,7 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use omni::server::Endpoint;
 use omni::{Context, HandlerResult};
 
-/// The one topic every chat connection subscribes to.
+/// The one topic every chat connection subscribes to. Messages are published on it as a
+/// sequenced topic, so a client that follows topics and comes back (to any server sharing
+/// the Redis) receives exactly the messages it missed; presence is broadcast on it.
 pub const ROOM: &str = "room";
 
 /// A chat message.
@@ -218,9 +220,11 @@ impl MsgHandler for ChatHandler {
         }
         let (stored, new) = self.room.store(msg).await?;
         let upsert = BTreeMap::from([(stored.id.clone(), stored)]);
+        // The sender's confirmation answers its `ref`; everyone (the sender too) gets the
+        // message on the room, where clients that missed it can catch up.
         cx.send(MsgFromServer::Upsert(upsert.clone()));
         if new {
-            cx.broadcast_from(ROOM, MsgFromServer::Upsert(upsert));
+            cx.publish(ROOM, MsgFromServer::Upsert(upsert));
         }
         Ok(())
     }
@@ -234,6 +238,14 @@ impl MsgHandler for ChatHandler {
         cx.subscribe(ROOM);
         let online = self.room.count(1).await?;
         cx.broadcast(ROOM, MsgFromServer::Presence { online });
+        Ok(())
+    }
+
+    /// A client that cannot catch up on the room from its log gets every stored message.
+    async fn snapshot(&mut self, cx: &mut Context<Msg>, topic: String) -> HandlerResult {
+        if topic == ROOM {
+            cx.send(MsgFromServer::Upsert(self.room.all().await?));
+        }
         Ok(())
     }
 
