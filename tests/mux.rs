@@ -147,6 +147,7 @@ type Frame = ServerFrame<Value>;
 
 fn join(id: &str, module: &str, token: String) -> ClientFrame<()> {
     ClientFrame::Join {
+        topics: None,
         id: id.into(),
         module: module.into(),
         token,
@@ -613,6 +614,7 @@ async fn a_component_resumes_on_a_new_socket_with_exactly_what_it_missed() {
     let mut client = server.socket().await;
     client
         .send(ClientFrame::<()>::Join {
+            topics: None,
             id: "again".into(),
             module: "tally".into(),
             token: server.token("tally", "ada"),
@@ -653,6 +655,7 @@ async fn a_component_resumes_on_a_new_socket_with_exactly_what_it_missed() {
     assert_eq!(add(&mut client, "again", 1, 3).await, 4);
     client
         .send(ClientFrame::<()>::Join {
+            topics: None,
             id: "old".into(),
             module: "tally".into(),
             token: server.token("tally", "ada"),

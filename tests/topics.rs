@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use common::Client;
 use common::feed::{
-    Down, FEED, Feed, FeedFromServer, Posts, collect, connect, next, node, post, snapshot,
+    Down, FEED, Feed, FeedFromServer, Posts, Reader, collect, connect, next, node, post, snapshot,
     topic_msg,
 };
 use common::proxy::Proxy;
-use omni::client::{Backoff, Client as RustClient};
+use omni::client::{Backoff, Client as RustClient, Mux as MuxClient, Transport};
 use omni::pubsub::{LocalPubSub, PubSub};
+use omni::server::{Endpoint, Mux};
+use omni::token::Keys;
 
 #[tokio::test]
 async fn a_v1_client_gets_topic_messages_as_plain_pushes() {
@@ -150,8 +152,9 @@ async fn hello_cursors_resume_topics_on_a_connection_that_is_already_open() {
     assert_eq!(next(&mut reader).await, topic_msg(first + 2, "three"));
 }
 
-#[tokio::test]
-async fn the_rust_client_follows_a_topic_across_servers_without_gaps_or_repeats() {
+/// The Rust client over `transport`, moved from server A to server B by a load balancer while
+/// posts go on: it receives each post once, in order, from B's replay of the shared log.
+async fn follows_a_topic_across_servers(transport: Transport) {
     let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
     let posts = Posts::default();
     let (a, b) = (
@@ -161,11 +164,8 @@ async fn the_rust_client_follows_a_topic_across_servers_without_gaps_or_repeats(
     let proxy = Proxy::start(a).await;
     let (_client, mut messages) =
         RustClient::<Feed>::builder(format!("http://{}/omni", proxy.addr))
-            .backoff(Backoff {
-                base: Duration::from_millis(20),
-                cap: Duration::from_millis(100),
-                ..Backoff::default()
-            })
+            .transport(transport)
+            .backoff(quick())
             .connect();
     let mut poster = connect(a, None).await;
     snapshot(&mut poster).await;
@@ -178,7 +178,6 @@ async fn the_rust_client_follows_a_topic_across_servers_without_gaps_or_repeats(
     post(&mut poster, "p1", 1).await;
     assert_eq!(collect(&mut messages, 1).await, (vec!["p1".into()], 0));
 
-    // The load balancer moves the client to server B while posts go on through A.
     proxy.pause();
     proxy.set_upstream(b);
     proxy.cut();
@@ -188,6 +187,77 @@ async fn the_rust_client_follows_a_topic_across_servers_without_gaps_or_repeats(
     proxy.resume();
     let (got, resets) = collect(&mut messages, 19).await;
     let want: Vec<String> = (2..=20).map(|i| format!("p{i}")).collect();
-    assert_eq!(got, want, "each post once, in order, nothing missed");
-    assert_eq!(resets, 0, "the topic resumed: no reset, no snapshot");
+    assert_eq!(
+        got, want,
+        "{transport:?}: each post once, in order, nothing missed"
+    );
+    assert_eq!(
+        resets, 0,
+        "{transport:?}: the topic resumed: no reset, no snapshot"
+    );
+}
+
+fn quick() -> Backoff {
+    Backoff {
+        base: Duration::from_millis(20),
+        cap: Duration::from_millis(100),
+        ..Backoff::default()
+    }
+}
+
+#[tokio::test]
+async fn the_rust_client_follows_a_topic_across_servers_over_websocket() {
+    follows_a_topic_across_servers(Transport::Ws).await;
+}
+
+#[tokio::test]
+async fn the_rust_client_follows_a_topic_across_servers_over_sse() {
+    follows_a_topic_across_servers(Transport::Sse).await;
+}
+
+#[tokio::test]
+async fn a_mux_component_resumes_its_topic_when_it_rejoins() {
+    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
+    let posts = Posts::default();
+    let feed = {
+        let posts = posts.clone();
+        Endpoint::<Feed, _>::builder(move || Reader {
+            posts: posts.clone(),
+        })
+        .pubsub(pubsub)
+        .build()
+    };
+    let mux = Mux::builder(Keys::new("the topic tests' mux key, 32 bytes+").unwrap())
+        .module("feed", &feed)
+        .build();
+    let addr =
+        common::serve(omni::axum::Router::new().nest("/omni", feed.router().merge(mux.router())))
+            .await;
+    let proxy = Proxy::start(addr).await;
+    let client = MuxClient::builder(format!("http://{}/omni", proxy.addr))
+        .backoff(quick())
+        .connect_timeout(Duration::from_millis(500))
+        .connect();
+    let token = mux.sign("feed", &serde_json::json!({}), Duration::from_secs(600));
+    let (_feed, mut messages) = client.join::<Feed>("f", "feed", token);
+    loop {
+        if let Some(Feed::State(_)) = messages.recv().await {
+            break;
+        }
+    }
+    let mut poster = connect(addr, None).await;
+    snapshot(&mut poster).await;
+    post(&mut poster, "p1", 1).await;
+    assert_eq!(collect(&mut messages, 1).await, (vec!["p1".into()], 0));
+
+    proxy.pause();
+    proxy.cut();
+    for i in 2..=10 {
+        post(&mut poster, &format!("p{i}"), i).await;
+    }
+    proxy.resume();
+    let (got, resets) = collect(&mut messages, 9).await;
+    let want: Vec<String> = (2..=10).map(|i| format!("p{i}")).collect();
+    assert_eq!(got, want);
+    assert_eq!(resets, 0);
 }

@@ -440,6 +440,7 @@ impl<C: DeserializeOwned> ClientFrame<C> {
                 session: f.optional(|f| &mut f.session, "session")?,
                 after: f.optional(|f| &mut f.after, "after")?,
                 version: f.optional(|f| &mut f.version, "version")?,
+                topics: f.optional(|f| &mut f.topics, "topics")?,
             },
             "leave" => ClientFrame::Leave {
                 id: f.required(|f| &mut f.id, "id")?,

@@ -108,6 +108,10 @@ pub enum ClientFrame<C> {
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional)]
         version: Option<String>,
+        /// The component's topic cursors, as in `hello`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional, type = "Record<string, number>")]
+        topics: Option<Cursors>,
     },
     /// Mux: stop component `id`.
     Leave {

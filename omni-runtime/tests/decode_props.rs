@@ -142,6 +142,7 @@ fn client_frame<C: Clone + std::fmt::Debug + 'static>(
         )
             .prop_map(|((id, module, token), session, after, version)| {
                 ClientFrame::Join {
+                    topics: None,
                     id,
                     module,
                     token,

@@ -114,6 +114,7 @@ fn untyped_payloads_encode_the_same() {
 fn join() {
     client(
         ClientFrame::Join {
+            topics: None,
             id: "c1".into(),
             module: "counter".into(),
             token: "opaque-token-issued-by-the-server".into(),

@@ -87,7 +87,11 @@ after?: number,
  * The client's schema hash for the module's protocol; a different one is refused
  * with `version_mismatch`.
  */
-version?: string, } | { "type": "leave", 
+version?: string, 
+/**
+ * The component's topic cursors, as in `hello`.
+ */
+topics?: Record<string, number>, } | { "type": "leave", 
 /**
  * The component's id.
  */

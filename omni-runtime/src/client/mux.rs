@@ -208,6 +208,7 @@ impl<P: Protocol + Send> Member for Component<P> {
             session: resume.map(|(session, _)| session),
             after: resume.map(|(_, after)| after),
             version: Some(P::VERSION.to_owned()),
+            topics: Some(self.link.topics.clone()),
         }
         .encode()
         .unwrap_or_default()

@@ -58,9 +58,10 @@ use super::core::{self, Conn, ConnRx, Item, Stop, shutting_down};
 use super::hub::{Hub, Session};
 use super::metrics::Metrics;
 use super::{Endpoint, Limits, Origins, hard_frame_limit, ws};
+use crate::SessionId;
 use crate::pubsub::Outgoing;
 use crate::token::Keys;
-use crate::{ClientFrame, Dispatch, ErrorCode, Protocol, Ref, Seq, ServerFrame, SessionId};
+use crate::{ClientFrame, Cursors, Dispatch, ErrorCode, Protocol, Ref, Seq, ServerFrame};
 
 /// Several endpoints served as modules over one WebSocket per client. Cheap to clone.
 #[derive(Clone)]
@@ -195,10 +196,16 @@ trait Module: Send + Sync + 'static {
         &'a self,
         id: &'a str,
         socket: &'a Conn,
-        resume: Option<(SessionId, Seq)>,
+        resume: Resume,
         props: Value,
         extensions: axum::http::Extensions,
     ) -> BoxFuture<'a, Box<dyn Component>>;
+}
+
+/// What a `join` asks to resume: the component's session, and its topics.
+struct Resume {
+    session: Option<(SessionId, Seq)>,
+    topics: Option<Cursors>,
 }
 
 /// A joined component: its session, and the connection that is its view of the socket.
@@ -223,14 +230,16 @@ where
         &'a self,
         id: &'a str,
         socket: &'a Conn,
-        resume: Option<(SessionId, Seq)>,
+        resume: Resume,
         props: Value,
         extensions: axum::http::Extensions,
     ) -> BoxFuture<'a, Box<dyn Component>> {
         Box::pin(async move {
             let conn_id = self.shared.next_conn_id();
             let conn = socket.component(conn_id, id);
-            let session = self.open(resume, conn, extensions, props, None).await;
+            let session = self
+                .open(resume.session, conn, extensions, props, resume.topics)
+                .await;
             Box::new(Joined {
                 hub: self.clone(),
                 session,
@@ -406,12 +415,16 @@ async fn handle(
             session,
             after,
             version,
+            topics,
         } => {
             let join = Join {
                 id,
                 module,
                 token,
-                resume: session.map(|s| (s, after.unwrap_or(0))),
+                resume: Resume {
+                    session: session.map(|s| (s, after.unwrap_or(0))),
+                    topics,
+                },
                 version,
             };
             if let Err(frame) = join.run(mux, socket, components, extensions).await {
@@ -435,7 +448,7 @@ struct Join {
     id: String,
     module: String,
     token: String,
-    resume: Option<(SessionId, Seq)>,
+    resume: Resume,
     version: Option<String>,
 }
 
