@@ -1,6 +1,8 @@
 //! Broadcast fan-out to 1,000 and 10,000 WebSocket subscribers, through the in-process
 //! pub/sub and through Redis (broadcast on one node, subscribers on another): the time until
 //! the last subscriber has the message, and the server's resident memory per idle connection.
+//! Each is measured for a plain broadcast and for a message published on a sequenced topic
+//! (numbered and logged first: in Redis, by a script).
 //!
 //! `cargo bench --features redis --bench fanout` (needs `redis-server` on the PATH, or
 //! `OMNI_REDIS_URL`). The subscribers live in a child process: 10,000 connections on both
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use omni::pubsub::{LocalPubSub, Outgoing, PubSub};
+use omni::pubsub::{LocalPubSub, Outgoing, PubSub, Publication};
 use omni::server::{Endpoint, Limits};
 use omni::{Context, HandlerResult};
 
@@ -120,13 +122,23 @@ fn endpoint(pubsub: Arc<dyn PubSub>) -> Endpoint<Fan, Listener> {
         .build()
 }
 
-/// One measurement: subscribers connect to `subscribers`' node, broadcasts go out on
+/// How the message goes out.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// `broadcast`: fire and forget.
+    Broadcast,
+    /// `publish` on a sequenced topic.
+    Publish,
+}
+
+/// One measurement: subscribers connect to `subscribers`' node, messages go out on
 /// `broadcaster`. Returns (median, max) time to the last subscriber, and bytes per idle
 /// connection.
 async fn measure(
     n: usize,
     subscribers: Arc<dyn PubSub>,
     broadcaster: Arc<dyn PubSub>,
+    mode: Mode,
 ) -> (Duration, Duration, u64) {
     let endpoint = endpoint(subscribers);
     let addr = serve(&endpoint).await;
@@ -160,8 +172,18 @@ async fn measure(
         let text = format!(
             r#"{{"type":"push","payload":{{"kind":"News","data":"{payload}"}},"topic":"all"}}"#
         );
+        let template = format!(
+            r#"{{"type":"msg","seq":0,"payload":{{"kind":"News","data":"{payload}"}},"topic":"all"}}"#
+        );
         let sent = now_us();
-        broadcaster.broadcast("all", Outgoing::push(text.into()));
+        match mode {
+            Mode::Broadcast => broadcaster.broadcast("all", Outgoing::push(text.into())),
+            Mode::Publish => {
+                let publication = Publication::new(&template, Outgoing::push(text.into()))
+                    .expect("a numbered frame template");
+                broadcaster.publish("all", publication);
+            }
+        }
         let line = rx.recv().await.expect("the clients report");
         let at: u128 = line
             .strip_prefix(&format!("round {round} "))
@@ -197,24 +219,26 @@ fn main() {
     let sizes: &[usize] = if quick { &[50] } else { &[1_000, 10_000] };
     runtime.block_on(async {
         let redis = redis_url();
-        println!("fan-out of one 200-byte push, {ROUNDS} rounds each");
+        println!("fan-out of one 200-byte message, {ROUNDS} rounds each");
         for &n in sizes {
-            let local: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
-            let (median, max, rss) = measure(n, local.clone(), local).await;
-            println!(
-                "  in-process  {n:>6} subscribers: median {median:>10.2?}  max {max:>10.2?}  rss/conn {rss} B"
-            );
-            if let Some(url) = &redis.0 {
-                let prefix = format!("bench-{:x}:", rand::random::<u64>());
-                let a = Arc::new(omni::pubsub::RedisPubSub::with_prefix(url, &prefix).unwrap());
-                let b = Arc::new(omni::pubsub::RedisPubSub::with_prefix(url, &prefix).unwrap());
-                assert!(a.ready(Duration::from_secs(10)).await && b.ready(Duration::from_secs(10)).await);
-                let (median, max, rss) = measure(n, b, a).await;
+            for (mode, how) in [(Mode::Broadcast, "broadcast"), (Mode::Publish, "publish  ")] {
+                let local: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
+                let (median, max, rss) = measure(n, local.clone(), local, mode).await;
                 println!(
-                    "  via redis   {n:>6} subscribers: median {median:>10.2?}  max {max:>10.2?}  rss/conn {rss} B"
+                    "  {how} in-process  {n:>6} subscribers: median {median:>10.2?}  max {max:>10.2?}  rss/conn {rss} B"
                 );
-            } else {
-                println!("  via redis: skipped (no redis-server on the PATH and no OMNI_REDIS_URL)");
+                if let Some(url) = &redis.0 {
+                    let prefix = format!("bench-{:x}:", rand::random::<u64>());
+                    let a = Arc::new(omni::pubsub::RedisPubSub::with_prefix(url, &prefix).unwrap());
+                    let b = Arc::new(omni::pubsub::RedisPubSub::with_prefix(url, &prefix).unwrap());
+                    assert!(a.ready(Duration::from_secs(10)).await && b.ready(Duration::from_secs(10)).await);
+                    let (median, max, rss) = measure(n, b, a, mode).await;
+                    println!(
+                        "  {how} via redis   {n:>6} subscribers: median {median:>10.2?}  max {max:>10.2?}  rss/conn {rss} B"
+                    );
+                } else {
+                    println!("  via redis: skipped (no redis-server on the PATH and no OMNI_REDIS_URL)");
+                }
             }
         }
         drop(redis);

@@ -136,10 +136,30 @@ async fn broadcast_from_excludes_the_sender_on_every_node() {
 /// A redis-server of this test's own, to stop and start again.
 struct OwnRedis {
     child: Option<Child>,
+    port: u16,
     dir: std::path::PathBuf,
 }
 
 impl OwnRedis {
+    /// A redis-server on a free port with an empty directory, and its URL.
+    fn fresh() -> (Self, String) {
+        let _ = redis_url();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("omni-redis-test-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        (Self::start(port, dir), format!("redis://127.0.0.1:{port}/"))
+    }
+
+    /// Starts it again, with its data lost (no persistence).
+    fn restart(&mut self) {
+        self.stop();
+        *self = Self::start(self.port, std::mem::take(&mut self.dir));
+    }
+
     fn start(port: u16, dir: std::path::PathBuf) -> Self {
         let child = Command::new("redis-server")
             .args([
@@ -164,6 +184,7 @@ impl OwnRedis {
         }
         Self {
             child: Some(child),
+            port,
             dir,
         }
     }
@@ -186,16 +207,7 @@ impl Drop for OwnRedis {
 #[tokio::test]
 #[ignore = "needs a redis-server: run `cargo xtask test`"]
 async fn a_redis_restart_is_survived_and_reported() {
-    let _ = redis_url();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("omni-redis-test-{port}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut redis = OwnRedis::start(port, dir.clone());
-    let url = format!("redis://127.0.0.1:{port}/");
+    let (mut redis, url) = OwnRedis::fresh();
     let prefix = prefix();
     let (a, pubsub_a) = node(&url, &prefix).await;
     let (b, pubsub_b) = node(&url, &prefix).await;
@@ -221,7 +233,7 @@ async fn a_redis_restart_is_survived_and_reported() {
     on_a.msg(RoomFromClient::Say("during".into()), 2).await;
     assert_eq!(heard(&mut local).await, "during");
 
-    let mut redis = OwnRedis::start(port, dir);
+    redis.restart();
     assert!(
         pubsub_a.ready(Duration::from_secs(15)).await,
         "node a reconnects"
@@ -311,8 +323,8 @@ mod topics {
     use omni::pubsub::{PubSub, RedisPubSub};
 
     use super::common::feed::{
-        Down, FEED, Feed, FeedFromServer, Posts, collect, connect, next, node, post, snapshot,
-        topic_msg,
+        Down, FEED, Feed, Posts, collect, connect, cursor, next, node, numbered, post, snapshot,
+        snapshot_of, topic_msg,
     };
     use super::common::proxy::Proxy;
     use super::{OwnRedis, prefix, redis_url};
@@ -325,22 +337,6 @@ mod topics {
         );
         assert!(pubsub.ready(Duration::from_secs(10)).await);
         pubsub
-    }
-
-    async fn numbered(client: &mut super::Client) -> (u64, String) {
-        match next(client).await {
-            Down::Msg {
-                seq,
-                payload: FeedFromServer::Posted(text),
-                topic: Some(topic),
-                ..
-            } if topic == FEED => (seq, text),
-            other => panic!("expected a feed message, got {other:?}"),
-        }
-    }
-
-    fn cursor(seq: u64) -> String {
-        format!(r#"{{"feed":{seq}}}"#)
     }
 
     #[tokio::test]
@@ -423,11 +419,7 @@ mod topics {
                 .connect();
         let mut poster = connect(a, None).await;
         snapshot(&mut poster).await;
-        loop {
-            if let Some(Feed::State(_)) = messages.recv().await {
-                break;
-            }
-        }
+        snapshot_of(&mut messages).await;
         post(&mut poster, "p1", 1).await;
         assert_eq!(collect(&mut messages, 1).await, (vec!["p1".into()], 0));
         proxy.pause();
@@ -449,16 +441,7 @@ mod topics {
     #[tokio::test]
     #[ignore = "needs a redis-server: run `cargo xtask test`"]
     async fn topic_messages_published_while_redis_is_down_arrive_after_it_returns() {
-        let _ = redis_url();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("omni-redis-topics-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut redis = OwnRedis::start(port, dir.clone());
-        let url = format!("redis://127.0.0.1:{port}/");
+        let (mut redis, url) = OwnRedis::fresh();
         let prefix = prefix();
         let posts = Posts::default();
         let pubsub_a = pubsub(&url, &prefix, 1024).await;
@@ -476,7 +459,7 @@ mod topics {
         }
         // Handled (acknowledged) at once; numbered once Redis is back.
         post(&mut poster, "during", 2).await;
-        let mut redis = OwnRedis::start(port, dir);
+        redis.restart();
         assert!(pubsub_a.ready(Duration::from_secs(15)).await);
         // Redis lost its data: the numbering starts again above the old one, so an old
         // cursor can never be taken for a position in it.

@@ -8,10 +8,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::Client;
 use common::feed::{
-    Down, FEED, Feed, FeedFromServer, Posts, Reader, collect, connect, next, node, post, snapshot,
-    topic_msg,
+    Down, FEED, Feed, FeedFromServer, Posts, Reader, collect, connect, cursor, next, node,
+    numbered, post, snapshot, snapshot_of, topic_msg,
 };
 use common::proxy::Proxy;
 use omni::client::{Backoff, Client as RustClient, Mux as MuxClient, Transport};
@@ -36,23 +35,6 @@ async fn a_v1_client_gets_topic_messages_as_plain_pushes() {
             id: None
         }
     );
-}
-
-/// The number and text of the next topic message `client` receives.
-async fn numbered(client: &mut Client) -> (u64, String) {
-    match next(client).await {
-        Down::Msg {
-            seq,
-            payload: FeedFromServer::Posted(text),
-            topic: Some(topic),
-            ..
-        } if topic == FEED => (seq, text),
-        other => panic!("expected a feed message, got {other:?}"),
-    }
-}
-
-fn cursor(seq: u64) -> String {
-    format!(r#"{{"feed":{seq}}}"#)
 }
 
 #[tokio::test]
@@ -170,11 +152,7 @@ async fn follows_a_topic_across_servers(transport: Transport) {
     let mut poster = connect(a, None).await;
     snapshot(&mut poster).await;
     // Wait until the client has its snapshot, so every post is a topic message to it.
-    loop {
-        if let Some(Feed::State(_)) = messages.recv().await {
-            break;
-        }
-    }
+    snapshot_of(&mut messages).await;
     post(&mut poster, "p1", 1).await;
     assert_eq!(collect(&mut messages, 1).await, (vec!["p1".into()], 0));
 
@@ -240,11 +218,7 @@ async fn a_mux_component_resumes_its_topic_when_it_rejoins() {
         .connect();
     let token = mux.sign("feed", &serde_json::json!({}), Duration::from_secs(600));
     let (_feed, mut messages) = client.join::<Feed>("f", "feed", token);
-    loop {
-        if let Some(Feed::State(_)) = messages.recv().await {
-            break;
-        }
-    }
+    snapshot_of(&mut messages).await;
     let mut poster = connect(addr, None).await;
     snapshot(&mut poster).await;
     post(&mut poster, "p1", 1).await;

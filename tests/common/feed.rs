@@ -154,3 +154,33 @@ pub async fn collect(
     }
     (posts, resets)
 }
+
+/// The number and text of the next topic message `client` receives.
+pub async fn numbered(client: &mut Client) -> (u64, String) {
+    match next(client).await {
+        Down::Msg {
+            seq,
+            payload: FeedFromServer::Posted(text),
+            topic: Some(topic),
+            ..
+        } if topic == FEED => (seq, text),
+        other => panic!("expected a feed message, got {other:?}"),
+    }
+}
+
+/// A cursor object holding the feed at `seq`.
+pub fn cursor(seq: u64) -> String {
+    format!(r#"{{"feed":{seq}}}"#)
+}
+
+/// Waits for the Rust client's snapshot of the feed.
+pub async fn snapshot_of(messages: &mut omni::client::Messages<Feed>) {
+    loop {
+        match tokio::time::timeout(PATIENCE, messages.recv()).await {
+            Ok(Some(Feed::State(_))) => return,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the stream ended"),
+            Err(_) => panic!("no snapshot within {PATIENCE:?}"),
+        }
+    }
+}

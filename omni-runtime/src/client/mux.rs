@@ -35,6 +35,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::link::{Ended, Link, Step};
+use super::ws::{Socket, flush};
 use super::{Backoff, Client, Heartbeat, Messages, Shared, closed, url_for};
 use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, TransportError, TransportState};
 
@@ -291,9 +292,6 @@ async fn run(
     }
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// One socket, from connect to its end.
 async fn connection(
     url: &reqwest::Url,
@@ -433,7 +431,7 @@ async fn route(
         Step::Welcomed => {
             welcomed.insert(member.id().to_owned());
             member.shared().outbox.lock().unwrap().reconnected();
-            flush(socket, member.as_ref()).await
+            flush(socket, member.shared()).await
         }
         Step::Gap => {
             let _ = socket.close(None).await;
@@ -493,30 +491,11 @@ async fn flush_all(
             continue;
         }
         if welcomed.contains(members[i].id()) {
-            flush(socket, members[i].as_ref()).await?;
+            flush(socket, members[i].shared()).await?;
         }
         i += 1;
     }
     Ok(())
-}
-
-async fn flush(socket: &mut Socket, member: &dyn Member) -> Result<(), Ended> {
-    let frames = member
-        .shared()
-        .outbox
-        .lock()
-        .unwrap()
-        .take_unsent(super::outbox::Batch::ALL);
-    for text in frames {
-        socket
-            .feed(Message::Text(text.into()))
-            .await
-            .map_err(|e| Ended::dropped(e.to_string(), true))?;
-    }
-    socket
-        .flush()
-        .await
-        .map_err(|e| Ended::dropped(e.to_string(), true))
 }
 
 async fn send(socket: &mut Socket, text: String) -> Result<(), WsError> {

@@ -73,7 +73,7 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
                             // Everything unanswered goes again on a new connection; the
                             // server acknowledges what it already handled without redoing it.
                             link.shared.outbox.lock().unwrap().reconnected();
-                            if let Err(ended) = flush(&mut socket, link).await {
+                            if let Err(ended) = flush(&mut socket, &link.shared).await {
                                 return ended.connected_if(connected);
                             }
                         }
@@ -94,7 +94,7 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
                 }
             }
             _ = link.shared.wake.notified(), if connected => {
-                if let Err(ended) = flush(&mut socket, link).await {
+                if let Err(ended) = flush(&mut socket, &link.shared).await {
                     return ended.connected_if(connected);
                 }
             }
@@ -115,15 +115,13 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
     }
 }
 
+/// A client's WebSocket.
+pub(crate) type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
 /// Sends the outbox's unsent frames in one write.
-async fn flush<P: Protocol>(
-    socket: &mut tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    link: &Link<P>,
-) -> Result<(), Ended> {
-    let frames = link
-        .shared
+pub(crate) async fn flush(socket: &mut Socket, shared: &super::Shared) -> Result<(), Ended> {
+    let frames = shared
         .outbox
         .lock()
         .unwrap()

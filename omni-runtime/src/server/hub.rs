@@ -428,6 +428,11 @@ where
             done += 1;
             if done > MAX_SYNCS {
                 tracing::warn!(session = %session.id(), "too many topic catch-ups in a row");
+                // Their messages must not wait forever: they flow without a catch-up.
+                for sync in std::iter::once(sync).chain(due) {
+                    let (TopicSync::Snapshot(topic) | TopicSync::Replay { topic, .. }) = sync;
+                    session.core.topic_live(&topic, None);
+                }
                 break;
             }
             let (topic, head) = match sync {

@@ -221,16 +221,9 @@ where
             .as_ref()
             .and_then(|q| q.session.map(|id| (id, q.after.unwrap_or(0))));
         let topics = query.and_then(|q| q.cursors());
-        let limits = &self.hub.shared.limits;
         let hub = self.hub.clone();
         let extensions = request.extensions.clone();
-        upgrade
-            .read_buffer_size(limits.read_buffer_bytes)
-            // Our own check at `max_frame_bytes` answers with `too_large` and a clean close;
-            // tungstenite's limit only stops frames too large to be worth buffering at all,
-            // and then the close may be lost to a reset connection.
-            .max_message_size(hard_frame_limit(limits.max_frame_bytes))
-            .max_frame_size(hard_frame_limit(limits.max_frame_bytes))
+        ws::configure(upgrade, &self.hub.shared.limits)
             .on_upgrade(move |socket| ws::run(hub, socket, resume, topics, extensions))
     }
 
@@ -266,11 +259,6 @@ where
     pub(crate) fn hub(&self) -> &Arc<Hub<P, H>> {
         &self.hub
     }
-}
-
-/// The size past which tungstenite itself refuses a frame.
-fn hard_frame_limit(max_frame_bytes: usize) -> usize {
-    max_frame_bytes.saturating_mul(4).max(1024 * 1024)
 }
 
 fn resume_from_query(query: &str) -> Option<ResumeQuery> {

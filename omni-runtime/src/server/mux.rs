@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -57,7 +57,8 @@ use tracing::Instrument;
 use super::core::{self, Conn, ConnRx, Item, Stop, shutting_down};
 use super::hub::{Hub, Session};
 use super::metrics::Metrics;
-use super::{Endpoint, Limits, Origins, hard_frame_limit, ws};
+use super::ws::{self, Incoming};
+use super::{Endpoint, Limits, Origins};
 use crate::SessionId;
 use crate::pubsub::Outgoing;
 use crate::token::Keys;
@@ -161,13 +162,9 @@ impl Mux {
         if !self.inner.origins.allows(&request.headers) {
             return StatusCode::FORBIDDEN.into_response();
         }
-        let limits = &self.inner.limits;
         let inner = self.inner.clone();
         let extensions = request.extensions.clone();
-        upgrade
-            .read_buffer_size(limits.read_buffer_bytes)
-            .max_message_size(hard_frame_limit(limits.max_frame_bytes))
-            .max_frame_size(hard_frame_limit(limits.max_frame_bytes))
+        ws::configure(upgrade, &self.inner.limits)
             .on_upgrade(move |socket| run(inner, socket, extensions))
     }
 
@@ -313,55 +310,24 @@ async fn run(mux: Arc<Inner>, mut socket: WebSocket, extensions: axum::http::Ext
                         Err(()) => break None,
                     }
                 }
-                _ = stop.changed() => {
-                    let reason = *stop.borrow_and_update();
-                    if reason == Some(Stop::SLOW_CONSUMER) {
-                        let frame = ServerFrame::<()>::error(
-                            ErrorCode::SlowConsumer,
-                            "the connection could not keep up with its messages",
-                        );
-                        ws::send_frame(&mut socket, &frame).await;
-                    }
-                    break reason;
-                }
+                _ = stop.changed() => break ws::stopped(&mut socket, &mut stop).await,
                 _ = shutting_down(&mut shutdown) => break Some(Stop::GOING_AWAY),
                 incoming = socket.recv() => {
-                    let text = match incoming {
-                        Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Binary(_))) => {
-                            reply(&mux, &conn, ServerFrame::error(
-                                ErrorCode::BadFrame,
-                                "frames are JSON text; binary frames are not accepted",
-                            ));
+                    let text = match ws::read(&mut socket, incoming, max).await {
+                        Incoming::Text(text) => text,
+                        Incoming::Binary => {
+                            let (code, message) = ws::binary();
+                            reply(&mux, &conn, ServerFrame::error(code, message));
                             continue;
                         }
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                        Some(Ok(Message::Close(_))) | None => break None,
-                        Some(Err(err)) if ws::too_large(&err) => {
-                            ws::send_frame(&mut socket, &ws::too_large_frame(max)).await;
-                            break Some(Stop::TOO_LARGE);
-                        }
-                        Some(Err(err)) => {
-                            tracing::debug!(%err, "websocket read failed");
-                            break None;
-                        }
+                        Incoming::Skip => continue,
+                        Incoming::End(stop) => break stop,
                     };
-                    if text.len() > max {
-                        ws::send_frame(&mut socket, &ws::too_large_frame(max)).await;
-                        break Some(Stop::TOO_LARGE);
-                    }
                     handle(&mux, &conn, &mut components, text.as_bytes(), &extensions).await;
                 }
             }
         };
-        if let Some(stop) = reason {
-            let _ = socket
-                .send(Message::Close(Some(CloseFrame {
-                    code: stop.code,
-                    reason: Utf8Bytes::from_static(stop.reason),
-                })))
-                .await;
-        }
+        ws::close(&mut socket, reason).await;
         // Every component's `disconnected` hook runs; their sessions wait for a resume.
         for (_, component) in components.drain() {
             component.stop(false).await;
