@@ -1,9 +1,16 @@
-//! Prints the chat protocol's TypeScript declarations. `cargo xtask ts` writes them to
-//! `examples/chat/static/protocol.d.ts` (and `cargo xtask ts --check` fails when that is stale).
+//! Prints the TypeScript declarations of the chat demo's protocols: the chat's, or with the
+//! argument `counter` the counter module's. `cargo xtask ts` writes them to
+//! `examples/chat/static/protocol.d.ts` and `counter.d.ts` (and `cargo xtask ts --check` fails
+//! when they are stale).
 
 #[path = "chat/app.rs"]
 mod app;
+#[path = "chat/counter.rs"]
+mod counter;
 
 fn main() {
-    print!("{}", omni::typescript::declarations::<app::Msg>());
+    match std::env::args().nth(1).as_deref() {
+        Some("counter") => print!("{}", omni::typescript::declarations::<counter::Counter>()),
+        _ => print!("{}", omni::typescript::declarations::<app::Msg>()),
+    }
 }

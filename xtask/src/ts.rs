@@ -1,13 +1,18 @@
 //! `cargo xtask ts`: writes the chat demo's TypeScript declarations, generated from its
-//! protocol enum, to `examples/chat/static/protocol.d.ts`; `--check` fails when the
-//! checked-in file differs from what the enum generates now.
+//! protocol enums, to `examples/chat/static/protocol.d.ts` (the chat) and `counter.d.ts`
+//! (the counter module); `--check` fails when a checked-in file differs from what its enum
+//! generates now.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Where the declarations are checked in, from the workspace root.
-const OUTPUT: &str = "examples/chat/static/protocol.d.ts";
+/// Where each protocol's declarations are checked in, from the workspace root, with the
+/// `chat_ts` argument that prints them.
+const OUTPUTS: [(&str, &str); 2] = [
+    ("examples/chat/static/protocol.d.ts", "chat"),
+    ("examples/chat/static/counter.d.ts", "counter"),
+];
 
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
@@ -37,39 +42,41 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
     }
 }
 
-/// Fails when the checked-in declarations are not what the protocol enum generates.
+/// Fails when checked-in declarations are not what their protocol enum generates.
 pub fn check_fresh() -> Result<(), String> {
-    let generated = generate()?;
-    let path = root().join(OUTPUT);
-    let current = std::fs::read_to_string(&path).unwrap_or_default();
-    if current == generated {
-        eprintln!("xtask: {OUTPUT} is up to date");
-        Ok(())
-    } else {
-        Err(format!(
-            "{OUTPUT} is stale: regenerate it with `cargo xtask ts` and commit the result"
-        ))
+    for (output, protocol) in OUTPUTS {
+        let generated = generate(protocol)?;
+        let current = std::fs::read_to_string(root().join(output)).unwrap_or_default();
+        if current != generated {
+            return Err(format!(
+                "{output} is stale: regenerate it with `cargo xtask ts` and commit the result"
+            ));
+        }
+        eprintln!("xtask: {output} is up to date");
     }
-}
-
-fn write() -> Result<(), String> {
-    let generated = generate()?;
-    let path = root().join(OUTPUT);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    std::fs::write(&path, generated).map_err(|e| format!("{}: {e}", path.display()))?;
-    eprintln!("xtask: wrote {OUTPUT}");
     Ok(())
 }
 
-/// The declarations, as printed by the `chat_ts` example.
-fn generate() -> Result<String, String> {
+fn write() -> Result<(), String> {
+    for (output, protocol) in OUTPUTS {
+        let generated = generate(protocol)?;
+        let path = root().join(output);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        std::fs::write(&path, generated).map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("xtask: wrote {output}");
+    }
+    Ok(())
+}
+
+/// One protocol's declarations, as printed by the `chat_ts` example.
+fn generate(protocol: &str) -> Result<String, String> {
     let mut cargo = crate::cargo();
     cargo
-        .args(["run", "--quiet", "--example", "chat_ts"])
+        .args(["run", "--quiet", "--example", "chat_ts", "--", protocol])
         .current_dir(root());
-    eprintln!("xtask: running `cargo run --quiet --example chat_ts`");
+    eprintln!("xtask: running `cargo run --quiet --example chat_ts -- {protocol}`");
     let output = cargo
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
