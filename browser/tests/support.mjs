@@ -121,12 +121,18 @@ function recordHistory() {
   });
 }
 
-/** A chat page in a context of its own (its own sessionStorage). */
-export async function openChat(browser, server, transport) {
+/** A chat page in a context of its own (its own sessionStorage). `before` runs in the page
+ * before its scripts do; `frames`, if given, receives the frames of the page's chat
+ * connections: its `/omni/ws` sockets (see `recordFrames`) or its `/omni/sse` streams (see
+ * `recordEventStreams`). */
+export async function openChat(browser, server, transport, { before, frames } = {}) {
   const context = await browser.newContext();
   await context.addInitScript(recordHistory);
+  if (before) await context.addInitScript(before);
+  if (frames && transport === "sse") await recordEventStreams(context, frames);
   const page = await context.newPage();
   page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
+  if (frames && transport !== "sse") recordFrames(page, "/omni/ws", frames);
   await page.goto(`${server.url}/?transport=${transport}`);
   await waitTransport(page, "connected");
   return page;
@@ -208,21 +214,86 @@ export async function openCounter(browser, server, { before, connected = true, f
 /** Every join and message frame the page sent on mux sockets, and every frame it received on
  * them, parsed, in order: `[{ socket, dir: "sent" | "received", frame }]`. */
 export function recordMuxFrames(page, frames = []) {
+  return recordFrames(page, "/mux", frames);
+}
+
+/** Every frame the page sent and received on sockets whose path ends with `path`, parsed, in
+ * order: `[{ socket, url, dir: "sent" | "received", frame }]`, `socket` counting such sockets
+ * from 1 (across reloads: the page is the same). */
+export function recordFrames(page, path, frames = []) {
   let sockets = 0;
   page.on("websocket", (ws) => {
-    if (!new URL(ws.url()).pathname.endsWith("/mux")) return;
+    if (!new URL(ws.url()).pathname.endsWith(path)) return;
     const socket = ++sockets;
+    const url = ws.url();
     const push = (dir) => ({ payload }) => {
       try {
-        frames.push({ socket, dir, frame: JSON.parse(payload) });
+        frames.push({ socket, url, dir, frame: JSON.parse(payload) });
       } catch {
-        frames.push({ socket, dir, frame: { unparsed: String(payload) } });
+        frames.push({ socket, url, dir, frame: { unparsed: String(payload) } });
       }
     };
     ws.on("framesent", push("sent"));
     ws.on("framereceived", push("received"));
   });
   return frames;
+}
+
+/** Every frame the pages of `context` received on `/omni/sse` streams, parsed, in order, as
+ * `recordFrames` has them (`socket` counts the streams, `dir` is always "received"). Each
+ * stream's body is teed in the page: one branch for omni.js, one read for the test. */
+export async function recordEventStreams(context, frames = []) {
+  const urls = [];
+  await context.exposeBinding("__omniStreamOpened", (_source, url) => urls.push(url));
+  await context.exposeBinding("__omniStreamFrame", (_source, socket, data) => {
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch {
+      frame = { unparsed: data };
+    }
+    frames.push({ socket, url: urls[socket - 1], dir: "received", frame });
+  });
+  await context.addInitScript(teeEventStreams);
+  return frames;
+}
+
+/** Runs in the page: hands a copy of each `/omni/sse` event's data to the test. */
+function teeEventStreams() {
+  const inner = window.fetch;
+  window.fetch = async function (input, init) {
+    const response = await inner.call(this, input, init);
+    const url = new URL(input instanceof Request ? input.url : String(input), location.href);
+    if (!url.pathname.endsWith("/omni/sse") || response.status !== 200 || !response.body) return response;
+    const [theirs, ours] = response.body.tee();
+    read(url.href, ours);
+    const { status, statusText, headers } = response;
+    return new Response(theirs, { status, statusText, headers });
+  };
+  async function read(url, body) {
+    // The binding answers with the stream's number; frames wait for it, in order.
+    const socket = await window.__omniStreamOpened(url);
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += value.replace(/\r\n?/g, "\n");
+        const events = buffer.split("\n\n");
+        buffer = events.pop();
+        for (const event of events) {
+          const data = event
+            .split("\n")
+            .filter((line) => line.startsWith("data:"))
+            .map((line) => line.slice(line.startsWith("data: ") ? 6 : 5));
+          if (data.length > 0) window.__omniStreamFrame(socket, data.join("\n"));
+        }
+      }
+    } catch {
+      // The page ended the stream (a reconnect, an unload).
+    }
+  }
 }
 
 export async function waitCounterTransport(page, state) {

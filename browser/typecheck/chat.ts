@@ -37,7 +37,10 @@ client.on("message", (payload, frame) => {
       break;
   }
   const seq: number | undefined = frame.type === "msg" ? frame.seq : undefined;
+  // A sequenced topic's message: `seq` is its number in the topic.
+  const topic: string | undefined = frame.type === "msg" ? frame.topic : undefined;
   void seq;
+  void topic;
 });
 
 function label(state: TransportState): string {
@@ -50,6 +53,8 @@ function label(state: TransportState): string {
       return `retry ${state.attempt} in ${state.delay} ms`;
     case "error":
       return state.error === "rejected" ? `refused: ${state.code}` : state.message;
+    case "topic_reset":
+      return `${state.topic} starts over`;
     default:
       return state.state;
   }
@@ -57,6 +62,7 @@ function label(state: TransportState): string {
 
 const off = client.on("state", (state) => {
   if (state.state === "reset") messages.clear();
+  if (state.state === "topic_reset" && state.topic === "room") messages.clear();
   console.log(label(state), online);
 });
 
@@ -79,6 +85,9 @@ const hello: ClientFrame<MsgFromClient> = { type: "hello", protocol: "Msg" };
 const up: ClientFrame<MsgFromClient> = { type: "msg", payload: { kind: "FetchAll" }, ref };
 const down: ServerFrame<MsgFromServer> = { type: "reset", seq: 0 };
 console.log(hello, up, down, client.session, client.state.state);
+
+// @ts-expect-error: only a topic reset names a topic.
+console.log(client.state.topic);
 
 // @ts-expect-error: a server message is not something a client sends.
 client.send({ kind: "Presence", data: { online: 1 } });

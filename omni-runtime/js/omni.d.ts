@@ -34,7 +34,8 @@ export interface Options {
   connectTimeout?: number;
   /** How many messages may wait for the server's acknowledgement. Default 1024. */
   queue?: number;
-  /** The storage key of the queue and resume point. Default: from the URL and transport. */
+  /** The storage key of the queue and resume point (the session's and each sequenced
+   * topic's). Default: from the URL and transport. */
   queueKey?: string;
   /** Where the queue and resume point are kept across reloads. Default `sessionStorage`;
    * `null` keeps them in memory only. */
@@ -58,12 +59,17 @@ export type TransportState =
   | { state: "reconnecting"; attempt: number; delay: number }
   /** The server no longer held the resume point: drop state derived from earlier messages. */
   | { state: "reset" }
+  /** The server no longer held what was missed of sequenced `topic`: drop state derived from
+   * that topic's messages; the server's snapshot of it follows. It concerns one topic, not
+   * the connection: listeners hear it, but `state` keeps reporting the connection. */
+  | { state: "topic_reset"; topic: string }
   | ({ state: "error" } & TransportError);
 
 /** The server frame a message arrived in: sequenced (`msg`) or ephemeral (`push`); `id`
- * names the component on a mux. */
+ * names the component on a mux. A `msg` with `topic` was published on that sequenced topic
+ * and `seq` is its number there (about 1.7e15, still exact), not in the session. */
 export type MessageFrame<S> =
-  | { type: "msg"; seq: number; payload: S; ref?: number; id?: string }
+  | { type: "msg"; seq: number; payload: S; ref?: number; topic?: string; id?: string }
   | { type: "push"; payload: S; topic?: string; id?: string };
 
 /** A message sent but not yet acknowledged. */
@@ -76,14 +82,15 @@ export interface Pending<C> {
 export interface Stream<C, S> {
   /** The session the server assigned (or the one being resumed), or null. */
   readonly session: string | null;
-  /** The latest transport state. */
+  /** The latest transport state of the connection (never `topic_reset`). */
   readonly state: TransportState;
   /** Queues a message and returns its `ref`; sent when connected, again until acknowledged.
    * Throws when the client (or component) is closed or the queue is full. */
   send(payload: C): number;
   /** Unacknowledged messages, oldest first (they survive a reload). */
   pending(): Pending<C>[];
-  /** Every server message, exactly once and in order for sequenced ones. */
+  /** Every server message, exactly once and in order for sequenced ones (a sequenced
+   * topic's messages too, on a `connect()` client). */
   on(event: "message", fn: (payload: S, frame: MessageFrame<S>) => void): () => void;
   on(event: "state", fn: (state: TransportState) => void): () => void;
   /** The server handled the message `ref`. */

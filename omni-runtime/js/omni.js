@@ -15,8 +15,12 @@
 // It behaves like the Rust client: reconnects with backoff and jitter, resumes its session so
 // every sequenced server message arrives once and in order, keeps unacknowledged messages in
 // a queue (in sessionStorage, so a reloaded page resends them and resumes its session), and
-// stops for good when the server refuses its protocol version. A mux component does all of
-// that on its own: its own session, queue, stored resume point and transport state.
+// stops for good when the server refuses its protocol version. A `connect()` client also
+// follows sequenced topics: it keeps the last number of each (stored with the session), so
+// after a drop or a reload the server replays just what it missed of them. A mux component
+// does the rest on its own: its own session, queue, stored resume point and transport state;
+// it does not send topic cursors (the server takes none on `join`), so its topic messages
+// arrive as `push`es.
 
 const DEFAULTS = {
   transport: "ws",
@@ -119,6 +123,9 @@ class Stream {
     this._noun = noun;
     this._session = null;
     this._lastSeq = 0;
+    // The last number held of each sequenced topic. A Map, so that no topic name can collide
+    // with an Object property; independent of the session, so kept when the session is lost.
+    this._topics = new Map();
     this._nextRef = 1;
     this._queue = [];
     this._closed = false;
@@ -184,6 +191,7 @@ class Stream {
         this._emitState({ state: "connected", session: frame.session });
         return STEP.welcomed;
       case "msg":
+        if (typeof frame.topic === "string") return this._onTopicMsg(frame);
         if (frame.seq <= this._lastSeq) return STEP.continue; // a replay overlapping what we hold
         // A frame ahead of one that never came (lost with an earlier connection): resume
         // from the last one held, so nothing is skipped.
@@ -207,6 +215,18 @@ class Stream {
         return STEP.continue;
       }
       case "reset":
+        if (typeof frame.topic === "string") {
+          if (!Number.isSafeInteger(frame.seq)) {
+            return this._decodeError(`topic \`${frame.topic}\` reset to ${frame.seq}`);
+          }
+          // Only that topic's resume point is gone; its snapshot follows, then messages
+          // numbered from `seq` on. The connection itself is as it was, so `state` keeps
+          // reporting it: the listeners hear of the reset, `this._state` does not change.
+          this._topics.set(frame.topic, frame.seq);
+          this._save();
+          this._emit("state", { state: "topic_reset", topic: frame.topic });
+          return STEP.continue;
+        }
         this._lastSeq = frame.seq;
         this._save();
         this._emitState({ state: "reset" });
@@ -217,6 +237,33 @@ class Stream {
       default:
         return this._decodeError(`unknown frame type \`${frame.type}\``);
     }
+  }
+
+  /** A message of a sequenced topic: numbered by the topic, so the session's `lastSeq` is
+   * not touched, and ordered against the topic's cursor instead. */
+  _onTopicMsg(frame) {
+    // Past 2^53 a number would no longer be exact, and ordering by it would go wrong.
+    if (!Number.isSafeInteger(frame.seq)) {
+      return this._decodeError(`topic \`${frame.topic}\` sent seq ${frame.seq}`);
+    }
+    const held = this._topics.get(frame.topic);
+    if (held !== undefined) {
+      if (frame.seq <= held) return STEP.continue; // a replay overlapping the live stream
+      // A message was lost (a server missed a moment of its pub/sub): reconnecting sends
+      // the cursor, and the server replays from there. Numbers are around 1.7e15, well
+      // inside exact integers, so `held + 1` is exact.
+      if (frame.seq > held + 1) return STEP.gap;
+    }
+    // Without a cursor, the first message starts the topic's numbering for this client.
+    this._topics.set(frame.topic, frame.seq);
+    this._save();
+    this._emit("message", frame.payload, frame);
+    return STEP.continue;
+  }
+
+  /** The topic cursors as the JSON object the server reads: `{"room": 1763791200000017}`. */
+  _cursors() {
+    return JSON.stringify(Object.fromEntries(this._topics));
   }
 
   _answered(ref) {
@@ -250,7 +297,7 @@ class Stream {
   }
 
   /** The session cannot be resumed (another page took it, or it ended): the next welcome
-   * starts a new one. */
+   * starts a new one. The topic cursors stay: the new session resumes the topics from them. */
   _forgetSession() {
     this._session = null;
     this._lastSeq = 0;
@@ -282,6 +329,7 @@ class Stream {
       if (!saved) return;
       this._session = typeof saved.session === "string" ? saved.session : null;
       this._lastSeq = Number.isSafeInteger(saved.lastSeq) ? saved.lastSeq : 0;
+      this._topics = loadCursors(saved.topics);
       this._nextRef = Number.isSafeInteger(saved.nextRef) ? saved.nextRef : 1;
       this._queue = Array.isArray(saved.queue)
         ? saved.queue.map(({ ref, payload }) => ({ ref, payload, sent: false }))
@@ -296,6 +344,7 @@ class Stream {
     const saved = {
       session: this._session,
       lastSeq: this._lastSeq,
+      topics: Object.fromEntries(this._topics),
       nextRef: this._nextRef,
       queue: this._queue.map(({ ref, payload }) => ({ ref, payload })),
     };
@@ -316,6 +365,17 @@ class Stream {
       // Nothing more can be done; a later page finds a session the server no longer has.
     }
   }
+}
+
+/** Stored topic cursors; an entry that is not a plain count is dropped (the topic then
+ * counts as never seen). */
+function loadCursors(saved) {
+  const cursors = new Map();
+  if (saved === null || typeof saved !== "object" || Array.isArray(saved)) return cursors;
+  for (const [topic, seq] of Object.entries(saved)) {
+    if (Number.isSafeInteger(seq) && seq >= 0) cursors.set(topic, seq);
+  }
+  return cursors;
 }
 
 /** The transport state for a server's `error` frame. */
@@ -451,6 +511,10 @@ class Client extends Stream {
       url.searchParams.set("session", this._session);
       url.searchParams.set("after", String(this._lastSeq));
     }
+    // Always, even `{}`: it is what makes the server send topic messages as numbered `msg`s
+    // and replay them. Only here, never in `hello` as well, or a topic would be replayed
+    // twice.
+    if (resume) url.searchParams.set("topics", this._cursors());
     return url.href;
   }
 
