@@ -235,3 +235,32 @@ async fn a_mux_component_resumes_its_topic_when_it_rejoins() {
     assert_eq!(got, want);
     assert_eq!(resets, 0);
 }
+
+#[tokio::test]
+async fn a_resumed_session_without_a_cursor_for_its_topic_gets_a_fresh_snapshot() {
+    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
+    let posts = Posts::default();
+    let addr = node(pubsub, &posts).await;
+    let mut poster = connect(addr, None).await;
+    snapshot(&mut poster).await;
+
+    // A follower that has had no feed message yet, so it holds no cursor for it.
+    let mut reader = common::Client::connect(addr, "/omni/ws?topics=%7B%7D").await;
+    let Down::Welcome { session, .. } = reader.next::<FeedFromServer>().await else {
+        panic!("expected welcome");
+    };
+    assert!(snapshot(&mut reader).await.is_empty());
+    drop(reader);
+    post(&mut poster, "while away", 1).await;
+
+    let path = format!("/omni/ws?session={session}&after=1&topics=%7B%7D");
+    let mut reader = common::Client::connect(addr, &path).await;
+    assert!(matches!(
+        reader.next::<FeedFromServer>().await,
+        Down::Welcome { resumed: true, .. }
+    ));
+    // What it missed went nowhere while it was away: the handler's snapshot brings it.
+    assert_eq!(snapshot(&mut reader).await, ["while away"]);
+    post(&mut poster, "back", 2).await;
+    assert_eq!(numbered(&mut reader).await.1, "back");
+}

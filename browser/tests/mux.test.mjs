@@ -292,7 +292,7 @@ test("a tampered token shows bad_token, and is not retried", { timeout: 60_000 }
     assert.deepEqual(await counter(page), refused, "nothing changes after the refusal");
     const sent = frames.filter((f) => f.dir === "sent" && f.frame.type !== "hello").map((f) => f.frame);
     const token = await page.evaluate(() => document.getElementById("counter").dataset.omniToken);
-    assert.deepEqual(sent, [{ type: "join", id: "counter", module: "counter", token }], "one join, no retry");
+    assert.deepEqual(sent, [{ type: "join", id: "counter", module: "counter", token, topics: {} }], "one join, no retry");
 
     // The token as the server signed it works, and only for its own module.
     const outcome = await page.evaluate(async () => {

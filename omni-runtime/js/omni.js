@@ -18,9 +18,8 @@
 // stops for good when the server refuses its protocol version. A `connect()` client also
 // follows sequenced topics: it keeps the last number of each (stored with the session), so
 // after a drop or a reload the server replays just what it missed of them. A mux component
-// does the rest on its own: its own session, queue, stored resume point and transport state;
-// it does not send topic cursors (the server takes none on `join`), so its topic messages
-// arrive as `push`es.
+// does all of this on its own: its own session, queue, stored resume point, topic cursors
+// (sent in its `join`) and transport state.
 
 const DEFAULTS = {
   transport: "ws",
@@ -633,6 +632,8 @@ class Mux {
       frame.after = component._lastSeq;
     }
     if (component._version !== undefined) frame.version = component._version;
+    // The component follows sequenced topics like a single client: its cursors resume them.
+    frame.topics = Object.fromEntries(component._topics);
     component._phase = "joining";
     conn.send(JSON.stringify(frame));
     // A join that is never answered means a socket that is not really there.

@@ -484,20 +484,28 @@ impl<P: Protocol> SessionCore<P> {
 
     /// Takes the client's topic cursors (from `hello` or the connect URL): from now on its
     /// topic messages are `msg` frames. Returns the catch-ups due for topics the session is
-    /// already subscribed to (a resumed session).
-    pub(crate) fn follow_topics(&self, cursors: Option<Cursors>) -> Vec<TopicSync> {
+    /// already subscribed to: a replay where the client holds a cursor; and, when `resumed`
+    /// (the client was away, and its topic messages went nowhere meanwhile), a snapshot
+    /// where it holds none.
+    pub(crate) fn follow_topics(&self, cursors: Option<Cursors>, resumed: bool) -> Vec<TopicSync> {
         let Some(mut cursors) = cursors else {
             return Vec::new();
         };
         let mut inner = self.lock();
         let mut syncs = Vec::new();
         for topic in inner.topics.clone() {
-            if let Some(after) = cursors.remove(&topic) {
-                inner
-                    .topic_states
-                    .insert(topic.clone(), TopicState::Buffering(Vec::new()));
-                syncs.push(TopicSync::Replay { topic, after });
-            }
+            let sync = match cursors.remove(&topic) {
+                Some(after) => TopicSync::Replay {
+                    topic: topic.clone(),
+                    after,
+                },
+                None if resumed => TopicSync::Snapshot(topic.clone()),
+                None => continue,
+            };
+            inner
+                .topic_states
+                .insert(topic, TopicState::Buffering(Vec::new()));
+            syncs.push(sync);
         }
         inner.cursors = Some(cursors);
         syncs

@@ -139,7 +139,7 @@ where
         let session = self.create(extensions, props);
         session.core.attach(conn, None, true);
         // A new session has no subscriptions yet: its `connected` hook's subscribe uses them.
-        let _ = session.core.follow_topics(topics);
+        let _ = session.core.follow_topics(topics, false);
         if let Some((_, after)) = resume {
             // The client held state from a session that is gone: tell it to drop it.
             tracing::debug!(session = %session.id(), after, "resume of an unknown session");
@@ -162,7 +162,7 @@ where
         let live = conn.live;
         session.state.lock().await.cx.set_extensions(extensions);
         let (resumed, displaced) = session.core.attach(conn, Some(after), true);
-        let syncs = session.core.follow_topics(topics);
+        let syncs = session.core.follow_topics(topics, true);
         if !syncs.is_empty() {
             let mut state = session.state.lock().await;
             self.sync(session, &mut state, syncs).await;
@@ -282,7 +282,7 @@ where
                     .await;
             }
         };
-        let syncs = session.core.follow_topics(topics);
+        let syncs = session.core.follow_topics(topics, false);
         if !syncs.is_empty() {
             let mut state = session.state.lock().await;
             self.sync(session, &mut state, syncs).await;
@@ -311,7 +311,7 @@ where
             // Nothing to resume: the client keeps this session, and drops what it derived
             // from the old one (its topics may still resume).
             session.core.reset();
-            let syncs = session.core.follow_topics(topics);
+            let syncs = session.core.follow_topics(topics, false);
             if !syncs.is_empty() {
                 let mut state = session.state.lock().await;
                 self.sync(session, &mut state, syncs).await;
