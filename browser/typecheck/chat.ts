@@ -1,5 +1,5 @@
-// Type-checks the chat demo's generated declarations (protocol.d.ts) against omni.d.ts the
-// way a page uses them: `tsc --noEmit --strict -p browser/typecheck`.
+// Type-checks the chat demo's generated declarations (protocol.d.ts, counter.d.ts) against
+// omni.d.ts the way a page uses them: `tsc --noEmit --strict -p browser/typecheck`.
 
 import {
   connect,
@@ -17,6 +17,7 @@ import type {
   MsgFromServer,
   ServerFrame,
 } from "../../examples/chat/static/protocol.js";
+import type { CounterFromClient, CounterFromServer } from "../../examples/chat/static/counter.js";
 
 const client = connect<MsgFromClient, MsgFromServer>("/omni", {
   transport: "sse",
@@ -95,10 +96,8 @@ client.send({ kind: "Presence", data: { online: 1 } });
 off();
 client.close();
 
-// Components over the mux socket: the demo's counter (its wire enums written out here, as a
-// generated declarations file would have them) and the chat as a module.
-type CounterFromClient = { kind: "Increment" };
-type CounterFromServer = { kind: "Value"; data: number };
+// Components over the mux socket: the demo's counter (its generated counter.d.ts) and the
+// chat as a module.
 
 const muxOptions: MuxOptions = { backoff: { base: 100 }, heartbeat: { interval: 5000 }, storage: null };
 const widgets: Mux = mux("/omni", muxOptions);
