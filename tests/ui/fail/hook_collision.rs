@@ -2,6 +2,8 @@
 pub enum Msg {
     #[client]
     Connected,
+    #[client]
+    Snapshot(String),
     #[server]
     Welcome,
 }
