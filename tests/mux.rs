@@ -508,7 +508,17 @@ async fn a_handler_closing_its_component_leaves_the_socket_to_the_others() {
             break;
         }
     }
-    assert_eq!(add(&mut client, "b", 2, 1).await, 2);
+    // Nothing for `a` follows its `left`, not even the `ack` of the message that closed it.
+    client
+        .send(msg("b", json!({"kind": "Add", "data": 2}), 1))
+        .await;
+    loop {
+        match client.next::<Value>().await {
+            Frame::Ack { reference: 1, id } if id.as_deref() == Some("b") => break,
+            Frame::Msg { id, .. } | Frame::Ack { id, .. } => assert_eq!(id.as_deref(), Some("b")),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
     assert_eq!(server.hooks.disconnected.load(Ordering::SeqCst), 1);
 }
 

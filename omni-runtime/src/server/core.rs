@@ -148,6 +148,8 @@ pub(crate) struct Conn {
 struct Component {
     id: Arc<str>,
     member: Arc<str>,
+    /// Set once its `left` is queued: nothing for it may follow on the socket.
+    left: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Conn {
@@ -163,6 +165,7 @@ impl Conn {
             component: Some(Component {
                 id: id.into(),
                 member: format!(",\"id\":{quoted}").into(),
+                left: Arc::default(),
             }),
         }
     }
@@ -172,7 +175,10 @@ impl Conn {
     pub(crate) fn queue(&self, item: Item, metrics: &Metrics) -> bool {
         let item = match &self.component {
             None => item,
-            Some(component) => component.tag(item),
+            Some(component) => match component.tag(item) {
+                Some(item) => item,
+                None => return false,
+            },
         };
         match self.tx.try_send(item) {
             Ok(()) => {
@@ -202,7 +208,9 @@ impl Conn {
                 self.stop.send_replace(Some(Stop::REPLACED));
             }
             Some(component) => {
-                let _ = self.tx.try_send(Item::Left(component.id.clone()));
+                if let Some(left) = component.tag(Item::Left(component.id.clone())) {
+                    let _ = self.tx.try_send(left);
+                }
             }
         }
     }
@@ -211,15 +219,22 @@ impl Conn {
 impl Component {
     /// Gives every frame for the component its `id`, and turns a close into a leave: the
     /// socket belongs to the other components too.
-    fn tag(&self, item: Item) -> Item {
-        match item {
+    /// `None` once the component has left: what its session still sends (an `ack` after the
+    /// handler closed it) must not reach the client after `left`.
+    fn tag(&self, item: Item) -> Option<Item> {
+        if self.left.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(match item {
             Item::Frame(frame) => Item::Frame(self.tag_frame(frame)),
             Item::Replay(frames) => {
                 Item::Replay(frames.into_iter().map(|f| self.tag_frame(f)).collect())
             }
-            Item::Close(_) => Item::Left(self.id.clone()),
-            left @ Item::Left(_) => left,
-        }
+            Item::Close(_) | Item::Left(_) => {
+                self.left.store(true, Ordering::SeqCst);
+                Item::Left(self.id.clone())
+            }
+        })
     }
 
     /// Inserts `"id"` right after the `"type"` member, which every encoded frame starts with:
