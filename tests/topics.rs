@@ -264,3 +264,34 @@ async fn a_resumed_session_without_a_cursor_for_its_topic_gets_a_fresh_snapshot(
     post(&mut poster, "back", 2).await;
     assert_eq!(numbered(&mut reader).await.1, "back");
 }
+
+#[tokio::test]
+async fn the_rust_client_past_the_log_reports_a_topic_reset_and_takes_the_snapshot() {
+    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::with_topic_log(2));
+    let posts = Posts::default();
+    let addr = node(pubsub, &posts).await;
+    let proxy = Proxy::start(addr).await;
+    let (_client, mut messages) =
+        RustClient::<Feed>::builder(format!("http://{}/omni", proxy.addr))
+            .backoff(quick())
+            .connect();
+    snapshot_of(&mut messages).await;
+    let mut poster = connect(addr, None).await;
+    snapshot(&mut poster).await;
+    post(&mut poster, "p1", 1).await;
+    assert_eq!(collect(&mut messages, 1).await, (vec!["p1".into()], 0));
+
+    proxy.pause();
+    proxy.cut();
+    for i in 2..=6 {
+        post(&mut poster, &format!("p{i}"), i).await;
+    }
+    proxy.resume();
+    // Five missed, two logged: a reset, then the snapshot of all six.
+    let (got, resets) = collect(&mut messages, 6).await;
+    let want: Vec<String> = (1..=6).map(|i| format!("p{i}")).collect();
+    assert_eq!((got, resets), (want, 1));
+    // The numbering goes on from the reset.
+    post(&mut poster, "p7", 7).await;
+    assert_eq!(collect(&mut messages, 1).await, (vec!["p7".into()], 0));
+}

@@ -125,6 +125,10 @@ class Stream {
     // The last number held of each sequenced topic. A Map, so that no topic name can collide
     // with an Object property; independent of the session, so kept when the session is lost.
     this._topics = new Map();
+    // Topics reset to a number whose snapshot may not have arrived yet. The stored cursor
+    // moves only with the first message after the reset, so a connection (or page) lost
+    // before the snapshot came asks for the reset, and the snapshot, again.
+    this._resets = new Map();
     this._nextRef = 1;
     this._queue = [];
     this._closed = false;
@@ -221,8 +225,7 @@ class Stream {
           // Only that topic's resume point is gone; its snapshot follows, then messages
           // numbered from `seq` on. The connection itself is as it was, so `state` keeps
           // reporting it: the listeners hear of the reset, `this._state` does not change.
-          this._topics.set(frame.topic, frame.seq);
-          this._save();
+          this._resets.set(frame.topic, frame.seq);
           this._emit("state", { state: "topic_reset", topic: frame.topic });
           return STEP.continue;
         }
@@ -245,7 +248,7 @@ class Stream {
     if (!Number.isSafeInteger(frame.seq)) {
       return this._decodeError(`topic \`${frame.topic}\` sent seq ${frame.seq}`);
     }
-    const held = this._topics.get(frame.topic);
+    const held = this._resets.get(frame.topic) ?? this._topics.get(frame.topic);
     if (held !== undefined) {
       if (frame.seq <= held) return STEP.continue; // a replay overlapping the live stream
       // A message was lost (a server missed a moment of its pub/sub): reconnecting sends
@@ -254,6 +257,7 @@ class Stream {
       if (frame.seq > held + 1) return STEP.gap;
     }
     // Without a cursor, the first message starts the topic's numbering for this client.
+    this._resets.delete(frame.topic);
     this._topics.set(frame.topic, frame.seq);
     this._save();
     this._emit("message", frame.payload, frame);

@@ -79,6 +79,10 @@ pub(crate) struct Link<P: Protocol> {
     /// The last number held of each sequenced topic, sent on every reconnect so that the
     /// server (any server) replays what followed.
     pub(crate) topics: Cursors,
+    /// Topics reset to a number (`reset` with `topic`) whose snapshot may not have arrived:
+    /// the cursor moves only with the first message after it, so a connection lost before
+    /// the snapshot came asks for the reset, and the snapshot, again.
+    resets: Cursors,
 }
 
 impl<P: Protocol> Link<P> {
@@ -89,6 +93,7 @@ impl<P: Protocol> Link<P> {
             session: None,
             last_seq: 0,
             topics: Cursors::new(),
+            resets: Cursors::new(),
         }
     }
 
@@ -140,15 +145,20 @@ impl<P: Protocol> Link<P> {
                 topic: Some(topic),
                 ..
             } => {
-                match self.topics.get(&topic) {
-                    Some(&held) if seq <= held => return Step::Continue,
-                    Some(&held) if seq > held + 1 => {
+                let held = match self.resets.get(&topic) {
+                    Some(&reset) => Some(reset),
+                    None => self.topics.get(&topic).copied(),
+                };
+                match held {
+                    Some(held) if seq <= held => return Step::Continue,
+                    Some(held) if seq > held + 1 => {
                         tracing::debug!(%topic, seq, held, "topic sequence gap; resuming");
                         return Step::Gap;
                     }
                     // The first message of a topic starts its numbering for this client.
                     _ => {}
                 }
+                self.resets.remove(&topic);
                 self.topics.insert(topic, seq);
                 self.emit(P::from_server(payload)).await;
                 Step::Continue
@@ -195,7 +205,7 @@ impl<P: Protocol> Link<P> {
                 topic: Some(topic),
                 ..
             } => {
-                self.topics.insert(topic.clone(), seq);
+                self.resets.insert(topic.clone(), seq);
                 self.state(TransportState::TopicReset { topic }).await;
                 Step::Continue
             }
