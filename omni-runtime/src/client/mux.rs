@@ -35,7 +35,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::link::{Ended, Link, Step};
-use super::ws::{Socket, flush};
+use super::ws::{Socket, beat, close, flush};
 use super::{Backoff, Client, Heartbeat, Messages, Shared, closed, url_for};
 use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, TransportError, TransportState};
 
@@ -366,17 +366,11 @@ async fn connection(
                 }
             }
             _ = ticks.tick() => {
-                if last_heard.elapsed() > heartbeat.interval + heartbeat.timeout {
-                    return Ended::dropped("heartbeat timed out", connected);
-                }
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    return Ended::dropped("ping failed", connected);
+                if let Err(ended) = beat(&mut socket, last_heard, heartbeat, connected).await {
+                    return ended;
                 }
             }
-            _ = &mut closed => {
-                let _ = socket.close(None).await;
-                return Ended { code: 1000, reason: "closed by the client".into(), connected, fatal: None };
-            }
+            _ = &mut closed => return close(&mut socket, connected).await,
         }
     }
 }

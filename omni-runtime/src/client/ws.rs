@@ -99,19 +99,44 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
                 }
             }
             _ = ticks.tick() => {
-                if last_heard.elapsed() > heartbeat.interval + heartbeat.timeout {
-                    // Half-open: the peer is gone without a word.
-                    return Ended::dropped("heartbeat timed out", connected);
-                }
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    return Ended::dropped("ping failed", connected);
+                if let Err(ended) = beat(&mut socket, last_heard, heartbeat, connected).await {
+                    return ended;
                 }
             }
-            _ = &mut closed => {
-                let _ = socket.close(None).await;
-                return Ended { code: 1000, reason: "closed by the client".into(), connected, fatal: None };
-            }
+            _ = &mut closed => return close(&mut socket, connected).await,
         }
+    }
+}
+
+/// One heartbeat tick: the connection is over if nothing was heard for too long (half-open:
+/// the peer is gone without a word); otherwise it is probed with a ping.
+pub(crate) async fn beat(
+    socket: &mut Socket,
+    last_heard: Instant,
+    heartbeat: super::Heartbeat,
+    connected: bool,
+) -> Result<(), Ended> {
+    if last_heard.elapsed() > heartbeat.interval + heartbeat.timeout {
+        return Err(Ended::dropped("heartbeat timed out", connected));
+    }
+    if socket
+        .send(Message::Ping(Default::default()))
+        .await
+        .is_err()
+    {
+        return Err(Ended::dropped("ping failed", connected));
+    }
+    Ok(())
+}
+
+/// The application closed the client: closes the socket.
+pub(crate) async fn close(socket: &mut Socket, connected: bool) -> Ended {
+    let _ = socket.close(None).await;
+    Ended {
+        code: 1000,
+        reason: "closed by the client".into(),
+        connected,
+        fatal: None,
     }
 }
 
