@@ -319,14 +319,13 @@ mod topics {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use omni::client::{Backoff, Client as RustClient};
+    use omni::client::Transport;
     use omni::pubsub::{PubSub, RedisPubSub};
 
     use super::common::feed::{
-        Down, FEED, Feed, Posts, collect, connect, cursor, next, node, numbered, post, snapshot,
-        snapshot_of, topic_msg,
+        Down, FEED, Posts, connect, cursor, move_a_follower, next, node, numbered, post, snapshot,
+        topic_msg,
     };
-    use super::common::proxy::Proxy;
     use super::{OwnRedis, prefix, redis_url};
 
     async fn pubsub(url: &str, prefix: &str, log: usize) -> Arc<RedisPubSub> {
@@ -408,34 +407,7 @@ mod topics {
         let posts = Posts::default();
         let a = node(pubsub(&url, &prefix, 1024).await, &posts).await;
         let b = node(pubsub(&url, &prefix, 1024).await, &posts).await;
-        let proxy = Proxy::start(a).await;
-        let (_client, mut messages) =
-            RustClient::<Feed>::builder(format!("http://{}/omni", proxy.addr))
-                .backoff(Backoff {
-                    base: Duration::from_millis(20),
-                    cap: Duration::from_millis(100),
-                    ..Backoff::default()
-                })
-                .connect();
-        let mut poster = connect(a, None).await;
-        snapshot(&mut poster).await;
-        snapshot_of(&mut messages).await;
-        post(&mut poster, "p1", 1).await;
-        assert_eq!(collect(&mut messages, 1).await, (vec!["p1".into()], 0));
-        proxy.pause();
-        proxy.set_upstream(b);
-        proxy.cut();
-        for i in 2..=30 {
-            post(&mut poster, &format!("p{i}"), i).await;
-        }
-        proxy.resume();
-        let (got, resets) = collect(&mut messages, 29).await;
-        let want: Vec<String> = (2..=30).map(|i| format!("p{i}")).collect();
-        assert_eq!(got, want, "each post once, in order, nothing missed");
-        assert_eq!(
-            resets, 0,
-            "resumed from the Redis log: no reset, no snapshot"
-        );
+        move_a_follower(a, b, Transport::Ws, 30).await;
     }
 
     #[tokio::test]

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::feed::{
-    Down, FEED, Feed, FeedFromServer, Posts, Reader, collect, connect, cursor, next, node,
-    numbered, post, snapshot, snapshot_of, topic_msg,
+    Down, FEED, Feed, FeedFromServer, Posts, Reader, collect, connect, cursor, move_a_follower,
+    next, node, numbered, post, quick, snapshot, snapshot_of, topic_msg,
 };
 use common::proxy::Proxy;
-use omni::client::{Backoff, Client as RustClient, Mux as MuxClient, Transport};
+use omni::client::{Client as RustClient, Mux as MuxClient, Transport};
 use omni::pubsub::{LocalPubSub, PubSub};
 use omni::server::{Endpoint, Mux};
 use omni::token::Keys;
@@ -134,8 +134,7 @@ async fn hello_cursors_resume_topics_on_a_connection_that_is_already_open() {
     assert_eq!(next(&mut reader).await, topic_msg(first + 2, "three"));
 }
 
-/// The Rust client over `transport`, moved from server A to server B by a load balancer while
-/// posts go on: it receives each post once, in order, from B's replay of the shared log.
+/// The Rust client over `transport`, moved between two servers sharing an in-process pub/sub.
 async fn follows_a_topic_across_servers(transport: Transport) {
     let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
     let posts = Posts::default();
@@ -143,44 +142,7 @@ async fn follows_a_topic_across_servers(transport: Transport) {
         node(pubsub.clone(), &posts).await,
         node(pubsub, &posts).await,
     );
-    let proxy = Proxy::start(a).await;
-    let (_client, mut messages) =
-        RustClient::<Feed>::builder(format!("http://{}/omni", proxy.addr))
-            .transport(transport)
-            .backoff(quick())
-            .connect();
-    let mut poster = connect(a, None).await;
-    snapshot(&mut poster).await;
-    // Wait until the client has its snapshot, so every post is a topic message to it.
-    snapshot_of(&mut messages).await;
-    post(&mut poster, "p1", 1).await;
-    assert_eq!(collect(&mut messages, 1).await, (vec!["p1".into()], 0));
-
-    proxy.pause();
-    proxy.set_upstream(b);
-    proxy.cut();
-    for i in 2..=20 {
-        post(&mut poster, &format!("p{i}"), i).await;
-    }
-    proxy.resume();
-    let (got, resets) = collect(&mut messages, 19).await;
-    let want: Vec<String> = (2..=20).map(|i| format!("p{i}")).collect();
-    assert_eq!(
-        got, want,
-        "{transport:?}: each post once, in order, nothing missed"
-    );
-    assert_eq!(
-        resets, 0,
-        "{transport:?}: the topic resumed: no reset, no snapshot"
-    );
-}
-
-fn quick() -> Backoff {
-    Backoff {
-        base: Duration::from_millis(20),
-        cap: Duration::from_millis(100),
-        ..Backoff::default()
-    }
+    move_a_follower(a, b, transport, 20).await;
 }
 
 #[tokio::test]

@@ -184,3 +184,53 @@ pub async fn snapshot_of(messages: &mut omni::client::Messages<Feed>) {
         }
     }
 }
+
+/// A quick reconnection backoff for tests.
+pub fn quick() -> omni::client::Backoff {
+    omni::client::Backoff {
+        base: std::time::Duration::from_millis(20),
+        cap: std::time::Duration::from_millis(100),
+        ..omni::client::Backoff::default()
+    }
+}
+
+/// The Rust client over `transport`, moved from server `a` to server `b` by a load balancer
+/// while posts 2 to `last` go on through `a`: it receives each post once, in order, from
+/// `b`'s replay of the shared log, without a reset or a snapshot.
+pub async fn move_a_follower(
+    a: SocketAddr,
+    b: SocketAddr,
+    transport: omni::client::Transport,
+    last: u64,
+) {
+    let proxy = super::proxy::Proxy::start(a).await;
+    let (_client, mut messages) =
+        omni::client::Client::<Feed>::builder(format!("http://{}/omni", proxy.addr))
+            .transport(transport)
+            .backoff(quick())
+            .connect();
+    let mut poster = connect(a, None).await;
+    snapshot(&mut poster).await;
+    // Wait until the client has its snapshot, so every post is a topic message to it.
+    snapshot_of(&mut messages).await;
+    post(&mut poster, "p1", 1).await;
+    assert_eq!(collect(&mut messages, 1).await, (vec!["p1".into()], 0));
+
+    proxy.pause();
+    proxy.set_upstream(b);
+    proxy.cut();
+    for i in 2..=last {
+        post(&mut poster, &format!("p{i}"), i).await;
+    }
+    proxy.resume();
+    let (got, resets) = collect(&mut messages, last as usize - 1).await;
+    let want: Vec<String> = (2..=last).map(|i| format!("p{i}")).collect();
+    assert_eq!(
+        got, want,
+        "{transport:?}: each post once, in order, nothing missed"
+    );
+    assert_eq!(
+        resets, 0,
+        "{transport:?}: the topic resumed: no reset, no snapshot"
+    );
+}

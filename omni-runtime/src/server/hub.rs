@@ -162,11 +162,7 @@ where
         let live = conn.live;
         session.state.lock().await.cx.set_extensions(extensions);
         let (resumed, displaced) = session.core.attach(conn, Some(after), true);
-        let syncs = session.core.follow_topics(topics, true);
-        if !syncs.is_empty() {
-            let mut state = session.state.lock().await;
-            self.sync(session, &mut state, syncs).await;
-        }
+        self.follow(session, topics, true).await;
         if displaced {
             // The client came back before its old connection was noticed gone.
             self.hook(session, Hook::Disconnected).await;
@@ -282,11 +278,7 @@ where
                     .await;
             }
         };
-        let syncs = session.core.follow_topics(topics, false);
-        if !syncs.is_empty() {
-            let mut state = session.state.lock().await;
-            self.sync(session, &mut state, syncs).await;
-        }
+        self.follow(session, topics, false).await;
         flow
     }
 
@@ -311,11 +303,7 @@ where
             // Nothing to resume: the client keeps this session, and drops what it derived
             // from the old one (its topics may still resume).
             session.core.reset();
-            let syncs = session.core.follow_topics(topics, false);
-            if !syncs.is_empty() {
-                let mut state = session.state.lock().await;
-                self.sync(session, &mut state, syncs).await;
-            }
+            self.follow(session, topics, false).await;
             return Flow::Continue;
         };
         let Some((conn, _)) = session.core.detach(conn_id) else {
@@ -411,6 +399,16 @@ where
     ) {
         let syncs = session.core.apply(effects, reference);
         self.sync(session, state, syncs).await;
+    }
+
+    /// Takes the client's topic cursors and catches it up on the topics the session is
+    /// already subscribed to (see [`SessionCore::follow_topics`]).
+    async fn follow(&self, session: &Arc<Session<P, H>>, topics: Option<Cursors>, resumed: bool) {
+        let syncs = session.core.follow_topics(topics, resumed);
+        if !syncs.is_empty() {
+            let mut state = session.state.lock().await;
+            self.sync(session, &mut state, syncs).await;
+        }
     }
 
     /// Catches the client up on topics: replays what it missed from each topic's log, or,
