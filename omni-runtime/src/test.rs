@@ -34,7 +34,7 @@
 use std::sync::Arc;
 
 use crate::server::Endpoint;
-use crate::server::core::{Conn, ConnRx, Item};
+use crate::server::conn::{Conn, ConnRx, Item};
 use crate::server::hub::{Flow, Session};
 use crate::{ClientFrame, Dispatch, Protocol, Ref, ServerFrame, SessionId};
 
@@ -109,8 +109,8 @@ where
     pub fn recv(&mut self) -> Option<ServerFrame<P::Server>> {
         if self.replay.is_empty() {
             match self.rx.frames.try_recv().ok()? {
-                Item::Frame(frame) => self.replay.push_back(frame),
-                Item::Replay(frames) => self.replay.extend(frames),
+                Item::Frame(frame, _) => self.replay.push_back(frame),
+                Item::Replay(frames, _) => self.replay.extend(frames),
                 Item::Close(_) | Item::Left(_) => return None,
             }
         }

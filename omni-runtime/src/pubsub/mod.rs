@@ -42,7 +42,6 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use axum::extract::ws::Utf8Bytes;
 use futures_util::future::BoxFuture;
 
 #[cfg(feature = "redis")]
@@ -52,123 +51,8 @@ mod redis;
 pub use self::redis::{RedisHealth, RedisPubSub};
 
 use crate::SessionId;
+pub use crate::codec::{Outgoing, Publication, TopicFrame};
 use crate::frame::Seq;
-
-/// One encoded server frame on its way to a connection: the JSON text, shared by every
-/// recipient, and what a transport needs to know without parsing it (SSE writes `event:` and
-/// `id:` lines from it).
-#[derive(Clone, Debug)]
-pub struct Outgoing {
-    kind: &'static str,
-    seq: Option<Seq>,
-    text: Utf8Bytes,
-}
-
-impl Outgoing {
-    /// An encoded frame of type `kind`, sequenced if `seq` is set.
-    pub fn new(kind: &'static str, seq: Option<Seq>, text: Utf8Bytes) -> Self {
-        Self { kind, seq, text }
-    }
-
-    /// An encoded `push` frame.
-    pub fn push(text: Utf8Bytes) -> Self {
-        Self::new("push", None, text)
-    }
-
-    /// The frame's `type`.
-    pub fn kind(&self) -> &'static str {
-        self.kind
-    }
-
-    /// The frame's `seq`, for sequenced frames.
-    pub fn seq(&self) -> Option<Seq> {
-        self.seq
-    }
-
-    /// The frame's JSON text.
-    pub fn text(&self) -> &str {
-        self.text.as_str()
-    }
-
-    /// The frame's JSON text as shared bytes (cloning it does not copy the text).
-    pub fn bytes(&self) -> &Utf8Bytes {
-        &self.text
-    }
-}
-
-/// One message of a sequenced topic, numbered, in both forms a subscriber may need.
-#[derive(Clone, Debug)]
-pub struct TopicFrame {
-    seq: Seq,
-    msg: Outgoing,
-    push: Outgoing,
-}
-
-impl TopicFrame {
-    /// The message numbered `seq`: `msg` is its `msg` frame (with `topic` and `seq`), `push`
-    /// its `push` frame.
-    pub fn new(seq: Seq, msg: Outgoing, push: Outgoing) -> Self {
-        Self { seq, msg, push }
-    }
-
-    /// Its number in the topic.
-    pub fn seq(&self) -> Seq {
-        self.seq
-    }
-
-    /// The `msg` frame, for clients that follow sequenced topics.
-    pub fn sequenced(&self) -> &Outgoing {
-        &self.msg
-    }
-
-    /// The `push` frame, for clients that do not (they see an ordinary broadcast).
-    pub fn push(&self) -> &Outgoing {
-        &self.push
-    }
-}
-
-/// A message to publish on a sequenced topic, encoded once before the topic numbers it.
-#[derive(Clone, Debug)]
-pub struct Publication {
-    /// The `msg` frame's text after its number: `{"type":"msg","seq":` + number + `tail`.
-    tail: Arc<str>,
-    push: Outgoing,
-}
-
-impl Publication {
-    /// What every numbered `msg` frame starts with; the number follows.
-    pub const HEAD: &'static str = r#"{"type":"msg","seq":"#;
-
-    /// A publication from a `msg` frame encoded with `seq` 0 and its `push` frame. `None` if
-    /// `template` does not start with [`HEAD`](Self::HEAD) and `0`.
-    pub fn new(template: &str, push: Outgoing) -> Option<Self> {
-        let tail = template.strip_prefix(Self::HEAD)?.strip_prefix('0')?;
-        Some(Self {
-            tail: tail.into(),
-            push,
-        })
-    }
-
-    /// The text after the number, for a backend that numbers messages itself (Redis does,
-    /// in a script).
-    pub fn tail(&self) -> &str {
-        &self.tail
-    }
-
-    /// The `push` frame.
-    pub fn push(&self) -> &Outgoing {
-        &self.push
-    }
-
-    /// The message numbered `seq`.
-    pub fn numbered(&self, seq: Seq) -> TopicFrame {
-        let msg = format!("{}{seq}{}", Self::HEAD, self.tail);
-        // Numbered by its topic, not the session: carries no session `seq` (SSE writes no
-        // `id:` for it, and the session log never holds it).
-        let msg = Outgoing::new("msg", None, Utf8Bytes::from(msg));
-        TopicFrame::new(seq, msg, self.push.clone())
-    }
-}
 
 /// What a sequenced topic holds after a subscriber's cursor.
 #[derive(Clone, Debug)]

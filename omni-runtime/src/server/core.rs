@@ -7,14 +7,15 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+use super::conn::{Conn, ConnRx, Item, Stop, connection};
 use super::limits::Limits;
 use super::metrics::Metrics;
+use crate::codec::{Outgoing, Publication, TopicFrame};
 use crate::context::{SessionGone, Sink};
-use crate::pubsub::{Member, Outgoing, PubSub, Publication, TopicFrame};
+use crate::pubsub::{Member, PubSub};
 use crate::{Cursors, Effect, ErrorCode, Protocol, Ref, Seq, ServerFrame, SessionId};
 
 /// What an endpoint's sessions share.
@@ -46,221 +47,6 @@ impl Shared {
     pub(crate) fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
     }
-}
-
-/// A connection's handle with id `id` and a queue of `queue` items, and the ends its
-/// transport reads.
-pub(crate) fn connection(id: u64, queue: usize, live: bool) -> (Conn, ConnRx) {
-    let (tx, rx) = mpsc::channel(queue.max(2));
-    let (stop, stop_rx) = watch::channel(None);
-    let conn = Conn {
-        id,
-        tx,
-        stop,
-        live,
-        component: None,
-    };
-    (
-        conn,
-        ConnRx {
-            frames: rx,
-            stop: stop_rx,
-        },
-    )
-}
-
-/// Resolves once the endpoint is shutting down.
-pub(crate) async fn shutting_down(rx: &mut watch::Receiver<bool>) {
-    loop {
-        let down = *rx.borrow_and_update();
-        if down {
-            return;
-        }
-        if rx.changed().await.is_err() {
-            // The endpoint is gone without a shutdown: never resolve.
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-/// Why a connection is being closed, and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stop {
-    /// The WebSocket close code.
-    pub(crate) code: u16,
-    pub(crate) reason: &'static str,
-}
-
-impl Stop {
-    pub(crate) const SLOW_CONSUMER: Stop = Stop {
-        code: 1008,
-        reason: "slow_consumer",
-    };
-    pub(crate) const CLOSED_BY_SERVER: Stop = Stop {
-        code: 1000,
-        reason: "closed by the server",
-    };
-    pub(crate) const REPLACED: Stop = Stop {
-        code: 4000,
-        reason: "session resumed on another connection",
-    };
-    pub(crate) const VERSION_MISMATCH: Stop = Stop {
-        code: 1008,
-        reason: "version_mismatch",
-    };
-    pub(crate) const TOO_LARGE: Stop = Stop {
-        code: 1009,
-        reason: "too_large",
-    };
-    pub(crate) const GOING_AWAY: Stop = Stop {
-        code: 1001,
-        reason: "server shutting down",
-    };
-}
-
-/// An item on a connection's outbound queue.
-#[derive(Debug)]
-pub(crate) enum Item {
-    Frame(Outgoing),
-    /// The frames a resume replays, as one item: a full log never overflows the queue of the
-    /// connection it is replayed to.
-    Replay(Vec<Outgoing>),
-    /// Close after the frames queued before it.
-    Close(Stop),
-    /// Mux: component `id` has stopped (its handler closed it, or its session was resumed
-    /// elsewhere); the socket stays open for the others.
-    Left(Arc<str>),
-}
-
-/// The server's end of one connection: its bounded outbound queue and its stop signal.
-pub(crate) struct Conn {
-    pub(crate) id: u64,
-    tx: mpsc::Sender<Item>,
-    stop: watch::Sender<Option<Stop>>,
-    /// A WebSocket or SSE stream, as opposed to one HTTP request.
-    pub(crate) live: bool,
-    /// Mux: the component this connection is, on a socket shared with others.
-    component: Option<Component>,
-}
-
-/// A mux component's id, and the `,"id":…` member every frame to it gets.
-#[derive(Clone)]
-struct Component {
-    id: Arc<str>,
-    member: Arc<str>,
-    /// Set once its `left` is queued: nothing for it may follow on the socket.
-    left: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Conn {
-    /// Component `id` on this mux socket: a connection with its own `conn_id` that shares the
-    /// socket's queue and stop signal, and whose frames all carry `"id"`.
-    pub(crate) fn component(&self, conn_id: u64, id: &str) -> Conn {
-        let quoted = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".to_owned());
-        Conn {
-            id: conn_id,
-            tx: self.tx.clone(),
-            stop: self.stop.clone(),
-            live: true,
-            component: Some(Component {
-                id: id.into(),
-                member: format!(",\"id\":{quoted}").into(),
-                left: Arc::default(),
-            }),
-        }
-    }
-
-    /// Queues `item` without waiting; a full queue stops the connection as a slow consumer.
-    /// Returns whether the item was queued.
-    pub(crate) fn queue(&self, item: Item, metrics: &Metrics) -> bool {
-        let item = match &self.component {
-            None => item,
-            Some(component) => match component.tag(item) {
-                Some(item) => item,
-                None => return false,
-            },
-        };
-        match self.tx.try_send(item) {
-            Ok(()) => {
-                Metrics::bump(&metrics.frames_out);
-                true
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if self.stop.borrow().is_none() {
-                    Metrics::bump(&metrics.slow_consumers);
-                    tracing::warn!(
-                        conn = self.id,
-                        "outbound queue full: closing as slow consumer"
-                    );
-                }
-                self.stop.send_replace(Some(Stop::SLOW_CONSUMER));
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-
-    /// The connection lost its session to a newer one: a socket is closed, a mux component
-    /// leaves its socket.
-    fn displace(&self) {
-        match &self.component {
-            None => {
-                self.stop.send_replace(Some(Stop::REPLACED));
-            }
-            Some(component) => {
-                if let Some(left) = component.tag(Item::Left(component.id.clone())) {
-                    let _ = self.tx.try_send(left);
-                }
-            }
-        }
-    }
-}
-
-impl Component {
-    /// Gives every frame for the component its `id`, and turns a close into a leave: the
-    /// socket belongs to the other components too.
-    /// `None` once the component has left: what its session still sends (an `ack` after the
-    /// handler closed it) must not reach the client after `left`.
-    fn tag(&self, item: Item) -> Option<Item> {
-        if self.left.load(Ordering::SeqCst) {
-            return None;
-        }
-        Some(match item {
-            Item::Frame(frame) => Item::Frame(self.tag_frame(frame)),
-            Item::Replay(frames) => {
-                Item::Replay(frames.into_iter().map(|f| self.tag_frame(f)).collect())
-            }
-            Item::Close(_) | Item::Left(_) => {
-                self.left.store(true, Ordering::SeqCst);
-                Item::Left(self.id.clone())
-            }
-        })
-    }
-
-    /// Inserts `"id"` right after the `"type"` member, which every encoded frame starts with:
-    /// the log keeps frames untagged, so a session resumed under another id replays correctly.
-    fn tag_frame(&self, frame: Outgoing) -> Outgoing {
-        let text = frame.text();
-        let head = "{\"type\":\"".len() + frame.kind().len() + 1;
-        if text.len() < head || !text.is_char_boundary(head) {
-            debug_assert!(
-                false,
-                "an encoded frame does not start with its type: {text}"
-            );
-            return frame;
-        }
-        let mut tagged = String::with_capacity(text.len() + self.member.len());
-        tagged.push_str(&text[..head]);
-        tagged.push_str(&self.member);
-        tagged.push_str(&text[head..]);
-        Outgoing::new(frame.kind(), frame.seq(), Utf8Bytes::from(tagged))
-    }
-}
-
-/// What a transport reads: frames to write, and a stop that skips the queue.
-pub(crate) struct ConnRx {
-    pub(crate) frames: mpsc::Receiver<Item>,
-    pub(crate) stop: watch::Receiver<Option<Stop>>,
 }
 
 /// How an attach went.
@@ -411,7 +197,7 @@ impl<P: Protocol> SessionCore<P> {
             .cloned()
             .collect();
         if !missed.is_empty() {
-            self.deliver(inner, Item::Replay(missed));
+            self.deliver(inner, Item::Replay(missed, None));
         }
         Resumed::Exactly
     }
@@ -471,13 +257,7 @@ impl<P: Protocol> SessionCore<P> {
                 inner.handled_set.remove(&old);
             }
         }
-        self.deliver_encoded(
-            &mut inner,
-            &ServerFrame::<()>::Ack {
-                reference,
-                id: None,
-            },
-        );
+        self.deliver(&mut inner, Item::Frame(Outgoing::ack(reference), None));
     }
 
     /// Sends an `error` frame to the current connection.
@@ -543,7 +323,7 @@ impl<P: Protocol> SessionCore<P> {
         let last = after + missed.len() as Seq;
         let mut inner = self.lock();
         if !missed.is_empty() {
-            self.deliver(&mut inner, Item::Replay(missed));
+            self.deliver(&mut inner, Item::Replay(missed, None));
         }
         self.go_live(&mut inner, topic, Some(last));
     }
@@ -568,9 +348,9 @@ impl<P: Protocol> SessionCore<P> {
                     continue;
                 }
                 last = Some(frame.seq());
-                self.deliver(inner, Item::Frame(frame.sequenced().clone()));
+                self.deliver(inner, Item::Frame(frame.sequenced().clone(), None));
             } else {
-                self.deliver(inner, Item::Frame(frame.push().clone()));
+                self.deliver(inner, Item::Frame(frame.push().clone(), None));
             }
         }
         inner
@@ -624,7 +404,7 @@ impl<P: Protocol> SessionCore<P> {
             topic: None,
             id: None,
         };
-        let Some(out) = self.encode(&frame, Some(seq)) else {
+        let Some(out) = self.encode(&frame) else {
             drop(inner);
             self.error(
                 ErrorCode::HandlerFailed,
@@ -638,7 +418,7 @@ impl<P: Protocol> SessionCore<P> {
         if inner.log.len() > self.shared.limits.log_frames {
             inner.log.pop_front();
         }
-        self.deliver(&mut inner, Item::Frame(out));
+        self.deliver(&mut inner, Item::Frame(out, None));
     }
 
     fn subscribe(&self, topic: String) -> Option<TopicSync> {
@@ -672,25 +452,12 @@ impl<P: Protocol> SessionCore<P> {
     }
 
     fn publish(&self, topic: &str, msg: &P::Server) {
-        let template = ServerFrame::Msg {
-            seq: 0,
-            payload: msg,
-            reference: None,
-            topic: Some(topic.to_owned()),
-            id: None,
-        };
-        let push = ServerFrame::Push {
-            payload: msg,
-            topic: Some(topic.to_owned()),
-            id: None,
-        };
-        let (Some(template), Some(push)) = (self.encode(&template, None), self.encode(&push, None))
-        else {
-            return;
-        };
-        let Some(publication) = Publication::new(template.text(), push) else {
-            tracing::error!(%topic, "an encoded topic message does not start with its number");
-            return;
+        let publication = match Publication::encode(topic, msg) {
+            Ok(publication) => publication,
+            Err(err) => {
+                tracing::error!(session = %self.id, %err, "could not encode a topic message");
+                return;
+            }
         };
         Metrics::bump(&self.shared.metrics.broadcasts);
         self.shared.pubsub.publish(topic, publication);
@@ -703,7 +470,7 @@ impl<P: Protocol> SessionCore<P> {
             id: None,
         };
         // Encoded once; every subscriber gets the same bytes.
-        let Some(out) = self.encode(&frame, None) else {
+        let Some(out) = self.encode(&frame) else {
             return;
         };
         Metrics::bump(&self.shared.metrics.broadcasts);
@@ -714,9 +481,9 @@ impl<P: Protocol> SessionCore<P> {
         }
     }
 
-    fn encode<S: Serialize>(&self, frame: &ServerFrame<S>, seq: Option<Seq>) -> Option<Outgoing> {
-        match frame.encode() {
-            Ok(text) => Some(Outgoing::new(frame.kind(), seq, Utf8Bytes::from(text))),
+    fn encode<S: Serialize>(&self, frame: &ServerFrame<S>) -> Option<Outgoing> {
+        match Outgoing::encode(frame) {
+            Ok(out) => Some(out),
             Err(err) => {
                 tracing::error!(session = %self.id, %err, "could not encode a server frame");
                 None
@@ -725,8 +492,8 @@ impl<P: Protocol> SessionCore<P> {
     }
 
     fn deliver_encoded<S: Serialize>(&self, inner: &mut Inner, frame: &ServerFrame<S>) {
-        if let Some(out) = self.encode(frame, None) {
-            self.deliver(inner, Item::Frame(out));
+        if let Some(out) = self.encode(frame) {
+            self.deliver(inner, Item::Frame(out, None));
         }
     }
 
@@ -742,7 +509,7 @@ impl<P: Protocol> SessionCore<P> {
 impl<P: Protocol> Member for SessionCore<P> {
     fn deliver(&self, frame: Outgoing) {
         let mut inner = self.lock();
-        SessionCore::deliver(self, &mut inner, Item::Frame(frame));
+        SessionCore::deliver(self, &mut inner, Item::Frame(frame, None));
     }
 
     fn deliver_topic(&self, topic: &str, frame: &TopicFrame) {
@@ -767,7 +534,7 @@ impl<P: Protocol> Member for SessionCore<P> {
         } else {
             frame.push()
         };
-        SessionCore::deliver(self, &mut inner, Item::Frame(out.clone()));
+        SessionCore::deliver(self, &mut inner, Item::Frame(out.clone(), None));
     }
 }
 

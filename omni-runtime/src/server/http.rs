@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::value::RawValue;
 
-use super::core::Item;
+use super::conn::Item;
 use super::hub::{Flow, Hub};
 use crate::{ClientFrame, DecodeError, Dispatch, ErrorCode, Protocol, ServerFrame, SessionId};
 
@@ -87,8 +87,8 @@ where
     let mut out = Vec::new();
     while let Ok(item) = rx.frames.try_recv() {
         match item {
-            Item::Frame(frame) => out.push(frame.text().to_owned()),
-            Item::Replay(frames) => out.extend(frames.iter().map(|f| f.text().to_owned())),
+            Item::Frame(frame, _) => out.push(frame.text().to_owned()),
+            Item::Replay(frames, _) => out.extend(frames.iter().map(|f| f.text().to_owned())),
             // A plain endpoint's connections are never mux components.
             Item::Close(_) | Item::Left(_) => break,
         }

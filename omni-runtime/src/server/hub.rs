@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use super::core::{Conn, Resumed, SessionCore, Shared, Stop, TopicSync};
+use super::conn::{Conn, Stop};
+use super::core::{Resumed, SessionCore, Shared, TopicSync};
 use super::metrics::Metrics;
 use crate::pubsub::Replay;
 use crate::{ClientFrame, Context, DecodeError, Dispatch, ErrorCode, Protocol, Ref, Sender, Seq};

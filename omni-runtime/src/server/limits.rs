@@ -40,6 +40,10 @@ pub struct Limits {
     /// once; the keep-alives are what eventually fail on one that vanished without closing.
     /// Default 1 s.
     pub sse_keep_alive: Duration,
+    /// How long one write to a client may make no progress before the client is taken to
+    /// have stopped reading: it is closed as a `slow_consumer`, whatever its queue holds.
+    /// Default 5 s.
+    pub write_timeout: Duration,
     /// Components one mux socket may have joined at once; a join past it is refused with
     /// `too_large`. Default 16.
     pub max_components: usize,
@@ -57,6 +61,7 @@ impl Default for Limits {
             read_buffer_bytes: 4 * 1024,
             sse_keep_alive: Duration::from_secs(1),
             max_components: 16,
+            write_timeout: Duration::from_secs(5),
         }
     }
 }

@@ -29,6 +29,7 @@
 //! # }
 //! ```
 
+pub(crate) mod conn;
 pub(crate) mod core;
 mod http;
 pub(crate) mod hub;
@@ -37,6 +38,7 @@ mod metrics;
 mod mux;
 mod origin;
 mod sse;
+mod writer;
 mod ws;
 
 use std::sync::Arc;

@@ -48,19 +48,20 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::future::BoxFuture;
-use serde::de::IgnoredAny;
+use futures_util::StreamExt;
 use serde_json::Value;
-use tokio::sync::watch;
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::core::{self, Conn, ConnRx, Item, Stop, shutting_down};
-use super::hub::{Hub, Session};
+use super::conn::{self, Conn, Item, Left, Stop};
+use super::hub::Hub;
 use super::metrics::Metrics;
 use super::ws::{self, Incoming};
 use super::{Endpoint, Limits, Origins};
 use crate::SessionId;
-use crate::pubsub::Outgoing;
+use crate::codec::{ComponentId, Outgoing, decode_payload};
 use crate::token::Keys;
 use crate::{ClientFrame, Cursors, Dispatch, ErrorCode, Protocol, Ref, Seq, ServerFrame};
 
@@ -188,15 +189,8 @@ async fn mux_route(State(mux): State<Mux>, request: Request) -> Response {
 trait Module: Send + Sync + 'static {
     fn version(&self) -> &'static str;
 
-    /// Starts (or resumes) a session as component `id` on `socket`.
-    fn join<'a>(
-        &'a self,
-        id: &'a str,
-        socket: &'a Conn,
-        resume: Resume,
-        props: Value,
-        extensions: axum::http::Extensions,
-    ) -> BoxFuture<'a, Box<dyn Component>>;
+    /// Starts (or resumes) a session as a component of `socket`, in a task of its own.
+    fn start(&self, socket: &Conn, start: Start) -> JoinHandle<()>;
 }
 
 /// What a `join` asks to resume: the component's session, and its topics.
@@ -205,14 +199,34 @@ struct Resume {
     topics: Option<Cursors>,
 }
 
-/// A joined component: its session, and the connection that is its view of the socket.
-trait Component: Send + Sync {
-    /// Handles one `msg` frame for the component.
-    fn handle<'a>(&'a self, text: &'a [u8]) -> BoxFuture<'a, ()>;
-
-    /// Stops the component: `leave` ends its session, otherwise it is held for resume.
-    fn stop(&self, leave: bool) -> BoxFuture<'_, ()>;
+/// Everything a component's task starts from.
+struct Start {
+    id: ComponentId,
+    /// Tells this component's entry apart from a later one under the same id.
+    join: u64,
+    left: Arc<Left>,
+    resume: Resume,
+    props: Value,
+    extensions: axum::http::Extensions,
+    inbox: mpsc::Receiver<Command>,
+    ended: mpsc::UnboundedSender<(String, u64)>,
 }
+
+/// What the socket hands a component.
+enum Command {
+    /// A `msg` for it: its envelope was decoded by the socket, its payload is decoded by the
+    /// component, as its own protocol's message.
+    Msg {
+        payload: Box<RawValue>,
+        reference: Option<Ref>,
+    },
+    /// The client left the component.
+    Leave,
+}
+
+/// Messages a component holds before the socket waits for it: a client that floods one
+/// component slows its own socket's reading, never the server.
+const INBOX: usize = 64;
 
 impl<P, H> Module for Arc<Hub<P, H>>
 where
@@ -223,189 +237,307 @@ where
         P::VERSION
     }
 
-    fn join<'a>(
-        &'a self,
-        id: &'a str,
-        socket: &'a Conn,
-        resume: Resume,
-        props: Value,
-        extensions: axum::http::Extensions,
-    ) -> BoxFuture<'a, Box<dyn Component>> {
-        Box::pin(async move {
-            let conn_id = self.shared.next_conn_id();
-            let conn = socket.component(conn_id, id);
-            let session = self
-                .open(resume.session, conn, extensions, props, resume.topics)
-                .await;
-            Box::new(Joined {
-                hub: self.clone(),
-                session,
-                conn_id,
-            }) as Box<dyn Component>
-        })
+    fn start(&self, socket: &Conn, start: Start) -> JoinHandle<()> {
+        let span = tracing::info_span!("omni.mux.component", id = start.id.as_str());
+        // The component's view of the socket for its session, and the same view kept by its
+        // task to say `left`; the connection id is the endpoint's, so a resume elsewhere
+        // tells the two connections of one session apart.
+        let conn_id = self.shared.next_conn_id();
+        let conn = socket.component(conn_id, start.id.clone(), start.left.clone());
+        let own = socket.component(conn_id, start.id.clone(), start.left.clone());
+        tokio::spawn(component(self.clone(), conn, own, start).instrument(span))
     }
 }
 
-struct Joined<P: Protocol, H> {
-    hub: Arc<Hub<P, H>>,
-    session: Arc<Session<P, H>>,
-    conn_id: u64,
-}
-
-impl<P, H> Component for Joined<P, H>
+/// One component: its session, run on its own task, so a slow handler holds up only its
+/// own messages.
+async fn component<P, H>(hub: Arc<Hub<P, H>>, conn: Conn, own: Conn, start: Start)
 where
     P: Protocol + Dispatch<H>,
     H: Send + 'static,
 {
-    fn handle<'a>(&'a self, text: &'a [u8]) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let frame = ClientFrame::<P::Client>::decode(text);
-            // Only `msg` frames reach a component, so the session never switches.
-            let _ = self.hub.handle(&self.session, self.conn_id, frame).await;
-        })
-    }
-
-    fn stop(&self, leave: bool) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            if leave {
-                self.hub.leave(&self.session, self.conn_id).await;
-            } else {
-                self.hub.closed(&self.session, self.conn_id).await;
+    let Start {
+        id,
+        join,
+        left,
+        resume,
+        props,
+        extensions,
+        mut inbox,
+        ended,
+    } = start;
+    let conn_id = conn.id;
+    let session = hub
+        .open(resume.session, conn, extensions, props, resume.topics)
+        .await;
+    loop {
+        let command = tokio::select! {
+            biased;
+            // Its handler closed it, or its session was resumed elsewhere: `left` is queued.
+            () = left.wait() => None,
+            command = inbox.recv() => command,
+        };
+        match command {
+            Some(Command::Msg { payload, reference }) => {
+                let frame = decode_payload::<P::Client>(&payload, reference, Some(id.as_str()))
+                    .map(|payload| ClientFrame::Msg {
+                        payload,
+                        reference,
+                        id: None,
+                    });
+                // Only `msg` frames reach a component, so the session never switches.
+                let _ = hub.handle(&session, conn_id, frame).await;
             }
-        })
+            Some(Command::Leave) => {
+                hub.leave(&session, conn_id).await;
+                own.queue(Item::Left(id.clone()), &hub.shared.metrics);
+                break;
+            }
+            // The socket closed: the session waits for a resume.
+            None => {
+                hub.closed(&session, conn_id).await;
+                break;
+            }
+        }
+    }
+    let _ = ended.send((id.as_str().to_owned(), join));
+}
+
+/// A joined component, as the socket sees it.
+struct Entry {
+    join: u64,
+    inbox: mpsc::Sender<Command>,
+}
+
+impl Entry {
+    /// Whether its task has ended (it left); the socket may not have heard yet.
+    fn gone(&self) -> bool {
+        self.inbox.is_closed()
     }
 }
 
-/// One mux socket's components, by id.
-type Components = HashMap<String, Box<dyn Component>>;
+/// One mux socket: its own view of the connection (for frames of the socket's, not a
+/// component's), and its components by id.
+struct Socket {
+    mux: Arc<Inner>,
+    conn: Conn,
+    components: HashMap<String, Entry>,
+    joins: u64,
+    ended: mpsc::UnboundedSender<(String, u64)>,
+    extensions: axum::http::Extensions,
+}
 
-async fn run(mux: Arc<Inner>, mut socket: WebSocket, extensions: axum::http::Extensions) {
-    let limits = &mux.limits;
-    let (
+async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensions) {
+    let limits = mux.limits.clone();
+    let (conn, rx) = conn::connection(0, limits.outbound_queue, true);
+    let stopper = conn.stopper();
+    let span = tracing::info_span!("omni.mux");
+    let (mut stream, mut writer) = ws::split(socket, rx, mux.shutdown.subscribe(), &limits, &span);
+    let (ended, mut ended_rx) = mpsc::unbounded_channel();
+    let mut socket = Socket {
+        mux,
         conn,
-        ConnRx {
-            mut frames,
-            mut stop,
-        },
-    ) = core::connection(0, limits.outbound_queue, true);
-    let mut components = Components::new();
-    let mut shutdown = mux.shutdown.subscribe();
-    let max = limits.max_frame_bytes;
-    let mut left = Vec::new();
+        components: HashMap::new(),
+        joins: 0,
+        ended,
+        extensions,
+    };
 
     async {
-        let reason = loop {
+        loop {
             tokio::select! {
-                biased;
-                item = frames.recv() => {
-                    let written = ws::write(&mut socket, item, &mut frames, &mut left).await;
-                    for id in left.drain(..) {
-                        if let Some(component) = components.remove(&*id) {
-                            component.stop(false).await;
-                        }
-                    }
-                    match written {
-                        Ok(None) => {}
-                        Ok(Some(stop)) => break Some(stop),
-                        Err(()) => break None,
+                result = &mut writer.task => {
+                    writer.ended(result, &socket.mux.metrics);
+                    break;
+                }
+                Some((id, join)) = ended_rx.recv() => {
+                    if socket.components.get(&id).is_some_and(|e| e.join == join) {
+                        socket.components.remove(&id);
                     }
                 }
-                _ = stop.changed() => break ws::stopped(&mut socket, &mut stop).await,
-                _ = shutting_down(&mut shutdown) => break Some(Stop::GOING_AWAY),
-                incoming = socket.recv() => {
-                    let text = match ws::read(&mut socket, incoming, max).await {
-                        Incoming::Text(text) => text,
-                        Incoming::Binary => {
-                            let (code, message) = ws::binary();
-                            reply(&mux, &conn, ServerFrame::error(code, message));
-                            continue;
-                        }
-                        Incoming::Skip => continue,
-                        Incoming::End(stop) => break stop,
-                    };
-                    handle(&mux, &conn, &mut components, text.as_bytes(), &extensions).await;
-                }
+                incoming = stream.next() => match ws::read(incoming, limits.max_frame_bytes) {
+                    Incoming::Text(text) => socket.handle(text.as_str()).await,
+                    Incoming::Binary => {
+                        let (code, message) = ws::binary();
+                        socket.reply(ServerFrame::error(code, message));
+                    }
+                    Incoming::Skip => {}
+                    Incoming::TooLarge => {
+                        stopper.send_replace(Some(Stop::TOO_LARGE));
+                        break;
+                    }
+                    Incoming::End => break,
+                },
             }
-        };
-        ws::close(&mut socket, reason).await;
-        // Every component's `disconnected` hook runs; their sessions wait for a resume.
-        for (_, component) in components.drain() {
-            component.stop(false).await;
         }
+        writer.finish(&socket.mux.metrics).await;
+        // Each component's task sees its inbox close, runs the `disconnected` hook, and its
+        // session waits for a resume.
+        socket.components.clear();
     }
-    .instrument(tracing::info_span!("omni.mux"))
+    .instrument(span)
     .await;
 }
 
-/// Handles one client frame on a mux socket.
-async fn handle(
-    mux: &Inner,
-    socket: &Conn,
-    components: &mut Components,
-    text: &[u8],
-    extensions: &axum::http::Extensions,
-) {
-    // The envelope alone says where the frame goes; its payload is decoded by the component,
-    // as its own protocol's message.
-    let frame = match ClientFrame::<IgnoredAny>::decode(text) {
-        Ok(frame) => frame,
-        Err(err) => {
-            tracing::debug!(%err, "undecodable mux frame");
-            reply(mux, socket, ServerFrame::from(&err));
-            return;
-        }
-    };
-    match frame {
-        ClientFrame::Msg {
-            id: Some(id),
-            reference,
-            ..
-        } => match components.get(&id) {
-            Some(component) => component.handle(text).await,
-            None => reply(mux, socket, unknown_id(id, reference)),
-        },
-        ClientFrame::Msg { reference, .. } => {
-            let mut frame = ServerFrame::error(
-                ErrorCode::BadFrame,
-                "a `msg` on the mux names its component in `id`",
-            );
-            if let ServerFrame::Error { reference: r, .. } = &mut frame {
-                *r = reference;
+impl Socket {
+    /// Handles one client frame.
+    async fn handle(&mut self, text: &str) {
+        // The envelope alone says where the frame goes; the payload stays raw JSON for the
+        // component to decode as its own protocol's message.
+        let frame = match ClientFrame::<Box<RawValue>>::decode_str(text) {
+            Ok(frame) => frame,
+            Err(err) => {
+                tracing::debug!(%err, "undecodable mux frame");
+                self.reply(ServerFrame::from(&err));
+                return;
             }
-            reply(mux, socket, frame);
-        }
-        ClientFrame::Join {
-            id,
-            module,
-            token,
-            session,
-            after,
-            version,
-            topics,
-        } => {
-            let join = Join {
+        };
+        match frame {
+            ClientFrame::Msg {
+                id: Some(id),
+                reference,
+                payload,
+            } => {
+                let inbox = match self.components.get(&id) {
+                    Some(entry) if !entry.gone() => entry.inbox.clone(),
+                    _ => return self.reply(unknown_id(id, reference)),
+                };
+                let command = Command::Msg { payload, reference };
+                if inbox.send(command).await.is_err() {
+                    self.reply(unknown_id(id, reference));
+                }
+            }
+            ClientFrame::Msg { reference, .. } => {
+                let mut frame = ServerFrame::error(
+                    ErrorCode::BadFrame,
+                    "a `msg` on the mux names its component in `id`",
+                );
+                if let ServerFrame::Error { reference: r, .. } = &mut frame {
+                    *r = reference;
+                }
+                self.reply(frame);
+            }
+            ClientFrame::Join {
                 id,
                 module,
                 token,
-                resume: Resume {
-                    session: session.map(|s| (s, after.unwrap_or(0))),
-                    topics,
-                },
+                session,
+                after,
                 version,
-            };
-            if let Err(frame) = join.run(mux, socket, components, extensions).await {
-                reply(mux, socket, frame);
+                topics,
+            } => {
+                let join = Join {
+                    id,
+                    module,
+                    token,
+                    resume: Resume {
+                        session: session.map(|s| (s, after.unwrap_or(0))),
+                        topics,
+                    },
+                    version,
+                };
+                if let Err(frame) = self.join(join) {
+                    self.reply(frame);
+                }
             }
+            ClientFrame::Leave { id } => match self.components.remove(&id) {
+                // Its task answers `left` once the messages before this are handled.
+                Some(entry) if !entry.gone() => {
+                    let _ = entry.inbox.send(Command::Leave).await;
+                }
+                _ => self.reply(unknown_id(id, None)),
+            },
+            // A bare `hello` is a client's liveness probe; versions are checked per join.
+            ClientFrame::Hello { .. } => {}
         }
-        ClientFrame::Leave { id } => match components.remove(&id) {
-            Some(component) => {
-                component.stop(true).await;
-                reply(mux, socket, ServerFrame::Left { id });
+    }
+
+    /// Starts a component, or says why not; a refused join touches nothing.
+    fn join(&mut self, join: Join) -> Result<(), ServerFrame<()>> {
+        let mux = self.mux.clone();
+        let id = join.id;
+        let refuse = |code, message: String| ServerFrame::Error {
+            code,
+            message,
+            reference: None,
+            id: Some(id.clone()),
+        };
+        // The module first, then the token: a token is only meaningful for a known module.
+        let Some(module) = mux.modules.get(&join.module) else {
+            return Err(refuse(
+                ErrorCode::UnknownModule,
+                format!("no module `{}` is served here", join.module),
+            ));
+        };
+        let claims = match mux.keys.verify(&join.module, &join.token) {
+            Ok(claims) => claims,
+            Err(err) => {
+                tracing::debug!(%err, module = %join.module, "join refused");
+                return Err(refuse(err.code(), err.to_string()));
             }
-            None => reply(mux, socket, unknown_id(id, None)),
-        },
-        // A bare `hello` is a client's liveness probe; versions are checked per join.
-        ClientFrame::Hello { .. } => {}
+        };
+        if let Some(version) = &join.version
+            && version != module.version()
+        {
+            return Err(refuse(
+                ErrorCode::VersionMismatch,
+                format!(
+                    "client schema {version} differs from the server's {} for module `{}`",
+                    module.version(),
+                    join.module
+                ),
+            ));
+        }
+        self.components.retain(|_, entry| !entry.gone());
+        if self.components.contains_key(&id) {
+            return Err(refuse(
+                ErrorCode::DuplicateId,
+                format!("component `{id}` is already joined on this socket"),
+            ));
+        }
+        let max = mux.limits.max_components;
+        if self.components.len() >= max {
+            return Err(refuse(
+                ErrorCode::TooLarge,
+                format!("a socket may join {max} components; leave one first"),
+            ));
+        }
+        self.reply(ServerFrame::Joined { id: id.clone() });
+        self.joins += 1;
+        let component = ComponentId::new(&id);
+        let left = Arc::new(Left::default());
+        let (inbox, inbox_rx) = mpsc::channel(INBOX);
+        module.start(
+            &self.conn,
+            Start {
+                id: component,
+                join: self.joins,
+                left,
+                resume: join.resume,
+                props: claims.props,
+                extensions: self.extensions.clone(),
+                inbox: inbox_rx,
+                ended: self.ended.clone(),
+            },
+        );
+        self.components.insert(
+            id,
+            Entry {
+                join: self.joins,
+                inbox,
+            },
+        );
+        Ok(())
+    }
+
+    /// Queues a frame of the socket's own (not a component's) for the client.
+    fn reply(&self, frame: ServerFrame<()>) {
+        match Outgoing::encode(&frame) {
+            Ok(frame) => {
+                self.conn.queue(Item::Frame(frame, None), &self.mux.metrics);
+            }
+            Err(err) => tracing::error!(%err, "could not encode a mux frame"),
+        }
     }
 }
 
@@ -418,88 +550,11 @@ struct Join {
     version: Option<String>,
 }
 
-impl Join {
-    /// Starts the component, or says why not; a refused join touches nothing.
-    async fn run(
-        self,
-        mux: &Inner,
-        socket: &Conn,
-        components: &mut Components,
-        extensions: &axum::http::Extensions,
-    ) -> Result<(), ServerFrame<()>> {
-        let id = self.id;
-        let refuse = |code, message: String| ServerFrame::Error {
-            code,
-            message,
-            reference: None,
-            id: Some(id.clone()),
-        };
-        // The module first, then the token: a token is only meaningful for a known module.
-        let Some(module) = mux.modules.get(&self.module) else {
-            return Err(refuse(
-                ErrorCode::UnknownModule,
-                format!("no module `{}` is served here", self.module),
-            ));
-        };
-        let claims = match mux.keys.verify(&self.module, &self.token) {
-            Ok(claims) => claims,
-            Err(err) => {
-                tracing::debug!(%err, module = %self.module, "join refused");
-                return Err(refuse(err.code(), err.to_string()));
-            }
-        };
-        if let Some(version) = &self.version
-            && version != module.version()
-        {
-            return Err(refuse(
-                ErrorCode::VersionMismatch,
-                format!(
-                    "client schema {version} differs from the server's {} for module `{}`",
-                    module.version(),
-                    self.module
-                ),
-            ));
-        }
-        if components.contains_key(&id) {
-            return Err(refuse(
-                ErrorCode::DuplicateId,
-                format!("component `{id}` is already joined on this socket"),
-            ));
-        }
-        let max = mux.limits.max_components;
-        if components.len() >= max {
-            return Err(refuse(
-                ErrorCode::TooLarge,
-                format!("a socket may join {max} components; leave one first"),
-            ));
-        }
-        reply(mux, socket, ServerFrame::Joined { id: id.clone() });
-        let component = module
-            .join(&id, socket, self.resume, claims.props, extensions.clone())
-            .await;
-        components.insert(id, component);
-        Ok(())
-    }
-}
-
 fn unknown_id(id: String, reference: Option<Ref>) -> ServerFrame<()> {
     ServerFrame::Error {
         code: ErrorCode::UnknownId,
         message: format!("no component `{id}` is joined on this socket"),
         reference,
         id: Some(id),
-    }
-}
-
-/// Queues a frame of the socket's own (not a component's) for the client.
-fn reply(mux: &Inner, socket: &Conn, frame: ServerFrame<()>) {
-    match frame.encode() {
-        Ok(text) => {
-            socket.queue(
-                Item::Frame(Outgoing::new(frame.kind(), None, text.into())),
-                &mux.metrics,
-            );
-        }
-        Err(err) => tracing::error!(%err, "could not encode a mux frame"),
     }
 }

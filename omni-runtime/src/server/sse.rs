@@ -12,10 +12,10 @@ use futures_util::Stream;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::core::{ConnRx, Item, Stop, shutting_down};
+use super::conn::{ConnRx, Item, Stop, shutting_down};
 use super::hub::{Hub, Session};
 use super::metrics::Metrics;
-use crate::pubsub::Outgoing;
+use crate::codec::Outgoing;
 use crate::{Cursors, Dispatch, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
 
 /// Opens an event stream on a new session, or on `resume`'s session from just after its
@@ -138,8 +138,8 @@ where
         let event = tokio::select! {
             biased;
             item = state.rx.frames.recv() => match item {
-                Some(Item::Frame(frame)) => event(&frame),
-                Some(Item::Replay(frames)) => {
+                Some(Item::Frame(frame, _)) => event(&frame),
+                Some(Item::Replay(frames, _)) => {
                     state.replay.extend(frames);
                     match state.replay.pop_front() {
                         Some(frame) => event(&frame),

@@ -1,22 +1,27 @@
-//! The WebSocket transport: one task per connection, reading client frames and writing the
-//! connection's outbound queue.
+//! The WebSocket transport: per connection a reader, which decodes client frames and runs the
+//! handler, and a [`Writer`] task, which owns the socket's sink.
 
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use futures_util::SinkExt;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::core::{ConnRx, Item, Stop, shutting_down};
+use super::conn::{ConnRx, Stop};
 use super::hub::{Flow, Hub};
+use super::limits::Limits;
 use super::metrics::Metrics;
+use super::writer::{Ended, Writer};
 use crate::SessionId;
-use crate::{ClientFrame, Cursors, DecodeError, Dispatch, ErrorCode, Protocol, Seq, ServerFrame};
+use crate::{ClientFrame, Cursors, Dispatch, ErrorCode, Protocol, Seq};
 
 /// Runs one WebSocket connection until either side closes it.
 pub(crate) async fn run<P, H>(
     hub: Arc<Hub<P, H>>,
-    mut socket: WebSocket,
+    socket: WebSocket,
     resume: Option<(SessionId, Seq)>,
     topics: Option<Cursors>,
     extensions: axum::http::Extensions,
@@ -26,54 +31,53 @@ pub(crate) async fn run<P, H>(
 {
     let shared = hub.shared.clone();
     Metrics::bump(&shared.metrics.connections_opened);
-    let (
-        conn,
-        ConnRx {
-            mut frames,
-            mut stop,
-        },
-    ) = shared.connection(true);
+    let (conn, rx) = shared.connection(true);
     let conn_id = conn.id;
+    let stopper = conn.stopper();
+    let span = tracing::info_span!("omni.ws", session = tracing::field::Empty, conn = conn_id);
+    let (mut stream, mut writer) = split(
+        socket,
+        rx,
+        shared.shutdown.subscribe(),
+        &shared.limits,
+        &span,
+    );
     let mut session = hub
         .open(resume, conn, extensions, serde_json::Value::Null, topics)
+        .instrument(span.clone())
         .await;
-    let mut shutdown = shared.shutdown.subscribe();
+    span.record("session", tracing::field::display(session.id()));
     let max = shared.limits.max_frame_bytes;
-    let span = tracing::info_span!("omni.ws", session = %session.id(), conn = conn_id);
 
     async {
-        let reason = loop {
-            tokio::select! {
-                // Writing first keeps the queue short when a client floods us with messages.
-                biased;
-                item = frames.recv() => match write(&mut socket, item, &mut frames, &mut Vec::new()).await {
-                    Ok(None) => {}
-                    Ok(Some(stop)) => break Some(stop),
-                    Err(()) => break None,
-                },
-                _ = stop.changed() => break stopped(&mut socket, &mut stop).await,
-                _ = shutting_down(&mut shutdown) => break Some(Stop::GOING_AWAY),
-                incoming = socket.recv() => {
-                    let text = match read(&mut socket, incoming, max).await {
-                        Incoming::Text(text) => text,
-                        Incoming::Binary => {
-                            let (code, message) = binary();
-                            session.core.error(code, message.into(), None);
-                            continue;
-                        }
-                        Incoming::Skip => continue,
-                        Incoming::End(stop) => break stop,
-                    };
-                    let frame: Result<ClientFrame<P::Client>, DecodeError> =
-                        ClientFrame::decode(text.as_bytes());
-                    if let Flow::Switch(to) = hub.handle(&session, conn_id, frame).await {
-                        tracing::Span::current().record("session", tracing::field::display(to.id()));
-                        session = to;
-                    }
+        loop {
+            let text = tokio::select! {
+                ended = &mut writer.task => {
+                    writer.ended(ended, &shared.metrics);
+                    break;
                 }
+                incoming = stream.next() => match read(incoming, max) {
+                    Incoming::Text(text) => text,
+                    Incoming::Binary => {
+                        let (code, message) = binary();
+                        session.core.error(code, message.into(), None);
+                        continue;
+                    }
+                    Incoming::Skip => continue,
+                    Incoming::TooLarge => {
+                        stopper.send_replace(Some(Stop::TOO_LARGE));
+                        break;
+                    }
+                    Incoming::End => break,
+                },
+            };
+            let frame = ClientFrame::<P::Client>::decode_str(text.as_str());
+            if let Flow::Switch(to) = hub.handle(&session, conn_id, frame).await {
+                tracing::Span::current().record("session", tracing::field::display(to.id()));
+                session = to;
             }
-        };
-        close(&mut socket, reason).await;
+        }
+        writer.finish(&shared.metrics).await;
         hub.closed(&session, conn_id).await;
         Metrics::bump(&shared.metrics.connections_closed);
     }
@@ -81,73 +85,57 @@ pub(crate) async fn run<P, H>(
     .await;
 }
 
-/// Writes `first` and whatever else is already queued (up to a batch), then flushes once:
-/// a reply and its `ack` leave in one write. Returns a close that was queued, if any; `Err`
-/// when the socket is gone. Mux components that stopped are announced with `left` and
-/// added to `left`.
-pub(crate) async fn write(
-    socket: &mut WebSocket,
-    first: Option<Item>,
-    frames: &mut tokio::sync::mpsc::Receiver<Item>,
-    left: &mut Vec<std::sync::Arc<str>>,
-) -> Result<Option<Stop>, ()> {
-    const BATCH: usize = 64;
-    let mut item = first;
-    for written in 1.. {
-        match item {
-            Some(Item::Frame(frame)) => {
-                let message = Message::Text(frame.bytes().clone());
-                socket.feed(message).await.map_err(drop)?;
-            }
-            Some(Item::Replay(frames)) => {
-                for frame in frames {
-                    let message = Message::Text(frame.bytes().clone());
-                    socket.feed(message).await.map_err(drop)?;
-                }
-            }
-            Some(Item::Left(id)) => {
-                let frame = ServerFrame::<()>::Left { id: id.to_string() };
-                if let Ok(text) = frame.encode() {
-                    socket
-                        .feed(Message::Text(text.into()))
-                        .await
-                        .map_err(drop)?;
-                }
-                left.push(id);
-            }
-            Some(Item::Close(stop)) => {
-                socket.flush().await.map_err(drop)?;
-                return Ok(Some(stop));
-            }
-            None => return Err(()),
-        }
-        if written == BATCH {
-            break;
-        }
-        match frames.try_recv() {
-            Ok(next) => item = Some(next),
-            Err(_) => break,
-        }
-    }
-    socket.flush().await.map_err(drop)?;
-    Ok(None)
+/// A connection's writer task, seen from its reader.
+pub(crate) struct WriterTask {
+    pub(crate) task: JoinHandle<Ended>,
+    reader_gone: Option<oneshot::Sender<()>>,
+    done: bool,
 }
 
-/// The connection's stop signal fired: says why to a slow consumer, and returns the stop.
-pub(crate) async fn stopped(
-    socket: &mut WebSocket,
-    stop: &mut tokio::sync::watch::Receiver<Option<Stop>>,
-) -> Option<Stop> {
-    let reason = *stop.borrow_and_update();
-    if reason == Some(Stop::SLOW_CONSUMER) {
-        // Skips the full queue: this is the one frame that must get through.
-        let frame = ServerFrame::<()>::error(
-            ErrorCode::SlowConsumer,
-            "the connection could not keep up with its messages",
-        );
-        send_frame(socket, &frame).await;
+impl WriterTask {
+    /// The writer ended on its own (the server closed the connection, or a write failed).
+    pub(crate) fn ended(
+        &mut self,
+        ended: Result<Ended, tokio::task::JoinError>,
+        metrics: &Metrics,
+    ) {
+        self.done = true;
+        if let Ok(Ended::Stuck) = ended {
+            Metrics::bump(&metrics.slow_consumers);
+        }
     }
-    reason
+
+    /// The reader is done: lets the writer finish what it is doing (a `too_large` close, the
+    /// answer to the client's close) and waits for it. Every write is bounded by the write
+    /// timeout, so this is too.
+    pub(crate) async fn finish(mut self, metrics: &Metrics) {
+        self.reader_gone.take();
+        if !self.done {
+            let ended = (&mut self.task).await;
+            self.ended(ended, metrics);
+        }
+    }
+}
+
+/// Splits `socket`: its sink goes to a new writer task draining `rx`, its stream stays with
+/// the caller, the reader.
+pub(crate) fn split(
+    socket: WebSocket,
+    rx: ConnRx,
+    shutdown: watch::Receiver<bool>,
+    limits: &Limits,
+    span: &tracing::Span,
+) -> (SplitStream<WebSocket>, WriterTask) {
+    let (sink, stream) = socket.split();
+    let (reader_gone, gone) = oneshot::channel();
+    let writer = Writer::new(sink, rx, shutdown, limits);
+    let task = tokio::spawn(writer.run(gone).instrument(span.clone()));
+    let writer = WriterTask {
+        task,
+        reader_gone: Some(reader_gone),
+        done: false,
+    };
+    (stream, writer)
 }
 
 /// What a read from the socket gave.
@@ -158,35 +146,26 @@ pub(crate) enum Incoming {
     Binary,
     /// A ping or pong.
     Skip,
-    /// The connection is over, with the close to send if any (`too_large` was sent).
-    End(Option<Stop>),
+    /// A frame over the size limit: the writer answers `too_large` and closes with 1009.
+    TooLarge,
+    /// The client closed the connection, or it failed.
+    End,
 }
 
 /// Sorts out one read, enforcing the frame size limit `max`.
-pub(crate) async fn read(
-    socket: &mut WebSocket,
-    incoming: Option<Result<Message, axum::Error>>,
-    max: usize,
-) -> Incoming {
-    let text = match incoming {
-        Some(Ok(Message::Text(text))) => text,
-        Some(Ok(Message::Binary(_))) => return Incoming::Binary,
-        Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Incoming::Skip,
-        Some(Ok(Message::Close(_))) | None => return Incoming::End(None),
-        Some(Err(err)) if too_large(&err) => {
-            send_frame(socket, &too_large_frame(max)).await;
-            return Incoming::End(Some(Stop::TOO_LARGE));
-        }
+pub(crate) fn read(incoming: Option<Result<Message, axum::Error>>, max: usize) -> Incoming {
+    match incoming {
+        Some(Ok(Message::Text(text))) if text.len() > max => Incoming::TooLarge,
+        Some(Ok(Message::Text(text))) => Incoming::Text(text),
+        Some(Ok(Message::Binary(_))) => Incoming::Binary,
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Incoming::Skip,
+        Some(Ok(Message::Close(_))) | None => Incoming::End,
+        Some(Err(err)) if too_large(&err) => Incoming::TooLarge,
         Some(Err(err)) => {
             tracing::debug!(%err, "websocket read failed");
-            return Incoming::End(None);
+            Incoming::End
         }
-    };
-    if text.len() > max {
-        send_frame(socket, &too_large_frame(max)).await;
-        return Incoming::End(Some(Stop::TOO_LARGE));
     }
-    Incoming::Text(text)
 }
 
 /// The error a binary frame gets.
@@ -197,20 +176,8 @@ pub(crate) fn binary() -> (ErrorCode, &'static str) {
     )
 }
 
-/// Sends the close frame for `reason`, if the server is the one closing.
-pub(crate) async fn close(socket: &mut WebSocket, reason: Option<Stop>) {
-    if let Some(stop) = reason {
-        let _ = socket
-            .send(Message::Close(Some(CloseFrame {
-                code: stop.code,
-                reason: Utf8Bytes::from_static(stop.reason),
-            })))
-            .await;
-    }
-}
-
 /// An upgrade with the endpoint's read buffer and size limits.
-pub(crate) fn configure(upgrade: WebSocketUpgrade, limits: &super::Limits) -> WebSocketUpgrade {
+pub(crate) fn configure(upgrade: WebSocketUpgrade, limits: &Limits) -> WebSocketUpgrade {
     // Our own check at `max_frame_bytes` answers with `too_large` and a clean close;
     // tungstenite's limit only stops frames too large to be worth buffering at all, and then
     // the close may be lost to a reset connection.
@@ -219,19 +186,6 @@ pub(crate) fn configure(upgrade: WebSocketUpgrade, limits: &super::Limits) -> We
         .read_buffer_size(limits.read_buffer_bytes)
         .max_message_size(hard)
         .max_frame_size(hard)
-}
-
-fn too_large_frame(max: usize) -> ServerFrame<()> {
-    ServerFrame::error(
-        ErrorCode::TooLarge,
-        format!("a frame may be at most {max} bytes"),
-    )
-}
-
-async fn send_frame(socket: &mut WebSocket, frame: &ServerFrame<()>) {
-    if let Ok(text) = frame.encode() {
-        let _ = socket.send(Message::Text(text.into())).await;
-    }
 }
 
 /// Whether a read failed because a message exceeded tungstenite's own size limit (which is

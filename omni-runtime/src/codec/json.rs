@@ -1,4 +1,4 @@
-//! JSON encoding and decoding of frames.
+//! The JSON form of frames: the one place that knows their field table.
 //!
 //! A frame is decoded in two steps: its envelope (the `type` and the other small fields, with
 //! the payload kept as borrowed raw JSON), then the payload, once, into its type. This is
@@ -125,7 +125,22 @@ impl<P: DeserializeOwned> Fields<P> {
     /// and then the careful path reads each field on its own so the error can be precise and
     /// name the frame's `ref` and `id`. Both accept exactly the same frames.
     fn read(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut fields = match serde_json::from_slice::<Fast<P>>(bytes) {
+        let fast = serde_json::from_slice::<Fast<P>>(bytes);
+        Self::or_carefully(fast, bytes)
+    }
+
+    /// [`read`](Self::read) for text already known to be UTF-8 (a WebSocket text frame, which
+    /// the WebSocket layer validated): strings are not checked a second time.
+    fn read_str(text: &str) -> Result<Self, DecodeError> {
+        let fast = serde_json::from_str::<Fast<P>>(text);
+        Self::or_carefully(fast, text.as_bytes())
+    }
+
+    fn or_carefully(
+        fast: Result<Fast<P>, serde_json::Error>,
+        bytes: &[u8],
+    ) -> Result<Self, DecodeError> {
+        let mut fields = match fast {
             Ok(Fast(fields)) => fields,
             Err(_) => Self::read_carefully(bytes)?,
         };
@@ -402,6 +417,23 @@ impl<'de, P: DeserializeOwned> serde::de::Visitor<'de> for FastVisitor<P> {
     }
 }
 
+/// Decodes a payload that an envelope decode kept as raw JSON (the mux routes a frame on its
+/// envelope and hands the component its payload): an error is the `bad_payload` the whole
+/// frame's decode would have given, naming `reference` and `id`.
+#[cfg(feature = "server")]
+pub(crate) fn decode_payload<C: DeserializeOwned>(
+    raw: &RawValue,
+    reference: Option<Ref>,
+    id: Option<&str>,
+) -> Result<C, DecodeError> {
+    serde_json::from_str(raw.get()).map_err(|e| DecodeError {
+        code: ErrorCode::BadPayload,
+        message: without_position(&e),
+        reference,
+        id: id.map(str::to_owned),
+    })
+}
+
 /// serde_json's message without its " at line L column C" suffix, which for a payload would
 /// point into the payload's own text rather than the frame.
 fn without_position(err: &serde_json::Error) -> String {
@@ -417,6 +449,12 @@ impl<C: DeserializeOwned> ClientFrame<C> {
     /// Decodes one frame from JSON bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         Self::from_fields(Fields::read(bytes)?)
+    }
+
+    /// Decodes one frame from JSON text: the same as [`decode`](Self::decode), without
+    /// checking again that the text is UTF-8.
+    pub fn decode_str(text: &str) -> Result<Self, DecodeError> {
+        Self::from_fields(Fields::read_str(text)?)
     }
 
     fn from_fields(mut f: Fields<C>) -> Result<Self, DecodeError> {
@@ -669,6 +707,33 @@ mod tests {
             err.to_string(),
             "`hello` frame has a bad `after`: invalid type: string \"x\", expected u64"
         );
+    }
+
+    #[test]
+    #[cfg(feature = "server")]
+    fn an_envelope_then_its_payload_decode_as_the_whole_frame_does() {
+        for text in [
+            r#"{"type":"msg","payload":300,"ref":4,"id":"counter"}"#,
+            r#"{"type":"msg","payload":7,"id":"c"}"#,
+            r#"{"type":"msg","payload":"x","ref":1}"#,
+        ] {
+            let whole = ClientFrame::<u8>::decode(text.as_bytes());
+            assert_eq!(ClientFrame::<u8>::decode_str(text), whole);
+            let Ok(ClientFrame::Msg {
+                payload,
+                reference,
+                id,
+            }) = ClientFrame::<Box<RawValue>>::decode_str(text)
+            else {
+                panic!("the envelope of {text} decodes");
+            };
+            let payload = decode_payload::<u8>(&payload, reference, id.as_deref());
+            match whole {
+                Ok(ClientFrame::Msg { payload: p, .. }) => assert_eq!(payload, Ok(p)),
+                Err(err) => assert_eq!(payload, Err(err)),
+                Ok(other) => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,294 @@
+//! Encoded server frames, and the edits made to them without decoding them again.
+
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use serde::Serialize;
+
+use super::EncodeError;
+use crate::frame::{Ref, Seq, ServerFrame};
+
+/// One encoded server frame on its way to a connection: its bytes, shared by every
+/// recipient, and what a transport needs to know without parsing it (SSE writes `event:` and
+/// `id:` lines from it).
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    kind: &'static str,
+    seq: Option<Seq>,
+    text: Utf8Bytes,
+}
+
+impl Outgoing {
+    /// An encoded frame of type `kind`, sequenced if `seq` is set.
+    pub fn new(kind: &'static str, seq: Option<Seq>, text: Utf8Bytes) -> Self {
+        Self { kind, seq, text }
+    }
+
+    /// Encodes `frame`; its type and session sequence number are read from it.
+    pub fn encode<S: Serialize>(frame: &ServerFrame<S>) -> Result<Self, EncodeError> {
+        let text = frame.encode()?;
+        Ok(Self::new(frame.kind(), frame.seq(), Utf8Bytes::from(text)))
+    }
+
+    /// An encoded `push` frame.
+    pub fn push(text: Utf8Bytes) -> Self {
+        Self::new("push", None, text)
+    }
+
+    /// The `ack` of client message `reference`. It is sent for nearly every client message,
+    /// and its form never varies, so it is written without going through serde.
+    pub fn ack(reference: Ref) -> Self {
+        let text = format!(r#"{{"type":"ack","ref":{reference}}}"#);
+        Self::new("ack", None, Utf8Bytes::from(text))
+    }
+
+    /// The frame's `type`.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The frame's session `seq`, for sequenced frames.
+    pub fn seq(&self) -> Option<Seq> {
+        self.seq
+    }
+
+    /// The frame's text.
+    pub fn text(&self) -> &str {
+        self.text.as_str()
+    }
+
+    /// The frame's text as shared bytes (cloning it does not copy the text).
+    pub fn bytes(&self) -> &Utf8Bytes {
+        &self.text
+    }
+
+    /// The frame as mux component `id` receives it: with `"id"` right after `"type"`, which
+    /// every encoded frame starts with. `id` is a [`ComponentId`], made once per component.
+    ///
+    /// Logs and broadcasts keep frames untagged, so one encoding serves every component and
+    /// a session resumed under another id replays correctly; the copy is made by the
+    /// recipient's writer, off the broadcaster's path.
+    pub(crate) fn tagged(&self, id: &ComponentId) -> Utf8Bytes {
+        let text = self.text();
+        let head = r#"{"type":""#.len() + self.kind.len() + 1;
+        if text.len() < head || !text.is_char_boundary(head) {
+            debug_assert!(
+                false,
+                "an encoded frame does not start with its type: {text}"
+            );
+            return self.text.clone();
+        }
+        let mut tagged = String::with_capacity(text.len() + id.member.len());
+        tagged.push_str(&text[..head]);
+        tagged.push_str(&id.member);
+        tagged.push_str(&text[head..]);
+        Utf8Bytes::from(tagged)
+    }
+}
+
+/// A mux component's id, with the `,"id":…` member its frames get, encoded once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ComponentId {
+    id: Arc<str>,
+    member: Arc<str>,
+}
+
+impl ComponentId {
+    pub(crate) fn new(id: &str) -> Self {
+        let quoted = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".to_owned());
+        Self {
+            id: id.into(),
+            member: format!(",\"id\":{quoted}").into(),
+        }
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.id
+    }
+}
+
+/// One message of a sequenced topic, numbered, in both forms a subscriber may need.
+#[derive(Clone, Debug)]
+pub struct TopicFrame {
+    seq: Seq,
+    msg: Outgoing,
+    push: Outgoing,
+}
+
+impl TopicFrame {
+    /// The message numbered `seq`: `msg` is its `msg` frame (with `topic` and `seq`), `push`
+    /// its `push` frame.
+    pub fn new(seq: Seq, msg: Outgoing, push: Outgoing) -> Self {
+        Self { seq, msg, push }
+    }
+
+    /// Its number in the topic.
+    pub fn seq(&self) -> Seq {
+        self.seq
+    }
+
+    /// The `msg` frame, for clients that follow sequenced topics.
+    pub fn sequenced(&self) -> &Outgoing {
+        &self.msg
+    }
+
+    /// The `push` frame, for clients that do not (they see an ordinary broadcast).
+    pub fn push(&self) -> &Outgoing {
+        &self.push
+    }
+}
+
+/// A message to publish on a sequenced topic, encoded once before the topic numbers it.
+#[derive(Clone, Debug)]
+pub struct Publication {
+    /// The `msg` frame's text after its number: [`HEAD`](Self::HEAD) + number + `tail`.
+    tail: Arc<str>,
+    push: Outgoing,
+}
+
+impl Publication {
+    /// What every numbered `msg` frame starts with; the number follows.
+    pub const HEAD: &'static str = r#"{"type":"msg","seq":"#;
+
+    /// A publication from a `msg` frame encoded with `seq` 0 and its `push` frame. `None` if
+    /// `template` does not start with [`HEAD`](Self::HEAD) and `0`.
+    pub fn new(template: &str, push: Outgoing) -> Option<Self> {
+        let tail = template.strip_prefix(Self::HEAD)?.strip_prefix('0')?;
+        Some(Self {
+            tail: tail.into(),
+            push,
+        })
+    }
+
+    /// Encodes `msg` for sequenced `topic`, in both forms.
+    pub fn encode<S: Serialize>(topic: &str, msg: &S) -> Result<Self, EncodeError> {
+        let template = ServerFrame::Msg {
+            seq: 0,
+            payload: msg,
+            reference: None,
+            topic: Some(topic.to_owned()),
+            id: None,
+        };
+        let push = ServerFrame::Push {
+            payload: msg,
+            topic: Some(topic.to_owned()),
+            id: None,
+        };
+        let push = Outgoing::encode(&push)?;
+        let template = template.encode()?;
+        // The field order is fixed by the frame's definition; this holds unless it changes.
+        Ok(Self::new(&template, push).expect("an encoded `msg` frame starts with its number"))
+    }
+
+    /// The text after the number, for a backend that numbers messages itself (Redis does,
+    /// in a script).
+    pub fn tail(&self) -> &str {
+        &self.tail
+    }
+
+    /// The `push` frame.
+    pub fn push(&self) -> &Outgoing {
+        &self.push
+    }
+
+    /// The message numbered `seq`.
+    pub fn numbered(&self, seq: Seq) -> TopicFrame {
+        let msg = format!("{}{seq}{}", Self::HEAD, self.tail);
+        // Numbered by its topic, not the session: carries no session `seq` (SSE writes no
+        // `id:` for it, and the session log never holds it).
+        let msg = Outgoing::new("msg", None, Utf8Bytes::from(msg));
+        TopicFrame::new(seq, msg, self.push.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::ErrorCode;
+
+    fn decoded(text: &str) -> ServerFrame<serde_json::Value> {
+        ServerFrame::decode(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn the_ack_template_is_what_serde_writes() {
+        let typed = ServerFrame::<()>::Ack {
+            reference: 77,
+            id: None,
+        };
+        assert_eq!(Outgoing::ack(77).text(), typed.encode().unwrap());
+    }
+
+    #[test]
+    fn tagging_names_the_component_in_every_frame_type() {
+        let id = ComponentId::new("chat \"main\"");
+        let frames = [
+            ServerFrame::Msg {
+                seq: 4,
+                payload: json!({"kind": "A"}),
+                reference: Some(2),
+                topic: None,
+                id: None,
+            },
+            ServerFrame::Push {
+                payload: json!(null),
+                topic: Some("t".into()),
+                id: None,
+            },
+            ServerFrame::Ack {
+                reference: 1,
+                id: None,
+            },
+            ServerFrame::Error {
+                code: ErrorCode::BadPayload,
+                message: "no".into(),
+                reference: None,
+                id: None,
+            },
+            ServerFrame::Reset {
+                seq: 9,
+                topic: None,
+                id: None,
+            },
+        ];
+        for frame in frames {
+            let out = Outgoing::encode(&frame).unwrap();
+            let tagged = decoded(out.tagged(&id).as_str());
+            let mut expected = frame.clone();
+            match &mut expected {
+                ServerFrame::Msg { id: slot, .. }
+                | ServerFrame::Push { id: slot, .. }
+                | ServerFrame::Ack { id: slot, .. }
+                | ServerFrame::Error { id: slot, .. }
+                | ServerFrame::Reset { id: slot, .. } => *slot = Some("chat \"main\"".into()),
+                _ => unreachable!(),
+            }
+            assert_eq!(tagged, expected);
+        }
+    }
+
+    #[test]
+    fn a_publication_numbers_its_message_without_encoding_it_again() {
+        let publication = Publication::encode("room", &json!({"kind": "Said"})).unwrap();
+        let frame = publication.numbered(41);
+        assert_eq!(frame.seq(), 41);
+        assert_eq!(
+            frame.sequenced().seq(),
+            None,
+            "a topic number is not a session seq"
+        );
+        assert_eq!(
+            decoded(frame.sequenced().text()),
+            ServerFrame::Msg {
+                seq: 41,
+                payload: json!({"kind": "Said"}),
+                reference: None,
+                topic: Some("room".into()),
+                id: None,
+            }
+        );
+        assert_eq!(frame.push().kind(), "push");
+    }
+}

@@ -1,0 +1,230 @@
+//! A connection as its session sees it: a bounded outbound queue the session fills without
+//! waiting, and a stop signal that skips the queue. The transport drains the other end (the
+//! WebSocket [`writer`](super::writer), the SSE stream, an HTTP response).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{Notify, mpsc, watch};
+
+use super::metrics::Metrics;
+use crate::codec::{ComponentId, Outgoing};
+
+/// Why a connection is being closed, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stop {
+    /// The WebSocket close code.
+    pub(crate) code: u16,
+    pub(crate) reason: &'static str,
+}
+
+impl Stop {
+    pub(crate) const SLOW_CONSUMER: Stop = Stop {
+        code: 1008,
+        reason: "slow_consumer",
+    };
+    pub(crate) const CLOSED_BY_SERVER: Stop = Stop {
+        code: 1000,
+        reason: "closed by the server",
+    };
+    pub(crate) const REPLACED: Stop = Stop {
+        code: 4000,
+        reason: "session resumed on another connection",
+    };
+    pub(crate) const VERSION_MISMATCH: Stop = Stop {
+        code: 1008,
+        reason: "version_mismatch",
+    };
+    pub(crate) const TOO_LARGE: Stop = Stop {
+        code: 1009,
+        reason: "too_large",
+    };
+    pub(crate) const GOING_AWAY: Stop = Stop {
+        code: 1001,
+        reason: "server shutting down",
+    };
+}
+
+/// An item on a connection's outbound queue.
+#[derive(Debug)]
+pub(crate) enum Item {
+    /// A frame; on a mux socket, for the component named (the writer tags it).
+    Frame(Outgoing, Option<ComponentId>),
+    /// The frames a resume replays, as one item: a full log never overflows the queue of the
+    /// connection it is replayed to.
+    Replay(Vec<Outgoing>, Option<ComponentId>),
+    /// Close after the frames queued before it.
+    Close(Stop),
+    /// Mux: the component has stopped (its handler closed it, it left, or its session was
+    /// resumed elsewhere); the socket stays open for the others.
+    Left(ComponentId),
+}
+
+/// A connection's handle with id `id` and a queue of `queue` items, and the ends its
+/// transport reads.
+pub(crate) fn connection(id: u64, queue: usize, live: bool) -> (Conn, ConnRx) {
+    let (tx, rx) = mpsc::channel(queue.max(2));
+    let (stop, stop_rx) = watch::channel(None);
+    let conn = Conn {
+        id,
+        tx,
+        stop,
+        live,
+        component: None,
+    };
+    (
+        conn,
+        ConnRx {
+            frames: rx,
+            stop: stop_rx,
+        },
+    )
+}
+
+/// Resolves once `rx` says the endpoint is shutting down.
+pub(crate) async fn shutting_down(rx: &mut watch::Receiver<bool>) {
+    loop {
+        let down = *rx.borrow_and_update();
+        if down {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            // The endpoint is gone without a shutdown: never resolve.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The server's end of one connection: its bounded outbound queue and its stop signal.
+pub(crate) struct Conn {
+    pub(crate) id: u64,
+    tx: mpsc::Sender<Item>,
+    stop: watch::Sender<Option<Stop>>,
+    /// A WebSocket or SSE stream, as opposed to one HTTP request.
+    pub(crate) live: bool,
+    /// Mux: the component this connection is, on a socket shared with others.
+    component: Option<Component>,
+}
+
+/// A mux component's view of its socket.
+struct Component {
+    id: ComponentId,
+    left: Arc<Left>,
+}
+
+/// Set once a component's `left` is queued: nothing for it may follow on the socket, and its
+/// task stops.
+#[derive(Default)]
+pub(crate) struct Left {
+    flag: AtomicBool,
+    notify: Notify,
+}
+
+impl Left {
+    fn set(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once the component has left.
+    pub(crate) async fn wait(&self) {
+        while !self.is_set() {
+            self.notify.notified().await;
+        }
+    }
+}
+
+impl Conn {
+    /// Component `id` on this mux socket: a connection with its own `conn_id` that shares the
+    /// socket's queue and stop signal, whose frames all carry `"id"`, and which signals
+    /// `left` when it leaves the socket.
+    pub(crate) fn component(&self, conn_id: u64, id: ComponentId, left: Arc<Left>) -> Conn {
+        Conn {
+            id: conn_id,
+            tx: self.tx.clone(),
+            stop: self.stop.clone(),
+            live: true,
+            component: Some(Component { id, left }),
+        }
+    }
+
+    /// The connection's stop signal, for the transport's reader (it stops the writer with
+    /// `too_large`).
+    pub(crate) fn stopper(&self) -> watch::Sender<Option<Stop>> {
+        self.stop.clone()
+    }
+
+    /// Queues `item` without waiting; a full queue stops the connection as a slow consumer.
+    /// Returns whether the item was queued.
+    pub(crate) fn queue(&self, item: Item, metrics: &Metrics) -> bool {
+        let item = match &self.component {
+            None => item,
+            Some(component) => match component.address(item) {
+                Some(item) => item,
+                None => return false,
+            },
+        };
+        match self.tx.try_send(item) {
+            Ok(()) => {
+                Metrics::bump(&metrics.frames_out);
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if self.stop.borrow().is_none() {
+                    Metrics::bump(&metrics.slow_consumers);
+                    tracing::warn!(
+                        conn = self.id,
+                        "outbound queue full: closing as slow consumer"
+                    );
+                }
+                self.stop.send_replace(Some(Stop::SLOW_CONSUMER));
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// The connection lost its session to a newer one: a socket is closed (4000), a mux
+    /// component leaves its socket.
+    pub(crate) fn displace(&self) {
+        match &self.component {
+            None => {
+                self.stop.send_replace(Some(Stop::REPLACED));
+            }
+            Some(component) => {
+                if let Some(left) = component.address(Item::Left(component.id.clone())) {
+                    let _ = self.tx.try_send(left);
+                }
+            }
+        }
+    }
+}
+
+impl Component {
+    /// Addresses an item to the component, and turns a close into a leave: the socket
+    /// belongs to the other components too. `None` once the component has left: what its
+    /// session still sends (an `ack` after the handler closed it) must not follow `left`.
+    fn address(&self, item: Item) -> Option<Item> {
+        if self.left.is_set() {
+            return None;
+        }
+        Some(match item {
+            Item::Frame(frame, _) => Item::Frame(frame, Some(self.id.clone())),
+            Item::Replay(frames, _) => Item::Replay(frames, Some(self.id.clone())),
+            Item::Close(_) | Item::Left(_) => {
+                self.left.set();
+                Item::Left(self.id.clone())
+            }
+        })
+    }
+}
+
+/// What a transport reads: frames to write, and a stop that skips the queue.
+pub(crate) struct ConnRx {
+    pub(crate) frames: mpsc::Receiver<Item>,
+    pub(crate) stop: watch::Receiver<Option<Stop>>,
+}

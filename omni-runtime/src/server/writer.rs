@@ -1,0 +1,220 @@
+//! The writer of a WebSocket: the one task that writes to the socket.
+//!
+//! A connection's reader decodes client frames and runs the handler; everything that goes
+//! out — replies, broadcasts, replays, errors, the close — reaches the socket through the
+//! connection's queue and this task. So a handler that awaits (a database call) never holds
+//! up its client's broadcasts, and a client that stops reading is noticed by its writer alone:
+//! its queue overflows, or one write makes no progress for the write timeout.
+
+use std::pin::pin;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::SinkExt;
+use futures_util::stream::SplitSink;
+use tokio::sync::{oneshot, watch};
+
+use super::conn::{ConnRx, Item, Stop, shutting_down};
+use super::limits::Limits;
+use crate::codec::Outgoing;
+use crate::{ErrorCode, ServerFrame};
+
+/// Frames written before one flush, at most: a reply and its `ack` leave in one write, and a
+/// long queue still reaches the socket in bounded pieces.
+const BATCH: usize = 64;
+
+/// How a writer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The server closed the connection (with this close frame), or the reader ended first.
+    Closed(Option<Stop>),
+    /// A write made no progress for the write timeout: the client stopped reading.
+    Stuck,
+    /// The socket failed.
+    Gone,
+}
+
+/// The writing half of one WebSocket, and what it drains.
+pub(crate) struct Writer {
+    sink: SplitSink<WebSocket, Message>,
+    rx: ConnRx,
+    shutdown: watch::Receiver<bool>,
+    timeout: Duration,
+    max_frame_bytes: usize,
+}
+
+/// Why the write loop stopped.
+enum Halt {
+    Close(Option<Stop>),
+    Failed(Ended),
+}
+
+impl Writer {
+    pub(crate) fn new(
+        sink: SplitSink<WebSocket, Message>,
+        rx: ConnRx,
+        shutdown: watch::Receiver<bool>,
+        limits: &Limits,
+    ) -> Self {
+        Self {
+            sink,
+            rx,
+            shutdown,
+            timeout: limits.write_timeout,
+            max_frame_bytes: limits.max_frame_bytes,
+        }
+    }
+
+    /// Writes the queue until the connection is closed: by the server (a queued close, the
+    /// stop signal, shutdown), by a failed or stuck write, or because `reader_gone` fired
+    /// (the client closed; what it did not read no longer matters).
+    pub(crate) async fn run(mut self, reader_gone: oneshot::Receiver<()>) -> Ended {
+        let mut reader_gone = reader_gone;
+        let mut shutdown = self.shutdown.clone();
+        let mut shutdown = pin!(shutting_down(&mut shutdown));
+        let halt = loop {
+            tokio::select! {
+                // Writing first keeps the queue short while a client floods the reader.
+                biased;
+                item = self.rx.frames.recv() => match item {
+                    Some(item) => match self.write(item).await {
+                        Ok(None) => {}
+                        Ok(Some(stop)) => break Halt::Close(Some(stop)),
+                        Err(halt) => break halt,
+                    },
+                    // Every handle is gone: the session ended or moved this connection on, and
+                    // says why through the stop signal (4000 when it was resumed elsewhere).
+                    None => break self.stopped().await,
+                },
+                _ = self.rx.stop.changed() => break self.stopped().await,
+                () = &mut shutdown => break Halt::Close(Some(Stop::GOING_AWAY)),
+                _ = &mut reader_gone => {
+                    // A close the client sent is answered by the WebSocket layer on flush.
+                    let _ = bounded(self.timeout, self.sink.flush()).await;
+                    break Halt::Close(None);
+                }
+            }
+        };
+        match halt {
+            Halt::Close(stop) => {
+                if let Some(stop) = stop {
+                    let close = Message::Close(Some(CloseFrame {
+                        code: stop.code,
+                        reason: Utf8Bytes::from_static(stop.reason),
+                    }));
+                    let _ = bounded(self.timeout, self.sink.send(close)).await;
+                }
+                Ended::Closed(stop)
+            }
+            Halt::Failed(ended) => ended,
+        }
+    }
+
+    /// Writes `first` and whatever else is already queued (up to a batch), then flushes once.
+    /// Returns a close that was queued, if any. The batch as a whole is bounded by the write
+    /// timeout: one timer per batch, not per frame.
+    async fn write(&mut self, first: Item) -> Result<Option<Stop>, Halt> {
+        let batch = write_batch(&mut self.sink, &mut self.rx, first);
+        bounded(self.timeout, batch).await.map_err(Halt::Failed)
+    }
+
+    /// The stop signal fired: tells the client why when it is its doing (it could not keep
+    /// up, or sent a frame too large), skipping the queue, and closes.
+    async fn stopped(&mut self) -> Halt {
+        let stop = *self.rx.stop.borrow_and_update();
+        let frame = match stop {
+            Some(Stop::SLOW_CONSUMER) => Some(ServerFrame::<()>::error(
+                ErrorCode::SlowConsumer,
+                "the connection could not keep up with its messages",
+            )),
+            Some(Stop::TOO_LARGE) => Some(too_large(self.max_frame_bytes)),
+            _ => None,
+        };
+        if let Some(frame) = frame
+            && let Ok(frame) = Outgoing::encode(&frame)
+        {
+            let message = Message::Text(frame.bytes().clone());
+            if let Err(ended) = bounded(self.timeout, self.sink.send(message)).await {
+                return Halt::Failed(ended);
+            }
+        }
+        Halt::Close(stop)
+    }
+}
+
+/// See [`Writer::write`].
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, Message>,
+    rx: &mut ConnRx,
+    first: Item,
+) -> Result<Option<Stop>, axum::Error> {
+    let mut item = first;
+    for written in 1.. {
+        match item {
+            Item::Frame(frame, to) => sink.feed(Message::Text(text(&frame, to.as_ref()))).await?,
+            Item::Replay(frames, to) => {
+                for frame in &frames {
+                    sink.feed(Message::Text(text(frame, to.as_ref()))).await?;
+                }
+            }
+            Item::Left(id) => {
+                let left = ServerFrame::<()>::Left {
+                    id: id.as_str().to_owned(),
+                };
+                if let Ok(frame) = Outgoing::encode(&left) {
+                    sink.feed(Message::Text(frame.bytes().clone())).await?;
+                }
+            }
+            Item::Close(stop) => {
+                sink.flush().await?;
+                return Ok(Some(stop));
+            }
+        }
+        if written == BATCH {
+            break;
+        }
+        match rx.frames.try_recv() {
+            Ok(next) => item = next,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await?;
+    Ok(None)
+}
+
+/// One socket operation, bounded by the write timeout.
+async fn bounded<T>(
+    timeout: Duration,
+    op: impl Future<Output = Result<T, axum::Error>>,
+) -> Result<T, Ended> {
+    match tokio::time::timeout(timeout, op).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => {
+            tracing::debug!(%err, "websocket write failed");
+            Err(Ended::Gone)
+        }
+        Err(_) => {
+            tracing::warn!(
+                ?timeout,
+                "a write made no progress: closing as slow consumer"
+            );
+            Err(Ended::Stuck)
+        }
+    }
+}
+
+/// A frame's text as its recipient gets it: tagged with the component's id on a mux socket.
+fn text(frame: &Outgoing, to: Option<&crate::codec::ComponentId>) -> Utf8Bytes {
+    match to {
+        None => frame.bytes().clone(),
+        Some(id) => frame.tagged(id),
+    }
+}
+
+/// The `too_large` error for a frame over `max` bytes.
+pub(crate) fn too_large(max: usize) -> ServerFrame<()> {
+    ServerFrame::error(
+        ErrorCode::TooLarge,
+        format!("a frame may be at most {max} bytes"),
+    )
+}
