@@ -1,0 +1,329 @@
+//! What a connection does while something is slow: a handler that awaits, a client that
+//! stops reading, a component of a mux socket that takes its time. Real sockets on loopback.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{Client, PATIENCE, serve};
+use futures_util::SinkExt;
+use omni::server::{Endpoint, Limits, Mux};
+use omni::token::Keys;
+use omni::{ClientFrame, Context, HandlerResult, ServerFrame, SessionId};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A protocol whose handler can be told to take its time.
+#[omni::protocol]
+#[derive(Debug, Clone, PartialEq)]
+enum Nap {
+    /// Sleeps this many milliseconds, then answers `Woke`.
+    #[client]
+    Sleep(u64),
+    /// Broadcasts `Heard` to every other subscriber of `all`.
+    #[client]
+    Shout(String),
+    /// Answered with `Echoed`.
+    #[client]
+    Echo(String),
+    #[server]
+    Woke,
+    #[server]
+    Heard(String),
+    #[server]
+    Echoed(String),
+}
+
+type Down = ServerFrame<NapFromServer>;
+
+struct Napper {
+    disconnects: Arc<AtomicU32>,
+}
+
+impl NapHandler for Napper {
+    async fn sleep(&mut self, cx: &mut Context<Nap>, ms: u64) -> HandlerResult {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        cx.send(NapFromServer::Woke);
+        Ok(())
+    }
+
+    async fn shout(&mut self, cx: &mut Context<Nap>, text: String) -> HandlerResult {
+        cx.broadcast_from("all", NapFromServer::Heard(text));
+        Ok(())
+    }
+
+    async fn echo(&mut self, cx: &mut Context<Nap>, text: String) -> HandlerResult {
+        cx.send(NapFromServer::Echoed(text));
+        Ok(())
+    }
+
+    async fn connected(&mut self, cx: &mut Context<Nap>) -> HandlerResult {
+        cx.subscribe("all");
+        Ok(())
+    }
+
+    async fn disconnected(&mut self, _: &mut Context<Nap>) -> HandlerResult {
+        self.disconnects.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+const KEY: &[u8] = b"the stall tests' key, thirty-two bytes or more";
+
+struct Server {
+    addr: SocketAddr,
+    endpoint: Endpoint<Nap, Napper>,
+    mux: Mux,
+    disconnects: Arc<AtomicU32>,
+}
+
+/// Serves the endpoint on `/ws` and as mux modules `a` and `b` on `/mux`.
+async fn start(limits: Limits) -> Server {
+    let disconnects = Arc::new(AtomicU32::new(0));
+    let counted = disconnects.clone();
+    let endpoint = Endpoint::<Nap, _>::builder(move || Napper {
+        disconnects: counted.clone(),
+    })
+    .limits(limits)
+    .build();
+    let mux = Mux::builder(Keys::new(KEY).unwrap())
+        .module("a", &endpoint)
+        .module("b", &endpoint)
+        .build();
+    let router = omni::axum::Router::new()
+        .nest("/omni", endpoint.router())
+        .nest("/omni", mux.router());
+    let addr = serve(router).await;
+    Server {
+        addr,
+        endpoint,
+        mux,
+        disconnects,
+    }
+}
+
+async fn welcomed(addr: SocketAddr) -> (Client, SessionId) {
+    let mut client = Client::connect(addr, "/omni/ws").await;
+    match client.next::<NapFromServer>().await {
+        ServerFrame::Welcome { session, .. } => (client, session),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+/// Reads until a frame `pick` accepts; panics on anything else it does not skip.
+async fn until<T>(client: &mut Client, mut pick: impl FnMut(Down) -> Option<T>) -> T {
+    loop {
+        if let Some(found) = pick(client.next::<NapFromServer>().await) {
+            return found;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_slow_handler_does_not_hold_up_broadcasts_to_its_own_client() {
+    let server = start(Limits::default()).await;
+    let (mut sleeper, _) = welcomed(server.addr).await;
+    let (mut shouter, _) = welcomed(server.addr).await;
+
+    sleeper.msg(NapFromClient::Sleep(1500), 1).await;
+    // Let the handler start its nap.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let shouted = Instant::now();
+    for i in 0..5 {
+        shouter
+            .msg(NapFromClient::Shout(format!("s{i}")), 10 + i)
+            .await;
+    }
+    for i in 0..5 {
+        let heard = until(&mut sleeper, |frame| match frame {
+            ServerFrame::Push {
+                payload: NapFromServer::Heard(text),
+                ..
+            } => Some(text),
+            other => panic!("expected the broadcast before anything else, got {other:?}"),
+        })
+        .await;
+        assert_eq!(heard, format!("s{i}"));
+    }
+    let waited = shouted.elapsed();
+    assert!(
+        waited < Duration::from_millis(700),
+        "broadcasts waited {waited:?} for the handler's nap to end"
+    );
+    // The nap still ends with its reply and ack.
+    until(&mut sleeper, |frame| match frame {
+        ServerFrame::Msg {
+            payload: NapFromServer::Woke,
+            reference: Some(1),
+            ..
+        } => Some(()),
+        other => panic!("{other:?}"),
+    })
+    .await;
+}
+
+/// Joins component `id` of `module` on a mux socket and reads its `joined` and `welcome`.
+async fn join(client: &mut Client, mux: &Mux, id: &str, module: &str) {
+    let token = mux.sign(module, &serde_json::Value::Null, Duration::from_secs(60));
+    client
+        .send(ClientFrame::<()>::Join {
+            id: id.into(),
+            module: module.into(),
+            token,
+            session: None,
+            after: None,
+            version: None,
+            topics: None,
+        })
+        .await;
+    assert!(matches!(
+        client.next::<NapFromServer>().await,
+        ServerFrame::Joined { .. }
+    ));
+    assert!(matches!(
+        client.next::<NapFromServer>().await,
+        ServerFrame::Welcome { .. }
+    ));
+}
+
+fn to(id: &str, payload: NapFromClient, reference: u64) -> ClientFrame<NapFromClient> {
+    ClientFrame::Msg {
+        payload,
+        reference: Some(reference),
+        id: Some(id.into()),
+    }
+}
+
+#[tokio::test]
+async fn a_slow_component_does_not_hold_up_the_others_on_its_socket() {
+    let server = start(Limits::default()).await;
+    let mut socket = Client::connect(server.addr, "/omni/mux").await;
+    join(&mut socket, &server.mux, "slow", "a").await;
+    join(&mut socket, &server.mux, "fast", "b").await;
+    let (mut shouter, _) = welcomed(server.addr).await;
+
+    socket.send(to("slow", NapFromClient::Sleep(1500), 1)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    // A message to the other component is handled, and broadcasts reach both, while the
+    // first component naps.
+    socket
+        .send(to("fast", NapFromClient::Echo("hi".into()), 2))
+        .await;
+    shouter.msg(NapFromClient::Shout("all".into()), 3).await;
+    let (mut echoed, mut acked, mut heard) = (false, false, Vec::new());
+    while !(echoed && acked && heard.len() == 2) {
+        match socket.next::<NapFromServer>().await {
+            ServerFrame::Msg {
+                payload: NapFromServer::Echoed(text),
+                id: Some(id),
+                ..
+            } if id == "fast" && text == "hi" => echoed = true,
+            ServerFrame::Ack {
+                reference: 2,
+                id: Some(id),
+            } if id == "fast" => acked = true,
+            ServerFrame::Push {
+                payload: NapFromServer::Heard(_),
+                id: Some(id),
+                ..
+            } => heard.push(id),
+            other => panic!("nothing of the napping component yet, got {other:?}"),
+        }
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_millis(700),
+        "the other component waited {waited:?} for the nap to end"
+    );
+    heard.sort();
+    assert_eq!(heard, ["fast", "slow"]);
+    let woke = until(&mut socket, |frame| match frame {
+        ServerFrame::Msg {
+            payload: NapFromServer::Woke,
+            id,
+            ..
+        } => Some(id),
+        other => panic!("{other:?}"),
+    })
+    .await;
+    assert_eq!(woke.as_deref(), Some("slow"));
+}
+
+#[tokio::test]
+async fn a_client_that_sends_but_never_reads_is_closed_after_the_write_timeout() {
+    // The queue is far larger than anything this test sends: only the write timeout can
+    // notice this client.
+    let server = start(Limits {
+        outbound_queue: 1_000_000,
+        write_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    })
+    .await;
+    let mut stuck = Client::connect_with_small_window(server.addr, "/omni/ws").await;
+    let (mut bystander, _) = welcomed(server.addr).await;
+
+    // Each echo comes back as large as it went: the replies fill the socket's buffers, and
+    // this client never reads them.
+    let text = "x".repeat(32 * 1024);
+    let frame = ClientFrame::msg(NapFromClient::Echo(text))
+        .encode()
+        .unwrap();
+    let sending = tokio::spawn(async move {
+        for _ in 0..1000 {
+            let sent = tokio::time::timeout(
+                PATIENCE,
+                stuck.socket.send(Message::Text(frame.clone().into())),
+            )
+            .await;
+            if !matches!(sent, Ok(Ok(()))) {
+                break;
+            }
+        }
+        stuck
+    });
+
+    let deadline = Instant::now() + PATIENCE;
+    while server.endpoint.metrics().slow_consumers == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "a client that never reads was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Its session's `disconnected` hook ran: the connection is over on the server.
+    while server.disconnects.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the disconnect hook never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Everyone else is served as before.
+    bystander.msg(NapFromClient::Echo("ok".into()), 1).await;
+    until(&mut bystander, |frame| match frame {
+        ServerFrame::Msg {
+            payload: NapFromServer::Echoed(text),
+            ..
+        } => Some(text),
+        _ => None,
+    })
+    .await;
+    drop(sending);
+}
+
+#[tokio::test]
+async fn a_connection_displaced_by_a_resume_is_closed_with_4000() {
+    let server = start(Limits::default()).await;
+    let (mut first, session) = welcomed(server.addr).await;
+    let mut second =
+        Client::connect(server.addr, &format!("/omni/ws?session={session}&after=0")).await;
+    match second.next::<NapFromServer>().await {
+        ServerFrame::Welcome {
+            session: resumed,
+            resumed: true,
+            ..
+        } => assert_eq!(resumed, session),
+        other => panic!("expected the resumed welcome, got {other:?}"),
+    }
+    assert_eq!(first.close_code().await, Some(4000));
+}
