@@ -9,8 +9,8 @@ use futures_util::FutureExt;
 use tracing::Instrument;
 
 use super::conn::{Conn, Stop};
-use super::core::{Resumed, SessionCore, Shared, TopicSync};
 use super::metrics::Metrics;
+use super::session::{Resumed, SessionCore, Shared, TopicSync};
 use crate::pubsub::Replay;
 use crate::{ClientFrame, Context, DecodeError, Dispatch, ErrorCode, Protocol, Ref, Sender, Seq};
 use crate::{Cursors, Effect, HandlerResult, SessionId};
@@ -332,7 +332,7 @@ where
             && session.core.already_handled(r)
         {
             // A resend of a message already handled (the client missed the ack).
-            session.core.handled(r);
+            session.core.acknowledge(r);
             return;
         }
         let mut state = session.state.lock().await;
@@ -342,12 +342,8 @@ where
             .await;
         let effects = cx.take_effects();
         match flatten(outcome) {
-            Ok(()) => {
-                self.apply(session, &mut state, effects, reference).await;
-                if let Some(r) = reference {
-                    session.core.handled(r);
-                }
-            }
+            // The effects, then the ack.
+            Ok(()) => self.apply(session, &mut state, effects, reference).await,
             Err(message) => {
                 drop(state);
                 self.fail(session, message, reference).await;
@@ -429,8 +425,7 @@ where
                 tracing::warn!(session = %session.id(), "too many topic catch-ups in a row");
                 // Their messages must not wait forever: they flow without a catch-up.
                 for sync in std::iter::once(sync).chain(due) {
-                    let (TopicSync::Snapshot(topic) | TopicSync::Replay { topic, .. }) = sync;
-                    session.core.topic_live(&topic, None);
+                    session.core.topic_live(sync.topic(), None);
                 }
                 break;
             }

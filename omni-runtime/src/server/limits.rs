@@ -26,6 +26,10 @@ pub struct Limits {
     pub outbound_queue: usize,
     /// Sequenced frames a session keeps for resume. Default 1024.
     pub log_frames: usize,
+    /// Bytes a session's resume log holds at most (the frames' text plus a small handle per
+    /// frame); the oldest frames go first, the newest is always kept. A client away for
+    /// longer than the log reaches back gets `reset`. Default 64 KiB.
+    pub log_bytes: usize,
     /// How long a session outlives its connection, waiting for a resume. Default 30 s.
     pub grace: Duration,
     /// Topics one session may subscribe to. Default 64.
@@ -55,6 +59,7 @@ impl Default for Limits {
             max_frame_bytes: 64 * 1024,
             outbound_queue: 1024,
             log_frames: 1024,
+            log_bytes: 64 * 1024,
             grace: Duration::from_secs(30),
             max_topics: 64,
             remembered_refs: 1024,

@@ -30,13 +30,13 @@
 //! ```
 
 pub(crate) mod conn;
-pub(crate) mod core;
 mod http;
 pub(crate) mod hub;
 mod limits;
 mod metrics;
 mod mux;
 mod origin;
+mod session;
 mod sse;
 mod writer;
 mod ws;
@@ -52,13 +52,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use self::core::Shared;
 pub use self::http::SESSION_HEADER;
 use self::hub::Hub;
 pub use self::limits::Limits;
 pub use self::metrics::MetricsSnapshot;
 pub use self::mux::{Mux, MuxBuilder};
 pub use self::origin::Origins;
+use self::session::Shared;
 use crate::pubsub::{LocalPubSub, PubSub};
 use crate::{Cursors, Dispatch, Protocol, Seq, SessionId};
 

@@ -1,0 +1,478 @@
+//! A session's protocol-level state: its sequence and resume log ([`log`]), its topics
+//! ([`topics`]) and its current connection, behind one lock. The state machines are plain
+//! types; this module only holds them together, encodes what the handler sends and hands
+//! the frames they return to the connection. Shared by every transport; the handler lives one
+//! level up, in the hub.
+
+mod log;
+mod topics;
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use self::log::{Log, Refs, Since};
+pub(crate) use self::topics::TopicSync;
+use self::topics::Topics;
+use super::conn::{Conn, ConnRx, Item, Stop, connection};
+use super::limits::Limits;
+use super::metrics::Metrics;
+use crate::codec::{Outgoing, Publication, TopicFrame};
+use crate::context::{SessionGone, Sink};
+use crate::pubsub::{Member, PubSub};
+use crate::{Cursors, Effect, ErrorCode, Protocol, Ref, Seq, ServerFrame, SessionId};
+
+/// What an endpoint's sessions share.
+pub(crate) struct Shared {
+    pub(crate) limits: Limits,
+    pub(crate) pubsub: Arc<dyn PubSub>,
+    pub(crate) metrics: Metrics,
+    pub(crate) shutdown: watch::Sender<bool>,
+    next_conn: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(limits: Limits, pubsub: Arc<dyn PubSub>) -> Self {
+        Self {
+            limits,
+            pubsub,
+            metrics: Metrics::default(),
+            shutdown: watch::channel(false).0,
+            next_conn: AtomicU64::new(1),
+        }
+    }
+
+    /// A new connection's handle, and the ends its transport reads.
+    pub(crate) fn connection(&self, live: bool) -> (Conn, ConnRx) {
+        connection(self.next_conn_id(), self.limits.outbound_queue, live)
+    }
+
+    /// An id for a connection to one of this endpoint's sessions.
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// How an attach went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resumed {
+    /// A fresh session, or a resume from within the log: the frames after `after` follow.
+    Exactly,
+    /// The resume point is gone: `reset` was sent; the handler must start afresh.
+    Reset,
+}
+
+/// The protocol-level state of one session.
+pub(crate) struct SessionCore<P> {
+    pub(crate) id: SessionId,
+    pub(crate) shared: Arc<Shared>,
+    inner: Mutex<Inner>,
+    protocol: PhantomData<fn() -> P>,
+}
+
+struct Inner {
+    log: Log,
+    refs: Refs,
+    topics: Topics,
+    conn: Option<Conn>,
+    /// Bumped on every attach, so a late expiry timer can tell it is stale.
+    generation: u64,
+    ended: bool,
+}
+
+impl Inner {
+    /// Queues `item` for the current connection without waiting: a full queue closes that
+    /// connection as a slow consumer, so nobody else is held up by it.
+    fn deliver(&self, item: Item, metrics: &Metrics) {
+        if let Some(conn) = &self.conn {
+            conn.queue(item, metrics);
+        }
+    }
+
+    /// Gives back what the session held; its numbering stays, for a late resume to be
+    /// told `reset`.
+    fn release(&mut self) {
+        self.log.clear();
+        self.refs.clear();
+        self.topics.clear();
+    }
+}
+
+impl<P: Protocol> SessionCore<P> {
+    pub(crate) fn new(id: SessionId, shared: Arc<Shared>) -> Arc<Self> {
+        let limits = &shared.limits;
+        let core = Arc::new(Self {
+            id,
+            inner: Mutex::new(Inner {
+                log: Log::new(limits.log_frames, limits.log_bytes),
+                refs: Refs::new(limits.remembered_refs),
+                topics: Topics::default(),
+                conn: None,
+                generation: 0,
+                ended: false,
+            }),
+            shared: shared.clone(),
+            protocol: PhantomData,
+        });
+        shared.pubsub.register(id, core.clone());
+        core
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every critical section leaves `Inner` consistent before anything that can panic.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Puts `conn` in front of the session, replacing (and closing) any earlier connection.
+    /// Sends `welcome` when asked, then the frames after `after`, or `reset` when they are no
+    /// longer all in the log.
+    /// Returns how the resume went, and whether a live connection was displaced (its
+    /// `disconnected` hook is then due).
+    pub(crate) fn attach(&self, conn: Conn, after: Option<Seq>, welcome: bool) -> (Resumed, bool) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        let displaced = inner.conn.replace(conn).is_some_and(|old| {
+            old.displace();
+            old.live
+        });
+        if welcome {
+            let frame = ServerFrame::<()>::Welcome {
+                session: self.id,
+                seq: inner.log.last_seq(),
+                resumed: after.is_some(),
+                protocol: P::NAME.to_owned(),
+                version: P::VERSION.to_owned(),
+                id: None,
+            };
+            self.deliver_encoded(&inner, &frame);
+        }
+        let resumed = match after {
+            None => Resumed::Exactly,
+            Some(after) => self.replay(&inner, after),
+        };
+        (resumed, displaced)
+    }
+
+    /// Sends `reset`: the client's state derives from frames this session cannot replay.
+    pub(crate) fn reset(&self) {
+        self.send_reset(&self.lock());
+    }
+
+    fn send_reset(&self, inner: &Inner) {
+        let frame = ServerFrame::<()>::Reset {
+            seq: inner.log.last_seq(),
+            topic: None,
+            id: None,
+        };
+        self.deliver_encoded(inner, &frame);
+        Metrics::bump(&self.metrics().sessions_reset);
+    }
+
+    /// Sends the logged frames after `after`, or `reset` if some of them are gone.
+    pub(crate) fn replay_after(&self, after: Seq) -> Resumed {
+        self.replay(&self.lock(), after)
+    }
+
+    fn replay(&self, inner: &Inner, after: Seq) -> Resumed {
+        match inner.log.since(after) {
+            Since::Held(missed) => {
+                if !missed.is_empty() {
+                    inner.deliver(Item::Replay(missed, None), self.metrics());
+                }
+                Resumed::Exactly
+            }
+            Since::Gone => {
+                self.send_reset(inner);
+                Resumed::Reset
+            }
+        }
+    }
+
+    /// Takes connection `conn_id` away from the session if it is still the current one.
+    /// Returns it, with the generation at which the session may expire.
+    pub(crate) fn detach(&self, conn_id: u64) -> Option<(Conn, u64)> {
+        let mut inner = self.lock();
+        if inner.conn.as_ref().is_some_and(|c| c.id == conn_id) {
+            inner.conn.take().map(|conn| (conn, inner.generation))
+        } else {
+            None
+        }
+    }
+
+    /// Whether a live connection (ws, sse) is attached.
+    pub(crate) fn has_live_connection(&self) -> bool {
+        self.lock().conn.as_ref().is_some_and(|c| c.live)
+    }
+
+    /// Ends the session if nothing attached since `generation`. Returns whether it ended.
+    pub(crate) fn expire(&self, generation: u64) -> bool {
+        let mut inner = self.lock();
+        if inner.ended || inner.conn.is_some() || inner.generation != generation {
+            return false;
+        }
+        inner.ended = true;
+        inner.release();
+        drop(inner);
+        self.shared.pubsub.unregister(self.id);
+        true
+    }
+
+    /// Ends the session now (a fresh session abandoned by a resume, a mux component left).
+    pub(crate) fn end(&self) {
+        let mut inner = self.lock();
+        inner.ended = true;
+        if let Some(conn) = inner.conn.take() {
+            conn.displace();
+        }
+        inner.release();
+        drop(inner);
+        self.shared.pubsub.unregister(self.id);
+    }
+
+    /// Whether the client message `reference` was already handled in this session.
+    pub(crate) fn already_handled(&self, reference: Ref) -> bool {
+        self.lock().refs.contains(reference)
+    }
+
+    /// Acknowledges `reference` again (a resend of a message already handled).
+    pub(crate) fn acknowledge(&self, reference: Ref) {
+        self.lock()
+            .deliver(Item::Frame(Outgoing::ack(reference), None), self.metrics());
+    }
+
+    /// Sends an `error` frame to the current connection.
+    pub(crate) fn error(&self, code: ErrorCode, message: String, reference: Option<Ref>) {
+        let frame = ServerFrame::<()>::Error {
+            code,
+            message,
+            reference,
+            id: None,
+        };
+        self.deliver_encoded(&self.lock(), &frame);
+    }
+
+    /// Queues a close of the current connection after what is already queued.
+    pub(crate) fn close(&self, stop: Stop) {
+        self.lock().deliver(Item::Close(stop), self.metrics());
+    }
+
+    /// Takes the client's topic cursors (see [`Topics::follow`]); returns the catch-ups due.
+    pub(crate) fn follow_topics(&self, cursors: Option<Cursors>, resumed: bool) -> Vec<TopicSync> {
+        let max = self.shared.limits.max_topics;
+        self.lock().topics.follow(cursors, resumed, max)
+    }
+
+    /// The topic's log no longer holds what the client missed: sends `reset` for the topic
+    /// (its messages keep waiting until [`topic_live`](Self::topic_live)).
+    pub(crate) fn topic_reset(&self, topic: &str, head: Seq) {
+        let frame = ServerFrame::<()>::Reset {
+            seq: head,
+            topic: Some(topic.to_owned()),
+            id: None,
+        };
+        self.deliver_encoded(&self.lock(), &frame);
+        Metrics::bump(&self.metrics().sessions_reset);
+    }
+
+    /// Sends what the client missed of `topic` after `after`, then lets its messages flow.
+    pub(crate) fn topic_replayed(&self, topic: &str, after: Seq, missed: Vec<Outgoing>) {
+        let last = after + missed.len() as Seq;
+        let mut inner = self.lock();
+        if !missed.is_empty() {
+            inner.deliver(Item::Replay(missed, None), self.metrics());
+        }
+        self.go_live(&mut inner, topic, Some(last));
+    }
+
+    /// The catch-up of `topic` is done (the client holds it up to `last`, if known): sends
+    /// the messages that waited meanwhile, and lets the next ones flow.
+    pub(crate) fn topic_live(&self, topic: &str, last: Option<Seq>) {
+        self.go_live(&mut self.lock(), topic, last);
+    }
+
+    fn go_live(&self, inner: &mut Inner, topic: &str, last: Option<Seq>) {
+        let waited = inner.topics.live(topic, last);
+        if !waited.is_empty() {
+            // One queue item: a burst that waited never overflows the queue.
+            inner.deliver(Item::Replay(waited, None), self.metrics());
+        }
+    }
+
+    /// Carries out a handler's effects, in order, then acknowledges `ack` (the client message
+    /// they answer, which sequenced replies carry). The session is locked once for the whole
+    /// run, and let go only around pub/sub calls, which may deliver back to this session.
+    /// Returns the catch-ups due for topics it subscribed to.
+    pub(crate) fn apply(&self, effects: Vec<Effect<P>>, ack: Option<Ref>) -> Vec<TopicSync> {
+        let mut syncs = Vec::new();
+        let mut held: Option<MutexGuard<'_, Inner>> = None;
+        for effect in effects {
+            match effect {
+                Effect::Send(msg) => {
+                    let inner = held.get_or_insert_with(|| self.lock());
+                    self.sequenced(inner, &msg, ack);
+                }
+                Effect::Push(msg) => {
+                    let frame = ServerFrame::Push {
+                        payload: &msg,
+                        topic: None,
+                        id: None,
+                    };
+                    self.deliver_encoded(held.get_or_insert_with(|| self.lock()), &frame);
+                }
+                Effect::Close => held
+                    .get_or_insert_with(|| self.lock())
+                    .deliver(Item::Close(Stop::CLOSED_BY_SERVER), self.metrics()),
+                Effect::Subscribe(topic) => {
+                    let inner = held.get_or_insert_with(|| self.lock());
+                    match inner
+                        .topics
+                        .subscribe(&topic, self.shared.limits.max_topics)
+                    {
+                        Ok(Some(sync)) => {
+                            held = None;
+                            self.shared.pubsub.subscribe(self.id, &topic);
+                            syncs.push(sync);
+                        }
+                        Ok(None) => {}
+                        Err(full) => {
+                            let frame = ServerFrame::<()>::error(
+                                ErrorCode::TooLarge,
+                                format!(
+                                    "a session may subscribe to {} topics; not subscribed to `{topic}`",
+                                    full.max
+                                ),
+                            );
+                            self.deliver_encoded(inner, &frame);
+                            tracing::warn!(session = %self.id, %topic, "topic limit reached");
+                        }
+                    }
+                }
+                Effect::Unsubscribe(topic) => {
+                    held.get_or_insert_with(|| self.lock())
+                        .topics
+                        .unsubscribe(&topic);
+                    held = None;
+                    self.shared.pubsub.unsubscribe(self.id, &topic);
+                }
+                Effect::Publish { topic, msg } => {
+                    held = None;
+                    self.publish(&topic, &msg);
+                }
+                Effect::Broadcast {
+                    topic,
+                    msg,
+                    include_self,
+                } => {
+                    held = None;
+                    self.broadcast(&topic, &msg, include_self);
+                }
+            }
+        }
+        if let Some(reference) = ack {
+            let inner = held.get_or_insert_with(|| self.lock());
+            inner.refs.insert(reference);
+            inner.deliver(Item::Frame(Outgoing::ack(reference), None), self.metrics());
+        }
+        syncs
+    }
+
+    fn sequenced(&self, inner: &mut Inner, msg: &P::Server, reference: Option<Ref>) {
+        let frame = ServerFrame::Msg {
+            seq: inner.log.next_seq(),
+            payload: msg,
+            reference,
+            topic: None,
+            id: None,
+        };
+        let Some(out) = self.encode(&frame) else {
+            let error = ServerFrame::<()>::Error {
+                code: ErrorCode::HandlerFailed,
+                message: "a server message could not be encoded".into(),
+                reference,
+                id: None,
+            };
+            self.deliver_encoded(inner, &error);
+            return;
+        };
+        inner.log.push(out.clone());
+        inner.deliver(Item::Frame(out, None), self.metrics());
+    }
+
+    fn publish(&self, topic: &str, msg: &P::Server) {
+        let publication = match Publication::encode(topic, msg) {
+            Ok(publication) => publication,
+            Err(err) => {
+                tracing::error!(session = %self.id, %err, "could not encode a topic message");
+                return;
+            }
+        };
+        Metrics::bump(&self.metrics().broadcasts);
+        self.shared.pubsub.publish(topic, publication);
+    }
+
+    fn broadcast(&self, topic: &str, msg: &P::Server, include_self: bool) {
+        let frame = ServerFrame::Push {
+            payload: msg,
+            topic: Some(topic.to_owned()),
+            id: None,
+        };
+        // Encoded once; every subscriber gets the same bytes.
+        let Some(out) = self.encode(&frame) else {
+            return;
+        };
+        Metrics::bump(&self.metrics().broadcasts);
+        if include_self {
+            self.shared.pubsub.broadcast(topic, out);
+        } else {
+            self.shared.pubsub.broadcast_from(self.id, topic, out);
+        }
+    }
+
+    fn encode<S: Serialize>(&self, frame: &ServerFrame<S>) -> Option<Outgoing> {
+        match Outgoing::encode(frame) {
+            Ok(out) => Some(out),
+            Err(err) => {
+                tracing::error!(session = %self.id, %err, "could not encode a server frame");
+                None
+            }
+        }
+    }
+
+    fn deliver_encoded<S: Serialize>(&self, inner: &Inner, frame: &ServerFrame<S>) {
+        if let Some(out) = self.encode(frame) {
+            inner.deliver(Item::Frame(out, None), self.metrics());
+        }
+    }
+}
+
+impl<P: Protocol> Member for SessionCore<P> {
+    fn deliver(&self, frame: Outgoing) {
+        self.lock()
+            .deliver(Item::Frame(frame, None), self.metrics());
+    }
+
+    fn deliver_topic(&self, topic: &str, frame: &TopicFrame) {
+        let mut inner = self.lock();
+        if let Some(out) = inner.topics.deliver(topic, frame) {
+            inner.deliver(Item::Frame(out, None), self.metrics());
+        }
+    }
+}
+
+impl<P: Protocol> Sink<P> for SessionCore<P> {
+    fn effect(&self, effect: Effect<P>) -> Result<(), SessionGone> {
+        if self.lock().ended {
+            return Err(SessionGone);
+        }
+        // A sender cannot subscribe, so nothing is left to catch up.
+        let _ = self.apply(vec![effect], None);
+        Ok(())
+    }
+}
