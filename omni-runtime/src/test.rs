@@ -31,18 +31,14 @@
 //! # });
 //! ```
 
-use std::sync::Arc;
-
 use crate::server::Endpoint;
 use crate::server::conn::{Conn, ConnRx, Item};
-use crate::server::hub::{Flow, Session};
+use crate::server::hub::Attached;
 use crate::{ClientFrame, Dispatch, Protocol, Ref, ServerFrame, SessionId};
 
 /// A client connected to an endpoint in memory.
 pub struct TestClient<P: Protocol + Dispatch<H>, H: Send + 'static> {
-    endpoint: Endpoint<P, H>,
-    session: Arc<Session<P, H>>,
-    conn_id: u64,
+    attached: Attached<P, H>,
     rx: ConnRx,
     /// Frames taken off the queue (a replay arrives as one item) and not yet read.
     replay: std::collections::VecDeque<crate::pubsub::Outgoing>,
@@ -57,21 +53,17 @@ where
     /// Connects as a WebSocket would: a new session, its `connected` hook, `welcome`.
     pub async fn connect(endpoint: &Endpoint<P, H>) -> Self {
         let (conn, rx): (Conn, ConnRx) = endpoint.hub().shared.connection(true);
-        let conn_id = conn.id;
-        let session = endpoint
-            .hub()
-            .open(
-                None,
-                conn,
-                axum::http::Extensions::new(),
-                serde_json::Value::Null,
-                None,
-            )
-            .await;
+        let attached = Attached::open(
+            endpoint.hub().clone(),
+            None,
+            conn,
+            axum::http::Extensions::new(),
+            serde_json::Value::Null,
+            None,
+        )
+        .await;
         Self {
-            endpoint: endpoint.clone(),
-            session,
-            conn_id,
+            attached,
             rx,
             replay: std::collections::VecDeque::new(),
             next_ref: 1,
@@ -80,7 +72,7 @@ where
 
     /// This client's session.
     pub fn session(&self) -> SessionId {
-        self.session.id()
+        self.attached.session().id()
     }
 
     /// Sends a client message with the next `ref`, and waits until the handler is done with
@@ -99,10 +91,7 @@ where
 
     /// Sends any client frame, as its JSON would arrive.
     pub async fn send_frame(&mut self, frame: ClientFrame<P::Client>) {
-        let hub = self.endpoint.hub().clone();
-        if let Flow::Switch(to) = hub.handle(&self.session, self.conn_id, Ok(frame)).await {
-            self.session = to;
-        }
+        self.attached.handle(Ok(frame)).await;
     }
 
     /// The next frame this client received, if any is waiting.
@@ -147,7 +136,6 @@ where
 
     /// Disconnects: runs the `disconnected` hook and starts the session's grace period.
     pub async fn close(self) {
-        let hub = self.endpoint.hub().clone();
-        hub.closed(&self.session, self.conn_id).await;
+        self.attached.closed().await;
     }
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::value::RawValue;
 
 use super::conn::Item;
-use super::hub::{Flow, Hub};
+use super::hub::{Attached, Hub};
 use crate::{ClientFrame, DecodeError, Dispatch, ErrorCode, Protocol, ServerFrame, SessionId};
 
 /// The header that ties an HTTP request to a session.
@@ -52,23 +52,19 @@ where
         .get(&SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<SessionId>().ok());
-    let (mut session, fresh) = match named.and_then(|id| hub.get(id)) {
+    let (session, fresh) = match named.and_then(|id| hub.get(id)) {
         Some(session) => (session, false),
         None => (hub.create(extensions, serde_json::Value::Null), true),
     };
 
     if session.core.has_live_connection() {
         // The session streams over SSE (or a WebSocket): what these frames produce goes there.
+        let mut uplink = Attached::new(hub, session, 0);
         for frame in frames {
-            if let Flow::Switch(to) = hub.handle(&session, 0, frame).await {
-                session = to;
-            }
+            uplink.handle(frame).await;
         }
-        return (
-            StatusCode::ACCEPTED,
-            [(SESSION_HEADER, session_value(session.id()))],
-        )
-            .into_response();
+        let id = uplink.session().id();
+        return (StatusCode::ACCEPTED, [(SESSION_HEADER, session_value(id))]).into_response();
     }
 
     // Otherwise the response carries them: a connection that lives for this request.
@@ -78,12 +74,12 @@ where
     if fresh && named.is_some() {
         session.core.reset();
     }
+    let mut attached = Attached::new(hub, session, conn_id);
     for frame in frames {
-        if let Flow::Switch(to) = hub.handle(&session, conn_id, frame).await {
-            session = to;
-        }
+        attached.handle(frame).await;
     }
-    hub.closed(&session, conn_id).await;
+    let session = attached.session().clone();
+    attached.closed().await;
     let mut out = Vec::new();
     while let Ok(item) = rx.frames.try_recv() {
         match item {

@@ -37,8 +37,79 @@ impl<P: Protocol, H> Session<P, H> {
     }
 }
 
+/// A connection attached to a session of a hub: what a transport holds to hand the session
+/// client frames and, at the end, to say the connection is gone.
+pub(crate) struct Attached<P: Protocol, H> {
+    hub: Arc<Hub<P, H>>,
+    session: Arc<Session<P, H>>,
+    conn_id: u64,
+}
+
+impl<P, H> Attached<P, H>
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    /// Opens `conn` onto a session: see [`Hub::open`].
+    pub(crate) async fn open(
+        hub: Arc<Hub<P, H>>,
+        resume: Option<(SessionId, Seq)>,
+        conn: Conn,
+        extensions: axum::http::Extensions,
+        props: serde_json::Value,
+        topics: Option<Cursors>,
+    ) -> Self {
+        let conn_id = conn.id;
+        let session = hub.open(resume, conn, extensions, props, topics).await;
+        Self {
+            hub,
+            session,
+            conn_id,
+        }
+    }
+
+    /// Connection `conn_id` (already attached, or 0 for frames that arrive outside any
+    /// connection of the session: an SSE stream's uplink) on `session`.
+    pub(crate) fn new(hub: Arc<Hub<P, H>>, session: Arc<Session<P, H>>, conn_id: u64) -> Self {
+        Self {
+            hub,
+            session,
+            conn_id,
+        }
+    }
+
+    pub(crate) fn session(&self) -> &Arc<Session<P, H>> {
+        &self.session
+    }
+
+    /// Handles one client frame (or its decode error). A `hello` that resumes another
+    /// session moves the connection onto it: returns true then.
+    pub(crate) async fn handle(
+        &mut self,
+        frame: Result<ClientFrame<P::Client>, DecodeError>,
+    ) -> bool {
+        match self.hub.handle(&self.session, self.conn_id, frame).await {
+            Flow::Continue => false,
+            Flow::Switch(to) => {
+                self.session = to;
+                true
+            }
+        }
+    }
+
+    /// The connection has gone: see [`Hub::closed`].
+    pub(crate) async fn closed(self) {
+        self.hub.closed(&self.session, self.conn_id).await;
+    }
+
+    /// Mux: the client left the component for good: see [`Hub::leave`].
+    pub(crate) async fn leave(self) {
+        self.hub.leave(&self.session, self.conn_id).await;
+    }
+}
+
 /// Where a connection goes after a frame.
-pub(crate) enum Flow<P: Protocol, H> {
+enum Flow<P: Protocol, H> {
     Continue,
     /// A `hello` resumed another session onto this connection.
     Switch(Arc<Session<P, H>>),
@@ -121,7 +192,7 @@ where
     /// Opens a connection onto a session: the one `resume` names if it is still held
     /// (replaying what the client missed), otherwise a new one. A live connection runs the
     /// `connected` hook.
-    pub(crate) async fn open(
+    async fn open(
         &self,
         resume: Option<(SessionId, Seq)>,
         conn: Conn,
@@ -179,7 +250,7 @@ where
 
     /// Handles one decoded client frame (or its decode error) on `session`, whose current
     /// connection is `conn_id`.
-    pub(crate) async fn handle(
+    async fn handle(
         &self,
         session: &Arc<Session<P, H>>,
         conn_id: u64,
@@ -478,7 +549,7 @@ where
 
     /// The connection `conn_id` has gone: runs the `disconnected` hook (live connections) and
     /// starts the grace period after which the session ends.
-    pub(crate) async fn closed(self: &Arc<Self>, session: &Arc<Session<P, H>>, conn_id: u64) {
+    async fn closed(self: &Arc<Self>, session: &Arc<Session<P, H>>, conn_id: u64) {
         let Some((conn, generation)) = session.core.detach(conn_id) else {
             return;
         };
@@ -498,7 +569,7 @@ where
 
     /// Mux: the client left component `conn_id` for good: runs the `disconnected` hook and
     /// ends the session without a grace period.
-    pub(crate) async fn leave(&self, session: &Arc<Session<P, H>>, conn_id: u64) {
+    async fn leave(&self, session: &Arc<Session<P, H>>, conn_id: u64) {
         if session.core.detach(conn_id).is_none() {
             return;
         }

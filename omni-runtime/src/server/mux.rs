@@ -56,7 +56,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::conn::{self, Conn, Item, Left, Stop};
-use super::hub::Hub;
+use super::hub::{Attached, Hub};
 use super::metrics::Metrics;
 use super::ws::{self, Incoming};
 use super::{Endpoint, Limits, Origins};
@@ -266,10 +266,9 @@ where
         mut inbox,
         ended,
     } = start;
-    let conn_id = conn.id;
-    let session = hub
-        .open(resume.session, conn, extensions, props, resume.topics)
-        .await;
+    let metrics = hub.shared.clone();
+    let mut attached =
+        Attached::open(hub, resume.session, conn, extensions, props, resume.topics).await;
     loop {
         let command = tokio::select! {
             biased;
@@ -286,16 +285,16 @@ where
                         id: None,
                     });
                 // Only `msg` frames reach a component, so the session never switches.
-                let _ = hub.handle(&session, conn_id, frame).await;
+                attached.handle(frame).await;
             }
             Some(Command::Leave) => {
-                hub.leave(&session, conn_id).await;
-                own.queue(Item::Left(id.clone()), &hub.shared.metrics);
+                attached.leave().await;
+                own.queue(Item::Left(id.clone()), &metrics.metrics);
                 break;
             }
             // The socket closed: the session waits for a resume.
             None => {
-                hub.closed(&session, conn_id).await;
+                attached.closed().await;
                 break;
             }
         }

@@ -9,12 +9,14 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
+use serde_json::Value;
 use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::conn::{ConnRx, Item, Stop, shutting_down};
-use super::hub::{Hub, Session};
+use super::hub::{Attached, Hub};
 use super::metrics::Metrics;
+use super::session::Shared;
 use crate::codec::Outgoing;
 use crate::{Cursors, Dispatch, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
 
@@ -35,20 +37,19 @@ where
     let (conn, rx) = shared.connection(true);
     let conn_id = conn.id;
     let span = tracing::info_span!("omni.sse", conn = conn_id);
-    let session = hub
-        .open(resume, conn, extensions, serde_json::Value::Null, topics)
+    let attached = Attached::open(hub, resume, conn, extensions, Value::Null, topics)
         .instrument(span.clone())
         .await;
-    span.in_scope(|| tracing::debug!(session = %session.id(), "sse stream opened"));
+    let session = attached.session().id();
+    span.in_scope(|| tracing::debug!(%session, "sse stream opened"));
     let keep_alive = KeepAlive::new().interval(shared.limits.sse_keep_alive);
     let stream = events(EventState {
         rx,
         replay: VecDeque::new(),
         shutdown: shared.shutdown.subscribe(),
         _guard: Guard {
-            hub,
-            session,
-            conn_id,
+            attached: Some(attached),
+            metrics: shared.clone(),
         },
         done: false,
     });
@@ -91,9 +92,8 @@ where
     P: Dispatch<H>,
     H: Send + 'static,
 {
-    hub: Arc<Hub<P, H>>,
-    session: Arc<Session<P, H>>,
-    conn_id: u64,
+    attached: Option<Attached<P, H>>,
+    metrics: Arc<Shared>,
 }
 
 impl<P, H> Drop for Guard<P, H>
@@ -102,14 +102,14 @@ where
     H: Send + 'static,
 {
     fn drop(&mut self) {
-        let hub = self.hub.clone();
-        let session = self.session.clone();
-        let conn_id = self.conn_id;
-        Metrics::bump(&hub.shared.metrics.connections_closed);
-        tracing::debug!(session = %session.id(), conn = conn_id, "sse stream closed");
+        let Some(attached) = self.attached.take() else {
+            return;
+        };
+        Metrics::bump(&self.metrics.metrics.connections_closed);
+        tracing::debug!(session = %attached.session().id(), "sse stream closed");
         // The disconnect hook is async; a runtime is always present where hyper drops bodies.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move { hub.closed(&session, conn_id).await });
+            handle.spawn(attached.closed());
         }
     }
 }

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
+use serde_json::Value;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::conn::{ConnRx, Stop};
-use super::hub::{Flow, Hub};
+use super::hub::{Attached, Hub};
 use super::limits::Limits;
 use super::metrics::Metrics;
 use super::writer::{Ended, Writer};
@@ -42,11 +43,9 @@ pub(crate) async fn run<P, H>(
         &shared.limits,
         &span,
     );
-    let mut session = hub
-        .open(resume, conn, extensions, serde_json::Value::Null, topics)
-        .instrument(span.clone())
-        .await;
-    span.record("session", tracing::field::display(session.id()));
+    let open = Attached::open(hub, resume, conn, extensions, Value::Null, topics);
+    let mut attached = open.instrument(span.clone()).await;
+    span.record("session", tracing::field::display(attached.session().id()));
     let max = shared.limits.max_frame_bytes;
 
     async {
@@ -60,7 +59,7 @@ pub(crate) async fn run<P, H>(
                     Incoming::Text(text) => text,
                     Incoming::Binary => {
                         let (code, message) = binary();
-                        session.core.error(code, message.into(), None);
+                        attached.session().core.error(code, message.into(), None);
                         continue;
                     }
                     Incoming::Skip => continue,
@@ -72,13 +71,13 @@ pub(crate) async fn run<P, H>(
                 },
             };
             let frame = ClientFrame::<P::Client>::decode_str(text.as_str());
-            if let Flow::Switch(to) = hub.handle(&session, conn_id, frame).await {
-                tracing::Span::current().record("session", tracing::field::display(to.id()));
-                session = to;
+            if attached.handle(frame).await {
+                let id = attached.session().id();
+                tracing::Span::current().record("session", tracing::field::display(id));
             }
         }
         writer.finish(&shared.metrics).await;
-        hub.closed(&session, conn_id).await;
+        attached.closed().await;
         Metrics::bump(&shared.metrics.connections_closed);
     }
     .instrument(span)
