@@ -40,7 +40,7 @@
 //! ```
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use futures_util::future::BoxFuture;
 
@@ -143,7 +143,10 @@ impl TopicLog {
 
 /// In-process pub/sub: the default backend.
 pub struct LocalPubSub {
-    inner: Mutex<Registry>,
+    /// Read-locked by every broadcast, which delivers while it iterates (a delivery only
+    /// queues a frame, and never calls back into the registry); write-locked to register and
+    /// subscribe.
+    inner: RwLock<Registry>,
     logs: Mutex<HashMap<String, Arc<Mutex<TopicLog>>>>,
     log_frames: usize,
 }
@@ -157,7 +160,8 @@ impl Default for LocalPubSub {
 #[derive(Default)]
 struct Registry {
     members: HashMap<SessionId, Arc<dyn Member>>,
-    topics: HashMap<String, HashSet<SessionId>>,
+    /// Each topic's subscribers with their members, so a broadcast looks nothing up.
+    topics: HashMap<String, HashMap<SessionId, Arc<dyn Member>>>,
     subscriptions: HashMap<SessionId, HashSet<String>>,
 }
 
@@ -170,7 +174,7 @@ impl LocalPubSub {
     /// An empty registry whose sequenced topics each keep their last `frames` messages.
     pub fn with_topic_log(frames: usize) -> Self {
         Self {
-            inner: Mutex::default(),
+            inner: RwLock::default(),
             logs: Mutex::default(),
             log_frames: frames.max(1),
         }
@@ -183,53 +187,60 @@ impl LocalPubSub {
 
     /// Delivers an already numbered message of `topic` to this process's subscribers.
     pub(crate) fn deliver_topic(&self, topic: &str, frame: &TopicFrame) {
-        for member in self.recipients(topic, None) {
-            member.deliver_topic(topic, frame);
-        }
+        self.each(topic, None, |member| member.deliver_topic(topic, frame));
     }
 
-    /// The members subscribed to `topic`, except `except`, collected so that delivery (which
-    /// locks each member) happens outside the registry lock.
-    fn recipients(&self, topic: &str, except: Option<SessionId>) -> Vec<Arc<dyn Member>> {
-        let registry = self.lock();
-        let Some(ids) = registry.topics.get(topic) else {
-            return Vec::new();
+    /// Calls `deliver` for every member subscribed to `topic` except `except`.
+    fn each(&self, topic: &str, except: Option<SessionId>, mut deliver: impl FnMut(&dyn Member)) {
+        let registry = self.read();
+        let Some(subscribers) = registry.topics.get(topic) else {
+            return;
         };
-        ids.iter()
-            .filter(|id| Some(**id) != except)
-            .filter_map(|id| registry.members.get(id).cloned())
-            .collect()
+        for (id, member) in subscribers {
+            if Some(*id) != except {
+                deliver(member.as_ref());
+            }
+        }
     }
 
     /// How many sessions are subscribed to `topic`.
     pub fn subscribers(&self, topic: &str) -> usize {
-        self.lock().topics.get(topic).map_or(0, HashSet::len)
+        self.read().topics.get(topic).map_or(0, HashMap::len)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
-        // The registry holds no invariant a panic elsewhere could break halfway.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    // The registry holds no invariant a panic elsewhere could break halfway.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Registry> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn fan_out(&self, topic: &str, frame: Outgoing, except: Option<SessionId>) {
-        for member in self.recipients(topic, except) {
-            member.deliver(frame.clone());
-        }
+        self.each(topic, except, |member| member.deliver(frame.clone()));
     }
 }
 
 impl PubSub for LocalPubSub {
     fn register(&self, id: SessionId, member: Arc<dyn Member>) {
-        self.lock().members.insert(id, member);
+        let mut registry = self.write();
+        // Registered again: its subscriptions follow the new member.
+        for topic in registry.subscriptions.get(&id).cloned().unwrap_or_default() {
+            if let Some(subscribers) = registry.topics.get_mut(&topic) {
+                subscribers.insert(id, member.clone());
+            }
+        }
+        registry.members.insert(id, member);
     }
 
     fn unregister(&self, id: SessionId) {
-        let mut registry = self.lock();
+        let mut registry = self.write();
         registry.members.remove(&id);
         for topic in registry.subscriptions.remove(&id).unwrap_or_default() {
-            if let Some(ids) = registry.topics.get_mut(&topic) {
-                ids.remove(&id);
-                if ids.is_empty() {
+            if let Some(subscribers) = registry.topics.get_mut(&topic) {
+                subscribers.remove(&id);
+                if subscribers.is_empty() {
                     registry.topics.remove(&topic);
                 }
             }
@@ -237,7 +248,11 @@ impl PubSub for LocalPubSub {
     }
 
     fn subscribe(&self, id: SessionId, topic: &str) -> bool {
-        let mut registry = self.lock();
+        let mut registry = self.write();
+        // Only a registered session can receive anything.
+        let Some(member) = registry.members.get(&id).cloned() else {
+            return false;
+        };
         registry
             .subscriptions
             .entry(id)
@@ -247,19 +262,20 @@ impl PubSub for LocalPubSub {
             .topics
             .entry(topic.to_owned())
             .or_default()
-            .insert(id)
+            .insert(id, member)
+            .is_none()
     }
 
     fn unsubscribe(&self, id: SessionId, topic: &str) -> bool {
-        let mut registry = self.lock();
+        let mut registry = self.write();
         if let Some(topics) = registry.subscriptions.get_mut(&id) {
             topics.remove(topic);
         }
-        let Some(ids) = registry.topics.get_mut(topic) else {
+        let Some(subscribers) = registry.topics.get_mut(topic) else {
             return false;
         };
-        let removed = ids.remove(&id);
-        if ids.is_empty() {
+        let removed = subscribers.remove(&id).is_some();
+        if subscribers.is_empty() {
             registry.topics.remove(topic);
         }
         removed
