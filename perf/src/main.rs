@@ -105,7 +105,7 @@ fn usage(problem: &str) -> ! {
         "{problem}\n\n\
          usage: omni-perf all | roundtrip | callgrind | fanout [--option value]...\n  \
          roundtrip: --runs 9 --connections 50 --trips 400 --warmup 50 --modes pinned,free\n  \
-         callgrind: --connections 50 --trips 100 --warmup 20 --repeats 3\n  \
+         callgrind: --connections 50 --callgrind-trips 200 --callgrind-warmup 20 --repeats 3\n  \
          fanout:    --subscribers 10000 --rounds 15\n\
          `all` accepts all of these."
     );
