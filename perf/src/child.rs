@@ -1,7 +1,7 @@
 //! Child processes with a deadline on everything: a hung server or client costs a timeout,
 //! never the whole run.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
@@ -43,6 +43,14 @@ impl Child {
             lines,
             what,
         }
+    }
+
+    /// Writes one line to the child's stdin.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.process.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("{}: cannot write to it: {e}", self.what));
     }
 
     pub fn pid(&self) -> u32 {
@@ -140,8 +148,18 @@ pub fn rss_bytes(pid: u32) -> u64 {
     pages * 4096
 }
 
-pub fn git_commit() -> String {
-    command_output("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "?".into())
+/// The last commit that touched omni's own sources (this harness's commits do not count).
+pub fn omni_commit() -> String {
+    let args = [
+        "log",
+        "-1",
+        "--format=%h",
+        "--",
+        "../src",
+        "../omni-runtime",
+        "../omni-macros",
+    ];
+    command_output("git", &args).unwrap_or_else(|| "?".into())
 }
 
 pub fn today() -> String {

@@ -106,7 +106,7 @@ fn usage(problem: &str) -> ! {
          usage: omni-perf all | roundtrip | callgrind | fanout [--option value]...\n  \
          roundtrip: --runs 9 --connections 50 --trips 400 --warmup 50 --modes pinned,free\n  \
          callgrind: --connections 50 --callgrind-trips 200 --callgrind-warmup 20 --repeats 3\n  \
-         fanout:    --subscribers 10000 --rounds 15\n\
+         fanout:    --subscribers 10000 --rounds 15 --passes 3\n\
          `all` accepts all of these."
     );
     std::process::exit(2)
@@ -151,8 +151,8 @@ fn main() {
             let options = Options::parse(rest);
             let started = std::time::Instant::now();
             println!(
-                "# omni cross-process benchmarks\n\nomni at {}, {}\n",
-                child::git_commit(),
+                "# omni cross-process benchmarks\n\nomni sources at {}, run on {}\n",
+                child::omni_commit(),
                 child::today()
             );
             if matches!(command.as_str(), "roundtrip" | "all") {
