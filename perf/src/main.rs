@@ -1,0 +1,171 @@
+//! Cross-process benchmarks of omni against raw axum, a hand-written typed axum server and
+//! jsonrpsee: round trips, instructions per round trip under callgrind, and fan-out.
+//!
+//! `cargo run --release -- all` runs everything and prints markdown tables; `roundtrip`,
+//! `callgrind` and `fanout` run one part. The same binary is also every server and every load
+//! client (the `serve`, `load`, `fanout-serve` and `subscribe` subcommands), started by the
+//! driver as child processes so that a server never shares its process, heap or runtime with
+//! the load that measures it.
+
+mod callgrind;
+mod child;
+mod fanout;
+mod load;
+mod roundtrip;
+mod servers;
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What a load client talks to, and how. `OmniRef` is the omni server driven with a `ref` on
+/// every message, so each round trip is answered by a `msg` and an `ack`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    Raw,
+    Typed,
+    Jsonrpsee,
+    Omni,
+    OmniRef,
+}
+
+impl Target {
+    pub const ALL: [Target; 5] = [
+        Target::Raw,
+        Target::Typed,
+        Target::Jsonrpsee,
+        Target::Omni,
+        Target::OmniRef,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Raw => "raw",
+            Target::Typed => "typed",
+            Target::Jsonrpsee => "jsonrpsee",
+            Target::Omni => "omni",
+            Target::OmniRef => "omni-ref",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Target> {
+        Target::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// The server process this target runs against (`omni-ref` shares omni's).
+    pub fn server(self) -> &'static str {
+        match self {
+            Target::OmniRef => Target::Omni.name(),
+            other => other.name(),
+        }
+    }
+
+    /// The WebSocket path below `ws://ADDR`.
+    pub fn path(self) -> &'static str {
+        match self {
+            Target::Raw | Target::Typed => "/ws",
+            Target::Jsonrpsee => "/",
+            Target::Omni | Target::OmniRef => "/omni/ws",
+        }
+    }
+}
+
+/// `--name value` options after the subcommand, with defaults.
+pub struct Options(HashMap<String, String>);
+
+impl Options {
+    fn parse(args: &[String]) -> Options {
+        let mut map = HashMap::new();
+        let mut args = args.iter();
+        while let Some(key) = args.next() {
+            let Some(key) = key.strip_prefix("--") else {
+                usage(&format!("unexpected argument {key}"));
+            };
+            let Some(value) = args.next() else {
+                usage(&format!("--{key} needs a value"));
+            };
+            map.insert(key.to_string(), value.clone());
+        }
+        Options(map)
+    }
+
+    pub fn get(&self, key: &str, default: u64) -> u64 {
+        self.0.get(key).map_or(default, |v| {
+            v.parse()
+                .unwrap_or_else(|_| usage(&format!("--{key} wants a number, not {v}")))
+        })
+    }
+
+    pub fn text<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
+        self.0.get(key).map_or(default, String::as_str)
+    }
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!(
+        "{problem}\n\n\
+         usage: omni-perf all | roundtrip | callgrind | fanout [--option value]...\n  \
+         roundtrip: --runs 9 --connections 50 --trips 400 --warmup 50 --modes pinned,free\n  \
+         callgrind: --connections 50 --callgrind-trips 200 --callgrind-warmup 20 --repeats 3\n  \
+         fanout:    --subscribers 10000 --rounds 15 --passes 3\n\
+         `all` accepts all of these."
+    );
+    std::process::exit(2)
+}
+
+/// Microseconds since the epoch: the one clock the fan-out's processes share.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+pub fn median(xs: &[f64]) -> f64 {
+    let mut xs = xs.to_vec();
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+/// A runtime for a server or client process. Under `taskset` its worker count follows the
+/// CPUs the process may use (tokio asks `available_parallelism`, which reads the affinity).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        usage("no subcommand");
+    };
+    match command.as_str() {
+        // The child processes.
+        "serve" => servers::serve(rest.first().map_or("", String::as_str)),
+        "load" => load::main(rest),
+        "fanout-serve" => fanout::serve(rest.first().map_or("", String::as_str)),
+        "subscribe" => fanout::subscribe(rest),
+        // The driver.
+        "roundtrip" | "callgrind" | "fanout" | "all" => {
+            let options = Options::parse(rest);
+            let started = std::time::Instant::now();
+            println!(
+                "# omni cross-process benchmarks\n\nomni sources at {}, run on {}\n",
+                child::omni_commit(),
+                child::today()
+            );
+            if matches!(command.as_str(), "roundtrip" | "all") {
+                roundtrip::run(&options);
+            }
+            if matches!(command.as_str(), "callgrind" | "all") {
+                callgrind::run(&options);
+            }
+            if matches!(command.as_str(), "fanout" | "all") {
+                fanout::run(&options);
+            }
+            println!("(took {} s)", started.elapsed().as_secs());
+        }
+        other => usage(&format!("unknown subcommand {other}")),
+    }
+}
