@@ -9,54 +9,6 @@ use super::Shared;
 use crate::TransportState;
 use crate::{Cursors, ErrorCode, Protocol, Seq, ServerFrame, SessionId, TransportError};
 
-/// How a connection attempt ended.
-pub(crate) struct Ended {
-    /// WebSocket close code, HTTP status, or 1006 when the connection just dropped.
-    pub(crate) code: u16,
-    pub(crate) reason: String,
-    /// Whether the server welcomed us on this connection.
-    pub(crate) connected: bool,
-    /// Set when retrying cannot help (the server refused us).
-    pub(crate) fatal: Option<TransportError>,
-}
-
-impl Ended {
-    pub(crate) fn dropped(reason: impl Into<String>, connected: bool) -> Self {
-        Self {
-            code: 1006,
-            reason: reason.into(),
-            connected,
-            fatal: None,
-        }
-    }
-
-    /// Marks the connection as having been welcomed, if it was.
-    pub(crate) fn connected_if(mut self, connected: bool) -> Self {
-        self.connected |= connected;
-        self
-    }
-}
-
-/// The client cannot even try: a URL it cannot use.
-pub(crate) fn fatal_init(message: String) -> Ended {
-    Ended {
-        code: 0,
-        reason: message.clone(),
-        connected: false,
-        fatal: Some(TransportError::Init { message }),
-    }
-}
-
-/// An HTTP refusal that retrying will not change (401, 403, 404) is fatal.
-pub(crate) fn refused(mut ended: Ended, status: u16) -> Ended {
-    if matches!(status, 401 | 403 | 404) {
-        ended.fatal = Some(TransportError::Init {
-            message: ended.reason.clone(),
-        });
-    }
-    ended
-}
-
 /// What a frame asks of the transport.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Step {
@@ -181,7 +133,7 @@ impl<P: Protocol> Link<P> {
                 Step::Continue
             }
             ServerFrame::Ack { reference, .. } => {
-                self.shared.outbox.lock().unwrap().answered(reference);
+                self.shared.outbox.answered(reference);
                 Step::Continue
             }
             ServerFrame::Error {
@@ -191,7 +143,7 @@ impl<P: Protocol> Link<P> {
                 ..
             } => {
                 if let Some(reference) = reference {
-                    self.shared.outbox.lock().unwrap().answered(reference);
+                    self.shared.outbox.answered(reference);
                 }
                 let error = TransportError::Rejected { code, message };
                 if code == ErrorCode::VersionMismatch {
