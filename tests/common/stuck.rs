@@ -61,3 +61,9 @@ pub fn welcome(protocol: &str) -> String {
         7u128
     )
 }
+
+/// The `welcome` of mux component `id`.
+pub fn component_welcome(protocol: &str, id: &str) -> String {
+    let welcome = welcome(protocol);
+    format!(r#"{},"id":"{id}"}}"#, welcome.trim_end_matches('}'))
+}
