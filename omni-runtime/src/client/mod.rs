@@ -9,7 +9,9 @@
 //!
 //! Messages sent while offline wait in a bounded queue; each carries a `ref` and is sent again
 //! after every reconnect until the server acknowledges it (the server drops repeats it has
-//! already handled). Every sequenced server message arrives exactly once, in order, across
+//! already handled). At most a window of them is on its way at once
+//! ([`ClientBuilder::window`]), so that a backlog after a reconnect goes out as fast as the
+//! server acknowledges it. Every sequenced server message arrives exactly once, in order, across
 //! reconnects; when the server can no longer replay what was missed, the application gets
 //! `TransportState::Reset` and should drop what it derived from earlier messages.
 //!

@@ -245,7 +245,10 @@ async fn run(mut joins: mpsc::UnboundedReceiver<Box<dyn Member>>, url: String, i
         members: Vec::new(),
     };
     dialer::dial(&mut sockets, inner.settings.backoff, &inner.closed).await;
-    // No socket follows: no component can send any more.
+    // No socket follows: no component, joined or about to, can send any more.
+    while let Ok(member) = sockets.joins.try_recv() {
+        sockets.members.push(member);
+    }
     for member in &sockets.members {
         member.shared().closed.send_replace(true);
     }
