@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::PATIENCE;
 use common::proxy::Proxy;
+use common::stuck::{self, Stuck};
 use omni::client::{Backoff, Client, Heartbeat, Messages, SendError, Transport};
 use omni::server::{Endpoint, Limits};
 use omni::{Context, ErrorCode, HandlerResult, TransportError, TransportState};
@@ -544,4 +545,250 @@ async fn messages_over_the_frame_limit_are_refused_and_http_batches_stay_under_i
         }
         client.close();
     }
+}
+
+/// A protocol of large messages, so that a few of them fill any socket buffer.
+#[omni::protocol]
+#[derive(Debug, Clone, PartialEq)]
+enum Bulk {
+    #[client]
+    Put(String),
+    #[server]
+    Took(u32),
+}
+
+/// The next transport state of a `Bulk` client within `wait`, skipping server messages.
+async fn next_bulk_state(messages: &mut Messages<Bulk>, wait: Duration) -> TransportState {
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        let msg = tokio::time::timeout_at(until, messages.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no transport state within {wait:?}"))
+            .expect("the client is running");
+        if let Bulk::Transport(state) = msg {
+            return state;
+        }
+    }
+}
+
+/// A `Bulk` client of `peer` that has queued far more than the socket buffers hold, once
+/// welcomed.
+async fn stuck_client(
+    peer: &Stuck,
+    heartbeat: Heartbeat,
+    write_timeout: Duration,
+) -> (Client<Bulk>, Messages<Bulk>) {
+    let (client, mut messages) = Client::<Bulk>::builder(format!("http://{}/omni", peer.addr))
+        .heartbeat(heartbeat)
+        .write_timeout(write_timeout)
+        .backoff(Backoff {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(200),
+            ..Backoff::default()
+        })
+        .connect();
+    // 300 x 60 KB: far beyond what loopback buffers take, whether the window holds it back
+    // (256 in flight) or not.
+    let bulky = "x".repeat(60_000);
+    for _ in 0..300 {
+        client.send(BulkFromClient::Put(bulky.clone())).unwrap();
+    }
+    assert_eq!(
+        next_bulk_state(&mut messages, PATIENCE).await,
+        TransportState::Connecting
+    );
+    let state = next_bulk_state(&mut messages, PATIENCE).await;
+    assert!(
+        matches!(state, TransportState::Connected { .. }),
+        "{state:?}"
+    );
+    (client, messages)
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_noticed_while_a_write_is_stuck() {
+    let peer = Stuck::start(Some(stuck::welcome("Bulk")), Duration::from_secs(30)).await;
+    let heartbeat = Heartbeat {
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_millis(300),
+    };
+    // A write timeout far away: only the heartbeat can notice.
+    let (client, mut messages) = stuck_client(&peer, heartbeat, Duration::from_secs(60)).await;
+    // Silence is noticed at the first tick past interval + timeout.
+    let bound = heartbeat.interval * 2 + heartbeat.timeout + Duration::from_secs(1);
+    let state = next_bulk_state(&mut messages, bound).await;
+    assert!(
+        matches!(state, TransportState::Disconnected { code: 1006, .. }),
+        "{state:?}"
+    );
+    let state = next_bulk_state(&mut messages, PATIENCE).await;
+    assert!(
+        matches!(state, TransportState::Reconnecting { attempt: 1, .. }),
+        "{state:?}"
+    );
+    client.close();
+}
+
+#[tokio::test]
+async fn a_write_that_makes_no_progress_ends_the_connection() {
+    let peer = Stuck::start(Some(stuck::welcome("Bulk")), Duration::from_secs(30)).await;
+    // A heartbeat far away: only the write timeout can notice.
+    let heartbeat = Heartbeat {
+        interval: Duration::from_secs(60),
+        timeout: Duration::from_secs(60),
+    };
+    let write_timeout = Duration::from_millis(300);
+    let (client, mut messages) = stuck_client(&peer, heartbeat, write_timeout).await;
+    let bound = write_timeout + Duration::from_secs(1);
+    let state = next_bulk_state(&mut messages, bound).await;
+    assert!(
+        matches!(state, TransportState::Disconnected { code: 1006, .. }),
+        "{state:?}"
+    );
+    // And it is replaced, with backoff.
+    let state = next_bulk_state(&mut messages, PATIENCE).await;
+    assert!(
+        matches!(state, TransportState::Reconnecting { attempt: 1, .. }),
+        "{state:?}"
+    );
+    assert_eq!(
+        next_bulk_state(&mut messages, PATIENCE).await,
+        TransportState::Connecting
+    );
+    let state = next_bulk_state(&mut messages, PATIENCE).await;
+    assert!(
+        matches!(state, TransportState::Connected { .. }),
+        "{state:?}"
+    );
+    assert_eq!(peer.accepted(), 2);
+    assert_eq!(client.unacknowledged(), 300, "nothing was answered");
+    client.close();
+}
+
+/// A protocol whose messages carry some bulk both ways.
+#[omni::protocol]
+#[derive(Debug, Clone, PartialEq)]
+enum Padded {
+    /// Answered with a `Got` of the same number and padding.
+    #[client]
+    Put { n: u32, pad: String },
+    #[server]
+    Got { n: u32, pad: String },
+}
+
+struct Putter(Handled);
+
+impl PaddedHandler for Putter {
+    async fn put(&mut self, cx: &mut Context<Padded>, n: u32, pad: String) -> HandlerResult {
+        self.0.lock().unwrap().push(n);
+        cx.send(PaddedFromServer::Got { n, pad });
+        Ok(())
+    }
+}
+
+/// A `Padded` server on `addr` whose sockets have small kernel buffers (accepted sockets
+/// inherit the listener's), so that a few hundred KiB unread fill a direction, whatever the
+/// kernel's autotuning would allow.
+async fn small_buffered_server(addr: SocketAddr) -> (Handled, Stop) {
+    let handled = Handled::default();
+    let h = handled.clone();
+    let endpoint: Endpoint<Padded, Putter> = Endpoint::builder(move || Putter(h.clone())).build();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    socket.set_send_buffer_size(64 * 1024).unwrap();
+    socket.bind(addr).unwrap();
+    let listener = socket.listen(64).unwrap();
+    let router = omni::axum::Router::new().nest("/omni", endpoint.router());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        omni::axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+                endpoint.shutdown();
+            })
+            .await
+            .unwrap();
+    });
+    (handled, Stop(Some(stop), task))
+}
+
+/// After a restart, each client resends its whole backlog at once and the server answers
+/// as fast as it reads: a client that reads and writes in one loop soon waits on its write
+/// while the server waits on its own, and neither reads. With a reader and a writer and a
+/// window of messages in flight, each backlog drains, every message handled once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_backlog_after_a_restart_is_handled_exactly_once() {
+    const CLIENTS: u32 = 3;
+    const BACKLOG: u32 = 10_000;
+    // About 10 MB each way per client: past the 4 MiB a loopback send buffer grows to, and the
+    // few hundred KiB the server's sockets hold.
+    let pad = "p".repeat(1000);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let mut drains = Vec::new();
+    for c in 0..CLIENTS {
+        let (client, mut messages) = Client::<Padded>::builder(format!("http://{addr}/omni"))
+            .queue(BACKLOG as usize)
+            .heartbeat(Heartbeat {
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(2),
+            })
+            .backoff(Backoff {
+                base: Duration::from_millis(20),
+                cap: Duration::from_millis(200),
+                ..Backoff::default()
+            })
+            .connect();
+        for n in 0..BACKLOG {
+            let n = c * 1_000_000 + n;
+            let pad = pad.clone();
+            client.send(PaddedFromClient::Put { n, pad }).unwrap();
+        }
+        // Each client's messages are read as they come, as an application does.
+        drains.push(tokio::spawn(async move {
+            let mut got = 0u32;
+            let mut states = Vec::new();
+            while got < BACKLOG {
+                let msg = tokio::time::timeout_at(deadline, messages.recv())
+                    .await
+                    .unwrap_or_else(|_| {
+                        panic!("client {c}: {got} of {BACKLOG} answered; {states:?}")
+                    })
+                    .expect("the client is running");
+                match msg {
+                    Padded::Got { n, .. } => {
+                        assert_eq!(n, c * 1_000_000 + got, "client {c}: in order, once");
+                        got += 1;
+                    }
+                    Padded::Transport(state) => states.push(state),
+                    Padded::Put { .. } => unreachable!(),
+                }
+            }
+            // The last ack follows the last reply.
+            while client.unacknowledged() > 0 {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "client {c}: unacked"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            client.close();
+        }));
+    }
+    let (handled, stop) = small_buffered_server(addr).await;
+    for drain in drains {
+        drain.await.unwrap();
+    }
+    let mut handled = handled.lock().unwrap().clone();
+    handled.sort_unstable();
+    let expected: Vec<u32> = (0..CLIENTS)
+        .flat_map(|c| (0..BACKLOG).map(move |n| c * 1_000_000 + n))
+        .collect();
+    assert_eq!(handled.len(), expected.len(), "handled twice or never");
+    assert!(handled == expected, "handled twice or never");
+    stop.stop().await;
 }

@@ -797,6 +797,7 @@ mod rust_client {
     use omni::client::{Backoff, Messages, Mux as MuxClient};
 
     use super::common::proxy::Proxy;
+    use super::common::stuck::Stuck;
     use super::*;
 
     fn quick() -> Backoff {
@@ -922,5 +923,84 @@ mod rust_client {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    /// A mux whose server stops reading and writing once it welcomed component `p`, which
+    /// has far more queued than the socket buffers hold.
+    async fn stuck_component(
+        heartbeat: omni::client::Heartbeat,
+        write_timeout: Duration,
+    ) -> (MuxClient, Messages<Parrot>) {
+        let welcome = super::common::stuck::component_welcome("Parrot", "p");
+        let peer = Stuck::start(Some(welcome), Duration::from_secs(30)).await;
+        let mux = MuxClient::builder(format!("http://{}/omni", peer.addr))
+            .backoff(quick())
+            .heartbeat(heartbeat)
+            .write_timeout(write_timeout)
+            .connect();
+        let (p, mut messages) = mux.join::<Parrot>("p", "parrot", "a token");
+        let bulky = "x".repeat(60_000);
+        for _ in 0..300 {
+            p.send(ParrotFromClient::Say(bulky.clone())).unwrap();
+        }
+        let connected =
+            |s: &omni::TransportState| matches!(s, omni::TransportState::Connected { .. });
+        loop {
+            match tokio::time::timeout(PATIENCE, messages.recv()).await {
+                Ok(Some(Parrot::Transport(state))) if connected(&state) => break,
+                Ok(Some(_)) => {}
+                other => panic!("not welcomed: {other:?}"),
+            }
+        }
+        (mux, messages)
+    }
+
+    /// The next transport state within `wait`.
+    async fn parrot_state(messages: &mut Messages<Parrot>, wait: Duration) -> omni::TransportState {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(until, messages.recv()).await {
+                Ok(Some(Parrot::Transport(state))) => return state,
+                Ok(Some(_)) => {}
+                other => panic!("no transport state within {wait:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_mux_server_is_noticed_while_a_write_is_stuck() {
+        let heartbeat = omni::client::Heartbeat {
+            interval: Duration::from_millis(200),
+            timeout: Duration::from_millis(300),
+        };
+        let (mux, mut messages) = stuck_component(heartbeat, Duration::from_secs(60)).await;
+        let bound = heartbeat.interval * 2 + heartbeat.timeout + Duration::from_secs(1);
+        let state = parrot_state(&mut messages, bound).await;
+        assert!(
+            matches!(state, omni::TransportState::Disconnected { code: 1006, .. }),
+            "{state:?}"
+        );
+        mux.close();
+    }
+
+    #[tokio::test]
+    async fn a_mux_write_that_makes_no_progress_ends_the_socket() {
+        let heartbeat = omni::client::Heartbeat {
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(60),
+        };
+        let write_timeout = Duration::from_millis(300);
+        let (mux, mut messages) = stuck_component(heartbeat, write_timeout).await;
+        let state = parrot_state(&mut messages, write_timeout + Duration::from_secs(1)).await;
+        assert!(
+            matches!(state, omni::TransportState::Disconnected { code: 1006, .. }),
+            "{state:?}"
+        );
+        let state = parrot_state(&mut messages, PATIENCE).await;
+        assert!(
+            matches!(state, omni::TransportState::Reconnecting { attempt: 1, .. }),
+            "{state:?}"
+        );
+        mux.close();
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod feed;
 pub mod proxy;
+pub mod stuck;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -95,6 +95,43 @@ impl Default for Heartbeat {
     }
 }
 
+/// What both builders configure: how a client connects, retries, checks and paces its
+/// connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub(crate) backoff: Backoff,
+    pub(crate) heartbeat: Heartbeat,
+    /// Messages that may wait for the server's acknowledgement (per component on a mux).
+    pub(crate) queue: usize,
+    /// Messages in flight at once (sent, not yet acknowledged).
+    pub(crate) window: usize,
+    pub(crate) connect_timeout: Duration,
+    /// A write that makes no progress for this long ends the connection.
+    pub(crate) write_timeout: Duration,
+    /// The WebSocket read buffer.
+    pub(crate) read_buffer: usize,
+    pub(crate) max_message_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            backoff: Backoff::default(),
+            heartbeat: Heartbeat::default(),
+            queue: 1024,
+            // Well inside the 1024 refs a server remembers by default, so that a resend after a
+            // lost ack is always recognised (see `outbox::Queue`).
+            window: 256,
+            connect_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            // tungstenite zero-fills its read buffer before every read: a small one is much
+            // faster than its 128 KiB default (DESIGN.md, performance notes).
+            read_buffer: 4 * 1024,
+            max_message_bytes: 64 * 1024,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

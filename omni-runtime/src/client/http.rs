@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use super::link::{Ended, Link, Step, fatal_init, refused};
+use super::dialer::{self, Ended, fatal_init};
+use super::link::{Link, Step};
 use super::{Config, SESSION_HEADER, url_for};
 use crate::Protocol;
 
@@ -15,21 +16,16 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
     };
     let mut connected = false;
     let mut closed = link.shared.closed.subscribe();
-    let closed = super::closed(&mut closed);
+    let closed = dialer::closed(&mut closed);
     tokio::pin!(closed);
     loop {
-        let waiting = link.shared.outbox.lock().unwrap().len();
+        let waiting = link.shared.outbox.len();
         // A gap is filled by the next exchange's `hello{after}`, at once.
         let mut gap = false;
         match exchange(link, config, &url).await {
             Ok(Step::Gap) => gap = true,
             Ok(Step::Fatal(error)) => {
-                return Ended {
-                    code: 1008,
-                    reason: error.to_string(),
-                    connected,
-                    fatal: Some(error),
-                };
+                return Ended::fatal(error, connected);
             }
             Ok(step) => {
                 if !connected {
@@ -44,7 +40,7 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
             }
             Err(ended) => return ended.connected_if(connected),
         }
-        let left = link.shared.outbox.lock().unwrap().len();
+        let left = link.shared.outbox.len();
         if gap || (left > 0 && left < waiting) {
             // More was waiting than one request carries: go on at once while it drains.
             continue;
@@ -54,7 +50,7 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
             _ = link.shared.wake.notified() => {}
             _ = tokio::time::sleep(poll) => {}
             _ = &mut closed => {
-                return Ended { code: 1000, reason: "closed by the client".into(), connected, fatal: None };
+                return Ended::closed(connected);
             }
         }
     }
@@ -70,12 +66,12 @@ async fn exchange<P: Protocol>(
     // topics' messages, so each exchange replays what followed them.
     let after = link.session.map(|_| link.last_seq);
     let mut frames = vec![super::hello::<P>(after, Some(&link.topics))];
-    frames.extend(link.shared.outbox.lock().unwrap().oldest(config.batch()));
+    frames.extend(link.shared.outbox.oldest(config.batch()));
     let mut request = config
         .http
         .post(url.clone())
         .header("content-type", "application/json")
-        .timeout(config.heartbeat.interval + config.heartbeat.timeout)
+        .timeout(config.settings.heartbeat.interval + config.settings.heartbeat.timeout)
         .body(format!("[{}]", frames.join(",")));
     if let Some(session) = link.session {
         request = request.header(SESSION_HEADER, session.to_string());
@@ -86,13 +82,7 @@ async fn exchange<P: Protocol>(
         .map_err(|e| Ended::dropped(e.to_string(), false))?;
     let status = response.status().as_u16();
     if !matches!(status, 200 | 202 | 413 | 422) {
-        let ended = Ended {
-            code: status,
-            reason: format!("HTTP {status}"),
-            connected: false,
-            fatal: None,
-        };
-        return Err(refused(ended, status));
+        return Err(Ended::refused(status, format!("HTTP {status}"), false));
     }
     let body = response
         .bytes()

@@ -9,54 +9,6 @@ use super::Shared;
 use crate::TransportState;
 use crate::{Cursors, ErrorCode, Protocol, Seq, ServerFrame, SessionId, TransportError};
 
-/// How a connection attempt ended.
-pub(crate) struct Ended {
-    /// WebSocket close code, HTTP status, or 1006 when the connection just dropped.
-    pub(crate) code: u16,
-    pub(crate) reason: String,
-    /// Whether the server welcomed us on this connection.
-    pub(crate) connected: bool,
-    /// Set when retrying cannot help (the server refused us).
-    pub(crate) fatal: Option<TransportError>,
-}
-
-impl Ended {
-    pub(crate) fn dropped(reason: impl Into<String>, connected: bool) -> Self {
-        Self {
-            code: 1006,
-            reason: reason.into(),
-            connected,
-            fatal: None,
-        }
-    }
-
-    /// Marks the connection as having been welcomed, if it was.
-    pub(crate) fn connected_if(mut self, connected: bool) -> Self {
-        self.connected |= connected;
-        self
-    }
-}
-
-/// The client cannot even try: a URL it cannot use.
-pub(crate) fn fatal_init(message: String) -> Ended {
-    Ended {
-        code: 0,
-        reason: message.clone(),
-        connected: false,
-        fatal: Some(TransportError::Init { message }),
-    }
-}
-
-/// An HTTP refusal that retrying will not change (401, 403, 404) is fatal.
-pub(crate) fn refused(mut ended: Ended, status: u16) -> Ended {
-    if matches!(status, 401 | 403 | 404) {
-        ended.fatal = Some(TransportError::Init {
-            message: ended.reason.clone(),
-        });
-    }
-    ended
-}
-
 /// What a frame asks of the transport.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Step {
@@ -181,7 +133,7 @@ impl<P: Protocol> Link<P> {
                 Step::Continue
             }
             ServerFrame::Ack { reference, .. } => {
-                self.shared.outbox.lock().unwrap().answered(reference);
+                self.shared.outbox.answered(reference);
                 Step::Continue
             }
             ServerFrame::Error {
@@ -191,7 +143,7 @@ impl<P: Protocol> Link<P> {
                 ..
             } => {
                 if let Some(reference) = reference {
-                    self.shared.outbox.lock().unwrap().answered(reference);
+                    self.shared.outbox.answered(reference);
                 }
                 let error = TransportError::Rejected { code, message };
                 if code == ErrorCode::VersionMismatch {
@@ -216,5 +168,196 @@ impl<P: Protocol> Link<P> {
             }
             ServerFrame::Joined { .. } | ServerFrame::Left { .. } => Step::Continue,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::client::config::Settings;
+    use crate::protocol::tests_support::{Echo, EchoFromServer};
+
+    type Frame = ServerFrame<EchoFromServer>;
+
+    fn link() -> (Link<Echo>, mpsc::Receiver<Echo>) {
+        let shared = Arc::new(Shared::new(&Settings::default(), Arc::new(Notify::new())));
+        let (tx, rx) = mpsc::channel(64);
+        (Link::new(shared, tx), rx)
+    }
+
+    fn welcome(session: u128, seq: Seq) -> Frame {
+        ServerFrame::Welcome {
+            session: SessionId::from_u128(session),
+            seq,
+            resumed: false,
+            protocol: "Echo".into(),
+            version: "0".into(),
+            id: None,
+        }
+    }
+
+    fn msg(seq: Seq, topic: Option<&str>) -> Frame {
+        ServerFrame::Msg {
+            seq,
+            payload: EchoFromServer::Heard(format!("{seq}")),
+            reference: None,
+            topic: topic.map(str::to_owned),
+            id: None,
+        }
+    }
+
+    fn reset(seq: Seq, topic: Option<&str>) -> Frame {
+        ServerFrame::Reset {
+            seq,
+            topic: topic.map(str::to_owned),
+            id: None,
+        }
+    }
+
+    /// What the application was handed since the last call.
+    fn heard(rx: &mut mpsc::Receiver<Echo>) -> Vec<Echo> {
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    #[tokio::test]
+    async fn sequenced_messages_arrive_once_in_order_and_a_gap_asks_to_resume() {
+        let (mut link, mut rx) = link();
+        assert_eq!(link.on_frame(welcome(1, 0)).await, Step::Welcomed);
+        let session = SessionId::from_u128(1);
+        assert_eq!(
+            heard(&mut rx),
+            [Echo::Transport(TransportState::Connected { session })]
+        );
+        assert_eq!(link.on_frame(msg(1, None)).await, Step::Continue);
+        assert_eq!(link.on_frame(msg(2, None)).await, Step::Continue);
+        // A replay overlapping what arrived is dropped.
+        assert_eq!(link.on_frame(msg(2, None)).await, Step::Continue);
+        assert_eq!(
+            heard(&mut rx),
+            [Echo::Heard("1".into()), Echo::Heard("2".into())]
+        );
+        // 3 was lost with another connection: resume from 2 rather than skip it.
+        assert_eq!(link.on_frame(msg(4, None)).await, Step::Gap);
+        assert!(heard(&mut rx).is_empty());
+        assert_eq!(link.resume_point(), Some((session, 2)));
+        // The same session welcomed again (a resume) keeps the resume point.
+        assert_eq!(link.on_frame(welcome(1, 9)).await, Step::Welcomed);
+        assert_eq!(link.resume_point(), Some((session, 2)));
+    }
+
+    #[tokio::test]
+    async fn a_reset_moves_the_resume_point_and_a_new_session_starts_its_own() {
+        let (mut link, mut rx) = link();
+        link.on_frame(welcome(1, 0)).await;
+        link.on_frame(msg(1, None)).await;
+        assert_eq!(link.on_frame(reset(40, None)).await, Step::Continue);
+        assert_eq!(link.last_seq, 40);
+        assert_eq!(link.on_frame(msg(41, None)).await, Step::Continue);
+        let heard = heard(&mut rx);
+        assert_eq!(
+            heard[heard.len() - 2..],
+            [
+                Echo::Transport(TransportState::Reset),
+                Echo::Heard("41".into())
+            ]
+        );
+        // The server lost the session (a restart): a new one, numbered from its welcome.
+        link.on_frame(welcome(2, 0)).await;
+        assert_eq!(link.resume_point(), Some((SessionId::from_u128(2), 0)));
+        assert_eq!(link.on_frame(msg(1, None)).await, Step::Continue);
+    }
+
+    #[tokio::test]
+    async fn a_topic_cursor_moves_with_the_first_message_after_its_reset() {
+        let (mut link, mut rx) = link();
+        link.on_frame(welcome(1, 0)).await;
+        // The first message of a topic starts its numbering.
+        link.on_frame(msg(5, Some("room"))).await;
+        assert_eq!(link.topics["room"], 5);
+        assert_eq!(link.on_frame(msg(7, Some("room"))).await, Step::Gap);
+        assert_eq!(link.on_frame(reset(20, Some("room"))).await, Step::Continue);
+        // Until the snapshot's first message arrives, a reconnect asks from 5 again, and
+        // is told of the reset (and sent the snapshot) again.
+        assert_eq!(link.topics["room"], 5);
+        // What the reset already covers is not applied; a jump past it is a gap.
+        assert_eq!(link.on_frame(msg(20, Some("room"))).await, Step::Continue);
+        assert_eq!(link.on_frame(msg(22, Some("room"))).await, Step::Gap);
+        assert_eq!(link.topics["room"], 5);
+        assert_eq!(link.on_frame(msg(21, Some("room"))).await, Step::Continue);
+        assert_eq!(link.topics["room"], 21);
+        assert_eq!(link.on_frame(msg(22, Some("room"))).await, Step::Continue);
+        let topic = "room".to_owned();
+        assert_eq!(
+            heard(&mut rx)[1..],
+            [
+                Echo::Heard("5".into()),
+                Echo::Transport(TransportState::TopicReset { topic }),
+                Echo::Heard("21".into()),
+                Echo::Heard("22".into()),
+            ]
+        );
+        // Topics number themselves: the session's numbering is untouched.
+        assert_eq!(link.last_seq, 0);
+    }
+
+    #[tokio::test]
+    async fn answers_empty_the_outbox_and_a_version_refusal_is_fatal() {
+        let (mut link, mut rx) = link();
+        for _ in 0..3 {
+            link.shared
+                .outbox
+                .push(|r| Ok::<_, ()>(format!("m{r}")))
+                .unwrap()
+                .unwrap();
+        }
+        link.on_frame(ServerFrame::Ack {
+            reference: 1,
+            id: None,
+        })
+        .await;
+        let refused = ServerFrame::Error {
+            code: ErrorCode::BadPayload,
+            message: "no".into(),
+            reference: Some(2),
+            id: None,
+        };
+        assert_eq!(link.on_frame(refused).await, Step::Continue);
+        assert_eq!(
+            link.shared.outbox.len(),
+            1,
+            "an error answers its message too"
+        );
+        assert!(matches!(
+            &heard(&mut rx)[..],
+            [Echo::Transport(TransportState::Error(
+                TransportError::Rejected {
+                    code: ErrorCode::BadPayload,
+                    ..
+                }
+            ))]
+        ));
+        let mismatch = ServerFrame::Error {
+            code: ErrorCode::VersionMismatch,
+            message: "another build".into(),
+            reference: None,
+            id: None,
+        };
+        assert!(matches!(
+            link.on_frame(mismatch).await,
+            Step::Fatal(TransportError::Rejected {
+                code: ErrorCode::VersionMismatch,
+                ..
+            })
+        ));
+        // A frame that does not decode is reported, and changes nothing.
+        assert_eq!(link.on_text(b"{\"type\":\"nope\"}").await, Step::Continue);
+        assert!(matches!(
+            &heard(&mut rx)[..],
+            [Echo::Transport(TransportState::Error(
+                TransportError::Decode { .. }
+            ))]
+        ));
     }
 }

@@ -9,7 +9,9 @@
 //!
 //! Messages sent while offline wait in a bounded queue; each carries a `ref` and is sent again
 //! after every reconnect until the server acknowledges it (the server drops repeats it has
-//! already handled). Every sequenced server message arrives exactly once, in order, across
+//! already handled). At most a window of them is on its way at once
+//! ([`ClientBuilder::window`]), so that a backlog after a reconnect goes out as fast as the
+//! server acknowledges it. Every sequenced server message arrives exactly once, in order, across
 //! reconnects; when the server can no longer replay what was missed, the application gets
 //! `TransportState::Reset` and should drop what it derived from earlier messages.
 //!
@@ -33,6 +35,7 @@
 //! ```
 
 mod config;
+mod dialer;
 mod http;
 mod link;
 mod mux;
@@ -46,7 +49,9 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 
+use self::config::Settings;
 pub use self::config::{Backoff, Heartbeat, Transport};
+use self::dialer::{Dial, Ended};
 use self::link::Link;
 pub use self::mux::{Mux, MuxBuilder};
 use self::outbox::Outbox;
@@ -100,10 +105,10 @@ pub enum SendError {
 
 /// What the client and its background task share.
 pub(crate) struct Shared {
-    outbox: Mutex<Outbox>,
+    outbox: Outbox,
     max_message_bytes: usize,
-    /// Something was queued (or, for a mux component, closed). Shared by every component
-    /// of a mux, whose one task serves them all.
+    /// Something was queued, the window opened, or (for a mux component) it was closed.
+    /// Shared by every component of a mux, whose one task serves them all.
     wake: Arc<Notify>,
     closed: watch::Sender<bool>,
     session: Mutex<Option<SessionId>>,
@@ -112,10 +117,10 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn new(queue: usize, max_message_bytes: usize, wake: Arc<Notify>) -> Self {
+    fn new(settings: &Settings, wake: Arc<Notify>) -> Self {
         Self {
-            outbox: Mutex::new(Outbox::new(queue)),
-            max_message_bytes,
+            outbox: Outbox::new(settings.queue, settings.window, wake.clone()),
+            max_message_bytes: settings.max_message_bytes,
             wake,
             closed: watch::channel(false).0,
             session: Mutex::new(None),
@@ -129,11 +134,8 @@ impl Shared {
 pub(crate) struct Config {
     url: reqwest::Url,
     transport: Transport,
-    backoff: Backoff,
-    heartbeat: Heartbeat,
-    connect_timeout: Duration,
+    settings: Settings,
     poll_interval: Duration,
-    max_message_bytes: usize,
     http: reqwest::Client,
 }
 
@@ -143,7 +145,7 @@ impl Config {
     fn batch(&self) -> outbox::Batch {
         outbox::Batch {
             frames: BATCH,
-            bytes: self.max_message_bytes.saturating_sub(512),
+            bytes: self.settings.max_message_bytes.saturating_sub(512),
         }
     }
 }
@@ -153,12 +155,8 @@ impl Config {
 pub struct ClientBuilder<P> {
     url: String,
     transport: Transport,
-    backoff: Backoff,
-    heartbeat: Heartbeat,
-    queue: usize,
-    connect_timeout: Duration,
+    settings: Settings,
     poll_interval: Duration,
-    max_message_bytes: usize,
     protocol: PhantomData<fn() -> P>,
 }
 
@@ -174,25 +172,47 @@ where
 
     /// Reconnection backoff.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+        self.settings.backoff = backoff;
         self
     }
 
     /// Liveness checking.
     pub fn heartbeat(mut self, heartbeat: Heartbeat) -> Self {
-        self.heartbeat = heartbeat;
+        self.settings.heartbeat = heartbeat;
         self
     }
 
     /// How many messages may wait for the server's acknowledgement. Default 1024.
     pub fn queue(mut self, capacity: usize) -> Self {
-        self.queue = capacity.max(1);
+        self.settings.queue = capacity.max(1);
+        self
+    }
+
+    /// How many messages may be on their way at once, sent but not yet acknowledged; more
+    /// go as acknowledgements arrive, so a backlog after a reconnect is paced by the server.
+    /// Keep it below the server's `Limits::remembered_refs` (default 1024), so that a message
+    /// resent after a lost acknowledgement is recognised and not handled twice. Default 256.
+    pub fn window(mut self, messages: usize) -> Self {
+        self.settings.window = messages.max(1);
         self
     }
 
     /// How long a connection attempt may take. Default 10 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.settings.connect_timeout = timeout;
+        self
+    }
+
+    /// WebSocket only: a write that makes no progress for this long (the server stopped
+    /// reading) ends the connection, which is then replaced. Default 10 s.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.write_timeout = timeout;
+        self
+    }
+
+    /// WebSocket only: the size of the socket's read buffer. Default 4 KiB.
+    pub fn read_buffer(mut self, bytes: usize) -> Self {
+        self.settings.read_buffer = bytes.max(1);
         self
     }
 
@@ -206,7 +226,7 @@ where
     /// The server's frame limit (`Limits::max_frame_bytes`, default 64 KiB): a larger message
     /// is refused by [`Client::send`], and HTTP requests are batched under it.
     pub fn max_message_bytes(mut self, limit: usize) -> Self {
-        self.max_message_bytes = limit;
+        self.settings.max_message_bytes = limit;
         self
     }
 
@@ -214,11 +234,7 @@ where
     /// client and its message stream. A URL that cannot be used is reported on the stream as
     /// a `TransportError::Init`.
     pub fn connect(self) -> (Client<P>, Messages<P>) {
-        let shared = Arc::new(Shared::new(
-            self.queue,
-            self.max_message_bytes,
-            Arc::new(Notify::new()),
-        ));
+        let shared = Arc::new(Shared::new(&self.settings, Arc::new(Notify::new())));
         let (tx, rx) = mpsc::channel(1024);
         let client = Client {
             shared: shared.clone(),
@@ -230,14 +246,15 @@ where
                 let config = Config {
                     url,
                     transport: self.transport,
-                    backoff: self.backoff,
-                    heartbeat: self.heartbeat,
-                    connect_timeout: self.connect_timeout,
+                    settings: self.settings,
                     poll_interval: self.poll_interval,
-                    max_message_bytes: self.max_message_bytes,
                     http: reqwest::Client::new(),
                 };
-                tokio::spawn(run(link, config));
+                let backoff = config.settings.backoff;
+                let shared = link.shared.clone();
+                tokio::spawn(async move {
+                    dialer::dial(&mut Single { link, config }, backoff, &shared.closed).await;
+                });
             }
             Err(err) => {
                 let message = format!("bad endpoint URL `{}`: {err}", self.url);
@@ -275,12 +292,8 @@ impl<P: Protocol + Send> Client<P> {
         ClientBuilder {
             url: url.into(),
             transport: Transport::default(),
-            backoff: Backoff::default(),
-            heartbeat: Heartbeat::default(),
-            queue: 1024,
-            connect_timeout: Duration::from_secs(10),
+            settings: Settings::default(),
             poll_interval: http::DEFAULT_POLL,
-            max_message_bytes: 64 * 1024,
             protocol: PhantomData,
         }
     }
@@ -292,9 +305,7 @@ impl<P: Protocol + Send> Client<P> {
             return Err(SendError::Closed);
         }
         let limit = self.shared.max_message_bytes;
-        let mut outbox = self.shared.outbox.lock().unwrap();
-        let capacity = outbox.capacity;
-        let queued = outbox.push(|reference| {
+        let queued = self.shared.outbox.push(|reference| {
             let text = ClientFrame::Msg {
                 payload: &msg,
                 reference: Some(reference),
@@ -310,14 +321,12 @@ impl<P: Protocol + Send> Client<P> {
             }
             Ok(text)
         });
-        drop(outbox);
         match queued {
-            None => Err(SendError::QueueFull { capacity }),
+            None => Err(SendError::QueueFull {
+                capacity: self.shared.outbox.capacity(),
+            }),
             Some(Err(err)) => Err(err),
-            Some(Ok(reference)) => {
-                self.shared.wake.notify_one();
-                Ok(reference)
-            }
+            Some(Ok(reference)) => Ok(reference),
         }
     }
 
@@ -329,7 +338,7 @@ impl<P: Protocol + Send> Client<P> {
 
     /// Messages sent but not yet acknowledged by the server.
     pub fn unacknowledged(&self) -> usize {
-        self.shared.outbox.lock().unwrap().len()
+        self.shared.outbox.len()
     }
 
     /// The session the server assigned, once welcomed.
@@ -368,51 +377,23 @@ impl<P> futures_util::Stream for Messages<P> {
     }
 }
 
-/// Resolves once the client is closed.
-async fn closed(rx: &mut watch::Receiver<bool>) {
-    loop {
-        let done = *rx.borrow_and_update();
-        if done || rx.changed().await.is_err() {
-            return;
-        }
-    }
+/// A single-protocol client's connections, on its transport.
+struct Single<P: Protocol> {
+    link: Link<P>,
+    config: Config,
 }
 
-/// Connects, runs the connection, and reconnects with backoff until closed or refused.
-async fn run<P: Protocol + Send>(mut link: Link<P>, config: Config) {
-    let mut attempt: u32 = 0;
-    let mut closed_rx = link.shared.closed.subscribe();
-    loop {
-        link.state(TransportState::Connecting).await;
-        let ended = match config.transport {
-            Transport::Ws => ws::connection(&mut link, &config).await,
-            Transport::Http => http::connection(&mut link, &config).await,
-            Transport::Sse => sse::connection(&mut link, &config).await,
-        };
-        tracing::debug!(code = ended.code, reason = %ended.reason, "connection ended");
-        if ended.connected || ended.code != 0 {
-            link.state(TransportState::Disconnected {
-                code: ended.code,
-                reason: ended.reason.clone(),
-            })
-            .await;
+impl<P: Protocol + Send> Dial for Single<P> {
+    async fn connection(&mut self) -> Ended {
+        match self.config.transport {
+            Transport::Ws => ws::session(&mut self.link, &self.config).await,
+            Transport::Http => http::connection(&mut self.link, &self.config).await,
+            Transport::Sse => sse::connection(&mut self.link, &self.config).await,
         }
-        if let Some(error) = ended.fatal {
-            link.state(TransportState::Error(error)).await;
-            link.shared.closed.send_replace(true);
-            return;
-        }
-        if *link.shared.closed.borrow() {
-            return;
-        }
-        attempt = if ended.connected { 1 } else { attempt + 1 };
-        let delay = config.backoff.delay(attempt);
-        link.state(TransportState::Reconnecting { attempt, delay })
-            .await;
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = closed(&mut closed_rx) => return,
-        }
+    }
+
+    async fn report(&mut self, state: TransportState) {
+        self.link.state(state).await;
     }
 }
 

@@ -25,59 +25,74 @@
 use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use futures_util::{SinkExt, StreamExt};
 use serde::de::IgnoredAny;
 use tokio::sync::{Notify, mpsc, watch};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::link::{Ended, Link, Step};
-use super::ws::{Socket, beat, close, flush};
-use super::{Backoff, Client, Heartbeat, Messages, Shared, closed, url_for};
+use super::config::Settings;
+use super::dialer::{self, Dial, Ended};
+use super::link::{Link, Step};
+use super::ws::{self, Out, Peer};
+use super::{Backoff, Client, Heartbeat, Messages, Shared, url_for};
 use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, TransportError, TransportState};
 
 /// Configures a [`Mux`].
 #[must_use]
 pub struct MuxBuilder {
     url: String,
-    backoff: Backoff,
-    heartbeat: Heartbeat,
-    queue: usize,
-    connect_timeout: Duration,
-    max_message_bytes: usize,
+    settings: Settings,
 }
 
 impl MuxBuilder {
     /// Reconnection backoff.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+        self.settings.backoff = backoff;
         self
     }
 
     /// Liveness checking.
     pub fn heartbeat(mut self, heartbeat: Heartbeat) -> Self {
-        self.heartbeat = heartbeat;
+        self.settings.heartbeat = heartbeat;
         self
     }
 
     /// How many messages each component may have waiting for acknowledgement. Default 1024.
     pub fn queue(mut self, capacity: usize) -> Self {
-        self.queue = capacity.max(1);
+        self.settings.queue = capacity.max(1);
+        self
+    }
+
+    /// How many messages each component may have on their way at once, sent but not yet
+    /// acknowledged (see [`ClientBuilder::window`](super::ClientBuilder::window)). Default 256.
+    pub fn window(mut self, messages: usize) -> Self {
+        self.settings.window = messages.max(1);
         self
     }
 
     /// How long a connection attempt may take. Default 10 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.settings.connect_timeout = timeout;
+        self
+    }
+
+    /// A write that makes no progress for this long (the server stopped reading) ends the
+    /// socket, which is then replaced. Default 10 s.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.write_timeout = timeout;
+        self
+    }
+
+    /// The size of the socket's read buffer. Default 4 KiB.
+    pub fn read_buffer(mut self, bytes: usize) -> Self {
+        self.settings.read_buffer = bytes.max(1);
         self
     }
 
     /// The server's frame limit: a larger message is refused by [`Client::send`].
     pub fn max_message_bytes(mut self, limit: usize) -> Self {
-        self.max_message_bytes = limit;
+        self.settings.max_message_bytes = limit;
         self
     }
 
@@ -89,19 +104,9 @@ impl MuxBuilder {
             joins,
             wake: Arc::new(Notify::new()),
             closed: watch::channel(false).0,
-            queue: self.queue,
-            max_message_bytes: self.max_message_bytes,
+            settings: self.settings,
         });
-        tokio::spawn(run(
-            rx,
-            self.url,
-            Settings {
-                backoff: self.backoff,
-                heartbeat: self.heartbeat,
-                connect_timeout: self.connect_timeout,
-            },
-            inner.clone(),
-        ));
+        tokio::spawn(run(rx, self.url, inner.clone()));
         Mux { inner }
     }
 }
@@ -116,8 +121,7 @@ struct Inner {
     joins: mpsc::UnboundedSender<Box<dyn Member>>,
     wake: Arc<Notify>,
     closed: watch::Sender<bool>,
-    queue: usize,
-    max_message_bytes: usize,
+    settings: Settings,
 }
 
 impl Mux {
@@ -126,11 +130,7 @@ impl Mux {
     pub fn builder(url: impl Into<String>) -> MuxBuilder {
         MuxBuilder {
             url: url.into(),
-            backoff: Backoff::default(),
-            heartbeat: Heartbeat::default(),
-            queue: 1024,
-            connect_timeout: Duration::from_secs(10),
-            max_message_bytes: 64 * 1024,
+            settings: Settings::default(),
         }
     }
 
@@ -144,11 +144,7 @@ impl Mux {
         token: impl Into<String>,
     ) -> (Client<P>, Messages<P>) {
         let id: String = id.into();
-        let mut shared = Shared::new(
-            self.inner.queue,
-            self.inner.max_message_bytes,
-            self.inner.wake.clone(),
-        );
+        let mut shared = Shared::new(&self.inner.settings, self.inner.wake.clone());
         shared.component = Some(id.as_str().into());
         let shared = Arc::new(shared);
         let (tx, rx) = mpsc::channel(1024);
@@ -224,23 +220,9 @@ impl<P: Protocol + Send> Member for Component<P> {
     }
 }
 
-#[derive(Clone, Copy)]
-struct Settings {
-    backoff: Backoff,
-    heartbeat: Heartbeat,
-    connect_timeout: Duration,
-}
-
 /// The socket's task: connects, serves every component, reconnects with backoff.
-async fn run(
-    mut joins: mpsc::UnboundedReceiver<Box<dyn Member>>,
-    url: String,
-    settings: Settings,
-    inner: Arc<Inner>,
-) {
-    let mut members: Vec<Box<dyn Member>> = Vec::new();
-    let mut closed_rx = inner.closed.subscribe();
-    let base = match reqwest::Url::parse(&url)
+async fn run(mut joins: mpsc::UnboundedReceiver<Box<dyn Member>>, url: String, inner: Arc<Inner>) {
+    let url = match reqwest::Url::parse(&url)
         .map_err(|e| e.to_string())
         .and_then(|base| url_for(&base, "mux", true, None, None))
     {
@@ -256,128 +238,99 @@ async fn run(
             return;
         }
     };
-    let mut attempt: u32 = 0;
-    loop {
-        while let Ok(member) = joins.try_recv() {
-            members.push(member);
+    let mut sockets = Sockets {
+        url,
+        inner: inner.clone(),
+        joins,
+        members: Vec::new(),
+    };
+    dialer::dial(&mut sockets, inner.settings.backoff, &inner.closed).await;
+    // No socket follows: no component, joined or about to, can send any more.
+    while let Ok(member) = sockets.joins.try_recv() {
+        sockets.members.push(member);
+    }
+    for member in &sockets.members {
+        member.shared().closed.send_replace(true);
+    }
+}
+
+/// The mux's sockets, one after another, and the components they carry.
+struct Sockets {
+    url: reqwest::Url,
+    inner: Arc<Inner>,
+    joins: mpsc::UnboundedReceiver<Box<dyn Member>>,
+    members: Vec<Box<dyn Member>>,
+}
+
+impl Dial for Sockets {
+    async fn connection(&mut self) -> Ended {
+        let closed = self.inner.closed.subscribe();
+        let mut socket = Socket {
+            members: &mut self.members,
+            joins: &mut self.joins,
+            wake: &self.inner.wake,
+            welcomed: HashSet::new(),
+            connected: false,
+        };
+        ws::connection(&mut socket, &self.url, &self.inner.settings, closed).await
+    }
+
+    async fn report(&mut self, state: TransportState) {
+        // A component that joined meanwhile hears from now on.
+        while let Ok(member) = self.joins.try_recv() {
+            self.members.push(member);
         }
-        for member in &members {
-            member.state(TransportState::Connecting).await;
-        }
-        let ended = connection(&base, settings, &mut members, &mut joins, &inner).await;
-        tracing::debug!(code = ended.code, reason = %ended.reason, "mux connection ended");
-        if ended.connected || ended.code != 0 {
-            for member in &members {
-                let state = TransportState::Disconnected {
-                    code: ended.code,
-                    reason: ended.reason.clone(),
-                };
-                member.state(state).await;
-            }
-        }
-        if *inner.closed.borrow() {
-            return;
-        }
-        attempt = if ended.connected { 1 } else { attempt + 1 };
-        let delay = settings.backoff.delay(attempt);
-        for member in &members {
-            member
-                .state(TransportState::Reconnecting { attempt, delay })
-                .await;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = closed(&mut closed_rx) => return,
+        for member in &self.members {
+            member.state(state.clone()).await;
         }
     }
 }
 
-/// One socket, from connect to its end.
-async fn connection(
-    url: &reqwest::Url,
-    settings: Settings,
-    members: &mut Vec<Box<dyn Member>>,
-    joins: &mut mpsc::UnboundedReceiver<Box<dyn Member>>,
-    inner: &Inner,
-) -> Ended {
-    let ws_config = WebSocketConfig::default().read_buffer_size(4 * 1024);
-    let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config), true);
-    let mut socket = match tokio::time::timeout(settings.connect_timeout, connect).await {
-        Err(_) => return Ended::dropped("connect timed out", false),
-        Ok(Err(WsError::Http(response))) => {
-            let status = response.status().as_u16();
-            return Ended {
-                code: status,
-                reason: format!("handshake refused with HTTP {status}"),
-                connected: false,
-                fatal: None,
-            };
-        }
-        Ok(Err(err)) => return Ended::dropped(err.to_string(), false),
-        Ok(Ok((socket, _))) => socket,
-    };
-    // Every join goes before any queued message; a component's queue is flushed only once
-    // the server has welcomed it on this socket.
-    let mut welcomed = HashSet::new();
-    for member in members.iter() {
-        if send(&mut socket, member.join_frame()).await.is_err() {
-            return Ended::dropped("connection closed", false);
+/// One socket's components. A component's queue is flushed only once the server has
+/// welcomed it on this socket, so every `join` goes before its queued messages.
+struct Socket<'a> {
+    members: &'a mut Vec<Box<dyn Member>>,
+    joins: &'a mut mpsc::UnboundedReceiver<Box<dyn Member>>,
+    wake: &'a Notify,
+    welcomed: HashSet<String>,
+    connected: bool,
+}
+
+impl Peer for Socket<'_> {
+    fn opening(&mut self, out: &Out) {
+        for member in self.members.iter() {
+            out.text(member.join_frame());
         }
     }
-    let mut connected = false;
-    let mut last_heard = Instant::now();
-    let heartbeat = settings.heartbeat;
-    let mut ticks = tokio::time::interval(heartbeat.interval);
-    ticks.tick().await;
-    let mut closed_rx = inner.closed.subscribe();
-    let closed = closed(&mut closed_rx);
-    tokio::pin!(closed);
-    loop {
+
+    async fn on_text(&mut self, text: &[u8], out: &Out) -> Result<(), Ended> {
+        let routed = route(out, self.members, &mut self.welcomed, text).await;
+        self.connected |= !self.welcomed.is_empty();
+        routed
+    }
+
+    async fn wait(&mut self, out: &Out) {
         tokio::select! {
-            incoming = socket.next() => {
-                last_heard = Instant::now();
-                let text = match incoming {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Close(frame))) => {
-                        let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
-                        return Ended { code, reason, connected, fatal: None };
-                    }
-                    Some(Ok(_)) => continue,
-                    Some(Err(err)) => return Ended::dropped(err.to_string(), connected),
-                    None => return Ended::dropped("connection closed", connected),
-                };
-                let routed = route(&mut socket, members, &mut welcomed, text.as_bytes()).await;
-                connected |= !welcomed.is_empty();
-                if let Err(ended) = routed {
-                    return ended.connected_if(connected);
-                }
+            () = self.wake.notified() => {}
+            Some(member) = self.joins.recv() => {
+                out.text(member.join_frame());
+                self.members.push(member);
             }
-            member = joins.recv() => {
-                let Some(member) = member else { continue };
-                if send(&mut socket, member.join_frame()).await.is_err() {
-                    members.push(member);
-                    return Ended::dropped("connection closed", connected);
-                }
-                members.push(member);
-            }
-            _ = inner.wake.notified() => {
-                if let Err(ended) = flush_all(&mut socket, members, &welcomed).await {
-                    return ended.connected_if(connected);
-                }
-            }
-            _ = ticks.tick() => {
-                if let Err(ended) = beat(&mut socket, last_heard, heartbeat, connected).await {
-                    return ended;
-                }
-            }
-            _ = &mut closed => return close(&mut socket, connected).await,
         }
+    }
+
+    fn pump(&mut self, out: &Out) {
+        flush_all(out, self.members, &self.welcomed);
+    }
+
+    fn connected(&self) -> bool {
+        self.connected
     }
 }
 
 /// Hands one server frame to the component it names.
 async fn route(
-    socket: &mut Socket,
+    out: &Out,
     members: &mut Vec<Box<dyn Member>>,
     welcomed: &mut HashSet<String>,
     text: &[u8],
@@ -424,13 +377,11 @@ async fn route(
         Step::Continue => Ok(()),
         Step::Welcomed => {
             welcomed.insert(member.id().to_owned());
-            member.shared().outbox.lock().unwrap().reconnected();
-            flush(socket, member.shared()).await
+            member.shared().outbox.reconnected();
+            out.outbox(member.shared());
+            Ok(())
         }
-        Step::Gap => {
-            let _ = socket.close(None).await;
-            Err(Ended::dropped("missed frames; resuming", true))
-        }
+        Step::Gap => Err(Ended::dropped("missed frames; resuming", true)),
         Step::Fatal(error) => {
             member.state(TransportState::Error(error)).await;
             member.shared().closed.send_replace(true);
@@ -465,33 +416,20 @@ fn frame_id<S>(frame: &ServerFrame<S>) -> Option<&str> {
     }
 }
 
-/// Leaves the components closed by the application, and sends the queued messages of every
-/// welcomed one.
-async fn flush_all(
-    socket: &mut Socket,
-    members: &mut Vec<Box<dyn Member>>,
-    welcomed: &HashSet<String>,
-) -> Result<(), Ended> {
-    let mut i = 0;
-    while i < members.len() {
-        if *members[i].shared().closed.borrow() {
-            let member = members.remove(i);
+/// Leaves the components closed by the application, and sends what the queues of the
+/// welcomed ones let go.
+fn flush_all(out: &Out, members: &mut Vec<Box<dyn Member>>, welcomed: &HashSet<String>) {
+    members.retain(|member| {
+        if *member.shared().closed.borrow() {
             let leave = ClientFrame::<()>::Leave {
                 id: member.id().to_owned(),
             };
-            send(socket, leave.encode().unwrap_or_default())
-                .await
-                .map_err(|e| Ended::dropped(e.to_string(), true))?;
-            continue;
+            out.text(leave.encode().unwrap_or_default());
+            return false;
         }
-        if welcomed.contains(members[i].id()) {
-            flush(socket, members[i].shared()).await?;
+        if welcomed.contains(member.id()) {
+            out.outbox(member.shared());
         }
-        i += 1;
-    }
-    Ok(())
-}
-
-async fn send(socket: &mut Socket, text: String) -> Result<(), WsError> {
-    socket.send(Message::Text(text.into())).await
+        true
+    });
 }

@@ -1,16 +1,20 @@
 //! Client messages not yet acknowledged: sent again after every reconnect until the server's
 //! `ack` (or an `error` for them) arrives. The server recognises a resent `ref` and does not
 //! handle it twice.
+//!
+//! [`Queue`] is the state machine (no locks, no I/O); [`Outbox`] is the one handle every
+//! transport and the application reach it through.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
 
 use crate::Ref;
 
-pub(crate) struct Entry {
-    pub(crate) reference: Ref,
-    pub(crate) text: String,
-    /// Sent on the current connection.
-    pub(crate) sent: bool,
+struct Entry {
+    reference: Ref,
+    text: String,
 }
 
 /// How much one write or request carries.
@@ -27,35 +31,32 @@ impl Batch {
         frames: usize::MAX,
         bytes: usize::MAX,
     };
-
-    fn take<'a>(self, entries: impl Iterator<Item = &'a mut Entry>) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        for entry in entries {
-            let size = entry.text.len() + 1;
-            if out.len() == self.frames || (!out.is_empty() && bytes + size > self.bytes) {
-                break;
-            }
-            bytes += size;
-            entry.sent = true;
-            out.push(entry.text.clone());
-        }
-        out
-    }
 }
 
-pub(crate) struct Outbox {
-    pub(crate) capacity: usize,
+/// The queue of unanswered messages, oldest first.
+///
+/// Frames go out oldest first, so the ones sent on the current connection are always the
+/// first `sent` entries. At most `window` of them are in flight at once: after a reconnect a
+/// large backlog is paced by the acks instead of written at once (which fills both TCP
+/// directions when the server answers as fast as it reads), and every unanswered `ref` is
+/// among the last `window` the server handled, inside the refs it remembers to recognise a
+/// resend.
+pub(crate) struct Queue {
+    capacity: usize,
+    window: usize,
     next_ref: Ref,
     entries: VecDeque<Entry>,
+    sent: usize,
 }
 
-impl Outbox {
-    pub(crate) fn new(capacity: usize) -> Self {
+impl Queue {
+    pub(crate) fn new(capacity: usize, window: usize) -> Self {
         Self {
             capacity,
+            window: window.max(1),
             next_ref: 1,
             entries: VecDeque::new(),
+            sent: 0,
         }
     }
 
@@ -70,42 +71,137 @@ impl Outbox {
         let reference = self.next_ref;
         Some(encode(reference).map(|text| {
             self.next_ref += 1;
-            self.entries.push_back(Entry {
-                reference,
-                text,
-                sent: false,
-            });
+            self.entries.push_back(Entry { reference, text });
             reference
         }))
     }
 
-    /// The server answered `reference` (with `ack` or `error`).
-    pub(crate) fn answered(&mut self, reference: Ref) {
-        if let Some(i) = self.entries.iter().position(|e| e.reference == reference) {
-            self.entries.remove(i);
+    /// The server answered `reference` (with `ack` or `error`). Whether that made room in
+    /// the window for a frame that is waiting.
+    pub(crate) fn answered(&mut self, reference: Ref) -> bool {
+        let Some(at) = self.entries.iter().position(|e| e.reference == reference) else {
+            return false;
+        };
+        self.entries.remove(at);
+        if at < self.sent {
+            self.sent -= 1;
+            return self.entries.len() > self.sent;
         }
+        false
     }
 
-    /// Frames not yet sent on this connection, up to `limit`, marked sent.
+    /// Frames not yet sent on this connection, as many as `limit` and the window allow,
+    /// marked sent.
     pub(crate) fn take_unsent(&mut self, limit: Batch) -> Vec<String> {
-        limit.take(self.entries.iter_mut().filter(|e| !e.sent))
+        let room = self.window.saturating_sub(self.sent);
+        let limit = Batch {
+            frames: limit.frames.min(room),
+            ..limit
+        };
+        let taken = take(self.entries.range(self.sent..), limit);
+        self.sent += taken.len();
+        taken
     }
 
     /// The oldest unanswered frames, up to `limit`, marked sent (for a transport that
-    /// resends everything unanswered each time).
+    /// resends everything unanswered each time, one request at a time).
     pub(crate) fn oldest(&mut self, limit: Batch) -> Vec<String> {
-        limit.take(self.entries.iter_mut())
+        let taken = take(self.entries.iter(), limit);
+        self.sent = self.sent.max(taken.len());
+        taken
     }
 
     /// A new connection: everything unanswered goes again.
     pub(crate) fn reconnected(&mut self) {
-        for entry in &mut self.entries {
-            entry.sent = false;
-        }
+        self.sent = 0;
     }
 
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Sent on this connection and not answered yet.
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
+        self.sent
+    }
+}
+
+fn take<'a>(entries: impl Iterator<Item = &'a Entry>, limit: Batch) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    for entry in entries {
+        let size = entry.text.len() + 1;
+        if out.len() == limit.frames || (!out.is_empty() && bytes + size > limit.bytes) {
+            break;
+        }
+        bytes += size;
+        out.push(entry.text.clone());
+    }
+    out
+}
+
+/// The client's queue, shared by the application's [`Client`](super::Client) handles and
+/// the connection; the only way to it.
+pub(crate) struct Outbox {
+    queue: Mutex<Queue>,
+    /// Told when there is something new to send: a message, or room in the window.
+    wake: Arc<Notify>,
+}
+
+impl Outbox {
+    pub(crate) fn new(capacity: usize, window: usize, wake: Arc<Notify>) -> Self {
+        Self {
+            queue: Mutex::new(Queue::new(capacity, window)),
+            wake,
+        }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // Nothing panics while holding it, but a poisoned queue is still a consistent one.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// See [`Queue::push`]; wakes the connection when queued.
+    pub(crate) fn push<E>(
+        &self,
+        encode: impl FnOnce(Ref) -> Result<String, E>,
+    ) -> Option<Result<Ref, E>> {
+        let queued = self.queue().push(encode);
+        if let Some(Ok(_)) = queued {
+            self.wake.notify_one();
+        }
+        queued
+    }
+
+    /// See [`Queue::answered`]; wakes the connection when the window opened.
+    pub(crate) fn answered(&self, reference: Ref) {
+        if self.queue().answered(reference) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// See [`Queue::take_unsent`].
+    pub(crate) fn take_unsent(&self, limit: Batch) -> Vec<String> {
+        self.queue().take_unsent(limit)
+    }
+
+    /// See [`Queue::oldest`].
+    pub(crate) fn oldest(&self, limit: Batch) -> Vec<String> {
+        self.queue().oldest(limit)
+    }
+
+    /// See [`Queue::reconnected`].
+    pub(crate) fn reconnected(&self) {
+        self.queue().reconnected();
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.queue().len()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.queue().capacity
     }
 }
 
@@ -113,10 +209,21 @@ impl Outbox {
 mod tests {
     use super::*;
 
+    fn ok(r: Ref) -> Result<String, ()> {
+        Ok(format!("m{r}"))
+    }
+
+    fn filled(capacity: usize, window: usize, count: usize) -> Queue {
+        let mut queue = Queue::new(capacity, window);
+        for _ in 0..count {
+            queue.push(ok).unwrap().unwrap();
+        }
+        queue
+    }
+
     #[test]
     fn full_outbox_refuses_and_answers_free_room() {
-        let mut outbox = Outbox::new(2);
-        let ok = |r: Ref| Ok::<_, ()>(format!("m{r}"));
+        let mut outbox = Queue::new(2, 256);
         assert_eq!(outbox.push(ok), Some(Ok(1)));
         assert_eq!(outbox.push(ok), Some(Ok(2)));
         assert_eq!(outbox.push(ok), None);
@@ -140,5 +247,111 @@ mod tests {
             ["m2"],
             "bytes bound the batch, but one always goes"
         );
+    }
+
+    #[test]
+    fn a_backlog_goes_out_a_window_at_a_time_and_more_as_acks_arrive() {
+        let mut queue = filled(100, 3, 10);
+        assert_eq!(queue.take_unsent(Batch::ALL), ["m1", "m2", "m3"]);
+        assert!(
+            queue.take_unsent(Batch::ALL).is_empty(),
+            "the window is full"
+        );
+        assert!(
+            queue.answered(1),
+            "an ack opens the window for a waiting frame"
+        );
+        assert_eq!(queue.take_unsent(Batch::ALL), ["m4"]);
+        assert!(queue.answered(2));
+        assert!(queue.answered(3));
+        assert_eq!(queue.take_unsent(Batch::ALL), ["m5", "m6"]);
+        assert_eq!(queue.in_flight(), 3);
+        assert!(!queue.answered(99), "an unknown ref changes nothing");
+        assert_eq!(queue.in_flight(), 3);
+    }
+
+    #[test]
+    fn an_emptied_window_with_nothing_waiting_wakes_nobody() {
+        let mut queue = filled(100, 2, 2);
+        assert_eq!(queue.take_unsent(Batch::ALL), ["m1", "m2"]);
+        assert!(!queue.answered(1), "nothing waits for the room");
+        assert!(!queue.answered(2));
+        assert_eq!(queue.len(), 0);
+    }
+
+    #[test]
+    fn a_reconnect_resends_every_unanswered_frame_in_order() {
+        let mut queue = filled(100, 4, 6);
+        assert_eq!(queue.take_unsent(Batch::ALL), ["m1", "m2", "m3", "m4"]);
+        queue.answered(2);
+        queue.answered(3);
+        queue.reconnected();
+        assert_eq!(queue.in_flight(), 0);
+        assert_eq!(queue.take_unsent(Batch::ALL), ["m1", "m4", "m5", "m6"]);
+        queue.answered(1);
+        assert_eq!(queue.len(), 3);
+        assert!(queue.take_unsent(Batch::ALL).is_empty());
+        queue.reconnected();
+        assert_eq!(queue.take_unsent(Batch::ALL), ["m4", "m5", "m6"]);
+    }
+
+    #[test]
+    fn an_answer_for_a_frame_not_sent_on_this_connection_keeps_the_window() {
+        let mut queue = filled(100, 2, 4);
+        assert_eq!(queue.take_unsent(Batch::ALL), ["m1", "m2"]);
+        // An `error` for `m3` (say, from a request on another transport) removes it only.
+        assert!(!queue.answered(3));
+        assert_eq!(queue.in_flight(), 2);
+        queue.answered(1);
+        assert_eq!(queue.take_unsent(Batch::ALL), ["m4"]);
+    }
+
+    /// The server recognises a resent `ref` only among the last refs it handled (1024 by
+    /// default). With in-order acks, everything the server handled after the oldest
+    /// unanswered frame was sent after it, and so was in the window with it: whatever a
+    /// dropped connection lost, every `ref` resent is one of the last `window` handled.
+    #[test]
+    fn unanswered_refs_stay_within_the_window_the_server_remembers() {
+        fn refs(texts: Vec<String>) -> Vec<Ref> {
+            texts.iter().map(|t| t[1..].parse().unwrap()).collect()
+        }
+        let window = 8;
+        let mut queue = filled(1000, window, 200);
+        // What the server handled, in order; it handles what it has not seen yet.
+        let mut handled: Vec<Ref> = Vec::new();
+        let mut acked = 0;
+        for round in 0..60 {
+            if round % 7 == 6 {
+                // A drop: the acks on their way are lost; everything unanswered goes again.
+                queue.reconnected();
+                let resent = refs(queue.take_unsent(Batch::ALL));
+                let recent = &handled[handled.len().saturating_sub(window)..];
+                for r in &resent {
+                    assert!(
+                        !handled.contains(r) || recent.contains(r),
+                        "ref {r} resent, but handled before the last {window}"
+                    );
+                }
+                for r in resent {
+                    if !handled.contains(&r) {
+                        handled.push(r);
+                    }
+                }
+                continue;
+            }
+            for r in refs(queue.take_unsent(Batch::ALL)) {
+                assert!(!handled.contains(&r), "a fresh frame, never a repeat");
+                handled.push(r);
+            }
+            assert!(queue.in_flight() <= window);
+            // The acks lag behind: three arrive per round.
+            for _ in 0..3 {
+                if acked < handled.len() {
+                    queue.answered(handled[acked]);
+                    acked += 1;
+                }
+            }
+        }
+        assert!(acked > 100, "the backlog drains: {acked} answered");
     }
 }

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use eventsource_stream::Eventsource;
 use futures_util::{Future, StreamExt};
 
+use super::dialer::{self, Ended, fatal_init};
 use super::http::apply_frames;
-use super::link::{Ended, Link, Step, fatal_init, refused};
+use super::link::{Link, Step};
 use super::{Config, SESSION_HEADER, url_for};
 use crate::Protocol;
 
@@ -37,20 +38,14 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
         .get(down)
         .header("accept", "text/event-stream")
         .send();
-    let response = match tokio::time::timeout(config.connect_timeout, request).await {
+    let response = match tokio::time::timeout(config.settings.connect_timeout, request).await {
         Err(_) => return Ended::dropped("connect timed out", false),
         Ok(Err(err)) => return Ended::dropped(err.to_string(), false),
         Ok(Ok(response)) => response,
     };
     let status = response.status().as_u16();
     if status != 200 {
-        let ended = Ended {
-            code: status,
-            reason: format!("HTTP {status}"),
-            connected: false,
-            fatal: None,
-        };
-        return refused(ended, status);
+        return Ended::refused(status, format!("HTTP {status}"), false);
     }
 
     // Keep-alive comments never surface as events, so liveness is measured on raw bytes.
@@ -62,12 +57,12 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
         .inspect(move |_| touch.store(started.elapsed().as_millis() as u64, Ordering::Relaxed))
         .eventsource();
 
-    let heartbeat = config.heartbeat;
+    let heartbeat = config.settings.heartbeat;
     let mut ticks = tokio::time::interval(heartbeat.interval.min(Duration::from_secs(1)));
     let mut connected = false;
     let mut uplink: Option<Uplink> = None;
     let mut closed = link.shared.closed.subscribe();
-    let closed = super::closed(&mut closed);
+    let closed = dialer::closed(&mut closed);
     tokio::pin!(closed);
     loop {
         if uplink.is_none() && connected {
@@ -79,11 +74,9 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
                     Step::Continue => {}
                     Step::Welcomed => {
                         connected = true;
-                        link.shared.outbox.lock().unwrap().reconnected();
+                        link.shared.outbox.reconnected();
                     }
-                    Step::Fatal(error) => {
-                        return Ended { code: 1008, reason: error.to_string(), connected, fatal: Some(error) };
-                    }
+                    Step::Fatal(error) => return Ended::fatal(error, connected),
                     Step::Gap => return Ended::dropped("missed frames; resuming", connected),
                 },
                 Some(Err(err)) => return Ended::dropped(err.to_string(), connected),
@@ -95,14 +88,12 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
                     Ok((200 | 202 | 413 | 422, body)) => {
                         // 200: the session had no live stream at that moment; its frames came back here.
                         match apply_frames(link, &body).await {
-                            Ok(Step::Fatal(error)) => {
-                                return Ended { code: 1008, reason: error.to_string(), connected, fatal: Some(error) };
-                            }
+                            Ok(Step::Fatal(error)) => return Ended::fatal(error, connected),
                             Ok(Step::Gap) => return Ended::dropped("missed frames; resuming", connected),
                             _ => {}
                         }
                     }
-                    Ok((status, _)) => return refused(Ended { code: status, reason: format!("uplink HTTP {status}"), connected, fatal: None }, status),
+                    Ok((status, _)) => return Ended::refused(status, format!("uplink HTTP {status}"), connected),
                     Err(reason) => return Ended::dropped(reason, connected),
                 }
             }
@@ -114,7 +105,7 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
                 }
             }
             _ = &mut closed => {
-                return Ended { code: 1000, reason: "closed by the client".into(), connected, fatal: None };
+                return Ended::closed(connected);
             }
         }
     }
@@ -126,12 +117,7 @@ fn start_uplink<P: Protocol>(
     config: &Config,
     url: &reqwest::Url,
 ) -> Option<Uplink> {
-    let mut frames = link
-        .shared
-        .outbox
-        .lock()
-        .unwrap()
-        .take_unsent(config.batch());
+    let mut frames = link.shared.outbox.take_unsent(config.batch());
     if frames.is_empty() {
         return None;
     }
@@ -143,7 +129,7 @@ fn start_uplink<P: Protocol>(
         .post(url.clone())
         .header("content-type", "application/json")
         .header(SESSION_HEADER, session.to_string())
-        .timeout(config.heartbeat.interval + config.heartbeat.timeout)
+        .timeout(config.settings.heartbeat.interval + config.settings.heartbeat.timeout)
         .body(format!("[{}]", frames.join(",")));
     Some(Box::pin(async move {
         let response = request.send().await.map_err(|e| e.to_string())?;

@@ -1,164 +1,283 @@
-//! The WebSocket transport.
+//! The WebSocket transport: one connection from connect to its end, used by the
+//! single-protocol client ([`session`]) and by the mux alike; what the socket carries is a
+//! [`Peer`].
+//!
+//! A connection has a reader and a writer. The writer is a task of its own that owns the
+//! socket's sink: it drains its queue, batches, flushes once the queue is empty, sends the
+//! close frame, and gives up on a write that makes no progress for the write timeout. The
+//! reader (the connection's own task) decodes frames, hands them on, keeps the heartbeat and
+//! queues what goes out, without ever waiting for a write. A single task doing both stops
+//! reading while a write waits: when both ends write a large backlog at once, both wait for
+//! the other to read and neither does, and a heartbeat in that task never fires.
 
-use std::time::Instant;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::link::{Ended, Link, Step, fatal_init, refused};
-use super::{Config, url_for};
+use super::config::Settings;
+use super::dialer::{self, Ended, fatal_init};
+use super::link::{Link, Step};
+use super::outbox::Batch;
+use super::{Config, Shared, url_for};
 use crate::Protocol;
 
-/// One WebSocket connection, from connect to its end.
-pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config) -> Ended {
-    let url = match url_for(
-        &config.url,
-        "ws",
-        true,
-        link.resume_point(),
-        Some(&link.topics),
-    ) {
-        Ok(url) => url,
-        Err(message) => return fatal_init(message),
-    };
-    let ws_config = WebSocketConfig::default().read_buffer_size(4 * 1024);
-    let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config), true);
-    let (mut socket, _) = match tokio::time::timeout(config.connect_timeout, connect).await {
-        Err(_) => return Ended::dropped("connect timed out", false),
-        Ok(Err(WsError::Http(response))) => {
-            let status = response.status().as_u16();
-            let ended = Ended {
-                code: status,
-                reason: format!("handshake refused with HTTP {status}"),
-                connected: false,
-                fatal: None,
-            };
-            return refused(ended, status);
-        }
-        Ok(Err(err)) => return Ended::dropped(err.to_string(), false),
-        Ok(Ok(connected)) => connected,
-    };
+/// A client's WebSocket.
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-    // The server refuses a client built from another version of the protocol enum.
-    if socket
-        .send(Message::Text(super::hello::<P>(None, None).into()))
-        .await
-        .is_err()
-    {
-        return Ended::dropped("connection closed", false);
+/// What a socket carries: one protocol's session, or a mux's components.
+pub(crate) trait Peer: Send {
+    /// Queues what opens every socket, ahead of anything queued: `hello`, or each `join`.
+    fn opening(&mut self, out: &Out);
+
+    /// Handles one text frame from the server. An `Err` ends the connection with a close
+    /// frame.
+    fn on_text(&mut self, text: &[u8], out: &Out)
+    -> impl Future<Output = Result<(), Ended>> + Send;
+
+    /// Resolves when the application may have something for the socket: a message, room in
+    /// the window, a component joined or closed.
+    fn wait(&mut self, out: &Out) -> impl Future<Output = ()> + Send;
+
+    /// Queues whatever may go now.
+    fn pump(&mut self, out: &Out);
+
+    /// Whether the server welcomed us on this socket.
+    fn connected(&self) -> bool;
+}
+
+/// The writer's queue.
+///
+/// Unbounded, so that the reader never waits for a write; what it holds is bounded all the
+/// same: at most a window of messages per outbox (the rest wait there), one ping per
+/// heartbeat, and the joins and leaves.
+pub(crate) struct Out(mpsc::UnboundedSender<Message>);
+
+impl Out {
+    pub(crate) fn text(&self, text: String) {
+        // The writer is gone only when the connection is ending anyway.
+        let _ = self.0.send(Message::Text(text.into()));
     }
-    let mut connected = false;
-    let mut last_heard = Instant::now();
-    let heartbeat = config.heartbeat;
-    let mut ticks = tokio::time::interval(heartbeat.interval);
-    ticks.tick().await;
-    let mut closed = link.shared.closed.subscribe();
-    let closed = super::closed(&mut closed);
-    tokio::pin!(closed);
-    loop {
-        tokio::select! {
-            incoming = socket.next() => {
-                last_heard = Instant::now();
-                let message = match incoming {
-                    Some(Ok(message)) => message,
-                    Some(Err(err)) => return Ended::dropped(err.to_string(), connected),
-                    None => return Ended::dropped("connection closed", connected),
-                };
-                match message {
-                    Message::Text(text) => match link.on_text(text.as_bytes()).await {
-                        Step::Continue => {}
-                        Step::Welcomed => {
-                            connected = true;
-                            // Everything unanswered goes again on a new connection; the
-                            // server acknowledges what it already handled without redoing it.
-                            link.shared.outbox.lock().unwrap().reconnected();
-                            if let Err(ended) = flush(&mut socket, &link.shared).await {
-                                return ended.connected_if(connected);
-                            }
-                        }
-                        Step::Gap => {
-                            let _ = socket.close(None).await;
-                            return Ended::dropped("missed frames; resuming", connected);
-                        }
-                        Step::Fatal(error) => {
-                            let _ = socket.close(None).await;
-                            return Ended { code: 1008, reason: error.to_string(), connected, fatal: Some(error) };
-                        }
-                    },
-                    Message::Close(frame) => {
-                        let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
-                        return Ended { code, reason, connected, fatal: None };
-                    }
-                    _ => {}
-                }
-            }
-            _ = link.shared.wake.notified(), if connected => {
-                if let Err(ended) = flush(&mut socket, &link.shared).await {
-                    return ended.connected_if(connected);
-                }
-            }
-            _ = ticks.tick() => {
-                if let Err(ended) = beat(&mut socket, last_heard, heartbeat, connected).await {
-                    return ended;
-                }
-            }
-            _ = &mut closed => return close(&mut socket, connected).await,
+
+    /// Everything the outbox of `shared` lets go now.
+    pub(crate) fn outbox(&self, shared: &Shared) {
+        for text in shared.outbox.take_unsent(Batch::ALL) {
+            self.text(text);
         }
+    }
+
+    fn ping(&self) {
+        let _ = self.0.send(Message::Ping(Default::default()));
     }
 }
 
-/// One heartbeat tick: the connection is over if nothing was heard for too long (half-open:
-/// the peer is gone without a word); otherwise it is probed with a ping.
-pub(crate) async fn beat(
-    socket: &mut Socket,
-    last_heard: Instant,
-    heartbeat: super::Heartbeat,
-    connected: bool,
-) -> Result<(), Ended> {
-    if last_heard.elapsed() > heartbeat.interval + heartbeat.timeout {
-        return Err(Ended::dropped("heartbeat timed out", connected));
+/// The writer task; aborted when dropped, so that no way out of a connection leaves it
+/// behind on a stuck socket.
+struct Writer {
+    task: JoinHandle<Result<(), String>>,
+    queue: mpsc::UnboundedSender<Message>,
+    timeout: Duration,
+}
+
+impl Writer {
+    fn spawn(sink: SplitSink<Socket, Message>, timeout: Duration) -> (Out, Self) {
+        let (queue, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(write(sink, rx, timeout));
+        let writer = Self {
+            task,
+            queue: queue.clone(),
+            timeout,
+        };
+        (Out(queue), writer)
     }
-    if socket
-        .send(Message::Ping(Default::default()))
-        .await
-        .is_err()
-    {
-        return Err(Ended::dropped("ping failed", connected));
+
+    /// Resolves when the writer gave up, with why.
+    async fn failed(&mut self) -> String {
+        match (&mut self.task).await {
+            Ok(Ok(())) => "the writer stopped".into(),
+            Ok(Err(reason)) => reason,
+            Err(err) => err.to_string(),
+        }
+    }
+
+    /// Sends a close frame after what is queued, and waits (at most the write timeout) for
+    /// it to go.
+    async fn close(mut self, ended: Ended) -> Ended {
+        let _ = self.queue.send(Message::Close(None));
+        let _ = tokio::time::timeout(self.timeout, &mut self.task).await;
+        ended
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The writer task: writes what the reader queues until the connection ends.
+///
+/// Every feed and flush moves at most about one write buffer of bytes, so a timeout on each
+/// is a timeout on progress: a slow reader on the other end is waited for, one that stopped
+/// reading is not.
+async fn write(
+    mut sink: SplitSink<Socket, Message>,
+    mut queue: mpsc::UnboundedReceiver<Message>,
+    timeout: Duration,
+) -> Result<(), String> {
+    while let Some(mut message) = queue.recv().await {
+        loop {
+            if let Message::Close(_) = message {
+                return within(timeout, sink.close()).await;
+            }
+            within(timeout, sink.feed(message)).await?;
+            match queue.try_recv() {
+                Ok(next) => message = next,
+                Err(_) => break,
+            }
+        }
+        within(timeout, sink.flush()).await?;
     }
     Ok(())
 }
 
-/// The application closed the client: closes the socket.
-pub(crate) async fn close(socket: &mut Socket, connected: bool) -> Ended {
-    let _ = socket.close(None).await;
-    Ended {
-        code: 1000,
-        reason: "closed by the client".into(),
-        connected,
-        fatal: None,
+async fn within(
+    timeout: Duration,
+    write: impl Future<Output = Result<(), WsError>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err(format!("a write made no progress for {timeout:?}")),
     }
 }
 
-/// A client's WebSocket.
-pub(crate) type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+/// One WebSocket connection to `url` carrying `peer`, from connect to its end.
+pub(crate) async fn connection(
+    peer: &mut impl Peer,
+    url: &reqwest::Url,
+    settings: &Settings,
+    mut closed: watch::Receiver<bool>,
+) -> Ended {
+    let config = WebSocketConfig::default().read_buffer_size(settings.read_buffer);
+    let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
+    let socket = match tokio::time::timeout(settings.connect_timeout, connect).await {
+        Err(_) => return Ended::dropped("connect timed out", false),
+        Ok(Err(WsError::Http(response))) => {
+            let status = response.status().as_u16();
+            let reason = format!("handshake refused with HTTP {status}");
+            return Ended::refused(status, reason, false);
+        }
+        Ok(Err(err)) => return Ended::dropped(err.to_string(), false),
+        Ok(Ok((socket, _))) => socket,
+    };
+    let (sink, mut stream) = socket.split();
+    let (out, mut writer) = Writer::spawn(sink, settings.write_timeout);
+    peer.opening(&out);
 
-/// Sends the outbox's unsent frames in one write.
-pub(crate) async fn flush(socket: &mut Socket, shared: &super::Shared) -> Result<(), Ended> {
-    let frames = shared
-        .outbox
-        .lock()
-        .unwrap()
-        .take_unsent(super::outbox::Batch::ALL);
-    for text in frames {
-        socket
-            .feed(Message::Text(text.into()))
-            .await
-            .map_err(|e| Ended::dropped(e.to_string(), true))?;
+    let heartbeat = settings.heartbeat;
+    let mut last_heard = Instant::now();
+    let mut ticks = tokio::time::interval(heartbeat.interval);
+    ticks.tick().await;
+    let closed = dialer::closed(&mut closed);
+    tokio::pin!(closed);
+    let ended = loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                last_heard = Instant::now();
+                match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Err(ended) = peer.on_text(text.as_bytes(), &out).await {
+                            break writer.close(ended).await;
+                        }
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        let (code, reason) = frame.map_or((1005, String::new()), |f| {
+                            (u16::from(f.code), f.reason.to_string())
+                        });
+                        break Ended { code, reason, connected: false, fatal: None };
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(err)) => break Ended::dropped(err.to_string(), false),
+                    None => break Ended::dropped("connection closed", false),
+                }
+            }
+            () = peer.wait(&out) => peer.pump(&out),
+            _ = ticks.tick() => {
+                // A half-open connection sends no error: silence is the only sign. Measured
+                // here, so that a write stuck on a peer that is gone does not hide it.
+                if last_heard.elapsed() > heartbeat.interval + heartbeat.timeout {
+                    break Ended::dropped("heartbeat timed out", false);
+                }
+                out.ping();
+            }
+            reason = writer.failed() => break Ended::dropped(reason, false),
+            () = &mut closed => break writer.close(Ended::closed(false)).await,
+        }
+    };
+    ended.connected_if(peer.connected())
+}
+
+/// One WebSocket connection of a single-protocol client, resuming its session.
+pub(crate) async fn session<P: Protocol + Send>(link: &mut Link<P>, config: &Config) -> Ended {
+    let resume = link.resume_point();
+    let url = match url_for(&config.url, "ws", true, resume, Some(&link.topics)) {
+        Ok(url) => url,
+        Err(message) => return fatal_init(message),
+    };
+    let closed = link.shared.closed.subscribe();
+    let mut session = Session {
+        link,
+        welcomed: false,
+    };
+    connection(&mut session, &url, &config.settings, closed).await
+}
+
+/// A single protocol's session on a socket.
+struct Session<'a, P: Protocol> {
+    link: &'a mut Link<P>,
+    welcomed: bool,
+}
+
+impl<P: Protocol + Send> Peer for Session<'_, P> {
+    fn opening(&mut self, out: &Out) {
+        // The server refuses a client built from another version of the protocol enum.
+        out.text(super::hello::<P>(None, None));
     }
-    socket
-        .flush()
-        .await
-        .map_err(|e| Ended::dropped(e.to_string(), true))
+
+    async fn on_text(&mut self, text: &[u8], out: &Out) -> Result<(), Ended> {
+        match self.link.on_text(text).await {
+            Step::Continue => Ok(()),
+            Step::Welcomed => {
+                self.welcomed = true;
+                // Everything unanswered goes again on a new connection; the server
+                // acknowledges what it already handled without redoing it.
+                self.link.shared.outbox.reconnected();
+                out.outbox(&self.link.shared);
+                Ok(())
+            }
+            Step::Gap => Err(Ended::dropped("missed frames; resuming", self.welcomed)),
+            Step::Fatal(error) => Err(Ended::fatal(error, self.welcomed)),
+        }
+    }
+
+    async fn wait(&mut self, _: &Out) {
+        self.link.shared.wake.notified().await;
+    }
+
+    fn pump(&mut self, out: &Out) {
+        if self.welcomed {
+            out.outbox(&self.link.shared);
+        }
+    }
+
+    fn connected(&self) -> bool {
+        self.welcomed
+    }
 }

@@ -1,0 +1,140 @@
+//! The dialer: connects, runs one connection until it ends, and reconnects with backoff until
+//! the client is closed or refused for good. Written once for every transport and for the
+//! mux; what one connection does is the [`Dial`] implementor's business.
+
+use std::future::Future;
+
+use tokio::sync::watch;
+
+use super::Backoff;
+use crate::{TransportError, TransportState};
+
+/// How a connection attempt ended.
+pub(crate) struct Ended {
+    /// WebSocket close code, HTTP status, or 1006 when the connection just dropped.
+    pub(crate) code: u16,
+    pub(crate) reason: String,
+    /// Whether the server welcomed us on this connection.
+    pub(crate) connected: bool,
+    /// Set when retrying cannot help (the server refused us).
+    pub(crate) fatal: Option<TransportError>,
+}
+
+impl Ended {
+    pub(crate) fn dropped(reason: impl Into<String>, connected: bool) -> Self {
+        Self {
+            code: 1006,
+            reason: reason.into(),
+            connected,
+            fatal: None,
+        }
+    }
+
+    /// Marks the connection as having been welcomed, if it was.
+    pub(crate) fn connected_if(mut self, connected: bool) -> Self {
+        self.connected |= connected;
+        self
+    }
+
+    /// The server refused this client for good, on a connection it had welcomed or not.
+    pub(crate) fn fatal(error: TransportError, connected: bool) -> Self {
+        Self {
+            code: 1008,
+            reason: error.to_string(),
+            connected,
+            fatal: Some(error),
+        }
+    }
+
+    /// The application closed the client.
+    pub(crate) fn closed(connected: bool) -> Self {
+        Self {
+            code: 1000,
+            reason: "closed by the client".into(),
+            connected,
+            fatal: None,
+        }
+    }
+
+    /// An HTTP response the connection could not use; a status that retrying will not change
+    /// (401, 403, 404) is fatal.
+    pub(crate) fn refused(status: u16, reason: String, connected: bool) -> Self {
+        let fatal = matches!(status, 401 | 403 | 404).then(|| TransportError::Init {
+            message: reason.clone(),
+        });
+        Self {
+            code: status,
+            reason,
+            connected,
+            fatal,
+        }
+    }
+}
+
+/// The client cannot even try: a URL it cannot use.
+pub(crate) fn fatal_init(message: String) -> Ended {
+    Ended {
+        code: 0,
+        reason: message.clone(),
+        connected: false,
+        fatal: Some(TransportError::Init { message }),
+    }
+}
+
+/// What the dialer dials.
+pub(crate) trait Dial: Send {
+    /// One connection, from the attempt to its end.
+    fn connection(&mut self) -> impl Future<Output = Ended> + Send;
+
+    /// Tells the application (every component, on a mux) how the transport is doing.
+    fn report(&mut self, state: TransportState) -> impl Future<Output = ()> + Send;
+}
+
+/// Resolves once `rx` says closed (or its sender is gone).
+pub(crate) async fn closed(rx: &mut watch::Receiver<bool>) {
+    loop {
+        let done = *rx.borrow_and_update();
+        if done || rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Connects, runs the connection, and reconnects with `backoff` until `closing` says closed
+/// or a connection ends for good (then `closing` is set, which ends the client).
+pub(crate) async fn dial(target: &mut impl Dial, backoff: Backoff, closing: &watch::Sender<bool>) {
+    let mut attempt: u32 = 0;
+    let mut closed_rx = closing.subscribe();
+    loop {
+        target.report(TransportState::Connecting).await;
+        let ended = target.connection().await;
+        tracing::debug!(code = ended.code, reason = %ended.reason, "connection ended");
+        // A connection that never got as far as a response (refused, unreachable) is not
+        // one that went down.
+        if ended.connected || ended.code != 0 {
+            let state = TransportState::Disconnected {
+                code: ended.code,
+                reason: ended.reason.clone(),
+            };
+            target.report(state).await;
+        }
+        if let Some(error) = ended.fatal {
+            target.report(TransportState::Error(error)).await;
+            closing.send_replace(true);
+            return;
+        }
+        if *closing.borrow() {
+            return;
+        }
+        // A connection that was up starts the count again: it is a new outage.
+        attempt = if ended.connected { 1 } else { attempt + 1 };
+        let delay = backoff.delay(attempt);
+        target
+            .report(TransportState::Reconnecting { attempt, delay })
+            .await;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = closed(&mut closed_rx) => return,
+        }
+    }
+}
