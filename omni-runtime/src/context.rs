@@ -338,6 +338,16 @@ impl<P: Protocol> Context<P> {
         self.effects.push(Effect::Close);
     }
 
+    /// Takes back the vector [`take_effects`](Self::take_effects) returned, emptied, so
+    /// the next message's effects reuse its allocation.
+    #[cfg(feature = "server")]
+    pub(crate) fn recycle(&mut self, mut effects: Vec<Effect<P>>) {
+        if self.effects.is_empty() {
+            effects.clear();
+            self.effects = effects;
+        }
+    }
+
     /// The effects recorded so far, leaving none behind. The runtime calls this after each
     /// handler method; a test calls it to assert what a handler did.
     pub fn take_effects(&mut self) -> Vec<Effect<P>> {

@@ -78,32 +78,37 @@ impl Outgoing {
             );
             return self.text.clone();
         }
-        let mut tagged = String::with_capacity(text.len() + id.member.len());
+        let member = &id.0.member;
+        let mut tagged = String::with_capacity(text.len() + member.len());
         tagged.push_str(&text[..head]);
-        tagged.push_str(&id.member);
+        tagged.push_str(member);
         tagged.push_str(&text[head..]);
         Utf8Bytes::from(tagged)
     }
 }
 
-/// A mux component's id, with the `,"id":…` member its frames get, encoded once.
+/// A mux component's id, with the `,"id":…` member its frames get, encoded once. One pointer:
+/// it rides along every queued frame of the component.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ComponentId {
-    id: Arc<str>,
-    member: Arc<str>,
+pub(crate) struct ComponentId(Arc<IdParts>);
+
+#[derive(Debug, PartialEq, Eq)]
+struct IdParts {
+    id: Box<str>,
+    member: Box<str>,
 }
 
 impl ComponentId {
     pub(crate) fn new(id: &str) -> Self {
         let quoted = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".to_owned());
-        Self {
+        Self(Arc::new(IdParts {
             id: id.into(),
             member: format!(",\"id\":{quoted}").into(),
-        }
+        }))
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        &self.id
+        &self.0.id
     }
 }
 

@@ -97,59 +97,145 @@ impl<T> Field<T> {
     }
 }
 
-/// Every field any v1 frame has, read from one frame.
-struct Fields<P> {
-    kind: String,
-    /// The frame's `ref` and `id`, for errors.
-    named: (Option<Ref>, Option<String>),
-    payload: Field<P>,
-    reference: Field<Ref>,
-    id: Field<String>,
-    protocol: Field<String>,
-    version: Field<String>,
-    session: Field<SessionId>,
-    after: Field<Seq>,
-    module: Field<String>,
-    token: Field<String>,
-    seq: Field<Seq>,
-    resumed: Field<bool>,
-    topic: Field<String>,
-    topics: Field<Cursors>,
-    code: Field<ErrorCode>,
-    message: Field<String>,
+/// The field table: every field any v1 frame has besides `type` and `payload`, with its type
+/// and its key. The one list the fast and the careful readers are both made from.
+macro_rules! field_table {
+    ($($field:ident: $ty:ty = $key:literal,)*) => {
+        /// Every field any v1 frame has, read from one frame.
+        struct Fields<P> {
+            /// The frame's `type`: borrowed for the frame types v1 knows.
+            kind: Cow<'static, str>,
+            /// The frame's `ref` and `id`, for errors.
+            named: (Option<Ref>, Option<String>),
+            payload: Field<P>,
+            $($field: Field<$ty>,)*
+        }
+
+        impl<P> Fields<P> {
+            fn empty() -> Self {
+                Fields {
+                    kind: Cow::Borrowed(""),
+                    named: (None, None),
+                    payload: Field::Absent,
+                    $($field: Field::Absent,)*
+                }
+            }
+
+            /// The careful path's fields: each read on its own from the raw envelope.
+            fn from_envelope(env: Envelope<'_>, payload: Field<P>) -> Self {
+                Fields {
+                    kind: kind_name(&env.kind),
+                    named: (None, None),
+                    payload,
+                    $($field: lenient(env.$field),)*
+                }
+            }
+
+            /// The fast path: reads the value of `key` into its field.
+            fn put<'de, A: serde::de::MapAccess<'de>>(
+                &mut self,
+                key: Key,
+                map: &mut A,
+            ) -> Result<(), A::Error> {
+                match key {
+                    $(Key::$field => put(map, &mut self.$field),)*
+                    Key::Type | Key::Payload | Key::Other => {
+                        map.next_value::<serde::de::IgnoredAny>().map(drop)
+                    }
+                }
+            }
+        }
+
+        /// Every field of every frame type, left as raw JSON, for the careful path.
+        #[derive(Deserialize)]
+        struct Envelope<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Cow<'a, str>,
+            #[serde(borrow, default, deserialize_with = "present")]
+            payload: Option<&'a RawValue>,
+            $(
+                #[serde(rename = $key, borrow, default)]
+                $field: Option<&'a RawValue>,
+            )*
+        }
+
+        /// The keys the fast path knows; any other is skipped.
+        #[derive(Deserialize, Clone, Copy)]
+        #[serde(field_identifier)]
+        #[allow(non_camel_case_types)]
+        enum Key {
+            #[serde(rename = "type")]
+            Type,
+            #[serde(rename = "payload")]
+            Payload,
+            $(
+                #[serde(rename = $key)]
+                $field,
+            )*
+            #[serde(other)]
+            Other,
+        }
+    };
+}
+
+field_table! {
+    reference: Ref = "ref",
+    id: String = "id",
+    protocol: String = "protocol",
+    version: String = "version",
+    session: SessionId = "session",
+    after: Seq = "after",
+    module: String = "module",
+    token: String = "token",
+    seq: Seq = "seq",
+    resumed: bool = "resumed",
+    topic: String = "topic",
+    topics: Cursors = "topics",
+    code: ErrorCode = "code",
+    message: String = "message",
+}
+
+/// The frame types of v1.
+const KINDS: [&str; 11] = [
+    "hello", "msg", "join", "leave", "welcome", "push", "ack", "error", "reset", "joined", "left",
+];
+
+/// A frame's `type` as kept: a v1 type without an allocation, any other as read.
+fn kind_name(kind: &str) -> Cow<'static, str> {
+    match KINDS.into_iter().find(|k| *k == kind) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(kind.to_owned()),
+    }
 }
 
 impl<P: DeserializeOwned> Fields<P> {
-    /// Reads a frame's fields. The fast path decodes every field, payload included, in one
-    /// pass; it gives up on anything unusual (a wrong type anywhere, a bad payload, not JSON),
-    /// and then the careful path reads each field on its own so the error can be precise and
-    /// name the frame's `ref` and `id`. Both accept exactly the same frames.
-    fn read(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let fast = serde_json::from_slice::<Fast<P>>(bytes);
-        Self::or_carefully(fast, bytes)
+    /// Reads a frame's fields into `self` (made [`empty`](Self::empty)). The fast path decodes
+    /// every field, payload included, in one pass, in place; it gives up on anything unusual
+    /// (a wrong type anywhere, a bad payload, not JSON), and then the careful path reads each
+    /// field on its own so the error can be precise and name the frame's `ref` and `id`. Both
+    /// accept exactly the same frames.
+    fn read(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        self.read_with(serde_json::Deserializer::from_slice(bytes), bytes)
     }
 
     /// [`read`](Self::read) for text already known to be UTF-8 (a WebSocket text frame, which
     /// the WebSocket layer validated): strings are not checked a second time.
-    fn read_str(text: &str) -> Result<Self, DecodeError> {
-        let fast = serde_json::from_str::<Fast<P>>(text);
-        Self::or_carefully(fast, text.as_bytes())
+    fn read_str(&mut self, text: &str) -> Result<(), DecodeError> {
+        self.read_with(serde_json::Deserializer::from_str(text), text.as_bytes())
     }
 
-    fn or_carefully(
-        fast: Result<Fast<P>, serde_json::Error>,
+    fn read_with<'de, R: serde_json::de::Read<'de>>(
+        &mut self,
+        mut de: serde_json::Deserializer<R>,
         bytes: &[u8],
-    ) -> Result<Self, DecodeError> {
-        let mut fields = match fast {
-            Ok(Fast(fields)) => fields,
-            Err(_) => Self::read_carefully(bytes)?,
-        };
-        // Kept aside because building the frame moves the fields out.
-        fields.named = (
-            fields.reference.value().copied(),
-            fields.id.value().cloned(),
-        );
-        Ok(fields)
+    ) -> Result<(), DecodeError> {
+        let fast = serde::de::DeserializeSeed::deserialize(Fast(self), &mut de);
+        if fast.and_then(|()| de.end()).is_ok() {
+            self.name();
+        } else {
+            *self = Self::read_carefully(bytes)?;
+        }
+        Ok(())
     }
 
     fn read_carefully(bytes: &[u8]) -> Result<Self, DecodeError> {
@@ -162,34 +248,16 @@ impl<P: DeserializeOwned> Fields<P> {
                 Err(e) => Field::Bad(without_position(&e)),
             },
         };
-        let fields = Fields {
-            kind: env.kind.into_owned(),
-            named: (None, None),
-            payload,
-            reference: lenient(env.reference),
-            id: lenient(env.id),
-            protocol: lenient(env.protocol),
-            version: lenient(env.version),
-            session: lenient(env.session),
-            after: lenient(env.after),
-            module: lenient(env.module),
-            token: lenient(env.token),
-            seq: lenient(env.seq),
-            resumed: lenient(env.resumed),
-            topic: lenient(env.topic),
-            topics: lenient(env.topics),
-            code: lenient(env.code),
-            message: lenient(env.message),
-        };
-        Ok(fields.named())
+        let mut fields = Self::from_envelope(env, payload);
+        fields.name();
+        Ok(fields)
     }
 }
 
 impl<P> Fields<P> {
     /// Keeps the `ref` and `id` aside for errors, since building the frame moves fields out.
-    fn named(mut self) -> Self {
+    fn name(&mut self) {
         self.named = (self.reference.value().copied(), self.id.value().cloned());
-        self
     }
 
     /// A `bad_frame` error that names this frame's `ref` and `id` when they were readable.
@@ -242,11 +310,10 @@ impl<P> Fields<P> {
     /// The frame's type as a static string, or `""` when no v1 frame has that type, so that
     /// matching on it does not hold a borrow of the fields.
     fn known_kind(&self) -> &'static str {
-        const KINDS: [&str; 11] = [
-            "hello", "msg", "join", "leave", "welcome", "push", "ack", "error", "reset", "joined",
-            "left",
-        ];
-        KINDS.into_iter().find(|k| *k == self.kind).unwrap_or("")
+        match self.kind {
+            Cow::Borrowed(kind) => kind,
+            Cow::Owned(_) => "",
+        }
     }
 
     fn unknown(&self) -> DecodeError {
@@ -262,126 +329,34 @@ fn lenient<T: DeserializeOwned>(raw: Option<&RawValue>) -> Field<T> {
     }
 }
 
-/// Every field of every frame type, left as raw JSON, for the careful path.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow, default, deserialize_with = "present")]
-    payload: Option<&'a RawValue>,
-    #[serde(rename = "ref", borrow, default)]
-    reference: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    protocol: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    version: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    session: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    after: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    module: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    token: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    seq: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    resumed: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    topic: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    topics: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    code: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    message: Option<&'a RawValue>,
-}
-
 /// A present `payload` is `Some` even when it is `null` (a unit payload); only a missing key is
 /// `None`.
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
     <&'de RawValue>::deserialize(d).map(Some)
 }
 
-/// The fast path: every key decoded straight into its type, in one pass over the bytes.
-struct Fast<P>(Fields<P>);
+/// The fast path: every key decoded straight into its field, in one pass over the bytes.
+struct Fast<'f, P>(&'f mut Fields<P>);
 
-/// The keys the fast path knows; any other is skipped.
-#[derive(Deserialize, Clone, Copy)]
-#[serde(field_identifier, rename_all = "snake_case")]
-enum Key {
-    Type,
-    Payload,
-    #[serde(rename = "ref")]
-    Reference,
-    Id,
-    Protocol,
-    Version,
-    Session,
-    After,
-    Module,
-    Token,
-    Seq,
-    Resumed,
-    Topic,
-    Topics,
-    Code,
-    Message,
-    #[serde(other)]
-    Other,
-}
+impl<'de, P: DeserializeOwned> serde::de::DeserializeSeed<'de> for Fast<'_, P> {
+    type Value = ();
 
-impl<'de, P: DeserializeOwned> Deserialize<'de> for Fast<P> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(FastVisitor(std::marker::PhantomData))
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-struct FastVisitor<P>(std::marker::PhantomData<P>);
-
-impl<'de, P: DeserializeOwned> serde::de::Visitor<'de> for FastVisitor<P> {
-    type Value = Fast<P>;
+impl<'de, P: DeserializeOwned> serde::de::Visitor<'de> for Fast<'_, P> {
+    type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a frame object")
     }
 
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Fast<P>, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         use serde::de::Error;
 
-        fn put<'de, T: Deserialize<'de>, A: serde::de::MapAccess<'de>>(
-            map: &mut A,
-            slot: &mut Field<T>,
-        ) -> Result<(), A::Error> {
-            *slot = match map.next_value::<Option<T>>()? {
-                Some(v) => Field::Value(v),
-                None => Field::Absent,
-            };
-            Ok(())
-        }
-
-        let mut kind = None;
-        let mut f = Fields {
-            kind: String::new(),
-            named: (None, None),
-            payload: Field::Absent,
-            reference: Field::Absent,
-            id: Field::Absent,
-            protocol: Field::Absent,
-            version: Field::Absent,
-            session: Field::Absent,
-            after: Field::Absent,
-            module: Field::Absent,
-            token: Field::Absent,
-            seq: Field::Absent,
-            resumed: Field::Absent,
-            topic: Field::Absent,
-            topics: Field::Absent,
-            code: Field::Absent,
-            message: Field::Absent,
-        };
+        let f = self.0;
         // One bit per known key: a repeated key is left to the careful path, which rejects it.
         let mut seen = 0u32;
         while let Some(key) = map.next_key::<Key>()? {
@@ -391,29 +366,50 @@ impl<'de, P: DeserializeOwned> serde::de::Visitor<'de> for FastVisitor<P> {
             }
             seen |= bit;
             match key {
-                Key::Type => kind = Some(map.next_value::<String>()?),
+                Key::Type => f.kind = map.next_value_seed(KindSeed)?,
                 Key::Payload => f.payload = Field::Value(map.next_value::<P>()?),
-                Key::Reference => put(&mut map, &mut f.reference)?,
-                Key::Id => put(&mut map, &mut f.id)?,
-                Key::Protocol => put(&mut map, &mut f.protocol)?,
-                Key::Version => put(&mut map, &mut f.version)?,
-                Key::Session => put(&mut map, &mut f.session)?,
-                Key::After => put(&mut map, &mut f.after)?,
-                Key::Module => put(&mut map, &mut f.module)?,
-                Key::Token => put(&mut map, &mut f.token)?,
-                Key::Seq => put(&mut map, &mut f.seq)?,
-                Key::Resumed => put(&mut map, &mut f.resumed)?,
-                Key::Topic => put(&mut map, &mut f.topic)?,
-                Key::Topics => put(&mut map, &mut f.topics)?,
-                Key::Code => put(&mut map, &mut f.code)?,
-                Key::Message => put(&mut map, &mut f.message)?,
-                Key::Other => {
-                    map.next_value::<serde::de::IgnoredAny>()?;
-                }
+                key => f.put(key, &mut map)?,
             }
         }
-        f.kind = kind.ok_or_else(|| A::Error::missing_field("type"))?;
-        Ok(Fast(f))
+        if seen & (1 << Key::Type as u32) == 0 {
+            return Err(A::Error::missing_field("type"));
+        }
+        Ok(())
+    }
+}
+
+/// Reads a field into its slot: `null` is absent.
+fn put<'de, T: Deserialize<'de>, A: serde::de::MapAccess<'de>>(
+    map: &mut A,
+    slot: &mut Field<T>,
+) -> Result<(), A::Error> {
+    *slot = match map.next_value::<Option<T>>()? {
+        Some(v) => Field::Value(v),
+        None => Field::Absent,
+    };
+    Ok(())
+}
+
+/// Reads a `type` without allocating for the types v1 knows.
+struct KindSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for KindSeed {
+    type Value = Cow<'static, str>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for KindSeed {
+    type Value = Cow<'static, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a frame type")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, kind: &str) -> Result<Self::Value, E> {
+        Ok(kind_name(kind))
     }
 }
 
@@ -448,16 +444,20 @@ fn without_position(err: &serde_json::Error) -> String {
 impl<C: DeserializeOwned> ClientFrame<C> {
     /// Decodes one frame from JSON bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Self::from_fields(Fields::read(bytes)?)
+        let mut fields = Fields::empty();
+        fields.read(bytes)?;
+        Self::from_fields(&mut fields)
     }
 
     /// Decodes one frame from JSON text: the same as [`decode`](Self::decode), without
     /// checking again that the text is UTF-8.
     pub fn decode_str(text: &str) -> Result<Self, DecodeError> {
-        Self::from_fields(Fields::read_str(text)?)
+        let mut fields = Fields::empty();
+        fields.read_str(text)?;
+        Self::from_fields(&mut fields)
     }
 
-    fn from_fields(mut f: Fields<C>) -> Result<Self, DecodeError> {
+    fn from_fields(f: &mut Fields<C>) -> Result<Self, DecodeError> {
         let frame = match f.known_kind() {
             "hello" => ClientFrame::Hello {
                 protocol: f.optional(|f| &mut f.protocol, "protocol")?,
@@ -492,10 +492,12 @@ impl<C: DeserializeOwned> ClientFrame<C> {
 impl<S: DeserializeOwned> ServerFrame<S> {
     /// Decodes one frame from JSON bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Self::from_fields(Fields::read(bytes)?)
+        let mut fields = Fields::empty();
+        fields.read(bytes)?;
+        Self::from_fields(&mut fields)
     }
 
-    fn from_fields(mut f: Fields<S>) -> Result<Self, DecodeError> {
+    fn from_fields(f: &mut Fields<S>) -> Result<Self, DecodeError> {
         let frame = match f.known_kind() {
             "welcome" => ServerFrame::Welcome {
                 session: f.required(|f| &mut f.session, "session")?,
@@ -572,11 +574,11 @@ mod tests {
     use super::*;
 
     fn careful_client(bytes: &[u8]) -> Result<ClientFrame<Value>, DecodeError> {
-        ClientFrame::from_fields(Fields::read_carefully(bytes)?)
+        ClientFrame::from_fields(&mut Fields::read_carefully(bytes)?)
     }
 
     fn careful_server(bytes: &[u8]) -> Result<ServerFrame<Value>, DecodeError> {
-        ServerFrame::from_fields(Fields::read_carefully(bytes)?)
+        ServerFrame::from_fields(&mut Fields::read_carefully(bytes)?)
     }
 
     /// Frame-like objects: real and junk types, each known key with a value of a right or a

@@ -13,7 +13,7 @@ use super::metrics::Metrics;
 use super::session::{Resumed, SessionCore, Shared, TopicSync};
 use crate::pubsub::Replay;
 use crate::{ClientFrame, Context, DecodeError, Dispatch, ErrorCode, Protocol, Ref, Sender, Seq};
-use crate::{Cursors, Effect, HandlerResult, SessionId};
+use crate::{Cursors, HandlerResult, SessionId};
 
 /// Makes a fresh handler for each session (and again after a handler fails), from the props
 /// of the session (a mux component's verified token props; `null` on a plain endpoint).
@@ -411,10 +411,14 @@ where
         let outcome = AssertUnwindSafe(P::dispatch(handler, cx, payload))
             .catch_unwind()
             .await;
-        let effects = cx.take_effects();
+        let mut effects = cx.take_effects();
         match flatten(outcome) {
-            // The effects, then the ack.
-            Ok(()) => self.apply(session, &mut state, effects, reference).await,
+            // The effects, then the ack, then the catch-ups of the topics it subscribed to.
+            Ok(()) => {
+                let syncs = session.core.apply(&mut effects, reference);
+                state.cx.recycle(effects);
+                self.sync(session, &mut state, syncs).await;
+            }
             Err(message) => {
                 drop(state);
                 self.fail(session, message, reference).await;
@@ -444,9 +448,9 @@ where
             Hook::Snapshot(topic) => P::snapshot(handler, cx, topic).boxed(),
         };
         let outcome = AssertUnwindSafe(future).catch_unwind().await;
-        let effects = cx.take_effects();
+        let mut effects = cx.take_effects();
         match flatten(outcome) {
-            Ok(()) => session.core.apply(effects, None),
+            Ok(()) => session.core.apply(&mut effects, None),
             Err(message) => {
                 Metrics::bump(&self.shared.metrics.handler_failures);
                 tracing::warn!(session = %session.id(), %message, "handler hook failed");
@@ -455,18 +459,6 @@ where
                 Vec::new()
             }
         }
-    }
-
-    /// Carries out a handler's effects, then the catch-ups of the topics it subscribed to.
-    async fn apply(
-        &self,
-        session: &Arc<Session<P, H>>,
-        state: &mut State<P, H>,
-        effects: Vec<Effect<P>>,
-        reference: Option<Ref>,
-    ) {
-        let syncs = session.core.apply(effects, reference);
-        self.sync(session, state, syncs).await;
     }
 
     /// Takes the client's topic cursors and catches it up on the topics the session is

@@ -7,6 +7,7 @@
 //! its queue overflows, or one write makes no progress for the write timeout.
 
 use std::pin::pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -182,12 +183,19 @@ async fn write_batch(
     Ok(None)
 }
 
-/// One socket operation, bounded by the write timeout.
+/// One socket operation, bounded by the write timeout. Nearly every write completes at once
+/// (into the socket's buffer): the timer is armed only for one that has to wait.
 async fn bounded<T>(
     timeout: Duration,
     op: impl Future<Output = Result<T, axum::Error>>,
 ) -> Result<T, Ended> {
-    match tokio::time::timeout(timeout, op).await {
+    let mut op = pin!(op);
+    let first = std::future::poll_fn(|cx| Poll::Ready(op.as_mut().poll(cx))).await;
+    let outcome = match first {
+        Poll::Ready(outcome) => Ok(outcome),
+        Poll::Pending => tokio::time::timeout(timeout, op).await,
+    };
+    match outcome {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) => {
             tracing::debug!(%err, "websocket write failed");

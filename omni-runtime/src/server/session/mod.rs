@@ -309,10 +309,10 @@ impl<P: Protocol> SessionCore<P> {
     /// they answer, which sequenced replies carry). The session is locked once for the whole
     /// run, and let go only around pub/sub calls, which may deliver back to this session.
     /// Returns the catch-ups due for topics it subscribed to.
-    pub(crate) fn apply(&self, effects: Vec<Effect<P>>, ack: Option<Ref>) -> Vec<TopicSync> {
+    pub(crate) fn apply(&self, effects: &mut Vec<Effect<P>>, ack: Option<Ref>) -> Vec<TopicSync> {
         let mut syncs = Vec::new();
         let mut held: Option<MutexGuard<'_, Inner>> = None;
-        for effect in effects {
+        for effect in effects.drain(..) {
             match effect {
                 Effect::Send(msg) => {
                     let inner = held.get_or_insert_with(|| self.lock());
@@ -472,7 +472,7 @@ impl<P: Protocol> Sink<P> for SessionCore<P> {
             return Err(SessionGone);
         }
         // A sender cannot subscribe, so nothing is left to catch up.
-        let _ = self.apply(vec![effect], None);
+        let _ = self.apply(&mut vec![effect], None);
         Ok(())
     }
 }
