@@ -44,6 +44,16 @@ pub(crate) struct Writer {
     max_frame_bytes: usize,
 }
 
+/// What, besides the queue, ends a writer.
+enum Control {
+    /// The stop signal fired.
+    Stop,
+    /// The endpoint is shutting down.
+    Shutdown,
+    /// The reader is done.
+    ReaderGone,
+}
+
 /// Why the write loop stopped.
 enum Halt {
     Close(Option<Stop>),
@@ -70,9 +80,18 @@ impl Writer {
     /// stop signal, shutdown), by a failed or stuck write, or because `reader_gone` fired
     /// (the client closed; what it did not read no longer matters).
     pub(crate) async fn run(mut self, reader_gone: oneshot::Receiver<()>) -> Ended {
-        let mut reader_gone = reader_gone;
+        // What ends the loop besides the queue, made once: a turn of the loop polls it again,
+        // it never builds and registers it anew.
+        let mut stop = self.rx.stop.clone();
         let mut shutdown = self.shutdown.clone();
-        let mut shutdown = pin!(shutting_down(&mut shutdown));
+        let mut control = pin!(async {
+            tokio::select! {
+                biased;
+                _ = stop.changed() => Control::Stop,
+                () = shutting_down(&mut shutdown) => Control::Shutdown,
+                _ = reader_gone => Control::ReaderGone,
+            }
+        });
         let halt = loop {
             tokio::select! {
                 // Writing first keeps the queue short while a client floods the reader.
@@ -87,13 +106,15 @@ impl Writer {
                     // says why through the stop signal (4000 when it was resumed elsewhere).
                     None => break self.stopped().await,
                 },
-                _ = self.rx.stop.changed() => break self.stopped().await,
-                () = &mut shutdown => break Halt::Close(Some(Stop::GOING_AWAY)),
-                _ = &mut reader_gone => {
-                    // A close the client sent is answered by the WebSocket layer on flush.
-                    let _ = bounded(self.timeout, self.sink.flush()).await;
-                    break Halt::Close(None);
-                }
+                control = &mut control => match control {
+                    Control::Stop => break self.stopped().await,
+                    Control::Shutdown => break Halt::Close(Some(Stop::GOING_AWAY)),
+                    Control::ReaderGone => {
+                        // A close the client sent is answered by the WebSocket layer on flush.
+                        let _ = bounded(self.timeout, self.sink.flush()).await;
+                        break Halt::Close(None);
+                    }
+                },
             }
         };
         match halt {

@@ -384,22 +384,19 @@ impl<P: Protocol> SessionCore<P> {
     }
 
     fn sequenced(&self, inner: &mut Inner, msg: &P::Server, reference: Option<Ref>) {
-        let frame = ServerFrame::Msg {
-            seq: inner.log.next_seq(),
-            payload: msg,
-            reference,
-            topic: None,
-            id: None,
-        };
-        let Some(out) = self.encode(&frame) else {
-            let error = ServerFrame::<()>::Error {
-                code: ErrorCode::HandlerFailed,
-                message: "a server message could not be encoded".into(),
-                reference,
-                id: None,
-            };
-            self.deliver_encoded(inner, &error);
-            return;
+        let out = match Outgoing::msg(inner.log.next_seq(), msg, reference) {
+            Ok(out) => out,
+            Err(err) => {
+                tracing::error!(session = %self.id, %err, "could not encode a server message");
+                let error = ServerFrame::<()>::Error {
+                    code: ErrorCode::HandlerFailed,
+                    message: "a server message could not be encoded".into(),
+                    reference,
+                    id: None,
+                };
+                self.deliver_encoded(inner, &error);
+                return;
+            }
         };
         inner.log.push(out.clone());
         inner.deliver(Item::Frame(out, None), self.metrics());
