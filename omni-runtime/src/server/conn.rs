@@ -5,9 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 
 use super::metrics::Metrics;
+use super::queue::{self, Receiver, Sender, TrySendError};
 use crate::codec::{ComponentId, Outgoing};
 
 /// Why a connection is being closed, and how.
@@ -63,7 +64,7 @@ pub(crate) enum Item {
 /// A connection's handle with id `id` and a queue of `queue` items, and the ends its
 /// transport reads.
 pub(crate) fn connection(id: u64, queue: usize, live: bool) -> (Conn, ConnRx) {
-    let (tx, rx) = mpsc::channel(queue.max(2));
+    let (tx, rx) = queue::queue(queue.max(2));
     let (stop, stop_rx) = watch::channel(None);
     let conn = Conn {
         id,
@@ -98,7 +99,7 @@ pub(crate) async fn shutting_down(rx: &mut watch::Receiver<bool>) {
 /// The server's end of one connection: its bounded outbound queue and its stop signal.
 pub(crate) struct Conn {
     pub(crate) id: u64,
-    tx: mpsc::Sender<Item>,
+    tx: Sender<Item>,
     stop: watch::Sender<Option<Stop>>,
     /// A WebSocket or SSE stream, as opposed to one HTTP request.
     pub(crate) live: bool,
@@ -173,7 +174,7 @@ impl Conn {
                 Metrics::bump(&metrics.frames_out);
                 true
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(TrySendError::Full(_)) => {
                 if self.stop.borrow().is_none() {
                     Metrics::bump(&metrics.slow_consumers);
                     tracing::warn!(
@@ -184,7 +185,7 @@ impl Conn {
                 self.stop.send_replace(Some(Stop::SLOW_CONSUMER));
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(TrySendError::Closed(_)) => false,
         }
     }
 
@@ -225,6 +226,6 @@ impl Component {
 
 /// What a transport reads: frames to write, and a stop that skips the queue.
 pub(crate) struct ConnRx {
-    pub(crate) frames: mpsc::Receiver<Item>,
+    pub(crate) frames: Receiver<Item>,
     pub(crate) stop: watch::Receiver<Option<Stop>>,
 }

@@ -81,7 +81,7 @@ where
     let session = attached.session().clone();
     attached.closed().await;
     let mut out = Vec::new();
-    while let Ok(item) = rx.frames.try_recv() {
+    while let Some(item) = rx.frames.try_recv() {
         match item {
             Item::Frame(frame, _) => out.push(frame.text().to_owned()),
             Item::Replay(frames, _) => out.extend(frames.iter().map(|f| f.text().to_owned())),

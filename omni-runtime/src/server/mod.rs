@@ -36,6 +36,7 @@ mod limits;
 mod metrics;
 mod mux;
 mod origin;
+mod queue;
 mod session;
 mod sse;
 mod writer;

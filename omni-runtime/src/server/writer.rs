@@ -196,8 +196,8 @@ async fn write_batch(
             break;
         }
         match rx.frames.try_recv() {
-            Ok(next) => item = next,
-            Err(_) => break,
+            Some(next) => item = next,
+            None => break,
         }
     }
     sink.flush().await?;

@@ -1,0 +1,221 @@
+//! A connection's outbound queue: bounded, filled without waiting, drained by one task.
+//!
+//! tokio's bounded channel would do, but it allocates a block of slots when it is made, and
+//! most connections are idle most of the time: this queue holds no memory until something is
+//! queued, and gives back what a burst made it grow once it is drained. A plain lock around
+//! a `VecDeque` is all the synchronisation it needs: every push and pop is a few instructions
+//! inside it, and only one task ever waits.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+use futures_util::task::AtomicWaker;
+
+/// Capacity kept after a burst is drained; a larger buffer is given back.
+const KEEP: usize = 64;
+
+struct Shared<T> {
+    state: Mutex<State<T>>,
+    /// The receiving task, when it waits for an item.
+    waker: AtomicWaker,
+    bound: usize,
+}
+
+struct State<T> {
+    items: VecDeque<T>,
+    senders: usize,
+    receiving: bool,
+}
+
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // A panic while locked leaves a consistent deque: nothing here runs user code.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A queue of at most `bound` items, and its two ends.
+pub(crate) fn queue<T>(bound: usize) -> (Sender<T>, Receiver<T>) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            items: VecDeque::new(),
+            senders: 1,
+            receiving: true,
+        }),
+        waker: AtomicWaker::new(),
+        bound: bound.max(1),
+    });
+    (
+        Sender {
+            shared: shared.clone(),
+        },
+        Receiver { shared },
+    )
+}
+
+/// Why an item was not queued; the item comes back.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TrySendError<T> {
+    Full(T),
+    Closed(T),
+}
+
+/// The filling end; cloned for every producer.
+pub(crate) struct Sender<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Sender<T> {
+    /// Queues `item` without waiting.
+    pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
+        let mut state = self.shared.lock();
+        if !state.receiving {
+            return Err(TrySendError::Closed(item));
+        }
+        if state.items.len() >= self.shared.bound {
+            return Err(TrySendError::Full(item));
+        }
+        state.items.push_back(item);
+        drop(state);
+        self.shared.waker.wake();
+        Ok(())
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.shared.lock().senders += 1;
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let last = {
+            let mut state = self.shared.lock();
+            state.senders -= 1;
+            state.senders == 0
+        };
+        if last {
+            // The receiver learns that nothing more will come.
+            self.shared.waker.wake();
+        }
+    }
+}
+
+/// The draining end.
+pub(crate) struct Receiver<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Receiver<T> {
+    /// The next item; `None` once it is empty and every sender is gone.
+    pub(crate) async fn recv(&mut self) -> Option<T> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        if let Some(ready) = self.ready() {
+            return Poll::Ready(ready);
+        }
+        self.shared.waker.register(cx.waker());
+        // Looked at again after registering: an item queued in between has woken nobody.
+        match self.ready() {
+            Some(ready) => Poll::Ready(ready),
+            None => Poll::Pending,
+        }
+    }
+
+    /// An item, or `Some(None)` once there will be none, without waiting.
+    fn ready(&mut self) -> Option<Option<T>> {
+        let mut state = self.shared.lock();
+        match state.items.pop_front() {
+            Some(item) => {
+                if state.items.is_empty() && state.items.capacity() > KEEP {
+                    state.items = VecDeque::new();
+                }
+                Some(Some(item))
+            }
+            None if state.senders == 0 => Some(None),
+            None => None,
+        }
+    }
+
+    /// The next item if one is queued.
+    pub(crate) fn try_recv(&mut self) -> Option<T> {
+        self.ready().flatten()
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.receiving = false;
+        state.items = VecDeque::new();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    #[test]
+    fn items_come_out_in_order_up_to_the_bound() {
+        let (tx, mut rx) = queue(2);
+        assert_eq!(tx.try_send(1), Ok(()));
+        assert_eq!(tx.try_send(2), Ok(()));
+        assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
+        assert_eq!(rx.try_recv(), Some(1));
+        assert_eq!(tx.try_send(3), Ok(()));
+        assert_eq!(rx.recv().now_or_never(), Some(Some(2)));
+        assert_eq!(rx.try_recv(), Some(3));
+        assert_eq!(rx.try_recv(), None);
+        assert_eq!(rx.recv().now_or_never(), None, "waits while a sender lives");
+    }
+
+    #[test]
+    fn it_ends_when_every_sender_is_gone_and_refuses_once_the_receiver_is() {
+        let (tx, mut rx) = queue(4);
+        let other = tx.clone();
+        tx.try_send("a").unwrap();
+        drop(tx);
+        other.try_send("b").unwrap();
+        drop(other);
+        assert_eq!(rx.try_recv(), Some("a"));
+        assert_eq!(rx.recv().now_or_never(), Some(Some("b")));
+        assert_eq!(rx.recv().now_or_never(), Some(None));
+
+        let (tx, rx) = queue(4);
+        drop(rx);
+        assert_eq!(tx.try_send(1), Err(TrySendError::Closed(1)));
+    }
+
+    #[test]
+    fn nothing_is_held_until_something_is_queued_and_a_burst_is_given_back() {
+        let (tx, mut rx) = queue(10_000);
+        assert_eq!(tx.shared.lock().items.capacity(), 0);
+        for i in 0..1000 {
+            tx.try_send(i).unwrap();
+        }
+        while rx.try_recv().is_some() {}
+        assert!(tx.shared.lock().items.capacity() <= KEEP);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_receiver_is_woken_by_a_send_from_another_task() {
+        let (tx, mut rx) = queue(4);
+        let sending = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            tx.try_send(7).unwrap();
+            tx
+        });
+        assert_eq!(rx.recv().await, Some(7));
+        drop(sending.await.unwrap());
+        assert_eq!(rx.recv().await, None);
+    }
+}
