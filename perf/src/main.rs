@@ -150,10 +150,19 @@ fn main() {
         "roundtrip" | "callgrind" | "fanout" | "all" => {
             let options = Options::parse(rest);
             let started = std::time::Instant::now();
+            // The load average says how busy the shared machine was when the run began.
+            let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+            let load = load
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ");
             println!(
-                "# omni cross-process benchmarks\n\nomni sources at {}, run on {}\n",
+                "# omni cross-process benchmarks\n\nomni sources at {}, run on {}, {} CPUs, \
+                 load average {load} at the start\n",
                 child::omni_commit(),
-                child::today()
+                child::today(),
+                std::thread::available_parallelism().map_or(0, usize::from),
             );
             if matches!(command.as_str(), "roundtrip" | "all") {
                 roundtrip::run(&options);
