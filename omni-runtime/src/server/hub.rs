@@ -290,8 +290,9 @@ where
                     after,
                     topics,
                 };
-                self.hello(session, conn_id, protocol, version, resume)
-                    .await
+                // Rare, and its future is large (a resume runs hooks and catch-ups): boxed, so
+                // every connection's future stays small.
+                Box::pin(self.hello(session, conn_id, protocol, version, resume)).await
             }
             ClientFrame::Join { .. } | ClientFrame::Leave { .. } => {
                 session.core.error(
@@ -417,11 +418,14 @@ where
             Ok(()) => {
                 let syncs = session.core.apply(&mut effects, reference);
                 state.cx.recycle(effects);
-                self.sync(session, &mut state, syncs).await;
+                if !syncs.is_empty() {
+                    // Only after a subscribe; boxed like every rare branch of a message.
+                    Box::pin(self.sync(session, &mut state, syncs)).await;
+                }
             }
             Err(message) => {
                 drop(state);
-                self.fail(session, message, reference).await;
+                Box::pin(self.fail(session, message, reference)).await;
             }
         }
     }
