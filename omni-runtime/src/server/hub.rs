@@ -29,6 +29,9 @@ pub(crate) struct Session<P: Protocol, H> {
 struct State<P: Protocol, H> {
     handler: H,
     cx: Context<P>,
+    /// Whether this handler's `connected` hook ran and its `disconnected` has not: the two
+    /// come in pairs whatever happens (resume, displacement, reset, a panic, leave).
+    connected: bool,
 }
 
 impl<P: Protocol, H> Session<P, H> {
@@ -181,6 +184,7 @@ where
             state: tokio::sync::Mutex::new(State {
                 handler: (self.factory)(&props),
                 cx,
+                connected: false,
             }),
             props,
         });
@@ -218,7 +222,7 @@ where
             session.core.reset();
         }
         if live {
-            self.hook(&session, Hook::Connected).await;
+            self.connect(&session).await;
         }
         session
     }
@@ -237,14 +241,14 @@ where
         self.follow(session, topics, true).await;
         if displaced {
             // The client came back before its old connection was noticed gone.
-            self.hook(session, Hook::Disconnected).await;
+            self.disconnect(session).await;
         }
         match resumed {
             Resumed::Exactly => Metrics::bump(&self.shared.metrics.sessions_resumed),
             Resumed::Reset => self.restart(session).await,
         }
         if live {
-            self.hook(session, Hook::Connected).await;
+            self.connect(session).await;
         }
     }
 
@@ -383,7 +387,7 @@ where
             return Flow::Continue;
         };
         if conn.live {
-            self.hook(session, Hook::Disconnected).await;
+            self.disconnect(session).await;
         }
         self.sessions().remove(&session.id());
         session.core.end();
@@ -408,7 +412,7 @@ where
             return;
         }
         let mut state = session.state.lock().await;
-        let State { handler, cx } = &mut *state;
+        let State { handler, cx, .. } = &mut *state;
         let outcome = AssertUnwindSafe(P::dispatch(handler, cx, payload))
             .catch_unwind()
             .await;
@@ -430,11 +434,32 @@ where
         }
     }
 
-    /// Runs a hook; a failing hook is reported, not retried.
-    async fn hook(&self, session: &Arc<Session<P, H>>, hook: Hook) {
+    /// Runs the `connected` hook, unless the handler is connected already. A failing hook is
+    /// reported, not retried.
+    async fn connect(&self, session: &Arc<Session<P, H>>) {
         let mut state = session.state.lock().await;
-        let syncs = self.run_hook(session, &mut state, hook).await;
+        if state.connected {
+            return;
+        }
+        state.connected = true;
+        let syncs = self.run_hook(session, &mut state, Hook::Connected).await;
         self.sync(session, &mut state, syncs).await;
+    }
+
+    /// Runs the `disconnected` hook of a connected handler: the one answer to its
+    /// `connected`.
+    async fn disconnect(&self, session: &Arc<Session<P, H>>) {
+        let mut state = session.state.lock().await;
+        self.disconnect_locked(session, &mut state).await;
+    }
+
+    async fn disconnect_locked(&self, session: &Arc<Session<P, H>>, state: &mut State<P, H>) {
+        if !state.connected {
+            return;
+        }
+        state.connected = false;
+        let syncs = self.run_hook(session, state, Hook::Disconnected).await;
+        self.sync(session, state, syncs).await;
     }
 
     /// Runs a hook with the session's state already locked; returns the catch-ups its
@@ -445,7 +470,7 @@ where
         state: &mut State<P, H>,
         hook: Hook,
     ) -> Vec<TopicSync> {
-        let State { handler, cx } = state;
+        let State { handler, cx, .. } = state;
         let future = match hook {
             Hook::Connected => P::connected(handler, cx).boxed(),
             Hook::Disconnected => P::disconnected(handler, cx).boxed(),
@@ -458,6 +483,8 @@ where
             Err(message) => {
                 Metrics::bump(&self.shared.metrics.handler_failures);
                 tracing::warn!(session = %session.id(), %message, "handler hook failed");
+                // The fresh handler has not been connected: no `disconnected` is due to it.
+                state.connected = false;
                 state.handler = (self.factory)(&session.props);
                 session.core.error(ErrorCode::HandlerFailed, message, None);
                 Vec::new()
@@ -531,15 +558,17 @@ where
     }
 
     /// Replaces the session's handler with a fresh one, and connects it if a live connection
-    /// is attached.
+    /// is attached. A connected handler is disconnected first, so whatever it counted on
+    /// connect is given back.
     async fn restart(&self, session: &Arc<Session<P, H>>) {
         {
             let mut state = session.state.lock().await;
+            self.disconnect_locked(session, &mut state).await;
             state.handler = (self.factory)(&session.props);
             state.cx.take_effects();
         }
         if session.core.has_live_connection() {
-            self.hook(session, Hook::Connected).await;
+            self.connect(session).await;
         }
     }
 
@@ -550,7 +579,7 @@ where
             return;
         };
         if conn.live {
-            self.hook(session, Hook::Disconnected).await;
+            self.disconnect(session).await;
         }
         let hub = Arc::downgrade(self);
         let id = session.id();
@@ -569,7 +598,7 @@ where
         if session.core.detach(conn_id).is_none() {
             return;
         }
-        self.hook(session, Hook::Disconnected).await;
+        self.disconnect(session).await;
         self.sessions().remove(&session.id());
         session.core.end();
     }
@@ -600,5 +629,216 @@ fn flatten(outcome: Result<HandlerResult, Box<dyn std::any::Any + Send>>) -> Res
                 || "the handler panicked".to_owned(),
                 |m| format!("the handler panicked: {m}"),
             )),
+    }
+}
+
+#[cfg(test)]
+mod pairing {
+    //! Hook pairing as a property: whatever a client does, every `connected` is answered by
+    //! exactly one `disconnected`, never two `connected` in a row, and no session outlives
+    //! its grace period.
+
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::protocol::tests_support::{Echo, EchoFromClient};
+    use crate::server::{Endpoint, Limits};
+
+    /// Per session: `connected` runs, `disconnected` runs.
+    type Counts = Arc<Mutex<HashMap<SessionId, (u32, u32)>>>;
+
+    struct Counter(Counts);
+
+    impl Dispatch<Counter> for Echo {
+        async fn dispatch(
+            _: &mut Counter,
+            _: &mut Context<Echo>,
+            msg: EchoFromClient,
+        ) -> HandlerResult {
+            let EchoFromClient::Say(text) = msg;
+            match text.as_str() {
+                "panic" => panic!("asked to"),
+                "fail" => Err("asked to".into()),
+                _ => Ok(()),
+            }
+        }
+
+        async fn connected(me: &mut Counter, cx: &mut Context<Echo>) -> HandlerResult {
+            let mut counts = me.0.lock().unwrap();
+            let entry = counts.entry(cx.session()).or_default();
+            entry.0 += 1;
+            assert!(
+                entry.0 == entry.1 + 1,
+                "connected twice in a row: {entry:?}"
+            );
+            Ok(())
+        }
+
+        async fn disconnected(me: &mut Counter, cx: &mut Context<Echo>) -> HandlerResult {
+            let mut counts = me.0.lock().unwrap();
+            let entry = counts.entry(cx.session()).or_default();
+            entry.1 += 1;
+            assert!(
+                entry.0 == entry.1,
+                "disconnected without connected: {entry:?}"
+            );
+            Ok(())
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Opens a connection in `slot` (closing what was there): a new session, or a resume
+        /// of `from`'s session at `after`.
+        Open {
+            slot: usize,
+            from: Option<usize>,
+            after: u64,
+        },
+        /// `hello` resuming `from`'s session (its own when `from == slot`) at `after`.
+        Hello {
+            slot: usize,
+            from: usize,
+            after: u64,
+        },
+        Say {
+            slot: usize,
+            what: &'static str,
+        },
+        Close {
+            slot: usize,
+        },
+        Leave {
+            slot: usize,
+        },
+        Wait {
+            ms: u64,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let slot = 0usize..3;
+        let after = prop_oneof![Just(0u64), Just(1), Just(1_000_000)];
+        prop_oneof![
+            (slot.clone(), proptest::option::of(0usize..3), after.clone())
+                .prop_map(|(slot, from, after)| Step::Open { slot, from, after }),
+            (slot.clone(), 0usize..3, after).prop_map(|(slot, from, after)| Step::Hello {
+                slot,
+                from,
+                after
+            }),
+            (
+                slot.clone(),
+                prop_oneof![Just("hi"), Just("panic"), Just("fail")]
+            )
+                .prop_map(|(slot, what)| Step::Say { slot, what }),
+            slot.clone().prop_map(|slot| Step::Close { slot }),
+            slot.prop_map(|slot| Step::Leave { slot }),
+            (0u64..80).prop_map(|ms| Step::Wait { ms }),
+        ]
+    }
+
+    async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
+        let counts = Counts::default();
+        let made = counts.clone();
+        let grace = Duration::from_millis(50);
+        let endpoint = Endpoint::<Echo, _>::builder(move || Counter(made.clone()))
+            .limits(Limits {
+                grace,
+                log_frames: 2,
+                ..Limits::default()
+            })
+            .build();
+        let hub = endpoint.hub().clone();
+        let mut slots: Vec<Option<Attached<Echo, Counter>>> = (0..3).map(|_| None).collect();
+        let mut receivers = Vec::new();
+        let id_of = |slots: &Vec<Option<Attached<Echo, Counter>>>, i: usize| {
+            slots[i].as_ref().map(|a| a.session().id())
+        };
+        for step in steps {
+            match step {
+                Step::Open { slot, from, after } => {
+                    let resume = from.and_then(|f| id_of(&slots, f)).map(|id| (id, after));
+                    if let Some(old) = slots[slot].take() {
+                        old.closed().await;
+                    }
+                    let (conn, rx) = hub.shared.connection(true);
+                    receivers.push(rx);
+                    let attached = Attached::open(
+                        hub.clone(),
+                        resume,
+                        conn,
+                        axum::http::Extensions::new(),
+                        serde_json::Value::Null,
+                        None,
+                    )
+                    .await;
+                    slots[slot] = Some(attached);
+                }
+                Step::Hello { slot, from, after } => {
+                    let target = id_of(&slots, from);
+                    if let Some(attached) = slots[slot].as_mut() {
+                        let hello = ClientFrame::Hello {
+                            protocol: None,
+                            version: None,
+                            session: target,
+                            after: Some(after),
+                            topics: None,
+                        };
+                        attached.handle(Ok(hello)).await;
+                    }
+                }
+                Step::Say { slot, what } => {
+                    if let Some(attached) = slots[slot].as_mut() {
+                        let msg = ClientFrame::msg(EchoFromClient::Say(what.into()));
+                        attached.handle(Ok(msg)).await;
+                    }
+                }
+                Step::Close { slot } => {
+                    if let Some(attached) = slots[slot].take() {
+                        attached.closed().await;
+                    }
+                }
+                Step::Leave { slot } => {
+                    if let Some(attached) = slots[slot].take() {
+                        attached.leave().await;
+                    }
+                }
+                Step::Wait { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
+            }
+        }
+        for attached in slots.into_iter().flatten() {
+            attached.closed().await;
+        }
+        tokio::time::sleep(grace * 3).await;
+        prop_assert_eq!(
+            endpoint.sessions(),
+            0,
+            "a session outlived its grace period"
+        );
+        for (session, (connected, disconnected)) in counts.lock().unwrap().iter() {
+            prop_assert_eq!(connected, disconnected, "session {}", session);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn every_connected_has_exactly_one_disconnected(
+            steps in proptest::collection::vec(step(), 1..24),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap();
+            runtime.block_on(run(steps))?;
+        }
     }
 }
