@@ -739,6 +739,19 @@ mod tests {
     }
 
     #[test]
+    fn floats_decode_to_the_nearest_double_and_round_trip() {
+        // serde_json's fast float parser is off by one unit in the last place here.
+        let text = r#"{"type":"msg","payload":6.777777777777777e+64}"#;
+        let expected: f64 = "6.777777777777777e+64".parse().unwrap();
+        let Ok(ClientFrame::Msg { payload, .. }) = ClientFrame::<f64>::decode(text.as_bytes())
+        else {
+            panic!("decodes");
+        };
+        assert_eq!(payload.to_bits(), expected.to_bits());
+        assert_eq!(ClientFrame::msg(payload).encode().unwrap(), text);
+    }
+
+    #[test]
     fn unit_payloads_round_trip() {
         let frame = ServerFrame::Push {
             payload: (),

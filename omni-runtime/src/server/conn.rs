@@ -40,6 +40,10 @@ impl Stop {
         code: 1009,
         reason: "too_large",
     };
+    pub(crate) const INVALID_UTF8: Stop = Stop {
+        code: 1007,
+        reason: "invalid UTF-8 in a text frame",
+    };
     pub(crate) const GOING_AWAY: Stop = Stop {
         code: 1001,
         reason: "server shutting down",

@@ -55,7 +55,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::conn::{self, Conn, Item, Left, Stop};
+use super::conn::{self, Conn, Item, Left};
 use super::hub::{Attached, Hub};
 use super::metrics::Metrics;
 use super::ws::{self, Incoming};
@@ -361,8 +361,8 @@ async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensi
                         socket.reply(ServerFrame::error(code, message));
                     }
                     Incoming::Skip => {}
-                    Incoming::TooLarge => {
-                        stopper.send_replace(Some(Stop::TOO_LARGE));
+                    Incoming::Refused(stop) => {
+                        stopper.send_replace(Some(stop));
                         break;
                     }
                     Incoming::End => break,

@@ -150,6 +150,10 @@ impl Writer {
                 "the connection could not keep up with its messages",
             )),
             Some(Stop::TOO_LARGE) => Some(too_large(self.max_frame_bytes)),
+            Some(Stop::INVALID_UTF8) => Some(ServerFrame::<()>::error(
+                ErrorCode::BadFrame,
+                "a text frame must be UTF-8",
+            )),
             _ => None,
         };
         if let Some(frame) = frame

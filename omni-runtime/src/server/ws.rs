@@ -63,8 +63,8 @@ pub(crate) async fn run<P, H>(
                         continue;
                     }
                     Incoming::Skip => continue,
-                    Incoming::TooLarge => {
-                        stopper.send_replace(Some(Stop::TOO_LARGE));
+                    Incoming::Refused(stop) => {
+                        stopper.send_replace(Some(stop));
                         break;
                     }
                     Incoming::End => break,
@@ -145,8 +145,9 @@ pub(crate) enum Incoming {
     Binary,
     /// A ping or pong.
     Skip,
-    /// A frame over the size limit: the writer answers `too_large` and closes with 1009.
-    TooLarge,
+    /// The client broke the WebSocket contract (a frame over the size limit, a text frame
+    /// that is not UTF-8): the writer says why and closes with this code.
+    Refused(Stop),
     /// The client closed the connection, or it failed.
     End,
 }
@@ -154,15 +155,22 @@ pub(crate) enum Incoming {
 /// Sorts out one read, enforcing the frame size limit `max`.
 pub(crate) fn read(incoming: Option<Result<Message, axum::Error>>, max: usize) -> Incoming {
     match incoming {
-        Some(Ok(Message::Text(text))) if text.len() > max => Incoming::TooLarge,
+        Some(Ok(Message::Text(text))) if text.len() > max => Incoming::Refused(Stop::TOO_LARGE),
         Some(Ok(Message::Text(text))) => Incoming::Text(text),
         Some(Ok(Message::Binary(_))) => Incoming::Binary,
         Some(Ok(Message::Ping(_) | Message::Pong(_))) => Incoming::Skip,
         Some(Ok(Message::Close(_))) | None => Incoming::End,
-        Some(Err(err)) if too_large(&err) => Incoming::TooLarge,
         Some(Err(err)) => {
-            tracing::debug!(%err, "websocket read failed");
-            Incoming::End
+            let cause = std::error::Error::source(&err)
+                .and_then(|source| source.downcast_ref::<tungstenite::Error>());
+            match cause {
+                Some(tungstenite::Error::Capacity(_)) => Incoming::Refused(Stop::TOO_LARGE),
+                Some(tungstenite::Error::Utf8(_)) => Incoming::Refused(Stop::INVALID_UTF8),
+                _ => {
+                    tracing::debug!(%err, "websocket read failed");
+                    Incoming::End
+                }
+            }
         }
     }
 }
@@ -185,11 +193,4 @@ pub(crate) fn configure(upgrade: WebSocketUpgrade, limits: &Limits) -> WebSocket
         .read_buffer_size(limits.read_buffer_bytes)
         .max_message_size(hard)
         .max_frame_size(hard)
-}
-
-/// Whether a read failed because a message exceeded tungstenite's own size limit (which is
-/// set above ours, so this only happens for frames far too large to even buffer).
-fn too_large(err: &axum::Error) -> bool {
-    let text = err.to_string();
-    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("too big")
 }
