@@ -38,6 +38,7 @@ mod mux;
 mod origin;
 mod queue;
 mod session;
+mod shutdown;
 mod sse;
 mod writer;
 mod ws;
@@ -60,6 +61,7 @@ pub use self::metrics::MetricsSnapshot;
 pub use self::mux::{Mux, MuxBuilder};
 pub use self::origin::Origins;
 use self::session::Shared;
+pub use self::shutdown::Shutdown;
 use crate::pubsub::{LocalPubSub, PubSub};
 use crate::{Cursors, Dispatch, Protocol, Seq, SessionId};
 

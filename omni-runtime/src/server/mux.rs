@@ -58,6 +58,7 @@ use tracing::Instrument;
 use super::conn::{self, Conn, Item, Left};
 use super::hub::{Attached, Hub};
 use super::metrics::Metrics;
+use super::shutdown::Tracker;
 use super::ws::{self, Incoming};
 use super::{Endpoint, Limits, Origins};
 use crate::SessionId;
@@ -78,6 +79,8 @@ struct Inner {
     origins: Origins,
     metrics: Metrics,
     shutdown: watch::Sender<bool>,
+    /// Open sockets, which a graceful shutdown waits for.
+    tracker: Arc<Tracker>,
 }
 
 /// Builds a [`Mux`]: its modules, limits and origin policy.
@@ -125,6 +128,7 @@ impl MuxBuilder {
                 origins: self.origins,
                 metrics: Metrics::default(),
                 shutdown: watch::channel(false).0,
+                tracker: Arc::default(),
             }),
         }
     }
@@ -173,6 +177,11 @@ impl Mux {
     /// are held for their grace period as after any disconnect.
     pub fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
+    }
+
+    /// The open sockets, for a graceful shutdown.
+    pub(crate) fn connections(&self) -> Arc<Tracker> {
+        self.inner.tracker.clone()
     }
 }
 
@@ -327,6 +336,7 @@ struct Socket {
 }
 
 async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensions) {
+    let _open = mux.tracker.enter();
     let limits = mux.limits.clone();
     let (conn, rx) = conn::connection(0, limits.outbound_queue, true);
     let stopper = conn.stopper();

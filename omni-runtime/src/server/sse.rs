@@ -17,6 +17,7 @@ use super::conn::{ConnRx, Item, Stop, shutting_down};
 use super::hub::{Attached, Hub};
 use super::metrics::Metrics;
 use super::session::Shared;
+use super::shutdown::Open;
 use crate::codec::Outgoing;
 use crate::{Cursors, Dispatch, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
 
@@ -47,6 +48,7 @@ where
         rx,
         replay: VecDeque::new(),
         shutdown: shared.shutdown.subscribe(),
+        _open: shared.tracker.enter(),
         _guard: Guard {
             attached: Some(attached),
             metrics: shared.clone(),
@@ -79,6 +81,8 @@ where
     /// Frames of a replay not yet written.
     replay: VecDeque<Outgoing>,
     shutdown: watch::Receiver<bool>,
+    /// Counted while the stream lives, for a graceful shutdown to wait for.
+    _open: Open,
     /// Dropped with the stream: that is the disconnect.
     _guard: Guard<P, H>,
     done: bool,

@@ -31,6 +31,8 @@ pub(crate) async fn run<P, H>(
     H: Send + 'static,
 {
     let shared = hub.shared.clone();
+    // Counted until the close frame is written: a graceful shutdown waits for it.
+    let _open = shared.tracker.enter();
     Metrics::bump(&shared.metrics.connections_opened);
     let (conn, rx) = shared.connection(true);
     let conn_id = conn.id;

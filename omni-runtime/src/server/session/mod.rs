@@ -20,6 +20,7 @@ use self::topics::Topics;
 use super::conn::{Conn, ConnRx, Item, Stop, connection};
 use super::limits::Limits;
 use super::metrics::Metrics;
+use super::shutdown::Tracker;
 use crate::codec::{Outgoing, Publication, TopicFrame};
 use crate::context::{SessionGone, Sink};
 use crate::pubsub::{Member, PubSub};
@@ -28,6 +29,8 @@ use crate::{Cursors, Effect, ErrorCode, Protocol, Ref, Seq, ServerFrame, Session
 /// What an endpoint's sessions share.
 pub(crate) struct Shared {
     pub(crate) limits: Limits,
+    /// The endpoint's open connections, which a graceful shutdown waits for.
+    pub(crate) tracker: Arc<Tracker>,
     pub(crate) pubsub: Arc<dyn PubSub>,
     pub(crate) metrics: Metrics,
     pub(crate) shutdown: watch::Sender<bool>,
@@ -38,6 +41,7 @@ impl Shared {
     pub(crate) fn new(limits: Limits, pubsub: Arc<dyn PubSub>) -> Self {
         Self {
             limits,
+            tracker: Arc::default(),
             pubsub,
             metrics: Metrics::default(),
             shutdown: watch::channel(false).0,

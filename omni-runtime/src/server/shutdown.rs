@@ -1,0 +1,268 @@
+//! Graceful shutdown: on SIGINT or SIGTERM, every connection gets a close frame (1001) and
+//! the process waits, for a bounded time, until each has actually been written.
+//!
+//! axum's graceful shutdown stops accepting and waits for HTTP connections, but a WebSocket
+//! or an event stream lives on its own once upgraded: a server that returns from
+//! `axum::serve` and exits drops them mid-write, and most clients see a reset instead of a
+//! closing handshake. [`Shutdown`] closes them and waits for them.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use omni_runtime::server::{Endpoint, Shutdown};
+//! # use omni_runtime::protocol::tests_support::{Echo, EchoFromClient};
+//! # use omni_runtime::{Context, Dispatch, HandlerResult};
+//! # struct EchoHandler;
+//! # impl Dispatch<EchoHandler> for Echo {
+//! #     async fn dispatch(_: &mut EchoHandler, _: &mut Context<Echo>, _: EchoFromClient) -> HandlerResult { Ok(()) }
+//! #     async fn connected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
+//! #     async fn disconnected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
+//! # }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let endpoint = Endpoint::<Echo, _>::new(|| EchoHandler);
+//! let shutdown = Shutdown::new().endpoint(&endpoint).drain(Duration::from_secs(5));
+//! let app = axum::Router::new().nest("/omni", endpoint.router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app)
+//!     .with_graceful_shutdown(shutdown.signal())
+//!     .await?;
+//! // Every client has its close frame before the process exits.
+//! shutdown.drained().await;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::Endpoint;
+use super::mux::Mux;
+use crate::{Dispatch, Protocol};
+
+/// How many connections of an endpoint (or a mux) are open; shutdown waits for none.
+#[derive(Debug)]
+pub(crate) struct Tracker {
+    open: watch::Sender<usize>,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Self {
+            open: watch::channel(0).0,
+        }
+    }
+}
+
+impl Tracker {
+    /// Counts a connection until the guard is dropped, once its close frame is written.
+    pub(crate) fn enter(self: &Arc<Self>) -> Open {
+        self.open.send_modify(|n| *n += 1);
+        Open(self.clone())
+    }
+
+    /// Resolves once no connection is open.
+    async fn idle(&self) {
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// One open connection, counted by its [`Tracker`].
+pub(crate) struct Open(Arc<Tracker>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.send_modify(|n| *n -= 1);
+    }
+}
+
+/// Something that closes its connections on request and says when they are gone.
+trait Target: Send + Sync {
+    fn close_all(&self);
+    fn tracker(&self) -> Arc<Tracker>;
+}
+
+impl<P, H> Target for Endpoint<P, H>
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    fn close_all(&self) {
+        self.shutdown();
+    }
+
+    fn tracker(&self) -> Arc<Tracker> {
+        self.hub().shared.tracker.clone()
+    }
+}
+
+impl Target for Mux {
+    fn close_all(&self) {
+        self.shutdown();
+    }
+
+    fn tracker(&self) -> Arc<Tracker> {
+        self.connections()
+    }
+}
+
+/// The endpoints and muxes of one server, shut down together: see the [module docs](self).
+#[derive(Clone)]
+#[must_use]
+pub struct Shutdown {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    targets: Mutex<Vec<Box<dyn Target>>>,
+    drain: Mutex<Duration>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    /// Nothing to shut down yet; the drain time is 10 s.
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                targets: Mutex::new(Vec::new()),
+                drain: Mutex::new(Duration::from_secs(10)),
+            }),
+        }
+    }
+
+    /// Closes `endpoint`'s connections too.
+    pub fn endpoint<P, H>(self, endpoint: &Endpoint<P, H>) -> Self
+    where
+        P: Protocol + Dispatch<H>,
+        H: Send + 'static,
+    {
+        self.add(Box::new(endpoint.clone()))
+    }
+
+    /// Closes `mux`'s sockets too.
+    pub fn mux(self, mux: &Mux) -> Self {
+        self.add(Box::new(mux.clone()))
+    }
+
+    /// How long [`drained`](Self::drained) waits for the last connection at most.
+    pub fn drain(self, drain: Duration) -> Self {
+        *self
+            .inner
+            .drain
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = drain;
+        self
+    }
+
+    fn add(self, target: Box<dyn Target>) -> Self {
+        self.inner
+            .targets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(target);
+        self
+    }
+
+    /// Resolves on SIGINT or SIGTERM (what a terminal, systemd, docker and Kubernetes send),
+    /// after closing every connection with 1001. Hand it to axum's
+    /// `with_graceful_shutdown`, which then stops accepting.
+    pub fn signal(&self) -> impl Future<Output = ()> + Send + 'static {
+        let this = self.clone();
+        async move {
+            signalled().await;
+            tracing::info!("shutting down: closing every connection");
+            this.now();
+        }
+    }
+
+    /// Closes every connection with 1001 now, without a signal.
+    pub fn now(&self) {
+        for target in self
+            .inner
+            .targets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            target.close_all();
+        }
+    }
+
+    /// Waits until every connection has written its close frame, or the drain time has
+    /// passed. Returns whether all of them made it. Call it after `axum::serve` returns,
+    /// before the process exits.
+    pub async fn drained(&self) -> bool {
+        let trackers: Vec<Arc<Tracker>> = self
+            .inner
+            .targets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|t| t.tracker())
+            .collect();
+        let drain = *self
+            .inner
+            .drain
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let all = futures_util::future::join_all(trackers.iter().map(|t| t.idle()));
+        let done = tokio::time::timeout(drain, all).await.is_ok();
+        if !done {
+            tracing::warn!(?drain, "connections still open after the drain time");
+        }
+        done
+    }
+}
+
+/// SIGINT or SIGTERM; Ctrl-C where there are no Unix signals.
+async fn signalled() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            _ => {
+                tracing::error!("cannot listen for SIGINT and SIGTERM; shutdown waits forever");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tracker_is_idle_once_every_connection_is_gone() {
+        let tracker = Arc::new(Tracker::default());
+        tracker.idle().await;
+        let (a, b) = (tracker.enter(), tracker.enter());
+        drop(a);
+        let idle = tracker.idle();
+        tokio::pin!(idle);
+        assert!(futures_util::FutureExt::now_or_never(idle.as_mut()).is_none());
+        drop(b);
+        idle.await;
+    }
+}
