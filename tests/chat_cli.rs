@@ -2,49 +2,14 @@
 //! message although the chat server is killed and restarted (a new process on the same port)
 //! while it runs, on every transport.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// `target/<profile>/examples/<name>`, built by `cargo test` (and so by `cargo xtask test`).
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build the examples first (`cargo build --examples`; `cargo test` and `cargo xtask test` do)",
-        path.display()
-    );
-    path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts the chat server on `port` and waits until it listens.
-fn chat_server(port: u16) -> Child {
-    let mut child = Command::new(example("chat"))
-        .args(["--port", &port.to_string()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("chat listening"), "{line}");
-    child
-}
+use common::demo::{chat_server, example, free_port, wait};
 
 /// Lines of a child's output, as they come.
 fn lines(reader: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
@@ -114,20 +79,6 @@ fn run(transport: &str) {
         err.iter().any(|l| l.contains("starting over")),
         "{transport}: the client never saw its session lost: {err:#?}"
     );
-}
-
-fn wait(child: &mut Child, patience: Duration) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + patience;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("chat_cli did not finish within {patience:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use omni::axum::response::Html;
 use omni::axum::routing::get;
-use omni::server::Mux;
+use omni::server::{Mux, Shutdown};
 use omni::token::Keys;
 
 const PAGE: &str = include_str!("index.html");
@@ -65,13 +65,16 @@ async fn main() -> std::io::Result<()> {
     let listener = omni::axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
+    // On SIGINT or SIGTERM every client gets its close frame (1001) before the process ends.
+    let shutdown = Shutdown::new()
+        .endpoint(&endpoint)
+        .mux(&mux)
+        .drain(Duration::from_secs(5));
     omni::axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            endpoint.shutdown();
-            mux.shutdown();
-        })
-        .await
+        .with_graceful_shutdown(shutdown.signal())
+        .await?;
+    shutdown.drained().await;
+    Ok(())
 }
 
 /// The page, with fresh join tokens for its components.

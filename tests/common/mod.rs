@@ -1,6 +1,7 @@
 //! Helpers for tests that drive a real server over real sockets.
 #![allow(dead_code)] // Each test file uses a part.
 
+pub mod demo;
 pub mod feed;
 pub mod proxy;
 pub mod stuck;
