@@ -144,3 +144,33 @@ async fn the_chat_handler_in_memory() {
     bob.close().await;
     assert_eq!(ada.pushes(), [MsgFromServer::Presence { online: 1 }]);
 }
+
+#[tokio::test]
+async fn the_room_keeps_its_last_messages_and_a_new_connection_gets_only_those() {
+    let room = Room::default();
+    let endpoint = room.endpoint();
+    let mut ada = TestClient::connect(&endpoint).await;
+    let extra = 25;
+    for i in 0..app::HISTORY + extra {
+        ada.send(MsgFromClient::Send(message(&format!("m{i:04}"), "hi")))
+            .await;
+    }
+    assert_eq!(room.len(), app::HISTORY, "the oldest are gone");
+
+    let mut bob = TestClient::connect(&endpoint).await;
+    bob.send(MsgFromClient::FetchAll).await;
+    let all = bob
+        .replies()
+        .into_iter()
+        .find_map(|reply| match reply {
+            MsgFromServer::Upsert(map) => Some(map),
+            _ => None,
+        })
+        .expect("the stored messages");
+    assert_eq!(all.len(), app::HISTORY);
+    assert_eq!(
+        all.keys().next().map(String::as_str),
+        Some(format!("m{extra:04}").as_str()),
+        "exactly the newest are kept"
+    );
+}

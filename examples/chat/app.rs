@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use omni::server::Endpoint;
+use omni::server::{Endpoint, EndpointBuilder};
 use omni::{Context, HandlerResult};
 
 /// The one topic every chat connection subscribes to. Messages are published on it as a
@@ -68,10 +68,21 @@ pub enum Msg {
 /// server, or in Redis when several servers make one room.
 #[derive(Clone, Default)]
 pub struct Room {
-    messages: Arc<Mutex<BTreeMap<String, ChatMessage>>>,
+    messages: Arc<Mutex<History>>,
     online: Arc<AtomicU32>,
     #[cfg(feature = "redis")]
     shared: Option<Shared>,
+}
+
+/// Messages the room keeps: the last [`HISTORY`], so that neither memory nor what a new
+/// connection is sent grows with everything ever said.
+pub const HISTORY: usize = 200;
+
+/// The stored messages by id, and their ids oldest first.
+#[derive(Default)]
+struct History {
+    by_id: BTreeMap<String, ChatMessage>,
+    order: std::collections::VecDeque<String>,
 }
 
 /// The room's state in Redis, and the pub/sub that carries broadcasts between servers.
@@ -108,6 +119,11 @@ impl Room {
 
     /// The chat endpoint, one [`ChatHandler`] per session.
     pub fn endpoint(&self) -> Endpoint<Msg, ChatHandler> {
+        self.builder().build()
+    }
+
+    /// The chat endpoint's builder, for limits or host names of the server's own.
+    pub fn builder(&self) -> EndpointBuilder<Msg, ChatHandler> {
         let room = self.clone();
         let builder = Endpoint::builder(move || ChatHandler { room: room.clone() });
         #[cfg(feature = "redis")]
@@ -115,12 +131,12 @@ impl Room {
             Some(shared) => builder.pubsub(shared.pubsub.clone()),
             None => builder,
         };
-        builder.build()
+        builder
     }
 
     /// How many messages are stored.
     pub fn len(&self) -> usize {
-        self.messages.lock().unwrap().len()
+        self.messages.lock().unwrap().by_id.len()
     }
 
     /// Whether no message is stored.
@@ -147,23 +163,55 @@ impl Room {
                 .arg(&json)
                 .query_async(&mut redis)
                 .await?;
-            let stored: String = redis::cmd("HGET")
+            let stored: Option<String> = redis::cmd("HGET")
                 .arg(&key)
                 .arg(&confirmed.id)
                 .query_async(&mut redis)
                 .await?;
-            return Ok((serde_json::from_str(&stored)?, new));
+            if new {
+                // The ids in order; past the history the oldest go, from both.
+                let order = format!("{}order", shared.keys);
+                let len: usize = redis::cmd("RPUSH")
+                    .arg(&order)
+                    .arg(&confirmed.id)
+                    .query_async(&mut redis)
+                    .await?;
+                if len > HISTORY {
+                    let old: Vec<String> = redis::cmd("LPOP")
+                        .arg(&order)
+                        .arg(len - HISTORY)
+                        .query_async(&mut redis)
+                        .await?;
+                    let _: () = redis::cmd("HDEL")
+                        .arg(&key)
+                        .arg(old)
+                        .query_async(&mut redis)
+                        .await?;
+                }
+            }
+            let stored = match stored {
+                Some(json) => serde_json::from_str(&json)?,
+                None => confirmed,
+            };
+            return Ok((stored, new));
         }
-        let mut messages = self.messages.lock().unwrap();
-        let new = !messages.contains_key(&confirmed.id);
-        let stored = messages
-            .entry(confirmed.id.clone())
-            .or_insert(confirmed)
-            .clone();
-        Ok((stored, new))
+        let mut history = self.messages.lock().unwrap();
+        if let Some(stored) = history.by_id.get(&confirmed.id) {
+            return Ok((stored.clone(), false));
+        }
+        history.order.push_back(confirmed.id.clone());
+        history
+            .by_id
+            .insert(confirmed.id.clone(), confirmed.clone());
+        while history.order.len() > HISTORY {
+            if let Some(old) = history.order.pop_front() {
+                history.by_id.remove(&old);
+            }
+        }
+        Ok((confirmed, true))
     }
 
-    /// Every stored message.
+    /// Every stored message (the last [`HISTORY`]).
     async fn all(&self) -> Result<BTreeMap<String, ChatMessage>, omni::BoxError> {
         #[cfg(feature = "redis")]
         if let Some(shared) = &self.shared {
@@ -177,7 +225,7 @@ impl Room {
                 .map(|(id, json)| Ok((id, serde_json::from_str(&json)?)))
                 .collect();
         }
-        Ok(self.messages.lock().unwrap().clone())
+        Ok(self.messages.lock().unwrap().by_id.clone())
     }
 
     /// Counts a connection in (`+1`) or out (`-1`); returns how many are online.

@@ -9,12 +9,20 @@ mod counter;
 
 use std::time::Duration;
 
-use omni::axum::response::Html;
+use omni::axum::http::{HeaderName, header};
+use omni::axum::response::{Html, IntoResponse};
 use omni::axum::routing::get;
-use omni::server::{Mux, Shutdown};
+use omni::server::{Hosts, Mux, Server, Shutdown};
 use omni::token::Keys;
 
 const PAGE: &str = include_str!("index.html");
+const APP_JS: &str = include_str!("static/app.js");
+const APP_CSS: &str = include_str!("static/app.css");
+
+/// What the page may load and do: its own scripts, styles and sockets only (no inline code,
+/// which is why its script and styles are files), and never inside another site's frame.
+const POLICY: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
+                      form-action 'self'; frame-ancestors 'none'";
 
 /// How long a page's join tokens stay valid: a page open longer re-joins with a reload.
 const TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -46,35 +54,63 @@ async fn main() -> std::io::Result<()> {
             ));
         }
     };
-    let endpoint = room.endpoint();
+    // The names the demo is reached under: no page on another name (DNS rebinding) connects.
+    let hosts = || Hosts::list([format!("127.0.0.1:{port}"), format!("localhost:{port}")]);
+    let endpoint = room.builder().hosts(hosts()).build();
     let mux = Mux::builder(token_keys()?)
+        .hosts(hosts())
         .module("chat", &endpoint)
         .module("counter", &counter::Shared::default().endpoint())
         .build();
     let page = {
         let mux = mux.clone();
-        move || async move { Html(render(&mux)) }
+        move || async move { (page_headers(), Html(render(&mux))) }
     };
     let router = omni::axum::Router::new()
         .route("/", get(page))
+        .route(
+            "/app.js",
+            get(|| async { asset("text/javascript", APP_JS) }),
+        )
+        .route("/app.css", get(|| async { asset("text/css", APP_CSS) }))
         .nest("/omni", endpoint.router().merge(mux.router()));
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("chat listening on http://{}/", listener.local_addr()?);
-    // Frames are small and interactive: send them at once rather than batching (Nagle).
-    let listener = omni::axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    // On SIGINT or SIGTERM every client gets its close frame (1001) before the process ends.
+    // On SIGINT or SIGTERM every client gets its close frame (1001) before the process ends;
+    // a client that stalls in its request headers is cut off after 10 s.
     let shutdown = Shutdown::new()
         .endpoint(&endpoint)
         .mux(&mux)
         .drain(Duration::from_secs(5));
-    omni::axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.signal())
-        .await?;
-    shutdown.drained().await;
-    Ok(())
+    Server::new()
+        .header_read_timeout(Duration::from_secs(10))
+        .shutdown(shutdown)
+        .serve(listener, router)
+        .await
+}
+
+/// The page's security headers. It carries join tokens: it is never cached either.
+fn page_headers() -> [(HeaderName, &'static str); 5] {
+    [
+        (header::CONTENT_SECURITY_POLICY, POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ]
+}
+
+/// A static file of the page, typed so that no browser second-guesses it.
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
 }
 
 /// The page, with fresh join tokens for its components.

@@ -26,17 +26,9 @@ where
     P: Protocol + Dispatch<H>,
     H: Send + 'static,
 {
-    let limits = &hub.shared.limits;
-    if body.len() > limits.max_frame_bytes {
-        let message = format!(
-            "a request body may be at most {} bytes",
-            limits.max_frame_bytes
-        );
-        return frames_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            None,
-            vec![error_text(ErrorCode::TooLarge, message)],
-        );
+    let limit = hub.shared.limits.max_frame_bytes;
+    if body.len() > limit {
+        return too_large(limit);
     }
     let frames = decode_body::<P>(&body);
     if frames.iter().all(Result::is_err) {
@@ -90,6 +82,26 @@ where
         }
     }
     frames_response(StatusCode::OK, Some(session.id()), out)
+}
+
+/// 413, with the `too_large` error, for a body over `limit` bytes.
+pub(crate) fn too_large(limit: usize) -> Response {
+    let message = format!("a request body may be at most {limit} bytes");
+    frames_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        None,
+        vec![error_text(ErrorCode::TooLarge, message)],
+    )
+}
+
+/// 408 for a body that did not arrive within `timeout`.
+pub(crate) fn body_timeout(timeout: std::time::Duration) -> Response {
+    let message = format!("the request body did not arrive within {timeout:?}");
+    frames_response(
+        StatusCode::REQUEST_TIMEOUT,
+        None,
+        vec![error_text(ErrorCode::BadFrame, message)],
+    )
 }
 
 /// One frame, or each element of an array, decoded on its own so one bad frame does not

@@ -48,6 +48,9 @@ pub struct Limits {
     /// have stopped reading: it is closed as a `slow_consumer`, whatever its queue holds.
     /// Default 5 s.
     pub write_timeout: Duration,
+    /// How long the body of a `POST /http` may take to arrive; a slower one is answered 408
+    /// (a client trickling bytes holds no request open for longer). Default 10 s.
+    pub body_timeout: Duration,
     /// Components one mux socket may have joined at once; a join past it is refused with
     /// `too_large`. Default 16.
     pub max_components: usize,
@@ -67,6 +70,7 @@ impl Default for Limits {
             sse_keep_alive: Duration::from_secs(1),
             max_components: 16,
             write_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -37,6 +37,7 @@ mod metrics;
 mod mux;
 mod origin;
 mod queue;
+mod serve;
 mod session;
 mod shutdown;
 mod sse;
@@ -59,7 +60,9 @@ use self::hub::Hub;
 pub use self::limits::Limits;
 pub use self::metrics::MetricsSnapshot;
 pub use self::mux::{Mux, MuxBuilder};
-pub use self::origin::Origins;
+use self::origin::Admission;
+pub use self::origin::{Hosts, Origins};
+pub use self::serve::Server;
 use self::session::Shared;
 pub use self::shutdown::Shutdown;
 use crate::pubsub::{LocalPubSub, PubSub};
@@ -69,14 +72,14 @@ use crate::{Cursors, Dispatch, Protocol, Seq, SessionId};
 /// routes. Cheap to clone.
 pub struct Endpoint<P: Protocol, H> {
     hub: Arc<Hub<P, H>>,
-    origins: Arc<Origins>,
+    admission: Arc<Admission>,
 }
 
 impl<P: Protocol, H> Clone for Endpoint<P, H> {
     fn clone(&self) -> Self {
         Self {
             hub: self.hub.clone(),
-            origins: self.origins.clone(),
+            admission: self.admission.clone(),
         }
     }
 }
@@ -87,7 +90,7 @@ pub struct EndpointBuilder<P, H> {
     factory: hub::Factory<H>,
     limits: Limits,
     pubsub: Option<Arc<dyn PubSub>>,
-    origins: Origins,
+    admission: Admission,
     protocol: std::marker::PhantomData<fn() -> P>,
 }
 
@@ -111,7 +114,13 @@ where
 
     /// Which browser origins may connect. Default: [`Origins::SameHost`].
     pub fn origins(mut self, origins: Origins) -> Self {
-        self.origins = origins;
+        self.admission.origins = origins;
+        self
+    }
+
+    /// Which host names requests may use. Default: [`Hosts::Any`]; list them in production.
+    pub fn hosts(mut self, hosts: Hosts) -> Self {
+        self.admission.hosts = hosts;
         self
     }
 
@@ -121,7 +130,7 @@ where
         let shared = Arc::new(Shared::new(self.limits, pubsub));
         Endpoint {
             hub: Arc::new(Hub::new(shared, self.factory)),
-            origins: Arc::new(self.origins),
+            admission: Arc::new(self.admission),
         }
     }
 }
@@ -195,7 +204,7 @@ where
             factory: Box::new(factory),
             limits: Limits::default(),
             pubsub: None,
-            origins: Origins::default(),
+            admission: Admission::default(),
             protocol: std::marker::PhantomData,
         }
     }
@@ -218,7 +227,7 @@ where
         upgrade: WebSocketUpgrade,
         request: &axum::http::request::Parts,
     ) -> Response {
-        if !self.origins.allows(&request.headers) {
+        if !self.admission.allows(&request.headers) {
             return StatusCode::FORBIDDEN.into_response();
         }
         let query = request.uri.query().and_then(resume_from_query);
@@ -282,6 +291,7 @@ async fn browser_client() -> Response {
                 "text/javascript; charset=utf-8",
             ),
             (axum::http::header::CACHE_CONTROL, "no-cache"),
+            (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         ],
         BROWSER_CLIENT,
     )
@@ -306,14 +316,27 @@ where
     H: Send + 'static,
 {
     let (parts, body) = request.into_parts();
-    if !endpoint.origins.allows(&parts.headers) {
+    if !endpoint.admission.allows(&parts.headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
-    let limit = endpoint.hub.shared.limits.max_frame_bytes;
-    // One byte over the limit is enough to know the body is too large.
-    let body: Bytes = match axum::body::to_bytes(body, limit + 1).await {
-        Ok(body) => body,
-        Err(_) => Bytes::from(vec![0; limit + 1]),
+    let limits = &endpoint.hub.shared.limits;
+    let limit = limits.max_frame_bytes;
+    // A body announced too large is refused before any of it is read.
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return http::too_large(limit);
+    }
+    // One byte over the limit is enough to know the body is too large; a body that trickles
+    // in slower than the timeout holds the request no longer.
+    let read = axum::body::to_bytes(body, limit + 1);
+    let body: Bytes = match tokio::time::timeout(limits.body_timeout, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => return http::too_large(limit),
+        Err(_) => return http::body_timeout(limits.body_timeout),
     };
     http::post(endpoint.hub.clone(), parts.headers, parts.extensions, body).await
 }
@@ -328,7 +351,7 @@ where
     P: Protocol + Dispatch<H>,
     H: Send + 'static,
 {
-    if !endpoint.origins.allows(&headers) {
+    if !endpoint.admission.allows(&headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
     let resume = sse::resume_point(query.session, query.after, &headers);

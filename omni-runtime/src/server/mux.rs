@@ -58,9 +58,10 @@ use tracing::Instrument;
 use super::conn::{self, Conn, Item, Left};
 use super::hub::{Attached, Hub};
 use super::metrics::Metrics;
+use super::origin::Admission;
 use super::shutdown::Tracker;
 use super::ws::{self, Incoming};
-use super::{Endpoint, Limits, Origins};
+use super::{Endpoint, Hosts, Limits, Origins};
 use crate::SessionId;
 use crate::codec::{ComponentId, Outgoing, decode_payload};
 use crate::token::Keys;
@@ -76,7 +77,7 @@ struct Inner {
     keys: Keys,
     modules: HashMap<String, Arc<dyn Module>>,
     limits: Limits,
-    origins: Origins,
+    admission: Admission,
     metrics: Metrics,
     shutdown: watch::Sender<bool>,
     /// Open sockets, which a graceful shutdown waits for.
@@ -89,7 +90,7 @@ pub struct MuxBuilder {
     keys: Keys,
     modules: HashMap<String, Arc<dyn Module>>,
     limits: Limits,
-    origins: Origins,
+    admission: Admission,
 }
 
 impl MuxBuilder {
@@ -114,7 +115,13 @@ impl MuxBuilder {
 
     /// Which browser origins may connect. Default: [`Origins::SameHost`].
     pub fn origins(mut self, origins: Origins) -> Self {
-        self.origins = origins;
+        self.admission.origins = origins;
+        self
+    }
+
+    /// Which host names requests may use. Default: [`Hosts::Any`]; list them in production.
+    pub fn hosts(mut self, hosts: Hosts) -> Self {
+        self.admission.hosts = hosts;
         self
     }
 
@@ -125,7 +132,7 @@ impl MuxBuilder {
                 keys: self.keys,
                 modules: self.modules,
                 limits: self.limits,
-                origins: self.origins,
+                admission: self.admission,
                 metrics: Metrics::default(),
                 shutdown: watch::channel(false).0,
                 tracker: Arc::default(),
@@ -141,7 +148,7 @@ impl Mux {
             keys,
             modules: HashMap::new(),
             limits: Limits::default(),
-            origins: Origins::default(),
+            admission: Admission::default(),
         }
     }
 
@@ -164,7 +171,7 @@ impl Mux {
         upgrade: WebSocketUpgrade,
         request: &axum::http::request::Parts,
     ) -> Response {
-        if !self.inner.origins.allows(&request.headers) {
+        if !self.inner.admission.allows(&request.headers) {
             return StatusCode::FORBIDDEN.into_response();
         }
         let inner = self.inner.clone();

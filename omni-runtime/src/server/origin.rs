@@ -1,4 +1,4 @@
-//! Which browser origins may connect.
+//! Which browser origins may connect, and which host names a request may use.
 
 use axum::http::HeaderMap;
 use axum::http::header::{HOST, ORIGIN};
@@ -43,6 +43,57 @@ impl Origins {
                 list.iter().any(|o| o.eq_ignore_ascii_case(origin)) || same_host(origin, headers)
             }
         }
+    }
+}
+
+/// Which `Host` a request may name. The default takes any: the same-host origin rule then
+/// trusts whatever `Host` the request says, so a page on `evil.example` whose name an
+/// attacker points at your server (DNS rebinding) passes as same-host. A server reached
+/// under known names lists them, and every other `Host` (or none) gets 403.
+///
+/// ```
+/// use omni_runtime::server::Hosts;
+///
+/// let hosts = Hosts::list(["chat.example.com", "localhost:3000"]);
+/// # let _ = hosts;
+/// ```
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub enum Hosts {
+    /// The default: any `Host`.
+    #[default]
+    Any,
+    /// Exactly these `host[:port]`s, compared without regard to case.
+    List(Vec<String>),
+}
+
+impl Hosts {
+    /// Allows exactly these `host[:port]`s.
+    pub fn list<I: IntoIterator<Item = S>, S: Into<String>>(hosts: I) -> Self {
+        Self::List(hosts.into_iter().map(Into::into).collect())
+    }
+
+    fn allows(&self, headers: &HeaderMap) -> bool {
+        match self {
+            Hosts::Any => true,
+            Hosts::List(list) => headers
+                .get(HOST)
+                .and_then(|h| h.to_str().ok())
+                .is_some_and(|host| list.iter().any(|h| h.eq_ignore_ascii_case(host))),
+        }
+    }
+}
+
+/// Who may connect: the host names and the origins.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Admission {
+    pub(crate) origins: Origins,
+    pub(crate) hosts: Hosts,
+}
+
+impl Admission {
+    pub(crate) fn allows(&self, headers: &HeaderMap) -> bool {
+        self.hosts.allows(headers) && self.origins.allows(headers)
     }
 }
 
@@ -93,6 +144,20 @@ mod tests {
         assert!(!p.allows(&headers(Some("http://127.0.0.1:3001"), "127.0.0.1:3000")));
         assert!(!p.allows(&headers(Some("http://evil.test"), "example.com")));
         assert!(!p.allows(&headers(Some("null"), "example.com")));
+    }
+
+    #[test]
+    fn a_host_list_refuses_every_other_name_even_same_host() {
+        let admission = Admission {
+            origins: Origins::SameHost,
+            hosts: Hosts::list(["chat.test:3000"]),
+        };
+        assert!(admission.allows(&headers(Some("http://chat.test:3000"), "Chat.test:3000")));
+        // A rebound name passes the same-host rule, not the list.
+        assert!(!admission.allows(&headers(Some("http://evil.test"), "evil.test")));
+        assert!(!admission.allows(&headers(None, "evil.test")));
+        assert!(!admission.allows(&HeaderMap::new()));
+        assert!(Admission::default().allows(&headers(Some("http://evil.test"), "evil.test")));
     }
 
     #[test]

@@ -162,6 +162,14 @@ impl Shutdown {
         self
     }
 
+    pub(crate) fn drain_time(&self) -> Duration {
+        *self
+            .inner
+            .drain
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn add(self, target: Box<dyn Target>) -> Self {
         self.inner
             .targets

@@ -1,0 +1,211 @@
+// The chat demo page's script: a file of its own, so the page's policy allows no inline script.
+import { connect, mux } from "/omni/omni.js";
+
+const $ = (id) => document.getElementById(id);
+const transport = new URLSearchParams(location.search).get("transport") === "sse" ? "sse" : "ws";
+const client = connect("/omni", {
+  transport,
+  protocol: "Msg",
+  backoff: { base: 250, cap: 4000, factor: 2, jitter: 0.5 },
+});
+
+// Every message we know of, by id: the server's, and ours still waiting for it.
+const messages = new Map();
+// Our unacknowledged messages, from the client's queue (it survives a reload).
+const ownPending = () => client.pending()
+  .filter(({ payload }) => payload.kind === "Send")
+  .map(({ payload }) => payload.data);
+const fetchAll = () => {
+  // One fetch in flight is enough.
+  if (!client.pending().some(({ payload }) => payload.kind === "FetchAll")) client.send({ kind: "FetchAll" });
+};
+
+// The server's messages are kept across reloads as well: the client stores where it is in
+// the room and resumes from there, so a reloaded page is sent only what it missed.
+const SHOWN = "chat:messages";
+function loadShown() {
+  const raw = sessionStorage.getItem(SHOWN);
+  // The first page in this tab: the client has no place in the room either, so the server
+  // sends its snapshot.
+  if (raw === null) return [];
+  try {
+    const shown = JSON.parse(raw);
+    if (Array.isArray(shown)) return shown;
+  } catch {
+    // Unreadable: as lost.
+  }
+  return null;
+}
+function saveShown() {
+  const shown = [...messages.values()].filter((m) => m.status === "Sent");
+  try {
+    sessionStorage.setItem(SHOWN, JSON.stringify(shown));
+  } catch {
+    // Too much to store. A reload then resumes the room with less than it had: mark it, so
+    // that page fetches everything instead.
+    try {
+      sessionStorage.setItem(SHOWN, "lost");
+    } catch {
+      // Nothing more to do.
+    }
+  }
+}
+// Whether the client holds a place in the room (it had a message of it, or a reset of it).
+// Until it does, a resumed session is sent nothing of what the room had meanwhile (the server
+// replays only from a cursor, and sends a snapshot only on a new subscription), so the page
+// fetches everything on connect instead. Per transport, as the client's own record is.
+const FOLLOWING = `chat:following:${transport}`;
+let following = sessionStorage.getItem(FOLLOWING) === "1";
+const follow = () => {
+  if (following) return;
+  following = true;
+  sessionStorage.setItem(FOLLOWING, "1");
+};
+const kept = loadShown();
+for (const m of kept ?? []) messages.set(m.id, m);
+for (const m of ownPending()) if (!messages.has(m.id)) messages.set(m.id, m);
+if (kept === null) fetchAll();
+
+const author = sessionStorage.getItem("chat:author") ?? "guest" + Math.floor(Math.random() * 1000);
+sessionStorage.setItem("chat:author", author);
+$("author").value = author;
+$("author").onchange = () => sessionStorage.setItem("chat:author", $("author").value);
+
+// randomUUID needs a secure context; a page served over plain http on a LAN address is not one.
+function newId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function render() {
+  // Stored messages in the server's order, then ours not yet stored, in the order typed.
+  const shown = [...messages.values()];
+  const rank = (m) => (m.status === "Sent" ? m.sent_at : Infinity);
+  shown.sort((a, b) => (rank(a) === rank(b) ? 0 : rank(a) < rank(b) ? -1 : 1));
+  $("messages").replaceChildren(...shown.map((m) => {
+    const li = document.createElement("li");
+    li.className = "message";
+    li.dataset.id = m.id;
+    li.dataset.status = m.status === "Sent" ? "sent" : "sending";
+    const who = document.createElement("span");
+    who.className = "author";
+    who.textContent = m.author;
+    li.append(who, document.createTextNode(m.text));
+    return li;
+  }));
+}
+
+// A message can arrive more than once: the sender gets its own both as the answer to its
+// `Send` and on the room, and a snapshot may repeat what the room brought. Keyed by id, each
+// is shown once.
+client.on("message", (payload, frame) => {
+  if (frame.topic === "room" && frame.type === "msg") follow();
+  if (payload.kind === "Upsert") {
+    for (const [id, m] of Object.entries(payload.data)) messages.set(id, m);
+    saveShown();
+    render();
+  } else if (payload.kind === "Presence") {
+    $("online").textContent = payload.data.online;
+  }
+});
+
+client.on("state", (state) => {
+  if (state.state === "error") {
+    $("problem").textContent = `${state.code ?? state.error}: ${state.message}`;
+    return;
+  }
+  if (state.state === "topic_reset") {
+    // The messages come from the room, and the server can no longer say what we missed of
+    // it: keep only our own unsent messages; its snapshot of the room follows.
+    if (state.topic === "room") {
+      follow();
+      messages.clear();
+      for (const m of ownPending()) messages.set(m.id, m);
+      saveShown();
+      render();
+    }
+    return;
+  }
+  if (state.state === "reset") {
+    // The session is gone, but the room's cursor is not: the room resumes from it, so what
+    // is shown stays. A snapshot the old session had on its way may be lost with it, so ask
+    // for everything once.
+    fetchAll();
+    return;
+  }
+  $("transport").textContent = state.state;
+  $("transport").dataset.state = state.state;
+  if (state.state === "connected") {
+    $("problem").textContent = "";
+    // Once the client follows the room, no fetch: a page coming back is sent exactly the
+    // room messages it missed. Until then a fetch of its own: one still waiting from an
+    // earlier connection may have been answered there already, before what was missed.
+    if (!following) client.send({ kind: "FetchAll" });
+  }
+});
+
+$("form").onsubmit = (event) => {
+  event.preventDefault();
+  const text = $("draft").value.trim();
+  if (!text) return;
+  const message = {
+    id: newId(),
+    author: $("author").value.trim() || "guest",
+    text,
+    status: "Sending",
+    sent_at: 0,
+  };
+  messages.set(message.id, message);
+  render();
+  $("draft").value = "";
+  client.send({ kind: "Send", data: message });
+};
+
+render();
+
+// Counters: every element that asks for one becomes a component on one shared mux socket.
+const widgets = mux("/omni", { backoff: { base: 250, cap: 4000, factor: 2, jitter: 0.5 } });
+const counters = [...document.querySelectorAll('[data-omni-module="counter"]')];
+counters.forEach((root, i) => mountCounter(root, root.id || `counter-${i}`));
+
+function mountCounter(root, id) {
+  const part = (name) => root.querySelector(`[data-part="${name}"]`);
+  const counter = widgets.join(id, "counter", root.dataset.omniToken ?? "");
+  // Clicks the server has not acknowledged yet: the value shown is always the server's.
+  const showPending = () => {
+    const waiting = counter.pending().filter(({ payload }) => payload.kind === "Increment").length;
+    root.dataset.pending = String(waiting);
+    part("pending").textContent = waiting ? `+${waiting} waiting for the server` : "";
+  };
+  counter.on("message", (payload) => {
+    if (payload.kind === "Value") part("value").textContent = String(payload.data);
+  });
+  counter.on("ack", showPending);
+  counter.on("state", (state) => {
+    showPending();
+    if (state.state === "reset") {
+      // The value shown came from a session the server no longer has; a fresh one follows.
+      part("value").textContent = "";
+      return;
+    }
+    part("transport").textContent = state.state;
+    part("transport").dataset.state = state.state;
+    if (state.state === "error") {
+      root.dataset.error = state.code ?? state.error;
+      part("problem").textContent = `${state.code ?? state.error}: ${state.message}`;
+    } else if (state.state === "connected") {
+      delete root.dataset.error;
+      part("problem").textContent = "";
+    }
+  });
+  part("increment").onclick = () => {
+    try {
+      counter.send({ kind: "Increment" });
+    } catch (err) {
+      // Refused for good (a bad token) or too many clicks waiting: the state says which.
+      console.warn(err.message);
+    }
+    showPending();
+  };
+  showPending();
+}

@@ -1,0 +1,128 @@
+//! Serving a router with the defaults a server facing the internet needs.
+//!
+//! `axum::serve` is a fine start, but it sets no timer on its connections, so a client that
+//! sends half a request line is held open forever, and it knows nothing of upgraded
+//! connections at shutdown. [`Server`] serves the same router with a header read timeout,
+//! `TCP_NODELAY` (omni's frames are small and interactive), and, given a [`Shutdown`], a
+//! graceful stop that closes every WebSocket and event stream with 1001 and waits for them.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use omni_runtime::server::{Endpoint, Server, Shutdown};
+//! # use omni_runtime::protocol::tests_support::{Echo, EchoFromClient};
+//! # use omni_runtime::{Context, Dispatch, HandlerResult};
+//! # struct EchoHandler;
+//! # impl Dispatch<EchoHandler> for Echo {
+//! #     async fn dispatch(_: &mut EchoHandler, _: &mut Context<Echo>, _: EchoFromClient) -> HandlerResult { Ok(()) }
+//! #     async fn connected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
+//! #     async fn disconnected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
+//! # }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let endpoint = Endpoint::<Echo, _>::new(|| EchoHandler);
+//! let app = axum::Router::new().nest("/omni", endpoint.router());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! Server::new()
+//!     .header_read_timeout(Duration::from_secs(5))
+//!     .shutdown(Shutdown::new().endpoint(&endpoint))
+//!     .serve(listener, app)
+//!     .await
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+use super::shutdown::Shutdown;
+
+/// How a router is served: see the [module docs](self).
+#[derive(Clone)]
+#[must_use]
+pub struct Server {
+    header_read_timeout: Duration,
+    shutdown: Option<Shutdown>,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Server {
+    /// A header read timeout of 10 s, no graceful shutdown.
+    pub fn new() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            shutdown: None,
+        }
+    }
+
+    /// How long a client may take to send a request's headers; a slower one is
+    /// disconnected, so that stalled requests hold no connection open.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Stops on SIGINT or SIGTERM: stops accepting, closes every connection of `shutdown`'s
+    /// endpoints and muxes with 1001, and waits for them (and for HTTP requests in flight)
+    /// for its drain time before [`serve`](Self::serve) returns.
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = Some(shutdown);
+        self
+    }
+
+    /// Serves `router` on `listener` until the shutdown signal (forever without one).
+    pub async fn serve(self, listener: TcpListener, router: Router) -> std::io::Result<()> {
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout);
+        let graceful = GracefulShutdown::new();
+        let signal = match &self.shutdown {
+            Some(shutdown) => futures_util::future::Either::Left(shutdown.signal()),
+            None => futures_util::future::Either::Right(std::future::pending()),
+        };
+        let mut signal = std::pin::pin!(signal);
+        loop {
+            let (tcp, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors, mostly: a moment later some are free again.
+                        tracing::warn!(%err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut signal => break,
+            };
+            let _ = tcp.set_nodelay(true);
+            let service = TowerToHyperService::new(router.clone());
+            let connection = builder
+                .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                .into_owned();
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(%err, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        if let Some(shutdown) = &self.shutdown {
+            // HTTP requests in flight finish; upgraded connections were closed by the signal.
+            let _ = tokio::time::timeout(shutdown.drain_time(), graceful.shutdown()).await;
+            shutdown.drained().await;
+        }
+        Ok(())
+    }
+}
