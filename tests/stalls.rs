@@ -164,20 +164,27 @@ async fn a_slow_handler_does_not_hold_up_broadcasts_to_its_own_client() {
     .await;
 }
 
+/// A `join` of component `id` of `module`.
+fn join_frame(mux: &Mux, id: &str, module: &str) -> ClientFrame<()> {
+    let token = mux.sign(module, &serde_json::Value::Null, Duration::from_secs(60));
+    ClientFrame::Join {
+        id: id.into(),
+        module: module.into(),
+        token,
+        session: None,
+        after: None,
+        version: None,
+        topics: None,
+    }
+}
+
 /// Joins component `id` of `module` on a mux socket and reads its `joined` and `welcome`.
 async fn join(client: &mut Client, mux: &Mux, id: &str, module: &str) {
-    let token = mux.sign(module, &serde_json::Value::Null, Duration::from_secs(60));
-    client
-        .send(ClientFrame::<()>::Join {
-            id: id.into(),
-            module: module.into(),
-            token,
-            session: None,
-            after: None,
-            version: None,
-            topics: None,
-        })
-        .await;
+    client.send(join_frame(mux, id, module)).await;
+    expect_joined(client).await;
+}
+
+async fn expect_joined(client: &mut Client) {
     assert!(matches!(
         client.next::<NapFromServer>().await,
         ServerFrame::Joined { .. }
@@ -326,4 +333,37 @@ async fn a_connection_displaced_by_a_resume_is_closed_with_4000() {
         other => panic!("expected the resumed welcome, got {other:?}"),
     }
     assert_eq!(first.close_code().await, Some(4000));
+}
+
+#[tokio::test]
+async fn a_component_left_and_joined_again_at_once_keeps_the_order_of_its_frames() {
+    let server = start(Limits::default()).await;
+    let mut socket = Client::connect(server.addr, "/omni/mux").await;
+    join(&mut socket, &server.mux, "c", "a").await;
+    // The nap is still running when the client leaves, and joins again under the same id.
+    socket.send(to("c", NapFromClient::Sleep(300), 1)).await;
+    socket
+        .send(ClientFrame::<()>::Leave { id: "c".into() })
+        .await;
+    socket.send(join_frame(&server.mux, "c", "b")).await;
+    assert_eq!(
+        socket.next::<NapFromServer>().await,
+        ServerFrame::Left { id: "c".into() }
+    );
+    expect_joined(&mut socket).await;
+    // Nothing of the component that left follows: not its nap's reply, not a second `left`.
+    assert!(socket.quiet_for(Duration::from_millis(600)).await);
+    socket
+        .send(to("c", NapFromClient::Echo("still here".into()), 2))
+        .await;
+    let echoed = until(&mut socket, |frame| match frame {
+        ServerFrame::Msg {
+            payload: NapFromServer::Echoed(text),
+            id,
+            ..
+        } => Some((text, id)),
+        other => panic!("{other:?}"),
+    })
+    .await;
+    assert_eq!(echoed, ("still here".into(), Some("c".into())));
 }

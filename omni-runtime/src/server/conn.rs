@@ -122,6 +122,8 @@ struct Component {
 #[derive(Default)]
 pub(crate) struct Left {
     flag: AtomicBool,
+    /// Set when the client asked to leave (rather than the server closing the component).
+    leaving: AtomicBool,
     notify: Notify,
 }
 
@@ -133,6 +135,11 @@ impl Left {
 
     pub(crate) fn is_set(&self) -> bool {
         self.flag.load(Ordering::SeqCst)
+    }
+
+    /// Whether the client left (its session ends), not the server (its session is held).
+    pub(crate) fn by_client(&self) -> bool {
+        self.leaving.load(Ordering::SeqCst)
     }
 
     /// Resolves once the component has left.
@@ -190,6 +197,17 @@ impl Conn {
                 false
             }
             Err(TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Mux: the client leaves the component. `left` is queued now, in the socket's order
+    /// (before whatever the client sends next, a join under the same id say); nothing of the
+    /// component follows it, and its task ends the session once what it was sent before is
+    /// handled.
+    pub(crate) fn leave(&self, metrics: &Metrics) {
+        if let Some(component) = &self.component {
+            component.left.leaving.store(true, Ordering::SeqCst);
+            self.queue(Item::Left(component.id.clone()), metrics);
         }
     }
 

@@ -236,8 +236,6 @@ enum Command {
         payload: Box<RawValue>,
         reference: Option<Ref>,
     },
-    /// The client left the component.
-    Leave,
 }
 
 /// Messages a component holds before the socket waits for it: a client that floods one
@@ -255,19 +253,17 @@ where
 
     fn start(&self, socket: &Conn, start: Start) -> JoinHandle<()> {
         let span = tracing::info_span!("omni.mux.component", id = start.id.as_str());
-        // The component's view of the socket for its session, and the same view kept by its
-        // task to say `left`; the connection id is the endpoint's, so a resume elsewhere
-        // tells the two connections of one session apart.
+        // The component's view of the socket, for its session; the connection id is the
+        // endpoint's, so a resume elsewhere tells the two connections of one session apart.
         let conn_id = self.shared.next_conn_id();
         let conn = socket.component(conn_id, start.id.clone(), start.left.clone());
-        let own = socket.component(conn_id, start.id.clone(), start.left.clone());
-        tokio::spawn(component(self.clone(), conn, own, start).instrument(span))
+        tokio::spawn(component(self.clone(), conn, start).instrument(span))
     }
 }
 
 /// One component: its session, run on its own task, so a slow handler holds up only its
 /// own messages.
-async fn component<P, H>(hub: Arc<Hub<P, H>>, conn: Conn, own: Conn, start: Start)
+async fn component<P, H>(hub: Arc<Hub<P, H>>, conn: Conn, start: Start)
 where
     P: Protocol + Dispatch<H>,
     H: Send + 'static,
@@ -282,37 +278,46 @@ where
         mut inbox,
         ended,
     } = start;
-    let metrics = hub.shared.clone();
     let mut attached =
         Attached::open(hub, resume.session, conn, extensions, props, resume.topics).await;
+    let handle = async |attached: &mut Attached<P, H>, command| {
+        let Command::Msg { payload, reference } = command;
+        let frame =
+            decode_payload::<P::Client>(&payload, reference, Some(id.as_str())).map(|payload| {
+                ClientFrame::Msg {
+                    payload,
+                    reference,
+                    id: None,
+                }
+            });
+        // Only `msg` frames reach a component, so the session never switches.
+        attached.handle(frame).await;
+    };
     loop {
-        let command = tokio::select! {
+        tokio::select! {
             biased;
-            // Its handler closed it, or its session was resumed elsewhere: `left` is queued.
-            () = left.wait() => None,
-            command = inbox.recv() => command,
-        };
-        match command {
-            Some(Command::Msg { payload, reference }) => {
-                let frame = decode_payload::<P::Client>(&payload, reference, Some(id.as_str()))
-                    .map(|payload| ClientFrame::Msg {
-                        payload,
-                        reference,
-                        id: None,
-                    });
-                // Only `msg` frames reach a component, so the session never switches.
-                attached.handle(frame).await;
-            }
-            Some(Command::Leave) => {
-                attached.leave().await;
-                own.queue(Item::Left(id.clone()), &metrics.metrics);
+            // The client left, its handler closed it, or its session was resumed elsewhere:
+            // `left` is queued. What the client sent before is still handled (its replies go
+            // nowhere, its sequenced ones stay in the log), then the session ends or waits.
+            () = left.wait() => {
+                while let Ok(command) = inbox.try_recv() {
+                    handle(&mut attached, command).await;
+                }
+                if left.by_client() {
+                    attached.leave().await;
+                } else {
+                    attached.closed().await;
+                }
                 break;
             }
-            // The socket closed: the session waits for a resume.
-            None => {
-                attached.closed().await;
-                break;
-            }
+            command = inbox.recv() => match command {
+                Some(command) => handle(&mut attached, command).await,
+                // The socket closed: the session waits for a resume.
+                None => {
+                    attached.closed().await;
+                    break;
+                }
+            },
         }
     }
     let _ = ended.send((id.as_str().to_owned(), join));
@@ -322,12 +327,16 @@ where
 struct Entry {
     join: u64,
     inbox: mpsc::Sender<Command>,
+    /// Its view of the socket, to say `left` when the client leaves.
+    conn: Conn,
+    left: Arc<Left>,
 }
 
 impl Entry {
-    /// Whether its task has ended (it left); the socket may not have heard yet.
+    /// Whether it has left (its `left` is queued) or its task has ended, which the socket
+    /// may not have heard yet: its id is free again.
     fn gone(&self) -> bool {
-        self.inbox.is_closed()
+        self.left.is_set() || self.inbox.is_closed()
     }
 }
 
@@ -457,10 +466,7 @@ impl Socket {
                 }
             }
             ClientFrame::Leave { id } => match self.components.remove(&id) {
-                // Its task answers `left` once the messages before this are handled.
-                Some(entry) if !entry.gone() => {
-                    let _ = entry.inbox.send(Command::Leave).await;
-                }
+                Some(entry) if !entry.gone() => entry.conn.leave(&self.mux.metrics),
                 _ => self.reply(unknown_id(id, None)),
             },
             // A bare `hello` is a client's liveness probe; versions are checked per join.
@@ -523,12 +529,13 @@ impl Socket {
         let component = ComponentId::new(&id);
         let left = Arc::new(Left::default());
         let (inbox, inbox_rx) = mpsc::channel(INBOX);
+        let conn = self.conn.component(0, component.clone(), left.clone());
         module.start(
             &self.conn,
             Start {
                 id: component,
                 join: self.joins,
-                left,
+                left: left.clone(),
                 resume: join.resume,
                 props: claims.props,
                 extensions: self.extensions.clone(),
@@ -541,6 +548,8 @@ impl Socket {
             Entry {
                 join: self.joins,
                 inbox,
+                conn,
+                left,
             },
         );
         Ok(())
