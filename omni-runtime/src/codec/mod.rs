@@ -1,7 +1,7 @@
 //! The codec seam: everything that knows the bytes of an encoded frame.
 //!
 //! Frames are typed values ([`ClientFrame`], [`ServerFrame`]) everywhere but here. This module
-//! turns them into bytes and back (JSON today, in [`json`]'s field table), and owns the
+//! turns them into bytes and back (JSON today, in one field table), and owns the
 //! encoded form the runtime moves around once a frame is encoded: [`Outgoing`], the shared
 //! bytes of one server frame that every recipient of a broadcast receives as they are. The
 //! few edits the runtime makes to encoded frames without decoding them — numbering a topic

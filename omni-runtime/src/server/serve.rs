@@ -41,7 +41,7 @@ use tokio::net::TcpListener;
 
 use super::shutdown::Shutdown;
 
-/// How a router is served: see the [module docs](self).
+/// How a router is served: a header read timeout, `TCP_NODELAY`, and a graceful shutdown.
 #[derive(Clone)]
 #[must_use]
 pub struct Server {

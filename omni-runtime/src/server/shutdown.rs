@@ -109,7 +109,8 @@ impl Target for Mux {
     }
 }
 
-/// The endpoints and muxes of one server, shut down together: see the [module docs](self).
+/// The endpoints and muxes of one server, shut down together: on a signal every connection
+/// gets 1001, and [`drained`](Self::drained) waits until each close frame is written.
 #[derive(Clone)]
 #[must_use]
 pub struct Shutdown {
