@@ -86,7 +86,21 @@ impl Stop {
     }
 }
 
+/// The heartbeat of [`client`]s: short, so that a silent connection is noticed in a second.
+const HEARTBEAT: Heartbeat = Heartbeat {
+    interval: Duration::from_millis(250),
+    timeout: Duration::from_millis(500),
+};
+
 fn client(addr: SocketAddr, transport: Transport) -> (Client<Relay>, Messages<Relay>) {
+    client_with(addr, transport, HEARTBEAT)
+}
+
+fn client_with(
+    addr: SocketAddr,
+    transport: Transport,
+    heartbeat: Heartbeat,
+) -> (Client<Relay>, Messages<Relay>) {
     Client::<Relay>::builder(format!("http://{addr}/omni"))
         .transport(transport)
         .backoff(Backoff {
@@ -94,10 +108,7 @@ fn client(addr: SocketAddr, transport: Transport) -> (Client<Relay>, Messages<Re
             cap: Duration::from_millis(200),
             ..Backoff::default()
         })
-        .heartbeat(Heartbeat {
-            interval: Duration::from_millis(250),
-            timeout: Duration::from_millis(500),
-        })
+        .heartbeat(heartbeat)
         .poll_interval(Duration::from_millis(50))
         .connect()
 }
@@ -369,34 +380,46 @@ fn assert_well_formed(states: &[TransportState], transport: Transport) {
     }
 }
 
-/// 1,000 client messages and 1,000 server frames through a proxy that cuts every connection
-/// at random moments (at least 20 times) and once goes silent without closing: everything
-/// arrives exactly once, in order.
+/// Where [`survives_faults`] is in its half-open step.
+enum HalfOpen {
+    /// Not yet: traffic flows through cuts.
+    Ahead,
+    /// The saboteur is held off; waiting for the client to be connected again before the
+    /// proxy goes silent.
+    Settling {
+        quiet: tokio::sync::OwnedMutexGuard<()>,
+        since: tokio::time::Instant,
+    },
+    /// The proxy forwards nothing and closes nothing; the client must notice by itself.
+    Silent {
+        // Held, never read: the saboteur waits until it is dropped.
+        _quiet: tokio::sync::OwnedMutexGuard<()>,
+        since: tokio::time::Instant,
+        severed: u64,
+    },
+    Done,
+}
+
+/// 1,000 client messages and 1,000 server frames through a proxy that severs at least 20
+/// connections at random moments while they flow, and halfway goes silent without closing
+/// anything until the client's heartbeat notices: everything arrives exactly once, in order.
 async fn survives_faults(transport: Transport) {
     let (addr, handled, _stop) = server(None).await;
     let proxy = Arc::new(Proxy::start(addr).await);
     let (client, mut messages) = client(proxy.addr, transport);
 
+    // The saboteur cuts only while it can take this, so the half-open step can stop it.
+    let quiet = Arc::new(tokio::sync::Mutex::new(()));
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let saboteur = {
-        let (proxy, done) = (proxy.clone(), done.clone());
+        let (proxy, done, quiet) = (proxy.clone(), done.clone(), quiet.clone());
         tokio::spawn(async move {
-            let mut cuts = 0u32;
-            while !done.load(std::sync::atomic::Ordering::SeqCst) || cuts < 20 {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
                 let wait = rand::rng().random_range(20..120);
                 tokio::time::sleep(Duration::from_millis(wait)).await;
-                if cuts == 10 {
-                    // Half-open: nothing flows, nothing closes, until the heartbeat notices.
-                    proxy.pause();
-                    tokio::time::sleep(Duration::from_millis(1200)).await;
-                    proxy.cut();
-                    proxy.resume();
-                } else {
-                    proxy.cut();
-                }
-                cuts += 1;
+                let _quiet = quiet.lock().await;
+                proxy.cut();
             }
-            cuts
         })
     };
 
@@ -414,39 +437,101 @@ async fn survives_faults(transport: Transport) {
                     }
                 }
                 // Spread over a few seconds, so that cuts land while traffic flows.
-                // Spread over a few seconds, so that cuts land while traffic flows.
                 tokio::time::sleep(Duration::from_millis(3)).await;
             }
         })
     };
 
+    // A silent connection is noticed at the first heartbeat tick past interval + timeout.
+    let noticed_within = HEARTBEAT.interval * 2 + HEARTBEAT.timeout + Duration::from_secs(1);
+    // Long enough after the saboteur's last cut that the client has seen all it did.
+    let settle = Duration::from_millis(100);
+    let mut half_open = HalfOpen::Ahead;
+    let mut connected = false;
     let mut echoes = Vec::new();
     let mut states = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while echoes.len() < 1000 {
-        let msg = tokio::time::timeout_at(deadline, messages.recv())
-            .await
-            .unwrap_or_else(|_| {
+        let until = match &half_open {
+            HalfOpen::Silent { since, .. } => deadline.min(*since + noticed_within),
+            _ => deadline,
+        };
+        let Ok(msg) = tokio::time::timeout_at(until, messages.recv()).await else {
+            if let HalfOpen::Silent { since, .. } = &half_open {
                 panic!(
-                    "{transport:?}: {} of 1000 echoes (missing {:?}), {} unacknowledged, handled {}; states {:?}",
-                    echoes.len(),
-                    (0..1000).filter(|n| !echoes.contains(n)).collect::<Vec<_>>(),
-                    client.unacknowledged(),
-                    handled.lock().unwrap().len(),
+                    "{transport:?}: a silent connection went unnoticed for {:?} (bound {noticed_within:?}); states {:?}",
+                    since.elapsed(),
                     &states[states.len().saturating_sub(8)..]
-                )
-            })
-            .unwrap();
+                );
+            }
+            panic!(
+                "{transport:?}: {} of 1000 echoes (missing {:?}), {} unacknowledged, handled {}; states {:?}",
+                echoes.len(),
+                (0..1000)
+                    .filter(|n| !echoes.contains(n))
+                    .collect::<Vec<_>>(),
+                client.unacknowledged(),
+                handled.lock().unwrap().len(),
+                &states[states.len().saturating_sub(8)..]
+            );
+        };
+        let msg = msg.expect("the client is running");
+        let echoed = matches!(msg, Relay::Echoed(_));
         match msg {
             Relay::Echoed(n) => echoes.push(n),
-            Relay::Transport(state) => states.push(state),
+            Relay::Transport(state) => {
+                connected = match state {
+                    TransportState::Connected { .. } => true,
+                    TransportState::Connecting
+                    | TransportState::Disconnected { .. }
+                    | TransportState::Reconnecting { .. } => false,
+                    _ => connected,
+                };
+                let dropped = matches!(state, TransportState::Disconnected { .. });
+                states.push(state);
+                if dropped && let HalfOpen::Silent { severed, .. } = &half_open {
+                    assert_eq!(
+                        proxy.severed(),
+                        *severed,
+                        "{transport:?}: the proxy closed a connection while silent"
+                    );
+                    proxy.resume();
+                    // Dropping the guard lets the saboteur go on.
+                    half_open = HalfOpen::Done;
+                }
+            }
             other => panic!("{other:?}"),
         }
+        half_open = match half_open {
+            HalfOpen::Ahead if echoes.len() >= 500 => HalfOpen::Settling {
+                quiet: quiet.clone().lock_owned().await,
+                since: tokio::time::Instant::now(),
+            },
+            // An echo on a connected client, well after the last cut: this connection works,
+            // and whatever drop is reported from now on comes from the silence.
+            HalfOpen::Settling { quiet, since }
+                if connected && echoed && since.elapsed() >= settle =>
+            {
+                proxy.pause();
+                HalfOpen::Silent {
+                    _quiet: quiet,
+                    since: tokio::time::Instant::now(),
+                    severed: proxy.severed(),
+                }
+            }
+            other => other,
+        };
     }
+    // Counted before the saboteur stops: cuts that landed while traffic flowed.
+    let severed = proxy.severed();
     sender.await.unwrap();
     done.store(true, std::sync::atomic::Ordering::SeqCst);
-    let cuts = saboteur.await.unwrap();
+    saboteur.await.unwrap();
 
+    assert!(
+        matches!(half_open, HalfOpen::Done),
+        "{transport:?}: the half-open step never ran"
+    );
     assert_eq!(
         echoes,
         (0..1000).collect::<Vec<_>>(),
@@ -457,13 +542,16 @@ async fn survives_faults(transport: Transport) {
         (0..1000).collect::<Vec<_>>(),
         "{transport:?}: client messages handled"
     );
-    assert!(cuts >= 20, "{transport:?}: only {cuts} cuts");
+    assert!(
+        severed >= 20,
+        "{transport:?}: only {severed} connections severed"
+    );
     let drops = states
         .iter()
         .filter(|s| matches!(s, TransportState::Disconnected { .. }))
         .count();
     // Between HTTP requests a cut is invisible (the next request opens a new connection); the
-    // pause still costs the HTTP transport a timed-out request.
+    // silence still costs the HTTP transport a timed-out request.
     let least = if transport == Transport::Http { 1 } else { 10 };
     assert!(
         drops >= least,
@@ -486,6 +574,64 @@ async fn http_survives_cuts_and_a_half_open_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_survives_cuts_and_a_half_open_connection() {
     survives_faults(Transport::Sse).await;
+}
+
+/// An idle client behind a proxy that goes silent (forwards nothing, closes nothing) notices
+/// by its heartbeat alone, within interval + timeout and a tick, and reconnects once the path
+/// works again. Nothing is in flight, so no request timeout can notice first.
+async fn notices_a_silent_connection(transport: Transport) {
+    // Longer than the server's SSE keep-alive (1 s), so that an idle stream is not silent.
+    let heartbeat = Heartbeat {
+        interval: Duration::from_secs(1),
+        timeout: Duration::from_secs(1),
+    };
+    let (addr, _, _stop) = server(None).await;
+    let proxy = Proxy::start(addr).await;
+    let (client, mut messages) = client_with(proxy.addr, transport, heartbeat);
+    client.send(RelayFromClient::Echo(1)).unwrap();
+    assert_eq!(next_echo(&mut messages).await, 1, "{transport:?}");
+
+    proxy.pause();
+    let bound = heartbeat.interval * 2 + heartbeat.timeout + Duration::from_secs(1);
+    let until = tokio::time::Instant::now() + bound;
+    let mut states = Vec::new();
+    loop {
+        let msg = tokio::time::timeout_at(until, messages.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("{transport:?}: silence unnoticed within {bound:?}; states {states:?}")
+            })
+            .expect("the client is running");
+        match msg {
+            Relay::Transport(state @ TransportState::Disconnected { .. }) => {
+                states.push(state);
+                break;
+            }
+            Relay::Transport(state) => states.push(state),
+            other => panic!("{transport:?}: {other:?} while silent"),
+        }
+    }
+    assert_eq!(proxy.severed(), 0, "{transport:?}: the proxy cut");
+
+    proxy.resume();
+    client.send(RelayFromClient::Echo(2)).unwrap();
+    assert_eq!(next_echo(&mut messages).await, 2, "{transport:?}");
+    client.close();
+}
+
+#[tokio::test]
+async fn ws_notices_a_silent_connection() {
+    notices_a_silent_connection(Transport::Ws).await;
+}
+
+#[tokio::test]
+async fn http_notices_a_silent_connection() {
+    notices_a_silent_connection(Transport::Http).await;
+}
+
+#[tokio::test]
+async fn sse_notices_a_silent_connection() {
+    notices_a_silent_connection(Transport::Sse).await;
 }
 
 /// The big-message variant of the protocol: text payloads.

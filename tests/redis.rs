@@ -3,12 +3,13 @@
 
 mod common;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Client, serve};
+use common::{Client, PATIENCE, serve};
 use omni::pubsub::RedisPubSub;
 use omni::server::Endpoint;
 use omni::{Context, HandlerResult, ServerFrame};
@@ -64,6 +65,26 @@ async fn node(url: &str, prefix: &str) -> (SocketAddr, Arc<RedisPubSub>) {
     (addr, pubsub)
 }
 
+/// What `wait` returns, or a panic saying what did not happen after [`PATIENCE`].
+async fn within<T>(what: &str, wait: impl Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, wait)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within {PATIENCE:?}"))
+}
+
+/// Polls `condition` until it holds, or panics saying what did not happen after [`PATIENCE`].
+/// For states that announce no change (a Redis link's health).
+async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn prefix() -> String {
     format!("test-{:x}:", rand::random::<u64>())
 }
@@ -77,16 +98,20 @@ async fn joined(addr: SocketAddr) -> Client {
     client
 }
 
+/// The next `Said`, skipping other frames.
 async fn heard(client: &mut Client) -> String {
-    loop {
-        if let ServerFrame::Push {
-            payload: RoomFromServer::Said(text),
-            ..
-        } = client.next::<RoomFromServer>().await
-        {
-            return text;
+    within("a broadcast heard", async {
+        loop {
+            if let ServerFrame::Push {
+                payload: RoomFromServer::Said(text),
+                ..
+            } = client.next::<RoomFromServer>().await
+            {
+                return text;
+            }
         }
-    }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -176,10 +201,12 @@ impl OwnRedis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (cargo xtask test installs it)");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server on port {port}: not listening within {PATIENCE:?}"
+            );
             std::thread::sleep(Duration::from_millis(25));
         }
         Self {
@@ -219,14 +246,10 @@ async fn a_redis_restart_is_survived_and_reported() {
     assert_eq!(heard(&mut local).await, "before");
 
     redis.stop();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while pubsub_a.health().subscribed || pubsub_b.health().subscribed {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the loss is reported"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until("both nodes report the loss of Redis", || {
+        !pubsub_a.health().subscribed && !pubsub_b.health().subscribed
+    })
+    .await;
     assert!(pubsub_a.health().last_error.is_some());
 
     // Local delivery never stops.
@@ -276,11 +299,14 @@ async fn two_chat_servers_sharing_redis_are_one_room() {
     let mut ada = Client::connect(servers[0], "/omni/ws").await;
     let mut bob = Client::connect(servers[1], "/omni/ws").await;
     // Presence counts clients on both servers: someone sees 2.
-    let mut seen = 0;
-    while seen < 2 {
-        let frame = ada.next::<chat::MsgFromServer>().await;
-        seen = seen.max(presence(&frame).unwrap_or(0));
-    }
+    within("a presence of 2 across both servers", async {
+        let mut seen = 0;
+        while seen < 2 {
+            let frame = ada.next::<chat::MsgFromServer>().await;
+            seen = seen.max(presence(&frame).unwrap_or(0));
+        }
+    })
+    .await;
 
     let message = chat::ChatMessage {
         id: "m1".into(),
@@ -290,29 +316,35 @@ async fn two_chat_servers_sharing_redis_are_one_room() {
         sent_at: 0,
     };
     ada.msg(chat::MsgFromClient::Send(message), 1).await;
-    loop {
-        if let ServerFrame::Push {
-            payload: chat::MsgFromServer::Upsert(map),
-            ..
-        } = bob.next::<chat::MsgFromServer>().await
-        {
-            assert_eq!(map["m1"].text, "across servers");
-            assert_eq!(map["m1"].status, chat::Status::Sent);
-            break;
+    within("ada's message pushed to bob on the other server", async {
+        loop {
+            if let ServerFrame::Push {
+                payload: chat::MsgFromServer::Upsert(map),
+                ..
+            } = bob.next::<chat::MsgFromServer>().await
+            {
+                assert_eq!(map["m1"].text, "across servers");
+                assert_eq!(map["m1"].status, chat::Status::Sent);
+                break;
+            }
         }
-    }
+    })
+    .await;
     // The store is shared: the other server answers FetchAll with it.
     bob.msg(chat::MsgFromClient::FetchAll, 1).await;
-    loop {
-        if let ServerFrame::Msg {
-            payload: chat::MsgFromServer::Upsert(map),
-            ..
-        } = bob.next::<chat::MsgFromServer>().await
-        {
-            assert!(map.contains_key("m1"));
-            break;
+    within("the other server's answer to FetchAll", async {
+        loop {
+            if let ServerFrame::Msg {
+                payload: chat::MsgFromServer::Upsert(map),
+                ..
+            } = bob.next::<chat::MsgFromServer>().await
+            {
+                assert!(map.contains_key("m1"));
+                break;
+            }
         }
-    }
+    })
+    .await;
 }
 
 mod topics {
@@ -326,7 +358,7 @@ mod topics {
         Down, FEED, Posts, connect, cursor, move_a_follower, next, node, numbered, post, snapshot,
         topic_msg,
     };
-    use super::{OwnRedis, prefix, redis_url};
+    use super::{OwnRedis, prefix, redis_url, until};
 
     async fn pubsub(url: &str, prefix: &str, log: usize) -> Arc<RedisPubSub> {
         let pubsub = Arc::new(
@@ -426,9 +458,10 @@ mod topics {
         assert_eq!(numbered(&mut reader).await.1, "before");
 
         redis.stop();
-        while pubsub_a.health().subscribed {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until("the node reports the loss of Redis", || {
+            !pubsub_a.health().subscribed
+        })
+        .await;
         // Handled (acknowledged) at once; numbered once Redis is back.
         post(&mut poster, "during", 2).await;
         redis.restart();

@@ -27,10 +27,18 @@ for (const transport of ["ws", "sse"]) {
       const { connect } = await import("/omni/omni.js");
       const client = connect("/omni", { transport, version: "0000000000000000", storage: null });
       const states = [];
-      client.on("state", (state) => states.push(state));
+      const refused = new Promise((resolve, reject) => {
+        client.on("state", (state) => {
+          states.push(state);
+          if (state.code === "version_mismatch") resolve();
+        });
+        setTimeout(() => reject(new Error(`not refused within 20 s: ${JSON.stringify(states)}`)), 20_000);
+      });
       // SSE sends `hello` with its first POST, so give it something to post.
       client.send({ kind: "FetchAll" });
-      await new Promise((resolve) => setTimeout(resolve, 3000));
+      await refused;
+      // A retry would start within 375 ms (backoff base 250 ms, jitter 0.5): give it longer.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
       let sendAfter = "accepted";
       try {
         client.send({ kind: "FetchAll" });

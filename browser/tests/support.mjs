@@ -18,6 +18,16 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** How long a page may take to show what a test waits for. */
 const WAIT = 20_000;
 
+/** Waits until `condition()` holds, for what the test sees outside a page (frames it
+ * recorded); throws naming `what` after `WAIT`. */
+export async function until(condition, what) {
+  const deadline = Date.now() + WAIT;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
 export async function freePort() {
   const server = net.createServer();
   server.listen(0, "127.0.0.1");
@@ -319,6 +329,15 @@ export async function waitCounter(page, value) {
       document.getElementById("counter-value").textContent === String(value) &&
       document.getElementById("counter").dataset.pending === "0",
     value,
+    { timeout: WAIT, polling: 50 },
+  );
+}
+
+/** Waits until the counter shows `pending` clicks waiting for the server. */
+export async function waitPending(page, pending) {
+  await page.waitForFunction(
+    (pending) => document.getElementById("counter").dataset.pending === String(pending),
+    pending,
     { timeout: WAIT, polling: 50 },
   );
 }

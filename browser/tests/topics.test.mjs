@@ -16,6 +16,7 @@ import {
   openChat,
   say,
   sleep,
+  until,
   waitDown,
   waitOnline,
   waitStatus,
@@ -112,14 +113,6 @@ function lastConnection(frames) {
 /** The frames received on connections after `mark`, in order. */
 function receivedAfter(frames, mark) {
   return frames.filter((f) => f.socket > mark && f.dir === "received").map((f) => f.frame);
-}
-
-async function until(condition, what) {
-  const deadline = Date.now() + 20_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 for (const transport of ["ws", "sse"]) {

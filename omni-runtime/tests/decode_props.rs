@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{ChatDown, ChatMessage, ChatUp};
-use omni_runtime::{ClientFrame, DecodeError, ErrorCode, ServerFrame, SessionId};
+use omni_runtime::{ClientFrame, Cursors, DecodeError, ErrorCode, ServerFrame, SessionId};
 use proptest::collection::{btree_map, vec};
 use proptest::option;
 use proptest::prelude::*;
@@ -19,9 +19,9 @@ const FRAME_TYPES: [&str; 11] = [
 ];
 
 /// Every key some frame reads, plus the payload's own.
-const FIELDS: [&str; 17] = [
+const FIELDS: [&str; 18] = [
     "type", "payload", "ref", "id", "protocol", "version", "session", "after", "module", "token",
-    "seq", "resumed", "topic", "code", "message", "kind", "data",
+    "seq", "resumed", "topic", "topics", "code", "message", "kind", "data",
 ];
 
 fn config() -> ProptestConfig {
@@ -66,6 +66,12 @@ fn json(floats: bool) -> BoxedStrategy<Value> {
 
 fn session() -> impl Strategy<Value = SessionId> {
     any::<u128>().prop_map(SessionId::from_u128)
+}
+
+/// Topic cursors, as `hello` and `join` carry them; empty is a value of its own (it says the
+/// client follows topics).
+fn cursors() -> impl Strategy<Value = Cursors> {
+    btree_map(text(), any::<u64>(), 0..3)
 }
 
 fn chat_message() -> impl Strategy<Value = ChatMessage> {
@@ -118,15 +124,18 @@ fn client_frame<C: Clone + std::fmt::Debug + 'static>(
             opt_text(),
             opt_text(),
             option::of(session()),
-            option::of(any::<u64>())
+            option::of(any::<u64>()),
+            option::of(cursors()),
         )
-            .prop_map(|(protocol, version, session, after)| ClientFrame::Hello {
-                topics: None,
-                protocol,
-                version,
-                session,
-                after,
-            }),
+            .prop_map(
+                |(protocol, version, session, after, topics)| ClientFrame::Hello {
+                    topics,
+                    protocol,
+                    version,
+                    session,
+                    after,
+                }
+            ),
         (payload, option::of(any::<u64>()), opt_text()).prop_map(|(payload, reference, id)| {
             ClientFrame::Msg {
                 payload,
@@ -138,11 +147,12 @@ fn client_frame<C: Clone + std::fmt::Debug + 'static>(
             (text(), text(), text()),
             option::of(session()),
             option::of(any::<u64>()),
-            opt_text()
+            opt_text(),
+            option::of(cursors()),
         )
-            .prop_map(|((id, module, token), session, after, version)| {
+            .prop_map(|((id, module, token), session, after, version, topics)| {
                 ClientFrame::Join {
-                    topics: None,
+                    topics,
                     id,
                     module,
                     token,
@@ -182,10 +192,11 @@ fn server_frame<S: Clone + std::fmt::Debug + 'static>(
             any::<u64>(),
             payload.clone(),
             option::of(any::<u64>()),
-            opt_text()
+            opt_text(),
+            opt_text(),
         )
-            .prop_map(|(seq, payload, reference, id)| ServerFrame::Msg {
-                topic: None,
+            .prop_map(|(seq, payload, reference, topic, id)| ServerFrame::Msg {
+                topic,
                 seq,
                 payload,
                 reference,
@@ -205,8 +216,8 @@ fn server_frame<S: Clone + std::fmt::Debug + 'static>(
                 id,
             }
         ),
-        (any::<u64>(), opt_text()).prop_map(|(seq, id)| ServerFrame::Reset {
-            topic: None,
+        (any::<u64>(), opt_text(), opt_text()).prop_map(|(seq, topic, id)| ServerFrame::Reset {
+            topic,
             seq,
             id
         }),
@@ -223,6 +234,9 @@ fn field_value(name: &'static str) -> BoxedStrategy<Value> {
         "session" => session().prop_map(|s| Value::from(s.to_string())).boxed(),
         "resumed" => any::<bool>().prop_map(Value::from).boxed(),
         "code" => error_code().prop_map(|c| Value::from(c.as_str())).boxed(),
+        "topics" => cursors()
+            .prop_map(|c| Value::Object(c.into_iter().map(|(k, v)| (k, v.into())).collect()))
+            .boxed(),
         "payload" => prop_oneof![
             chat_up().prop_map(|p| serde_json::to_value(p).unwrap()),
             chat_down().prop_map(|p| serde_json::to_value(p).unwrap()),
@@ -237,14 +251,14 @@ fn field_value(name: &'static str) -> BoxedStrategy<Value> {
 /// The fields a frame of type `kind` has, on either side.
 fn fields_of(kind: &str) -> &'static [&'static str] {
     match kind {
-        "hello" => &["protocol", "version", "session", "after"],
-        "msg" => &["seq", "payload", "ref", "id"],
-        "join" => &["id", "module", "token"],
+        "hello" => &["protocol", "version", "session", "after", "topics"],
+        "msg" => &["seq", "payload", "ref", "topic", "id"],
+        "join" => &["id", "module", "token", "topics"],
         "welcome" => &["session", "seq", "resumed", "protocol", "version", "id"],
         "push" => &["payload", "topic", "id"],
         "ack" => &["ref", "id"],
         "error" => &["code", "message", "ref", "id"],
-        "reset" => &["seq", "id"],
+        "reset" => &["seq", "topic", "id"],
         _ => &["id"],
     }
 }
@@ -419,10 +433,29 @@ fn frame_like_objects_reach_every_frame_type() {
         let bytes = serde_json::to_vec(&frame).unwrap();
         if let Ok(frame) = ClientFrame::<ChatUp>::decode(&bytes) {
             *decoded.entry(("client", frame.kind())).or_insert(0) += 1;
+            if let ClientFrame::Hello {
+                topics: Some(_), ..
+            }
+            | ClientFrame::Join {
+                topics: Some(_), ..
+            } = &frame
+            {
+                *decoded
+                    .entry(("client, with topics", frame.kind()))
+                    .or_insert(0) += 1;
+            }
         }
         if let Ok(frame) = ServerFrame::<ChatDown>::decode(&bytes) {
             *decoded.entry(("server", frame.kind())).or_insert(0) += 1;
+            if let ServerFrame::Msg { topic: Some(_), .. }
+            | ServerFrame::Reset { topic: Some(_), .. } = &frame
+            {
+                *decoded
+                    .entry(("server, with a topic", frame.kind()))
+                    .or_insert(0) += 1;
+            }
         }
     }
-    assert_eq!(decoded.len(), 12, "{decoded:?}");
+    // Every frame type, and each of the four that can carry topics carrying them.
+    assert_eq!(decoded.len(), 16, "{decoded:?}");
 }

@@ -1,4 +1,5 @@
-//! Golden tests: the exact JSON of every frame type, and the examples in `docs/PROTOCOL.md`.
+//! Golden tests: the exact JSON of every frame type, and every frame and payload that
+//! `docs/PROTOCOL.md` shows.
 //!
 //! A frame's bytes are a contract with clients written in other languages, so each test pins
 //! the encoder's output to a literal and checks that the literal decodes back to the same value.
@@ -60,6 +61,30 @@ fn hello() {
             after: Some(41),
         },
         r#"{"type":"hello","protocol":"Chat","version":"9c1e4f2a7b3d6e05","session":"5f0c1a2b3c4d5e6f708192a3b4c5d6e7","after":41}"#,
+    );
+    // Empty cursors are written: they say the client follows sequenced topics.
+    client(
+        ClientFrame::Hello {
+            topics: Some(BTreeMap::new()),
+            protocol: None,
+            version: None,
+            session: None,
+            after: None,
+        },
+        r#"{"type":"hello","topics":{}}"#,
+    );
+    client(
+        ClientFrame::Hello {
+            topics: Some(BTreeMap::from([
+                ("room".to_owned(), 1763791200000017),
+                ("lobby".to_owned(), 0),
+            ])),
+            protocol: Some("Chat".into()),
+            version: None,
+            session: Some(SESSION),
+            after: Some(41),
+        },
+        r#"{"type":"hello","protocol":"Chat","session":"5f0c1a2b3c4d5e6f708192a3b4c5d6e7","after":41,"topics":{"lobby":0,"room":1763791200000017}}"#,
     );
 }
 
@@ -124,6 +149,18 @@ fn join() {
         },
         r#"{"type":"join","id":"c1","module":"counter","token":"opaque-token-issued-by-the-server"}"#,
     );
+    client(
+        ClientFrame::Join {
+            topics: Some(BTreeMap::from([("room".to_owned(), 17)])),
+            id: "c1".into(),
+            module: "counter".into(),
+            token: "t".into(),
+            session: Some(SESSION),
+            after: Some(3),
+            version: Some("9c1e4f2a7b3d6e05".into()),
+        },
+        r#"{"type":"join","id":"c1","module":"counter","token":"t","session":"5f0c1a2b3c4d5e6f708192a3b4c5d6e7","after":3,"version":"9c1e4f2a7b3d6e05","topics":{"room":17}}"#,
+    );
 }
 
 #[test]
@@ -186,6 +223,17 @@ fn server_msg() {
             id: Some("c1".into()),
         },
         r#"{"type":"msg","seq":42,"payload":{"kind":"Presence","data":{"online":2}},"ref":7,"id":"c1"}"#,
+    );
+    // A sequenced topic's message: `seq` is the topic's number.
+    server(
+        ServerFrame::Msg {
+            topic: Some("room".into()),
+            seq: 1763791200000017,
+            payload: ChatDown::Presence { online: 2 },
+            reference: Some(7),
+            id: Some("c1".into()),
+        },
+        r#"{"type":"msg","seq":1763791200000017,"payload":{"kind":"Presence","data":{"online":2}},"ref":7,"topic":"room","id":"c1"}"#,
     );
 }
 
@@ -335,6 +383,14 @@ fn reset() {
         },
         r#"{"type":"reset","seq":0,"id":"c1"}"#,
     );
+    server(
+        ServerFrame::Reset {
+            topic: Some("room".into()),
+            seq: 1763791200000417,
+            id: Some("c1".into()),
+        },
+        r#"{"type":"reset","seq":1763791200000417,"topic":"room","id":"c1"}"#,
+    );
 }
 
 #[test]
@@ -403,6 +459,7 @@ enum Side {
 
 /// A fenced ```json block of `PROTOCOL.md`.
 struct Example {
+    /// The line of the frame (the one after the fence).
     line: usize,
     /// The `## ` section it is under: `Client frames` or `Server frames`.
     side: Side,
@@ -425,10 +482,9 @@ fn json_examples(doc: &str) -> Vec<Example> {
         } else if let Some(h) = line.strip_prefix("### ") {
             heading = h.trim().trim_matches('`');
         } else if let Some(info) = line.trim_start().strip_prefix("```") {
-            let body: Vec<&str> = lines
+            let body: Vec<(usize, &str)> = lines
                 .by_ref()
-                .map(|(_, line)| line)
-                .take_while(|line| !line.trim_start().starts_with("```"))
+                .take_while(|(_, line)| !line.trim_start().starts_with("```"))
                 .collect();
             if info.trim() != "json" {
                 continue;
@@ -451,10 +507,10 @@ fn json_examples(doc: &str) -> Vec<Example> {
                 "PROTOCOL.md:{n}: a json example is exactly one frame on one line"
             );
             examples.push(Example {
-                line: n,
+                line: body[0].0,
                 side,
                 heading: heading.to_owned(),
-                text: body[0].to_owned(),
+                text: body[0].1.to_owned(),
             });
         }
     }
@@ -508,6 +564,233 @@ fn protocol_md_examples_are_exact() {
         "PROTOCOL.md has exactly one example per frame type, in declaration order"
     );
     assert_eq!(examples.len(), 12);
+}
+
+/// A frame, of either side.
+#[derive(Debug, PartialEq)]
+enum Frame {
+    Client(ClientFrame<ChatUp>),
+    Server(ServerFrame<ChatDown>),
+}
+
+impl Frame {
+    /// Decodes `text` as a frame of this one's side.
+    fn decode_alike(&self, text: &str) -> Result<Frame, omni_runtime::DecodeError> {
+        match self {
+            Frame::Client(_) => ClientFrame::decode(text.as_bytes()).map(Frame::Client),
+            Frame::Server(_) => ServerFrame::decode(text.as_bytes()).map(Frame::Server),
+        }
+    }
+
+    fn encode(&self) -> String {
+        match self {
+            Frame::Client(frame) => frame.encode().unwrap(),
+            Frame::Server(frame) => frame.encode().unwrap(),
+        }
+    }
+}
+
+/// A frame `PROTOCOL.md` shows in its prose, outside the `### <type>` sections, and the frame
+/// the text around it says it is.
+struct Shown {
+    text: &'static str,
+    frame: Frame,
+    /// The text is the frame byte for byte as the encoder writes it; not so for an example of
+    /// a key that decoding ignores.
+    exact: bool,
+}
+
+fn shown_in_prose() -> Vec<Shown> {
+    vec![
+        // "A key that only other frame types use is not checked either (... is a valid `hello`)".
+        Shown {
+            text: r#"{"type":"hello","seq":"x"}"#,
+            frame: Frame::Client(ClientFrame::Hello {
+                protocol: None,
+                version: None,
+                session: None,
+                after: None,
+                topics: None,
+            }),
+            exact: false,
+        },
+        // "Topic messages reach a following client as `msg` frames whose `seq` is the topic's
+        // number, with `topic` set."
+        Shown {
+            text: r#"{"type":"msg","seq":1763791200000017,"payload":{"kind":"Upsert","data":{}},"topic":"room"}"#,
+            frame: Frame::Server(ServerFrame::Msg {
+                seq: 1763791200000017,
+                payload: ChatDown::Upsert(BTreeMap::new()),
+                reference: None,
+                topic: Some("room".into()),
+                id: None,
+            }),
+            exact: true,
+        },
+        // "the server sends `reset` with the `topic` and the topic's current number".
+        Shown {
+            text: r#"{"type":"reset","seq":1763791200000417,"topic":"room"}"#,
+            frame: Frame::Server(ServerFrame::Reset {
+                seq: 1763791200000417,
+                topic: Some("room".into()),
+                id: None,
+            }),
+            exact: true,
+        },
+    ]
+}
+
+/// The payloads of the `## Payloads` table, as the variant in their row's first cell.
+fn payload_table() -> Vec<(&'static str, Frame)> {
+    vec![
+        (
+            r#"{"kind":"Send","data":{"id":"m1","author":"ada","text":"hi"}}"#,
+            Frame::Client(ClientFrame::msg(send("m1", "hi"))),
+        ),
+        (
+            r#"{"kind":"FetchAll"}"#,
+            Frame::Client(ClientFrame::msg(ChatUp::FetchAll)),
+        ),
+        (
+            r#"{"kind":"Presence","data":{"online":2}}"#,
+            Frame::Server(ServerFrame::Push {
+                payload: ChatDown::Presence { online: 2 },
+                topic: None,
+                id: None,
+            }),
+        ),
+    ]
+}
+
+/// A JSON object written in a document.
+struct Found<'a> {
+    line: usize,
+    span: std::ops::Range<usize>,
+    text: &'a str,
+}
+
+/// Every object in `doc` whose first key is `key`, wherever it is: in a fenced block, an
+/// indented one, a table or a sentence. One that is not JSON fails the test, so a sketch of a
+/// frame cannot pass for an example.
+fn objects_keyed<'a>(doc: &'a str, key: &str) -> Vec<Found<'a>> {
+    let quoted = format!("\"{key}\"");
+    doc.match_indices(&quoted)
+        .filter_map(|(at, _)| {
+            let before = doc[..at].trim_end();
+            before.strip_suffix('{').map(|opening| opening.len())
+        })
+        .map(|start| {
+            let line = doc[..start].matches('\n').count() + 1;
+            let mut stream = serde_json::Deserializer::from_str(&doc[start..])
+                .into_iter::<serde::de::IgnoredAny>();
+            if let Some(Err(e)) = stream.next() {
+                panic!("PROTOCOL.md:{line}: an object keyed `{key}` that is not JSON: {e}");
+            }
+            let span = start..start + stream.byte_offset();
+            Found {
+                line,
+                text: &doc[span.clone()],
+                span,
+            }
+        })
+        .collect()
+}
+
+/// Every `{"type":…}` object in `PROTOCOL.md` is checked: those of the `### <type>` sections by
+/// `protocol_md_examples_are_exact`, the rest here against the frame their text describes.
+#[test]
+fn protocol_md_frames_in_prose_are_exact() {
+    let doc = std::fs::read_to_string(PROTOCOL_MD)
+        .unwrap_or_else(|e| panic!("cannot read {PROTOCOL_MD}: {e}"));
+    let fenced = json_examples(&doc);
+    let shown = shown_in_prose();
+    let mut seen = vec![0; shown.len()];
+    let found = objects_keyed(&doc, "type");
+    for Found { line, text, .. } in &found {
+        if fenced.iter().any(|e| e.line == *line && e.text == *text) {
+            continue;
+        }
+        let Some(i) = shown.iter().position(|s| s.text == *text) else {
+            panic!(
+                "PROTOCOL.md:{line}: {text} is not checked: add it to `shown_in_prose` with \
+                 the frame the text around it describes"
+            );
+        };
+        seen[i] += 1;
+        let expected = &shown[i].frame;
+        let decoded = expected
+            .decode_alike(text)
+            .unwrap_or_else(|e| panic!("PROTOCOL.md:{line}: does not decode: {e}"));
+        assert_eq!(
+            &decoded, expected,
+            "PROTOCOL.md:{line}: not the frame the text says"
+        );
+        if shown[i].exact {
+            assert_eq!(
+                &expected.encode(),
+                text,
+                "PROTOCOL.md:{line}: the encoder writes this frame differently"
+            );
+        }
+    }
+    for (shown, seen) in shown.iter().zip(seen) {
+        assert_eq!(seen, 1, "PROTOCOL.md shows {} once", shown.text);
+    }
+    assert_eq!(found.len(), fenced.len() + shown.len());
+}
+
+/// The payloads of the `## Payloads` table decode as the variant their row names and encode,
+/// inside a frame, to the same text.
+#[test]
+fn protocol_md_payloads_are_exact() {
+    let doc = std::fs::read_to_string(PROTOCOL_MD)
+        .unwrap_or_else(|e| panic!("cannot read {PROTOCOL_MD}: {e}"));
+    let frames = objects_keyed(&doc, "type");
+    let table = payload_table();
+    let mut seen = vec![0; table.len()];
+    let lines: Vec<&str> = doc.lines().collect();
+    for Found { line, span, text } in objects_keyed(&doc, "kind") {
+        let in_frame = |f: &Found| f.span.start < span.start && span.end <= f.span.end;
+        if frames.iter().any(in_frame) {
+            continue;
+        }
+        let Some(i) = table.iter().position(|(t, _)| *t == text) else {
+            panic!("PROTOCOL.md:{line}: {text} is not checked: add it to `payload_table`");
+        };
+        seen[i] += 1;
+        let expected = &table[i].1;
+        // Through the codec, as a payload travels: in a client's `msg` or a server's `push`.
+        let wrapped = match expected {
+            Frame::Client(_) => format!(r#"{{"type":"msg","payload":{text}}}"#),
+            Frame::Server(_) => format!(r#"{{"type":"push","payload":{text}}}"#),
+        };
+        let decoded = expected
+            .decode_alike(&wrapped)
+            .unwrap_or_else(|e| panic!("PROTOCOL.md:{line}: does not decode: {e}"));
+        assert_eq!(&decoded, expected, "PROTOCOL.md:{line}: another payload");
+        assert_eq!(
+            expected.encode(),
+            wrapped,
+            "PROTOCOL.md:{line}: the encoder writes this payload differently"
+        );
+        // The row names the variant: `Send(ChatMessage)`, `Presence { online: u32 }`.
+        let row: Vec<&str> = lines[line - 1].split('|').map(str::trim).collect();
+        let variant = row
+            .get(1)
+            .map(|cell| cell.trim_matches('`'))
+            .and_then(|cell| cell.split(|c: char| !c.is_alphanumeric()).next())
+            .unwrap_or_else(|| panic!("PROTOCOL.md:{line}: a payload outside the table"));
+        let kind: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            kind["kind"], variant,
+            "PROTOCOL.md:{line}: the payload of another variant"
+        );
+    }
+    assert_eq!(
+        seen,
+        vec![1; table.len()],
+        "each payload is in the table once"
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub struct Proxy {
     cuts: watch::Sender<u64>,
     paused: Arc<AtomicBool>,
     accepted: Arc<AtomicU64>,
+    severed: Arc<AtomicU64>,
     upstream: Arc<Mutex<SocketAddr>>,
 }
 
@@ -26,12 +27,14 @@ impl Proxy {
         let (cuts, _) = watch::channel(0u64);
         let paused = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicU64::new(0));
+        let severed = Arc::new(AtomicU64::new(0));
         let upstream = Arc::new(Mutex::new(upstream));
         let proxy = Self {
             addr,
             cuts: cuts.clone(),
             paused: paused.clone(),
             accepted: accepted.clone(),
+            severed: severed.clone(),
             upstream: upstream.clone(),
         };
         tokio::spawn(async move {
@@ -40,13 +43,16 @@ impl Proxy {
                 let _ = client.set_nodelay(true);
                 let cut = cuts.subscribe();
                 let paused = paused.clone();
+                let severed = severed.clone();
                 let upstream = *upstream.lock().unwrap();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(upstream).await else {
                         return;
                     };
                     let _ = server.set_nodelay(true);
-                    pipe(client, server, cut, paused).await;
+                    if pipe(client, server, cut, paused).await == Ended::Cut {
+                        severed.fetch_add(1, Ordering::Relaxed);
+                    }
                 });
             }
         });
@@ -78,6 +84,21 @@ impl Proxy {
     pub fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
     }
+
+    /// Connections closed by a cut so far. A cut while nothing is connected closes nothing, so
+    /// this, not the number of calls to [`Proxy::cut`], is what a test did to its client.
+    pub fn severed(&self) -> u64 {
+        self.severed.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a connection through the proxy ended.
+#[derive(PartialEq)]
+enum Ended {
+    /// One end closed it.
+    Closed,
+    /// A cut closed it.
+    Cut,
 }
 
 async fn pipe(
@@ -85,18 +106,19 @@ async fn pipe(
     server: TcpStream,
     mut cut: watch::Receiver<u64>,
     paused: Arc<AtomicBool>,
-) {
-    cut.borrow_and_update();
+) -> Ended {
+    // No `borrow_and_update` here: the receiver was subscribed when the client was accepted,
+    // so a cut made while the upstream connection was being opened still closes this one.
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
     let up = forward(&mut cr, &mut sw, &paused);
     let down = forward(&mut sr, &mut cw, &paused);
+    // Dropping the halves on return closes both connections.
     tokio::select! {
-        _ = up => {}
-        _ = down => {}
-        _ = cut.changed() => {}
+        _ = up => Ended::Closed,
+        _ = down => Ended::Closed,
+        _ = cut.changed() => Ended::Cut,
     }
-    // Dropping the halves closes both connections.
 }
 
 async fn forward(
