@@ -384,7 +384,7 @@ impl SendBinary for common::Socket {
 }
 
 #[tokio::test]
-async fn a_failing_or_panicking_handler_restarts_only_its_own_state() {
+async fn a_refusing_handler_keeps_its_state_and_a_panicking_one_restarts_only_its_own() {
     let (addr, _, endpoint) = start().await;
     let (mut a, _, _) = connect(addr, "").await;
     let (mut b, _, _) = connect(addr, "").await;
@@ -407,12 +407,13 @@ async fn a_failing_or_panicking_handler_restarts_only_its_own_state() {
         }
         other => panic!("{other:?}"),
     }
-    // The failed method's effects were discarded, and the handler is a fresh one.
+    // The refused method's effects were discarded, and the handler kept its state (one
+    // message handled).
     a.msg(ProbeFromClient::Handled, 3).await;
     assert!(matches!(
         a.next::<ProbeFromServer>().await,
         ServerFrame::Msg {
-            payload: ProbeFromServer::Counter(0),
+            payload: ProbeFromServer::Counter(1),
             seq: 2,
             ..
         }
@@ -432,6 +433,15 @@ async fn a_failing_or_panicking_handler_restarts_only_its_own_state() {
         }
         other => panic!("{other:?}"),
     }
+    // A panic replaces the handler: the fresh one has handled nothing.
+    a.msg(ProbeFromClient::Handled, 5).await;
+    assert!(matches!(
+        a.next::<ProbeFromServer>().await,
+        ServerFrame::Msg {
+            payload: ProbeFromServer::Counter(0),
+            ..
+        }
+    ));
 
     // The other session kept its state and never noticed.
     assert!(b.quiet_for(Duration::from_millis(100)).await);

@@ -417,9 +417,9 @@ where
             .catch_unwind()
             .await;
         let mut effects = cx.take_effects();
-        match flatten(outcome) {
+        match outcome {
             // The effects, then the ack, then the catch-ups of the topics it subscribed to.
-            Ok(()) => {
+            Ok(Ok(())) => {
                 let syncs = session.core.apply(&mut effects, reference);
                 state.cx.recycle(effects);
                 if !syncs.is_empty() {
@@ -427,9 +427,20 @@ where
                     Box::pin(self.sync(session, &mut state, syncs)).await;
                 }
             }
-            Err(message) => {
+            // The handler refused the message: the error answers it, what the method did
+            // before refusing is dropped, and the handler keeps its state.
+            Ok(Err(err)) => {
+                Metrics::bump(&self.shared.metrics.handler_failures);
+                tracing::debug!(session = %session.id(), %err, "handler refused a message");
+                state.cx.recycle(effects);
+                let message = err.to_string();
+                session
+                    .core
+                    .error(ErrorCode::HandlerFailed, message, reference);
+            }
+            Err(panic) => {
                 drop(state);
-                Box::pin(self.fail(session, message, reference)).await;
+                Box::pin(self.fail(session, panic_message(&*panic), reference)).await;
             }
         }
     }
@@ -546,8 +557,9 @@ where
         }
     }
 
-    /// Reports a failed handler method and gives the session a fresh handler, which is
-    /// connected again so it can restore its subscriptions.
+    /// Reports a handler method that panicked and gives the session a fresh handler, which
+    /// is connected again so it can restore its subscriptions (the old one is disconnected
+    /// first, so whatever it counted is given back).
     async fn fail(&self, session: &Arc<Session<P, H>>, message: String, reference: Option<Ref>) {
         Metrics::bump(&self.shared.metrics.handler_failures);
         tracing::warn!(session = %session.id(), %message, "handler failed; restarting it");
@@ -621,15 +633,20 @@ fn flatten(outcome: Result<HandlerResult, Box<dyn std::any::Any + Send>>) -> Res
     match outcome {
         Ok(Ok(())) => Ok(()),
         Ok(Err(err)) => Err(err.to_string()),
-        Err(panic) => Err(panic
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .map_or_else(
-                || "the handler panicked".to_owned(),
-                |m| format!("the handler panicked: {m}"),
-            )),
+        Err(panic) => Err(panic_message(&*panic)),
     }
+}
+
+/// What a panic said, for the `error` frame.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .map_or_else(
+            || "the handler panicked".to_owned(),
+            |m| format!("the handler panicked: {m}"),
+        )
 }
 
 #[cfg(test)]
