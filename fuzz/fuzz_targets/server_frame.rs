@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
     let text = frame.encode().expect("a decoded frame encodes");
     let again = ServerFrame::<Value>::decode(text.as_bytes())
         .unwrap_or_else(|err| panic!("the encoder's own text {text} does not decode: {err}"));
-    assert_eq!(again, frame, "decode -> encode -> decode changed the frame: {text}");
+    assert_eq!(
+        again, frame,
+        "decode -> encode -> decode changed the frame: {text}"
+    );
     // Value equality calls -0.0 and 0.0 equal; the text does not.
     assert_eq!(again.encode().expect("encodes"), text);
 });

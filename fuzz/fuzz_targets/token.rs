@@ -40,7 +40,10 @@ static SIGNED: LazyLock<Vec<(&'static str, Value, String)>> = LazyLock::new(|| {
     [
         ("chat", json!({"room": "lobby", "user": 7})),
         ("counter", Value::Null),
-        ("zoë", json!({"text": "say \"hi\"\n", "list": [1, -2, true, null, {}]})),
+        (
+            "zoë",
+            json!({"text": "say \"hi\"\n", "list": [1, -2, true, null, {}]}),
+        ),
     ]
     .into_iter()
     .map(|(module, props)| {
@@ -123,7 +126,10 @@ fn edited(pick: usize, rest: &[u8]) {
         );
     } else if expected_module == *module {
         let claims = result.expect("the untouched token verifies");
-        assert_eq!((&claims.module, &claims.props), (&module.to_string(), props));
+        assert_eq!(
+            (&claims.module, &claims.props),
+            (&module.to_string(), props)
+        );
         assert_eq!(claims.expires_at, NOW + TTL.as_secs());
     } else {
         assert_eq!(
