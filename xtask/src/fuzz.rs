@@ -56,11 +56,15 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         Err(problem) => eprintln!("xtask: warning: {problem}"),
     }
 
-    let mut build = nightly_fuzz();
-    build.arg("build").args(BUILD_FLAGS).args(targets.iter());
-    let status = crate::run(build);
-    if status != ExitCode::SUCCESS {
-        return status;
+    // Built before any run, so a build failure is not taken for a crash. `cargo fuzz build`
+    // takes one target at a time; the dependencies are built with the first.
+    for target in &targets {
+        let mut build = nightly_fuzz();
+        build.arg("build").args(BUILD_FLAGS).arg(target);
+        let status = crate::run(build);
+        if status != ExitCode::SUCCESS {
+            return status;
+        }
     }
 
     let outcomes: Vec<Outcome> = targets
