@@ -388,6 +388,41 @@ mod tests {
         );
     }
 
+    /// The token seeds only verify if they are signed as the target verifies.
+    #[test]
+    fn the_token_target_uses_the_seeds_key_and_clock() {
+        let path = root().join("fuzz/fuzz_targets/token.rs");
+        let source = std::fs::read_to_string(&path).unwrap();
+        let key = std::str::from_utf8(FUZZ_KEY).unwrap();
+        for needle in [
+            format!("const KEY: &[u8; 32] = b\"{key}\";"),
+            format!("const NOW: u64 = {};", group_thousands(FUZZ_NOW)),
+            format!(
+                "const TTL: Duration = Duration::from_secs({});",
+                FUZZ_TTL.as_secs()
+            ),
+        ] {
+            assert!(
+                source.contains(&needle),
+                "{} lacks `{needle}`",
+                path.display()
+            );
+        }
+    }
+
+    /// `n` as rustfmt leaves a literal written with `_` between groups of three digits.
+    fn group_thousands(n: u64) -> String {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, digit) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push('_');
+            }
+            out.push(digit);
+        }
+        out
+    }
+
     #[test]
     fn every_frame_type_of_the_document_seeds_its_side() {
         let seeds = all().unwrap();
