@@ -102,7 +102,7 @@ fn as_given(rest: &[u8]) {
 fn edited(pick: usize, rest: &[u8]) {
     let (module, props, original) = &SIGNED[pick % SIGNED.len()];
     // Every other pick presents the token to a module it was not signed for.
-    let expected_module = if (pick / SIGNED.len()) % 2 == 0 {
+    let expected_module = if (pick / SIGNED.len()).is_multiple_of(2) {
         module
     } else {
         "elsewhere"
