@@ -95,7 +95,7 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         eprintln!(
-            "xtask: replay a failure with `cargo +nightly fuzz run <target> <artifact>`; \
+            "xtask: replay a failure with `cargo +nightly fuzz run -a <target> <artifact>`; \
              fuzz/README.md says how to keep it as a regression test"
         );
         ExitCode::FAILURE
