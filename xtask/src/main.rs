@@ -5,6 +5,7 @@
 //! `cargo test`, so that a clean clone needs nothing installed by hand.
 
 mod browser;
+mod fuzz;
 mod redis;
 mod ts;
 
@@ -19,6 +20,13 @@ tasks:
                    `cargo test --workspace --all-features [args...]`, then the Redis tests
                    and the browser tests
   ts [--check]     write examples/chat/static/protocol.d.ts from the chat protocol (--check: fail if stale)
+  fuzz [--seconds N] [target...] [-- libfuzzer-args...]
+                   run the fuzz targets of fuzz/ (client_frame, server_frame, token; default all)
+                   for N seconds each (default 20) with `cargo +nightly fuzz`, installing
+                   cargo-fuzz when missing; fails on a crash, prints executions per target
+  fuzz-seeds [--check]
+                   write the fuzz seed corpus from docs/PROTOCOL.md's examples and signed
+                   tokens (--check: fail if stale)
   help             print this message";
 
 fn main() -> ExitCode {
@@ -28,6 +36,8 @@ fn main() -> ExitCode {
     match task.as_ref().and_then(|t| t.to_str()) {
         Some("test") => test(rest),
         Some("ts") => ts::run(rest),
+        Some("fuzz") => fuzz::run(rest),
+        Some("fuzz-seeds") => fuzz::seeds::run(rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             ExitCode::SUCCESS
