@@ -32,7 +32,6 @@ fn server_round_trip(text: &str) {
 /// number drifts each time a frame is decoded and re-encoded (a server relaying a client's
 /// value, a client echoing one back), and is read off its exact value the first time.
 #[test]
-#[ignore = "needs serde_json's `float_roundtrip` feature in the root Cargo.toml"]
 fn float_payloads_survive_decode_encode_decode() {
     client_round_trip(r#"{"type":"msg","payload":17635e69}"#);
 
