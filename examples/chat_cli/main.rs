@@ -10,9 +10,10 @@
 //!
 //! Type a line to send it; each stored message is printed once, as `author: text`, the room's
 //! history oldest first. When input ends, it leaves once the server has stored what was typed.
-//! `--transport ws|http|sse` picks the transport (default `ws`). With `--count N` it prints no
-//! chat: it sends N messages, waits until the server has stored every one, prints
-//! `N confirmed` and exits 0.
+//! `--transport ws|http|sse` picks the transport (default `ws`; over `http`, which has no
+//! connection for the room to push on, it fetches the room every second). With `--count N`
+//! it prints no chat: it sends N messages, waits until the server has stored every one,
+//! prints `N confirmed` and exits 0.
 
 #[path = "../chat/app.rs"]
 mod app;
