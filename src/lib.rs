@@ -77,6 +77,11 @@ pub use omni_runtime::{pubsub, server, test};
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use omni_runtime::axum;
 
+/// The README's examples, compiled and run by `cargo test --doc` so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// `ts-rs`, re-exported so that `#[derive(omni::TS)]` works without a direct dependency.
 pub use ts_rs::{self, TS};
 

@@ -1,23 +1,30 @@
-//! A terminal chat against the chat demo.
+//! A terminal chat against the chat demo, written as an Elm program: `init` makes the model,
+//! `update` applies each message (the server's, the transport's, and the ones it dispatches
+//! itself), `view` says what the terminal should show, and [`Terminal`] prints what it has
+//! not printed yet.
 //!
 //! ```text
 //! cargo run --example chat_cli -- --url http://127.0.0.1:3000/omni --author ada
 //! cargo run --example chat_cli -- --url http://127.0.0.1:3000/omni --author ada --count 100
 //! ```
 //!
-//! Type a line to send it. `--transport ws|http|sse` picks the transport (default `ws`).
-//! With `--count N` it sends N messages, waits until the server has confirmed every one (a
-//! `Sent` upsert for its id), prints `N confirmed` and exits 0.
+//! Type a line to send it; each stored message is printed once, as `author: text`, the room's
+//! history oldest first. When input ends, it leaves once the server has stored what was typed.
+//! `--transport ws|http|sse` picks the transport (default `ws`; over `http`, which has no
+//! connection for the room to push on, it fetches the room every second). With `--count N`
+//! it prints no chat: it sends N messages, waits until the server has stored every one,
+//! prints `N confirmed` and exits 0.
 
 #[path = "../chat/app.rs"]
 mod app;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::process::ExitCode;
+use std::time::Duration;
 
-use app::{ChatMessage, Msg, MsgFromClient, Status};
+use app::{ChatMessage, Msg, Status};
 use omni::client::{Client, Transport};
-use omni::{TransportError, TransportState};
+use omni::{ErrorCode, TransportError, TransportState};
 use tokio::io::AsyncBufReadExt;
 
 struct Args {
@@ -54,19 +61,153 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-/// A message id nobody else will pick.
-fn new_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
+/// Everything the terminal knows.
+struct Model {
+    /// The room's messages by id: stored ones, and ours until the server stores them.
+    messages: BTreeMap<String, ChatMessage>,
+    /// Ours that the server has not stored yet.
+    waiting: HashSet<String>,
+    online: Option<u32>,
+    /// The latest change of the connection.
+    transport: Option<TransportState>,
+    /// `--count` prints no chat.
+    quiet: bool,
 }
 
-fn message(author: &str, text: String) -> ChatMessage {
-    ChatMessage {
-        id: new_id(),
+/// Over plain HTTP the room's messages never come by themselves: an HTTP request is not a
+/// connection, so the chat handler's `connected` hook, which subscribes to the room and sends
+/// its history, does not run. There the room is fetched at start and then this often.
+const REFRESH: Duration = Duration::from_secs(1);
+
+/// The model, and what to dispatch at start: the `--count` messages, or over HTTP the room.
+fn init(args: &Args) -> (Model, Vec<Msg>) {
+    let model = Model {
+        messages: BTreeMap::new(),
+        waiting: HashSet::new(),
+        online: None,
+        transport: None,
+        quiet: args.count.is_some(),
+    };
+    let start = match args.count {
+        Some(count) => (1..=count)
+            .map(|i| message(&args.author, format!("message {i} of {count}")))
+            .collect(),
+        None if args.transport == Transport::Http => vec![Msg::FetchAll],
+        None => Vec::new(),
+    };
+    (model, start)
+}
+
+fn update(model: &mut Model, msg: Msg) {
+    match msg {
+        // Our own, applied as it is dispatched: shown once the server stores it.
+        Msg::Send(message) => {
+            model.waiting.insert(message.id.clone());
+            model.messages.insert(message.id.clone(), message);
+        }
+        Msg::Upsert(stored) => {
+            for (id, message) in stored {
+                if message.status == Status::Sent {
+                    model.waiting.remove(&id);
+                }
+                model.messages.insert(id, message);
+            }
+        }
+        Msg::Presence { online } => model.online = Some(online),
+        Msg::Transport(state) => {
+            // What the server sent before is gone; its snapshot follows. Ours that wait for
+            // the server are still queued, and stay.
+            if matches!(
+                &state,
+                TransportState::Reset | TransportState::TopicReset { .. }
+            ) {
+                model
+                    .messages
+                    .retain(|id, _| model.waiting.contains(id.as_str()));
+            }
+            model.transport = Some(state);
+        }
+        Msg::DraftChanged(_) | Msg::FetchAll => {}
+    }
+}
+
+/// What the terminal should show.
+struct Screen {
+    /// Stored messages, oldest first, by id.
+    chat: Vec<(String, String)>,
+    online: Option<String>,
+    transport: Option<String>,
+}
+
+fn view(model: &Model) -> Screen {
+    let mut stored: Vec<&ChatMessage> = if model.quiet {
+        Vec::new()
+    } else {
+        model
+            .messages
+            .values()
+            .filter(|m| m.status == Status::Sent)
+            .collect()
+    };
+    // Ids are random: the order is the server's clock, ties broken by id so it is stable.
+    stored.sort_by(|a, b| (a.sent_at, &a.id).cmp(&(b.sent_at, &b.id)));
+    Screen {
+        chat: stored
+            .into_iter()
+            .map(|m| (m.id.clone(), format!("{}: {}", m.author, m.text)))
+            .collect(),
+        online: model
+            .online
+            .filter(|_| !model.quiet)
+            .map(|n| format!("-- {n} online")),
+        transport: model.transport.as_ref().map(describe),
+    }
+}
+
+/// The printed lines: a terminal only appends, so each message is printed the first time a
+/// screen shows it, and never again when the server sends it again (its reply and the room
+/// both carry a sent message; a reset sends all of them again).
+#[derive(Default)]
+struct Terminal {
+    printed: HashSet<String>,
+    online: Option<String>,
+    transport: Option<String>,
+}
+
+impl Terminal {
+    fn render(&mut self, screen: Screen) {
+        for (id, line) in screen.chat {
+            if self.printed.insert(id) {
+                println!("{line}");
+            }
+        }
+        if let Some(line) = screen
+            .online
+            .filter(|line| self.online.as_ref() != Some(line))
+        {
+            println!("{line}");
+            self.online = Some(line);
+        }
+        // Transport changes go to stderr, so that stdout is the room alone.
+        if let Some(line) = screen
+            .transport
+            .filter(|line| self.transport.as_ref() != Some(line))
+        {
+            eprintln!("-- {line}");
+            self.transport = Some(line);
+        }
+    }
+}
+
+/// A message of ours, with an id nobody else will pick.
+fn message(author: &str, text: String) -> Msg {
+    Msg::Send(ChatMessage {
+        id: format!("{:016x}", rand::random::<u64>()),
         author: author.to_owned(),
         text,
         status: Status::Sending,
         sent_at: 0,
-    }
+    })
 }
 
 #[tokio::main]
@@ -85,75 +226,78 @@ async fn main() -> ExitCode {
         // `--count` queues every message at once.
         .queue(args.count.unwrap_or(0).max(1024) as usize)
         .connect();
-
-    let mut waiting = HashSet::new();
-    if let Some(count) = args.count {
-        for i in 1..=count {
-            let msg = message(&args.author, format!("message {i} of {count}"));
-            waiting.insert(msg.id.clone());
-            if let Err(err) = client.send(MsgFromClient::Send(msg)) {
-                eprintln!("chat_cli: {err}");
-                return ExitCode::FAILURE;
-            }
+    let (mut model, start) = init(&args);
+    let mut terminal = Terminal::default();
+    for msg in start {
+        let (msg, sent) = client.dispatch(msg);
+        if let Some(Err(err)) = sent {
+            eprintln!("chat_cli: {err}");
+            return ExitCode::FAILURE;
         }
-    } else {
-        let client = client.clone();
-        let author = args.author.clone();
-        tokio::spawn(async move {
-            let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.trim().is_empty() {
+        update(&mut model, msg);
+    }
+
+    let mut input = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    // `--count` reads no input; otherwise, once input ends, we leave when nothing of ours waits.
+    let mut reading = args.count.is_none();
+    let refreshing = args.count.is_none() && args.transport == Transport::Http;
+    let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + REFRESH, REFRESH);
+    loop {
+        let msg = tokio::select! {
+            line = input.next_line(), if reading => match line {
+                Ok(Some(line)) if line.trim().is_empty() => continue,
+                Ok(Some(line)) => dispatch(&client, message(&args.author, line)),
+                Ok(None) | Err(_) => {
+                    reading = false;
+                    if model.waiting.is_empty() {
+                        client.close();
+                    }
                     continue;
                 }
-                if let Err(err) = client.send(MsgFromClient::Send(message(&author, line))) {
-                    eprintln!("-- not sent: {err}");
-                }
-            }
-            client.close();
-        });
-    }
+            },
+            _ = refresh.tick(), if refreshing => dispatch(&client, Msg::FetchAll),
+            msg = messages.recv() => match msg {
+                Some(msg) => msg,
+                // Closed by us, or refused for good.
+                None => break,
+            },
+        };
+        update(&mut model, msg);
+        terminal.render(view(&model));
 
-    while let Some(msg) = messages.recv().await {
-        match msg {
-            Msg::Upsert(map) => {
-                for m in map.values() {
-                    if args.count.is_none() {
-                        println!("{}: {}", m.author, m.text);
-                    }
-                    if m.status == Status::Sent {
-                        waiting.remove(&m.id);
-                    }
-                }
-                if let Some(count) = args.count
-                    && waiting.is_empty()
-                {
-                    println!("{count} confirmed");
-                    client.close();
-                    return ExitCode::SUCCESS;
-                }
+        if let Some(TransportState::Error(TransportError::Rejected { code, .. })) = &model.transport
+            && *code == ErrorCode::VersionMismatch
+        {
+            return ExitCode::FAILURE;
+        }
+        if model.waiting.is_empty() {
+            if let Some(count) = args.count {
+                println!("{count} confirmed");
+                client.close();
+                return ExitCode::SUCCESS;
             }
-            Msg::Presence { online } => {
-                if args.count.is_none() {
-                    println!("-- {online} online");
-                }
+            if !reading {
+                client.close();
             }
-            Msg::Transport(state) => {
-                eprintln!("-- {}", describe(&state));
-                if let TransportState::Error(TransportError::Rejected { code, .. }) = &state
-                    && *code == omni::ErrorCode::VersionMismatch
-                {
-                    return ExitCode::FAILURE;
-                }
-            }
-            Msg::DraftChanged(_) | Msg::Send(_) | Msg::FetchAll => {}
         }
     }
-    // The stream ended: closed by us (stdin ended) or refused for good.
-    if args.count.is_some() {
-        eprintln!("chat_cli: {} messages were never confirmed", waiting.len());
+    if args.count.is_some() || !model.waiting.is_empty() {
+        eprintln!(
+            "chat_cli: {} messages were never confirmed",
+            model.waiting.len()
+        );
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// Sends `msg` if it is for the server, and hands it back to be applied here all the same.
+fn dispatch(client: &Client<Msg>, msg: Msg) -> Msg {
+    let (msg, sent) = client.dispatch(msg);
+    if let Some(Err(err)) = sent {
+        eprintln!("-- not sent: {err}");
+    }
+    msg
 }
 
 fn describe(state: &TransportState) -> String {

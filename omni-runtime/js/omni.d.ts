@@ -28,6 +28,9 @@ export interface Options {
   protocol?: string;
   /** The protocol's schema hash; a different one is refused with `version_mismatch`, for good. */
   version?: string;
+  /** The `kind`s of the protocol's client messages (its `...FromClient` union), which
+   * `dispatch` sends. */
+  kinds?: readonly string[];
   backoff?: Partial<Backoff>;
   heartbeat?: Partial<Heartbeat>;
   /** How long (ms) a connection may take to be welcomed by the server. Default 10000. */
@@ -87,6 +90,11 @@ export interface Stream<C, S> {
   /** Queues a message and returns its `ref`; sent when connected, again until acknowledged.
    * Throws when the client (or component) is closed or the queue is full. */
   send(payload: C): number;
+  /** Sends `msg` when its `kind` is one of the `kinds` option's, and returns it in every
+   * case, for the page's own update to apply (Elm-style: one `update` over the page's whole
+   * message union, client messages, server messages and local ones alike). Throws as `send`
+   * does, and without `kinds`. */
+  dispatch<M extends { kind: string }>(msg: M): M;
   /** Unacknowledged messages, oldest first (they survive a reload). */
   pending(): Pending<C>[];
   /** Every server message, exactly once and in order for sequenced ones (a sequenced
@@ -118,6 +126,8 @@ export interface MuxOptions {
 export interface JoinOptions {
   /** The module protocol's schema hash; a different one is refused with `version_mismatch`. */
   version?: string;
+  /** The `kind`s of the module protocol's client messages, which `dispatch` sends. */
+  kinds?: readonly string[];
   /** The storage key of the component's queue and resume point. Default: from the mux URL,
    * the module and the id. */
   queueKey?: string;

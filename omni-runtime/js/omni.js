@@ -6,6 +6,12 @@
 //   client.on("state", (state) => show(state));
 //   const ref = client.send({ kind: "FetchAll" });
 //
+//   // Elm-style: every message of the page goes through its update; `dispatch` sends the
+//   // ones whose kind is a client message's (named in `kinds`) and returns each to apply.
+//   const chat = connect("/omni", { kinds: ["Send", "FetchAll"] });
+//   update(chat.dispatch({ kind: "Send", data: message }));
+//   update(chat.dispatch({ kind: "DraftChanged", data: "" })); // local: not sent
+//
 //   // Several components, each a session of its own module, over one WebSocket (/omni/mux):
 //   const widgets = mux("/omni");
 //   const counter = widgets.join("c1", "counter", tokenFromThePage);
@@ -113,13 +119,16 @@ const STEP = { continue: "continue", welcomed: "welcomed", gap: "gap" };
  * `Component` is one per join, sharing the mux's socket.
  */
 class Stream {
-  constructor({ storage, key, queue, id, noun }) {
+  constructor({ storage, key, queue, id, noun, kinds }) {
     this._listeners = { message: new Set(), state: new Set(), ack: new Set() };
     this._storage = storage;
     this._key = key;
     this._limit = queue;
     this._id = id;
     this._noun = noun;
+    // The protocol's client message kinds, which `dispatch` sends; JavaScript cannot tell
+    // them from the page's own messages by itself.
+    this._kinds = kinds === undefined ? null : new Set(Array.from(kinds, String));
     this._session = null;
     this._lastSeq = 0;
     // The last number held of each sequenced topic. A Map, so that no topic name can collide
@@ -159,6 +168,17 @@ class Stream {
     this._save();
     this._wake();
     return ref;
+  }
+
+  /** Sends `msg` when its `kind` is one of the `kinds` given at connect (or join), and
+   * returns it in every case, so that the page's update applies what it dispatched. Throws
+   * as `send` does. */
+  dispatch(msg) {
+    if (this._kinds === null) {
+      throw new TypeError(`omni: dispatch needs the ${this._noun}'s client message kinds: pass { kinds: [...] }`);
+    }
+    if (this._kinds.has(msg?.kind)) this.send(msg);
+    return msg;
   }
 
   /** Messages sent but not yet acknowledged, oldest first: `[{ ref, payload }]`. */
@@ -473,6 +493,7 @@ class Client extends Stream {
       key: options.queueKey ?? `omni:${base.href}:${merged.transport}`,
       queue: merged.queue,
       noun: "client",
+      kinds: options.kinds,
     });
     this._base = base;
     this._options = merged;
@@ -605,6 +626,7 @@ class Mux {
       module: String(module),
       token: String(token),
       version: options.version,
+      kinds: options.kinds,
       key: options.queueKey ?? `omni:${this._base.href}:mux:${module}:${id}`,
     });
     this._components.set(id, component);
@@ -759,8 +781,8 @@ class Mux {
 
 /** One joined component of a `Mux`: a session of its module, with a queue of its own. */
 class Component extends Stream {
-  constructor(mux, { id, module, token, version, key }) {
-    super({ storage: mux._storage, key, queue: mux._options.queue, id, noun: "component" });
+  constructor(mux, { id, module, token, version, kinds, key }) {
+    super({ storage: mux._storage, key, queue: mux._options.queue, id, noun: "component", kinds });
     this._mux = mux;
     this._module = module;
     this._token = token;

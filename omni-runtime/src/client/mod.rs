@@ -301,13 +301,50 @@ impl<P: Protocol + Send> Client<P> {
     /// Queues a message for the server and returns its `ref`. It is sent at once when
     /// connected, otherwise after the next reconnect, and again until acknowledged.
     pub fn send(&self, msg: P::Client) -> Result<Ref, SendError> {
+        self.queue(&msg)
+    }
+
+    /// Sends `msg` when it is one of the protocol's `#[client]` messages, and hands it back in
+    /// every case, so that the application's `update` applies what it dispatched, as an Elm
+    /// program does. The second value is `None` for a message that stays local, otherwise
+    /// what [`send`](Self::send) returned.
+    ///
+    /// ```no_run
+    /// use omni_runtime::client::Client;
+    /// use omni_runtime::protocol::tests_support::Echo;
+    ///
+    /// # async fn run() {
+    /// # let (client, _messages) = Client::<Echo>::builder("http://127.0.0.1:3000/omni").connect();
+    /// # let mut said = Vec::new();
+    /// # let mut update = |msg: Echo| if let Echo::Say(text) = msg { said.push(text) };
+    /// let (msg, sent) = client.dispatch(Echo::Say("hello".into()));
+    /// if let Some(Err(err)) = sent {
+    ///     eprintln!("not sent: {err}");
+    /// }
+    /// update(msg);
+    /// # }
+    /// ```
+    pub fn dispatch(&self, msg: P) -> (P, Option<Result<Ref, SendError>>) {
+        // The wire form is encoded by reference and then lifted back: the message makes the
+        // round trip by moves, so no `Clone` bound is needed.
+        match msg.into_client() {
+            Ok(client) => {
+                let sent = self.queue(&client);
+                (P::from_client(client), Some(sent))
+            }
+            Err(local) => (local, None),
+        }
+    }
+
+    /// Encodes `msg` into a `msg` frame and queues it.
+    fn queue(&self, msg: &P::Client) -> Result<Ref, SendError> {
         if *self.shared.closed.borrow() {
             return Err(SendError::Closed);
         }
         let limit = self.shared.max_message_bytes;
         let queued = self.shared.outbox.push(|reference| {
             let text = ClientFrame::Msg {
-                payload: &msg,
+                payload: msg,
                 reference: Some(reference),
                 id: self.shared.component.as_deref().map(str::to_owned),
             }
@@ -328,12 +365,6 @@ impl<P: Protocol + Send> Client<P> {
             Some(Err(err)) => Err(err),
             Some(Ok(reference)) => Ok(reference),
         }
-    }
-
-    /// Sends `msg` if it is one of the protocol's client messages; any other variant is
-    /// handed back (a local message, for the application's own update).
-    pub fn dispatch(&self, msg: P) -> Result<Result<Ref, SendError>, P> {
-        msg.into_client().map(|client| self.send(client))
     }
 
     /// Messages sent but not yet acknowledged by the server.
