@@ -41,7 +41,7 @@ pub(crate) fn protocol(args: TokenStream, input: TokenStream) -> TokenStream {
         other => return misplaced(&input, &other, "this item"),
     };
 
-    let mut cx = Ctxt::default();
+    let mut cx = Ctxt::new();
     let options = attr::Container::parse(args, &mut cx);
     let protocol = Protocol::from_syn(&item, options, &mut cx);
     validate::check(&protocol, &mut cx);
@@ -325,14 +325,6 @@ impl<'a> Generator<'a> {
         let helpers = [Direction::Client, Direction::Server].map(|d| self.serde_helpers(d));
         quote! {
             const _: () = {
-                #[diagnostic::on_unimplemented(
-                    message = "`{Self}` cannot travel in a protocol message: it is not `Serialize` and `DeserializeOwned`",
-                    label = "the type of a `#[client]` or `#[server]` variant's field",
-                    note = "derive `serde::Serialize` and `serde::Deserialize` for it, or put `#[omni::wire]` on it (which derives `TS` too)",
-                    note = "for a type from another crate, enable that crate's `serde` feature"
-                )]
-                trait __OmniWire {}
-
                 struct __OmniField<T>(::core::marker::PhantomData<fn() -> T>);
 
                 impl<T> __OmniField<T> {
@@ -348,7 +340,7 @@ impl<'a> Generator<'a> {
                 trait __OmniStranded<T> {
                     fn travels(&self)
                     where
-                        T: __OmniWire,
+                        T: #private::Wire,
                     {
                     }
                 }
@@ -726,7 +718,8 @@ fn is_option(ty: &Type) -> bool {
     };
     path.qself.is_none()
         && path.path.segments.last().is_some_and(|last| {
-            last.ident == "Option" && matches!(last.arguments, syn::PathArguments::AngleBracketed(_))
+            last.ident == "Option"
+                && matches!(last.arguments, syn::PathArguments::AngleBracketed(_))
         })
 }
 

@@ -2,6 +2,9 @@
 //! protocol enums, to `examples/chat/static/protocol.d.ts` (the chat) and `counter.d.ts`
 //! (the counter module); `--check` fails when a checked-in file differs from what its enum
 //! generates now.
+//!
+//! A field type without a `TS` impl is declared as `unknown`, and the module's header lists
+//! such types; both modes warn about them, and `--strict` makes them an error.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -22,17 +25,31 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Runs the task: `args` is empty (write the file) or `--check`.
+/// The header line `omni::typescript` writes above a module whose declarations fell back to
+/// `unknown` (`omni_runtime::typescript::UNKNOWN_HEADER`; xtask does not depend on omni).
+const UNKNOWN_HEADER: &str = "// Declared as `unknown` (no `TS` impl):";
+
+/// Runs the task: `args` is empty (write the file), `--check`, `--strict`, or both.
 pub fn run(args: Vec<OsString>) -> ExitCode {
-    let check = match args.iter().map(|a| a.to_str()).collect::<Vec<_>>()[..] {
-        [] => false,
-        [Some("--check")] => true,
-        _ => {
-            eprintln!("xtask: usage: cargo xtask ts [--check]");
-            return ExitCode::from(2);
+    let (mut check, mut strict) = (false, false);
+    for arg in &args {
+        match arg.to_str() {
+            Some("--check") => check = true,
+            Some("--strict") => strict = true,
+            _ => {
+                eprintln!("xtask: usage: cargo xtask ts [--check] [--strict]");
+                return ExitCode::from(2);
+            }
         }
-    };
-    let result = if check { check_fresh() } else { write() };
+    }
+    let result = generate_all().and_then(|modules| {
+        if check {
+            compare(&modules)?;
+        } else {
+            write(&modules)?;
+        }
+        unknown_types(&modules, strict)
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(problem) => {
@@ -44,10 +61,21 @@ pub fn run(args: Vec<OsString>) -> ExitCode {
 
 /// Fails when checked-in declarations are not what their protocol enum generates.
 pub fn check_fresh() -> Result<(), String> {
-    for (output, protocol) in OUTPUTS {
-        let generated = generate(protocol)?;
+    compare(&generate_all()?)
+}
+
+/// Every output path with the module its protocol generates now.
+fn generate_all() -> Result<Vec<(&'static str, String)>, String> {
+    OUTPUTS
+        .iter()
+        .map(|(output, protocol)| Ok((*output, generate(protocol)?)))
+        .collect()
+}
+
+fn compare(modules: &[(&str, String)]) -> Result<(), String> {
+    for (output, generated) in modules {
         let current = std::fs::read_to_string(root().join(output)).unwrap_or_default();
-        if current != generated {
+        if current != *generated {
             return Err(format!(
                 "{output} is stale: regenerate it with `cargo xtask ts` and commit the result"
             ));
@@ -57,9 +85,33 @@ pub fn check_fresh() -> Result<(), String> {
     Ok(())
 }
 
-fn write() -> Result<(), String> {
-    for (output, protocol) in OUTPUTS {
-        let generated = generate(protocol)?;
+/// Warns about the field types declared as `unknown` in the generated modules; with `strict`,
+/// fails instead.
+fn unknown_types(modules: &[(&str, String)], strict: bool) -> Result<(), String> {
+    let mut found = false;
+    for (output, generated) in modules {
+        let Some(listed) = generated
+            .lines()
+            .find_map(|line| line.strip_prefix(UNKNOWN_HEADER))
+        else {
+            continue;
+        };
+        found = true;
+        eprintln!(
+            "xtask: {}: {output} declares these field types as `unknown`, having no `TS` impl:\
+             {}; put `#[omni::wire]` or `#[derive(omni::TS)]` on them to type them",
+            if strict { "error" } else { "warning" },
+            listed.trim_end_matches('.')
+        );
+    }
+    if found && strict {
+        return Err("--strict: some field types have no TypeScript declaration".into());
+    }
+    Ok(())
+}
+
+fn write(modules: &[(&str, String)]) -> Result<(), String> {
+    for (output, generated) in modules {
         let path = root().join(output);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
