@@ -98,4 +98,17 @@ pub mod __private {
     pub use std::path::PathBuf;
     pub use std::string::String;
     pub use std::vec::Vec;
+
+    /// Required of a protocol field's type whose type is not `Serialize + DeserializeOwned`,
+    /// so that the one error the macro's check raises says how to fix it. It has no impls:
+    /// types that travel never meet this bound (the check's autoref probe resolves elsewhere).
+    /// Defined here, not in the generated code, because `#[diagnostic::…]` cannot be named
+    /// under `#![no_implicit_prelude]`.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot travel in a protocol message: it must be both `Serialize` and `DeserializeOwned`",
+        label = "the type of a `#[client]` or `#[server]` variant's field",
+        note = "derive `serde::Serialize` and `serde::Deserialize` for it, or put `#[omni::wire]` on it (which derives `TS` too)",
+        note = "for a type from another crate, enable that crate's `serde` feature"
+    )]
+    pub trait Wire {}
 }

@@ -60,9 +60,18 @@ impl Container {
                     }
                 }
             } else {
-                cx.syn_error(meta.error(format_args!(
-                    "unknown `#[omni::protocol]` option `{}`; expected one of: {CONTAINER_OPTIONS}",
-                    path_str(&meta.path)
+                cx.syn_error(meta.error(unknown_option(
+                    "`#[omni::protocol]` option",
+                    &meta.path,
+                    &[
+                        "client",
+                        "server",
+                        "handler",
+                        "transport",
+                        "name",
+                        "rename_all",
+                    ],
+                    &format!("one of: {CONTAINER_OPTIONS}"),
                 )));
                 skip_value(&meta)
             }
@@ -103,15 +112,31 @@ impl Variant {
     pub(crate) fn parse(attrs: &[Attribute], cx: &mut Ctxt) -> Self {
         let mut out = Variant::default();
         for attr in attrs {
-            let direction = if attr.path().is_ident("client") {
-                Direction::Client
-            } else if attr.path().is_ident("server") {
-                Direction::Server
-            } else if attr.path().is_ident("omni") {
-                out.parse_options(attr, cx);
-                continue;
-            } else {
-                continue;
+            let name = match misspelled(attr) {
+                Some(meant) => {
+                    // Read as what it was meant to be, so the typo is the only error and not
+                    // also, say, "no messages travel".
+                    cx.error_spanned_by(
+                        attr.path(),
+                        format_args!(
+                            "unknown attribute `{}`; did you mean `{meant}`?",
+                            path_str(attr.path())
+                        ),
+                    );
+                    meant
+                }
+                None if attr.path().is_ident("client") => "client",
+                None if attr.path().is_ident("server") => "server",
+                None if attr.path().is_ident("omni") => "omni",
+                None => continue,
+            };
+            let direction = match name {
+                "client" => Direction::Client,
+                "server" => Direction::Server,
+                _ => {
+                    out.parse_options(attr, cx);
+                    continue;
+                }
             };
             if !matches!(attr.meta, Meta::Path(_)) {
                 cx.error_spanned_by(
@@ -151,9 +176,11 @@ impl Variant {
                 let lit: LitStr = value(&meta, "rename")?;
                 set_once(cx, &mut self.rename, &meta, lit)
             } else {
-                cx.syn_error(meta.error(format_args!(
-                    "unknown variant option `{}`; expected {VARIANT_OPTIONS}",
-                    path_str(&meta.path)
+                cx.syn_error(meta.error(unknown_option(
+                    "variant option",
+                    &meta.path,
+                    &["rename"],
+                    VARIANT_OPTIONS,
                 )));
                 skip_value(&meta)
             }
@@ -164,10 +191,77 @@ impl Variant {
     }
 }
 
-/// Whether `attr` is one of ours, to be removed from the enum the user gets back.
+/// Whether `attr` is one of ours, to be removed from the enum the user gets back. A
+/// misspelling of one counts: left on the enum, rustc would add "cannot find attribute" to
+/// the macro's own "did you mean" error.
 pub(crate) fn is_helper(attr: &Attribute) -> bool {
     let path = attr.path();
-    path.is_ident("client") || path.is_ident("server") || path.is_ident("omni")
+    path.is_ident("client")
+        || path.is_ident("server")
+        || path.is_ident("omni")
+        || misspelled(attr).is_some()
+}
+
+/// The variant attribute `attr` is one edit away from (`#[clinet]`, `#[sever]`, `#[omin]`),
+/// if it is not one of ours already. One edit, counting a swap of neighbours as one, keeps
+/// other crates' attributes out: `serde` is two away from `server`.
+pub(crate) fn misspelled(attr: &Attribute) -> Option<&'static str> {
+    let ident = attr.path().get_ident()?.to_string();
+    closest(&ident, &["client", "server", "omni"])
+}
+
+/// The candidate one edit away from `given`, when `given` is not a candidate itself.
+fn closest(given: &str, candidates: &[&'static str]) -> Option<&'static str> {
+    if candidates.contains(&given) {
+        return None;
+    }
+    candidates
+        .iter()
+        .copied()
+        .find(|candidate| edit_distance(&given.to_lowercase(), candidate) <= 1)
+}
+
+/// "unknown variant option `renam`; did you mean `rename`?", or the valid options when no
+/// option is close.
+fn unknown_option(
+    what: &str,
+    path: &syn::Path,
+    options: &[&'static str],
+    expected: &str,
+) -> String {
+    let given = path_str(path);
+    match closest(&given, options) {
+        Some(meant) => format!("unknown {what} `{given}`; did you mean `{meant}`?"),
+        None => format!("unknown {what} `{given}`; expected {expected}"),
+    }
+}
+
+/// Edits (insert, delete, replace, or swap two neighbours) between `a` and `b`: the optimal
+/// string alignment distance.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // rows[i][j]: the distance between a[..i] and b[..j].
+    let mut rows = vec![vec![0; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let replace = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + replace);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
 }
 
 /// Whether a variant or field attribute should be carried onto generated items.
@@ -218,4 +312,29 @@ fn set_once<T>(
 
 fn path_str(path: &syn::Path) -> String {
     quote::quote!(#path).to_string().replace(' ', "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{closest, edit_distance};
+
+    #[test]
+    fn edit_distance_counts_a_swap_as_one() {
+        assert_eq!(edit_distance("clinet", "client"), 1);
+        assert_eq!(edit_distance("sever", "server"), 1);
+        assert_eq!(edit_distance("renam", "rename"), 1);
+        assert_eq!(edit_distance("serde", "server"), 2);
+        assert_eq!(edit_distance("", "omni"), 4);
+    }
+
+    #[test]
+    fn suggestions_are_one_edit_away_and_never_the_name_itself() {
+        let ours = ["client", "server", "omni"];
+        assert_eq!(closest("clinet", &ours), Some("client"));
+        assert_eq!(closest("Server", &ours), Some("server"));
+        assert_eq!(closest("omin", &ours), Some("omni"));
+        assert_eq!(closest("client", &ours), None);
+        assert_eq!(closest("serde", &ours), None);
+        assert_eq!(closest("doc", &ours), None);
+    }
 }

@@ -5,7 +5,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{Fields, Ident, Item, ItemEnum, Path, Token, punctuated::Punctuated};
+use syn::{Fields, Ident, Item, ItemEnum, Path, Token, Type, punctuated::Punctuated};
 
 use crate::ast::{Protocol, Variant};
 use crate::attr::{self, Direction};
@@ -41,7 +41,7 @@ pub(crate) fn protocol(args: TokenStream, input: TokenStream) -> TokenStream {
         other => return misplaced(&input, &other, "this item"),
     };
 
-    let mut cx = Ctxt::default();
+    let mut cx = Ctxt::new();
     let options = attr::Container::parse(args, &mut cx);
     let protocol = Protocol::from_syn(&item, options, &mut cx);
     validate::check(&protocol, &mut cx);
@@ -136,17 +136,45 @@ impl<'a> Generator<'a> {
                 Direction::Server => "from server to client",
             }
         );
-        let variants = self.protocol.wire_variants(direction).map(|v| {
-            let attrs = v.carried_attrs();
-            let ident = v.ident();
-            let wire_name = &v.wire_name;
-            let fields = carried_fields(&v.original.fields);
-            quote! {
-                #(#attrs)*
-                #[serde(rename = #wire_name)]
-                #ident #fields
-            }
-        });
+        let helpers_of = ident.to_string();
+        let mut numbers = 0..;
+        let variants: Vec<TokenStream> = self
+            .protocol
+            .wire_variants(direction)
+            .map(|v| {
+                let attrs = v.carried_attrs();
+                let ident = v.ident();
+                let wire_name = &v.wire_name;
+                let mut fields = carried_fields(&v.original.fields);
+                let newtype = fields.len() == 1 && matches!(fields, Fields::Unnamed(_));
+                let mut variant_de = None;
+                for field in fields.iter_mut() {
+                    let number = numbers.next().unwrap_or_default();
+                    let ser = format!("{helpers_of}::{}", helper_ident("serialize", number));
+                    let de = format!("{helpers_of}::{}", helper_ident("deserialize", number));
+                    field
+                        .attrs
+                        .push(syn::parse_quote!(#[serde(serialize_with = #ser)]));
+                    if is_option(&field.ty) {
+                        // serde reads an absent `Option` as `None` only through its own path.
+                    } else if newtype {
+                        // On the variant: serde's own handling of a missing `data` would
+                        // otherwise still require the field's type to be `Deserialize`.
+                        variant_de = Some(quote!(#[serde(deserialize_with = #de)]));
+                    } else {
+                        field
+                            .attrs
+                            .push(syn::parse_quote!(#[serde(deserialize_with = #de)]));
+                    }
+                }
+                quote! {
+                    #(#attrs)*
+                    #[serde(rename = #wire_name)]
+                    #variant_de
+                    #ident #fields
+                }
+            })
+            .collect();
         let serde_crate = format!("{private}::serde").replace(' ', "");
         quote! {
             #[doc = #doc]
@@ -159,8 +187,9 @@ impl<'a> Generator<'a> {
     }
 
     /// `ts_rs::TS` for a wire enum, written here rather than derived because ts-rs's derive
-    /// output names prelude items and would not compile under `#![no_implicit_prelude]`.
-    /// Field types are still declared by their own `TS` impls.
+    /// output names prelude items and would not compile under `#![no_implicit_prelude]`, and
+    /// would demand `TS` of every field type. A field type is declared by its own `TS` impl
+    /// when it has one, and as `unknown` otherwise (see `ts_field`).
     fn typescript_impl(&self, direction: Direction) -> TokenStream {
         let private = &self.private;
         let ts = quote!(#private::ts_rs);
@@ -179,13 +208,13 @@ impl<'a> Generator<'a> {
             let data = match &v.original.fields {
                 Fields::Unit => quote!(::core::option::Option::None),
                 Fields::Unnamed(f) if f.unnamed.len() == 1 => {
-                    let name = ts_name(&f.unnamed[0].ty, &ts);
+                    let name = ts_name(&f.unnamed[0].ty);
                     quote!(::core::option::Option::Some(#name))
                 }
                 Fields::Unnamed(f) => {
                     let items = f.unnamed.iter().map(|field| {
                         let cfgs = field.attrs.iter().filter(|a| is_cfg(a));
-                        let name = ts_name(&field.ty, &ts);
+                        let name = ts_name(&field.ty);
                         quote!(#(#cfgs)* __omni_items.push(#name);)
                     });
                     quote!(::core::option::Option::Some({
@@ -198,7 +227,7 @@ impl<'a> Generator<'a> {
                     let items = f.named.iter().map(|field| {
                         let cfgs = field.attrs.iter().filter(|a| is_cfg(a));
                         let key = field.ident.as_ref().map(|i| i.unraw().to_string());
-                        let name = ts_name(&field.ty, &ts);
+                        let name = ts_name(&field.ty);
                         quote!(#(#cfgs)* __omni_items.push((#key, #name));)
                     });
                     quote!(::core::option::Option::Some({
@@ -217,18 +246,14 @@ impl<'a> Generator<'a> {
             let cfgs = v.cfg_attrs();
             let fields = v.fields().into_iter().map(|field| {
                 let cfgs = field.attrs.iter().filter(|a| is_cfg(a));
-                let ty = &field.ty;
-                quote! {
-                    #(#cfgs)*
-                    {
-                        visitor.visit::<#ty>();
-                        <#ty as #ts::TS>::visit_generics(visitor);
-                    }
-                }
+                let field = ts_field(&field.ty);
+                quote!(#(#cfgs)* #field.visit(visitor);)
             });
             quote!(#(#cfgs)* { #(#fields)* })
         });
+        let probes = quote!(use #private::typescript::{Declared as _, Undeclared as _};);
         quote! {
+            #[automatically_derived]
             impl #ts::TS for #ident {
                 type WithoutGenerics = Self;
                 type OptionInnerType = Self;
@@ -240,6 +265,7 @@ impl<'a> Generator<'a> {
                     ::core::convert::From::from(#name)
                 }
                 fn inline(cfg: &#ts::Config) -> #private::String {
+                    #probes
                     let mut __omni_members = #private::Vec::new();
                     #(#members)*
                     #private::typescript::union(__omni_members)
@@ -257,6 +283,7 @@ impl<'a> Generator<'a> {
                 where
                     Self: 'static,
                 {
+                    #probes
                     #(#visits)*
                 }
                 fn output_path() -> ::core::option::Option<#private::PathBuf> {
@@ -266,11 +293,18 @@ impl<'a> Generator<'a> {
         }
     }
 
-    /// A check per field that its type is `Serialize`, spanned on the field's type: serde's own
-    /// derive reports a missing `Serialize` on the attribute (a missing `Deserialize` it
-    /// already reports on the field).
-    fn field_assertions(&self) -> TokenStream {
+    /// What lets any `Serialize + DeserializeOwned` field type travel, and anything else fail
+    /// with one error on the field. A check per field, spanned on its type, names the fix; the
+    /// wire enums' serde impls reach each field through a helper here that falls back to an
+    /// error value when the type lacks the trait, so serde's derive adds no second error for
+    /// the same mistake. The fallbacks are never run: the check fails to compile first.
+    ///
+    /// Each probe is autoref specialization: `(&&__OmniField::<T>::new()).method()` resolves
+    /// to the `&__OmniField<T>` impl when its bound holds and to the `__OmniField<T>` one
+    /// otherwise. It works because the macro names the concrete field types.
+    fn field_travel(&self) -> TokenStream {
         let private = &self.private;
+        let serde = quote!(#private::serde);
         let checks = self
             .protocol
             .variants
@@ -283,18 +317,116 @@ impl<'a> Generator<'a> {
                     let ty = &field.ty;
                     quote_spanned! {ty.span()=>
                         #(#cfgs)*
-                        __omni_serialize::<#ty>();
+                        (&&__OmniField::<#ty>::new()).travels();
                     }
                 });
                 quote!(#(#cfgs)* { #(#fields)* })
             });
+        let helpers = [Direction::Client, Direction::Server].map(|d| self.serde_helpers(d));
         quote! {
             const _: () = {
-                fn __omni_serialize<T: ?::core::marker::Sized + #private::serde::Serialize>() {}
+                struct __OmniField<T>(::core::marker::PhantomData<fn() -> T>);
+
+                impl<T> __OmniField<T> {
+                    const fn new() -> Self {
+                        __OmniField(::core::marker::PhantomData)
+                    }
+                }
+
+                trait __OmniTravels {
+                    fn travels(&self) {}
+                }
+                impl<T: #serde::Serialize + #serde::de::DeserializeOwned> __OmniTravels for &__OmniField<T> {}
+                trait __OmniStranded<T> {
+                    fn travels(&self)
+                    where
+                        T: #private::Wire,
+                    {
+                    }
+                }
+                impl<T> __OmniStranded<T> for __OmniField<T> {}
+
+                trait __OmniSerializes<T> {
+                    fn serialize<S: #serde::Serializer>(&self, value: &T, serializer: S) -> ::core::result::Result<S::Ok, S::Error>;
+                }
+                impl<T: #serde::Serialize> __OmniSerializes<T> for &__OmniField<T> {
+                    fn serialize<S: #serde::Serializer>(&self, value: &T, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
+                        #serde::Serialize::serialize(value, serializer)
+                    }
+                }
+                trait __OmniSerializeStranded<T> {
+                    fn serialize<S: #serde::Serializer>(&self, value: &T, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
+                        let _ = (value, serializer);
+                        ::core::result::Result::Err(#serde::ser::Error::custom("this field's type is not `Serialize`"))
+                    }
+                }
+                impl<T> __OmniSerializeStranded<T> for __OmniField<T> {}
+
+                trait __OmniDeserializes<T> {
+                    fn deserialize<'de, D: #serde::Deserializer<'de>>(&self, deserializer: D) -> ::core::result::Result<T, D::Error>;
+                }
+                impl<T: #serde::de::DeserializeOwned> __OmniDeserializes<T> for &__OmniField<T> {
+                    fn deserialize<'de, D: #serde::Deserializer<'de>>(&self, deserializer: D) -> ::core::result::Result<T, D::Error> {
+                        <T as #serde::Deserialize<'de>>::deserialize(deserializer)
+                    }
+                }
+                trait __OmniDeserializeStranded<T> {
+                    fn deserialize<'de, D: #serde::Deserializer<'de>>(&self, deserializer: D) -> ::core::result::Result<T, D::Error> {
+                        let _ = deserializer;
+                        ::core::result::Result::Err(#serde::de::Error::custom("this field's type is not `Deserialize`"))
+                    }
+                }
+                impl<T> __OmniDeserializeStranded<T> for __OmniField<T> {}
+
+                #(#helpers)*
+
                 fn __omni_fields_travel() {
                     #(#checks)*
                 }
             };
+        }
+    }
+
+    /// The functions a wire enum's serde attributes name, one pair per field, numbered in the
+    /// order `wire_enum` numbers them.
+    fn serde_helpers(&self, direction: Direction) -> TokenStream {
+        let serde = {
+            let private = &self.private;
+            quote!(#private::serde)
+        };
+        let ident = self.wire_ident(direction);
+        let mut helpers = Vec::new();
+        let fields = self
+            .protocol
+            .wire_variants(direction)
+            .flat_map(|v| v.fields().into_iter().map(move |field| (v, field)));
+        for (number, (v, field)) in fields.enumerate() {
+            let cfgs: Vec<_> = v
+                .cfg_attrs()
+                .chain(field.attrs.iter().filter(|a| is_cfg(a)))
+                .collect();
+            let ty = &field.ty;
+            let ser = helper_ident("serialize", number);
+            let de = helper_ident("deserialize", number);
+            helpers.push(quote! {
+                #(#cfgs)*
+                fn #ser<S: #serde::Serializer>(value: &#ty, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
+                    (&&__OmniField::<#ty>::new()).serialize(value, serializer)
+                }
+                #(#cfgs)*
+                fn #de<'de, D: #serde::Deserializer<'de>>(deserializer: D) -> ::core::result::Result<#ty, D::Error> {
+                    (&&__OmniField::<#ty>::new()).deserialize(deserializer)
+                }
+            });
+        }
+        if helpers.is_empty() {
+            return TokenStream::new();
+        }
+        quote! {
+            #[automatically_derived]
+            impl #ident {
+                #(#helpers)*
+            }
         }
     }
 
@@ -332,6 +464,7 @@ impl<'a> Generator<'a> {
                     quote!(#(#cfgs)* #wire::#name #pattern => #ident::#name #pattern,)
                 });
                 quote! {
+                    #[automatically_derived]
                     impl ::core::convert::From<#wire> for #ident {
                         fn from(msg: #wire) -> Self {
                             match msg {
@@ -378,6 +511,7 @@ impl<'a> Generator<'a> {
         let into_client = into(Direction::Client);
         let into_server = into(Direction::Server);
         quote! {
+            #[automatically_derived]
             impl #private::Protocol for #ident {
                 const NAME: &'static str = #name;
                 const VERSION: &'static str = #version;
@@ -497,6 +631,7 @@ impl<'a> Generator<'a> {
             }
         });
         quote! {
+            #[automatically_derived]
             impl<__OmniH: #handler> #private::Dispatch<__OmniH> for #ident {
                 fn dispatch(
                     handler: &mut __OmniH,
@@ -533,7 +668,7 @@ impl<'a> Generator<'a> {
 impl ToTokens for Generator<'_> {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         tokens.extend(self.user_enum());
-        tokens.extend(self.field_assertions());
+        tokens.extend(self.field_travel());
         tokens.extend(self.wire_enum(Direction::Client));
         tokens.extend(self.wire_enum(Direction::Server));
         tokens.extend(self.typescript_impl(Direction::Client));
@@ -545,10 +680,52 @@ impl ToTokens for Generator<'_> {
     }
 }
 
-/// `<T as TS>::name(cfg)`, spanned on the field's type so a type without `TS` is reported
-/// there.
-fn ts_name(ty: &syn::Type, ts: &TokenStream) -> TokenStream {
-    quote_spanned!(ty.span()=> <#ty as #ts::TS>::name(cfg))
+/// The TypeScript name of a field's type: its own when it has a `TS` impl, `unknown` (and
+/// reported) when not, chosen by autoref specialization in `typescript::build`.
+fn ts_name(ty: &Type) -> TokenStream {
+    let field = ts_field(ty);
+    quote!(#field.ts_name(cfg))
+}
+
+/// The `typescript::build` probe for a field's type, carrying the type as written.
+fn ts_field(ty: &Type) -> TokenStream {
+    let written = written(ty);
+    quote!((&&::omni::__private::typescript::Field::<#ty>::new(#written)))
+}
+
+/// A type as the user wrote it, spaced as rustfmt would, for reports.
+fn written(ty: &Type) -> String {
+    let mut out = quote!(#ty).to_string();
+    for (from, to) in [
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" < ", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" ;", ";"),
+        ("& ", "&"),
+    ] {
+        out = out.replace(from, to);
+    }
+    out
+}
+
+/// Whether a field's type is written as `Option<..>`, which serde reads as `None` when absent.
+fn is_option(ty: &Type) -> bool {
+    let Type::Path(path) = ty else {
+        return false;
+    };
+    path.qself.is_none()
+        && path.path.segments.last().is_some_and(|last| {
+            last.ident == "Option"
+                && matches!(last.arguments, syn::PathArguments::AngleBracketed(_))
+        })
+}
+
+/// `__omni_serialize_3`: the serde helper of the wire enum's fourth field.
+fn helper_ident(what: &str, number: usize) -> Ident {
+    Ident::new(&format!("__omni_{what}_{number}"), Span::call_site())
 }
 
 fn is_cfg(attr: &syn::Attribute) -> bool {

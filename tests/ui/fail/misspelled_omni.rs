@@ -1,0 +1,8 @@
+#[omni::protocol]
+pub enum Msg {
+    #[client]
+    #[omin(rename = "ping")]
+    Ping,
+}
+
+fn main() {}
