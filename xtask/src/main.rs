@@ -19,7 +19,9 @@ tasks:
   test [args...]   start a redis-server (installing it when missing), run
                    `cargo test --workspace --all-features [args...]`, then the Redis tests
                    and the browser tests
-  ts [--check]     write examples/chat/static/protocol.d.ts from the chat protocol (--check: fail if stale)
+  ts [--check] [--strict]
+                   write the chat demo's TypeScript declarations (--check: fail if stale;
+                   --strict: fail if a field type is declared as unknown)
   fuzz [--seconds N] [target...] [-- libfuzzer-args...]
                    run the fuzz targets of fuzz/ (client_frame, server_frame, token; default all)
                    for N seconds each (default 20) with `cargo +nightly fuzz`, installing
