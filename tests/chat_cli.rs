@@ -66,8 +66,10 @@ fn run(transport: &str) {
     let mut server = chat_server(port);
 
     let status = wait(&mut cli, Duration::from_secs(90));
-    let out: Vec<String> = stdout.try_iter().collect();
-    let err: Vec<String> = stderr.try_iter().collect();
+    // The process has exited: its pipes end, and the readers hand over every last line (what
+    // is merely queued at this instant could still miss the tail).
+    let out: Vec<String> = stdout.iter().collect();
+    let err: Vec<String> = stderr.iter().collect();
     server.kill().unwrap();
     let _ = server.wait();
     assert!(status.success(), "{transport}: {status:?}\n{err:#?}");
@@ -154,11 +156,9 @@ impl Person {
         drop(self.stdin.take());
         let status = wait(&mut self.child, Duration::from_secs(30));
         assert!(status.success(), "{status:?}");
-        self.seen.extend(
-            self.stdout
-                .try_iter()
-                .filter(|line| !line.starts_with("-- ")),
-        );
+        // Every line up to the end of its output, not just those already read.
+        self.seen
+            .extend(self.stdout.iter().filter(|line| !line.starts_with("-- ")));
         self.seen
     }
 }
