@@ -4,11 +4,23 @@
 //! Both are implemented by the macro; a user names them only in bounds.
 //!
 //! ```
-//! use omni_runtime::Protocol;
+//! use omni::Protocol;
 //!
+//! #[omni::protocol]
+//! #[derive(Debug, Clone, PartialEq)]
+//! enum Echo {
+//!     #[client]
+//!     Say(String),
+//!     #[server]
+//!     Heard(String),
+//! }
+//!
+//! // Generic code reaches the generated items through the trait.
 //! fn describe<P: Protocol>() -> String {
 //!     format!("{} v{}", P::NAME, P::VERSION)
 //! }
+//! assert!(describe::<Echo>().starts_with("Echo v"));
+//! assert_eq!(Echo::from_client(EchoFromClient::Say("hi".into())), Echo::Say("hi".into()));
 //! ```
 
 use std::future::Future;

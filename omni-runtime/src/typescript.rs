@@ -6,9 +6,16 @@
 //! declared as `number`, as JSON carries them.
 //!
 //! ```
-//! use omni_runtime::protocol::tests_support::Echo;
+//! #[omni::protocol]
+//! #[derive(Debug, Clone, PartialEq)]
+//! enum Echo {
+//!     #[client]
+//!     Say(String),
+//!     #[server]
+//!     Heard(String),
+//! }
 //!
-//! let ts = omni_runtime::typescript::declarations::<Echo>();
+//! let ts = omni::typescript::declarations::<Echo>();
 //! assert!(ts.contains(r#"export type EchoFromClient = { "kind": "Say", "data": string };"#));
 //! assert!(ts.contains("export type ClientFrame<C> ="));
 //! ```
