@@ -85,6 +85,11 @@ const PUBLISH_QUEUE: usize = 4096;
 /// struct Room;
 ///
 /// impl EchoHandler for Room {
+///     async fn connected(&mut self, cx: &mut Context<Echo>) -> HandlerResult {
+///         cx.subscribe("room");
+///         Ok(())
+///     }
+///
 ///     async fn say(&mut self, cx: &mut Context<Echo>, text: String) -> HandlerResult {
 ///         cx.broadcast("room", EchoFromServer::Heard(text));
 ///         Ok(())
@@ -93,7 +98,7 @@ const PUBLISH_QUEUE: usize = 4096;
 ///
 /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let pubsub = Arc::new(RedisPubSub::connect("redis://127.0.0.1:6379/")?);
-/// // "room" now reaches the subscribers of every process that shares this Redis.
+/// // A broadcast on "room" now reaches its subscribers on every process sharing this Redis.
 /// let endpoint = Endpoint::<Echo, _>::builder(|| Room).pubsub(pubsub).build();
 /// # let _ = endpoint;
 /// # Ok(())

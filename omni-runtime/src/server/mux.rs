@@ -30,6 +30,11 @@
 //! }
 //!
 //! impl EchoHandler for Room {
+//!     async fn connected(&mut self, cx: &mut Context<Echo>) -> HandlerResult {
+//!         cx.subscribe(&self.name);
+//!         Ok(())
+//!     }
+//!
 //!     async fn say(&mut self, cx: &mut Context<Echo>, text: String) -> HandlerResult {
 //!         cx.broadcast(&self.name, EchoFromServer::Heard(text));
 //!         Ok(())
