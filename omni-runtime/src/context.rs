@@ -7,15 +7,36 @@
 //! outgoing frame in one place.
 //!
 //! ```
-//! use omni_runtime::protocol::tests_support::{Echo, EchoFromServer};
-//! use omni_runtime::{Context, Effect, SessionId};
+//! use omni::{Context, Effect, HandlerResult, SessionId};
 //!
+//! #[omni::protocol]
+//! #[derive(Debug, Clone, PartialEq)]
+//! enum Echo {
+//!     #[client]
+//!     Say(String),
+//!     #[server]
+//!     Heard(String),
+//! }
+//!
+//! struct Room;
+//!
+//! impl EchoHandler for Room {
+//!     async fn say(&mut self, cx: &mut Context<Echo>, text: String) -> HandlerResult {
+//!         cx.send(EchoFromServer::Heard(text.clone()));
+//!         cx.broadcast_from("room", EchoFromServer::Heard(text));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let mut cx = Context::<Echo>::new(SessionId::from_u128(1));
-//! cx.send(EchoFromServer::Heard("hi".into()));
-//! cx.broadcast_from("room", EchoFromServer::Heard("hi".into()));
+//! Room.say(&mut cx, "hi".into()).await?;
+//! // Nothing has been sent: the handler only recorded what to do.
 //! let effects = cx.take_effects();
 //! assert_eq!(effects[0], Effect::Send(EchoFromServer::Heard("hi".into())));
 //! assert!(matches!(&effects[1], Effect::Broadcast { include_self: false, .. }));
+//! # Ok::<(), omni::BoxError>(())
+//! # }).unwrap();
 //! ```
 
 use std::fmt;

@@ -11,7 +11,7 @@
 //! frame's `ref` and `id` kept when they could be read, so the error frame can name them.
 //!
 //! ```
-//! use omni_runtime::{ClientFrame, ErrorCode, ServerFrame};
+//! use omni::{ClientFrame, ErrorCode, ServerFrame};
 //! use serde_json::{Value, json};
 //!
 //! let hello = ClientFrame::<Value>::decode(br#"{"type":"hello","version":"00ff00ff00ff00ff"}"#)?;

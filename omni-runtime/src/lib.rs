@@ -6,7 +6,7 @@
 //! the macro crate and the runtime can be built separately.
 //!
 //! ```
-//! use omni_runtime::frame::{ClientFrame, ServerFrame};
+//! use omni::frame::{ClientFrame, ServerFrame};
 //!
 //! let frame: ClientFrame<serde_json::Value> =
 //!     ClientFrame::decode(br#"{"type":"msg","payload":{"kind":"FetchAll"},"ref":7}"#).unwrap();

@@ -4,11 +4,23 @@
 //! Both are implemented by the macro; a user names them only in bounds.
 //!
 //! ```
-//! use omni_runtime::Protocol;
+//! use omni::Protocol;
 //!
+//! #[omni::protocol]
+//! #[derive(Debug, Clone, PartialEq)]
+//! enum Echo {
+//!     #[client]
+//!     Say(String),
+//!     #[server]
+//!     Heard(String),
+//! }
+//!
+//! // Generic code reaches the generated items through the trait.
 //! fn describe<P: Protocol>() -> String {
 //!     format!("{} v{}", P::NAME, P::VERSION)
 //! }
+//! assert!(describe::<Echo>().starts_with("Echo v"));
+//! assert_eq!(Echo::from_client(EchoFromClient::Say("hi".into())), Echo::Say("hi".into()));
 //! ```
 
 use std::future::Future;
@@ -96,8 +108,10 @@ pub trait Dispatch<H>: Protocol {
 
 #[doc(hidden)]
 pub mod tests_support {
-    //! A hand-written protocol, the shape the macro generates, for this crate's own doc tests
-    //! and unit tests (the macro's output names `::omni`, which this crate cannot depend on).
+    //! A hand-written protocol, the shape the macro generates, for this crate's unit tests.
+    //! They are built into a test copy of this crate, and the `Protocol` that the macro's
+    //! `::omni` paths reach is the other copy's, so they cannot use the macro. (The doc
+    //! examples can: they link the one library that `omni` links too.)
     use serde::{Deserialize, Serialize};
     use ts_rs::TS;
 

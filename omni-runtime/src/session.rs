@@ -4,7 +4,7 @@
 //! the connect URL) to resume it. On the wire a [`SessionId`] is 32 lowercase hex characters.
 //!
 //! ```
-//! use omni_runtime::SessionId;
+//! use omni::SessionId;
 //!
 //! let id: SessionId = "0123456789abcdef0123456789abcdef".parse().unwrap();
 //! assert_eq!(id.to_string(), "0123456789abcdef0123456789abcdef");

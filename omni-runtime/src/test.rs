@@ -6,23 +6,30 @@
 //! clients, acks and errors. Several test clients on one endpoint see each other's broadcasts.
 //!
 //! ```
-//! # use omni_runtime::protocol::tests_support::{Echo, EchoFromClient, EchoFromServer};
-//! # use omni_runtime::{Context, Dispatch, HandlerResult, ServerFrame};
-//! # #[derive(Default)] struct EchoHandler;
-//! # impl Dispatch<EchoHandler> for Echo {
-//! #     async fn dispatch(_: &mut EchoHandler, cx: &mut Context<Echo>, msg: EchoFromClient) -> HandlerResult {
-//! #         let EchoFromClient::Say(s) = msg;
-//! #         cx.send(EchoFromServer::Heard(s));
-//! #         Ok(())
-//! #     }
-//! #     async fn connected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
-//! #     async fn disconnected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
-//! # }
-//! use omni_runtime::server::Endpoint;
-//! use omni_runtime::test::TestClient;
+//! use omni::server::Endpoint;
+//! use omni::test::TestClient;
+//! use omni::{Context, HandlerResult, ServerFrame};
+//!
+//! #[omni::protocol]
+//! #[derive(Debug, Clone, PartialEq)]
+//! enum Echo {
+//!     #[client]
+//!     Say(String),
+//!     #[server]
+//!     Heard(String),
+//! }
+//!
+//! struct Parrot;
+//!
+//! impl EchoHandler for Parrot {
+//!     async fn say(&mut self, cx: &mut Context<Echo>, text: String) -> HandlerResult {
+//!         cx.send(EchoFromServer::Heard(text));
+//!         Ok(())
+//!     }
+//! }
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! let endpoint = Endpoint::<Echo, _>::new(EchoHandler::default);
+//! let endpoint = Endpoint::<Echo, _>::new(|| Parrot);
 //! let mut client = TestClient::connect(&endpoint).await;
 //! assert!(matches!(client.recv(), Some(ServerFrame::Welcome { .. })));
 //!

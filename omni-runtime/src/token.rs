@@ -17,8 +17,8 @@
 //! ```
 //! use std::time::Duration;
 //!
-//! use omni_runtime::ErrorCode;
-//! use omni_runtime::token::{Keys, TokenError};
+//! use omni::ErrorCode;
+//! use omni::token::{Keys, TokenError};
 //!
 //! // In production: 32 or more random bytes from the application's secret store.
 //! let keys = Keys::new(b"an example key, 32 bytes or more")?;
@@ -65,14 +65,14 @@ type HmacSha256 = Hmac<Sha256>;
 /// ```
 /// use std::time::Duration;
 ///
-/// use omni_runtime::token::Keys;
+/// use omni::token::Keys;
 ///
 /// let old = Keys::new([1; 32])?;
 /// let token = old.sign("counter", &serde_json::Value::Null, Duration::from_secs(60));
 ///
 /// let rotated = Keys::rotating([[2; 32], [1; 32]])?;
 /// assert!(rotated.verify("counter", &token).is_ok());
-/// # Ok::<(), omni_runtime::token::KeyError>(())
+/// # Ok::<(), omni::token::KeyError>(())
 /// ```
 #[derive(Clone)]
 pub struct Keys {

@@ -5,7 +5,7 @@
 //! changes in the same stream as server messages and can show "offline" or "Sending…".
 //!
 //! ```
-//! use omni_runtime::{TransportError, TransportState};
+//! use omni::{TransportError, TransportState};
 //!
 //! fn banner(state: &TransportState) -> String {
 //!     match state {

@@ -13,9 +13,16 @@
 //! `cargo xtask ts --check` warns about them (`--strict` fails).
 //!
 //! ```
-//! use omni_runtime::protocol::tests_support::Echo;
+//! #[omni::protocol]
+//! #[derive(Debug, Clone, PartialEq)]
+//! enum Echo {
+//!     #[client]
+//!     Say(String),
+//!     #[server]
+//!     Heard(String),
+//! }
 //!
-//! let ts = omni_runtime::typescript::declarations::<Echo>();
+//! let ts = omni::typescript::declarations::<Echo>();
 //! assert!(ts.contains(r#"export type EchoFromClient = { "kind": "Say", "data": string };"#));
 //! assert!(ts.contains("export type ClientFrame<C> ="));
 //! ```

@@ -34,7 +34,7 @@ impl std::str::FromStr for Transport {
 ///
 /// ```
 /// use std::time::Duration;
-/// use omni_runtime::client::Backoff;
+/// use omni::client::Backoff;
 ///
 /// let backoff = Backoff { jitter: 0.0, ..Backoff::default() };
 /// assert_eq!(backoff.delay(1), Duration::from_millis(250));

@@ -16,8 +16,16 @@
 //! `TransportState::Reset` and should drop what it derived from earlier messages.
 //!
 //! ```no_run
-//! use omni_runtime::client::{Client, Transport};
-//! use omni_runtime::protocol::tests_support::{Echo, EchoFromClient};
+//! use omni::client::{Client, Transport};
+//!
+//! #[omni::protocol]
+//! #[derive(Debug, Clone, PartialEq)]
+//! enum Echo {
+//!     #[client]
+//!     Say(String),
+//!     #[server]
+//!     Heard(String),
+//! }
 //!
 //! # async fn run() {
 //! let (client, mut messages) = Client::<Echo>::builder("http://127.0.0.1:3000/omni")
@@ -28,7 +36,7 @@
 //!     match msg {
 //!         Echo::Heard(text) => println!("{text}"),
 //!         Echo::Transport(state) => println!("transport: {state:?}"),
-//!         _ => {}
+//!         Echo::Say(_) => {}
 //!     }
 //! }
 //! # }
@@ -310,18 +318,37 @@ impl<P: Protocol + Send> Client<P> {
     /// what [`send`](Self::send) returned.
     ///
     /// ```no_run
-    /// use omni_runtime::client::Client;
-    /// use omni_runtime::protocol::tests_support::Echo;
+    /// use omni::client::Client;
+    ///
+    /// #[omni::protocol]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// enum Chat {
+    ///     // Local: the text box changed.
+    ///     Draft(String),
+    ///     #[client]
+    ///     Say(String),
+    ///     #[server]
+    ///     Heard(String),
+    /// }
+    ///
+    /// fn update(draft: &mut String, msg: Chat) {
+    ///     match msg {
+    ///         Chat::Draft(text) => *draft = text,
+    ///         Chat::Say(_) => draft.clear(),
+    ///         Chat::Heard(_) | Chat::Transport(_) => {}
+    ///     }
+    /// }
     ///
     /// # async fn run() {
-    /// # let (client, _messages) = Client::<Echo>::builder("http://127.0.0.1:3000/omni").connect();
-    /// # let mut said = Vec::new();
-    /// # let mut update = |msg: Echo| if let Echo::Say(text) = msg { said.push(text) };
-    /// let (msg, sent) = client.dispatch(Echo::Say("hello".into()));
-    /// if let Some(Err(err)) = sent {
-    ///     eprintln!("not sent: {err}");
+    /// let (client, _messages) = Client::<Chat>::builder("http://127.0.0.1:3000/omni").connect();
+    /// let mut draft = String::new();
+    /// for msg in [Chat::Draft("hello".into()), Chat::Say("hello".into())] {
+    ///     let (msg, sent) = client.dispatch(msg);
+    ///     if let Some(Err(err)) = sent {
+    ///         eprintln!("not sent: {err}");
+    ///     }
+    ///     update(&mut draft, msg);
     /// }
-    /// update(msg);
     /// # }
     /// ```
     pub fn dispatch(&self, msg: P) -> (P, Option<Result<Ref, SendError>>) {

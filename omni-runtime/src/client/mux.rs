@@ -9,8 +9,16 @@
 //! started yet.
 //!
 //! ```no_run
-//! use omni_runtime::client::Mux;
-//! use omni_runtime::protocol::tests_support::{Echo, EchoFromClient};
+//! use omni::client::Mux;
+//!
+//! #[omni::protocol]
+//! #[derive(Debug, Clone, PartialEq)]
+//! enum Echo {
+//!     #[client]
+//!     Say(String),
+//!     #[server]
+//!     Heard(String),
+//! }
 //!
 //! # async fn run(chat_token: String) {
 //! let mux = Mux::builder("http://127.0.0.1:3000/omni").connect();

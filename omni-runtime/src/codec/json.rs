@@ -6,7 +6,7 @@
 //! its tag, and it lets a payload error still report the frame's `ref` and `id`.
 //!
 //! ```
-//! use omni_runtime::{ClientFrame, ErrorCode};
+//! use omni::{ClientFrame, ErrorCode};
 //!
 //! let err = ClientFrame::<serde_json::Value>::decode(b"{\"type\":\"dance\"}").unwrap_err();
 //! assert_eq!(err.code(), ErrorCode::BadFrame);

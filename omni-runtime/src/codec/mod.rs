@@ -9,7 +9,7 @@
 //! frames as opaque bytes and a binary codec can take JSON's place behind this seam.
 //!
 //! ```
-//! use omni_runtime::{ClientFrame, ErrorCode};
+//! use omni::{ClientFrame, ErrorCode};
 //!
 //! let err = ClientFrame::<serde_json::Value>::decode(b"{\"type\":\"dance\"}").unwrap_err();
 //! assert_eq!(err.code(), ErrorCode::BadFrame);

@@ -14,8 +14,8 @@
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
-//! use omni_runtime::pubsub::{LocalPubSub, Member, Outgoing, PubSub};
-//! use omni_runtime::SessionId;
+//! use omni::pubsub::{LocalPubSub, Member, Outgoing, PubSub};
+//! use omni::SessionId;
 //!
 //! /// A member that keeps what it receives.
 //! #[derive(Default)]

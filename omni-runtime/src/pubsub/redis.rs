@@ -68,12 +68,41 @@ const PUBLISH_QUEUE: usize = 4096;
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use omni_runtime::pubsub::RedisPubSub;
+///
+/// use omni::pubsub::RedisPubSub;
+/// use omni::server::Endpoint;
+/// use omni::{Context, HandlerResult};
+///
+/// #[omni::protocol]
+/// #[derive(Debug, Clone, PartialEq)]
+/// enum Echo {
+///     #[client]
+///     Say(String),
+///     #[server]
+///     Heard(String),
+/// }
+///
+/// struct Room;
+///
+/// impl EchoHandler for Room {
+///     async fn connected(&mut self, cx: &mut Context<Echo>) -> HandlerResult {
+///         cx.subscribe("room");
+///         Ok(())
+///     }
+///
+///     async fn say(&mut self, cx: &mut Context<Echo>, text: String) -> HandlerResult {
+///         cx.broadcast("room", EchoFromServer::Heard(text));
+///         Ok(())
+///     }
+/// }
 ///
 /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let pubsub = Arc::new(RedisPubSub::connect("redis://127.0.0.1:6379/")?);
-/// // Then: Endpoint::builder(factory).pubsub(pubsub.clone()).build()
-/// # Ok(()) }
+/// // A broadcast on "room" now reaches its subscribers on every process sharing this Redis.
+/// let endpoint = Endpoint::<Echo, _>::builder(|| Room).pubsub(pubsub).build();
+/// # let _ = endpoint;
+/// # Ok(())
+/// # }
 /// ```
 pub struct RedisPubSub {
     inner: Arc<Inner>,

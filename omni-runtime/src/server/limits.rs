@@ -7,7 +7,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use omni_runtime::server::Limits;
+/// use omni::server::Limits;
 ///
 /// let limits = Limits {
 ///     max_frame_bytes: 16 * 1024,

@@ -5,22 +5,34 @@
 //! gives an axum [`Router`] serving `/ws`, `/http` and `/sse`, to nest under any prefix.
 //!
 //! ```no_run
-//! use omni_runtime::protocol::tests_support::{Echo, EchoFromClient};
-//! use omni_runtime::server::Endpoint;
-//! # use omni_runtime::{Context, Dispatch, HandlerResult};
-//! # #[derive(Default)] struct EchoHandler;
-//! # impl Dispatch<EchoHandler> for Echo {
-//! #     async fn dispatch(_: &mut EchoHandler, _: &mut Context<Echo>, _: EchoFromClient) -> HandlerResult { Ok(()) }
-//! #     async fn connected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
-//! #     async fn disconnected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
-//! # }
+//! use omni::server::Endpoint;
+//! use omni::{Context, HandlerResult};
+//!
+//! #[omni::protocol]
+//! #[derive(Debug, Clone, PartialEq)]
+//! enum Echo {
+//!     #[client]
+//!     Say(String),
+//!     #[server]
+//!     Heard(String),
+//! }
+//!
+//! #[derive(Default)]
+//! struct Parrot;
+//!
+//! impl EchoHandler for Parrot {
+//!     async fn say(&mut self, cx: &mut Context<Echo>, text: String) -> HandlerResult {
+//!         cx.send(EchoFromServer::Heard(text));
+//!         Ok(())
+//!     }
+//! }
 //!
 //! # async fn run() -> std::io::Result<()> {
-//! let endpoint = Endpoint::<Echo, _>::new(EchoHandler::default);
-//! let app = axum::Router::new().nest("/omni", endpoint.router());
+//! let endpoint = Endpoint::<Echo, _>::new(Parrot::default);
+//! let app = omni::axum::Router::new().nest("/omni", endpoint.router());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! let shutdown = endpoint.clone();
-//! axum::serve(listener, app)
+//! omni::axum::serve(listener, app)
 //!     .with_graceful_shutdown(async move {
 //!         let _ = tokio::signal::ctrl_c().await;
 //!         shutdown.shutdown();
@@ -181,16 +193,29 @@ where
     /// connects to the endpoint's own routes.
     ///
     /// ```
-    /// # use omni_runtime::protocol::tests_support::{Echo, EchoFromClient};
-    /// # use omni_runtime::{Context, Dispatch, HandlerResult};
-    /// use omni_runtime::server::Endpoint;
+    /// use omni::server::Endpoint;
+    /// use omni::{Context, HandlerResult};
     ///
-    /// struct Greeter { name: String }
-    /// # impl Dispatch<Greeter> for Echo {
-    /// #     async fn dispatch(_: &mut Greeter, _: &mut Context<Echo>, _: EchoFromClient) -> HandlerResult { Ok(()) }
-    /// #     async fn connected(_: &mut Greeter, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
-    /// #     async fn disconnected(_: &mut Greeter, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
-    /// # }
+    /// #[omni::protocol]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// enum Echo {
+    ///     #[client]
+    ///     Say(String),
+    ///     #[server]
+    ///     Heard(String),
+    /// }
+    ///
+    /// struct Greeter {
+    ///     name: String,
+    /// }
+    ///
+    /// impl EchoHandler for Greeter {
+    ///     async fn say(&mut self, cx: &mut Context<Echo>, text: String) -> HandlerResult {
+    ///         cx.send(EchoFromServer::Heard(format!("{}: {text}", self.name)));
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
     /// let endpoint = Endpoint::<Echo, _>::with_props(|props| Greeter {
     ///     name: props["name"].as_str().unwrap_or("stranger").to_owned(),
     /// })
@@ -365,19 +390,31 @@ where
 /// limits), and `handler` is cloned again if it fails and must be restarted.
 ///
 /// ```no_run
-/// use axum::extract::ws::WebSocketUpgrade;
-/// use axum::response::Response;
-/// # use omni_runtime::protocol::tests_support::{Echo, EchoFromClient};
-/// # use omni_runtime::{Context, Dispatch, HandlerResult};
-/// # #[derive(Clone)] struct EchoHandler;
-/// # impl Dispatch<EchoHandler> for Echo {
-/// #     async fn dispatch(_: &mut EchoHandler, _: &mut Context<Echo>, _: EchoFromClient) -> HandlerResult { Ok(()) }
-/// #     async fn connected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
-/// #     async fn disconnected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
-/// # }
+/// use omni::axum::extract::ws::WebSocketUpgrade;
+/// use omni::axum::response::Response;
+/// use omni::{Context, HandlerResult};
+///
+/// #[omni::protocol]
+/// #[derive(Debug, Clone, PartialEq)]
+/// enum Echo {
+///     #[client]
+///     Say(String),
+///     #[server]
+///     Heard(String),
+/// }
+///
+/// #[derive(Clone)]
+/// struct Parrot;
+///
+/// impl EchoHandler for Parrot {
+///     async fn say(&mut self, cx: &mut Context<Echo>, text: String) -> HandlerResult {
+///         cx.send(EchoFromServer::Heard(text));
+///         Ok(())
+///     }
+/// }
 ///
 /// async fn echo(upgrade: WebSocketUpgrade) -> Response {
-///     upgrade.on_upgrade(|socket| omni_runtime::server::websocket::<Echo, _>(socket, EchoHandler))
+///     upgrade.on_upgrade(|socket| omni::server::websocket::<Echo, _>(socket, Parrot))
 /// }
 /// ```
 pub async fn websocket<P, H>(socket: WebSocket, handler: H)

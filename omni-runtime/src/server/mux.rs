@@ -11,16 +11,35 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use omni_runtime::protocol::tests_support::{Echo, EchoFromClient};
-//! use omni_runtime::server::{Endpoint, Mux};
-//! use omni_runtime::token::Keys;
-//! # use omni_runtime::{Context, Dispatch, HandlerResult};
-//! # struct Room { name: String }
-//! # impl Dispatch<Room> for Echo {
-//! #     async fn dispatch(_: &mut Room, _: &mut Context<Echo>, _: EchoFromClient) -> HandlerResult { Ok(()) }
-//! #     async fn connected(_: &mut Room, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
-//! #     async fn disconnected(_: &mut Room, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
-//! # }
+//!
+//! use omni::server::{Endpoint, Mux};
+//! use omni::token::Keys;
+//! use omni::{Context, HandlerResult};
+//!
+//! #[omni::protocol]
+//! #[derive(Debug, Clone, PartialEq)]
+//! enum Echo {
+//!     #[client]
+//!     Say(String),
+//!     #[server]
+//!     Heard(String),
+//! }
+//!
+//! struct Room {
+//!     name: String,
+//! }
+//!
+//! impl EchoHandler for Room {
+//!     async fn connected(&mut self, cx: &mut Context<Echo>) -> HandlerResult {
+//!         cx.subscribe(&self.name);
+//!         Ok(())
+//!     }
+//!
+//!     async fn say(&mut self, cx: &mut Context<Echo>, text: String) -> HandlerResult {
+//!         cx.broadcast(&self.name, EchoFromServer::Heard(text));
+//!         Ok(())
+//!     }
+//! }
 //!
 //! # fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let rooms = Endpoint::<Echo, _>::with_props(|props| Room {
@@ -32,7 +51,7 @@
 //!     .build();
 //! // Rendered into the page, for the client's `join`.
 //! let token = mux.sign("room", &serde_json::json!({"room": "lobby"}), Duration::from_secs(600));
-//! let app = axum::Router::new().nest("/omni", mux.router());
+//! let app = omni::axum::Router::new().nest("/omni", mux.router());
 //! # let _ = (token, app);
 //! # Ok(())
 //! # }

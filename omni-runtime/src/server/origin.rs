@@ -7,7 +7,7 @@ use axum::http::header::{HOST, ORIGIN};
 /// `Origin` header (a non-browser client) is always allowed; a refused one gets 403.
 ///
 /// ```
-/// use omni_runtime::server::Origins;
+/// use omni::server::Origins;
 ///
 /// let origins = Origins::list(["https://app.example.com"]);
 /// # let _ = origins;
@@ -52,7 +52,7 @@ impl Origins {
 /// under known names lists them, and every other `Host` (or none) gets 403.
 ///
 /// ```
-/// use omni_runtime::server::Hosts;
+/// use omni::server::Hosts;
 ///
 /// let hosts = Hosts::list(["chat.example.com", "localhost:3000"]);
 /// # let _ = hosts;

@@ -8,19 +8,31 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use omni_runtime::server::{Endpoint, Server, Shutdown};
-//! # use omni_runtime::protocol::tests_support::{Echo, EchoFromClient};
-//! # use omni_runtime::{Context, Dispatch, HandlerResult};
-//! # struct EchoHandler;
-//! # impl Dispatch<EchoHandler> for Echo {
-//! #     async fn dispatch(_: &mut EchoHandler, _: &mut Context<Echo>, _: EchoFromClient) -> HandlerResult { Ok(()) }
-//! #     async fn connected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
-//! #     async fn disconnected(_: &mut EchoHandler, _: &mut Context<Echo>) -> HandlerResult { Ok(()) }
-//! # }
+//!
+//! use omni::server::{Endpoint, Server, Shutdown};
+//! use omni::{Context, HandlerResult};
+//!
+//! #[omni::protocol]
+//! #[derive(Debug, Clone, PartialEq)]
+//! enum Echo {
+//!     #[client]
+//!     Say(String),
+//!     #[server]
+//!     Heard(String),
+//! }
+//!
+//! struct Parrot;
+//!
+//! impl EchoHandler for Parrot {
+//!     async fn say(&mut self, cx: &mut Context<Echo>, text: String) -> HandlerResult {
+//!         cx.send(EchoFromServer::Heard(text));
+//!         Ok(())
+//!     }
+//! }
 //!
 //! # async fn run() -> std::io::Result<()> {
-//! let endpoint = Endpoint::<Echo, _>::new(|| EchoHandler);
-//! let app = axum::Router::new().nest("/omni", endpoint.router());
+//! let endpoint = Endpoint::<Echo, _>::new(|| Parrot);
+//! let app = omni::axum::Router::new().nest("/omni", endpoint.router());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! Server::new()
 //!     .header_read_timeout(Duration::from_secs(5))
