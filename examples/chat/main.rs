@@ -193,7 +193,7 @@ async fn serve_tls(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10));
-    let graceful = Arc::new(GracefulShutdown::new());
+    let graceful = GracefulShutdown::new();
     let mut signal = std::pin::pin!(shutdown.signal());
     loop {
         let tcp = tokio::select! {
@@ -208,7 +208,8 @@ async fn serve_tls(
             () = &mut signal => break,
         };
         let _ = tcp.set_nodelay(true);
-        let (acceptor, builder, graceful) = (acceptor.clone(), builder.clone(), graceful.clone());
+        // Watched from the start, so that shutdown also waits for a connection mid-handshake.
+        let (acceptor, builder, watcher) = (acceptor.clone(), builder.clone(), graceful.watcher());
         let service = TowerToHyperService::new(router.clone());
         tokio::spawn(async move {
             let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
@@ -224,16 +225,14 @@ async fn serve_tls(
                 }
             };
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(err) = graceful.watch(connection.into_owned()).await {
+            if let Err(err) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%err, "connection ended with an error");
             }
         });
     }
     drop(listener);
     // HTTP requests in flight finish; upgraded connections were closed by the signal.
-    if let Ok(graceful) = Arc::try_unwrap(graceful) {
-        let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
-    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
     shutdown.drained().await;
     Ok(())
 }
