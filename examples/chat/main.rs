@@ -1,12 +1,15 @@
 //! The chat demo: `cargo run --example chat`, then open http://127.0.0.1:3000/ in two tabs.
 //!
 //! Options: `--port N` (or `PORT`, default 3000); `--redis redis://…` (built with
-//! `--features redis`) to share the room with every server started with the same Redis. The
-//! protocol is served under `/omni` (`/omni/ws`, `/omni/http`, `/omni/sse`); the page is at `/`.
+//! `--features redis`) to share the room with every server started with the same Redis;
+//! `--tls-cert PATH --tls-key PATH` (PEM: the certificate chain, and its private key) to serve
+//! HTTPS and WSS only, with rustls. The protocol is served under `/omni` (`/omni/ws`,
+//! `/omni/http`, `/omni/sse`); the page is at `/`.
 
 mod app;
 mod counter;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use omni::axum::http::{HeaderName, header};
@@ -75,14 +78,29 @@ async fn main() -> std::io::Result<()> {
         .route("/app.css", get(|| async { asset("text/css", APP_CSS) }))
         .nest("/omni", endpoint.router().merge(mux.router()));
 
+    let tls = match (&options.tls_cert, &options.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+        (None, None) => None,
+        _ => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "--tls-cert and --tls-key go together",
+            ));
+        }
+    };
+
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    println!("chat listening on http://{}/", listener.local_addr()?);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("chat listening on {scheme}://{}/", listener.local_addr()?);
     // On SIGINT or SIGTERM every client gets its close frame (1001) before the process ends;
     // a client that stalls in its request headers is cut off after 10 s.
     let shutdown = Shutdown::new()
         .endpoint(&endpoint)
         .mux(&mux)
         .drain(Duration::from_secs(5));
+    if let Some(tls) = tls {
+        return serve_tls(listener, router, tls, shutdown).await;
+    }
     Server::new()
         .header_read_timeout(Duration::from_secs(10))
         .shutdown(shutdown)
@@ -133,9 +151,97 @@ fn token_keys() -> std::io::Result<Keys> {
     keys.map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
 }
 
+/// The server's side of TLS: the certificate chain in `cert` and the private key in `key`,
+/// both PEM files.
+fn tls_config(cert: &str, key: &str) -> std::io::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| bad(format!("--tls-cert {cert}: {e}")))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| bad(format!("--tls-key {key}: {e}")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_no_client_auth().with_single_cert(chain, key))
+        .map_err(|e| bad(format!("TLS: {e}")))?;
+    // HTTP/1.1 only: WebSockets upgrade from it, and the server speaks nothing else.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// What `Server::serve` does, with a TLS handshake before each connection is served. Each
+/// handshake runs in the connection's own task, so that a slow one holds up nobody else.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    router: omni::axum::Router,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    const HANDSHAKE: Duration = Duration::from_secs(10);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    let graceful = GracefulShutdown::new();
+    let mut signal = std::pin::pin!(shutdown.signal());
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(err) => {
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        // Watched from the start, so that shutdown also waits for a connection mid-handshake.
+        let (acceptor, builder, watcher) = (acceptor.clone(), builder.clone(), graceful.watcher());
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                // A client that does not trust us says so with an alert, and is gone.
+                Ok(Err(err)) => {
+                    tracing::debug!(%err, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake timed out");
+                    return;
+                }
+            };
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(err) = watcher.watch(connection.into_owned()).await {
+                tracing::debug!(%err, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    // HTTP requests in flight finish; upgraded connections were closed by the signal.
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+    shutdown.drained().await;
+    Ok(())
+}
+
 struct Options {
     port: u16,
     redis: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
 }
 
 fn options_from_args() -> std::io::Result<Options> {
@@ -143,6 +249,7 @@ fn options_from_args() -> std::io::Result<Options> {
     let mut args = std::env::args().skip(1);
     let mut port = std::env::var("PORT").ok();
     let mut redis = None;
+    let (mut tls_cert, mut tls_key) = (None, None);
     while let Some(arg) = args.next() {
         let mut value = || {
             args.next()
@@ -151,9 +258,12 @@ fn options_from_args() -> std::io::Result<Options> {
         match arg.as_str() {
             "--port" => port = Some(value()?),
             "--redis" => redis = Some(value()?),
+            "--tls-cert" => tls_cert = Some(value()?),
+            "--tls-key" => tls_key = Some(value()?),
             other => {
                 return Err(bad(format!(
-                    "unknown argument `{other}`; try --port N or --redis URL"
+                    "unknown argument `{other}`; try --port N, --redis URL, \
+                     or --tls-cert PATH --tls-key PATH"
                 )));
             }
         }
@@ -162,5 +272,10 @@ fn options_from_args() -> std::io::Result<Options> {
         None => 3000,
         Some(p) => p.parse().map_err(|_| bad(format!("`{p}` is not a port")))?,
     };
-    Ok(Options { port, redis })
+    Ok(Options {
+        port,
+        redis,
+        tls_cert,
+        tls_key,
+    })
 }

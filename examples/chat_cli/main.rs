@@ -14,6 +14,11 @@
 //! connection for the room to push on, it fetches the room every second). With `--count N`
 //! it prints no chat: it sends N messages, waits until the server has stored every one,
 //! prints `N confirmed` and exits 0.
+//!
+//! An `https://` URL is reached through TLS, trusting the system's roots (or those of
+//! `SSL_CERT_FILE`) and the PEM certificates of `--ca-cert PATH` (a private CA's). A server
+//! it does not trust, like any refusal that retrying cannot change, ends it with a non-zero
+//! exit and the reason.
 
 #[path = "../chat/app.rs"]
 mod app;
@@ -32,6 +37,7 @@ struct Args {
     author: String,
     transport: Transport,
     count: Option<u32>,
+    ca_cert: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -40,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
     let mut author = None;
     let mut transport = Transport::Ws;
     let mut count = None;
+    let mut ca_cert = None;
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
@@ -50,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
                 let n = value()?;
                 count = Some(n.parse().map_err(|_| format!("`{n}` is not a count"))?);
             }
+            "--ca-cert" => ca_cert = Some(value()?),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -58,6 +66,7 @@ fn parse_args() -> Result<Args, String> {
         author: author.ok_or("--author NAME is required")?,
         transport,
         count,
+        ca_cert,
     })
 }
 
@@ -216,12 +225,22 @@ async fn main() -> ExitCode {
         Ok(args) => args,
         Err(problem) => {
             eprintln!(
-                "chat_cli: {problem}\nusage: chat_cli --url URL --author NAME [--transport ws|http|sse] [--count N]"
+                "chat_cli: {problem}\nusage: chat_cli --url URL --author NAME [--transport ws|http|sse] [--count N] [--ca-cert PATH]"
             );
             return ExitCode::from(2);
         }
     };
-    let (client, mut messages) = Client::<Msg>::builder(&args.url)
+    let mut builder = Client::<Msg>::builder(&args.url);
+    if let Some(path) = &args.ca_cert {
+        match std::fs::read(path) {
+            Ok(pem) => builder = builder.root_certificate(pem),
+            Err(err) => {
+                eprintln!("chat_cli: --ca-cert {path}: {err}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let (client, mut messages) = builder
         .transport(args.transport)
         // `--count` queues every message at once.
         .queue(args.count.unwrap_or(0).max(1024) as usize)
@@ -258,7 +277,7 @@ async fn main() -> ExitCode {
             _ = refresh.tick(), if refreshing => dispatch(&client, Msg::FetchAll),
             msg = messages.recv() => match msg {
                 Some(msg) => msg,
-                // Closed by us, or refused for good.
+                // Closed by us, or refused for good (its error came last).
                 None => break,
             },
         };
@@ -280,6 +299,10 @@ async fn main() -> ExitCode {
                 client.close();
             }
         }
+    }
+    if let Some(TransportState::Error(err)) = &model.transport {
+        eprintln!("chat_cli: giving up: {err}");
+        return ExitCode::FAILURE;
     }
     if args.count.is_some() || !model.waiting.is_empty() {
         eprintln!(

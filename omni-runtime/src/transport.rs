@@ -77,6 +77,14 @@ pub enum TransportError {
         /// What went wrong.
         message: String,
     },
+    /// TLS with the server failed for a reason retrying does not fix: its certificate is not
+    /// trusted (unknown issuer, expired, issued for another name), or it shares no protocol
+    /// version or cipher suite with the client.
+    #[error("TLS with the server failed: {message}")]
+    Tls {
+        /// rustls's reason.
+        message: String,
+    },
     /// A frame from the server did not decode.
     #[error("could not decode a server frame: {message}")]
     Decode {

@@ -46,6 +46,21 @@ impl Ended {
         }
     }
 
+    /// An attempt that got no response: a TLS failure retrying cannot fix is fatal, anything
+    /// else (refused, unreachable, cut short) is retried.
+    pub(crate) fn failed(err: &(dyn std::error::Error + 'static)) -> Self {
+        match super::tls::permanent(err) {
+            Some(error) => Self {
+                // No response: nothing went down (see `dial`).
+                code: 0,
+                reason: error.to_string(),
+                connected: false,
+                fatal: Some(error),
+            },
+            None => Self::dropped(err.to_string(), false),
+        }
+    }
+
     /// The application closed the client.
     pub(crate) fn closed(connected: bool) -> Self {
         Self {

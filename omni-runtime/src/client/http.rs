@@ -76,10 +76,7 @@ async fn exchange<P: Protocol>(
     if let Some(session) = link.session {
         request = request.header(SESSION_HEADER, session.to_string());
     }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| Ended::dropped(e.to_string(), false))?;
+    let response = request.send().await.map_err(|e| Ended::failed(&e))?;
     let status = response.status().as_u16();
     if !matches!(status, 200 | 202 | 413 | 422) {
         return Err(Ended::refused(status, format!("HTTP {status}"), false));

@@ -49,6 +49,7 @@ mod link;
 mod mux;
 mod outbox;
 mod sse;
+mod tls;
 mod ws;
 
 use std::marker::PhantomData;
@@ -145,6 +146,7 @@ pub(crate) struct Config {
     settings: Settings,
     poll_interval: Duration,
     http: reqwest::Client,
+    tls: tls::Connector,
 }
 
 impl Config {
@@ -165,6 +167,8 @@ pub struct ClientBuilder<P> {
     transport: Transport,
     settings: Settings,
     poll_interval: Duration,
+    /// PEM documents of roots to trust besides the default ones.
+    roots: Vec<Vec<u8>>,
     protocol: PhantomData<fn() -> P>,
 }
 
@@ -238,9 +242,25 @@ where
         self
     }
 
+    /// Trusts the certificates in `pem` (one or more PEM `CERTIFICATE` blocks) as roots, on
+    /// top of the platform's: for a server whose certificate a private CA issued. A document
+    /// with no certificate in it is reported by [`connect`](Self::connect).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.roots.push(pem.into());
+        self
+    }
+
     /// Starts connecting in the background (on the current tokio runtime) and returns the
-    /// client and its message stream. A URL that cannot be used is reported on the stream as
-    /// a `TransportError::Init`.
+    /// client and its message stream.
+    ///
+    /// What no retry can fix ends the stream after one `TransportState::Error` that says
+    /// why: a URL that cannot be used (malformed, an unknown scheme, `https` without the
+    /// `tls` feature) or a bad root certificate, at once, as a `TransportError::Init`; a
+    /// server certificate the client does not trust, as a `TransportError::Tls`; HTTP 401,
+    /// 403 or 404, or a server built from another version of the protocol. Everything else
+    /// (refused, unreachable, dropped) is retried with backoff.
     pub fn connect(self) -> (Client<P>, Messages<P>) {
         let shared = Arc::new(Shared::new(&self.settings, Arc::new(Notify::new())));
         let (tx, rx) = mpsc::channel(1024);
@@ -249,14 +269,15 @@ where
             protocol: PhantomData,
         };
         let link = Link::<P>::new(shared, tx);
-        match reqwest::Url::parse(&self.url) {
-            Ok(url) => {
+        match setup(&self.url, &self.roots) {
+            Ok((url, tls, http)) => {
                 let config = Config {
                     url,
                     transport: self.transport,
                     settings: self.settings,
                     poll_interval: self.poll_interval,
-                    http: reqwest::Client::new(),
+                    http,
+                    tls,
                 };
                 let backoff = config.settings.backoff;
                 let shared = link.shared.clone();
@@ -264,8 +285,8 @@ where
                     dialer::dial(&mut Single { link, config }, backoff, &shared.closed).await;
                 });
             }
-            Err(err) => {
-                let message = format!("bad endpoint URL `{}`: {err}", self.url);
+            Err(message) => {
+                // The link, and with it the stream, ends once this is said.
                 tokio::spawn(async move {
                     link.state(TransportState::Error(crate::TransportError::Init {
                         message,
@@ -302,6 +323,7 @@ impl<P: Protocol + Send> Client<P> {
             transport: Transport::default(),
             settings: Settings::default(),
             poll_interval: http::DEFAULT_POLL,
+            roots: Vec::new(),
             protocol: PhantomData,
         }
     }
@@ -455,8 +477,22 @@ impl<P: Protocol + Send> Dial for Single<P> {
     }
 }
 
-/// `{base}/{path}`, in the WebSocket scheme if asked, with a resume point and topic cursors
-/// in the query.
+/// What every connection of a client needs and no retry can change: the endpoint's URL,
+/// checked, and how its connections are secured.
+fn setup(
+    url: &str,
+    roots: &[Vec<u8>],
+) -> Result<(reqwest::Url, tls::Connector, reqwest::Client), String> {
+    let parsed =
+        reqwest::Url::parse(url).map_err(|err| format!("bad endpoint URL `{url}`: {err}"))?;
+    tls::check_scheme(parsed.scheme()).map_err(|err| format!("bad endpoint URL `{url}`: {err}"))?;
+    let tls = tls::Connector::new(roots)?;
+    let http = tls.http_client()?;
+    Ok((parsed, tls, http))
+}
+
+/// `{base}/{path}`, in the WebSocket scheme if asked (otherwise in the HTTP one), with a
+/// resume point and topic cursors in the query.
 fn url_for(
     base: &reqwest::Url,
     path: &str,
@@ -467,15 +503,16 @@ fn url_for(
     let mut url = base.clone();
     let joined = format!("{}/{path}", url.path().trim_end_matches('/'));
     url.set_path(&joined);
-    if websocket {
-        let scheme = match url.scheme() {
-            "http" | "ws" => "ws",
-            "https" | "wss" => "wss",
-            other => return Err(format!("unsupported URL scheme `{other}`")),
-        };
-        url.set_scheme(scheme)
-            .map_err(|()| format!("cannot use `{scheme}` with {base}"))?;
-    }
+    tls::check_scheme(url.scheme())?;
+    let secure = matches!(url.scheme(), "https" | "wss");
+    let scheme = match (websocket, secure) {
+        (true, false) => "ws",
+        (true, true) => "wss",
+        (false, false) => "http",
+        (false, true) => "https",
+    };
+    url.set_scheme(scheme)
+        .map_err(|()| format!("cannot use `{scheme}` with {base}"))?;
     if let Some((session, after)) = resume {
         url.query_pairs_mut()
             .append_pair("session", &session.to_string())
@@ -507,10 +544,20 @@ mod tests {
             "http://127.0.0.1:3000/omni/http"
         );
         let tls = reqwest::Url::parse("https://example.com").unwrap();
+        let secure = url_for(&tls, "ws", true, None, None);
+        if cfg!(feature = "tls") {
+            assert_eq!(secure.unwrap().as_str(), "wss://example.com/ws");
+        } else {
+            assert!(secure.unwrap_err().contains("`tls` feature"));
+        }
+        // Any scheme of the two pairs serves every transport; no other does.
+        let ws = reqwest::Url::parse("ws://127.0.0.1:3000/omni").unwrap();
         assert_eq!(
-            url_for(&tls, "sse", true, None, None).unwrap().as_str(),
-            "wss://example.com/sse"
+            url_for(&ws, "http", false, None, None).unwrap().as_str(),
+            "http://127.0.0.1:3000/omni/http"
         );
+        let ftp = reqwest::Url::parse("ftp://127.0.0.1/omni").unwrap();
+        assert!(url_for(&ftp, "http", false, None, None).is_err());
         let topics = Cursors::from([("room".to_owned(), 17)]);
         assert_eq!(
             url_for(&base, "ws", true, None, Some(&topics))

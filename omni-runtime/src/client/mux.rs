@@ -42,6 +42,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use super::config::Settings;
 use super::dialer::{self, Dial, Ended};
 use super::link::{Link, Step};
+use super::tls;
 use super::ws::{self, Out, Peer};
 use super::{Backoff, Client, Heartbeat, Messages, Shared, url_for};
 use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, TransportError, TransportState};
@@ -51,6 +52,8 @@ use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, TransportError, Trans
 pub struct MuxBuilder {
     url: String,
     settings: Settings,
+    /// PEM documents of roots to trust besides the default ones.
+    roots: Vec<Vec<u8>>,
 }
 
 impl MuxBuilder {
@@ -104,8 +107,19 @@ impl MuxBuilder {
         self
     }
 
+    /// Trusts the certificates in `pem` as roots, on top of the platform's (see
+    /// [`ClientBuilder::root_certificate`](super::ClientBuilder::root_certificate)).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.roots.push(pem.into());
+        self
+    }
+
     /// Starts the socket's task (on the current tokio runtime). Components may be joined at
-    /// once; they are sent when the socket is up.
+    /// once; they are sent when the socket is up. What no retry can fix (see
+    /// [`ClientBuilder::connect`](super::ClientBuilder::connect)) ends every component's
+    /// stream after one `TransportState::Error`.
     pub fn connect(self) -> Mux {
         let (joins, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
@@ -114,7 +128,7 @@ impl MuxBuilder {
             closed: watch::channel(false).0,
             settings: self.settings,
         });
-        tokio::spawn(run(rx, self.url, inner.clone()));
+        tokio::spawn(run(rx, self.url, self.roots, inner.clone()));
         Mux { inner }
     }
 }
@@ -139,6 +153,7 @@ impl Mux {
         MuxBuilder {
             url: url.into(),
             settings: Settings::default(),
+            roots: Vec::new(),
         }
     }
 
@@ -229,14 +244,20 @@ impl<P: Protocol + Send> Member for Component<P> {
 }
 
 /// The socket's task: connects, serves every component, reconnects with backoff.
-async fn run(mut joins: mpsc::UnboundedReceiver<Box<dyn Member>>, url: String, inner: Arc<Inner>) {
-    let url = match reqwest::Url::parse(&url)
+async fn run(
+    mut joins: mpsc::UnboundedReceiver<Box<dyn Member>>,
+    url: String,
+    roots: Vec<Vec<u8>>,
+    inner: Arc<Inner>,
+) {
+    let setup = reqwest::Url::parse(&url)
         .map_err(|e| e.to_string())
         .and_then(|base| url_for(&base, "mux", true, None, None))
-    {
-        Ok(url) => url,
+        .map_err(|message| format!("bad mux URL `{url}`: {message}"))
+        .and_then(|url| Ok((url, tls::Connector::new(&roots)?)));
+    let (url, tls) = match setup {
+        Ok(setup) => setup,
         Err(message) => {
-            let message = format!("bad mux URL `{url}`: {message}");
             while let Ok(member) = joins.try_recv() {
                 let error = TransportError::Init {
                     message: message.clone(),
@@ -248,6 +269,7 @@ async fn run(mut joins: mpsc::UnboundedReceiver<Box<dyn Member>>, url: String, i
     };
     let mut sockets = Sockets {
         url,
+        tls,
         inner: inner.clone(),
         joins,
         members: Vec::new(),
@@ -265,6 +287,7 @@ async fn run(mut joins: mpsc::UnboundedReceiver<Box<dyn Member>>, url: String, i
 /// The mux's sockets, one after another, and the components they carry.
 struct Sockets {
     url: reqwest::Url,
+    tls: tls::Connector,
     inner: Arc<Inner>,
     joins: mpsc::UnboundedReceiver<Box<dyn Member>>,
     members: Vec<Box<dyn Member>>,
@@ -280,7 +303,14 @@ impl Dial for Sockets {
             welcomed: HashSet::new(),
             connected: false,
         };
-        ws::connection(&mut socket, &self.url, &self.inner.settings, closed).await
+        ws::connection(
+            &mut socket,
+            &self.url,
+            &self.inner.settings,
+            &self.tls,
+            closed,
+        )
+        .await
     }
 
     async fn report(&mut self, state: TransportState) {

@@ -40,7 +40,7 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
         .send();
     let response = match tokio::time::timeout(config.settings.connect_timeout, request).await {
         Err(_) => return Ended::dropped("connect timed out", false),
-        Ok(Err(err)) => return Ended::dropped(err.to_string(), false),
+        Ok(Err(err)) => return Ended::failed(&err),
         Ok(Ok(response)) => response,
     };
     let status = response.status().as_u16();

@@ -24,11 +24,12 @@ use super::config::Settings;
 use super::dialer::{self, Ended, fatal_init};
 use super::link::{Link, Step};
 use super::outbox::Batch;
+use super::tls;
 use super::{Config, Shared, url_for};
 use crate::Protocol;
 
 /// A client's WebSocket.
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// What a socket carries: one protocol's session, or a mux's components.
@@ -163,10 +164,11 @@ pub(crate) async fn connection(
     peer: &mut impl Peer,
     url: &reqwest::Url,
     settings: &Settings,
+    tls: &tls::Connector,
     mut closed: watch::Receiver<bool>,
 ) -> Ended {
     let config = WebSocketConfig::default().read_buffer_size(settings.read_buffer);
-    let connect = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), true);
+    let connect = tls.websocket(url.as_str(), config);
     let socket = match tokio::time::timeout(settings.connect_timeout, connect).await {
         Err(_) => return Ended::dropped("connect timed out", false),
         Ok(Err(WsError::Http(response))) => {
@@ -174,8 +176,8 @@ pub(crate) async fn connection(
             let reason = format!("handshake refused with HTTP {status}");
             return Ended::refused(status, reason, false);
         }
-        Ok(Err(err)) => return Ended::dropped(err.to_string(), false),
-        Ok(Ok((socket, _))) => socket,
+        Ok(Err(err)) => return Ended::failed(&err),
+        Ok(Ok(socket)) => socket,
     };
     let (sink, mut stream) = socket.split();
     let (out, mut writer) = Writer::spawn(sink, settings.write_timeout);
@@ -236,7 +238,7 @@ pub(crate) async fn session<P: Protocol + Send>(link: &mut Link<P>, config: &Con
         link,
         welcomed: false,
     };
-    connection(&mut session, &url, &config.settings, closed).await
+    connection(&mut session, &url, &config.settings, &config.tls, closed).await
 }
 
 /// A single protocol's session on a socket.
