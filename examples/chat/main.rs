@@ -98,14 +98,14 @@ async fn main() -> std::io::Result<()> {
         .endpoint(&endpoint)
         .mux(&mux)
         .drain(Duration::from_secs(5));
-    if let Some(tls) = tls {
-        return serve_tls(listener, router, tls, shutdown).await;
-    }
-    Server::new()
+    let server = Server::new()
         .header_read_timeout(Duration::from_secs(10))
-        .shutdown(shutdown)
-        .serve(listener, router)
-        .await
+        .shutdown(shutdown);
+    let server = match tls {
+        Some(tls) => server.tls(tls),
+        None => server,
+    };
+    server.serve(listener, router).await
 }
 
 /// The page's security headers. It carries join tokens: it is never cached either.
@@ -171,70 +171,6 @@ fn tls_config(cert: &str, key: &str) -> std::io::Result<Arc<rustls::ServerConfig
     // HTTP/1.1 only: WebSockets upgrade from it, and the server speaks nothing else.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// What `Server::serve` does, with a TLS handshake before each connection is served. Each
-/// handshake runs in the connection's own task, so that a slow one holds up nobody else.
-async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    router: omni::axum::Router,
-    tls: Arc<rustls::ServerConfig>,
-    shutdown: Shutdown,
-) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto::Builder;
-    use hyper_util::server::graceful::GracefulShutdown;
-    use hyper_util::service::TowerToHyperService;
-
-    const HANDSHAKE: Duration = Duration::from_secs(10);
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
-    let graceful = GracefulShutdown::new();
-    let mut signal = std::pin::pin!(shutdown.signal());
-    loop {
-        let tcp = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
-                Err(err) => {
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut signal => break,
-        };
-        let _ = tcp.set_nodelay(true);
-        // Watched from the start, so that shutdown also waits for a connection mid-handshake.
-        let (acceptor, builder, watcher) = (acceptor.clone(), builder.clone(), graceful.watcher());
-        let service = TowerToHyperService::new(router.clone());
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                // A client that does not trust us says so with an alert, and is gone.
-                Ok(Err(err)) => {
-                    tracing::debug!(%err, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!("TLS handshake timed out");
-                    return;
-                }
-            };
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(err) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(%err, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    // HTTP requests in flight finish; upgraded connections were closed by the signal.
-    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
-    shutdown.drained().await;
-    Ok(())
 }
 
 struct Options {

@@ -59,7 +59,13 @@ use super::shutdown::Shutdown;
 pub struct Server {
     header_read_timeout: Duration,
     shutdown: Option<Shutdown>,
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
+
+/// How long a client may take over its TLS handshake.
+#[cfg(feature = "tls")]
+const HANDSHAKE: Duration = Duration::from_secs(10);
 
 impl Default for Server {
     fn default() -> Self {
@@ -73,6 +79,8 @@ impl Server {
         Self {
             header_read_timeout: Duration::from_secs(10),
             shutdown: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -88,6 +96,15 @@ impl Server {
     /// for its drain time before [`serve`](Self::serve) returns.
     pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
         self.shutdown = Some(shutdown);
+        self
+    }
+
+    /// Serves HTTPS and WSS with `config` (rustls) instead of plain HTTP: a client's
+    /// handshake is bounded like its headers, and shutdown waits for one under way too.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls(mut self, config: std::sync::Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(tokio_rustls::TlsAcceptor::from(config));
         self
     }
 
@@ -119,14 +136,25 @@ impl Server {
             };
             let _ = tcp.set_nodelay(true);
             let service = TowerToHyperService::new(router.clone());
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(tcp), service)
-                .into_owned();
-            let connection = graceful.watch(connection);
+            // Watched from the start, so that shutdown also waits for a handshake under way.
+            let (builder, watcher) = (builder.clone(), graceful.watcher());
+            #[cfg(feature = "tls")]
+            let tls = self.tls.clone();
             tokio::spawn(async move {
-                if let Err(err) = connection.await {
-                    tracing::debug!(%err, "connection ended with an error");
+                #[cfg(feature = "tls")]
+                if let Some(acceptor) = tls {
+                    let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => stream,
+                        // A client that does not trust the certificate says so, and is gone.
+                        Ok(Err(err)) => return tracing::debug!(%err, "TLS handshake failed"),
+                        Err(_) => return tracing::debug!("TLS handshake timed out"),
+                    };
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    return ended(watcher.watch(connection.into_owned()).await);
                 }
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+                ended(watcher.watch(connection.into_owned()).await);
             });
         }
         drop(listener);
@@ -136,5 +164,12 @@ impl Server {
             shutdown.drained().await;
         }
         Ok(())
+    }
+}
+
+/// Logs how a connection ended, if not well.
+fn ended(outcome: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+    if let Err(err) = outcome {
+        tracing::debug!(%err, "connection ended with an error");
     }
 }
