@@ -15,6 +15,13 @@ use omni::{ClientFrame, Context, ErrorCode, HandlerResult, ServerFrame, SessionI
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
+/// A plain HTTP client. reqwest is built with rustls and no crypto provider of its own (the
+/// `tls` feature's choice), so a client not configured by omni needs the process's default.
+fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 /// A protocol that exercises the runtime.
 #[omni::protocol]
 #[derive(Debug, Clone, PartialEq)]
@@ -721,7 +728,7 @@ async fn refused_origins_get_403_on_every_transport() {
         other => panic!("expected 403, got {:?}", other.map(|_| ())),
     }
 
-    let http = reqwest::Client::new();
+    let http = http_client();
     for (method, path) in [("GET", "/omni/sse"), ("POST", "/omni/http")] {
         let response = http
             .request(method.parse().unwrap(), format!("http://{addr}{path}"))
@@ -757,7 +764,7 @@ async fn an_origin_list_admits_listed_origins() {
         .build()
     };
     let addr = serve(omni::axum::Router::new().nest("/omni", endpoint.router())).await;
-    let http = reqwest::Client::new();
+    let http = http_client();
     for (origin, status) in [("https://app.test", 200), ("https://other.test", 403)] {
         let response = http
             .post(format!("http://{addr}/omni/http"))
@@ -777,7 +784,7 @@ async fn post(
     session: Option<SessionId>,
     body: String,
 ) -> (u16, Option<SessionId>, Vec<Down>) {
-    let mut request = reqwest::Client::new()
+    let mut request = http_client()
         .post(format!("http://{addr}/omni/http"))
         .body(body);
     if let Some(id) = session {
@@ -926,7 +933,7 @@ struct SseEvent {
 
 impl EventStream {
     async fn open(addr: SocketAddr, query: &str, last_event_id: Option<u64>) -> Self {
-        let mut request = reqwest::Client::new().get(format!("http://{addr}/omni/sse{query}"));
+        let mut request = http_client().get(format!("http://{addr}/omni/sse{query}"));
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id.to_string());
         }
