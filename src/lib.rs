@@ -66,7 +66,7 @@ pub use omni_runtime::{
     HandlerResult, Protocol, Ref, Sender, Seq, ServerFrame, SessionGone, SessionId, TransportError,
     TransportState,
 };
-pub use omni_runtime::{codec, context, frame, session, token, transport, typescript};
+pub use omni_runtime::{codec, context, frame, presence, session, token, transport, typescript};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use omni_runtime::{pubsub, server, test};

@@ -378,7 +378,8 @@ fn assert_well_formed(states: &[TransportState], transport: Transport) {
             (
                 TransportState::Error(_)
                 | TransportState::Reset
-                | TransportState::TopicReset { .. },
+                | TransportState::TopicReset { .. }
+                | TransportState::Presence { .. },
                 _,
             ) => true,
         };

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Client, PATIENCE, serve};
+use common::{Client, PATIENCE, serve, until};
 use omni::pubsub::RedisPubSub;
 use omni::server::Endpoint;
 use omni::{Context, HandlerResult, ServerFrame};
@@ -70,19 +70,6 @@ async fn within<T>(what: &str, wait: impl Future<Output = T>) -> T {
     tokio::time::timeout(PATIENCE, wait)
         .await
         .unwrap_or_else(|_| panic!("{what}: not within {PATIENCE:?}"))
-}
-
-/// Polls `condition` until it holds, or panics saying what did not happen after [`PATIENCE`].
-/// For states that announce no change (a Redis link's health).
-async fn until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what}: not within {PATIENCE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn prefix() -> String {
@@ -358,7 +345,8 @@ mod topics {
         Down, FEED, Posts, connect, cursor, move_a_follower, next, node, numbered, post, snapshot,
         topic_msg,
     };
-    use super::{OwnRedis, prefix, redis_url, until};
+    use super::common::until;
+    use super::{OwnRedis, prefix, redis_url};
 
     async fn pubsub(url: &str, prefix: &str, log: usize) -> Arc<RedisPubSub> {
         let pubsub = Arc::new(

@@ -409,7 +409,7 @@ async fn a_refusing_handler_keeps_its_state_and_a_panicking_one_restarts_only_it
             message,
             ..
         } => {
-            assert_eq!((code, reference), (ErrorCode::HandlerFailed, Some(2)));
+            assert_eq!((code, reference), (ErrorCode::Rejected, Some(2)));
             assert_eq!(message, "refused on purpose");
         }
         other => panic!("{other:?}"),

@@ -3,7 +3,6 @@
 //! The chat demo's protocol and handler, shared by the server (`main.rs`) and the tests.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,8 +11,12 @@ use omni::{Context, HandlerResult};
 
 /// The one topic every chat connection subscribes to. Messages are published on it as a
 /// sequenced topic, so a client that follows topics and comes back (to any server sharing
-/// the Redis) receives exactly the messages it missed; presence is broadcast on it.
+/// the Redis) receives exactly the messages it missed; every session is tracked in its
+/// presence, under its name.
 pub const ROOM: &str = "room";
+
+/// The presence key of a session that has not said its name.
+pub const ANONYMOUS: &str = "anonymous";
 
 /// A chat message.
 #[omni::wire]
@@ -53,23 +56,26 @@ pub enum Msg {
     /// Ask for every stored message.
     #[client]
     FetchAll,
+    /// Be shown online under this name (1 to 40 characters).
+    #[client]
+    SetName(String),
     /// Messages to insert or replace, by id.
     #[server]
     Upsert(BTreeMap<String, ChatMessage>),
-    /// How many clients are connected.
+    /// How many sessions are in the room, on every server: derived from the room's presence
+    /// list, for clients that do not read presence frames.
     #[server]
     Presence {
-        /// Live connections right now.
+        /// Sessions tracked in the room.
         online: u32,
     },
 }
 
-/// What all connections share: the stored messages and the online count. In memory for one
-/// server, or in Redis when several servers make one room.
+/// What all connections share: the stored messages. In memory for one server, or in Redis
+/// when several servers make one room (presence then spans them through the Redis pub/sub).
 #[derive(Clone, Default)]
 pub struct Room {
     messages: Arc<Mutex<History>>,
-    online: Arc<AtomicU32>,
     #[cfg(feature = "redis")]
     shared: Option<Shared>,
 }
@@ -88,15 +94,15 @@ struct History {
 /// The room's state in Redis, and the pub/sub that carries broadcasts between servers.
 #[cfg(feature = "redis")]
 #[derive(Clone)]
-struct Shared {
-    redis: redis::aio::ConnectionManager,
-    pubsub: Arc<omni::pubsub::RedisPubSub>,
+pub struct Shared {
+    pub redis: redis::aio::ConnectionManager,
+    pub pubsub: Arc<omni::pubsub::RedisPubSub>,
     /// Key prefix, so that several rooms can share one Redis.
     keys: String,
 }
 
 impl Room {
-    /// A room whose messages, online count and broadcasts live in the Redis at `url`, shared
+    /// A room whose messages, presence and broadcasts live in the Redis at `url`, shared
     /// by every server started with the same `url` and `name`.
     #[cfg(feature = "redis")]
     pub async fn with_redis(url: &str, name: &str) -> Result<Self, redis::RedisError> {
@@ -122,10 +128,24 @@ impl Room {
         self.builder().build()
     }
 
+    /// The Redis and pub/sub the room lives in, when several servers share it.
+    #[cfg(feature = "redis")]
+    pub fn shared(&self) -> Option<&Shared> {
+        self.shared.as_ref()
+    }
+
     /// The chat endpoint's builder, for limits or host names of the server's own.
     pub fn builder(&self) -> EndpointBuilder<Msg, ChatHandler> {
         let room = self.clone();
-        let builder = Endpoint::builder(move || ChatHandler { room: room.clone() });
+        let builder = Endpoint::builder(move || ChatHandler {
+            room: room.clone(),
+            name: None,
+        })
+        // The count clients written before presence frames show, now derived from the list:
+        // pushed once per change interval, however many come and go in it.
+        .presence_message(ROOM, |list| MsgFromServer::Presence {
+            online: list.values().map(Vec::len).sum::<usize>() as u32,
+        });
         #[cfg(feature = "redis")]
         let builder = match &self.shared {
             Some(shared) => builder.pubsub(shared.pubsub.clone()),
@@ -227,32 +247,19 @@ impl Room {
         }
         Ok(self.messages.lock().unwrap().by_id.clone())
     }
-
-    /// Counts a connection in (`+1`) or out (`-1`); returns how many are online.
-    async fn count(&self, delta: i32) -> Result<u32, omni::BoxError> {
-        #[cfg(feature = "redis")]
-        if let Some(shared) = &self.shared {
-            let mut redis = shared.redis.clone();
-            let online: i64 = redis::cmd("INCRBY")
-                .arg(format!("{}online", shared.keys))
-                .arg(delta)
-                .query_async(&mut redis)
-                .await?;
-            return Ok(online.max(0) as u32);
-        }
-        let before = if delta >= 0 {
-            self.online.fetch_add(delta as u32, Ordering::SeqCst)
-        } else {
-            self.online
-                .fetch_sub(delta.unsigned_abs(), Ordering::SeqCst)
-        };
-        Ok(before.saturating_add_signed(delta))
-    }
 }
 
 /// One session's handler.
 pub struct ChatHandler {
     room: Room,
+    /// The name the client gave; until then it is online as [`ANONYMOUS`].
+    name: Option<String>,
+}
+
+impl ChatHandler {
+    fn key(&self) -> &str {
+        self.name.as_deref().unwrap_or(ANONYMOUS)
+    }
 }
 
 fn now_ms() -> u64 {
@@ -282,10 +289,24 @@ impl MsgHandler for ChatHandler {
         Ok(())
     }
 
+    async fn set_name(&mut self, cx: &mut Context<Msg>, name: String) -> HandlerResult {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 40 {
+            return Err("a name is 1 to 40 characters".into());
+        }
+        if self.name.as_deref() != Some(name) {
+            cx.untrack(ROOM, self.key());
+            self.name = Some(name.to_owned());
+            cx.track(ROOM, self.key(), serde_json::json!({}));
+        }
+        Ok(())
+    }
+
+    /// Runs after every (re)connection: tracking again what is tracked changes nothing, so a
+    /// resumed session makes no leave and no join. Entries leave when the session ends.
     async fn connected(&mut self, cx: &mut Context<Msg>) -> HandlerResult {
         cx.subscribe(ROOM);
-        let online = self.room.count(1).await?;
-        cx.broadcast(ROOM, MsgFromServer::Presence { online });
+        cx.track(ROOM, self.key(), serde_json::json!({}));
         Ok(())
     }
 
@@ -294,12 +315,6 @@ impl MsgHandler for ChatHandler {
         if topic == ROOM {
             cx.send(MsgFromServer::Upsert(self.room.all().await?));
         }
-        Ok(())
-    }
-
-    async fn disconnected(&mut self, cx: &mut Context<Msg>) -> HandlerResult {
-        let online = self.room.count(-1).await?;
-        cx.broadcast_from(ROOM, MsgFromServer::Presence { online });
         Ok(())
     }
 }

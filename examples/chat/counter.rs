@@ -1,12 +1,13 @@
 #![allow(dead_code)] // Shared by the demo and the tests; each uses a part.
 
-//! The demo's second module on the mux: one counter shared by every page.
+//! The demo's second module on the mux: one counter shared by every page (of every server,
+//! when they share a Redis).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use omni::server::Endpoint;
-use omni::{Context, HandlerResult};
+use omni::{BoxError, Context, HandlerResult};
 
 /// The topic every counter component subscribes to.
 pub const TOPIC: &str = "counter";
@@ -24,23 +25,59 @@ pub enum Counter {
     Value(i64),
 }
 
-/// The value every session of one endpoint shares.
+/// The value every session of one endpoint shares: in memory, or in Redis (a key every
+/// server of the room increments, its changes broadcast through the room's pub/sub).
 #[derive(Clone, Default)]
-pub struct Shared(Arc<AtomicI64>);
+pub struct Shared {
+    local: Arc<AtomicI64>,
+    #[cfg(feature = "redis")]
+    redis: Option<(
+        redis::aio::ConnectionManager,
+        String,
+        Arc<omni::pubsub::RedisPubSub>,
+    )>,
+}
 
 impl Shared {
+    /// A counter kept under `key` in the Redis the room uses, broadcast through its pub/sub.
+    #[cfg(feature = "redis")]
+    pub fn with_redis(
+        redis: redis::aio::ConnectionManager,
+        key: String,
+        pubsub: Arc<omni::pubsub::RedisPubSub>,
+    ) -> Self {
+        Self {
+            redis: Some((redis, key, pubsub)),
+            ..Self::default()
+        }
+    }
+
     /// The counter endpoint, to serve as a mux module.
     pub fn endpoint(&self) -> Endpoint<Counter, Component> {
         let shared = self.clone();
-        Endpoint::with_props(move |_props| Component {
+        let builder = Endpoint::with_props(move |_props| Component {
             shared: shared.clone(),
-        })
-        .build()
+        });
+        #[cfg(feature = "redis")]
+        let builder = match &self.redis {
+            Some((_, _, pubsub)) => builder.pubsub(pubsub.clone()),
+            None => builder,
+        };
+        builder.build()
     }
 
-    /// The current value.
-    pub fn value(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+    /// Adds `delta`; returns the new value.
+    async fn add(&self, delta: i64) -> Result<i64, BoxError> {
+        #[cfg(feature = "redis")]
+        if let Some((redis, key, _)) = &self.redis {
+            let mut redis = redis.clone();
+            return Ok(redis::cmd("INCRBY")
+                .arg(key)
+                .arg(delta)
+                .query_async(&mut redis)
+                .await?);
+        }
+        Ok(self.local.fetch_add(delta, Ordering::SeqCst) + delta)
     }
 }
 
@@ -51,7 +88,7 @@ pub struct Component {
 
 impl CounterHandler for Component {
     async fn increment(&mut self, cx: &mut Context<Counter>) -> HandlerResult {
-        let value = self.shared.0.fetch_add(1, Ordering::SeqCst) + 1;
+        let value = self.shared.add(1).await?;
         cx.send(CounterFromServer::Value(value));
         cx.broadcast_from(TOPIC, CounterFromServer::Value(value));
         Ok(())
@@ -59,7 +96,7 @@ impl CounterHandler for Component {
 
     async fn connected(&mut self, cx: &mut Context<Counter>) -> HandlerResult {
         cx.subscribe(TOPIC);
-        cx.send(CounterFromServer::Value(self.shared.value()));
+        cx.send(CounterFromServer::Value(self.shared.add(0).await?));
         Ok(())
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use omni::axum::http::{HeaderName, header};
 use omni::axum::response::{Html, IntoResponse};
 use omni::axum::routing::get;
-use omni::server::{Hosts, Mux, Server, Shutdown};
+use omni::server::{Hosts, Limits, Mux, Server, Shutdown};
 use omni::token::Keys;
 
 const PAGE: &str = include_str!("index.html");
@@ -26,6 +26,10 @@ const APP_CSS: &str = include_str!("static/app.css");
 /// which is why its script and styles are files), and never inside another site's frame.
 const POLICY: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
                       form-action 'self'; frame-ancestors 'none'";
+
+/// How long a session outlives its connection: a client back within it resumes (and nobody
+/// sees it leave); a closed tab leaves the online list after it.
+const GRACE: Duration = Duration::from_secs(10);
 
 /// How long a page's join tokens stay valid: a page open longer re-joins with a reload.
 const TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -59,11 +63,15 @@ async fn main() -> std::io::Result<()> {
     };
     // The names the demo is reached under: no page on another name (DNS rebinding) connects.
     let hosts = || Hosts::list([format!("127.0.0.1:{port}"), format!("localhost:{port}")]);
-    let endpoint = room.builder().hosts(hosts()).build();
+    let limits = Limits {
+        grace: GRACE,
+        ..Limits::default()
+    };
+    let endpoint = room.builder().hosts(hosts()).limits(limits).build();
     let mux = Mux::builder(token_keys()?)
         .hosts(hosts())
         .module("chat", &endpoint)
-        .module("counter", &counter::Shared::default().endpoint())
+        .module("counter", &counter_of(&room).endpoint())
         .build();
     let page = {
         let mux = mux.clone();
@@ -106,6 +114,21 @@ async fn main() -> std::io::Result<()> {
         None => server,
     };
     server.serve(listener, router).await
+}
+
+/// The counter module's value: in the room's Redis when there is one, so that every server of
+/// the room shows the same.
+fn counter_of(room: &app::Room) -> counter::Shared {
+    #[cfg(feature = "redis")]
+    if let Some(shared) = room.shared() {
+        return counter::Shared::with_redis(
+            shared.redis.clone(),
+            "omni-chat:counter".into(),
+            shared.pubsub.clone(),
+        );
+    }
+    let _ = room;
+    counter::Shared::default()
 }
 
 /// The page's security headers. It carries join tokens: it is never cached either.

@@ -102,7 +102,8 @@ fn init(args: &Args) -> (Model, Vec<Msg>) {
             .map(|i| message(&args.author, format!("message {i} of {count}")))
             .collect(),
         None if args.transport == Transport::Http => vec![Msg::FetchAll],
-        None => Vec::new(),
+        // Online under our name: said again to every new session (see `main`).
+        None => vec![Msg::SetName(args.author.clone())],
     };
     (model, start)
 }
@@ -123,6 +124,8 @@ fn update(model: &mut Model, msg: Msg) {
             }
         }
         Msg::Presence { online } => model.online = Some(online),
+        // Ours, for the server: who we are online as.
+        Msg::SetName(_) => {}
         Msg::Transport(state) => {
             // What the server sent before is gone; its snapshot follows. Ours that wait for
             // the server are still queued, and stay.
@@ -261,6 +264,7 @@ async fn main() -> ExitCode {
     let mut reading = args.count.is_none();
     let refreshing = args.count.is_none() && args.transport == Transport::Http;
     let mut refresh = tokio::time::interval_at(tokio::time::Instant::now() + REFRESH, REFRESH);
+    let mut named = None;
     loop {
         let msg = tokio::select! {
             line = input.next_line(), if reading => match line {
@@ -276,6 +280,16 @@ async fn main() -> ExitCode {
             },
             _ = refresh.tick(), if refreshing => dispatch(&client, Msg::FetchAll),
             msg = messages.recv() => match msg {
+                Some(Msg::Transport(TransportState::Connected { session }))
+                    if args.count.is_none() && named != Some(session) =>
+                {
+                    // A new session knows us as nobody yet (a resumed one still knows).
+                    if named.is_some() {
+                        dispatch(&client, Msg::SetName(args.author.clone()));
+                    }
+                    named = Some(session);
+                    Msg::Transport(TransportState::Connected { session })
+                }
                 Some(msg) => msg,
                 // Closed by us, or refused for good (its error came last).
                 None => break,
@@ -337,6 +351,12 @@ fn describe(state: &TransportState) -> String {
         TransportState::Reset => "the server lost our session; starting over".into(),
         TransportState::TopicReset { topic } => {
             format!("missed too much of `{topic}`; reloading it")
+        }
+        TransportState::Presence { topic, diff } => {
+            let changes: Vec<String> = (diff.joins.keys().map(|name| format!("+{name}")))
+                .chain(diff.leaves.keys().map(|name| format!("-{name}")))
+                .collect();
+            format!("in `{topic}`: {}", changes.join(" "))
         }
         TransportState::Error(err) => format!("error: {err}"),
     }

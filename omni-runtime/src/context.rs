@@ -42,6 +42,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::presence::Meta;
 use crate::{Protocol, SessionId};
 
 /// What a handler asked the runtime to do, in the order it asked.
@@ -72,6 +73,22 @@ pub enum Effect<P: Protocol> {
         /// The message, encoded once for all subscribers.
         msg: P::Server,
     },
+    /// Track this session under `key` in `topic`'s presence (see [`presence`](crate::presence)).
+    Track {
+        /// The topic.
+        topic: String,
+        /// The key (a user id, say); several sessions may share one.
+        key: String,
+        /// What subscribers see of this entry.
+        meta: Meta,
+    },
+    /// Stop tracking this session under `key` in `topic`.
+    Untrack {
+        /// The topic.
+        topic: String,
+        /// The key.
+        key: String,
+    },
     /// Close this connection after the effects before it are carried out.
     Close,
 }
@@ -98,6 +115,15 @@ where
             Self::Publish { topic, msg } => Self::Publish {
                 topic: topic.clone(),
                 msg: msg.clone(),
+            },
+            Self::Track { topic, key, meta } => Self::Track {
+                topic: topic.clone(),
+                key: key.clone(),
+                meta: meta.clone(),
+            },
+            Self::Untrack { topic, key } => Self::Untrack {
+                topic: topic.clone(),
+                key: key.clone(),
             },
             Self::Close => Self::Close,
         }
@@ -127,6 +153,21 @@ where
             ) => t1 == t2 && m1 == m2 && s1 == s2,
             (Self::Publish { topic: t1, msg: m1 }, Self::Publish { topic: t2, msg: m2 }) => {
                 t1 == t2 && m1 == m2
+            }
+            (
+                Self::Track {
+                    topic: t1,
+                    key: k1,
+                    meta: m1,
+                },
+                Self::Track {
+                    topic: t2,
+                    key: k2,
+                    meta: m2,
+                },
+            ) => t1 == t2 && k1 == k2 && m1 == m2,
+            (Self::Untrack { topic: t1, key: k1 }, Self::Untrack { topic: t2, key: k2 }) => {
+                t1 == t2 && k1 == k2
             }
             (Self::Close, Self::Close) => true,
             _ => false,
@@ -158,6 +199,17 @@ where
                 .debug_struct("Publish")
                 .field("topic", topic)
                 .field("msg", msg)
+                .finish(),
+            Self::Track { topic, key, meta } => f
+                .debug_struct("Track")
+                .field("topic", topic)
+                .field("key", key)
+                .field("meta", meta)
+                .finish(),
+            Self::Untrack { topic, key } => f
+                .debug_struct("Untrack")
+                .field("topic", topic)
+                .field("key", key)
                 .finish(),
             Self::Close => f.write_str("Close"),
         }
@@ -351,6 +403,62 @@ impl<P: Protocol> Context<P> {
         self.effects.push(Effect::Publish {
             topic: topic.into(),
             msg,
+        });
+    }
+
+    /// Tracks this session under `key` in `topic`'s presence, with `meta` (anything
+    /// serializable; `null` if its `Serialize` fails). Every subscriber of `topic` sees it join;
+    /// it leaves when [`untrack`](Self::untrack)ed or when the session ends — not when a
+    /// connection drops and the client resumes. Tracking the same key again with the same
+    /// meta changes nothing, so a `connected` hook (which runs after every reconnect) is the
+    /// place for it; another meta updates the entry. See [`presence`](crate::presence).
+    ///
+    /// ```
+    /// use omni::{Context, Effect, HandlerResult};
+    ///
+    /// #[omni::protocol]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// enum Chat {
+    ///     #[client]
+    ///     Say(String),
+    /// }
+    ///
+    /// struct Member { name: String }
+    ///
+    /// impl ChatHandler for Member {
+    ///     async fn connected(&mut self, cx: &mut Context<Chat>) -> HandlerResult {
+    ///         cx.subscribe("room");
+    ///         cx.track("room", &self.name, serde_json::json!({ "status": "here" }));
+    ///         Ok(())
+    ///     }
+    ///     async fn say(&mut self, _: &mut Context<Chat>, _: String) -> HandlerResult {
+    ///         Ok(())
+    ///     }
+    /// }
+    /// # let mut cx = Context::<Chat>::new(omni::SessionId::from_u128(1));
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// #     Member { name: "ann".into() }.connected(&mut cx).await.unwrap();
+    /// # });
+    /// # assert!(matches!(&cx.take_effects()[1], Effect::Track { key, .. } if key == "ann"));
+    /// ```
+    pub fn track(
+        &mut self,
+        topic: impl Into<String>,
+        key: impl Into<String>,
+        meta: impl serde::Serialize,
+    ) {
+        self.effects.push(Effect::Track {
+            topic: topic.into(),
+            key: key.into(),
+            meta: Meta::new(&meta).unwrap_or_default(),
+        });
+    }
+
+    /// Stops tracking this session under `key` in `topic`.
+    pub fn untrack(&mut self, topic: impl Into<String>, key: impl Into<String>) {
+        self.effects.push(Effect::Untrack {
+            topic: topic.into(),
+            key: key.into(),
         });
     }
 

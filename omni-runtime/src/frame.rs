@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::SessionId;
+use crate::presence::{Diff, List};
 
 /// A sequence number: the position of a sequenced server frame in its session, from 1.
 /// `0` means "nothing yet" in `welcome` and `hello.after`.
@@ -242,6 +243,32 @@ pub enum ServerFrame<S> {
         #[ts(optional)]
         id: Option<String>,
     },
+    /// A topic's whole presence list: sent when a session subscribes to a topic that has
+    /// presence, and again after every reconnect. Replaces what the client held.
+    PresenceState {
+        /// The topic.
+        topic: String,
+        /// Every key tracked in the topic, with its entries.
+        #[ts(type = "Record<string, Entry[]>")]
+        state: List,
+        /// Mux only: the component.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        id: Option<String>,
+    },
+    /// What changed in a topic's presence since the last `presence_diff` (coalesced): remove
+    /// the leaves, then add the joins.
+    PresenceDiff {
+        /// The topic.
+        topic: String,
+        /// The joins and leaves.
+        #[serde(flatten)]
+        diff: Diff,
+        /// Mux only: the component.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        id: Option<String>,
+    },
     /// Mux: component `id` started.
     Joined {
         /// The component.
@@ -274,6 +301,8 @@ impl<S> ServerFrame<S> {
             Self::Ack { .. } => "ack",
             Self::Error { .. } => "error",
             Self::Reset { .. } => "reset",
+            Self::PresenceState { .. } => "presence_state",
+            Self::PresenceDiff { .. } => "presence_diff",
             Self::Joined { .. } => "joined",
             Self::Left { .. } => "left",
         }
@@ -311,7 +340,11 @@ pub enum ErrorCode {
     DuplicateId,
     /// Mux: no component with that id is joined.
     UnknownId,
-    /// The handler returned an error or panicked; its state was restarted.
+    /// The handler returned an error for the message (`ref`); the handler and its state are
+    /// kept, and what it did before refusing is dropped.
+    Rejected,
+    /// The handler panicked (or a hook failed); it was replaced by a fresh one, whose
+    /// `connected` hook ran after the old one's `disconnected`.
     HandlerFailed,
     /// The connection's outbound queue overflowed; it is closed.
     SlowConsumer,
@@ -322,7 +355,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code a v1 peer may send.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         Self::BadFrame,
         Self::BadPayload,
         Self::TooLarge,
@@ -331,6 +364,7 @@ impl ErrorCode {
         Self::UnknownModule,
         Self::DuplicateId,
         Self::UnknownId,
+        Self::Rejected,
         Self::HandlerFailed,
         Self::SlowConsumer,
     ];
@@ -355,6 +389,7 @@ impl ErrorCode {
             Self::UnknownModule => "unknown_module",
             Self::DuplicateId => "duplicate_id",
             Self::UnknownId => "unknown_id",
+            Self::Rejected => "rejected",
             Self::HandlerFailed => "handler_failed",
             Self::SlowConsumer => "slow_consumer",
             Self::Unknown => "unknown",

@@ -23,6 +23,7 @@ pub mod client;
 pub mod codec;
 pub mod context;
 pub mod frame;
+pub mod presence;
 pub mod protocol;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]

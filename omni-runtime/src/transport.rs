@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::presence::Diff;
 use crate::{ErrorCode, SessionId};
 
 /// A change in the client's connection to the server.
@@ -60,6 +61,14 @@ pub enum TransportState {
     TopicReset {
         /// The topic.
         topic: String,
+    },
+    /// Who is on `topic` changed (see [`presence`](crate::presence)): `diff` says how. The
+    /// whole list is the client's `presence(topic)`.
+    Presence {
+        /// The topic.
+        topic: String,
+        /// The entries that joined and left.
+        diff: Diff,
     },
     /// Something failed; the connection may still be up.
     Error(TransportError),

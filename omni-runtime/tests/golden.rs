@@ -311,6 +311,10 @@ fn error() {
             r#"{"type":"error","code":"unknown_id","message":"m"}"#,
         ),
         (
+            ErrorCode::Rejected,
+            r#"{"type":"error","code":"rejected","message":"m"}"#,
+        ),
+        (
             ErrorCode::HandlerFailed,
             r#"{"type":"error","code":"handler_failed","message":"m"}"#,
         ),
@@ -411,9 +415,59 @@ fn left() {
 
 const PROTOCOL_MD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md");
 
+#[test]
+fn presence_state() {
+    let state: omni_runtime::presence::List = serde_json::from_str(
+        r#"{"ada":[{"ref":"n.1","meta":{"name":"Ada"}},{"ref":"n.4","meta":null}]}"#,
+    )
+    .unwrap();
+    server(
+        ServerFrame::PresenceState {
+            topic: "room".into(),
+            state,
+            id: Some("c1".into()),
+        },
+        r#"{"type":"presence_state","topic":"room","state":{"ada":[{"ref":"n.1","meta":{"name":"Ada"}},{"ref":"n.4","meta":null}]},"id":"c1"}"#,
+    );
+}
+
+#[test]
+fn presence_diff() {
+    let diff: omni_runtime::presence::Diff = serde_json::from_str(
+        r#"{"joins":{"cy":[{"ref":"m.3","meta":1}]},"leaves":{"bob":[{"ref":"m.2","meta":2}]}}"#,
+    )
+    .unwrap();
+    server(
+        ServerFrame::PresenceDiff {
+            topic: "room".into(),
+            diff,
+            id: None,
+        },
+        r#"{"type":"presence_diff","topic":"room","joins":{"cy":[{"ref":"m.3","meta":1}]},"leaves":{"bob":[{"ref":"m.2","meta":2}]}}"#,
+    );
+    // Either part may be absent.
+    server(
+        ServerFrame::PresenceDiff {
+            topic: "room".into(),
+            diff: Default::default(),
+            id: None,
+        },
+        r#"{"type":"presence_diff","topic":"room"}"#,
+    );
+}
+
 const CLIENT_TYPES: [&str; 4] = ["hello", "msg", "join", "leave"];
-const SERVER_TYPES: [&str; 8] = [
-    "welcome", "msg", "push", "ack", "error", "reset", "joined", "left",
+const SERVER_TYPES: [&str; 10] = [
+    "welcome",
+    "msg",
+    "push",
+    "ack",
+    "error",
+    "reset",
+    "presence_state",
+    "presence_diff",
+    "joined",
+    "left",
 ];
 
 /// Does not compile once a frame type or error code is added, as a reminder to list it above,
@@ -433,6 +487,8 @@ fn every_type_is_listed(client: ClientFrame<()>, server: ServerFrame<()>, code: 
         | S::Ack { .. }
         | S::Error { .. }
         | S::Reset { .. }
+        | S::PresenceState { .. }
+        | S::PresenceDiff { .. }
         | S::Joined { .. }
         | S::Left { .. } => {}
     }
@@ -445,6 +501,7 @@ fn every_type_is_listed(client: ClientFrame<()>, server: ServerFrame<()>, code: 
         | E::UnknownModule
         | E::DuplicateId
         | E::UnknownId
+        | E::Rejected
         | E::HandlerFailed
         | E::SlowConsumer
         | E::Unknown => {}
@@ -563,7 +620,7 @@ fn protocol_md_examples_are_exact() {
         documented, expected,
         "PROTOCOL.md has exactly one example per frame type, in declaration order"
     );
-    assert_eq!(examples.len(), 12);
+    assert_eq!(examples.len(), 14);
 }
 
 /// A frame, of either side.

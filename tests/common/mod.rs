@@ -32,6 +32,19 @@ pub async fn serve(router: Router) -> SocketAddr {
     addr
 }
 
+/// Polls `condition` until it holds, or panics saying what did not happen after [`PATIENCE`].
+/// For states that announce no change (a Redis link's health, a registry).
+pub async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A WebSocket client speaking v1 frames.

@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 
 use super::Shared;
 use crate::TransportState;
+use crate::presence::{Diff, List};
 use crate::{Cursors, ErrorCode, Protocol, Seq, ServerFrame, SessionId, TransportError};
 
 /// What a frame asks of the transport.
@@ -81,7 +82,8 @@ impl<P: Protocol> Link<P> {
     pub(crate) async fn on_frame(&mut self, frame: ServerFrame<P::Server>) -> Step {
         match frame {
             ServerFrame::Welcome { session, seq, .. } => {
-                if self.session != Some(session) {
+                let fresh = self.session != Some(session);
+                if fresh {
                     // A session of its own (first connect, or the old one is gone: `reset`
                     // follows then).
                     self.last_seq = seq;
@@ -89,6 +91,17 @@ impl<P: Protocol> Link<P> {
                     *self.shared.session.lock().unwrap() = Some(session);
                 }
                 self.state(TransportState::Connected { session }).await;
+                if fresh {
+                    // The new session's subscriptions bring their own lists: what was held
+                    // belonged to the old one.
+                    let lists = std::mem::take(&mut *self.shared.presence.lock().unwrap());
+                    for (topic, list) in lists {
+                        let diff = Diff::between(&list, &List::new());
+                        if !diff.is_empty() {
+                            self.state(TransportState::Presence { topic, diff }).await;
+                        }
+                    }
+                }
                 Step::Welcomed
             }
             ServerFrame::Msg {
@@ -164,6 +177,33 @@ impl<P: Protocol> Link<P> {
             ServerFrame::Reset { seq, .. } => {
                 self.last_seq = seq;
                 self.state(TransportState::Reset).await;
+                Step::Continue
+            }
+            ServerFrame::PresenceState { topic, state, .. } => {
+                let diff = {
+                    let mut lists = self.shared.presence.lock().unwrap();
+                    let held = lists.entry(topic.clone()).or_default();
+                    // After a reconnect the list comes again: only what changed meanwhile is
+                    // news.
+                    let diff = Diff::between(held, &state);
+                    *held = state;
+                    diff
+                };
+                if !diff.is_empty() {
+                    self.state(TransportState::Presence { topic, diff }).await;
+                }
+                Step::Continue
+            }
+            ServerFrame::PresenceDiff { topic, diff, .. } => {
+                diff.apply_to(
+                    self.shared
+                        .presence
+                        .lock()
+                        .unwrap()
+                        .entry(topic.clone())
+                        .or_default(),
+                );
+                self.state(TransportState::Presence { topic, diff }).await;
                 Step::Continue
             }
             ServerFrame::Joined { .. } | ServerFrame::Left { .. } => Step::Continue,

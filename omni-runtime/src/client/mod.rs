@@ -121,6 +121,9 @@ pub(crate) struct Shared {
     wake: Arc<Notify>,
     closed: watch::Sender<bool>,
     session: Mutex<Option<SessionId>>,
+    /// Each topic's presence list, as the server's `presence_state` and `presence_diff`
+    /// frames left it.
+    presence: Mutex<std::collections::BTreeMap<String, crate::presence::List>>,
     /// Mux only: the component's id, which every `msg` names.
     component: Option<Arc<str>>,
 }
@@ -133,6 +136,7 @@ impl Shared {
             wake,
             closed: watch::channel(false).0,
             session: Mutex::new(None),
+            presence: Mutex::default(),
             component: None,
         }
     }
@@ -424,6 +428,15 @@ impl<P: Protocol + Send> Client<P> {
     /// The session the server assigned, once welcomed.
     pub fn session(&self) -> Option<SessionId> {
         *self.shared.session.lock().unwrap()
+    }
+
+    /// Who is on `topic` (a topic this client's session is subscribed to), as of the last
+    /// `TransportState::Presence` the message stream delivered: empty for a topic without
+    /// presence. Kept correct through reconnects: a resumed session gets the list again and
+    /// the stream reports only what changed meanwhile.
+    pub fn presence(&self, topic: &str) -> crate::presence::List {
+        let lists = self.shared.presence.lock().unwrap();
+        lists.get(topic).cloned().unwrap_or_default()
     }
 
     /// Closes the connection and stops reconnecting. The message stream ends. A mux

@@ -449,7 +449,9 @@ fn frame_id<S>(frame: &ServerFrame<S>) -> Option<&str> {
         | ServerFrame::Push { id, .. }
         | ServerFrame::Ack { id, .. }
         | ServerFrame::Error { id, .. }
-        | ServerFrame::Reset { id, .. } => id.as_deref(),
+        | ServerFrame::Reset { id, .. }
+        | ServerFrame::PresenceState { id, .. }
+        | ServerFrame::PresenceDiff { id, .. } => id.as_deref(),
         ServerFrame::Joined { id } | ServerFrame::Left { id } => Some(id),
     }
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::EncodeError;
 use crate::frame::{Ref, Seq, ServerFrame};
+use crate::presence::{Diff, List};
 
 /// One encoded server frame on its way to a connection: its bytes, shared by every
 /// recipient, and what a transport needs to know without parsing it (SSE writes `event:` and
@@ -67,6 +68,29 @@ impl Outgoing {
         Ok(Self::new("msg", Some(seq), utf8(text)))
     }
 
+    /// A `presence_state` frame: `topic`'s whole presence list.
+    pub fn presence_state(topic: &str, state: &List) -> Self {
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename = "presence_state")]
+        struct Frame<'a> {
+            topic: &'a str,
+            state: &'a List,
+        }
+        Self::new("presence_state", None, written(&Frame { topic, state }))
+    }
+
+    /// A `presence_diff` frame: what changed in `topic`'s presence.
+    pub fn presence_diff(topic: &str, diff: &Diff) -> Self {
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename = "presence_diff")]
+        struct Frame<'a> {
+            topic: &'a str,
+            #[serde(flatten)]
+            diff: &'a Diff,
+        }
+        Self::new("presence_diff", None, written(&Frame { topic, diff }))
+    }
+
     /// The frame's `type`.
     pub fn kind(&self) -> &'static str {
         self.kind
@@ -110,6 +134,11 @@ impl Outgoing {
         tagged.push_str(&text[head..]);
         Utf8Bytes::from(tagged)
     }
+}
+
+/// A frame made only of strings, maps and JSON text, which serde_json always writes.
+fn written<T: Serialize>(frame: &T) -> Utf8Bytes {
+    utf8(serde_json::to_vec(frame).unwrap_or_default())
 }
 
 /// Writes `n` in decimal, as serde_json does.

@@ -21,6 +21,7 @@ use serde_json::value::RawValue;
 
 use crate::SessionId;
 use crate::frame::{ClientFrame, Cursors, ErrorCode, Ref, Seq, ServerFrame};
+use crate::presence::{Diff, List};
 
 /// A frame that could not be decoded.
 ///
@@ -193,11 +194,26 @@ field_table! {
     topics: Cursors = "topics",
     code: ErrorCode = "code",
     message: String = "message",
+    state: List = "state",
+    joins: List = "joins",
+    leaves: List = "leaves",
 }
 
 /// The frame types of v1.
-const KINDS: [&str; 11] = [
-    "hello", "msg", "join", "leave", "welcome", "push", "ack", "error", "reset", "joined", "left",
+const KINDS: [&str; 13] = [
+    "hello",
+    "msg",
+    "join",
+    "leave",
+    "welcome",
+    "push",
+    "ack",
+    "error",
+    "reset",
+    "joined",
+    "left",
+    "presence_state",
+    "presence_diff",
 ];
 
 /// A frame's `type` as kept: a v1 type without an allocation, any other as read.
@@ -538,6 +554,19 @@ impl<S: DeserializeOwned> ServerFrame<S> {
             "reset" => ServerFrame::Reset {
                 seq: f.required(|f| &mut f.seq, "seq")?,
                 topic: f.optional(|f| &mut f.topic, "topic")?,
+                id: f.optional(|f| &mut f.id, "id")?,
+            },
+            "presence_state" => ServerFrame::PresenceState {
+                topic: f.required(|f| &mut f.topic, "topic")?,
+                state: f.required(|f| &mut f.state, "state")?,
+                id: f.optional(|f| &mut f.id, "id")?,
+            },
+            "presence_diff" => ServerFrame::PresenceDiff {
+                topic: f.required(|f| &mut f.topic, "topic")?,
+                diff: Diff {
+                    joins: f.optional(|f| &mut f.joins, "joins")?.unwrap_or_default(),
+                    leaves: f.optional(|f| &mut f.leaves, "leaves")?.unwrap_or_default(),
+                },
                 id: f.optional(|f| &mut f.id, "id")?,
             },
             "joined" => ServerFrame::Joined {

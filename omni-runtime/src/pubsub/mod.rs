@@ -40,7 +40,9 @@
 //! ```
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
@@ -53,6 +55,11 @@ pub use self::redis::{RedisHealth, RedisPubSub};
 use crate::SessionId;
 pub use crate::codec::{Outgoing, Publication, TopicFrame};
 use crate::frame::Seq;
+use crate::presence::registry::Changes;
+use crate::presence::{self, List, Meta};
+
+/// How often, at most, a topic's presence changes go out, by default.
+pub const PRESENCE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// What a sequenced topic holds after a subscriber's cursor.
 #[derive(Clone, Debug)]
@@ -79,6 +86,20 @@ pub trait Member: Send + Sync + 'static {
         let _ = topic;
         self.deliver(frame.push().clone());
     }
+
+    /// Hands the member a presence frame of `topic`: `diff` when it changed (the member may
+    /// send `state()`, the whole list, instead: after it dropped a diff, say), or the state
+    /// when `diff` is `None` (it subscribed, or reconnected). By default it receives the diff,
+    /// or the state.
+    fn deliver_presence(
+        &self,
+        topic: &str,
+        diff: Option<&Outgoing>,
+        state: &mut dyn FnMut() -> Outgoing,
+    ) {
+        let _ = topic;
+        self.deliver(diff.cloned().unwrap_or_else(state));
+    }
 }
 
 /// A topic registry and broadcaster.
@@ -100,7 +121,25 @@ pub trait PubSub: Send + Sync + 'static {
     fn publish(&self, topic: &str, publication: Publication);
     /// The messages of `topic` after number `after`, if the log still holds all of them.
     fn replay(&self, topic: &str, after: Seq) -> BoxFuture<'static, Replay>;
+    /// Tracks session `id` under `key` in `topic`'s presence (see [`crate::presence`]).
+    fn track(&self, id: SessionId, topic: &str, key: &str, meta: Meta);
+    /// Stops tracking session `id` under `key` in `topic`.
+    fn untrack(&self, id: SessionId, topic: &str, key: &str);
+    /// Stops tracking session `id` anywhere: it ended.
+    fn untrack_all(&self, id: SessionId);
+    /// Hands `member` the `presence_state` of `topic` if anyone is tracked there, or if
+    /// `always`. Returns whether it did.
+    fn show_presence(&self, topic: &str, member: &dyn Member, always: bool) -> bool;
+    /// Who is on `topic` now, on every process sharing the backend.
+    fn presence(&self, topic: &str) -> List;
+    /// After each change to `topic`'s presence, and to each new subscriber with the list,
+    /// delivers the frame `watcher` makes from the list (if any) to the topic's subscribers
+    /// in this process.
+    fn watch_presence(&self, topic: &str, watcher: PresenceWatcher);
 }
+
+/// Makes a frame from a topic's presence list: see [`PubSub::watch_presence`].
+pub type PresenceWatcher = Box<dyn Fn(&List) -> Option<Outgoing> + Send + Sync>;
 
 /// Messages a sequenced topic keeps for replay, by default.
 pub const TOPIC_LOG: usize = 1024;
@@ -142,13 +181,29 @@ impl TopicLog {
 }
 
 /// In-process pub/sub: the default backend.
+///
+/// Presence diffs go out at most once per [`presence_interval`](Self::with_presence_interval)
+/// per topic, from a timer started by the first change after a quiet spell.
 pub struct LocalPubSub {
+    local: Arc<Local>,
+}
+
+struct Local {
     /// Read-locked by every broadcast, which delivers while it iterates (a delivery only
     /// queues a frame, and never calls back into the registry); write-locked to register and
     /// subscribe.
     inner: RwLock<Registry>,
     logs: Mutex<HashMap<String, Arc<Mutex<TopicLog>>>>,
     log_frames: usize,
+    /// Locked before `inner` (a flush delivers while it holds both), never after.
+    presence: Mutex<presence::registry::Registry>,
+    /// In microseconds.
+    presence_interval: AtomicU64,
+    flush_due: AtomicBool,
+    /// With a backend that spans processes: takes this process's own presence changes after
+    /// each flush, to tell the others.
+    on_changes: OnceLock<Box<dyn Fn(Changes) + Send + Sync>>,
+    watchers: RwLock<HashMap<String, Vec<PresenceWatcher>>>,
 }
 
 impl Default for LocalPubSub {
@@ -173,23 +228,93 @@ impl LocalPubSub {
 
     /// An empty registry whose sequenced topics each keep their last `frames` messages.
     pub fn with_topic_log(frames: usize) -> Self {
+        Self::build(
+            frames,
+            PRESENCE_INTERVAL,
+            format!("{:x}", rand::random::<u64>()),
+        )
+    }
+
+    /// Sends each topic's presence changes at most once per `interval` (default 50 ms), as
+    /// one `presence_diff`: a burst of joins costs each subscriber one frame per interval.
+    pub fn with_presence_interval(self, interval: Duration) -> Self {
+        self.set_presence_interval(interval);
+        self
+    }
+
+    pub(crate) fn set_presence_interval(&self, interval: Duration) {
+        let micros = u64::try_from(interval.as_micros()).unwrap_or(u64::MAX);
+        self.local
+            .presence_interval
+            .store(micros, Ordering::Relaxed);
+    }
+
+    fn build(frames: usize, interval: Duration, ref_prefix: String) -> Self {
         Self {
-            inner: RwLock::default(),
-            logs: Mutex::default(),
-            log_frames: frames.max(1),
+            local: Arc::new(Local {
+                inner: RwLock::default(),
+                logs: Mutex::default(),
+                log_frames: frames.max(1),
+                presence: Mutex::new(presence::registry::Registry::new(ref_prefix)),
+                presence_interval: AtomicU64::new(
+                    u64::try_from(interval.as_micros()).unwrap_or(u64::MAX),
+                ),
+                flush_due: AtomicBool::new(false),
+                on_changes: OnceLock::new(),
+                watchers: RwLock::default(),
+            }),
         }
     }
 
     fn topic_log(&self, topic: &str) -> Arc<Mutex<TopicLog>> {
-        let mut logs = self.logs.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut logs = self
+            .local
+            .logs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         logs.entry(topic.to_owned()).or_default().clone()
     }
 
     /// Delivers an already numbered message of `topic` to this process's subscribers.
     pub(crate) fn deliver_topic(&self, topic: &str, frame: &TopicFrame) {
-        self.each(topic, None, |member| member.deliver_topic(topic, frame));
+        self.local
+            .each(topic, None, |member| member.deliver_topic(topic, frame));
     }
 
+    /// How many sessions are subscribed to `topic`.
+    pub fn subscribers(&self, topic: &str) -> usize {
+        self.local.read().topics.get(topic).map_or(0, HashMap::len)
+    }
+
+    fn fan_out(&self, topic: &str, frame: Outgoing, except: Option<SessionId>) {
+        self.local
+            .each(topic, except, |member| member.deliver(frame.clone()));
+    }
+
+    pub(crate) fn lock_presence(&self) -> MutexGuard<'_, presence::registry::Registry> {
+        self.local.lock_presence()
+    }
+
+    /// Runs `change` on the presence registry; if it changed anything, a flush is due.
+    pub(crate) fn change_presence(
+        &self,
+        change: impl FnOnce(&mut presence::registry::Registry) -> bool,
+    ) {
+        let changed = change(&mut self.lock_presence());
+        if changed {
+            Local::schedule_flush(&self.local);
+        }
+    }
+
+    /// Has this process's own presence changes handed to `tell` after each flush (once),
+    /// under the presence lock: `tell` must only queue them.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn on_presence_changes(&self, tell: impl Fn(Changes) + Send + Sync + 'static) {
+        let _ = self.local.on_changes.set(Box::new(tell));
+    }
+}
+
+impl Local {
     /// Calls `deliver` for every member subscribed to `topic` except `except`.
     fn each(&self, topic: &str, except: Option<SessionId>, mut deliver: impl FnMut(&dyn Member)) {
         let registry = self.read();
@@ -203,12 +328,7 @@ impl LocalPubSub {
         }
     }
 
-    /// How many sessions are subscribed to `topic`.
-    pub fn subscribers(&self, topic: &str) -> usize {
-        self.read().topics.get(topic).map_or(0, HashMap::len)
-    }
-
-    // The registry holds no invariant a panic elsewhere could break halfway.
+    // The registries hold no invariant a panic elsewhere could break halfway.
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Registry> {
         self.inner.read().unwrap_or_else(PoisonError::into_inner)
     }
@@ -217,14 +337,81 @@ impl LocalPubSub {
         self.inner.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn fan_out(&self, topic: &str, frame: Outgoing, except: Option<SessionId>) {
-        self.each(topic, except, |member| member.deliver(frame.clone()));
+    fn lock_presence(&self) -> MutexGuard<'_, presence::registry::Registry> {
+        self.presence.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts the interval after which the presence changes go out, unless one runs.
+    fn schedule_flush(local: &Arc<Local>) {
+        if local.flush_due.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let weak = Arc::downgrade(local);
+                let interval =
+                    Duration::from_micros(local.presence_interval.load(Ordering::Relaxed));
+                runtime.spawn(async move {
+                    tokio::time::sleep(interval).await;
+                    if let Some(local) = weak.upgrade() {
+                        local.flush_presence();
+                    }
+                });
+            }
+            // Outside a runtime (a unit test): at once.
+            Err(_) => local.flush_presence(),
+        }
+    }
+
+    /// Sends every topic's presence diff to its subscribers, then hands this process's own
+    /// changes on. Each diff is encoded once for all its subscribers.
+    fn flush_presence(&self) {
+        self.flush_due.store(false, Ordering::Release);
+        let mut presence = self.lock_presence();
+        let diffs = presence.flush();
+        let changes = presence.take_changes();
+        // Told under the lock, so that the other processes hear this process's changes in the
+        // order they were made.
+        if !changes.is_empty()
+            && let Some(tell) = self.on_changes.get()
+        {
+            tell(changes);
+        }
+        for (topic, diff) in diffs {
+            let frame = Outgoing::presence_diff(&topic, &diff);
+            let mut state = None;
+            self.each(&topic, None, |member| {
+                member.deliver_presence(&topic, Some(&frame), &mut || {
+                    state
+                        .get_or_insert_with(|| {
+                            presence
+                                .state(&topic, true)
+                                .unwrap_or_else(|| frame.clone())
+                        })
+                        .clone()
+                });
+            });
+            for derived in self.derived(&topic, &presence) {
+                self.each(&topic, None, |member| member.deliver(derived.clone()));
+            }
+        }
+    }
+
+    /// The frames the watchers of `topic` make from its list.
+    fn derived(&self, topic: &str, presence: &presence::registry::Registry) -> Vec<Outgoing> {
+        let watchers = self.watchers.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(watchers) = watchers.get(topic) else {
+            return Vec::new();
+        };
+        let empty = List::new();
+        let list = presence.list(topic).unwrap_or(&empty);
+        watchers.iter().filter_map(|watch| watch(list)).collect()
     }
 }
 
 impl PubSub for LocalPubSub {
     fn register(&self, id: SessionId, member: Arc<dyn Member>) {
-        let mut registry = self.write();
+        let mut registry = self.local.write();
         // Registered again: its subscriptions follow the new member.
         for topic in registry.subscriptions.get(&id).cloned().unwrap_or_default() {
             if let Some(subscribers) = registry.topics.get_mut(&topic) {
@@ -235,7 +422,7 @@ impl PubSub for LocalPubSub {
     }
 
     fn unregister(&self, id: SessionId) {
-        let mut registry = self.write();
+        let mut registry = self.local.write();
         registry.members.remove(&id);
         for topic in registry.subscriptions.remove(&id).unwrap_or_default() {
             if let Some(subscribers) = registry.topics.get_mut(&topic) {
@@ -248,7 +435,7 @@ impl PubSub for LocalPubSub {
     }
 
     fn subscribe(&self, id: SessionId, topic: &str) -> bool {
-        let mut registry = self.write();
+        let mut registry = self.local.write();
         // Only a registered session can receive anything.
         let Some(member) = registry.members.get(&id).cloned() else {
             return false;
@@ -267,7 +454,7 @@ impl PubSub for LocalPubSub {
     }
 
     fn unsubscribe(&self, id: SessionId, topic: &str) -> bool {
-        let mut registry = self.write();
+        let mut registry = self.local.write();
         if let Some(topics) = registry.subscriptions.get_mut(&id) {
             topics.remove(topic);
         }
@@ -296,7 +483,7 @@ impl PubSub for LocalPubSub {
         log.head += 1;
         let frame = publication.numbered(log.head);
         log.frames.push_back(frame.sequenced().clone());
-        if log.frames.len() > self.log_frames {
+        if log.frames.len() > self.local.log_frames {
             log.frames.pop_front();
         }
         self.deliver_topic(topic, &frame);
@@ -309,6 +496,49 @@ impl PubSub for LocalPubSub {
             .unwrap_or_else(PoisonError::into_inner)
             .replay(after);
         Box::pin(std::future::ready(replay))
+    }
+
+    fn track(&self, id: SessionId, topic: &str, key: &str, meta: Meta) {
+        self.change_presence(|p| p.track(id, topic, key, meta));
+    }
+
+    fn untrack(&self, id: SessionId, topic: &str, key: &str) {
+        self.change_presence(|p| p.untrack(id, topic, key));
+    }
+
+    fn untrack_all(&self, id: SessionId) {
+        self.change_presence(|p| p.untrack_session(id));
+    }
+
+    fn show_presence(&self, topic: &str, member: &dyn Member, always: bool) -> bool {
+        // Held while the member queues it, so that no flush's diff can pass it.
+        let mut presence = self.lock_presence();
+        match presence.state(topic, always) {
+            Some(state) => {
+                member.deliver_presence(topic, None, &mut || state.clone());
+                for derived in self.local.derived(topic, &presence) {
+                    member.deliver(derived);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn presence(&self, topic: &str) -> List {
+        self.lock_presence()
+            .list(topic)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn watch_presence(&self, topic: &str, watcher: PresenceWatcher) {
+        let mut watchers = self
+            .local
+            .watchers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        watchers.entry(topic.to_owned()).or_default().push(watcher);
     }
 }
 

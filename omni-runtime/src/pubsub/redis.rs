@@ -10,7 +10,15 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{LocalPubSub, Member, Outgoing, PubSub, Publication, Replay, TOPIC_LOG, TopicFrame};
+use super::{
+    LocalPubSub, Member, Outgoing, PresenceWatcher, PubSub, Publication, Replay, TOPIC_LOG,
+    TopicFrame,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::presence::peers::{Heard, Peers};
+use crate::presence::registry::{Changes, NodeId, Tracked};
+use crate::presence::{List, Meta};
 use crate::{Seq, SessionId};
 
 /// Numbers a topic message, logs it and publishes it, atomically, so that every process sees
@@ -51,6 +59,14 @@ return out
 
 /// How long a replay may wait for Redis before the subscriber is given a snapshot instead.
 const REPLAY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often a process says it is alive, by default.
+const HEARTBEAT: Duration = Duration::from_secs(3);
+
+/// How long a process may be silent before the others take it to be dead and remove its
+/// presence entries, by default: a process killed without a word is gone from every list
+/// within this time (and at most one check period more).
+const PRESENCE_EXPIRY: Duration = Duration::from_secs(10);
 
 /// Publishes waiting while Redis is unreachable; past this, broadcasts to other processes are
 /// dropped (local subscribers still get them).
@@ -119,6 +135,11 @@ struct Inner {
     reconnects: AtomicU64,
     dropped: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// The number of this process's last announcement of presence changes; moved only under
+    /// the local presence lock, so numbers follow the order of the changes.
+    presence_seq: AtomicU64,
+    peers: Mutex<Peers>,
+    heartbeat: Mutex<Duration>,
 }
 
 /// How the connection to Redis is doing, from [`RedisPubSub::health`].
@@ -159,10 +180,36 @@ impl RedisPubSub {
             reconnects: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            presence_seq: AtomicU64::new(0),
+            peers: Mutex::new(Peers::new(PRESENCE_EXPIRY)),
+            heartbeat: Mutex::new(HEARTBEAT),
+        });
+        let weak = Arc::downgrade(&inner);
+        inner.local.on_presence_changes(move |changes| {
+            if let Some(inner) = weak.upgrade() {
+                let seq = inner.presence_seq.fetch_add(1, Ordering::SeqCst) + 1;
+                inner.announce(&Announcement::changes(seq, changes));
+            }
         });
         tokio::spawn(subscriber(Arc::downgrade(&inner), client.clone()));
         tokio::spawn(publisher(Arc::downgrade(&inner), client, queue));
+        tokio::spawn(heartbeat(Arc::downgrade(&inner)));
         Ok(Self { inner })
+    }
+
+    /// How often this process tells the others it is alive (default 3 s), and how long a
+    /// silent process is given before its presence entries are removed (default 10 s; it is
+    /// noticed within a second more). Every process sharing the Redis should use the same.
+    pub fn with_presence_timing(self, heartbeat: Duration, expiry: Duration) -> Self {
+        *self.inner.heartbeat.lock().unwrap() = heartbeat;
+        *self.inner.peers.lock().unwrap() = Peers::new(expiry);
+        self
+    }
+
+    /// Sends each topic's presence changes at most once per `interval` (default 50 ms).
+    pub fn with_presence_interval(self, interval: Duration) -> Self {
+        self.inner.local.set_presence_interval(interval);
+        self
     }
 
     /// How many messages each sequenced topic keeps in its Redis stream for replay
@@ -227,6 +274,87 @@ enum Command {
 }
 
 impl Inner {
+    /// Publishes a presence announcement for the other processes. Dropped when Redis is
+    /// unreachable: they notice the gap in the numbers (or the silence) and repair it.
+    fn announce(&self, announcement: &Announcement) {
+        let Ok(json) = serde_json::to_string(announcement) else {
+            return;
+        };
+        let payload = format!("{:032x} - presence\n{json}", self.node).into_bytes();
+        let command = Command::Broadcast {
+            channel: self.prefix.clone(),
+            payload,
+        };
+        if self.publish.try_send(command).is_err() {
+            self.dropped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Announces this process's whole presence state (`to` one process, or to all), with the
+    /// number of its last change.
+    fn announce_state(&self, to: Option<NodeId>) {
+        // Under the presence lock: no change can slip between the entries and the number.
+        let registry = self.local.lock_presence();
+        let seq = self.presence_seq.load(Ordering::SeqCst);
+        self.announce(&Announcement {
+            kind: AnnouncementKind::State,
+            seq,
+            to: to.map(node_name),
+            joins: registry.own_entries(),
+            leaves: Vec::new(),
+        });
+    }
+
+    /// Announces `kind` (a heartbeat, a request for states) with the current number.
+    fn announce_plain(&self, kind: AnnouncementKind, to: Option<NodeId>) {
+        let _registry = self.local.lock_presence();
+        let seq = self.presence_seq.load(Ordering::SeqCst);
+        self.announce(&Announcement {
+            kind,
+            seq,
+            to: to.map(node_name),
+            joins: Vec::new(),
+            leaves: Vec::new(),
+        });
+    }
+
+    /// Another process's presence announcement arrived.
+    fn heard_presence(&self, node: NodeId, announcement: Announcement) {
+        let Announcement {
+            kind,
+            seq,
+            to,
+            joins,
+            leaves,
+        } = announcement;
+        if to.is_some_and(|to| to != node_name(self.node)) {
+            return;
+        }
+        let heard = match kind {
+            AnnouncementKind::Changes => Heard::Changes { seq },
+            AnnouncementKind::State => Heard::State { seq },
+            AnnouncementKind::Beat => Heard::Beat { seq },
+            AnnouncementKind::Sync => {
+                self.announce_state(Some(node));
+                Heard::Beat { seq }
+            }
+        };
+        let verdict = self
+            .peers
+            .lock()
+            .unwrap()
+            .heard(node, heard, std::time::Instant::now());
+        if verdict.apply {
+            self.local.change_presence(|registry| match kind {
+                AnnouncementKind::State => registry.replace_node(node, joins),
+                _ => registry.apply_node(node, Changes { joins, leaves }),
+            });
+        }
+        if verdict.ask {
+            self.announce_plain(AnnouncementKind::Sync, Some(node));
+        }
+    }
+
     fn counter_key(&self, topic: &str) -> String {
         format!("{}topic-seq:{topic}", self.prefix)
     }
@@ -287,6 +415,30 @@ impl PubSub for RedisPubSub {
             }
         })
     }
+
+    fn track(&self, id: SessionId, topic: &str, key: &str, meta: Meta) {
+        self.inner.local.track(id, topic, key, meta);
+    }
+
+    fn untrack(&self, id: SessionId, topic: &str, key: &str) {
+        self.inner.local.untrack(id, topic, key);
+    }
+
+    fn untrack_all(&self, id: SessionId) {
+        self.inner.local.untrack_all(id);
+    }
+
+    fn show_presence(&self, topic: &str, member: &dyn Member, always: bool) -> bool {
+        self.inner.local.show_presence(topic, member, always)
+    }
+
+    fn presence(&self, topic: &str) -> List {
+        self.inner.local.presence(topic)
+    }
+
+    fn watch_presence(&self, topic: &str, watcher: PresenceWatcher) {
+        self.inner.local.watch_presence(topic, watcher);
+    }
 }
 
 /// The message published for one broadcast: a header line naming the publishing process, the
@@ -308,6 +460,8 @@ enum Received {
     },
     /// A numbered message of a sequenced topic, from any process (this one included).
     Topic(TopicFrame),
+    /// Another process's presence announcement.
+    Presence(NodeId, Announcement),
 }
 
 /// Reads a published message: a header line (publishing process, excluded session, kind and,
@@ -319,6 +473,12 @@ fn decode(own_node: u128, payload: &[u8]) -> Option<Received> {
     let mut parts = header.split(' ');
     let node = u128::from_str_radix(parts.next()?, 16).ok()?;
     let except = parts.next()?;
+    if parts.clone().next() == Some("presence") {
+        if node == own_node {
+            return None;
+        }
+        return Some(Received::Presence(node, serde_json::from_str(frame).ok()?));
+    }
     if parts.clone().next() == Some("topic") {
         let seq: Seq = parts.nth(1)?.parse().ok()?;
         let (msg, push) = frame.split_once('\n')?;
@@ -345,6 +505,81 @@ fn decode(own_node: u128, payload: &[u8]) -> Option<Received> {
         except,
         frame: Outgoing::new(kind, None, Utf8Bytes::from(frame.to_owned())),
     })
+}
+
+/// One process's presence announcement to the others, as JSON on the prefix's own channel.
+/// A plain struct (no tagged enum): entries' metadata is raw JSON, which serde can only read
+/// straight from the text.
+#[derive(Debug, Serialize, Deserialize)]
+struct Announcement {
+    kind: AnnouncementKind,
+    /// `changes`: its number; otherwise the number of the process's last changes.
+    #[serde(default)]
+    seq: u64,
+    /// Only for this process (its name as in the header); absent: for all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+    /// `changes`: the entries that joined; `state`: every entry of the process.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    joins: Vec<Tracked>,
+    /// `changes`: the refs of the entries that left.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    leaves: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AnnouncementKind {
+    Changes,
+    State,
+    Beat,
+    /// Asks for the whole state (of the process named in `to`, or of all).
+    Sync,
+}
+
+impl Announcement {
+    fn changes(seq: u64, changes: Changes) -> Self {
+        Self {
+            kind: AnnouncementKind::Changes,
+            seq,
+            to: None,
+            joins: changes.joins,
+            leaves: changes.leaves,
+        }
+    }
+}
+
+fn node_name(node: NodeId) -> String {
+    format!("{node:032x}")
+}
+
+/// Tells the other processes this one is alive, and removes the presence entries of those
+/// that went silent.
+async fn heartbeat(inner: Weak<Inner>) {
+    let mut last_beat = tokio::time::Instant::now();
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let every = *strong.heartbeat.lock().unwrap();
+        if last_beat.elapsed() >= every {
+            last_beat = tokio::time::Instant::now();
+            strong.announce_plain(AnnouncementKind::Beat, None);
+        }
+        let dead = strong
+            .peers
+            .lock()
+            .unwrap()
+            .expired(std::time::Instant::now());
+        for node in dead {
+            tracing::info!(node = %node_name(node), "a server went silent; its presence entries are removed");
+            strong
+                .local
+                .change_presence(|registry| registry.remove_node(node));
+        }
+        drop(strong);
+        tokio::time::sleep(every.min(Duration::from_secs(1))).await;
+    }
 }
 
 /// Delay before reconnection attempt `attempt`: 100 ms doubling to 5 s.
@@ -377,6 +612,9 @@ async fn subscriber(inner: Weak<Inner>, client: redis::Client) {
                 }
                 ever_connected = true;
                 attempt = 0;
+                // Whatever was announced while this process could not hear: every other
+                // process sends its whole state.
+                strong.announce_plain(AnnouncementKind::Sync, None);
                 drop(strong);
                 let mut messages = pubsub.into_on_message();
                 while let Some(message) = messages.next().await {
@@ -395,6 +633,9 @@ async fn subscriber(inner: Weak<Inner>, client: redis::Client) {
                             frame,
                         }) => inner.local.broadcast(topic, frame),
                         Some(Received::Topic(frame)) => inner.local.deliver_topic(topic, &frame),
+                        Some(Received::Presence(node, announcement)) => {
+                            inner.heard_presence(node, announcement);
+                        }
                         None => {}
                     }
                 }

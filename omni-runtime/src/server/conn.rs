@@ -200,6 +200,31 @@ impl Conn {
         }
     }
 
+    /// Queues an ephemeral frame unless the connection is falling behind (its queue three
+    /// quarters full): then the frame is dropped and counted, and the connection stays open.
+    /// Returns whether it was queued.
+    pub(crate) fn queue_ephemeral(&self, frame: Outgoing, metrics: &Metrics) -> bool {
+        let item = Item::Frame(frame, None);
+        let item = match &self.component {
+            None => item,
+            Some(component) => match component.address(item) {
+                Some(item) => item,
+                None => return false,
+            },
+        };
+        match self.tx.try_send_spare(item) {
+            Ok(()) => {
+                Metrics::bump(&metrics.frames_out);
+                true
+            }
+            Err(TrySendError::Full(_)) => {
+                Metrics::bump(&metrics.ephemeral_dropped);
+                false
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+
     /// Mux: the client leaves the component. `left` is queued now, in the socket's order
     /// (before whatever the client sends next, a join under the same id say); nothing of the
     /// component follows it, and its task ends the session once what it was sent before is

@@ -247,6 +247,8 @@ where
             Resumed::Exactly => Metrics::bump(&self.shared.metrics.sessions_resumed),
             Resumed::Reset => self.restart(session).await,
         }
+        // What changed in its topics' presence while it was away.
+        session.core.show_presence_again();
         if live {
             self.connect(session).await;
         }
@@ -434,9 +436,7 @@ where
                 tracing::debug!(session = %session.id(), %err, "handler refused a message");
                 state.cx.recycle(effects);
                 let message = err.to_string();
-                session
-                    .core
-                    .error(ErrorCode::HandlerFailed, message, reference);
+                session.core.error(ErrorCode::Rejected, message, reference);
             }
             Err(panic) => {
                 drop(state);

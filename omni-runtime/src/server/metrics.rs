@@ -17,6 +17,7 @@ pub(crate) struct Metrics {
     pub(crate) handler_failures: AtomicU64,
     pub(crate) slow_consumers: AtomicU64,
     pub(crate) broadcasts: AtomicU64,
+    pub(crate) ephemeral_dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -39,6 +40,7 @@ impl Metrics {
             handler_failures: get(&self.handler_failures),
             slow_consumers: get(&self.slow_consumers),
             broadcasts: get(&self.broadcasts),
+            ephemeral_dropped: get(&self.ephemeral_dropped),
         }
     }
 }
@@ -72,4 +74,7 @@ pub struct MetricsSnapshot {
     pub slow_consumers: u64,
     /// Broadcasts made.
     pub broadcasts: u64,
+    /// Ephemeral frames (`push`, presence) not queued to a connection that was falling
+    /// behind: it stays open, and its next presence frame is the whole list.
+    pub ephemeral_dropped: u64,
 }

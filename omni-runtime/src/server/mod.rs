@@ -77,7 +77,10 @@ pub use self::origin::{Hosts, Origins};
 pub use self::serve::Server;
 use self::session::Shared;
 pub use self::shutdown::Shutdown;
-use crate::pubsub::{LocalPubSub, PubSub};
+use crate::ServerFrame;
+use crate::codec::Outgoing;
+use crate::presence::List;
+use crate::pubsub::{LocalPubSub, PresenceWatcher, PubSub};
 use crate::{Cursors, Dispatch, Protocol, Seq, SessionId};
 
 /// A protocol served with a handler factory: the state behind the `/ws`, `/http` and `/sse`
@@ -103,6 +106,8 @@ pub struct EndpointBuilder<P, H> {
     limits: Limits,
     pubsub: Option<Arc<dyn PubSub>>,
     admission: Admission,
+    /// Messages derived from a topic's presence list, pushed when it changes.
+    presence_messages: Vec<(String, PresenceWatcher)>,
     protocol: std::marker::PhantomData<fn() -> P>,
 }
 
@@ -136,9 +141,64 @@ where
         self
     }
 
+    /// After each change to `topic`'s presence, pushes `message(list)` (a message of the
+    /// protocol, made from the topic's whole list: a count of who is online, say) to the
+    /// topic's subscribers on this server, once per change interval, encoded once; a new
+    /// subscriber gets it with the list. For clients that show presence without reading
+    /// presence frames.
+    ///
+    /// ```
+    /// use omni::server::Endpoint;
+    /// use omni::{Context, HandlerResult};
+    ///
+    /// #[omni::protocol]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// enum Room {
+    ///     #[client]
+    ///     Enter(String),
+    ///     #[server]
+    ///     Online(usize),
+    /// }
+    ///
+    /// struct Guest;
+    /// impl RoomHandler for Guest {
+    ///     async fn enter(&mut self, cx: &mut Context<Room>, name: String) -> HandlerResult {
+    ///         cx.subscribe("room");
+    ///         cx.track("room", name, ());
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let endpoint = Endpoint::<Room, _>::builder(|| Guest)
+    ///     .presence_message("room", |list| RoomFromServer::Online(list.len()))
+    ///     .build();
+    /// # let _ = endpoint;
+    /// ```
+    pub fn presence_message(
+        mut self,
+        topic: impl Into<String>,
+        message: impl Fn(&List) -> P::Server + Send + Sync + 'static,
+    ) -> Self {
+        let topic = topic.into();
+        let named = topic.clone();
+        let watcher: PresenceWatcher = Box::new(move |list| {
+            let frame = ServerFrame::Push {
+                payload: message(list),
+                topic: Some(named.clone()),
+                id: None,
+            };
+            Outgoing::encode(&frame).ok()
+        });
+        self.presence_messages.push((topic, watcher));
+        self
+    }
+
     /// The endpoint.
     pub fn build(self) -> Endpoint<P, H> {
         let pubsub = self.pubsub.unwrap_or_else(|| Arc::new(LocalPubSub::new()));
+        for (topic, watcher) in self.presence_messages {
+            pubsub.watch_presence(&topic, watcher);
+        }
         let shared = Arc::new(Shared::new(self.limits, pubsub));
         Endpoint {
             hub: Arc::new(Hub::new(shared, self.factory)),
@@ -230,6 +290,7 @@ where
             limits: Limits::default(),
             pubsub: None,
             admission: Admission::default(),
+            presence_messages: Vec::new(),
             protocol: std::marker::PhantomData,
         }
     }

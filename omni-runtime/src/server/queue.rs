@@ -83,6 +83,24 @@ impl<T> Sender<T> {
     }
 }
 
+impl<T> Sender<T> {
+    /// Queues `item` without waiting if the queue is less than three quarters full: what may
+    /// be dropped (an ephemeral frame) leaves the last quarter to what may not.
+    pub(crate) fn try_send_spare(&self, item: T) -> Result<(), TrySendError<T>> {
+        let mut state = self.shared.lock();
+        if !state.receiving {
+            return Err(TrySendError::Closed(item));
+        }
+        if state.items.len() >= self.shared.bound - self.shared.bound / 4 {
+            return Err(TrySendError::Full(item));
+        }
+        state.items.push_back(item);
+        drop(state);
+        self.shared.waker.wake();
+        Ok(())
+    }
+}
+
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         self.shared.lock().senders += 1;
@@ -163,6 +181,20 @@ mod tests {
     use futures_util::FutureExt;
 
     use super::*;
+
+    #[test]
+    fn spare_items_stop_at_three_quarters_and_leave_room_for_the_rest() {
+        let (tx, mut rx) = queue(8);
+        for n in 0..6 {
+            assert_eq!(tx.try_send_spare(n), Ok(()));
+        }
+        assert_eq!(tx.try_send_spare(6), Err(TrySendError::Full(6)));
+        assert_eq!(tx.try_send(6), Ok(()));
+        assert_eq!(tx.try_send(7), Ok(()));
+        assert_eq!(tx.try_send(8), Err(TrySendError::Full(8)));
+        assert_eq!(rx.try_recv(), Some(0));
+        assert_eq!(tx.try_send_spare(9), Err(TrySendError::Full(9)));
+    }
 
     #[test]
     fn items_come_out_in_order_up_to_the_bound() {

@@ -7,6 +7,7 @@
 mod log;
 mod topics;
 
+use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -82,6 +83,12 @@ struct Inner {
     refs: Refs,
     topics: Topics,
     conn: Option<Conn>,
+    /// Topics whose presence the client was shown: after a reconnect it gets their lists
+    /// again, even an empty one (it may hold entries that left while it was away).
+    presence_shown: HashSet<String>,
+    /// Topics whose last presence diff was dropped (the connection was falling behind): the
+    /// next one goes out as the whole list.
+    presence_stale: HashSet<String>,
     /// Bumped on every attach, so a late expiry timer can tell it is stale.
     generation: u64,
     ended: bool,
@@ -102,6 +109,16 @@ impl Inner {
         self.log.clear();
         self.refs.clear();
         self.topics.clear();
+        self.presence_shown = HashSet::new();
+        self.presence_stale = HashSet::new();
+    }
+
+    /// Queues an ephemeral frame for the current connection; a connection falling behind
+    /// drops it rather than being closed. Returns whether it was queued.
+    fn deliver_ephemeral(&self, frame: Outgoing, metrics: &Metrics) -> bool {
+        self.conn
+            .as_ref()
+            .is_some_and(|conn| conn.queue_ephemeral(frame, metrics))
     }
 }
 
@@ -115,6 +132,8 @@ impl<P: Protocol> SessionCore<P> {
                 refs: Refs::new(limits.remembered_refs),
                 topics: Topics::default(),
                 conn: None,
+                presence_shown: HashSet::new(),
+                presence_stale: HashSet::new(),
                 generation: 0,
                 ended: false,
             }),
@@ -225,6 +244,7 @@ impl<P: Protocol> SessionCore<P> {
         inner.release();
         drop(inner);
         self.shared.pubsub.unregister(self.id);
+        self.shared.pubsub.untrack_all(self.id);
         true
     }
 
@@ -238,6 +258,23 @@ impl<P: Protocol> SessionCore<P> {
         inner.release();
         drop(inner);
         self.shared.pubsub.unregister(self.id);
+        self.shared.pubsub.untrack_all(self.id);
+    }
+
+    /// Shows the client, once more, the presence of every topic it is subscribed to (it
+    /// reconnected: it missed whatever changed meanwhile).
+    pub(crate) fn show_presence_again(&self) {
+        let topics: Vec<(String, bool)> = {
+            let inner = self.lock();
+            inner
+                .topics
+                .names()
+                .map(|t| (t.clone(), inner.presence_shown.contains(t)))
+                .collect()
+        };
+        for (topic, shown) in topics {
+            self.shared.pubsub.show_presence(&topic, self, shown);
+        }
     }
 
     /// Whether the client message `reference` was already handled in this session.
@@ -328,7 +365,18 @@ impl<P: Protocol> SessionCore<P> {
                         topic: None,
                         id: None,
                     };
-                    self.deliver_encoded(held.get_or_insert_with(|| self.lock()), &frame);
+                    if let Some(out) = self.encode(&frame) {
+                        held.get_or_insert_with(|| self.lock())
+                            .deliver_ephemeral(out, self.metrics());
+                    }
+                }
+                Effect::Track { topic, key, meta } => {
+                    held = None;
+                    self.shared.pubsub.track(self.id, &topic, &key, meta);
+                }
+                Effect::Untrack { topic, key } => {
+                    held = None;
+                    self.shared.pubsub.untrack(self.id, &topic, &key);
                 }
                 Effect::Close => held
                     .get_or_insert_with(|| self.lock())
@@ -342,6 +390,7 @@ impl<P: Protocol> SessionCore<P> {
                         Ok(Some(sync)) => {
                             held = None;
                             self.shared.pubsub.subscribe(self.id, &topic);
+                            self.shared.pubsub.show_presence(&topic, self, false);
                             syncs.push(sync);
                         }
                         Ok(None) => {}
@@ -359,9 +408,10 @@ impl<P: Protocol> SessionCore<P> {
                     }
                 }
                 Effect::Unsubscribe(topic) => {
-                    held.get_or_insert_with(|| self.lock())
-                        .topics
-                        .unsubscribe(&topic);
+                    let inner = held.get_or_insert_with(|| self.lock());
+                    inner.topics.unsubscribe(&topic);
+                    inner.presence_shown.remove(&topic);
+                    inner.presence_stale.remove(&topic);
                     held = None;
                     self.shared.pubsub.unsubscribe(self.id, &topic);
                 }
@@ -454,9 +504,34 @@ impl<P: Protocol> SessionCore<P> {
 }
 
 impl<P: Protocol> Member for SessionCore<P> {
+    /// A broadcast is ephemeral: a connection falling behind drops it and stays open.
     fn deliver(&self, frame: Outgoing) {
-        self.lock()
-            .deliver(Item::Frame(frame, None), self.metrics());
+        self.lock().deliver_ephemeral(frame, self.metrics());
+    }
+
+    fn deliver_presence(
+        &self,
+        topic: &str,
+        diff: Option<&Outgoing>,
+        state: &mut dyn FnMut() -> Outgoing,
+    ) {
+        let mut inner = self.lock();
+        if !inner.presence_shown.contains(topic) {
+            inner.presence_shown.insert(topic.to_owned());
+        }
+        if inner.conn.is_none() {
+            // Nobody to tell now: the next connection is shown the whole list.
+            return;
+        }
+        let stale = inner.presence_stale.remove(topic);
+        let frame = match diff {
+            Some(diff) if !stale => diff.clone(),
+            // The list supersedes every diff the connection missed.
+            _ => state(),
+        };
+        if !inner.deliver_ephemeral(frame, self.metrics()) {
+            inner.presence_stale.insert(topic.to_owned());
+        }
     }
 
     fn deliver_topic(&self, topic: &str, frame: &TopicFrame) {

@@ -107,6 +107,11 @@ impl Topics {
         }))
     }
 
+    /// The topics subscribed to.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &String> {
+        self.subscribed.keys()
+    }
+
     /// Returns whether it was subscribed.
     pub(crate) fn unsubscribe(&mut self, topic: &str) -> bool {
         self.subscribed.remove(topic).is_some()

@@ -1,0 +1,260 @@
+//! Presence: who is on a topic right now, kept correct across reconnects, servers and crashes.
+//!
+//! A handler *tracks* its session under a key (a user id, say) in a topic, with metadata
+//! ([`Context::track`](crate::Context::track)); every subscriber of the topic receives the
+//! topic's current [`List`] when it subscribes (a `presence_state` frame), then what changes
+//! (`presence_diff` frames: [`Diff`]s of joins and leaves). Several sessions under one key (two
+//! tabs of one user) show as one key with several [`Entry`]s.
+//!
+//! An entry belongs to its session, not to a connection: it leaves when the session ends (the
+//! client left for good, or its grace period ran out), so a reconnect that resumes the session
+//! causes no leave and no join. Tracking the same key with the same metadata again (in a
+//! `connected` hook that runs after every reconnect) changes nothing. Diffs are coalesced per
+//! topic (at most one `presence_diff` per [`Limits::presence_interval`]), so a thousand
+//! clients arriving at once cost each subscriber a few frames, not a thousand.
+//!
+//! With the Redis backend every server sees every server's entries; a server that dies without
+//! a word has its entries removed by the others once its heartbeats stop (see
+//! `RedisPubSub::with_presence_timing`). Nothing is ever a bare counter.
+//!
+//! [`Limits::presence_interval`]: crate::server::Limits::presence_interval
+//!
+//! ```
+//! use omni::presence::{Diff, List};
+//!
+//! // What a client keeps per topic: the list, updated by each diff.
+//! let mut list: List = serde_json::from_str(
+//!     r#"{"ann":[{"ref":"a1","meta":{"tab":1}}],"bob":[{"ref":"b1","meta":{}}]}"#,
+//! )?;
+//! let diff: Diff = serde_json::from_str(
+//!     r#"{"joins":{"ann":[{"ref":"a2","meta":{"tab":2}}]},"leaves":{"bob":[{"ref":"b1","meta":{}}]}}"#,
+//! )?;
+//! diff.apply_to(&mut list);
+//! assert_eq!(list.keys().collect::<Vec<_>>(), ["ann"]);
+//! assert_eq!(list["ann"].len(), 2, "two tabs, one key");
+//! assert_eq!(list["ann"][1].meta.decode::<serde_json::Value>()?["tab"], 2);
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+
+#[cfg(feature = "redis")]
+pub(crate) mod peers;
+#[cfg(feature = "server")]
+pub(crate) mod registry;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+use ts_rs::TS;
+
+/// A topic's presence: for each key, the sessions tracked under it, oldest first.
+pub type List = BTreeMap<String, Vec<Entry>>;
+
+/// One session tracked under a key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS)]
+pub struct Entry {
+    /// Opaque and unique: tells two tabs of one key apart, and names the entry a leave
+    /// removes. Not the session id, which would let anyone resume the session.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// What the handler tracked it with.
+    pub meta: Meta,
+}
+
+/// The metadata of an [`Entry`]: any JSON value, kept as its text (cheap to clone and to
+/// send again).
+#[derive(Clone, TS)]
+#[ts(type = "unknown")]
+pub struct Meta(Arc<RawValue>);
+
+impl Meta {
+    /// `value` as metadata.
+    pub fn new<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(|raw| Self(Arc::from(raw)))
+    }
+
+    /// The metadata as `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// The metadata's JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl Default for Meta {
+    /// `null`.
+    fn default() -> Self {
+        Self::new(&()).expect("null is JSON")
+    }
+}
+
+impl fmt::Debug for Meta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.json())
+    }
+}
+
+// Compared as text: the same value written differently counts as different, which only ever
+// costs one diff more.
+impl PartialEq for Meta {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
+    }
+}
+
+impl Eq for Meta {}
+
+impl Hash for Meta {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.json().hash(state);
+    }
+}
+
+impl PartialOrd for Meta {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Meta {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.json().cmp(other.json())
+    }
+}
+
+impl Serialize for Meta {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Meta {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(deserializer).map(|raw| Self(Arc::from(raw)))
+    }
+}
+
+/// What changed in a topic's presence: the entries that left and those that joined. An
+/// update of an entry's metadata is a leave of its old entry and a join of the new one.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, TS,
+)]
+pub struct Diff {
+    /// Entries added, by key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[ts(optional, type = "Record<string, Entry[]>")]
+    pub joins: List,
+    /// Entries removed, by key (with the metadata they had).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[ts(optional, type = "Record<string, Entry[]>")]
+    pub leaves: List,
+}
+
+impl Diff {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.joins.is_empty() && self.leaves.is_empty()
+    }
+
+    /// Applies the diff to `list`: the leaves are removed first, then the joins added, so a
+    /// key whose only entry was replaced keeps its place.
+    pub fn apply_to(&self, list: &mut List) {
+        for (key, gone) in &self.leaves {
+            if let Some(entries) = list.get_mut(key) {
+                entries.retain(|e| !gone.iter().any(|g| g.reference == e.reference));
+                if entries.is_empty() {
+                    list.remove(key);
+                }
+            }
+        }
+        for (key, joined) in &self.joins {
+            let entries = list.entry(key.clone()).or_default();
+            for entry in joined {
+                if !entries.iter().any(|e| e.reference == entry.reference) {
+                    entries.push(entry.clone());
+                }
+            }
+        }
+    }
+
+    /// The diff that turns `old` into `new`: how a client that receives a whole list again
+    /// (after a reconnect) tells what changed while it was away.
+    pub fn between(old: &List, new: &List) -> Self {
+        let missing = |from: &List, to: &List| -> List {
+            from.iter()
+                .filter_map(|(key, entries)| {
+                    let others = to.get(key);
+                    let gone: Vec<Entry> = entries
+                        .iter()
+                        .filter(|e| {
+                            others.is_none_or(|o| !o.iter().any(|x| x.reference == e.reference))
+                        })
+                        .cloned()
+                        .collect();
+                    (!gone.is_empty()).then(|| (key.clone(), gone))
+                })
+                .collect()
+        };
+        Self {
+            joins: missing(new, old),
+            leaves: missing(old, new),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn entry(reference: &str) -> Entry {
+        Entry {
+            reference: reference.into(),
+            meta: Meta::default(),
+        }
+    }
+
+    /// Lists over a few keys and refs, so that lists overlap.
+    fn list() -> impl Strategy<Value = List> {
+        proptest::collection::btree_map(
+            prop_oneof![Just("a"), Just("b"), Just("c")].prop_map(String::from),
+            proptest::collection::btree_set(0u8..6, 1..4)
+                .prop_map(|refs| refs.into_iter().map(|r| entry(&r.to_string())).collect()),
+            0..3,
+        )
+    }
+
+    proptest! {
+        /// What a client does on a reconnect (diff its old list against the new one) and what
+        /// it does on a diff (apply it) agree: applying `between(old, new)` to `old` gives `new`.
+        #[test]
+        fn the_diff_between_two_lists_turns_one_into_the_other(old in list(), new in list()) {
+            let diff = Diff::between(&old, &new);
+            let mut got = old.clone();
+            diff.apply_to(&mut got);
+            for entries in got.values_mut() {
+                entries.sort();
+            }
+            prop_assert_eq!(got, new.clone());
+            prop_assert_eq!(Diff::between(&new, &new).is_empty(), true);
+        }
+    }
+
+    #[test]
+    fn meta_round_trips_as_json_text() {
+        let meta = Meta::new(&serde_json::json!({"name": "ann", "tabs": [1, 2]})).unwrap();
+        let text = serde_json::to_string(&entry("r").meta).unwrap();
+        assert_eq!(text, "null");
+        let back: Meta = serde_json::from_str(&serde_json::to_string(&meta).unwrap()).unwrap();
+        assert_eq!(back, meta);
+        assert_eq!(back.json(), r#"{"name":"ann","tabs":[1,2]}"#);
+    }
+}

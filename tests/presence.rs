@@ -1,0 +1,336 @@
+//! Presence over real sockets on one server: the list on subscribe, coalesced diffs, two tabs
+//! under one key, no leave and no join for a reconnect that resumes, none for a handler that
+//! panics and is restarted, entries leaving with their session, and the Rust client keeping
+//! a correct list through a dropped connection.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::proxy::Proxy;
+use common::{Client, PATIENCE, serve};
+use omni::client::{Client as RustClient, Transport};
+use omni::presence::{Diff, List};
+use omni::pubsub::{LocalPubSub, PubSub};
+use omni::server::{Endpoint, Limits};
+use omni::{Context, HandlerResult, ServerFrame, TransportState};
+
+#[omni::protocol]
+#[derive(Debug, Clone, PartialEq)]
+enum Lobby {
+    /// Be seen as `name`.
+    #[client]
+    Arrive(String),
+    /// Change what others see of this session.
+    #[client]
+    Status(String),
+    #[client]
+    Depart,
+    #[client]
+    Crash,
+    #[server]
+    Noted,
+}
+
+const ROOM: &str = "lobby";
+
+/// Subscribes on connect and, once it knows its name, tracks in `connected` too: that hook
+/// runs again after every reconnect and after a restart, and must not make a blip.
+#[derive(Default)]
+struct Guest {
+    name: Option<String>,
+    status: String,
+}
+
+impl Guest {
+    fn track(&self, cx: &mut Context<Lobby>) {
+        if let Some(name) = &self.name {
+            cx.track(ROOM, name, serde_json::json!({ "status": self.status }));
+        }
+    }
+}
+
+impl LobbyHandler for Guest {
+    async fn connected(&mut self, cx: &mut Context<Lobby>) -> HandlerResult {
+        cx.subscribe(ROOM);
+        self.track(cx);
+        Ok(())
+    }
+
+    async fn arrive(&mut self, cx: &mut Context<Lobby>, name: String) -> HandlerResult {
+        self.name = Some(name);
+        self.track(cx);
+        cx.send(LobbyFromServer::Noted);
+        Ok(())
+    }
+
+    async fn status(&mut self, cx: &mut Context<Lobby>, status: String) -> HandlerResult {
+        self.status = status;
+        self.track(cx);
+        Ok(())
+    }
+
+    async fn depart(&mut self, cx: &mut Context<Lobby>) -> HandlerResult {
+        if let Some(name) = &self.name {
+            cx.untrack(ROOM, name);
+        }
+        Ok(())
+    }
+
+    async fn crash(&mut self, _: &mut Context<Lobby>) -> HandlerResult {
+        panic!("on purpose")
+    }
+}
+
+type Frame = ServerFrame<LobbyFromServer>;
+
+/// A server whose presence interval is long enough that a burst falls in one interval.
+async fn server(interval: Duration, grace: Duration) -> (std::net::SocketAddr, Arc<dyn PubSub>) {
+    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new().with_presence_interval(interval));
+    let endpoint = Endpoint::<Lobby, _>::builder(Guest::default)
+        .pubsub(pubsub.clone())
+        .limits(Limits {
+            grace,
+            ..Limits::default()
+        })
+        .build();
+    (serve(endpoint.router()).await, pubsub)
+}
+
+/// Connects and reads the `welcome`; returns the session.
+async fn join(addr: std::net::SocketAddr) -> (Client, omni::SessionId) {
+    let mut client = Client::connect(addr, "/ws").await;
+    match client.next::<LobbyFromServer>().await {
+        ServerFrame::Welcome { session, .. } => (client, session),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+/// Sends `Arrive(name)` and waits for its ack (the entry is tracked by then).
+async fn arrive(client: &mut Client, name: &str, reference: u64) {
+    client
+        .msg(LobbyFromClient::Arrive(name.into()), reference)
+        .await;
+    loop {
+        if let ServerFrame::Ack { reference: r, .. } = client.next::<LobbyFromServer>().await
+            && r == reference
+        {
+            return;
+        }
+    }
+}
+
+/// The next presence frame, skipping everything else.
+async fn presence(client: &mut Client) -> Frame {
+    loop {
+        let frame = client.next::<LobbyFromServer>().await;
+        if matches!(
+            frame,
+            ServerFrame::PresenceState { .. } | ServerFrame::PresenceDiff { .. }
+        ) {
+            return frame;
+        }
+    }
+}
+
+fn state(frame: Frame) -> List {
+    match frame {
+        ServerFrame::PresenceState { topic, state, .. } => {
+            assert_eq!(topic, ROOM);
+            state
+        }
+        other => panic!("expected presence_state, got {other:?}"),
+    }
+}
+
+fn diff(frame: Frame) -> Diff {
+    match frame {
+        ServerFrame::PresenceDiff { topic, diff, .. } => {
+            assert_eq!(topic, ROOM);
+            diff
+        }
+        other => panic!("expected presence_diff, got {other:?}"),
+    }
+}
+
+fn keys(list: &List) -> Vec<(&str, usize)> {
+    list.iter().map(|(k, v)| (k.as_str(), v.len())).collect()
+}
+
+/// Whether no presence frame arrives within `wait` (other frames are skipped).
+async fn no_presence_for(client: &mut Client, wait: Duration) -> bool {
+    tokio::time::timeout(wait, presence(client)).await.is_err()
+}
+
+#[tokio::test]
+async fn a_subscriber_gets_the_list_then_one_diff_per_interval_for_a_burst() {
+    let (addr, _) = server(Duration::from_millis(300), Duration::from_secs(30)).await;
+    let (mut ann, _) = join(addr).await;
+    arrive(&mut ann, "ann", 1).await;
+    // Ann sees herself join: her own subscription is a subscriber like any other.
+    assert_eq!(keys(&diff(presence(&mut ann).await).joins), [("ann", 1)]);
+
+    let (mut watcher, _) = join(addr).await;
+    assert_eq!(keys(&state(presence(&mut watcher).await)), [("ann", 1)]);
+
+    // Five arrive at once: one diff carries them all.
+    let mut guests = Vec::new();
+    for (i, name) in ["b", "c", "d", "e", "f"].into_iter().enumerate() {
+        let (mut guest, _) = join(addr).await;
+        arrive(&mut guest, name, i as u64 + 1).await;
+        guests.push(guest);
+    }
+    let burst = diff(presence(&mut watcher).await);
+    assert!(burst.leaves.is_empty());
+    assert_eq!(
+        burst.joins.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["b", "c", "d", "e", "f"]
+    );
+    assert!(no_presence_for(&mut watcher, Duration::from_millis(500)).await);
+
+    // An update is a leave of the old entry and a join of the new one.
+    ann.msg(LobbyFromClient::Status("away".into()), 2).await;
+    let update = diff(presence(&mut watcher).await);
+    assert_eq!(update.leaves["ann"][0].meta.json(), r#"{"status":""}"#);
+    assert_eq!(update.joins["ann"][0].meta.json(), r#"{"status":"away"}"#);
+    assert_ne!(
+        update.leaves["ann"][0].reference,
+        update.joins["ann"][0].reference
+    );
+
+    ann.msg(LobbyFromClient::Depart, 3).await;
+    assert_eq!(
+        keys(&diff(presence(&mut watcher).await).leaves),
+        [("ann", 1)]
+    );
+}
+
+#[tokio::test]
+async fn two_tabs_under_one_key_are_one_key_with_two_entries_until_the_last_one_ends() {
+    let grace = Duration::from_millis(300);
+    let (addr, pubsub) = server(Duration::from_millis(20), grace).await;
+    let (mut watcher, _) = join(addr).await;
+    let (mut tab1, _) = join(addr).await;
+    arrive(&mut tab1, "ann", 1).await;
+    let (mut tab2, _) = join(addr).await;
+    arrive(&mut tab2, "ann", 1).await;
+    let mut list = List::new();
+    while list.get("ann").map_or(0, Vec::len) < 2 {
+        diff(presence(&mut watcher).await).apply_to(&mut list);
+    }
+    assert_eq!(keys(&list), [("ann", 2)]);
+
+    // A closed tab's session ends after its grace period: one entry leaves, the key stays.
+    drop(tab1);
+    let gone = diff(presence(&mut watcher).await);
+    assert_eq!(keys(&gone.leaves), [("ann", 1)]);
+    gone.apply_to(&mut list);
+    assert_eq!(keys(&list), [("ann", 1)]);
+    assert_eq!(pubsub.presence(ROOM), list);
+    drop(tab2);
+    diff(presence(&mut watcher).await).apply_to(&mut list);
+    assert!(list.is_empty());
+}
+
+#[tokio::test]
+async fn a_resume_within_the_grace_period_and_a_restarted_handler_cause_no_diff() {
+    let (addr, pubsub) = server(Duration::from_millis(20), Duration::from_secs(30)).await;
+    let (mut watcher, _) = join(addr).await;
+    let (mut ann, session) = join(addr).await;
+    arrive(&mut ann, "ann", 1).await;
+    assert_eq!(
+        keys(&diff(presence(&mut watcher).await).joins),
+        [("ann", 1)]
+    );
+    let before = pubsub.presence(ROOM);
+
+    // The connection drops; the client comes back to its session.
+    drop(ann);
+    let mut ann = Client::connect(addr, &format!("/ws?session={session}&after=1")).await;
+    // It is shown the list again, unchanged: nothing it holds has to change.
+    assert_eq!(state(presence(&mut ann).await), before);
+    // The handler panics and is replaced: its fresh `connected` tracks the same entry.
+    ann.msg(LobbyFromClient::Crash, 2).await;
+    assert!(no_presence_for(&mut watcher, Duration::from_millis(400)).await);
+    assert_eq!(pubsub.presence(ROOM), before);
+}
+
+#[tokio::test]
+async fn a_client_that_was_away_is_shown_leaves_it_missed_even_when_the_list_is_empty() {
+    let (addr, pubsub) = server(Duration::from_millis(20), Duration::from_secs(30)).await;
+    let (mut reader, session) = join(addr).await;
+    let (mut bob, _) = join(addr).await;
+    arrive(&mut bob, "bob", 1).await;
+    assert_eq!(keys(&diff(presence(&mut reader).await).joins), [("bob", 1)]);
+    // The reader's connection drops; bob leaves while it is away.
+    drop(reader);
+    bob.msg(LobbyFromClient::Depart, 2).await;
+    common::until("bob's leave is flushed", || {
+        pubsub.presence(ROOM).is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut reader = Client::connect(addr, &format!("/ws?session={session}&after=1")).await;
+    // The leave went nowhere: the reader is shown the list again, empty as it is now.
+    assert!(state(presence(&mut reader).await).is_empty());
+}
+
+#[tokio::test]
+async fn the_rust_client_keeps_a_correct_list_through_a_dropped_connection() {
+    let (addr, pubsub) = server(Duration::from_millis(20), Duration::from_secs(30)).await;
+    let proxy = Proxy::start(addr).await;
+    let (client, mut messages) = RustClient::<Lobby>::builder(format!("http://{}", proxy.addr))
+        .transport(Transport::Ws)
+        .connect();
+    client.send(LobbyFromClient::Arrive("me".into())).unwrap();
+    let (mut other, _) = join(addr).await;
+    arrive(&mut other, "other", 1).await;
+
+    // Waits until the client's list has `want` keys, checking every event against it.
+    async fn settle(
+        client: &RustClient<Lobby>,
+        messages: &mut omni::client::Messages<Lobby>,
+        want: &[&str],
+    ) -> Vec<Diff> {
+        let mut seen = Vec::new();
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let list = client.presence(ROOM);
+                if list.keys().map(String::as_str).collect::<Vec<_>>() == want {
+                    return;
+                }
+                if let Some(Lobby::Transport(TransportState::Presence { topic, diff })) =
+                    messages.recv().await
+                {
+                    assert_eq!(topic, ROOM);
+                    seen.push(diff);
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the list never became {want:?}: {:?}",
+                client.presence(ROOM)
+            )
+        });
+        seen
+    }
+    settle(&client, &mut messages, &["me", "other"]).await;
+
+    // The connection drops and the client resumes: the list is the same, and no event says
+    // anyone left or joined.
+    proxy.cut();
+    let (mut third, _) = join(addr).await;
+    arrive(&mut third, "third", 1).await;
+    let changes = settle(&client, &mut messages, &["me", "other", "third"]).await;
+    for diff in &changes {
+        assert!(
+            !diff.leaves.contains_key("me") && !diff.joins.contains_key("me"),
+            "{diff:?}"
+        );
+    }
+    assert_eq!(client.presence(ROOM), pubsub.presence(ROOM));
+    client.close();
+}
