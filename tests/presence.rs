@@ -334,3 +334,84 @@ async fn the_rust_client_keeps_a_correct_list_through_a_dropped_connection() {
     assert_eq!(client.presence(ROOM), pubsub.presence(ROOM));
     client.close();
 }
+
+#[tokio::test]
+async fn a_lagging_client_drops_presence_diffs_stays_open_and_is_sent_the_whole_list() {
+    let pubsub: Arc<dyn PubSub> =
+        Arc::new(LocalPubSub::new().with_presence_interval(Duration::from_millis(5)));
+    let endpoint = Endpoint::<Lobby, _>::builder(Guest::default)
+        .pubsub(pubsub.clone())
+        .limits(Limits {
+            outbound_queue: 16,
+            // Long enough that the lagging client is never taken for a stuck one.
+            write_timeout: Duration::from_secs(60),
+            ..Limits::default()
+        })
+        .build();
+    let addr = serve(endpoint.router()).await;
+    let mut lagging = Client::connect_with_small_window(addr, "/ws").await;
+    arrive(&mut lagging, "lagging", 1).await;
+    assert_eq!(
+        keys(&diff(presence(&mut lagging).await).joins),
+        [("lagging", 1)]
+    );
+
+    // The lagging client stops reading while someone changes status over and over.
+    let (mut busy, _) = join(addr).await;
+    arrive(&mut busy, "busy", 1).await;
+    let padding = "x".repeat(8 * 1024);
+    let mut reference = 1;
+    while endpoint.metrics().ephemeral_dropped == 0 {
+        reference += 1;
+        assert!(reference < 20_000, "nothing was ever dropped");
+        busy.msg(
+            LobbyFromClient::Status(format!("{reference}{padding}")),
+            reference,
+        )
+        .await;
+        loop {
+            if let ServerFrame::Ack { reference: r, .. } = busy.next::<LobbyFromServer>().await
+                && r == reference
+            {
+                break;
+            }
+        }
+    }
+    let last = Some(format!("{reference}{padding}"));
+
+    // It reads again: the connection is open, and the whole list superseded what it missed.
+    let mut list = List::new();
+    let mut states = 0;
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let status = list
+                .get("busy")
+                .and_then(|e| e[0].meta.decode::<serde_json::Value>().ok())
+                .and_then(|m| m["status"].as_str().map(str::to_owned));
+            if status == last {
+                return;
+            }
+            match lagging.next_message().await {
+                Some(tokio_tungstenite::tungstenite::Message::Text(text)) => {
+                    match ServerFrame::<LobbyFromServer>::decode(text.as_bytes()).unwrap() {
+                        ServerFrame::PresenceState { state, .. } => {
+                            states += 1;
+                            list = state;
+                        }
+                        ServerFrame::PresenceDiff { diff, .. } => diff.apply_to(&mut list),
+                        _ => {}
+                    }
+                }
+                other => panic!("the lagging connection ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("the lagging client catches up");
+    assert!(
+        states >= 1,
+        "a dropped diff is made up for by the whole list"
+    );
+    assert_eq!(list, pubsub.presence(ROOM));
+    assert_eq!(endpoint.metrics().slow_consumers, 0);
+}

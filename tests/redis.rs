@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Client, PATIENCE, serve, until};
-use omni::pubsub::RedisPubSub;
+use omni::pubsub::{PubSub, RedisPubSub};
 use omni::server::Endpoint;
 use omni::{Context, HandlerResult, ServerFrame};
 
@@ -332,6 +332,105 @@ async fn two_chat_servers_sharing_redis_are_one_room() {
         }
     })
     .await;
+}
+
+/// A client of the chat demo, online as `name`.
+async fn chat_member(addr: SocketAddr, name: &str) -> Client {
+    let mut client = Client::connect(addr, "/omni/ws").await;
+    client
+        .msg(chat::MsgFromClient::SetName(name.into()), 1)
+        .await;
+    client
+}
+
+#[tokio::test]
+#[ignore = "needs a redis-server: run `cargo xtask test`"]
+async fn presence_is_the_same_on_every_server_and_follows_a_name_change() {
+    let url = redis_url();
+    let name = format!("chat-{:x}", rand::random::<u64>());
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let room = chat::Room::with_redis(&url, &name).await.unwrap();
+        let pubsub = room.shared().unwrap().pubsub.clone();
+        let router = omni::axum::Router::new().nest("/omni", room.endpoint().router());
+        servers.push((serve(router).await, pubsub));
+    }
+    let mut ada = chat_member(servers[0].0, "ada").await;
+    let _bob = chat_member(servers[1].0, "bob").await;
+    let both = |list: &omni::presence::List| {
+        list.keys().map(String::as_str).collect::<Vec<_>>() == ["ada", "bob"]
+    };
+    for (_, pubsub) in &servers {
+        until("both servers list ada and bob", || {
+            both(&pubsub.presence("room"))
+        })
+        .await;
+    }
+    // Ada's page holds the same list, from the state and the diffs its server sent.
+    let mut list = omni::presence::List::new();
+    within("ada's list names ada and bob", async {
+        while !both(&list) {
+            match ada.next::<chat::MsgFromServer>().await {
+                ServerFrame::PresenceState { state, .. } => list = state,
+                ServerFrame::PresenceDiff { diff, .. } => diff.apply_to(&mut list),
+                _ => {}
+            }
+        }
+    })
+    .await;
+    ada.msg(chat::MsgFromClient::SetName("ada2".into()), 2)
+        .await;
+    let renamed = |list: &omni::presence::List| {
+        list.keys().map(String::as_str).collect::<Vec<_>>() == ["ada2", "bob"]
+    };
+    until("the other server follows the new name", || {
+        renamed(&servers[1].1.presence("room"))
+    })
+    .await;
+}
+
+#[tokio::test]
+#[ignore = "needs a redis-server: run `cargo xtask test`"]
+async fn a_server_killed_with_sigkill_leaves_every_list_within_fifteen_seconds() {
+    let url = redis_url();
+    // This process is one server of the room; the demo, in a process of its own, the other.
+    let room = chat::Room::with_redis(&url, "omni-chat").await.unwrap();
+    let pubsub = room.shared().unwrap().pubsub.clone();
+    let here = serve(omni::axum::Router::new().nest("/omni", room.endpoint().router())).await;
+    let port = common::demo::free_port();
+    let mut demo = common::demo::chat_server_with(port, &["--redis", &url]);
+    let there = SocketAddr::from(([127, 0, 0, 1], port));
+    let _ann = chat_member(there, "ann").await;
+    let mut bob = chat_member(here, "bob").await;
+    until("this server lists ann, online on the other", || {
+        pubsub.presence("room").contains_key("ann")
+    })
+    .await;
+
+    demo.kill().unwrap();
+    let killed = std::time::Instant::now();
+    demo.wait().unwrap();
+    let bound = Duration::from_secs(15);
+    while pubsub.presence("room").contains_key("ann") {
+        assert!(
+            killed.elapsed() < bound,
+            "ann is still listed {bound:?} after her server was killed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("ann left the list {:?} after SIGKILL", killed.elapsed());
+    // Bob's page was told.
+    within("bob hears ann leave", async {
+        loop {
+            if let ServerFrame::PresenceDiff { diff, .. } = bob.next::<chat::MsgFromServer>().await
+                && diff.leaves.contains_key("ann")
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(pubsub.presence("room").contains_key("bob"));
 }
 
 mod topics {

@@ -249,7 +249,6 @@ pub enum ServerFrame<S> {
         /// The topic.
         topic: String,
         /// Every key tracked in the topic, with its entries.
-        #[ts(type = "Record<string, Entry[]>")]
         state: List,
         /// Mux only: the component.
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -103,11 +103,13 @@ where
 
     /// The next frame this client received, if any is waiting.
     pub fn recv(&mut self) -> Option<ServerFrame<P::Server>> {
-        if self.replay.is_empty() {
-            match self.rx.frames.try_recv()? {
+        while self.replay.is_empty() {
+            match self.rx.frames.try_recv()?.ready() {
                 Item::Frame(frame, _) => self.replay.push_back(frame),
                 Item::Replay(frames, _) => self.replay.extend(frames),
                 Item::Close(_) | Item::Left(_) => return None,
+                // Made ready above.
+                Item::Refresh(..) => {}
             }
         }
         let frame = self.replay.pop_front()?;

@@ -28,8 +28,14 @@ pub fn free_port() -> u16 {
 
 /// Starts the chat server on `port` and waits until it listens.
 pub fn chat_server(port: u16) -> Child {
+    chat_server_with(port, &[])
+}
+
+/// Starts the chat server on `port` with more arguments, and waits until it listens.
+pub fn chat_server_with(port: u16, args: &[&str]) -> Child {
     let mut child = Command::new(example("chat"))
         .args(["--port", &port.to_string()])
+        .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -83,9 +83,29 @@ export type CounterFromClient = { "kind": "Increment" };
 export type CounterFromServer = { "kind": "Value", "data": number };
 
 /**
+ * One session tracked under a key.
+ */
+export type Entry = { 
+/**
+ * Opaque and unique: tells two tabs of one key apart, and names the entry a leave
+ * removes. Not the session id, which would let anyone resume the session.
+ */
+ref: string, 
+/**
+ * What the handler tracked it with.
+ */
+meta: Meta, };
+
+/**
  * The stable error codes of `error` frames.
  */
-export type ErrorCode = "bad_frame" | "bad_payload" | "too_large" | "version_mismatch" | "bad_token" | "unknown_module" | "duplicate_id" | "unknown_id" | "handler_failed" | "slow_consumer";
+export type ErrorCode = "bad_frame" | "bad_payload" | "too_large" | "version_mismatch" | "bad_token" | "unknown_module" | "duplicate_id" | "unknown_id" | "rejected" | "handler_failed" | "slow_consumer";
+
+/**
+ * The metadata of an [`Entry`]: any JSON value, kept as its text (cheap to clone and to
+ * send again).
+ */
+export type Meta = unknown;
 
 /**
  * A frame sent by a server.
@@ -183,7 +203,35 @@ topic?: string,
 /**
  * Mux only: the component.
  */
-id?: string, } | { "type": "joined", 
+id?: string, } | { "type": "presence_state", 
+/**
+ * The topic.
+ */
+topic: string, 
+/**
+ * Every key tracked in the topic, with its entries.
+ */
+state: { [key in string]: Array<Entry> }, 
+/**
+ * Mux only: the component.
+ */
+id?: string, } | { "type": "presence_diff", 
+/**
+ * The topic.
+ */
+topic: string, 
+/**
+ * Mux only: the component.
+ */
+id?: string, 
+/**
+ * Entries added, by key.
+ */
+joins?: { [key in string]: Array<Entry> }, 
+/**
+ * Entries removed, by key (with the metadata they had).
+ */
+leaves?: { [key in string]: Array<Entry> }, } | { "type": "joined", 
 /**
  * The component.
  */

@@ -149,11 +149,11 @@ impl<'de> Deserialize<'de> for Meta {
 pub struct Diff {
     /// Entries added, by key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[ts(optional, type = "Record<string, Entry[]>")]
+    #[ts(as = "Option<List>", optional)]
     pub joins: List,
     /// Entries removed, by key (with the metadata they had).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[ts(optional, type = "Record<string, Entry[]>")]
+    #[ts(as = "Option<List>", optional)]
     pub leaves: List,
 }
 

@@ -132,6 +132,9 @@ pub trait PubSub: Send + Sync + 'static {
     fn show_presence(&self, topic: &str, member: &dyn Member, always: bool) -> bool;
     /// Who is on `topic` now, on every process sharing the backend.
     fn presence(&self, topic: &str) -> List;
+    /// `topic`'s `presence_state` frame now (empty if nobody is tracked there). `then` runs
+    /// before any later change can be sent to subscribers.
+    fn presence_state(&self, topic: &str, then: &mut dyn FnMut()) -> Outgoing;
     /// After each change to `topic`'s presence, and to each new subscriber with the list,
     /// delivers the frame `watcher` makes from the list (if any) to the topic's subscribers
     /// in this process.
@@ -530,6 +533,14 @@ impl PubSub for LocalPubSub {
             .list(topic)
             .cloned()
             .unwrap_or_default()
+    }
+
+    fn presence_state(&self, topic: &str, then: &mut dyn FnMut()) -> Outgoing {
+        let mut presence = self.lock_presence();
+        then();
+        presence
+            .state(topic, true)
+            .unwrap_or_else(|| Outgoing::presence_state(topic, &List::new()))
     }
 
     fn watch_presence(&self, topic: &str, watcher: PresenceWatcher) {

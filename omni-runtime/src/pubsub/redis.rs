@@ -436,6 +436,10 @@ impl PubSub for RedisPubSub {
         self.inner.local.presence(topic)
     }
 
+    fn presence_state(&self, topic: &str, then: &mut dyn FnMut()) -> Outgoing {
+        self.inner.local.presence_state(topic, then)
+    }
+
     fn watch_presence(&self, topic: &str, watcher: PresenceWatcher) {
         self.inner.local.watch_presence(topic, watcher);
     }

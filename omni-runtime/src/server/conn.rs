@@ -63,6 +63,37 @@ pub(crate) enum Item {
     /// Mux: the component has stopped (its handler closed it, it left, or its session was
     /// resumed elsewhere); the socket stays open for the others.
     Left(ComponentId),
+    /// A frame made only when the transport is about to write it (see [`Item::ready`]).
+    Refresh(Refresh, Option<ComponentId>),
+}
+
+/// Makes a frame as late as possible: the whole presence list of a topic whose diffs a
+/// lagging connection missed, taken when the connection has caught up to it.
+pub(crate) struct Refresh(Box<dyn FnOnce() -> Option<Outgoing> + Send>);
+
+impl Refresh {
+    pub(crate) fn new(make: impl FnOnce() -> Option<Outgoing> + Send + 'static) -> Self {
+        Self(Box::new(make))
+    }
+}
+
+impl std::fmt::Debug for Refresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Refresh")
+    }
+}
+
+impl Item {
+    /// The item as a transport writes it: a [`Refresh`] made into its frame (or into nothing).
+    pub(crate) fn ready(self) -> Self {
+        match self {
+            Item::Refresh(refresh, to) => match (refresh.0)() {
+                Some(frame) => Item::Frame(frame, to),
+                None => Item::Replay(Vec::new(), to),
+            },
+            item => item,
+        }
+    }
 }
 
 /// A connection's handle with id `id` and a queue of `queue` items, and the ends its
@@ -225,6 +256,20 @@ impl Conn {
         }
     }
 
+    /// Queues `refresh` even past the queue's bound: the caller queues at most one per topic
+    /// until it has run.
+    pub(crate) fn queue_refresh(&self, refresh: Refresh) {
+        let item = Item::Refresh(refresh, None);
+        let item = match &self.component {
+            None => item,
+            Some(component) => match component.address(item) {
+                Some(item) => item,
+                None => return,
+            },
+        };
+        self.tx.send_over(item);
+    }
+
     /// Mux: the client leaves the component. `left` is queued now, in the socket's order
     /// (before whatever the client sends next, a join under the same id say); nothing of the
     /// component follows it, and its task ends the session once what it was sent before is
@@ -263,6 +308,7 @@ impl Component {
         Some(match item {
             Item::Frame(frame, _) => Item::Frame(frame, Some(self.id.clone())),
             Item::Replay(frames, _) => Item::Replay(frames, Some(self.id.clone())),
+            Item::Refresh(refresh, _) => Item::Refresh(refresh, Some(self.id.clone())),
             Item::Close(_) | Item::Left(_) => {
                 self.left.set();
                 Item::Left(self.id.clone())

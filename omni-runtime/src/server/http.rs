@@ -74,11 +74,13 @@ where
     attached.closed().await;
     let mut out = Vec::new();
     while let Some(item) = rx.frames.try_recv() {
-        match item {
+        match item.ready() {
             Item::Frame(frame, _) => out.push(frame.text().to_owned()),
             Item::Replay(frames, _) => out.extend(frames.iter().map(|f| f.text().to_owned())),
             // A plain endpoint's connections are never mux components.
             Item::Close(_) | Item::Left(_) => break,
+            // Made ready above.
+            Item::Refresh(..) => {}
         }
     }
     frames_response(StatusCode::OK, Some(session.id()), out)

@@ -101,6 +101,20 @@ impl<T> Sender<T> {
     }
 }
 
+impl<T> Sender<T> {
+    /// Queues `item` past the bound. Only for what is bounded otherwise (one presence refresh
+    /// per topic at most).
+    pub(crate) fn send_over(&self, item: T) {
+        let mut state = self.shared.lock();
+        if !state.receiving {
+            return;
+        }
+        state.items.push_back(item);
+        drop(state);
+        self.shared.waker.wake();
+    }
+}
+
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         self.shared.lock().senders += 1;

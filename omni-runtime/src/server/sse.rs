@@ -141,7 +141,7 @@ where
         }
         let event = tokio::select! {
             biased;
-            item = state.rx.frames.recv() => match item {
+            item = state.rx.frames.recv() => match item.map(Item::ready) {
                 Some(Item::Frame(frame, _)) => event(&frame),
                 Some(Item::Replay(frames, _)) => {
                     state.replay.extend(frames);
@@ -151,6 +151,8 @@ where
                     }
                 }
                 Some(Item::Close(_) | Item::Left(_)) | None => return None,
+                // Made ready above.
+                Some(Item::Refresh(..)) => Event::default().comment(""),
             },
             _ = state.rx.stop.changed() => {
                 state.done = true;

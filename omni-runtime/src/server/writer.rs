@@ -176,7 +176,7 @@ async fn write_batch(
 ) -> Result<Option<Stop>, axum::Error> {
     let mut item = first;
     for written in 1.. {
-        match item {
+        match item.ready() {
             Item::Frame(frame, to) => sink.feed(Message::Text(text(&frame, to.as_ref()))).await?,
             Item::Replay(frames, to) => {
                 for frame in &frames {
@@ -195,6 +195,8 @@ async fn write_batch(
                 sink.flush().await?;
                 return Ok(Some(stop));
             }
+            // Made ready above.
+            Item::Refresh(..) => {}
         }
         if written == BATCH {
             break;

@@ -10,7 +10,7 @@ mod topics;
 use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use self::log::{Log, Refs, Since};
 pub(crate) use self::topics::TopicSync;
 use self::topics::Topics;
-use super::conn::{Conn, ConnRx, Item, Stop, connection};
+use super::conn::{Conn, ConnRx, Item, Refresh, Stop, connection};
 use super::limits::Limits;
 use super::metrics::Metrics;
 use super::shutdown::Tracker;
@@ -73,6 +73,8 @@ pub(crate) enum Resumed {
 /// The protocol-level state of one session.
 pub(crate) struct SessionCore<P> {
     pub(crate) id: SessionId,
+    /// This session, for what runs later on its behalf (a presence refresh).
+    me: Weak<Self>,
     pub(crate) shared: Arc<Shared>,
     inner: Mutex<Inner>,
     protocol: PhantomData<fn() -> P>,
@@ -86,8 +88,9 @@ struct Inner {
     /// Topics whose presence the client was shown: after a reconnect it gets their lists
     /// again, even an empty one (it may hold entries that left while it was away).
     presence_shown: HashSet<String>,
-    /// Topics whose last presence diff was dropped (the connection was falling behind): the
-    /// next one goes out as the whole list.
+    /// Topics whose presence frame was dropped (the connection was falling behind): a
+    /// refresh is queued that sends the whole list when the connection reaches it; their
+    /// frames are not queued meanwhile.
     presence_stale: HashSet<String>,
     /// Bumped on every attach, so a late expiry timer can tell it is stale.
     generation: u64,
@@ -125,8 +128,9 @@ impl Inner {
 impl<P: Protocol> SessionCore<P> {
     pub(crate) fn new(id: SessionId, shared: Arc<Shared>) -> Arc<Self> {
         let limits = &shared.limits;
-        let core = Arc::new(Self {
+        let core = Arc::new_cyclic(|me| Self {
             id,
+            me: me.clone(),
             inner: Mutex::new(Inner {
                 log: Log::new(limits.log_frames, limits.log_bytes),
                 refs: Refs::new(limits.remembered_refs),
@@ -161,6 +165,9 @@ impl<P: Protocol> SessionCore<P> {
     pub(crate) fn attach(&self, conn: Conn, after: Option<Seq>, welcome: bool) -> (Resumed, bool) {
         let mut inner = self.lock();
         inner.generation += 1;
+        // A refresh queued for the old connection goes with it; the new one is shown the
+        // lists afresh (see `show_presence_again`).
+        inner.presence_stale.clear();
         let displaced = inner.conn.replace(conn).is_some_and(|old| {
             old.displace();
             old.live
@@ -523,14 +530,30 @@ impl<P: Protocol> Member for SessionCore<P> {
             // Nobody to tell now: the next connection is shown the whole list.
             return;
         }
-        let stale = inner.presence_stale.remove(topic);
+        if inner.presence_stale.contains(topic) {
+            // The refresh queued will carry this too.
+            return;
+        }
         let frame = match diff {
-            Some(diff) if !stale => diff.clone(),
-            // The list supersedes every diff the connection missed.
-            _ => state(),
+            Some(diff) => diff.clone(),
+            None => state(),
         };
-        if !inner.deliver_ephemeral(frame, self.metrics()) {
-            inner.presence_stale.insert(topic.to_owned());
+        if inner.deliver_ephemeral(frame, self.metrics()) {
+            return;
+        }
+        // Falling behind: when the connection gets to it, it is sent the whole list as it is
+        // then, which supersedes every diff it missed.
+        inner.presence_stale.insert(topic.to_owned());
+        let (me, topic) = (self.me.clone(), topic.to_owned());
+        let refresh = Refresh::new(move || {
+            let core = me.upgrade()?;
+            let shared = core.shared.clone();
+            Some(shared.pubsub.presence_state(&topic, &mut || {
+                core.lock().presence_stale.remove(&topic);
+            }))
+        });
+        if let Some(conn) = &inner.conn {
+            conn.queue_refresh(refresh);
         }
     }
 
