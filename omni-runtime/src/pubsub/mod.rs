@@ -234,7 +234,7 @@ impl LocalPubSub {
         Self::build(
             frames,
             PRESENCE_INTERVAL,
-            format!("{:x}", rand::random::<u64>()),
+            format!("{:x}", rand::random::<u32>()),
         )
     }
 
