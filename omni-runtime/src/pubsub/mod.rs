@@ -76,8 +76,8 @@ pub enum Replay {
 
 /// Something that receives broadcasts: a session, wherever its connection currently is.
 pub trait Member: Send + Sync + 'static {
-    /// Hands `frame` to the member. Must not block: a member whose queue is full drops its
-    /// connection (`slow_consumer`) rather than slowing the broadcaster.
+    /// Hands `frame` (an ephemeral `push`) to the member. Must not block: a member falling
+    /// behind drops it (and counts it) rather than slowing the broadcaster.
     fn deliver(&self, frame: Outgoing);
 
     /// Hands a message of sequenced `topic` to the member, in the topic's order. By default

@@ -22,7 +22,8 @@ pub struct Limits {
     /// close 1009 on a WebSocket, 413 on HTTP. Default 64 KiB.
     pub max_frame_bytes: usize,
     /// Frames a connection's outbound queue holds before the connection is closed as a
-    /// `slow_consumer`. Default 1024.
+    /// `slow_consumer`. Ephemeral frames (pushes, presence) stop at three quarters of it: past
+    /// that they are dropped and counted, and the connection stays open. Default 1024.
     pub outbound_queue: usize,
     /// Sequenced frames a session keeps for resume. Default 1024.
     pub log_frames: usize,
