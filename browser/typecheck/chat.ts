@@ -83,6 +83,7 @@ for (const { ref: r, payload } of client.pending()) {
   if (payload.kind === "Send" && r === ref) messages.set(payload.data.id, payload.data);
 }
 client.on("ack", (acked) => console.log(acked === ref));
+client.send({ kind: "SetName", data: "ada" });
 
 // Presence: who is in the room, by name, with how many tabs each.
 const people = new Map<string, number>();
