@@ -1,6 +1,6 @@
 // What the browser tests share: the chat server as a child process that can be killed and
 // started again on the same port, a headless Chromium, and helpers that read the chat page's
-// test hooks (#transport, #online, .message[data-id][data-status]; for the counter widget
+// test hooks (#transport, #online, #people li[data-key], .message[data-id][data-status]; for the counter widget
 // #counter-value, #counter-transport, #counter-problem and #counter[data-pending]).
 
 import { spawn } from "node:child_process";
@@ -107,12 +107,13 @@ export function launchBrowser() {
   });
 }
 
-/** Records, in every page of `context`, each status a message shows and each transport
- * state, so a test sees a state even when it lasted less than a poll. */
+/** Records, in every page of `context`, each status a message shows, each transport state and
+ * each list of who is online, so a test sees a state even when it lasted less than a poll. */
 function recordHistory() {
   window.__statuses = {};
   window.__transport = [];
   window.__counter = [];
+  window.__people = [];
   const record = () => {
     for (const li of document.querySelectorAll(".message")) {
       const seen = (window.__statuses[li.dataset.id] ??= []);
@@ -122,6 +123,11 @@ function recordHistory() {
     if (transport && window.__transport.at(-1) !== transport) window.__transport.push(transport);
     const value = document.getElementById("counter-value")?.textContent;
     if (value !== undefined && window.__counter.at(-1) !== value) window.__counter.push(value);
+    const people = document.getElementById("people");
+    if (people) {
+      const shown = [...people.children].map((li) => li.textContent).join(", ");
+      if (window.__people.at(-1) !== shown) window.__people.push(shown);
+    }
   };
   new MutationObserver(record).observe(document, {
     subtree: true,
@@ -131,14 +137,14 @@ function recordHistory() {
   });
 }
 
-/** A chat page in a context of its own (its own sessionStorage). `before` runs in the page
- * before its scripts do; `frames`, if given, receives the frames of the page's chat
+/** A chat page in a context of its own (its own sessionStorage). `before` (a script, or a list
+ * of them) runs in the page before its scripts do; `frames`, if given, receives the frames of the page's chat
  * connections: its `/omni/ws` sockets (see `recordFrames`) or its `/omni/sse` streams (see
  * `recordEventStreams`). */
 export async function openChat(browser, server, transport, { before, frames } = {}) {
   const context = await browser.newContext();
   await context.addInitScript(recordHistory);
-  if (before) await context.addInitScript(before);
+  for (const script of [before ?? []].flat()) await context.addInitScript(script);
   if (frames && transport === "sse") await recordEventStreams(context, frames);
   const page = await context.newPage();
   page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
@@ -204,6 +210,35 @@ export function statuses(page, id) {
 /** Every transport state the page showed, in order. */
 export function transportHistory(page) {
   return page.evaluate(() => window.__transport);
+}
+
+/** Who the page shows online (`#people`), as shown: `["ann ×2", "bob"]`. */
+export function people(page) {
+  return page.evaluate(() => [...document.querySelectorAll("#people li")].map((li) => li.textContent));
+}
+
+/** Waits until the page shows exactly `expected` online, as `people` reads it. */
+export async function waitPeople(page, expected) {
+  await page
+    .waitForFunction(
+      (expected) =>
+        [...document.querySelectorAll("#people li")].map((li) => li.textContent).join(", ") === expected.join(", "),
+      expected,
+      { timeout: WAIT, polling: 50 },
+    )
+    .catch(async (err) => {
+      throw new Error(`waiting for [${expected}], the page shows [${await people(page)}]: ${err.message}`);
+    });
+}
+
+/** Every list of who is online the page showed, in order, each joined with ", ". */
+export function peopleHistory(page) {
+  return page.evaluate(() => window.__people);
+}
+
+/** An init script that names the page's author `name` (the chat stores it per tab). */
+export function named(name) {
+  return `sessionStorage.setItem("chat:author", ${JSON.stringify(name)});`;
 }
 
 /** A chat page in a context of its own whose counter widget is connected (unless

@@ -8,6 +8,9 @@ import {
   type JoinOptions,
   type Mux,
   type MuxOptions,
+  type PresenceEntry,
+  type PresenceEvent,
+  type PresenceList,
   type TransportState,
 } from "../../omni-runtime/js/omni.js";
 import type {
@@ -80,6 +83,25 @@ for (const { ref: r, payload } of client.pending()) {
   if (payload.kind === "Send" && r === ref) messages.set(payload.data.id, payload.data);
 }
 client.on("ack", (acked) => console.log(acked === ref));
+client.send({ kind: "SetName", data: "ada" });
+
+// Presence: who is in the room, by name, with how many tabs each.
+const people = new Map<string, number>();
+client.on("presence", (event: PresenceEvent) => {
+  if (event.topic !== "room") return;
+  people.clear();
+  for (const [key, entries] of Object.entries(event.list)) people.set(key, entries.length);
+  const came: string[] = Object.keys(event.joins);
+  const went: string[] = Object.values(event.leaves).flatMap((entries) => entries.map((e) => e.ref));
+  console.log(came, went);
+});
+const room: PresenceList = client.presence("room");
+const first: PresenceEntry | undefined = room["ada"]?.[0];
+console.log(first?.ref, first?.meta);
+// @ts-expect-error: the list is frozen.
+room["ada"] = [];
+// @ts-expect-error: so are its entries.
+room["ada"]?.push({ ref: "r", meta: null });
 
 // The wire frames omni.js writes and reads, as the protocol declares them.
 const hello: ClientFrame<MsgFromClient> = { type: "hello", protocol: "Msg" };
@@ -125,9 +147,10 @@ console.log(counter.id, counter.module, counter.session, counter.state.state, in
 // @ts-expect-error: the counter's server message is not something its client sends.
 counter.send({ kind: "Value", data: 1 });
 
-const room = widgets.join<MsgFromClient, MsgFromServer>("room", "chat", "another-token");
-room.send({ kind: "FetchAll" });
-room.leave();
+const chat = widgets.join<MsgFromClient, MsgFromServer>("room", "chat", "another-token");
+chat.send({ kind: "FetchAll" });
+chat.on("presence", ({ list }) => console.log(Object.keys(list).length, chat.presence("room") === list));
+chat.leave();
 // @ts-expect-error: a component leaves; closing is the mux's.
-room.close();
+chat.close();
 widgets.close();

@@ -46,7 +46,9 @@ export interface Options {
 }
 
 /** Why a transport reports an error: `init` (could not connect), `decode` (a server frame
- * did not decode), `send` (the queue is full), `rejected` (the server's `error` frame). */
+ * did not decode), `send` (the queue is full), `rejected` (the server's `error` frame, with its
+ * code: e.g. `rejected` when the handler returned an error for message `ref`, `handler_failed`
+ * when it panicked; both leave the connection open and the message answered). */
 export type TransportError =
   | { error: "init" | "decode" | "send"; message: string }
   | { error: "rejected"; code: string; message: string; ref?: number };
@@ -75,6 +77,27 @@ export type MessageFrame<S> =
   | { type: "msg"; seq: number; payload: S; ref?: number; topic?: string; id?: string }
   | { type: "push"; payload: S; topic?: string; id?: string };
 
+/** One session tracked under a key of a topic's presence. */
+export interface PresenceEntry {
+  /** Opaque and unique: tells two tabs of one key apart. Not the session id. */
+  readonly ref: string;
+  /** What the server's handler tracked it with. */
+  readonly meta: unknown;
+}
+
+/** A topic's presence: for each key, its entries, oldest first; a key has at least one.
+ * Handed out frozen. */
+export type PresenceList = Readonly<Record<string, readonly PresenceEntry[]>>;
+
+/** A change in a topic's presence: the entries that joined and left (an update of an entry's
+ * meta is a leave and a join), and the whole list after it. */
+export interface PresenceEvent {
+  readonly topic: string;
+  readonly joins: PresenceList;
+  readonly leaves: PresenceList;
+  readonly list: PresenceList;
+}
+
 /** A message sent but not yet acknowledged. */
 export interface Pending<C> {
   ref: number;
@@ -97,12 +120,20 @@ export interface Stream<C, S> {
   dispatch<M extends { kind: string }>(msg: M): M;
   /** Unacknowledged messages, oldest first (they survive a reload). */
   pending(): Pending<C>[];
+  /** The presence list of `topic` as last heard, frozen (a change replaces it, so it can be
+   * compared by identity); `{}` for a topic with no one, or none heard of. */
+  presence(topic: string): PresenceList;
   /** Every server message, exactly once and in order for sequenced ones (a sequenced
    * topic's messages too, on a `connect()` client). */
   on(event: "message", fn: (payload: S, frame: MessageFrame<S>) => void): () => void;
   on(event: "state", fn: (state: TransportState) => void): () => void;
   /** The server handled the message `ref`. */
   on(event: "ack", fn: (ref: number) => void): () => void;
+  /** A topic's presence changed: on every `presence_diff`; on a `presence_state` (the whole
+   * list, sent on subscribing and again after each reconnect) only when it differs from the
+   * list held, by `ref`, so a resumed session hears nothing when no one came or went; and
+   * when a new session replaces the old one, every list held leaves. */
+  on(event: "presence", fn: (event: PresenceEvent) => void): () => void;
 }
 
 export interface Client<C, S> extends Stream<C, S> {

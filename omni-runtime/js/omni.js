@@ -18,6 +18,10 @@
 //   counter.on("message", (payload) => show(payload));
 //   counter.send({ kind: "Increment" });
 //
+//   // Presence: who is on a topic, kept per topic by every client and component.
+//   client.on("presence", ({ topic, joins, leaves, list }) => showPeople(list));
+//   client.presence("room"); // { ann: [{ ref, meta }, { ref, meta }], bob: [...] }
+//
 // It behaves like the Rust client: reconnects with backoff and jitter, resumes its session so
 // every sequenced server message arrives once and in order, keeps unacknowledged messages in
 // a queue (in sessionStorage, so a reloaded page resends them and resumes its session), and
@@ -25,7 +29,8 @@
 // follows sequenced topics: it keeps the last number of each (stored with the session), so
 // after a drop or a reload the server replays just what it missed of them. A mux component
 // does all of this on its own: its own session, queue, stored resume point, topic cursors
-// (sent in its `join`) and transport state.
+// (sent in its `join`) and transport state. Each also keeps the presence list of every topic
+// the server sends one for (not stored: the server sends the whole list again on resume).
 
 const DEFAULTS = {
   transport: "ws",
@@ -120,7 +125,7 @@ const STEP = { continue: "continue", welcomed: "welcomed", gap: "gap" };
  */
 class Stream {
   constructor({ storage, key, queue, id, noun, kinds }) {
-    this._listeners = { message: new Set(), state: new Set(), ack: new Set() };
+    this._listeners = { message: new Set(), state: new Set(), ack: new Set(), presence: new Set() };
     this._storage = storage;
     this._key = key;
     this._limit = queue;
@@ -138,6 +143,8 @@ class Stream {
     // moves only with the first message after the reset, so a connection (or page) lost
     // before the snapshot came asks for the reset, and the snapshot, again.
     this._resets = new Map();
+    // Each topic's presence list, frozen as `presence()` hands it out: replaced on a change.
+    this._presence = new Map();
     this._nextRef = 1;
     this._queue = [];
     this._closed = false;
@@ -186,10 +193,17 @@ class Stream {
     return this._queue.map(({ ref, payload }) => ({ ref, payload }));
   }
 
-  /** Adds a listener for "message", "state" or "ack"; returns a function that removes it. */
+  /** The presence list of `topic`, `{ key: [{ ref, meta }, ...] }`, frozen (a change
+   * replaces it); `{}` for a topic with no one, or none heard of. */
+  presence(topic) {
+    return this._presence.get(String(topic)) ?? EMPTY;
+  }
+
+  /** Adds a listener for "message", "state", "ack" or "presence"; returns a function that
+   * removes it. */
   on(event, fn) {
     const set = this._listeners[event];
-    if (!set) throw new TypeError(`unknown event "${event}": use message, state or ack`);
+    if (!set) throw new TypeError(`unknown event "${event}": use message, state, ack or presence`);
     set.add(fn);
     return () => set.delete(fn);
   }
@@ -204,15 +218,20 @@ class Stream {
 
   _onFrame(frame) {
     switch (frame.type) {
-      case "welcome":
-        if (this._session !== frame.session) {
+      case "welcome": {
+        const fresh = this._session !== frame.session;
+        if (fresh) {
           // A session of its own (first connect, or the old one is gone: `reset` follows).
           this._session = frame.session;
           this._lastSeq = frame.seq;
           this._save();
         }
         this._emitState({ state: "connected", session: frame.session });
+        // The new session's subscriptions bring their own lists: what was held was the old
+        // one's, and leaves.
+        if (fresh) this._dropPresence();
         return STEP.welcomed;
+      }
       case "msg":
         if (typeof frame.topic === "string") return this._onTopicMsg(frame);
         if (frame.seq <= this._lastSeq) return STEP.continue; // a replay overlapping what we hold
@@ -253,6 +272,10 @@ class Stream {
         this._save();
         this._emitState({ state: "reset" });
         return STEP.continue;
+      case "presence_state":
+        return this._onPresenceState(frame);
+      case "presence_diff":
+        return this._onPresenceDiff(frame);
       case "joined":
       case "left":
         return STEP.continue;
@@ -282,6 +305,67 @@ class Stream {
     this._save();
     this._emit("message", frame.payload, frame);
     return STEP.continue;
+  }
+
+  /** A topic's whole list: it replaces the one held, and only what changed is news (after a
+   * resume the server sends the list again, most often unchanged). */
+  _onPresenceState(frame) {
+    const state = readList(frame.state);
+    if (typeof frame.topic !== "string" || state === null) {
+      return this._decodeError("a `presence_state` frame needs a `topic` and a `state` of entry lists");
+    }
+    const held = this._heldList(frame.topic);
+    const joins = missing(state, held);
+    const leaves = missing(held, state);
+    if (joins.size > 0 || leaves.size > 0) this._setPresence(frame.topic, state, joins, leaves);
+    return STEP.continue;
+  }
+
+  /** What changed in a topic: leaves removed by `ref` (a key left empty goes), then joins
+   * added (a `ref` held already is skipped). Reported as it came, even when it changed
+   * nothing held. */
+  _onPresenceDiff(frame) {
+    const joins = frame.joins === undefined ? new Map() : readList(frame.joins);
+    const leaves = frame.leaves === undefined ? new Map() : readList(frame.leaves);
+    if (typeof frame.topic !== "string" || joins === null || leaves === null) {
+      return this._decodeError("a `presence_diff` frame needs a `topic`, and `joins` and `leaves` of entry lists");
+    }
+    const list = this._heldList(frame.topic);
+    for (const [key, gone] of leaves) {
+      const entries = list.get(key);
+      if (!entries) continue;
+      const kept = entries.filter((e) => !gone.some((g) => g.ref === e.ref));
+      if (kept.length > 0) list.set(key, kept);
+      else list.delete(key);
+    }
+    for (const [key, joined] of joins) {
+      const entries = [...(list.get(key) ?? [])];
+      for (const entry of joined) {
+        if (!entries.some((e) => e.ref === entry.ref)) entries.push(entry);
+      }
+      list.set(key, entries);
+    }
+    this._setPresence(frame.topic, list, joins, leaves);
+    return STEP.continue;
+  }
+
+  /** A topic's list as a Map from key to entries, to change without touching the frozen one. */
+  _heldList(topic) {
+    return new Map(Object.entries(this._presence.get(topic) ?? EMPTY));
+  }
+
+  _setPresence(topic, list, joins, leaves) {
+    const frozen = freezeList(list);
+    if (list.size > 0) this._presence.set(topic, frozen);
+    else this._presence.delete(topic);
+    this._emit("presence", { topic, joins: freezeList(joins), leaves: freezeList(leaves), list: frozen });
+  }
+
+  /** Every list held leaves: they belonged to a session that is gone. */
+  _dropPresence() {
+    const lists = [...this._presence];
+    this._presence.clear();
+    for (const [topic, list] of lists) this._emit("presence", { topic, joins: EMPTY, leaves: list, list: EMPTY });
   }
 
   /** The topic cursors as the JSON object the server reads: `{"room": 1763791200000017}`. */
@@ -399,6 +483,53 @@ function loadCursors(saved) {
     if (Number.isSafeInteger(seq) && seq >= 0) cursors.set(topic, seq);
   }
   return cursors;
+}
+
+const EMPTY = Object.freeze({});
+
+/** A wire presence list (`{ key: [{ ref, meta }] }`) as a Map from key to frozen entries, or
+ * null when it is not shaped like one. */
+function readList(value) {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return null;
+  const list = new Map();
+  for (const [key, entries] of Object.entries(value)) {
+    if (!Array.isArray(entries)) return null;
+    const read = [];
+    for (const entry of entries) {
+      if (entry === null || typeof entry !== "object" || typeof entry.ref !== "string") return null;
+      read.push(Object.freeze({ ref: entry.ref, meta: deepFreeze(entry.meta ?? null) }));
+    }
+    if (read.length > 0) list.set(key, read);
+  }
+  return list;
+}
+
+/** The entries of `from` whose `ref` is not under the same key in `to`, by key (as the Rust
+ * `Diff::between`: a key in both with the same refs is no change). */
+function missing(from, to) {
+  const gone = new Map();
+  for (const [key, entries] of from) {
+    const others = to.get(key) ?? [];
+    const absent = entries.filter((e) => !others.some((o) => o.ref === e.ref));
+    if (absent.length > 0) gone.set(key, absent);
+  }
+  return gone;
+}
+
+/** A Map of key to entries as the frozen plain object handed to the page. `fromEntries`
+ * defines each key as its own property, so even a key named `__proto__` is kept as data. */
+function freezeList(list) {
+  return Object.freeze(
+    Object.fromEntries([...list].map(([key, entries]) => [key, Object.freeze([...entries])])),
+  );
+}
+
+function deepFreeze(value) {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const inner of Object.values(value)) deepFreeze(inner);
+  }
+  return value;
 }
 
 /** The transport state for a server's `error` frame. */

@@ -69,7 +69,46 @@ if (kept === null) fetchAll();
 const author = sessionStorage.getItem("chat:author") ?? "guest" + Math.floor(Math.random() * 1000);
 sessionStorage.setItem("chat:author", author);
 $("author").value = author;
-$("author").onchange = () => sessionStorage.setItem("chat:author", $("author").value);
+
+// The room's presence shows each session under the name it gave (`anonymous` until then).
+// The name belongs to the session: a session the server resumes keeps it, a new one is told
+// it. Which session was told which name is stored, so a reloaded page does not say it again.
+const NAMED = `chat:named:${transport}`;
+const named = () => {
+  try {
+    return JSON.parse(sessionStorage.getItem(NAMED) ?? "null") ?? {};
+  } catch {
+    return {};
+  }
+};
+function sayName() {
+  const name = $("author").value.trim();
+  const session = client.session;
+  // The server takes 1 to 40 characters; the field allows no more.
+  if (!name || !session) return;
+  const told = named();
+  if (told.session === session && told.name === name) return;
+  client.send({ kind: "SetName", data: name });
+  sessionStorage.setItem(NAMED, JSON.stringify({ session, name }));
+}
+$("author").onchange = () => {
+  sessionStorage.setItem("chat:author", $("author").value);
+  sayName();
+};
+
+function renderPeople() {
+  const list = client.presence("room");
+  $("people").replaceChildren(...Object.keys(list).sort().map((key) => {
+    const li = document.createElement("li");
+    li.dataset.key = key;
+    li.dataset.count = String(list[key].length);
+    li.textContent = list[key].length > 1 ? `${key} ×${list[key].length}` : key;
+    return li;
+  }));
+}
+client.on("presence", ({ topic }) => {
+  if (topic === "room") renderPeople();
+});
 
 // randomUUID needs a secure context; a page served over plain http on a LAN address is not one.
 function newId() {
@@ -137,6 +176,7 @@ client.on("state", (state) => {
   $("transport").dataset.state = state.state;
   if (state.state === "connected") {
     $("problem").textContent = "";
+    sayName();
     // Once the client follows the room, no fetch: a page coming back is sent exactly the
     // room messages it missed. Until then a fetch of its own: one still waiting from an
     // earlier connection may have been answered there already, before what was missed.
