@@ -263,6 +263,59 @@ async fn a_redis_restart_is_survived_and_reported() {
 
 #[path = "../examples/chat/app.rs"]
 mod chat;
+#[path = "../examples/chat/counter.rs"]
+mod counter;
+
+#[tokio::test]
+#[ignore = "needs a redis-server: run `cargo xtask test`"]
+async fn the_demo_counter_is_one_value_on_every_server_of_a_room() {
+    let url = redis_url();
+    let name = format!("chat-{:x}", rand::random::<u64>());
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let room = chat::Room::with_redis(&url, &name).await.unwrap();
+        let shared = room.shared().unwrap();
+        let value = counter::Shared::with_redis(
+            shared.redis.clone(),
+            format!("{name}:counter"),
+            shared.pubsub.clone(),
+        );
+        let router = omni::axum::Router::new().nest("/omni", value.endpoint().router());
+        servers.push(serve(router).await);
+    }
+    /// The next counter value, skipping other frames.
+    async fn value(client: &mut Client) -> i64 {
+        within("a counter value", async {
+            loop {
+                match client.next::<counter::CounterFromServer>().await {
+                    ServerFrame::Msg {
+                        payload: counter::CounterFromServer::Value(n),
+                        ..
+                    }
+                    | ServerFrame::Push {
+                        payload: counter::CounterFromServer::Value(n),
+                        ..
+                    } => return n,
+                    _ => {}
+                }
+            }
+        })
+        .await
+    }
+    let mut a = Client::connect(servers[0], "/omni/ws").await;
+    assert_eq!(value(&mut a).await, 0);
+    a.msg(counter::CounterFromClient::Increment, 1).await;
+    assert_eq!(value(&mut a).await, 1);
+    let mut b = Client::connect(servers[1], "/omni/ws").await;
+    assert_eq!(
+        value(&mut b).await,
+        1,
+        "the other server starts from the same value"
+    );
+    b.msg(counter::CounterFromClient::Increment, 1).await;
+    assert_eq!(value(&mut b).await, 2);
+    assert_eq!(value(&mut a).await, 2, "and its change reaches this one");
+}
 
 #[tokio::test]
 #[ignore = "needs a redis-server: run `cargo xtask test`"]
