@@ -201,15 +201,19 @@ impl Conn {
         self.stop.clone()
     }
 
+    /// `item` as this connection's: a mux component's carries its id (`None` once it left).
+    fn addressed(&self, item: Item) -> Option<Item> {
+        match &self.component {
+            None => Some(item),
+            Some(component) => component.address(item),
+        }
+    }
+
     /// Queues `item` without waiting; a full queue stops the connection as a slow consumer.
     /// Returns whether the item was queued.
     pub(crate) fn queue(&self, item: Item, metrics: &Metrics) -> bool {
-        let item = match &self.component {
-            None => item,
-            Some(component) => match component.address(item) {
-                Some(item) => item,
-                None => return false,
-            },
+        let Some(item) = self.addressed(item) else {
+            return false;
         };
         match self.tx.try_send(item) {
             Ok(()) => {
@@ -236,12 +240,8 @@ impl Conn {
     /// Returns whether it was queued.
     pub(crate) fn queue_ephemeral(&self, frame: Outgoing, metrics: &Metrics) -> bool {
         let item = Item::Frame(frame, None);
-        let item = match &self.component {
-            None => item,
-            Some(component) => match component.address(item) {
-                Some(item) => item,
-                None => return false,
-            },
+        let Some(item) = self.addressed(item) else {
+            return false;
         };
         match self.tx.try_send_spare(item) {
             Ok(()) => {
@@ -259,15 +259,9 @@ impl Conn {
     /// Queues `refresh` even past the queue's bound: the caller queues at most one per topic
     /// until it has run.
     pub(crate) fn queue_refresh(&self, refresh: Refresh) {
-        let item = Item::Refresh(refresh, None);
-        let item = match &self.component {
-            None => item,
-            Some(component) => match component.address(item) {
-                Some(item) => item,
-                None => return,
-            },
-        };
-        self.tx.send_over(item);
+        if let Some(item) = self.addressed(Item::Refresh(refresh, None)) {
+            self.tx.send_over(item);
+        }
     }
 
     /// Mux: the client leaves the component. `left` is queued now, in the socket's order

@@ -69,29 +69,21 @@ pub(crate) struct Sender<T> {
 impl<T> Sender<T> {
     /// Queues `item` without waiting.
     pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
-        let mut state = self.shared.lock();
-        if !state.receiving {
-            return Err(TrySendError::Closed(item));
-        }
-        if state.items.len() >= self.shared.bound {
-            return Err(TrySendError::Full(item));
-        }
-        state.items.push_back(item);
-        drop(state);
-        self.shared.waker.wake();
-        Ok(())
+        self.send_below(self.shared.bound, item)
     }
-}
 
-impl<T> Sender<T> {
     /// Queues `item` without waiting if the queue is less than three quarters full: what may
     /// be dropped (an ephemeral frame) leaves the last quarter to what may not.
     pub(crate) fn try_send_spare(&self, item: T) -> Result<(), TrySendError<T>> {
+        self.send_below(self.shared.bound - self.shared.bound / 4, item)
+    }
+
+    fn send_below(&self, limit: usize, item: T) -> Result<(), TrySendError<T>> {
         let mut state = self.shared.lock();
         if !state.receiving {
             return Err(TrySendError::Closed(item));
         }
-        if state.items.len() >= self.shared.bound - self.shared.bound / 4 {
+        if state.items.len() >= limit {
             return Err(TrySendError::Full(item));
         }
         state.items.push_back(item);
