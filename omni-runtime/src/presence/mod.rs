@@ -10,14 +10,13 @@
 //! client left for good, or its grace period ran out), so a reconnect that resumes the session
 //! causes no leave and no join. Tracking the same key with the same metadata again (in a
 //! `connected` hook that runs after every reconnect) changes nothing. Diffs are coalesced per
-//! topic (at most one `presence_diff` per [`Limits::presence_interval`]), so a thousand
-//! clients arriving at once cost each subscriber a few frames, not a thousand.
+//! topic (at most one `presence_diff` per interval, 50 ms unless the pub/sub backend is set
+//! otherwise), so a thousand clients arriving at once cost each subscriber a few frames, not a
+//! thousand.
 //!
 //! With the Redis backend every server sees every server's entries; a server that dies without
 //! a word has its entries removed by the others once its heartbeats stop (see
 //! `RedisPubSub::with_presence_timing`). Nothing is ever a bare counter.
-//!
-//! [`Limits::presence_interval`]: crate::server::Limits::presence_interval
 //!
 //! ```
 //! use omni::presence::{Diff, List};
