@@ -3,7 +3,10 @@
 //! Options: `--port N` (or `PORT`, default 3000); `--redis redis://…` (built with
 //! `--features redis`) to share the room with every server started with the same Redis;
 //! `--tls-cert PATH --tls-key PATH` (PEM: the certificate chain, and its private key) to serve
-//! HTTPS and WSS only, with rustls. The protocol is served under `/omni` (`/omni/ws`,
+//! HTTPS and WSS only, with rustls; `--backlog N` (default 8192) for the listener's queue of
+//! connections not yet accepted, so that thousands of clients reconnecting at once after a
+//! restart are queued rather than dropped (Linux caps it at `net.core.somaxconn`). The
+//! protocol is served under `/omni` (`/omni/ws`,
 //! `/omni/http`, `/omni/sse`); the page is at `/`.
 
 mod app;
@@ -15,7 +18,7 @@ use std::time::Duration;
 use omni::axum::http::{HeaderName, header};
 use omni::axum::response::{Html, IntoResponse};
 use omni::axum::routing::get;
-use omni::server::{Hosts, Mux, Server, Shutdown};
+use omni::server::{Hosts, Mux, Server, Shutdown, bind};
 use omni::token::Keys;
 
 const PAGE: &str = include_str!("index.html");
@@ -89,7 +92,7 @@ async fn main() -> std::io::Result<()> {
         }
     };
 
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let listener = bind(([127, 0, 0, 1], port), options.backlog)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("chat listening on {scheme}://{}/", listener.local_addr()?);
     // On SIGINT or SIGTERM every client gets its close frame (1001) before the process ends;
@@ -175,6 +178,7 @@ fn tls_config(cert: &str, key: &str) -> std::io::Result<Arc<rustls::ServerConfig
 
 struct Options {
     port: u16,
+    backlog: u32,
     redis: Option<String>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
@@ -185,6 +189,7 @@ fn options_from_args() -> std::io::Result<Options> {
     let mut args = std::env::args().skip(1);
     let mut port = std::env::var("PORT").ok();
     let mut redis = None;
+    let mut backlog = None;
     let (mut tls_cert, mut tls_key) = (None, None);
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -194,11 +199,12 @@ fn options_from_args() -> std::io::Result<Options> {
         match arg.as_str() {
             "--port" => port = Some(value()?),
             "--redis" => redis = Some(value()?),
+            "--backlog" => backlog = Some(value()?),
             "--tls-cert" => tls_cert = Some(value()?),
             "--tls-key" => tls_key = Some(value()?),
             other => {
                 return Err(bad(format!(
-                    "unknown argument `{other}`; try --port N, --redis URL, \
+                    "unknown argument `{other}`; try --port N, --redis URL, --backlog N, \
                      or --tls-cert PATH --tls-key PATH"
                 )));
             }
@@ -208,8 +214,15 @@ fn options_from_args() -> std::io::Result<Options> {
         None => 3000,
         Some(p) => p.parse().map_err(|_| bad(format!("`{p}` is not a port")))?,
     };
+    let backlog = match backlog {
+        None => 8192,
+        Some(n) => n
+            .parse()
+            .map_err(|_| bad(format!("`{n}` is not a backlog length")))?,
+    };
     Ok(Options {
         port,
+        backlog,
         redis,
         tls_cert,
         tls_key,

@@ -74,7 +74,7 @@ pub use self::metrics::MetricsSnapshot;
 pub use self::mux::{Mux, MuxBuilder};
 use self::origin::Admission;
 pub use self::origin::{Hosts, Origins};
-pub use self::serve::Server;
+pub use self::serve::{Server, bind};
 use self::session::Shared;
 pub use self::shutdown::Shutdown;
 use crate::pubsub::{LocalPubSub, PubSub};

@@ -5,6 +5,7 @@
 //! connections at shutdown. [`Server`] serves the same router with a header read timeout,
 //! `TCP_NODELAY` (omni's frames are small and interactive), and, given a [`Shutdown`], a
 //! graceful stop that closes every WebSocket and event stream with 1001 and waits for them.
+//! [`bind`] makes its listener with an accept backlog of your choosing.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -42,6 +43,7 @@
 //! # }
 //! ```
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -49,7 +51,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use super::shutdown::Shutdown;
 
@@ -167,9 +169,56 @@ impl Server {
     }
 }
 
+/// A listener on `addr` whose kernel queue holds up to `backlog` connections not yet accepted.
+///
+/// `TcpListener::bind` asks for 1024. When thousands of clients reconnect at once (after a
+/// restart, or a network blip), a short queue overflows and the kernel drops their handshakes,
+/// which they retry only after a backoff; a long queue lets the server take them at its own
+/// pace. The kernel caps `backlog` at `net.core.somaxconn` on Linux. Like tokio's `bind`, it
+/// sets `SO_REUSEADDR`, so a restarted server binds the port its predecessor left.
+/// Call it inside a tokio runtime.
+///
+/// ```no_run
+/// use omni::server::{Server, bind};
+///
+/// # async fn run(app: omni::axum::Router) -> std::io::Result<()> {
+/// let listener = bind(([127, 0, 0, 1], 3000), 8192)?;
+/// Server::new().serve(listener, app).await
+/// # }
+/// ```
+pub fn bind(addr: impl Into<SocketAddr>, backlog: u32) -> std::io::Result<TcpListener> {
+    let addr = addr.into();
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// Logs how a connection ended, if not well.
 fn ended(outcome: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
     if let Err(err) = outcome {
         tracing::debug!(%err, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn bind_listens_with_the_backlog_and_accepts() {
+        let listener = bind(([127, 0, 0, 1], 0), 4096).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        client.write_all(b"hi").await.unwrap();
+        let mut got = [0; 2];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hi");
     }
 }
