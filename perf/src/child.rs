@@ -21,9 +21,15 @@ impl Child {
         let mut words: Vec<String> = prefix.to_vec();
         words.push(exe.display().to_string());
         words.extend(args.iter().cloned());
+        Child::program(&words, &[])
+    }
+
+    /// Runs another program, `words[0]`, with `env` added to this process's environment.
+    pub fn program(words: &[String], env: &[(&str, &str)]) -> Child {
         let what = words.join(" ");
         let mut process = Command::new(&words[0])
             .args(&words[1..])
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -72,6 +78,22 @@ impl Child {
         }
     }
 
+    /// The next line, or `None` after `timeout` or once the child's output has ended: for a
+    /// driver that reports what it has rather than give up.
+    pub fn try_line(&mut self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// The lines already printed and not yet read, without waiting.
+    pub fn ready_lines(&mut self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.process.try_wait(), Ok(None))
+    }
+
     /// The next line, which must start with `prefix`; returns the rest.
     pub fn expect(&mut self, prefix: &str, timeout: Duration) -> String {
         let line = self.line(timeout);
@@ -98,7 +120,8 @@ impl Child {
         }
     }
 
-    fn kill(&mut self) {
+    /// SIGKILL, and the process is reaped.
+    pub fn kill(&mut self) {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }

@@ -84,7 +84,7 @@ pub fn run(options: &Options) {
     check_file_limit(&plan);
     println!(
         "## Reconnect storm: {} clients, {} senders\n\n\
-         demo: `{}{}`; clients in {} process(es) of at most {}; setup {} s, settle {} s, \
+         demo (`cargo build --release --example chat`): `{}{}`; clients in {} process(es) of at most {}; setup {} s, settle {} s, \
          confirmation window {} s\n",
         plan.clients,
         plan.senders,
