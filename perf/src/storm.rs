@@ -161,7 +161,7 @@ impl Outcome {
             format!("{:.0} ms", latencies[at])
         };
         format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} | {} | {}/{} | {:.0} s / {:.0} s | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} | {} | {}/{} | {:.1} s / {:.1} s | {} |",
             self.scenario.name(),
             self.clients,
             self.all_back.map_or_else(
@@ -261,6 +261,7 @@ fn storm(plan: &Plan, scenario: Scenario) -> Outcome {
     let mark = Instant::now();
     let mut cpu_before = cpu_seconds(server.child.pid());
     let clients_cpu_before = fleet.cpu_seconds();
+    let overflows_before = listen_overflows();
     match scenario {
         Scenario::Kill => {
             server.child.kill();
@@ -296,6 +297,13 @@ fn storm(plan: &Plan, scenario: Scenario) -> Outcome {
     let totals = fleet.totals();
     outcome.server_cpu = cpu_seconds(server.child.pid()) - cpu_before;
     outcome.clients_cpu = fleet.cpu_seconds() - clients_cpu_before;
+    if let (Some(before), Some(after)) = (overflows_before, listen_overflows()) {
+        outcome.notes.push(format!(
+            "{} connections dropped by full accept queues (TcpExt ListenOverflows, the whole \
+             machine's)",
+            after - before
+        ));
+    }
     outcome.all_connected = all_connected;
     outcome.connected_by_window = by_window;
     if totals.back >= all {
@@ -318,10 +326,11 @@ fn storm(plan: &Plan, scenario: Scenario) -> Outcome {
     let confirmed = fleet.wait(&tag, "confirmed", sent_at + plan.confirm, |t| {
         t.confirmed >= senders as u64
     });
+    outcome.confirmed = fleet.totals().confirmed;
     if !confirmed {
         outcome.notes.push(format!(
             "{} of {senders} messages confirmed within {} s",
-            fleet.totals().confirmed,
+            outcome.confirmed,
             plan.confirm.as_secs()
         ));
     }
@@ -334,7 +343,6 @@ fn storm(plan: &Plan, scenario: Scenario) -> Outcome {
     outcome.resumed = totals.resumed;
     outcome.resets = totals.resets;
     outcome.slow = totals.slow;
-    outcome.confirmed = totals.confirmed;
     let warned = server.drain_log();
     if warned.slow > 0 || warned.accept > 0 {
         outcome.notes.push(format!(
@@ -657,6 +665,18 @@ fn cpu_seconds(pid: u32) -> f64 {
         Some([user, system]) => (user + system) as f64 / 100.0,
         _ => 0.0,
     }
+}
+
+/// How many connections the kernel has dropped because a listener's accept queue was full
+/// (the backlog), from `/proc/net/netstat`.
+fn listen_overflows() -> Option<u64> {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut tcp_ext = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (tcp_ext.next()?, tcp_ext.next()?);
+    let at = names
+        .split_whitespace()
+        .position(|name| name == "ListenOverflows")?;
+    values.split_whitespace().nth(at)?.parse().ok()
 }
 
 /// The one-minute load average: how busy the shared machine was.
