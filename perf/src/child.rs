@@ -59,6 +59,16 @@ impl Child {
             .unwrap_or_else(|e| panic!("{}: cannot write to it: {e}", self.what));
     }
 
+    /// Writes one line to the child's stdin; `false` if the child is gone.
+    pub fn try_send(&mut self, line: &str) -> bool {
+        let Some(stdin) = self.process.stdin.as_mut() else {
+            return false;
+        };
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .is_ok()
+    }
+
     pub fn pid(&self) -> u32 {
         self.process.id()
     }

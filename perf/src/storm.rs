@@ -277,7 +277,7 @@ fn storm(plan: &Plan, scenario: Scenario) -> Outcome {
         }
         Scenario::Blip => {
             let proxy = proxy.as_mut().unwrap();
-            proxy.send("blip");
+            proxy.try_send("blip");
             let blipped = proxy.try_line(Duration::from_secs(5)).unwrap_or_default();
             eprintln!("{tag} {blipped}");
         }
@@ -566,7 +566,7 @@ impl Fleet {
     fn mark(&mut self) {
         for member in &mut self.children {
             member.answers.clear();
-            member.child.send("mark");
+            member.child.try_send("mark");
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -599,7 +599,7 @@ impl Fleet {
             }
         }
         for (member, chosen) in self.children.iter_mut().zip(chosen) {
-            member.child.send(&format!("send {}", chosen.join(",")));
+            member.child.try_send(&format!("send {}", chosen.join(",")));
         }
         senders
     }
@@ -608,7 +608,7 @@ impl Fleet {
     fn report(&mut self) -> (Vec<f64>, u64) {
         for member in &mut self.children {
             member.answers.clear();
-            member.child.send("report");
+            member.child.try_send("report");
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
