@@ -6,6 +6,9 @@
 //! client (the `serve`, `load`, `fanout-serve` and `subscribe` subcommands), started by the
 //! driver as child processes so that a server never shares its process, heap or runtime with
 //! the load that measures it.
+//!
+//! `storm` is apart (not in `all`): the reconnect storm of issue 14 against the chat demo,
+//! with its own children (`storm-clients`, `storm-proxy`); see `storm.rs`.
 
 mod blip_proxy;
 mod callgrind;
