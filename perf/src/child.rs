@@ -21,9 +21,15 @@ impl Child {
         let mut words: Vec<String> = prefix.to_vec();
         words.push(exe.display().to_string());
         words.extend(args.iter().cloned());
+        Child::program(&words, &[])
+    }
+
+    /// Runs another program, `words[0]`, with `env` added to this process's environment.
+    pub fn program(words: &[String], env: &[(&str, &str)]) -> Child {
         let what = words.join(" ");
         let mut process = Command::new(&words[0])
             .args(&words[1..])
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -53,6 +59,16 @@ impl Child {
             .unwrap_or_else(|e| panic!("{}: cannot write to it: {e}", self.what));
     }
 
+    /// Writes one line to the child's stdin; `false` if the child is gone.
+    pub fn try_send(&mut self, line: &str) -> bool {
+        let Some(stdin) = self.process.stdin.as_mut() else {
+            return false;
+        };
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .is_ok()
+    }
+
     pub fn pid(&self) -> u32 {
         self.process.id()
     }
@@ -70,6 +86,22 @@ impl Child {
                 panic!("{}: exited early ({status:?})", self.what)
             }
         }
+    }
+
+    /// The next line, or `None` after `timeout` or once the child's output has ended: for a
+    /// driver that reports what it has rather than give up.
+    pub fn try_line(&mut self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// The lines already printed and not yet read, without waiting.
+    pub fn ready_lines(&mut self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.process.try_wait(), Ok(None))
     }
 
     /// The next line, which must start with `prefix`; returns the rest.
@@ -98,7 +130,8 @@ impl Child {
         }
     }
 
-    fn kill(&mut self) {
+    /// SIGKILL, and the process is reaped.
+    pub fn kill(&mut self) {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }

@@ -6,13 +6,22 @@
 //! client (the `serve`, `load`, `fanout-serve` and `subscribe` subcommands), started by the
 //! driver as child processes so that a server never shares its process, heap or runtime with
 //! the load that measures it.
+//!
+//! `storm` is apart (not in `all`): the reconnect storm of issue 14 against the chat demo,
+//! with its own children (`storm-clients`, `storm-proxy`); see `storm.rs`.
 
+mod blip_proxy;
 mod callgrind;
+/// The chat demo's protocol, from the demo's own source, so the storm's clients speak it.
+#[path = "../../examples/chat/app.rs"]
+mod chat;
 mod child;
 mod fanout;
 mod load;
 mod roundtrip;
 mod servers;
+mod storm;
+mod storm_clients;
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -95,6 +104,11 @@ impl Options {
         })
     }
 
+    /// The number given for `key`, if any.
+    pub fn number(&self, key: &str) -> Option<u64> {
+        self.0.contains_key(key).then(|| self.get(key, 0))
+    }
+
     pub fn text<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
         self.0.get(key).map_or(default, String::as_str)
     }
@@ -103,11 +117,13 @@ impl Options {
 fn usage(problem: &str) -> ! {
     eprintln!(
         "{problem}\n\n\
-         usage: omni-perf all | roundtrip | callgrind | fanout [--option value]...\n  \
+         usage: omni-perf all | roundtrip | callgrind | fanout | storm [--option value]...\n  \
          roundtrip: --runs 9 --connections 50 --trips 400 --warmup 50 --modes pinned,free\n  \
          callgrind: --connections 50 --callgrind-trips 200 --callgrind-warmup 20 --repeats 3\n  \
-         fanout:    --subscribers 10000 --rounds 15 --passes 3\n\
-         `all` accepts all of these."
+         fanout:    --subscribers 10000 --rounds 15 --passes 3\n  \
+         storm:     --clients 1000 --scenario both|kill|blip --per-child 5000 --senders 100\n             \
+         --connect-rate 2000 --setup 90 --settle 60 --confirm 30 --backlog N --demo PATH\n\
+         `all` accepts all of these but storm's, and does not run the storm."
     );
     std::process::exit(2)
 }
@@ -146,6 +162,18 @@ fn main() {
         "load" => load::main(rest),
         "fanout-serve" => fanout::serve(rest.first().map_or("", String::as_str)),
         "subscribe" => fanout::subscribe(rest),
+        "storm-clients" => storm_clients::main(rest),
+        "storm-proxy" => blip_proxy::main(rest),
+        "storm" => {
+            println!(
+                "# Reconnect storm\n\nomni sources at {}, run on {}, {} CPUs\n\n`omni-perf {}`\n",
+                child::omni_commit(),
+                child::today(),
+                std::thread::available_parallelism().map_or(0, usize::from),
+                args.join(" "),
+            );
+            storm::run(&Options::parse(rest));
+        }
         // The driver.
         "roundtrip" | "callgrind" | "fanout" | "all" => {
             let options = Options::parse(rest);

@@ -22,6 +22,9 @@ const DEMO: &str = concat!(
     "/../target/release/examples/chat"
 );
 
+/// The window the issue asks about, after the kill or blip and after the messages are sent.
+const WINDOW: Duration = Duration::from_secs(30);
+
 /// How often the driver reads the children's counters and checks they are alive.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -84,7 +87,7 @@ pub fn run(options: &Options) {
     check_file_limit(&plan);
     println!(
         "## Reconnect storm: {} clients, {} senders\n\n\
-         demo: `{}{}`; clients in {} process(es) of at most {}; setup {} s, settle {} s, \
+         demo (`cargo build --release --example chat`): `{}{}`; clients in {} process(es) of at most {}; setup {} s, settle {} s, \
          confirmation window {} s\n",
         plan.clients,
         plan.senders,
@@ -120,7 +123,11 @@ struct Outcome {
     /// From the kill or blip until the last client was back, if all came back.
     all_back: Option<Duration>,
     back: u64,
-    back_in_window: u64,
+    /// From the kill or blip until every client was connected at the same time: a client
+    /// that comes back and is closed again (as a slow consumer) is not settled.
+    all_connected: Option<Duration>,
+    /// Clients connected at once 30 s after the kill or blip (all, if they were earlier).
+    connected_by_window: Option<u64>,
     resumed: u64,
     resets: u64,
     slow: u64,
@@ -128,17 +135,19 @@ struct Outcome {
     confirmed: u64,
     acked: u64,
     latencies_ms: Vec<f64>,
-    /// CPU seconds the server spent from the storm until the clients settled.
+    /// CPU seconds the server, and the client processes, spent from the storm until the
+    /// clients settled (or the settle deadline): on 2 cores they compete.
     server_cpu: f64,
+    clients_cpu: f64,
     load: String,
     notes: Vec<String>,
 }
 
 impl Outcome {
-    const HEADER: &str = "| scenario | clients | all back after | back by 30 s | resumed | \
-                          resets | confirmed (30 s) | p50 | p99 | acked | slow_consumer | \
-                          server CPU | load |\n\
-                          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|";
+    const HEADER: &str = "| scenario | clients | each back once | all connected at once | \
+                          connected at 30 s | resumed | resets | slow_consumer closes | \
+                          confirmed in 30 s | p50 | p99 | acked | CPU server / clients | load |\n\
+                          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|";
 
     fn row(&self) -> String {
         let percent = |n: u64| format!("{:.1} %", 100.0 * n as f64 / self.clients.max(1) as f64);
@@ -152,24 +161,27 @@ impl Outcome {
             format!("{:.0} ms", latencies[at])
         };
         format!(
-            "| {} | {} | {} | {} | {} | {} | {}/{} | {} | {} | {}/{} | {} | {:.1} s | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} | {} | {}/{} | {:.1} s / {:.1} s | {} |",
             self.scenario.name(),
             self.clients,
             self.all_back.map_or_else(
                 || format!("— ({} back)", percent(self.back)),
                 |d| format!("{:.1} s", d.as_secs_f64())
             ),
-            percent(self.back_in_window),
+            self.all_connected
+                .map_or_else(|| "—".into(), |d| format!("{:.1} s", d.as_secs_f64())),
+            self.connected_by_window.map_or_else(|| "—".into(), percent),
             percent(self.resumed),
             self.resets,
+            self.slow,
             self.confirmed,
             self.sent,
             percentile(0.50),
             percentile(0.99),
             self.acked,
             self.sent,
-            self.slow,
             self.server_cpu,
+            self.clients_cpu,
             self.load,
         )
     }
@@ -185,7 +197,8 @@ fn storm(plan: &Plan, scenario: Scenario) -> Outcome {
         setup_secs: 0.0,
         all_back: None,
         back: 0,
-        back_in_window: 0,
+        all_connected: None,
+        connected_by_window: None,
         resumed: 0,
         resets: 0,
         slow: 0,
@@ -194,6 +207,7 @@ fn storm(plan: &Plan, scenario: Scenario) -> Outcome {
         acked: 0,
         latencies_ms: Vec::new(),
         server_cpu: 0.0,
+        clients_cpu: 0.0,
         load: load_average(),
         notes: Vec::new(),
     };
@@ -245,7 +259,9 @@ fn storm(plan: &Plan, scenario: Scenario) -> Outcome {
     // The storm.
     fleet.mark();
     let mark = Instant::now();
-    let mut cpu_before = server.cpu_seconds();
+    let mut cpu_before = cpu_seconds(server.child.pid());
+    let clients_cpu_before = fleet.cpu_seconds();
+    let overflows_before = listen_overflows();
     match scenario {
         Scenario::Kill => {
             server.child.kill();
@@ -261,17 +277,39 @@ fn storm(plan: &Plan, scenario: Scenario) -> Outcome {
         }
         Scenario::Blip => {
             let proxy = proxy.as_mut().unwrap();
-            proxy.send("blip");
+            proxy.try_send("blip");
             let blipped = proxy.try_line(Duration::from_secs(5)).unwrap_or_default();
             eprintln!("{tag} {blipped}");
         }
     }
-    let settled = fleet.wait(&tag, "back", mark + plan.settle, |t| t.back >= all);
+    let (mut all_connected, mut by_window) = (None, None);
+    let settled = fleet.wait(&tag, "settled", mark + plan.settle, |t| {
+        let since = mark.elapsed();
+        let done = t.back >= all && t.connected >= all;
+        if done {
+            all_connected = Some(since);
+        }
+        if by_window.is_none() && (done || since >= WINDOW) {
+            by_window = Some(if done { all } else { t.connected });
+        }
+        done
+    });
     let totals = fleet.totals();
-    outcome.server_cpu = server.cpu_seconds() - cpu_before;
-    if settled {
+    outcome.server_cpu = cpu_seconds(server.child.pid()) - cpu_before;
+    outcome.clients_cpu = fleet.cpu_seconds() - clients_cpu_before;
+    if let (Some(before), Some(after)) = (overflows_before, listen_overflows()) {
+        outcome.notes.push(format!(
+            "{} connections dropped by full accept queues (TcpExt ListenOverflows, the whole \
+             machine's)",
+            after - before
+        ));
+    }
+    outcome.all_connected = all_connected;
+    outcome.connected_by_window = by_window;
+    if totals.back >= all {
         outcome.all_back = Some(Duration::from_millis(totals.last_back_ms));
-    } else {
+    }
+    if !settled {
         outcome.notes.push(format!(
             "{} of {all} back and {} connected after {} s ({} dropped)",
             totals.back,
@@ -288,10 +326,11 @@ fn storm(plan: &Plan, scenario: Scenario) -> Outcome {
     let confirmed = fleet.wait(&tag, "confirmed", sent_at + plan.confirm, |t| {
         t.confirmed >= senders as u64
     });
+    outcome.confirmed = fleet.totals().confirmed;
     if !confirmed {
         outcome.notes.push(format!(
             "{} of {senders} messages confirmed within {} s",
-            fleet.totals().confirmed,
+            outcome.confirmed,
             plan.confirm.as_secs()
         ));
     }
@@ -300,12 +339,10 @@ fn storm(plan: &Plan, scenario: Scenario) -> Outcome {
     outcome.acked = acked;
 
     let totals = fleet.totals();
-    outcome.back_in_window = totals.back_in_window;
     outcome.back = totals.back;
     outcome.resumed = totals.resumed;
     outcome.resets = totals.resets;
     outcome.slow = totals.slow;
-    outcome.confirmed = totals.confirmed;
     let warned = server.drain_log();
     if warned.slow > 0 || warned.accept > 0 {
         outcome.notes.push(format!(
@@ -363,22 +400,6 @@ impl Demo {
             }
         }
         warned
-    }
-
-    /// User and system CPU time so far, from `/proc/PID/stat` (at 100 ticks a second).
-    fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.pid())).unwrap_or_default();
-        // The fields after the parenthesised name; utime and stime are the 14th and 15th.
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<u64> = after
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect();
-        match fields.get(11..13) {
-            Some([user, system]) => (user + system) as f64 / 100.0,
-            _ => 0.0,
-        }
     }
 }
 
@@ -496,7 +517,7 @@ impl Fleet {
         tag: &str,
         what: &str,
         deadline: Instant,
-        done: impl Fn(&Totals) -> bool,
+        mut done: impl FnMut(&Totals) -> bool,
     ) -> bool {
         let started = Instant::now();
         let mut said = Instant::now();
@@ -534,10 +555,18 @@ impl Fleet {
 
     /// Starts the count of drops and returns in every child, and waits (up to 5 s) until
     /// each has, so that no drop happens before its client's process counts it.
+    /// CPU seconds all client processes have used so far.
+    fn cpu_seconds(&self) -> f64 {
+        self.children
+            .iter()
+            .map(|m| cpu_seconds(m.child.pid()))
+            .sum()
+    }
+
     fn mark(&mut self) {
         for member in &mut self.children {
             member.answers.clear();
-            member.child.send("mark");
+            member.child.try_send("mark");
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -570,7 +599,7 @@ impl Fleet {
             }
         }
         for (member, chosen) in self.children.iter_mut().zip(chosen) {
-            member.child.send(&format!("send {}", chosen.join(",")));
+            member.child.try_send(&format!("send {}", chosen.join(",")));
         }
         senders
     }
@@ -579,7 +608,7 @@ impl Fleet {
     fn report(&mut self) -> (Vec<f64>, u64) {
         for member in &mut self.children {
             member.answers.clear();
-            member.child.send("report");
+            member.child.try_send("report");
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -622,13 +651,38 @@ fn free_port() -> u16 {
     probe.local_addr().unwrap().port()
 }
 
+/// User and system CPU time of process `pid` so far, from `/proc/PID/stat` (at 100 ticks a
+/// second).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the parenthesised name; utime and stime are the 14th and 15th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    match fields.get(11..13) {
+        Some([user, system]) => (user + system) as f64 / 100.0,
+        _ => 0.0,
+    }
+}
+
+/// How many connections the kernel has dropped because a listener's accept queue was full
+/// (the backlog), from `/proc/net/netstat`.
+fn listen_overflows() -> Option<u64> {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut tcp_ext = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (tcp_ext.next()?, tcp_ext.next()?);
+    let at = names
+        .split_whitespace()
+        .position(|name| name == "ListenOverflows")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 /// The one-minute load average: how busy the shared machine was.
 fn load_average() -> String {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    load.split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
+    load.split_whitespace().next().unwrap_or("?").to_string()
 }
 
 /// Each client holds one descriptor, the server one per client, the proxy two: all must fit

@@ -53,7 +53,7 @@ struct Counters {
     resumed: AtomicU64,
     /// Clients that got a `reset` (their session was gone).
     resets: AtomicU64,
-    /// Closes with 1008 `slow_consumer`, at any time.
+    /// Closes with 1008 `slow_consumer`.
     slow: AtomicU64,
     /// Disconnections of any client, at any time.
     disconnects: AtomicU64,
@@ -256,7 +256,7 @@ async fn follow(
                     counters.connected.fetch_sub(1, Ordering::Relaxed);
                 }
                 bump(&counters.disconnects);
-                if code == 1008 && reason.contains("slow_consumer") {
+                if seen.marked && code == 1008 && reason.contains("slow_consumer") {
                     bump(&counters.slow);
                 }
                 if seen.marked && !seen.dropped {
