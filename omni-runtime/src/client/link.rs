@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use super::Shared;
 use crate::TransportState;
-use crate::presence::{Diff, List};
+use crate::presence::List;
 use crate::{Cursors, ErrorCode, Protocol, Seq, ServerFrame, SessionId, TransportError};
 
 /// What a frame asks of the transport.
@@ -95,8 +95,8 @@ impl<P: Protocol> Link<P> {
                     // The new session's subscriptions bring their own lists: what was held
                     // belonged to the old one.
                     let lists = std::mem::take(&mut *self.shared.presence.lock().unwrap());
-                    for (topic, list) in lists {
-                        let diff = Diff::between(&list, &List::new());
+                    for (topic, mut held) in lists {
+                        let diff = held.replace(List::new());
                         if !diff.is_empty() {
                             self.state(TransportState::Presence { topic, diff }).await;
                         }
@@ -180,14 +180,10 @@ impl<P: Protocol> Link<P> {
                 Step::Continue
             }
             ServerFrame::PresenceState { topic, state, .. } => {
+                // After a reconnect the list comes again: only what changed meanwhile is news.
                 let diff = {
                     let mut lists = self.shared.presence.lock().unwrap();
-                    let held = lists.entry(topic.clone()).or_default();
-                    // After a reconnect the list comes again: only what changed meanwhile is
-                    // news.
-                    let diff = Diff::between(held, &state);
-                    *held = state;
-                    diff
+                    lists.entry(topic.clone()).or_default().replace(state)
                 };
                 if !diff.is_empty() {
                     self.state(TransportState::Presence { topic, diff }).await;
@@ -195,14 +191,10 @@ impl<P: Protocol> Link<P> {
                 Step::Continue
             }
             ServerFrame::PresenceDiff { topic, diff, .. } => {
-                diff.apply_to(
-                    self.shared
-                        .presence
-                        .lock()
-                        .unwrap()
-                        .entry(topic.clone())
-                        .or_default(),
-                );
+                {
+                    let mut lists = self.shared.presence.lock().unwrap();
+                    lists.entry(topic.clone()).or_default().apply(&diff);
+                }
                 self.state(TransportState::Presence { topic, diff }).await;
                 Step::Continue
             }

@@ -123,7 +123,7 @@ pub(crate) struct Shared {
     session: Mutex<Option<SessionId>>,
     /// Each topic's presence list, as the server's `presence_state` and `presence_diff`
     /// frames left it.
-    presence: Mutex<std::collections::BTreeMap<String, crate::presence::List>>,
+    presence: Mutex<std::collections::BTreeMap<String, crate::presence::Held>>,
     /// Mux only: the component's id, which every `msg` names.
     component: Option<Arc<str>>,
 }
@@ -436,7 +436,7 @@ impl<P: Protocol + Send> Client<P> {
     /// the stream reports only what changed meanwhile.
     pub fn presence(&self, topic: &str) -> crate::presence::List {
         let lists = self.shared.presence.lock().unwrap();
-        lists.get(topic).cloned().unwrap_or_default()
+        lists.get(topic).map(|held| held.list()).unwrap_or_default()
     }
 
     /// Closes the connection and stops reconnecting. The message stream ends. A mux

@@ -40,7 +40,7 @@ pub(crate) mod peers;
 #[cfg(feature = "server")]
 pub(crate) mod registry;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -167,7 +167,8 @@ impl Diff {
     pub fn apply_to(&self, list: &mut List) {
         for (key, gone) in &self.leaves {
             if let Some(entries) = list.get_mut(key) {
-                entries.retain(|e| !gone.iter().any(|g| g.reference == e.reference));
+                let gone: HashSet<&str> = gone.iter().map(|g| g.reference.as_str()).collect();
+                entries.retain(|e| !gone.contains(e.reference.as_str()));
                 if entries.is_empty() {
                     list.remove(key);
                 }
@@ -175,8 +176,9 @@ impl Diff {
         }
         for (key, joined) in &self.joins {
             let entries = list.entry(key.clone()).or_default();
+            let mut held: HashSet<String> = entries.iter().map(|e| e.reference.clone()).collect();
             for entry in joined {
-                if !entries.iter().any(|e| e.reference == entry.reference) {
+                if held.insert(entry.reference.clone()) {
                     entries.push(entry.clone());
                 }
             }
@@ -208,6 +210,100 @@ impl Diff {
     }
 }
 
+/// A topic's list as a client keeps it: each entry found by its ref, so that applying a diff
+/// costs what the diff carries, not the size of the list (one key may hold thousands of
+/// entries: every anonymous visitor of a busy room).
+#[cfg(feature = "client")]
+#[derive(Debug, Default)]
+pub(crate) struct Held {
+    /// For each key, its entries in the order they joined.
+    keys: BTreeMap<String, BTreeMap<u64, Entry>>,
+    /// Where each entry is: its key and its place in the key's order.
+    refs: std::collections::HashMap<String, (String, u64)>,
+    joined: u64,
+}
+
+#[cfg(feature = "client")]
+impl Held {
+    /// Applies `diff`: the leaves held are removed, the joins not held added.
+    pub(crate) fn apply(&mut self, diff: &Diff) {
+        for (key, gone) in &diff.leaves {
+            for entry in gone {
+                // A leave names its key: the entry goes only from there, as in `apply_to`.
+                let Some(&(_, at)) = self
+                    .refs
+                    .get(&entry.reference)
+                    .filter(|(held, _)| held == key)
+                else {
+                    continue;
+                };
+                self.refs.remove(&entry.reference);
+                if let Some(entries) = self.keys.get_mut(key) {
+                    entries.remove(&at);
+                    if entries.is_empty() {
+                        self.keys.remove(key);
+                    }
+                }
+            }
+        }
+        for (key, entries) in &diff.joins {
+            for entry in entries {
+                if self.refs.contains_key(&entry.reference) {
+                    continue;
+                }
+                self.joined += 1;
+                self.refs
+                    .insert(entry.reference.clone(), (key.clone(), self.joined));
+                self.keys
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(self.joined, entry.clone());
+            }
+        }
+    }
+
+    /// Replaces the list with `list`; returns what changed.
+    pub(crate) fn replace(&mut self, list: List) -> Diff {
+        let new: HashSet<&str> = list
+            .values()
+            .flatten()
+            .map(|e| e.reference.as_str())
+            .collect();
+        let mut leaves = List::new();
+        for (key, entries) in &self.keys {
+            let gone: Vec<Entry> = entries
+                .values()
+                .filter(|e| !new.contains(e.reference.as_str()))
+                .cloned()
+                .collect();
+            if !gone.is_empty() {
+                leaves.insert(key.clone(), gone);
+            }
+        }
+        let mut joins = List::new();
+        for (key, entries) in list {
+            let fresh: Vec<Entry> = entries
+                .into_iter()
+                .filter(|e| !self.refs.contains_key(&e.reference))
+                .collect();
+            if !fresh.is_empty() {
+                joins.insert(key, fresh);
+            }
+        }
+        let diff = Diff { joins, leaves };
+        self.apply(&diff);
+        diff
+    }
+
+    /// The list as a [`List`].
+    pub(crate) fn list(&self) -> List {
+        self.keys
+            .iter()
+            .map(|(key, entries)| (key.clone(), entries.values().cloned().collect()))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -221,14 +317,22 @@ mod tests {
         }
     }
 
-    /// Lists over a few keys and refs, so that lists overlap.
+    /// Lists over a few keys and refs, so that lists overlap. A ref names its key, as refs
+    /// from a server do (one entry is under one key).
     fn list() -> impl Strategy<Value = List> {
-        proptest::collection::btree_map(
-            prop_oneof![Just("a"), Just("b"), Just("c")].prop_map(String::from),
-            proptest::collection::btree_set(0u8..6, 1..4)
-                .prop_map(|refs| refs.into_iter().map(|r| entry(&r.to_string())).collect()),
-            0..3,
+        proptest::collection::btree_set(
+            (prop_oneof![Just("a"), Just("b"), Just("c")], 0u8..6),
+            0..8,
         )
+        .prop_map(|entries| {
+            let mut list = List::new();
+            for (key, n) in entries {
+                list.entry(key.to_owned())
+                    .or_default()
+                    .push(entry(&format!("{key}{n}")));
+            }
+            list
+        })
     }
 
     proptest! {
@@ -244,6 +348,39 @@ mod tests {
             }
             prop_assert_eq!(got, new.clone());
             prop_assert_eq!(Diff::between(&new, &new).is_empty(), true);
+        }
+
+        /// The client's indexed list agrees with a plain one: after a whole list and any
+        /// diffs, and on what a whole list received again reports as changed.
+        #[cfg(feature = "client")]
+        #[test]
+        fn the_indexed_list_agrees_with_the_plain_one(
+            first in list(),
+            diffs in proptest::collection::vec((list(), list()), 0..6),
+            again in list(),
+        ) {
+            let mut held = Held::default();
+            prop_assert_eq!(held.replace(first.clone()), Diff::between(&List::new(), &first));
+            let mut plain = first;
+            for (joins, leaves) in diffs {
+                let diff = Diff { joins, leaves };
+                diff.apply_to(&mut plain);
+                held.apply(&diff);
+                prop_assert_eq!(held.list(), plain.clone());
+            }
+            let mut changed = held.replace(again.clone());
+            let mut expected = Diff::between(&plain, &again);
+            for list in [&mut changed.joins, &mut changed.leaves, &mut expected.joins, &mut expected.leaves] {
+                for entries in list.values_mut() {
+                    entries.sort();
+                }
+            }
+            prop_assert_eq!(changed, expected);
+            let mut got = held.list();
+            for entries in got.values_mut() {
+                entries.sort();
+            }
+            prop_assert_eq!(got, again);
         }
     }
 
