@@ -1,7 +1,7 @@
 // Presence in the chat demo: each page shows who is in the room by name (`#people`), two tabs
 // under one name as one name ×2; a page whose connection drops and resumes its session keeps
 // its list and hears no one leave; a closed page leaves the others' lists once its session's
-// grace (10 s in the demo) runs out. And omni.js on its own: against the real server (a cut
+// grace (10 s, as the tests start the demo) runs out. And omni.js on its own: against the real server (a cut
 // socket that resumes makes no presence event), and against a scripted socket (a list from a
 // state, then diffs, idempotent; only changes reported; a new session drops every list; a
 // mux component's lists; `rejected` answers a message).

@@ -73,7 +73,8 @@ export class ChatServer {
 
 function launch(port) {
   return new Promise((resolve, reject) => {
-    const child = spawn(CHAT_BIN, ["--port", String(port)], {
+    // A short grace, so that a closed page leaves the others' lists within the tests' waits.
+    const child = spawn(CHAT_BIN, ["--port", String(port), "--grace", "10"], {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, RUST_LOG: "warn" },
     });

@@ -5,9 +5,10 @@
 //! `--tls-cert PATH --tls-key PATH` (PEM: the certificate chain, and its private key) to serve
 //! HTTPS and WSS only, with rustls; `--backlog N` (default 8192) for the listener's queue of
 //! connections not yet accepted, so that thousands of clients reconnecting at once after a
-//! restart are queued rather than dropped (Linux caps it at `net.core.somaxconn`). The
-//! protocol is served under `/omni` (`/omni/ws`,
-//! `/omni/http`, `/omni/sse`); the page is at `/`.
+//! restart are queued rather than dropped (Linux caps it at `net.core.somaxconn`);
+//! `--grace SECONDS` (default 30) for how long a session waits for its client to come back: a
+//! closed tab leaves the online list after it. The protocol is served under `/omni`
+//! (`/omni/ws`, `/omni/http`, `/omni/sse`); the page is at `/`.
 
 mod app;
 mod counter;
@@ -30,9 +31,9 @@ const APP_CSS: &str = include_str!("static/app.css");
 const POLICY: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
                       form-action 'self'; frame-ancestors 'none'";
 
-/// How long a session outlives its connection: a client back within it resumes (and nobody
-/// sees it leave); a closed tab leaves the online list after it.
-const GRACE: Duration = Duration::from_secs(10);
+/// How long a session outlives its connection, by default: a client back within it resumes
+/// (and nobody sees it leave); a closed tab leaves the online list after it.
+const GRACE: Duration = Duration::from_secs(30);
 
 /// How long a page's join tokens stay valid: a page open longer re-joins with a reload.
 const TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
@@ -67,7 +68,7 @@ async fn main() -> std::io::Result<()> {
     // The names the demo is reached under: no page on another name (DNS rebinding) connects.
     let hosts = || Hosts::list([format!("127.0.0.1:{port}"), format!("localhost:{port}")]);
     let limits = Limits {
-        grace: GRACE,
+        grace: options.grace,
         ..Limits::default()
     };
     let endpoint = room.builder().hosts(hosts()).limits(limits).build();
@@ -202,6 +203,7 @@ fn tls_config(cert: &str, key: &str) -> std::io::Result<Arc<rustls::ServerConfig
 struct Options {
     port: u16,
     backlog: u32,
+    grace: Duration,
     redis: Option<String>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
@@ -213,6 +215,7 @@ fn options_from_args() -> std::io::Result<Options> {
     let mut port = std::env::var("PORT").ok();
     let mut redis = None;
     let mut backlog = None;
+    let mut grace = None;
     let (mut tls_cert, mut tls_key) = (None, None);
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -223,12 +226,13 @@ fn options_from_args() -> std::io::Result<Options> {
             "--port" => port = Some(value()?),
             "--redis" => redis = Some(value()?),
             "--backlog" => backlog = Some(value()?),
+            "--grace" => grace = Some(value()?),
             "--tls-cert" => tls_cert = Some(value()?),
             "--tls-key" => tls_key = Some(value()?),
             other => {
                 return Err(bad(format!(
                     "unknown argument `{other}`; try --port N, --redis URL, --backlog N, \
-                     or --tls-cert PATH --tls-key PATH"
+                     --grace SECONDS, or --tls-cert PATH --tls-key PATH"
                 )));
             }
         }
@@ -243,8 +247,16 @@ fn options_from_args() -> std::io::Result<Options> {
             .parse()
             .map_err(|_| bad(format!("`{n}` is not a backlog length")))?,
     };
+    let grace = match grace {
+        None => GRACE,
+        Some(g) => Duration::from_secs(
+            g.parse()
+                .map_err(|_| bad(format!("`{g}` is not a number of seconds")))?,
+        ),
+    };
     Ok(Options {
         port,
+        grace,
         backlog,
         redis,
         tls_cert,

@@ -10,7 +10,7 @@
 //! client left for good, or its grace period ran out), so a reconnect that resumes the session
 //! causes no leave and no join. Tracking the same key with the same metadata again (in a
 //! `connected` hook that runs after every reconnect) changes nothing. Diffs are coalesced per
-//! topic (at most one `presence_diff` per interval, 50 ms unless the pub/sub backend is set
+//! topic (at most one `presence_diff` per interval, 100 ms unless the pub/sub backend is set
 //! otherwise), so a thousand clients arriving at once cost each subscriber a few frames, not a
 //! thousand.
 //!

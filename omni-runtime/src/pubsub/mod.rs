@@ -59,7 +59,7 @@ use crate::presence::registry::Changes;
 use crate::presence::{self, List, Meta};
 
 /// How often, at most, a topic's presence changes go out, by default.
-pub const PRESENCE_INTERVAL: Duration = Duration::from_millis(50);
+pub const PRESENCE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What a sequenced topic holds after a subscriber's cursor.
 #[derive(Clone, Debug)]
@@ -238,7 +238,7 @@ impl LocalPubSub {
         )
     }
 
-    /// Sends each topic's presence changes at most once per `interval` (default 50 ms), as
+    /// Sends each topic's presence changes at most once per `interval` (default 100 ms), as
     /// one `presence_diff`: a burst of joins costs each subscriber one frame per interval.
     pub fn with_presence_interval(self, interval: Duration) -> Self {
         self.set_presence_interval(interval);

@@ -206,7 +206,7 @@ impl RedisPubSub {
         self
     }
 
-    /// Sends each topic's presence changes at most once per `interval` (default 50 ms).
+    /// Sends each topic's presence changes at most once per `interval` (default 100 ms).
     pub fn with_presence_interval(self, interval: Duration) -> Self {
         self.inner.local.set_presence_interval(interval);
         self
