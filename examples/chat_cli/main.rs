@@ -358,6 +358,7 @@ fn describe(state: &TransportState) -> String {
                 .collect();
             format!("in `{topic}`: {}", changes.join(" "))
         }
+        TransportState::Unauthorized { reason } => format!("not authorized: {reason}"),
         TransportState::Error(err) => format!("error: {err}"),
     }
 }

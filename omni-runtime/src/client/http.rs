@@ -14,6 +14,14 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
         Ok(url) => url,
         Err(message) => return fatal_init(message),
     };
+    let headers = match config
+        .credentials
+        .headers(config.settings.connect_timeout)
+        .await
+    {
+        Ok(headers) => headers,
+        Err(ended) => return ended,
+    };
     let mut connected = false;
     let mut closed = link.shared.closed.subscribe();
     let closed = dialer::closed(&mut closed);
@@ -22,7 +30,7 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
         let waiting = link.shared.outbox.len();
         // A gap is filled by the next exchange's `hello{after}`, at once.
         let mut gap = false;
-        match exchange(link, config, &url).await {
+        match exchange(link, config, &url, &headers).await {
             Ok(Step::Gap) => gap = true,
             Ok(Step::Fatal(error)) => {
                 return Ended::fatal(error, connected);
@@ -61,6 +69,7 @@ async fn exchange<P: Protocol>(
     link: &mut Link<P>,
     config: &Config,
     url: &reqwest::Url,
+    headers: &reqwest::header::HeaderMap,
 ) -> Result<Step, Ended> {
     // The cursors go with every exchange: between requests no connection receives the
     // topics' messages, so each exchange replays what followed them.
@@ -70,6 +79,7 @@ async fn exchange<P: Protocol>(
     let mut request = config
         .http
         .post(url.clone())
+        .headers(headers.clone())
         .header("content-type", "application/json")
         .timeout(config.settings.heartbeat.interval + config.settings.heartbeat.timeout)
         .body(format!("[{}]", frames.join(",")));

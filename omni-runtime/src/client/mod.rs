@@ -58,13 +58,16 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 
-use self::config::Settings;
 pub use self::config::{Backoff, Heartbeat, Transport};
+use self::config::{Credentials, Settings};
 use self::dialer::{Dial, Ended};
 use self::link::Link;
 pub use self::mux::{Mux, MuxBuilder};
 use self::outbox::Outbox;
 use crate::{ClientFrame, Cursors, Protocol, Ref, Seq, SessionId, TransportState};
+
+/// The headers a credentials provider returns (see [`ClientBuilder::credentials`]).
+pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// The header that ties an HTTP request to a session.
 const SESSION_HEADER: &str = "omni-session";
@@ -119,6 +122,9 @@ pub(crate) struct Shared {
     /// Something was queued, the window opened, or (for a mux component) it was closed.
     /// Shared by every component of a mux, whose one task serves them all.
     wake: Arc<Notify>,
+    /// The application asks to connect now (after refused credentials, or during a
+    /// backoff). Shared by every component of a mux, which all ride one socket.
+    reconnect: Arc<Notify>,
     closed: watch::Sender<bool>,
     session: Mutex<Option<SessionId>>,
     /// Each topic's presence list, as the server's `presence_state` and `presence_diff`
@@ -134,6 +140,7 @@ impl Shared {
             outbox: Outbox::new(settings.queue, settings.window, wake.clone()),
             max_message_bytes: settings.max_message_bytes,
             wake,
+            reconnect: Arc::new(Notify::new()),
             closed: watch::channel(false).0,
             session: Mutex::new(None),
             presence: Mutex::default(),
@@ -151,6 +158,7 @@ pub(crate) struct Config {
     poll_interval: Duration,
     http: reqwest::Client,
     tls: tls::Connector,
+    credentials: Credentials,
 }
 
 impl Config {
@@ -173,6 +181,7 @@ pub struct ClientBuilder<P> {
     poll_interval: Duration,
     /// PEM documents of roots to trust besides the default ones.
     roots: Vec<Vec<u8>>,
+    credentials: Credentials,
     protocol: PhantomData<fn() -> P>,
 }
 
@@ -256,6 +265,56 @@ where
         self
     }
 
+    /// Calls `provider` before every connection attempt (the first and each reconnect) for
+    /// headers to send with it: an `Authorization` with a fresh token, say. On the WebSocket
+    /// they go with the upgrade request; on HTTP and SSE with every request of the connection.
+    /// The server reads them in a middleware, which can insert what it learnt into the
+    /// request's extensions (the handler's `Context::extensions`) or refuse with 401.
+    ///
+    /// A provider that fails, or a server that answers 401, is reported as
+    /// `TransportState::Unauthorized` and not retried: the client keeps its queue and waits
+    /// for [`Client::reconnect`]. A provider that hangs is given the connect timeout, then
+    /// the attempt counts as failed and is retried with backoff.
+    ///
+    /// ```no_run
+    /// use omni::client::{Client, HeaderMap, HeaderValue};
+    ///
+    /// #[omni::protocol]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// enum Echo {
+    ///     #[client]
+    ///     Say(String),
+    ///     #[server]
+    ///     Heard(String),
+    /// }
+    ///
+    /// async fn fresh_token() -> Result<String, std::io::Error> {
+    ///     Ok("a-short-lived-token".into())
+    /// }
+    ///
+    /// # async fn run() {
+    /// let (client, messages) = Client::<Echo>::builder("https://example.com/omni")
+    ///     .credentials(|| async {
+    ///         let token = fresh_token().await?;
+    ///         let mut headers = HeaderMap::new();
+    ///         let value = HeaderValue::try_from(format!("Bearer {token}"))
+    ///             .map_err(std::io::Error::other)?;
+    ///         headers.insert("authorization", value);
+    ///         Ok::<_, std::io::Error>(headers)
+    ///     })
+    ///     .connect();
+    /// # }
+    /// ```
+    pub fn credentials<F, Fut, E>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<HeaderMap, E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        self.credentials = Credentials::new(provider);
+        self
+    }
+
     /// Starts connecting in the background (on the current tokio runtime) and returns the
     /// client and its message stream.
     ///
@@ -282,11 +341,13 @@ where
                     poll_interval: self.poll_interval,
                     http,
                     tls,
+                    credentials: self.credentials,
                 };
                 let backoff = config.settings.backoff;
                 let shared = link.shared.clone();
                 tokio::spawn(async move {
-                    dialer::dial(&mut Single { link, config }, backoff, &shared.closed).await;
+                    let mut single = Single { link, config };
+                    dialer::dial(&mut single, backoff, &shared.closed, &shared.reconnect).await;
                 });
             }
             Err(message) => {
@@ -328,6 +389,7 @@ impl<P: Protocol + Send> Client<P> {
             settings: Settings::default(),
             poll_interval: http::DEFAULT_POLL,
             roots: Vec::new(),
+            credentials: Credentials::default(),
             protocol: PhantomData,
         }
     }
@@ -437,6 +499,14 @@ impl<P: Protocol + Send> Client<P> {
     pub fn presence(&self, topic: &str) -> crate::presence::List {
         let lists = self.shared.presence.lock().unwrap();
         lists.get(topic).cloned().unwrap_or_default()
+    }
+
+    /// Connects again now: after `TransportState::Unauthorized` (once the application has
+    /// credentials again; the provider is called first), or instead of waiting out a backoff
+    /// delay. While connected, or connecting, it does nothing. On a mux component it
+    /// reconnects the mux.
+    pub fn reconnect(&self) {
+        self.shared.reconnect.notify_waiters();
     }
 
     /// Closes the connection and stops reconnecting. The message stream ends. A mux

@@ -39,12 +39,12 @@ use futures_util::future::BoxFuture;
 use serde::de::IgnoredAny;
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::config::Settings;
+use super::config::{Credentials, Settings};
 use super::dialer::{self, Dial, Ended};
 use super::link::{Link, Step};
 use super::tls;
 use super::ws::{self, Out, Peer};
-use super::{Backoff, Client, Heartbeat, Messages, Shared, url_for};
+use super::{Backoff, Client, HeaderMap, Heartbeat, Messages, Shared, url_for};
 use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, TransportError, TransportState};
 
 /// Configures a [`Mux`].
@@ -54,6 +54,7 @@ pub struct MuxBuilder {
     settings: Settings,
     /// PEM documents of roots to trust besides the default ones.
     roots: Vec<Vec<u8>>,
+    credentials: Credentials,
 }
 
 impl MuxBuilder {
@@ -116,6 +117,35 @@ impl MuxBuilder {
         self
     }
 
+    /// Calls `provider` before every connection attempt for headers to send with the
+    /// socket's upgrade request (see
+    /// [`ClientBuilder::credentials`](super::ClientBuilder::credentials)). Refused credentials
+    /// are reported to every component as `TransportState::Unauthorized`; the mux then waits
+    /// for [`Mux::reconnect`].
+    ///
+    /// ```no_run
+    /// use omni::client::{HeaderMap, Mux};
+    ///
+    /// # async fn run() {
+    /// let mux = Mux::builder("https://example.com/omni")
+    ///     .credentials(|| async {
+    ///         let mut headers = HeaderMap::new();
+    ///         headers.insert("authorization", "Bearer a-short-lived-token".parse().unwrap());
+    ///         Ok::<_, std::convert::Infallible>(headers)
+    ///     })
+    ///     .connect();
+    /// # }
+    /// ```
+    pub fn credentials<F, Fut, E>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<HeaderMap, E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        self.credentials = Credentials::new(provider);
+        self
+    }
+
     /// Starts the socket's task (on the current tokio runtime). Components may be joined at
     /// once; they are sent when the socket is up. What no retry can fix (see
     /// [`ClientBuilder::connect`](super::ClientBuilder::connect)) ends every component's
@@ -125,8 +155,10 @@ impl MuxBuilder {
         let inner = Arc::new(Inner {
             joins,
             wake: Arc::new(Notify::new()),
+            reconnect: Arc::new(Notify::new()),
             closed: watch::channel(false).0,
             settings: self.settings,
+            credentials: self.credentials,
         });
         tokio::spawn(run(rx, self.url, self.roots, inner.clone()));
         Mux { inner }
@@ -142,8 +174,10 @@ pub struct Mux {
 struct Inner {
     joins: mpsc::UnboundedSender<Box<dyn Member>>,
     wake: Arc<Notify>,
+    reconnect: Arc<Notify>,
     closed: watch::Sender<bool>,
     settings: Settings,
+    credentials: Credentials,
 }
 
 impl Mux {
@@ -154,6 +188,7 @@ impl Mux {
             url: url.into(),
             settings: Settings::default(),
             roots: Vec::new(),
+            credentials: Credentials::default(),
         }
     }
 
@@ -169,6 +204,7 @@ impl Mux {
         let id: String = id.into();
         let mut shared = Shared::new(&self.inner.settings, self.inner.wake.clone());
         shared.component = Some(id.as_str().into());
+        shared.reconnect = self.inner.reconnect.clone();
         let shared = Arc::new(shared);
         let (tx, rx) = mpsc::channel(1024);
         let component = Component {
@@ -185,6 +221,12 @@ impl Mux {
             protocol: PhantomData,
         };
         (client, Messages { rx })
+    }
+
+    /// Connects again now: after `TransportState::Unauthorized`, or instead of waiting out a
+    /// backoff delay (see [`Client::reconnect`]).
+    pub fn reconnect(&self) {
+        self.inner.reconnect.notify_waiters();
     }
 
     /// Closes the socket and stops reconnecting; every component's stream ends.
@@ -274,7 +316,8 @@ async fn run(
         joins,
         members: Vec::new(),
     };
-    dialer::dial(&mut sockets, inner.settings.backoff, &inner.closed).await;
+    let backoff = inner.settings.backoff;
+    dialer::dial(&mut sockets, backoff, &inner.closed, &inner.reconnect).await;
     // No socket follows: no component, joined or about to, can send any more.
     while let Ok(member) = sockets.joins.try_recv() {
         sockets.members.push(member);
@@ -303,14 +346,13 @@ impl Dial for Sockets {
             welcomed: HashSet::new(),
             connected: false,
         };
-        ws::connection(
-            &mut socket,
-            &self.url,
-            &self.inner.settings,
-            &self.tls,
-            closed,
-        )
-        .await
+        let dialing = ws::Dialing {
+            url: &self.url,
+            settings: &self.inner.settings,
+            tls: &self.tls,
+            credentials: &self.inner.credentials,
+        };
+        ws::connection(&mut socket, dialing, closed).await
     }
 
     async fn report(&mut self, state: TransportState) {
