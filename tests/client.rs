@@ -349,6 +349,62 @@ async fn a_restarted_server_is_reconnected_to_and_its_lost_session_reported_as_r
     }
 }
 
+/// The connect hook's message (`Echo(0)`) is handled before every queued one on a session the
+/// server just made, and the hook knows a resumed session from a new one.
+#[tokio::test]
+async fn the_connect_hook_goes_before_the_queue_after_a_restart() {
+    for transport in TRANSPORTS {
+        let (addr, handled, stop) = server(None).await;
+        let proxy = Proxy::start(addr).await;
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let hook_told = told.clone();
+        let (client, mut messages) =
+            Client::<Relay>::builder(format!("http://{}/omni", proxy.addr))
+                .transport(transport)
+                .backoff(Backoff {
+                    base: Duration::from_millis(20),
+                    cap: Duration::from_millis(100),
+                    ..Backoff::default()
+                })
+                .heartbeat(HEARTBEAT)
+                .poll_interval(Duration::from_millis(50))
+                .on_connect(move |info| {
+                    hook_told.lock().unwrap().push(info.resumed);
+                    vec![RelayFromClient::Echo(0)]
+                })
+                .connect();
+        // Queued before the first connect: still after the hook's message.
+        client.send(RelayFromClient::Echo(1)).unwrap();
+        assert_eq!(next_echo(&mut messages).await, 0, "{transport:?}");
+        assert_eq!(next_echo(&mut messages).await, 1, "{transport:?}");
+        assert_eq!(*handled.lock().unwrap(), [0, 1], "{transport:?}");
+
+        if transport != Transport::Http {
+            // A cut connection resumes the session: the hook runs and says so.
+            proxy.cut();
+            assert_eq!(next_echo(&mut messages).await, 0, "{transport:?}");
+            assert_eq!(*told.lock().unwrap(), [false, true], "{transport:?}");
+        }
+
+        stop.stop().await;
+        for n in 2..=4 {
+            client.send(RelayFromClient::Echo(n)).unwrap();
+        }
+        let (_, handled, stop) = server(Some(addr)).await;
+        let mut echoed = Vec::new();
+        while echoed.len() < 4 {
+            echoed.push(next_echo(&mut messages).await);
+        }
+        assert_eq!(echoed, [0, 2, 3, 4], "{transport:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(*handled.lock().unwrap(), [0, 2, 3, 4], "{transport:?}");
+        assert_eq!(told.lock().unwrap().last(), Some(&false), "{transport:?}");
+        assert_eq!(client.unacknowledged(), 0, "{transport:?}");
+        client.close();
+        stop.stop().await;
+    }
+}
+
 /// Checks a run's transport states: they start connecting, every drop is followed by a
 /// reconnect, and every connection attempt by success or a drop.
 fn assert_well_formed(states: &[TransportState], transport: Transport) {

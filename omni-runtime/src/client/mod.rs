@@ -89,6 +89,22 @@ fn hello<P: Protocol>(after: Option<Seq>, topics: Option<&Cursors>) -> String {
     .unwrap_or_default()
 }
 
+/// What a connect hook (see [`ClientBuilder::on_connect`]) is told about the session the
+/// server just welcomed the client into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectInfo {
+    /// The session.
+    pub session: SessionId,
+    /// Whether it is the session the client had, resumed with nothing lost; `false` for the
+    /// first connect and for a new session after the old one was lost (a server restart):
+    /// then the server knows nothing of this client any more.
+    pub resumed: bool,
+}
+
+/// A connect hook: the messages to send first on a connection.
+pub(crate) type Hook<C> = Arc<dyn Fn(ConnectInfo) -> Vec<C> + Send + Sync>;
+
 /// Why a message could not be queued.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
@@ -135,6 +151,25 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// `msg` as this client's `msg` frame with `reference`, if the server accepts its size.
+    fn encode(&self, msg: &impl serde::Serialize, reference: Ref) -> Result<String, SendError> {
+        let text = ClientFrame::Msg {
+            payload: msg,
+            reference: Some(reference),
+            id: self.component.as_deref().map(str::to_owned),
+        }
+        .encode()
+        .map_err(|err| SendError::Encode(err.to_string()))?;
+        let limit = self.max_message_bytes;
+        if text.len() > limit {
+            return Err(SendError::TooLarge {
+                size: text.len(),
+                limit,
+            });
+        }
+        Ok(text)
+    }
+
     fn new(settings: &Settings, wake: Arc<Notify>) -> Self {
         Self {
             outbox: Outbox::new(settings.queue, settings.window, wake.clone()),
@@ -174,7 +209,7 @@ impl Config {
 
 /// Configures a [`Client`].
 #[must_use]
-pub struct ClientBuilder<P> {
+pub struct ClientBuilder<P: Protocol> {
     url: String,
     transport: Transport,
     settings: Settings,
@@ -182,6 +217,7 @@ pub struct ClientBuilder<P> {
     /// PEM documents of roots to trust besides the default ones.
     roots: Vec<Vec<u8>>,
     credentials: Credentials,
+    hook: Option<Hook<P::Client>>,
     protocol: PhantomData<fn() -> P>,
 }
 
@@ -315,6 +351,53 @@ where
         self
     }
 
+    /// Calls `hook` after every `welcome`, and sends the messages it returns on that
+    /// connection before any queued one: the place to introduce the client again (join its
+    /// rooms, say who it is) on a session the server has just made, as after a server
+    /// restart, before what waited offline reaches the handler. [`ConnectInfo::resumed`]
+    /// tells a resumed session from a new one.
+    ///
+    /// The hook's messages are not queued: a connection lost before they are acknowledged
+    /// does not resend them, since the hook runs again on the next one. On the HTTP
+    /// transport, whose session resumes without a `welcome`, the hook runs when an exchange
+    /// first succeeds, and the first exchange of each connection carries no queued message.
+    ///
+    /// ```no_run
+    /// use omni::client::Client;
+    ///
+    /// #[omni::protocol]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// enum Chat {
+    ///     #[client]
+    ///     Join(String),
+    ///     #[client]
+    ///     Say(String),
+    ///     #[server]
+    ///     Heard(String),
+    /// }
+    ///
+    /// # async fn run() {
+    /// let (client, messages) = Client::<Chat>::builder("http://127.0.0.1:3000/omni")
+    ///     .on_connect(|info| {
+    ///         if info.resumed {
+    ///             Vec::new()
+    ///         } else {
+    ///             vec![ChatFromClient::Join("lobby".into())]
+    ///         }
+    ///     })
+    ///     .connect();
+    /// // Reaches the server after the `Join`, however long the client is offline.
+    /// client.send(ChatFromClient::Say("hello".into())).unwrap();
+    /// # }
+    /// ```
+    pub fn on_connect<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(ConnectInfo) -> Vec<P::Client> + Send + Sync + 'static,
+    {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
     /// Starts connecting in the background (on the current tokio runtime) and returns the
     /// client and its message stream.
     ///
@@ -331,7 +414,8 @@ where
             shared: shared.clone(),
             protocol: PhantomData,
         };
-        let link = Link::<P>::new(shared, tx);
+        let mut link = Link::<P>::new(shared, tx);
+        link.hook = self.hook;
         match setup(&self.url, &self.roots) {
             Ok((url, tls, http)) => {
                 let config = Config {
@@ -390,6 +474,7 @@ impl<P: Protocol + Send> Client<P> {
             poll_interval: http::DEFAULT_POLL,
             roots: Vec::new(),
             credentials: Credentials::default(),
+            hook: None,
             protocol: PhantomData,
         }
     }
@@ -456,23 +541,10 @@ impl<P: Protocol + Send> Client<P> {
         if *self.shared.closed.borrow() {
             return Err(SendError::Closed);
         }
-        let limit = self.shared.max_message_bytes;
-        let queued = self.shared.outbox.push(|reference| {
-            let text = ClientFrame::Msg {
-                payload: msg,
-                reference: Some(reference),
-                id: self.shared.component.as_deref().map(str::to_owned),
-            }
-            .encode()
-            .map_err(|err| SendError::Encode(err.to_string()))?;
-            if text.len() > limit {
-                return Err(SendError::TooLarge {
-                    size: text.len(),
-                    limit,
-                });
-            }
-            Ok(text)
-        });
+        let queued = self
+            .shared
+            .outbox
+            .push(|reference| self.shared.encode(msg, reference));
         match queued {
             None => Err(SendError::QueueFull {
                 capacity: self.shared.outbox.capacity(),

@@ -44,7 +44,7 @@ use super::dialer::{self, Dial, Ended};
 use super::link::{Link, Step};
 use super::tls;
 use super::ws::{self, Out, Peer};
-use super::{Backoff, Client, HeaderMap, Heartbeat, Messages, Shared, url_for};
+use super::{Backoff, Client, ConnectInfo, HeaderMap, Heartbeat, Hook, Messages, Shared, url_for};
 use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, TransportError, TransportState};
 
 /// Configures a [`Mux`].
@@ -201,17 +201,64 @@ impl Mux {
         module: impl Into<String>,
         token: impl Into<String>,
     ) -> (Client<P>, Messages<P>) {
-        let id: String = id.into();
+        self.start(id.into(), module.into(), token.into(), None)
+    }
+
+    /// [`join`](Self::join)s with a connect hook: after the server welcomes the component
+    /// (on every socket), `hook`'s messages go before its queued ones (see
+    /// [`ClientBuilder::on_connect`](super::ClientBuilder::on_connect)).
+    ///
+    /// ```no_run
+    /// use omni::client::Mux;
+    ///
+    /// #[omni::protocol]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// enum Echo {
+    ///     #[client]
+    ///     Say(String),
+    ///     #[server]
+    ///     Heard(String),
+    /// }
+    ///
+    /// # async fn run(token: String) {
+    /// let mux = Mux::builder("http://127.0.0.1:3000/omni").connect();
+    /// let (echo, messages) = mux.join_with_hook::<Echo>("echo-1", "echo", token, |info| {
+    ///     (!info.resumed)
+    ///         .then(|| EchoFromClient::Say("I am back".into()))
+    ///         .into_iter()
+    ///         .collect()
+    /// });
+    /// # }
+    /// ```
+    pub fn join_with_hook<P: Protocol + Send>(
+        &self,
+        id: impl Into<String>,
+        module: impl Into<String>,
+        token: impl Into<String>,
+        hook: impl Fn(ConnectInfo) -> Vec<P::Client> + Send + Sync + 'static,
+    ) -> (Client<P>, Messages<P>) {
+        self.start(id.into(), module.into(), token.into(), Some(Arc::new(hook)))
+    }
+
+    fn start<P: Protocol + Send>(
+        &self,
+        id: String,
+        module: String,
+        token: String,
+        hook: Option<Hook<P::Client>>,
+    ) -> (Client<P>, Messages<P>) {
         let mut shared = Shared::new(&self.inner.settings, self.inner.wake.clone());
         shared.component = Some(id.as_str().into());
         shared.reconnect = self.inner.reconnect.clone();
         let shared = Arc::new(shared);
         let (tx, rx) = mpsc::channel(1024);
+        let mut link = Link::<P>::new(shared.clone(), tx);
+        link.hook = hook;
         let component = Component {
-            link: Link::<P>::new(shared.clone(), tx),
+            link,
             id,
-            module: module.into(),
-            token: token.into(),
+            module,
+            token,
         };
         if self.inner.joins.send(Box::new(component)).is_err() {
             shared.closed.send_replace(true);
@@ -243,6 +290,8 @@ trait Member: Send + Sync {
     fn join_frame(&self) -> String;
     fn on_text<'a>(&'a mut self, text: &'a [u8]) -> BoxFuture<'a, Step>;
     fn state(&self, state: TransportState) -> BoxFuture<'_, ()>;
+    /// The connect hook's frames for this socket, once.
+    fn take_greeting(&mut self) -> Vec<String>;
 }
 
 struct Component<P: Protocol> {
@@ -282,6 +331,10 @@ impl<P: Protocol + Send> Member for Component<P> {
 
     fn state(&self, state: TransportState) -> BoxFuture<'_, ()> {
         Box::pin(self.link.state(state))
+    }
+
+    fn take_greeting(&mut self) -> Vec<String> {
+        self.link.take_greeting()
     }
 }
 
@@ -458,6 +511,9 @@ async fn route(
         Step::Welcomed => {
             welcomed.insert(member.id().to_owned());
             member.shared().outbox.reconnected();
+            for text in member.take_greeting() {
+                out.text(text);
+            }
             out.outbox(member.shared());
             Ok(())
         }

@@ -76,6 +76,17 @@ impl Queue {
         }))
     }
 
+    /// A frame made by `encode` from the next `ref`, which is used up but not queued: for a
+    /// message sent once, on one connection.
+    pub(crate) fn stamp<E>(
+        &mut self,
+        encode: impl FnOnce(Ref) -> Result<String, E>,
+    ) -> Result<String, E> {
+        let text = encode(self.next_ref)?;
+        self.next_ref += 1;
+        Ok(text)
+    }
+
     /// The server answered `reference` (with `ack` or `error`). Whether that made room in
     /// the window for a frame that is waiting.
     pub(crate) fn answered(&mut self, reference: Ref) -> bool {
@@ -172,6 +183,14 @@ impl Outbox {
             self.wake.notify_one();
         }
         queued
+    }
+
+    /// See [`Queue::stamp`].
+    pub(crate) fn stamp<E>(
+        &self,
+        encode: impl FnOnce(Ref) -> Result<String, E>,
+    ) -> Result<String, E> {
+        self.queue().stamp(encode)
     }
 
     /// See [`Queue::answered`]; wakes the connection when the window opened.

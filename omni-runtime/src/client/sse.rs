@@ -120,19 +120,21 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
     }
 }
 
-/// Starts a POST of the unsent messages, if there are any.
+/// Starts a POST of the connect hook's and the unsent messages, if there are any.
 fn start_uplink<P: Protocol>(
-    link: &Link<P>,
+    link: &mut Link<P>,
     config: &Config,
     url: &reqwest::Url,
     headers: &reqwest::header::HeaderMap,
 ) -> Option<Uplink> {
-    let mut frames = link.shared.outbox.take_unsent(config.batch());
-    if frames.is_empty() {
+    // The server refuses a client built from another version of the protocol enum; the
+    // connect hook's messages go before the queued ones.
+    let mut frames = vec![super::hello::<P>(None, None)];
+    frames.extend(link.take_greeting());
+    frames.extend(link.shared.outbox.take_unsent(config.batch()));
+    if frames.len() == 1 {
         return None;
     }
-    // The server refuses a client built from another version of the protocol enum.
-    frames.insert(0, super::hello::<P>(None, None));
     let session = link.session?;
     let request = config
         .http

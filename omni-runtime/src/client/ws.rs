@@ -283,6 +283,10 @@ impl<P: Protocol + Send> Peer for Session<'_, P> {
                 // Everything unanswered goes again on a new connection; the server
                 // acknowledges what it already handled without redoing it.
                 self.link.shared.outbox.reconnected();
+                // The connect hook's messages go first.
+                for text in self.link.take_greeting() {
+                    out.text(text);
+                }
                 out.outbox(&self.link.shared);
                 Ok(())
             }
