@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::{ConnectInfo, Hook, Shared};
+use super::{AckError, ConnectInfo, Hook, Shared};
 use crate::TransportState;
 use crate::presence::{Diff, List};
 use crate::{Cursors, ErrorCode, Protocol, Seq, ServerFrame, SessionId, TransportError};
@@ -180,7 +180,7 @@ impl<P: Protocol> Link<P> {
                 Step::Continue
             }
             ServerFrame::Ack { reference, .. } => {
-                self.shared.outbox.answered(reference);
+                self.shared.outbox.answered(reference, Ok(()));
                 Step::Continue
             }
             ServerFrame::Error {
@@ -190,7 +190,9 @@ impl<P: Protocol> Link<P> {
                 ..
             } => {
                 if let Some(reference) = reference {
-                    self.shared.outbox.answered(reference);
+                    let message = message.clone();
+                    let refused = AckError::Rejected { code, message };
+                    self.shared.outbox.answered(reference, Err(refused));
                 }
                 let error = TransportError::Rejected { code, message };
                 if code == ErrorCode::VersionMismatch {

@@ -89,6 +89,28 @@ fn hello<P: Protocol>(after: Option<Seq>, topics: Option<&Cursors>) -> String {
     .unwrap_or_default()
 }
 
+/// Why [`Client::acked`] has no acknowledgement to report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError {
+    /// The server answered the message with an `error` frame: `rejected` when the
+    /// handler returned an `Err`, `handler_failed` when it panicked, `bad_payload`, ….
+    #[error("the server refused the message ({code}): {message}")]
+    Rejected {
+        /// The v1 error code.
+        code: crate::ErrorCode,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The client was closed before the server answered.
+    #[error("the client closed before the server answered")]
+    Closed,
+    /// This client never gave out the `ref`, or it was answered too long ago to be
+    /// remembered (the client remembers as many answers as its queue holds).
+    #[error("no message with this ref is waiting, or was answered lately")]
+    Unknown,
+}
+
 /// What a connect hook (see [`ClientBuilder::on_connect`]) is told about the session the
 /// server just welcomed the client into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -551,6 +573,47 @@ impl<P: Protocol + Send> Client<P> {
             }),
             Some(Err(err)) => Err(err),
             Some(Ok(reference)) => Ok(reference),
+        }
+    }
+
+    /// Resolves once the server has answered the message that [`send`](Self::send) returned
+    /// `reference` for: `Ok` for its `ack` (the handler handled it), an
+    /// [`AckError::Rejected`] for the `error` frame that answered it. Resends across
+    /// reconnects are waited through. An answer that arrived before the call is reported
+    /// too, for as many of the latest messages as the queue holds.
+    ///
+    /// ```no_run
+    /// use omni::client::{AckError, Client};
+    ///
+    /// #[omni::protocol]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// enum Echo {
+    ///     #[client]
+    ///     Say(String),
+    ///     #[server]
+    ///     Heard(String),
+    /// }
+    ///
+    /// # async fn run() {
+    /// let (client, _messages) = Client::<Echo>::builder("http://127.0.0.1:3000/omni").connect();
+    /// let sent = client.send(EchoFromClient::Say("hello".into())).unwrap();
+    /// match client.acked(sent).await {
+    ///     Ok(()) => println!("handled"),
+    ///     Err(AckError::Rejected { code, message }) => println!("refused ({code}): {message}"),
+    ///     Err(err) => println!("{err}"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn acked(&self, reference: Ref) -> Result<(), AckError> {
+        let answer = match self.shared.outbox.watch(reference) {
+            Ok(answer) => answer,
+            Err(known) => return known,
+        };
+        let mut closed = self.shared.closed.subscribe();
+        tokio::select! {
+            biased;
+            answer = answer => answer.unwrap_or(Err(AckError::Closed)),
+            () = dialer::closed(&mut closed) => Err(AckError::Closed),
         }
     }
 
