@@ -426,8 +426,10 @@ where
     /// What no retry can fix ends the stream after one `TransportState::Error` that says
     /// why: a URL that cannot be used (malformed, an unknown scheme, `https` without the
     /// `tls` feature) or a bad root certificate, at once, as a `TransportError::Init`; a
-    /// server certificate the client does not trust, as a `TransportError::Tls`; HTTP 401,
-    /// 403 or 404, or a server built from another version of the protocol. Everything else
+    /// server certificate the client does not trust, as a `TransportError::Tls`; HTTP 403 or
+    /// 404, or a server built from another version of the protocol. HTTP 401 (and a failing
+    /// credentials provider) is `TransportState::Unauthorized`, after which the client waits
+    /// for [`Client::reconnect`] (see [`credentials`](Self::credentials)). Everything else
     /// (refused, unreachable, dropped) is retried with backoff.
     pub fn connect(self) -> (Client<P>, Messages<P>) {
         let shared = Arc::new(Shared::new(&self.settings, Arc::new(Notify::new())));
