@@ -62,7 +62,7 @@ pub use self::config::{Backoff, Heartbeat, Transport};
 use self::config::{Credentials, Settings};
 use self::dialer::{Dial, Ended};
 use self::link::Link;
-pub use self::mux::{Mux, MuxBuilder};
+pub use self::mux::{Join, Mux, MuxBuilder};
 use self::outbox::Outbox;
 use crate::{ClientFrame, Cursors, Protocol, Ref, Seq, SessionId, TransportState};
 

@@ -6,7 +6,9 @@
 //! background task serves every component's frames over one socket, and on every reconnect it
 //! re-joins each component (resuming its session) before it sends any of that component's
 //! queued messages, so nothing queued offline is lost to a component the server has not
-//! started yet.
+//! started yet. [`Mux::component`] adds, per component, a connect hook whose messages go
+//! between the join and the queue, and a provider of fresh tokens for a join refused because
+//! its token expired.
 //!
 //! ```no_run
 //! use omni::client::Mux;
@@ -194,19 +196,19 @@ impl Mux {
 
     /// Joins component `id` of `module` with the `token` the server signed for it. A refused
     /// join (`bad_token`, `unknown_module`, …) arrives on the component's stream as a
-    /// `TransportError::Rejected`, and the stream ends; [`Client::close`] leaves.
+    /// `TransportError::Rejected`, and the stream ends (unless a token provider refreshes an
+    /// expired token: see [`Join::refresh_token`]); [`Client::close`] leaves.
     pub fn join<P: Protocol + Send>(
         &self,
         id: impl Into<String>,
         module: impl Into<String>,
         token: impl Into<String>,
     ) -> (Client<P>, Messages<P>) {
-        self.start(id.into(), module.into(), token.into(), None)
+        self.component(id, module, token).join()
     }
 
-    /// [`join`](Self::join)s with a connect hook: after the server welcomes the component
-    /// (on every socket), `hook`'s messages go before its queued ones (see
-    /// [`ClientBuilder::on_connect`](super::ClientBuilder::on_connect)).
+    /// A component to join, configured further before [`Join::join`]: with a connect hook,
+    /// or a provider of fresh tokens.
     ///
     /// ```no_run
     /// use omni::client::Mux;
@@ -220,33 +222,49 @@ impl Mux {
     ///     Heard(String),
     /// }
     ///
+    /// async fn fresh_token() -> Result<String, std::io::Error> {
+    ///     Ok("a token the server signed just now".into())
+    /// }
+    ///
     /// # async fn run(token: String) {
     /// let mux = Mux::builder("http://127.0.0.1:3000/omni").connect();
-    /// let (echo, messages) = mux.join_with_hook::<Echo>("echo-1", "echo", token, |info| {
-    ///     (!info.resumed)
-    ///         .then(|| EchoFromClient::Say("I am back".into()))
-    ///         .into_iter()
-    ///         .collect()
-    /// });
+    /// let (echo, messages) = mux
+    ///     .component::<Echo>("echo-1", "echo", token)
+    ///     .on_connect(|info| {
+    ///         (!info.resumed)
+    ///             .then(|| EchoFromClient::Say("I am back".into()))
+    ///             .into_iter()
+    ///             .collect()
+    ///     })
+    ///     .refresh_token(fresh_token)
+    ///     .join();
     /// # }
     /// ```
-    pub fn join_with_hook<P: Protocol + Send>(
+    pub fn component<P: Protocol + Send>(
         &self,
         id: impl Into<String>,
         module: impl Into<String>,
         token: impl Into<String>,
-        hook: impl Fn(ConnectInfo) -> Vec<P::Client> + Send + Sync + 'static,
-    ) -> (Client<P>, Messages<P>) {
-        self.start(id.into(), module.into(), token.into(), Some(Arc::new(hook)))
+    ) -> Join<'_, P> {
+        Join {
+            mux: self,
+            id: id.into(),
+            module: module.into(),
+            token: token.into(),
+            hook: None,
+            refresh: None,
+        }
     }
 
-    fn start<P: Protocol + Send>(
-        &self,
-        id: String,
-        module: String,
-        token: String,
-        hook: Option<Hook<P::Client>>,
-    ) -> (Client<P>, Messages<P>) {
+    fn start<P: Protocol + Send>(&self, join: Join<'_, P>) -> (Client<P>, Messages<P>) {
+        let Join {
+            id,
+            module,
+            token,
+            hook,
+            refresh,
+            ..
+        } = join;
         let mut shared = Shared::new(&self.inner.settings, self.inner.wake.clone());
         shared.component = Some(id.as_str().into());
         shared.reconnect = self.inner.reconnect.clone();
@@ -259,6 +277,9 @@ impl Mux {
             id,
             module,
             token,
+            refresh,
+            refreshed: false,
+            refreshing: false,
         };
         if self.inner.joins.send(Box::new(component)).is_err() {
             shared.closed.send_replace(true);
@@ -282,6 +303,57 @@ impl Mux {
     }
 }
 
+/// Where a component gets a fresh token when its join is refused.
+type TokenProvider = Arc<dyn Fn() -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
+
+/// A component of a [`Mux`] about to join (see [`Mux::component`]).
+#[must_use]
+pub struct Join<'a, P: Protocol> {
+    mux: &'a Mux,
+    id: String,
+    module: String,
+    token: String,
+    hook: Option<Hook<P::Client>>,
+    refresh: Option<TokenProvider>,
+}
+
+impl<P: Protocol + Send> Join<'_, P> {
+    /// Calls `hook` after every `welcome` of the component, and sends the messages it returns
+    /// before any queued one (see
+    /// [`ClientBuilder::on_connect`](super::ClientBuilder::on_connect)): on every socket the
+    /// join goes first, then the hook's messages, then the queue.
+    pub fn on_connect(
+        mut self,
+        hook: impl Fn(ConnectInfo) -> Vec<P::Client> + Send + Sync + 'static,
+    ) -> Self {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// When the server refuses the component's join with `bad_token` (its token expired, say),
+    /// asks `provider` once for a fresh token and joins again with it, resuming the session
+    /// with its queue, instead of stopping the component. Asked again only after the
+    /// component has been welcomed since; a provider that fails, or takes longer than the
+    /// connect timeout, stops the component as a refused join does.
+    pub fn refresh_token<F, Fut, E>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<String, E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        self.refresh = Some(Arc::new(move || {
+            let token = provider();
+            Box::pin(async move { token.await.map_err(|err| err.to_string()) })
+        }));
+        self
+    }
+
+    /// Joins: see [`Mux::join`].
+    pub fn join(self) -> (Client<P>, Messages<P>) {
+        self.mux.start(self)
+    }
+}
+
 /// A component, with its protocol erased so one task can serve components of several.
 trait Member: Send + Sync {
     fn id(&self) -> &str;
@@ -292,6 +364,13 @@ trait Member: Send + Sync {
     fn state(&self, state: TransportState) -> BoxFuture<'_, ()>;
     /// The connect hook's frames for this socket, once.
     fn take_greeting(&mut self) -> Vec<String>;
+    /// The fresh token to ask for after a refused join, once per welcome; marks the
+    /// component as waiting for it.
+    fn refresh(&mut self) -> Option<BoxFuture<'static, Result<String, String>>>;
+    /// Waiting for a fresh token: not to be joined until it comes.
+    fn refreshing(&self) -> bool;
+    /// The fresh token came.
+    fn set_token(&mut self, token: String);
 }
 
 struct Component<P: Protocol> {
@@ -299,6 +378,10 @@ struct Component<P: Protocol> {
     id: String,
     module: String,
     token: String,
+    refresh: Option<TokenProvider>,
+    /// A fresh token was asked for since the last welcome.
+    refreshed: bool,
+    refreshing: bool,
 }
 
 impl<P: Protocol + Send> Member for Component<P> {
@@ -326,7 +409,13 @@ impl<P: Protocol + Send> Member for Component<P> {
     }
 
     fn on_text<'a>(&'a mut self, text: &'a [u8]) -> BoxFuture<'a, Step> {
-        Box::pin(self.link.on_text(text))
+        Box::pin(async move {
+            let step = self.link.on_text(text).await;
+            if step == Step::Welcomed {
+                self.refreshed = false;
+            }
+            step
+        })
     }
 
     fn state(&self, state: TransportState) -> BoxFuture<'_, ()> {
@@ -335,6 +424,25 @@ impl<P: Protocol + Send> Member for Component<P> {
 
     fn take_greeting(&mut self) -> Vec<String> {
         self.link.take_greeting()
+    }
+
+    fn refresh(&mut self) -> Option<BoxFuture<'static, Result<String, String>>> {
+        if self.refreshed {
+            return None;
+        }
+        let provider = self.refresh.as_ref()?;
+        self.refreshed = true;
+        self.refreshing = true;
+        Some(provider())
+    }
+
+    fn refreshing(&self) -> bool {
+        self.refreshing
+    }
+
+    fn set_token(&mut self, token: String) {
+        self.token = token;
+        self.refreshing = false;
     }
 }
 
@@ -362,12 +470,17 @@ async fn run(
             return;
         }
     };
+    let (fresh_tx, fresh) = mpsc::unbounded_channel();
     let mut sockets = Sockets {
         url,
         tls,
         inner: inner.clone(),
         joins,
         members: Vec::new(),
+        tokens: Tokens {
+            tx: fresh_tx,
+            rx: fresh,
+        },
     };
     let backoff = inner.settings.backoff;
     dialer::dial(&mut sockets, backoff, &inner.closed, &inner.reconnect).await;
@@ -387,6 +500,29 @@ struct Sockets {
     inner: Arc<Inner>,
     joins: mpsc::UnboundedReceiver<Box<dyn Member>>,
     members: Vec<Box<dyn Member>>,
+    tokens: Tokens,
+}
+
+/// Fresh tokens on their way from the components' providers: `(id, token or why not)`. They
+/// are asked for in tasks of their own, so that a slow provider stalls no other component.
+struct Tokens {
+    tx: mpsc::UnboundedSender<(String, Result<String, String>)>,
+    rx: mpsc::UnboundedReceiver<(String, Result<String, String>)>,
+}
+
+impl Tokens {
+    /// Asks for a fresh token for component `id`, for at most `timeout`.
+    fn ask(&self, id: &str, fresh: BoxFuture<'static, Result<String, String>>, timeout: Duration) {
+        let tx = self.tx.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            let token = match tokio::time::timeout(timeout, fresh).await {
+                Ok(token) => token,
+                Err(_) => Err(format!("no token within {timeout:?}")),
+            };
+            let _ = tx.send((id, token));
+        });
+    }
 }
 
 impl Dial for Sockets {
@@ -395,6 +531,8 @@ impl Dial for Sockets {
         let mut socket = Socket {
             members: &mut self.members,
             joins: &mut self.joins,
+            tokens: &mut self.tokens,
+            connect_timeout: self.inner.settings.connect_timeout,
             wake: &self.inner.wake,
             welcomed: HashSet::new(),
             connected: false,
@@ -424,6 +562,8 @@ impl Dial for Sockets {
 struct Socket<'a> {
     members: &'a mut Vec<Box<dyn Member>>,
     joins: &'a mut mpsc::UnboundedReceiver<Box<dyn Member>>,
+    tokens: &'a mut Tokens,
+    connect_timeout: Duration,
     wake: &'a Notify,
     welcomed: HashSet<String>,
     connected: bool,
@@ -431,13 +571,15 @@ struct Socket<'a> {
 
 impl Peer for Socket<'_> {
     fn opening(&mut self, out: &Out) {
-        for member in self.members.iter() {
+        // One waiting for a fresh token joins when it comes.
+        for member in self.members.iter().filter(|m| !m.refreshing()) {
             out.text(member.join_frame());
         }
     }
 
     async fn on_text(&mut self, text: &[u8], out: &Out) -> Result<(), Ended> {
-        let routed = route(out, self.members, &mut self.welcomed, text).await;
+        let refresh = (&*self.tokens, self.connect_timeout);
+        let routed = route(out, self.members, &mut self.welcomed, text, refresh).await;
         self.connected |= !self.welcomed.is_empty();
         routed
     }
@@ -448,6 +590,25 @@ impl Peer for Socket<'_> {
             Some(member) = self.joins.recv() => {
                 out.text(member.join_frame());
                 self.members.push(member);
+            }
+            Some((id, token)) = self.tokens.rx.recv() => {
+                let Some(at) = self.members.iter().position(|m| m.id() == id) else {
+                    return;
+                };
+                match token {
+                    Ok(token) => {
+                        let member = &mut self.members[at];
+                        member.set_token(token);
+                        out.text(member.join_frame());
+                    }
+                    Err(reason) => {
+                        let member = self.members.remove(at);
+                        let message = format!("could not get a fresh token: {reason}");
+                        let error = TransportError::Rejected { code: ErrorCode::BadToken, message };
+                        member.state(TransportState::Error(error)).await;
+                        member.shared().closed.send_replace(true);
+                    }
+                }
             }
         }
     }
@@ -467,6 +628,7 @@ async fn route(
     members: &mut Vec<Box<dyn Member>>,
     welcomed: &mut HashSet<String>,
     text: &[u8],
+    (tokens, timeout): (&Tokens, Duration),
 ) -> Result<(), Ended> {
     let frame = match ServerFrame::<IgnoredAny>::decode(text) {
         Ok(frame) => frame,
@@ -494,6 +656,22 @@ async fn route(
             };
             member.state(state).await;
             member.shared().closed.send_replace(true);
+            return Ok(());
+        }
+        ServerFrame::Error {
+            code: ErrorCode::BadToken,
+            ..
+        } if !welcomed.contains(id) => {
+            if let Some(fresh) = members[at].refresh() {
+                // An expired token, say: join again with a fresh one, queue and all.
+                tracing::debug!(id, "join refused with bad_token; asking for a fresh token");
+                tokens.ask(id, fresh, timeout);
+                return Ok(());
+            }
+            let member = &mut members[at];
+            member.on_text(text).await;
+            member.shared().closed.send_replace(true);
+            members.remove(at);
             return Ok(());
         }
         ServerFrame::Error { code, .. } if !welcomed.contains(id) && refuses_join(*code) => {
