@@ -206,11 +206,16 @@ export interface JoinOptions<C = never> {
   queueKey?: string;
   /** Messages to send after every welcome of the component, before its queue. */
   onConnect?: ConnectHook<C>;
+  /** Asked for a fresh token when the server refuses the join with `bad_token` (an expired
+   * token, say): the component joins again with it, resuming its session and queue, instead
+   * of stopping. Asked once, and again only after the component was welcomed since; one that
+   * throws or takes longer than the connect timeout stops the component with `bad_token`. */
+  refreshToken?: () => string | Promise<string>;
 }
 
 /** One component on a mux socket: a session of its module, with its own messages, queue and
  * transport state. A refused join (`bad_token`, `unknown_module`, `version_mismatch`, ...)
- * ends in an `error` state and is not retried. */
+ * ends in an `error` state and is not retried, except `bad_token` once with `refreshToken`. */
 export interface Component<C, S> extends Stream<C, S> {
   /** The id it joined under, unique on its mux. */
   readonly id: string;

@@ -866,6 +866,7 @@ class Mux {
       version: options.version,
       kinds: options.kinds,
       onConnect: options.onConnect,
+      refreshToken: options.refreshToken,
       key: options.queueKey ?? `omni:${this._base.href}:mux:${module}:${id}`,
     });
     this._components.set(id, component);
@@ -963,7 +964,7 @@ class Mux {
       return null;
     }
     const component = this._components.get(frame.id);
-    if (!component || component._phase === "idle") return null;
+    if (!component || component._phase === "idle" || component._phase === "refreshing") return null;
     switch (frame.type) {
       case "joined":
         component._phase = "joined";
@@ -973,6 +974,8 @@ class Mux {
         return null;
       case "error":
         if (frame.ref === undefined && component._phase === "joining") {
+          // An expired token, say: join again with a fresh one, queue and all.
+          if (frame.code === "bad_token" && component._refresh()) return null;
           // The join was refused; the same join would be refused again (an expired token
           // stays expired), so the component stops here.
           component._stop(rejection(frame));
@@ -996,6 +999,7 @@ class Mux {
       clearTimeout(component._timer);
       component._phase = "live";
       component._attempt = 0;
+      component._refreshed = false;
       component._reconnected();
       conn.flush();
     } else if (step === STEP.gap) {
@@ -1027,14 +1031,19 @@ class Mux {
 
 /** One joined component of a `Mux`: a session of its module, with a queue of its own. */
 class Component extends Stream {
-  constructor(mux, { id, module, token, version, kinds, key, onConnect }) {
+  constructor(mux, { id, module, token, version, kinds, key, onConnect, refreshToken }) {
     super({ storage: mux._storage, key, queue: mux._options.queue, id, noun: "component", kinds, onConnect });
     this._mux = mux;
     this._module = module;
     this._token = token;
+    // Asked once for a fresh token when a join is refused with `bad_token`; once more only
+    // after a welcome.
+    this._refreshToken = refreshToken ?? null;
+    this._refreshed = false;
     this._version = version;
     // On the current socket: idle (join not sent), joining, joined (welcome not yet
     // received), live (welcomed: its queue may be sent), done (left or refused, for good).
+    // Across sockets: refreshing (waiting for a fresh token, then idle).
     this._phase = "idle";
     this._timer = null;
     this._attempt = 0;
@@ -1067,7 +1076,39 @@ class Component extends Stream {
   _unjoined() {
     clearTimeout(this._timer);
     this._timer = null;
-    if (this._phase !== "done") this._phase = "idle";
+    if (this._phase !== "done" && this._phase !== "refreshing") this._phase = "idle";
+  }
+
+  /** The join was refused with `bad_token`: asks the provider (once per welcome, within the
+   * connect timeout) and joins again with what it gives. Whether a refresh started. */
+  _refresh() {
+    if (!this._refreshToken || this._refreshed) return false;
+    this._refreshed = true;
+    this._phase = "refreshing";
+    clearTimeout(this._timer);
+    const mux = this._mux;
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no token within ${mux._options.connectTimeout} ms`)), mux._options.connectTimeout);
+    });
+    Promise.race([Promise.resolve().then(() => this._refreshToken()), timeout]).then(
+      (token) => {
+        clearTimeout(timer);
+        if (this._phase !== "refreshing") return;
+        this._token = String(token);
+        this._phase = "idle";
+        const conn = mux._dialer.conn;
+        // Otherwise the next socket joins it.
+        if (conn?.connected && !conn.done) mux._join(this, conn);
+      },
+      (err) => {
+        clearTimeout(timer);
+        if (this._phase !== "refreshing") return;
+        const message = `could not get a fresh token: ${err?.message ?? err}`;
+        this._stop({ state: "error", error: "rejected", code: "bad_token", message });
+      },
+    );
+    return true;
   }
 
   /** Stops the component for good with `state` (or silently, for null); what is stored stays
