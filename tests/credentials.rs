@@ -206,9 +206,9 @@ async fn the_providers_headers_reach_the_handler_on_every_reconnect() {
 
 #[tokio::test]
 async fn a_401_waits_for_the_application_and_the_queue_then_goes_once() {
-    let server = server().await;
     for transport in [Transport::Ws, Transport::Http, Transport::Sse] {
-        server.seen.lock().unwrap().clear();
+        // A server of its own, which no request of another client's reaches.
+        let server = server().await;
         let issued: Issued = Arc::new(Mutex::new(Ok("expired".into())));
         let before = server.requests.load(Ordering::SeqCst);
         let (client, mut messages) = client(server.addr, transport, &issued);
@@ -302,5 +302,59 @@ async fn a_failing_provider_is_unauthorized_and_a_hanging_one_is_bounded() {
         [(1, "good-1".to_owned())],
         "handled once, with the credentials that worked"
     );
+    client.close();
+}
+
+#[tokio::test]
+async fn a_mux_asks_the_provider_too_and_waits_after_a_401() {
+    use omni::client::Mux as MuxClient;
+    use omni::server::Mux;
+    use omni::token::Keys;
+
+    let seen = Seen::default();
+    let s = seen.clone();
+    let endpoint: Endpoint<Relay, Relayer> = Endpoint::builder(move || Relayer(s.clone())).build();
+    let keys = Keys::new(b"the credentials tests' key, 32 bytes or more").unwrap();
+    let mux = Mux::builder(keys).module("relay", &endpoint).build();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = requests.clone();
+    let router = omni::axum::Router::new()
+        .nest("/omni", mux.router())
+        .layer(middleware::from_fn(auth))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            next.run(request)
+        }));
+    let addr = common::serve(router).await;
+
+    let issued: Issued = Arc::new(Mutex::new(Ok("expired".into())));
+    let provider = issued.clone();
+    let client = MuxClient::builder(format!("http://{addr}/omni"))
+        .backoff(Backoff {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(100),
+            ..Backoff::default()
+        })
+        .credentials(move || {
+            let token = provider.lock().unwrap().clone();
+            async move {
+                let mut headers = HeaderMap::new();
+                let value = HeaderValue::try_from(format!("Bearer {}", token?)).unwrap();
+                headers.insert("authorization", value);
+                Ok::<_, String>(headers)
+            }
+        })
+        .connect();
+    let token = mux.sign("relay", &serde_json::json!({}), Duration::from_secs(600));
+    let (relay, mut messages) = client.join::<Relay>("r", "relay", token);
+    relay.send(RelayFromClient::Echo(1)).unwrap();
+    states_until(&mut messages, is_unauthorized).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "no retry storm");
+
+    *issued.lock().unwrap() = Ok("good-mux".into());
+    client.reconnect();
+    assert_eq!(next_echo(&mut messages).await, 1);
+    assert_eq!(*seen.lock().unwrap(), [(1, "good-mux".to_owned())]);
     client.close();
 }
