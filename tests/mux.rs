@@ -883,6 +883,31 @@ mod rust_client {
     }
 
     #[tokio::test]
+    async fn a_components_hook_goes_between_its_join_and_its_queue() {
+        let server = server(Limits::default()).await;
+        let mux = MuxClient::builder(format!("http://{}/omni", server.addr)).connect();
+        let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let hook_told = told.clone();
+        let (a, mut messages) = mux
+            .component::<Tally>("a", "tally", server.token("tally", "ada"))
+            .on_connect(move |info| {
+                hook_told.lock().unwrap().push(info.resumed);
+                vec![TallyFromClient::Add(100)]
+            })
+            .join();
+        // Queued before the socket is up: it still goes after the hook's message.
+        a.send(TallyFromClient::Add(1)).unwrap();
+        assert_eq!(
+            next_message(&mut messages).await,
+            Tally::Owner("ada".into())
+        );
+        assert_eq!(next_message(&mut messages).await, Tally::Total(100));
+        assert_eq!(next_message(&mut messages).await, Tally::Total(101));
+        assert_eq!(*told.lock().unwrap(), [false]);
+        mux.close();
+    }
+
+    #[tokio::test]
     async fn an_expired_token_is_refreshed_and_the_component_goes_on_with_its_queue() {
         let server = server(Limits::default()).await;
         let proxy = Proxy::start(server.addr).await;
