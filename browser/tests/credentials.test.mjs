@@ -204,3 +204,34 @@ test("a 401 on the event stream waits for reconnect() (sse)", { timeout: 60_000 
   await page.evaluate(() => window.client.close());
   await context.close();
 });
+
+test("a mux component's hook goes between its join and its queue", { timeout: 60_000 }, async () => {
+  const { context, page } = await blankPage();
+  const sent = [];
+  page.on("websocket", (ws) => {
+    if (ws.url().includes("/omni/mux")) ws.on("framesent", ({ payload }) => sent.push(JSON.parse(payload)));
+  });
+  await page.evaluate(async () => {
+    const { mux } = await import("/omni/omni.js");
+    const token = await (await fetch("/token/counter")).text();
+    window.widgets = mux("/omni", { storage: null });
+    window.told = [];
+    window.counter = window.widgets.join("c", "counter", token, {
+      onConnect: (info) => {
+        window.told.push(info.resumed);
+        return [{ kind: "Increment" }];
+      },
+    });
+    window.acks = [];
+    window.counter.on("ack", (ref) => window.acks.push(ref));
+    // Queued before the socket is up.
+    window.counter.send({ kind: "Increment" });
+  });
+  await page.waitForFunction(() => window.acks.length === 2, null, { timeout: 20_000 });
+  const frames = sent.filter((f) => f.type !== "hello").map((f) => [f.type, f.ref]);
+  // The queued message took ref 1; the hook's, made at the welcome, ref 2 but goes first.
+  assert.deepEqual(frames, [["join", undefined], ["msg", 2], ["msg", 1]]);
+  assert.deepEqual(await page.evaluate(() => window.told), [false]);
+  await page.evaluate(() => window.widgets.close());
+  await context.close();
+});
