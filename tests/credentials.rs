@@ -54,7 +54,10 @@ struct Server {
     requests: Arc<AtomicUsize>,
 }
 
-/// Accepts `Bearer good-…`, refuses anything else with 401.
+/// Tokens that stop being accepted: as if they expired.
+static REVOKED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Accepts `Bearer good-…` unless revoked, refuses anything else with 401.
 async fn auth(mut request: Request, next: Next) -> Response {
     let token = request
         .headers()
@@ -62,6 +65,7 @@ async fn auth(mut request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .filter(|token| token.starts_with("good-"))
+        .filter(|token| !REVOKED.lock().unwrap().iter().any(|t| t == token))
         .map(str::to_owned);
     match token {
         Some(token) => {
@@ -186,7 +190,11 @@ async fn the_providers_headers_reach_the_handler_on_every_reconnect() {
         let (client, mut messages) = client(proxy.addr, transport, &issued);
         let mut session = None;
         for round in 1..=3u32 {
-            let states = states_until(&mut messages, is_connected).await;
+            let states = states_until(&mut messages, |s| {
+                eprintln!("{transport:?} {s:?}");
+                is_connected(s)
+            })
+            .await;
             let Some(TransportState::Connected { session: now }) = states.last() else {
                 unreachable!()
             };
@@ -357,4 +365,36 @@ async fn a_mux_asks_the_provider_too_and_waits_after_a_401() {
     assert_eq!(next_echo(&mut messages).await, 1);
     assert_eq!(*seen.lock().unwrap(), [(1, "good-mux".to_owned())]);
     client.close();
+}
+
+#[tokio::test]
+async fn credentials_that_expire_on_an_open_connection_are_renewed_not_reported() {
+    for transport in [Transport::Http, Transport::Sse] {
+        let server = server().await;
+        let name = format!("good-{transport:?}");
+        let issued: Issued = Arc::new(Mutex::new(Ok(format!("{name}-1"))));
+        let (client, mut messages) = client(server.addr, transport, &issued);
+        client.send(RelayFromClient::Echo(1)).unwrap();
+        assert_eq!(next_echo(&mut messages).await, 1, "{transport:?}");
+
+        // The token in use expires; the provider has a fresh one.
+        REVOKED.lock().unwrap().push(format!("{name}-1"));
+        *issued.lock().unwrap() = Ok(format!("{name}-2"));
+        client.send(RelayFromClient::Echo(2)).unwrap();
+        // The refused request ends the connection; the next asks the provider again.
+        loop {
+            match next(&mut messages).await {
+                Relay::Echoed(2) => break,
+                Relay::Transport(state) => assert!(!is_unauthorized(&state), "{transport:?}"),
+                other => panic!("{transport:?}: {other:?}"),
+            }
+        }
+        let seen = server.seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [(1, format!("{name}-1")), (2, format!("{name}-2"))],
+            "{transport:?}"
+        );
+        client.close();
+    }
 }

@@ -103,7 +103,9 @@ export type TransportState =
   | { state: "topic_reset"; topic: string }
   /** The credentials provider threw, or the server answered 401 (seen on SSE only: a browser
    * cannot see a refused WebSocket handshake's status, which looks like a drop and is retried,
-   * asking the provider again). Not retried: the queue waits for `reconnect()`. */
+   * asking the provider again) to a connection attempt. Not retried: the queue waits for
+   * `reconnect()`. A 401 to an uplink of a stream that was up means the credentials expired:
+   * the client reconnects, asking the provider again, and reports no `unauthorized`. */
   | { state: "unauthorized"; reason: string }
   | ({ state: "error" } & TransportError);
 

@@ -651,7 +651,7 @@ class Dialer {
   }
 
   /** A connection ended: report it and retry after a backoff, unless retrying cannot help
-   * (then stop), or the credentials were refused (then wait for `reconnect`). */
+   * (then stop), or the attempt's credentials were refused (then wait for `reconnect`). */
   ended(conn, { code, reason, connected, fatal, unauthorized }) {
     if (conn !== this.conn) return;
     this.conn = null;
@@ -663,7 +663,9 @@ class Dialer {
       return;
     }
     if (this.closed) return;
-    if (unauthorized) {
+    // Refused on a connection they had opened (an SSE uplink), the credentials most likely
+    // expired: the next attempt asks the provider again. Refused on the way in, they are wrong.
+    if (unauthorized && !connected) {
       this._attempt = 0;
       this._waiting = true;
       this._hooks.report({ state: "unauthorized", reason });

@@ -139,9 +139,11 @@ pub(crate) async fn closed(rx: &mut watch::Receiver<bool>) {
 /// Connects, runs the connection, and reconnects with `backoff` until `closing` says closed
 /// or a connection ends for good (then `closing` is set, which ends the client).
 ///
-/// Refused credentials are not retried: the dialer reports `Unauthorized` and waits for
-/// `reconnect` (the application signed in again), keeping everything queued. `reconnect`
-/// also cuts a backoff delay short.
+/// Credentials refused by a connection attempt are not retried: the dialer reports
+/// `Unauthorized` and waits for `reconnect` (the application signed in again), keeping
+/// everything queued. Refused later on a connection they had opened (an HTTP request of a
+/// session that was up), they are taken as expired and the next attempt, which asks the
+/// provider again, follows as after a drop. `reconnect` also cuts a backoff delay short.
 pub(crate) async fn dial(
     target: &mut impl Dial,
     backoff: Backoff,
@@ -171,7 +173,9 @@ pub(crate) async fn dial(
         if *closing.borrow() {
             return;
         }
-        if ended.unauthorized {
+        // Credentials refused on a connection they had opened have expired, most likely: the
+        // next attempt asks the provider for fresh ones. Refused on the way in, they are wrong.
+        if ended.unauthorized && !ended.connected {
             // Listening before the state is out, so that a `reconnect` made as soon as the
             // application hears it is not missed.
             let retry = reconnect.notified();

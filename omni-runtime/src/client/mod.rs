@@ -329,10 +329,12 @@ where
     /// The server reads them in a middleware, which can insert what it learnt into the
     /// request's extensions (the handler's `Context::extensions`) or refuse with 401.
     ///
-    /// A provider that fails, or a server that answers 401, is reported as
-    /// `TransportState::Unauthorized` and not retried: the client keeps its queue and waits
-    /// for [`Client::reconnect`]. A provider that hangs is given the connect timeout, then
-    /// the attempt counts as failed and is retried with backoff.
+    /// A provider that fails, or a server that answers a connection attempt with 401, is
+    /// reported as `TransportState::Unauthorized` and not retried: the client keeps its queue
+    /// and waits for [`Client::reconnect`]. A 401 to a later request of a connection that was
+    /// up (HTTP and SSE send the attempt's headers with each) means they expired: the client
+    /// reconnects, asking the provider again. A provider that hangs is given the connect
+    /// timeout, then the attempt counts as failed and is retried with backoff.
     ///
     /// ```no_run
     /// use omni::client::{Client, HeaderMap, HeaderValue};
