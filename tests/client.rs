@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::PATIENCE;
 use common::proxy::Proxy;
 use common::stuck::{self, Stuck};
-use omni::client::{Backoff, Client, Heartbeat, Messages, SendError, Transport};
+use omni::client::{AckError, Backoff, Client, Heartbeat, Messages, SendError, Transport};
 use omni::server::{Endpoint, Limits};
 use omni::{Context, ErrorCode, HandlerResult, TransportError, TransportState};
 use rand::Rng;
@@ -27,6 +27,9 @@ enum Relay {
     Echoed(u32),
 }
 
+/// The `Echo` the handler refuses (returns an `Err` for).
+const REFUSED: u32 = u32::MAX;
+
 /// Every `Echo` a server's handlers handled, in order.
 type Handled = Arc<Mutex<Vec<u32>>>;
 
@@ -34,6 +37,9 @@ struct Relayer(Handled);
 
 impl RelayHandler for Relayer {
     async fn echo(&mut self, cx: &mut Context<Relay>, n: u32) -> HandlerResult {
+        if n == REFUSED {
+            return Err("refused on purpose".into());
+        }
         self.0.lock().unwrap().push(n);
         cx.send(RelayFromServer::Echoed(n));
         Ok(())
@@ -349,6 +355,124 @@ async fn a_restarted_server_is_reconnected_to_and_its_lost_session_reported_as_r
     }
 }
 
+#[tokio::test]
+async fn acks_and_refusals_of_a_ref_can_be_awaited() {
+    let (addr, handled, stop) = server(None).await;
+    for transport in TRANSPORTS {
+        let (client, _messages) = client(addr, transport);
+        let one = client.send(RelayFromClient::Echo(1)).unwrap();
+        let refused = client.send(RelayFromClient::Echo(REFUSED)).unwrap();
+        let two = client.send(RelayFromClient::Echo(2)).unwrap();
+        let within = |ack| async move { tokio::time::timeout(PATIENCE, ack).await.unwrap() };
+        assert_eq!(within(client.acked(two)).await, Ok(()), "{transport:?}");
+        match within(client.acked(refused)).await {
+            Err(AckError::Rejected { code, message }) => {
+                assert_eq!(code, ErrorCode::Rejected, "{transport:?}");
+                assert!(message.contains("refused on purpose"), "{message}");
+            }
+            other => panic!("{transport:?}: {other:?}"),
+        }
+        // Answers that came before the question are remembered.
+        assert_eq!(client.acked(one).await, Ok(()), "{transport:?}");
+        assert_eq!(client.acked(two + 100).await, Err(AckError::Unknown));
+        client.close();
+    }
+    assert_eq!(*handled.lock().unwrap(), [1, 2, 1, 2, 1, 2]);
+    stop.stop().await;
+
+    // Offline, the answer waits for the server; a close ends the wait.
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let (client, _messages) = client(addr, Transport::Ws);
+    let sent = client.send(RelayFromClient::Echo(7)).unwrap();
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.acked(sent).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished());
+    let (_, _, stop) = server(Some(addr)).await;
+    assert_eq!(
+        tokio::time::timeout(PATIENCE, waiting)
+            .await
+            .unwrap()
+            .unwrap(),
+        Ok(())
+    );
+    stop.stop().await;
+    let later = client.send(RelayFromClient::Echo(8)).unwrap();
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.acked(later).await }
+    });
+    client.close();
+    assert_eq!(
+        tokio::time::timeout(PATIENCE, waiting)
+            .await
+            .unwrap()
+            .unwrap(),
+        Err(AckError::Closed)
+    );
+}
+
+/// The connect hook's message (`Echo(0)`) is handled before every queued one on a session the
+/// server just made, and the hook knows a resumed session from a new one.
+#[tokio::test]
+async fn the_connect_hook_goes_before_the_queue_after_a_restart() {
+    for transport in TRANSPORTS {
+        let (addr, handled, stop) = server(None).await;
+        let proxy = Proxy::start(addr).await;
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let hook_told = told.clone();
+        let (client, mut messages) =
+            Client::<Relay>::builder(format!("http://{}/omni", proxy.addr))
+                .transport(transport)
+                .backoff(Backoff {
+                    base: Duration::from_millis(20),
+                    cap: Duration::from_millis(100),
+                    ..Backoff::default()
+                })
+                .heartbeat(HEARTBEAT)
+                .poll_interval(Duration::from_millis(50))
+                .on_connect(move |info| {
+                    hook_told.lock().unwrap().push(info.resumed);
+                    vec![RelayFromClient::Echo(0)]
+                })
+                .connect();
+        // Queued before the first connect: still after the hook's message.
+        client.send(RelayFromClient::Echo(1)).unwrap();
+        assert_eq!(next_echo(&mut messages).await, 0, "{transport:?}");
+        assert_eq!(next_echo(&mut messages).await, 1, "{transport:?}");
+        assert_eq!(*handled.lock().unwrap(), [0, 1], "{transport:?}");
+
+        if transport != Transport::Http {
+            // A cut connection resumes the session: the hook runs and says so.
+            proxy.cut();
+            assert_eq!(next_echo(&mut messages).await, 0, "{transport:?}");
+            assert_eq!(*told.lock().unwrap(), [false, true], "{transport:?}");
+        }
+
+        stop.stop().await;
+        for n in 2..=4 {
+            client.send(RelayFromClient::Echo(n)).unwrap();
+        }
+        let (_, handled, stop) = server(Some(addr)).await;
+        let mut echoed = Vec::new();
+        while echoed.len() < 4 {
+            echoed.push(next_echo(&mut messages).await);
+        }
+        assert_eq!(echoed, [0, 2, 3, 4], "{transport:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(*handled.lock().unwrap(), [0, 2, 3, 4], "{transport:?}");
+        assert_eq!(told.lock().unwrap().last(), Some(&false), "{transport:?}");
+        assert_eq!(client.unacknowledged(), 0, "{transport:?}");
+        client.close();
+        stop.stop().await;
+    }
+}
+
 /// Checks a run's transport states: they start connecting, every drop is followed by a
 /// reconnect, and every connection attempt by success or a drop.
 fn assert_well_formed(states: &[TransportState], transport: Transport) {
@@ -382,6 +506,8 @@ fn assert_well_formed(states: &[TransportState], transport: Transport) {
                 | TransportState::Presence { .. },
                 _,
             ) => true,
+            // These clients have no credentials to refuse.
+            (TransportState::Unauthorized { .. }, _) => false,
         };
         assert!(ok, "{transport:?}: {:?} then {:?}", pair[0], pair[1]);
     }

@@ -883,6 +883,91 @@ mod rust_client {
     }
 
     #[tokio::test]
+    async fn a_components_hook_goes_between_its_join_and_its_queue() {
+        let server = server(Limits::default()).await;
+        let mux = MuxClient::builder(format!("http://{}/omni", server.addr)).connect();
+        let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let hook_told = told.clone();
+        let (a, mut messages) = mux
+            .component::<Tally>("a", "tally", server.token("tally", "ada"))
+            .on_connect(move |info| {
+                hook_told.lock().unwrap().push(info.resumed);
+                vec![TallyFromClient::Add(100)]
+            })
+            .join();
+        // Queued before the socket is up: it still goes after the hook's message.
+        a.send(TallyFromClient::Add(1)).unwrap();
+        assert_eq!(
+            next_message(&mut messages).await,
+            Tally::Owner("ada".into())
+        );
+        assert_eq!(next_message(&mut messages).await, Tally::Total(100));
+        assert_eq!(next_message(&mut messages).await, Tally::Total(101));
+        assert_eq!(*told.lock().unwrap(), [false]);
+        mux.close();
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_is_refreshed_and_the_component_goes_on_with_its_queue() {
+        let server = server(Limits::default()).await;
+        let proxy = Proxy::start(server.addr).await;
+        let mux = MuxClient::builder(format!("http://{}/omni", proxy.addr))
+            .backoff(quick())
+            .connect_timeout(Duration::from_millis(500))
+            .connect();
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let fresh = {
+            let asked = asked.clone();
+            let token = server.token("tally", "ada");
+            move || {
+                asked.fetch_add(1, Ordering::SeqCst);
+                std::future::ready(Ok::<_, std::convert::Infallible>(token.clone()))
+            }
+        };
+        // Good for one to two seconds.
+        let short = server
+            .mux
+            .sign("tally", &json!({ "owner": "ada" }), Duration::from_secs(2));
+        let (a, mut messages) = mux
+            .component::<Tally>("a", "tally", short)
+            .refresh_token(fresh)
+            .join();
+        assert_eq!(
+            next_message(&mut messages).await,
+            Tally::Owner("ada".into())
+        );
+        a.send(TallyFromClient::Add(1)).unwrap();
+        assert_eq!(next_message(&mut messages).await, Tally::Total(1));
+        let session = a.session();
+
+        proxy.pause();
+        proxy.cut();
+        state_where(&mut messages, |s| {
+            matches!(s, omni::TransportState::Disconnected { .. })
+        })
+        .await;
+        a.send(TallyFromClient::Add(10)).unwrap();
+        // The token expires while the socket is down.
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(asked.load(Ordering::SeqCst), 0);
+        proxy.resume();
+
+        // The rejoin is refused, the fresh token's is welcomed into the same session, and
+        // the queued message is handled once.
+        assert_eq!(
+            next_message(&mut messages).await,
+            Tally::Owner("ada".into())
+        );
+        assert_eq!(next_message(&mut messages).await, Tally::Total(11));
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        assert_eq!(a.session(), session);
+        a.send(TallyFromClient::Add(0)).unwrap();
+        assert_eq!(next_message(&mut messages).await, Tally::Total(11));
+        assert_eq!(a.unacknowledged(), 0);
+        mux.close();
+    }
+
+    #[tokio::test]
     async fn a_refused_join_is_reported_on_that_component_only() {
         let server = server(Limits::default()).await;
         let mux = MuxClient::builder(format!("http://{}/omni", server.addr)).connect();

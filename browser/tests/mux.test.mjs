@@ -3,7 +3,9 @@
 // the server is down is delivered once, after the component re-joined the restarted server;
 // a click queued on a page that is then reloaded is delivered once into the resumed session;
 // a duplicated tab takes the component's session over and the original starts its own; a
-// tampered token ends in a `bad_token` error, without retrying.
+// refused token is replaced once by a fresh one from the demo's `/token/counter`, with the
+// queued click delivered once; when that fails too, it ends in a `bad_token` error, without
+// retrying.
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -271,12 +273,52 @@ function tamperToken() {
   }).observe(document, { childList: true, subtree: true });
 }
 
-test("a tampered token shows bad_token, and is not retried", { timeout: 60_000 }, async () => {
+/** Runs in the page before its scripts: the demo's token endpoint refuses, so a refused join
+ * cannot be refreshed. Counts the page's asks in `window.__tokenAsks`. */
+function refuseFreshTokens() {
+  const fetch = window.fetch;
+  window.__tokenAsks = 0;
+  window.fetch = (url, ...rest) => {
+    if (!String(url).startsWith("/token/")) return fetch(url, ...rest);
+    window.__tokenAsks++;
+    return Promise.resolve(new Response("", { status: 503 }));
+  };
+}
+
+test("a refused token is refreshed once from the demo's token endpoint", { timeout: 60_000 }, async () => {
   const server = new ChatServer(await freePort());
   await server.start();
   try {
     const frames = [];
     const page = await openCounter(browser, server, { before: tamperToken, connected: false, frames });
+    // A click made before the join goes through waits in the queue.
+    await page.click("#increment");
+    await waitCounterTransport(page, "connected");
+    await waitCounter(page, 1);
+    const joins = frames.filter((f) => f.dir === "sent" && f.frame.type === "join").map((f) => f.frame.token);
+    const tampered = await page.evaluate(() => document.getElementById("counter").dataset.omniToken);
+    assert.equal(joins.length, 2, "the refused join, then one with a fresh token");
+    assert.equal(joins[0], tampered);
+    assert.notEqual(joins[1], tampered);
+    const increments = frames.filter((f) => f.dir === "sent" && f.frame.type === "msg");
+    assert.equal(increments.length, 1, "the queued click went once, after the second join");
+    assert.ok(frames.indexOf(increments[0]) > frames.findLastIndex((f) => f.frame.type === "join"));
+    await page.context().close();
+  } finally {
+    await server.kill();
+  }
+});
+
+test("a tampered token shows bad_token, and is not retried", { timeout: 60_000 }, async () => {
+  const server = new ChatServer(await freePort());
+  await server.start();
+  try {
+    const frames = [];
+    const page = await openCounter(browser, server, {
+      before: [tamperToken, refuseFreshTokens],
+      connected: false,
+      frames,
+    });
     await waitCounterTransport(page, "error");
     const refused = await counter(page);
     assert.match(refused.problem, /^bad_token: /);
@@ -292,6 +334,7 @@ test("a tampered token shows bad_token, and is not retried", { timeout: 60_000 }
     const sent = frames.filter((f) => f.dir === "sent" && f.frame.type !== "hello").map((f) => f.frame);
     const token = await page.evaluate(() => document.getElementById("counter").dataset.omniToken);
     assert.deepEqual(sent, [{ type: "join", id: "counter", module: "counter", token, topics: {} }], "one join, no retry");
+    assert.equal(await page.evaluate(() => window.__tokenAsks), 1, "one fresh token asked for");
 
     // The token as the server signed it works, and only for its own module.
     const joins = await page.evaluate(async () => {

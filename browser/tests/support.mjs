@@ -243,12 +243,12 @@ export function named(name) {
 }
 
 /** A chat page in a context of its own whose counter widget is connected (unless
- * `connected` is false). `before` runs in the page before its scripts do; `frames`, if
+ * `connected` is false). `before` (a script, or a list of them) runs in the page before its scripts do; `frames`, if
  * given, receives the page's mux frames (see `recordMuxFrames`). */
 export async function openCounter(browser, server, { before, connected = true, frames } = {}) {
   const context = await browser.newContext();
   await context.addInitScript(recordHistory);
-  if (before) await context.addInitScript(before);
+  for (const script of [before ?? []].flat()) await context.addInitScript(script);
   const page = await context.newPage();
   page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
   if (frames) recordMuxFrames(page, frames);

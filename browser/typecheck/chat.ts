@@ -26,6 +26,13 @@ const client = connect<MsgFromClient, MsgFromServer>("/omni", {
   transport: "sse",
   protocol: "Msg",
   backoff: { cap: 4000 },
+  // A short-lived token, fetched before every connect; headers go on SSE requests only.
+  credentials: async () => {
+    const token = await (await fetch("/token")).text();
+    return { params: { token }, headers: { authorization: `Bearer ${token}` } };
+  },
+  // Introduce ourselves to a session the server just made, before the queue goes.
+  onConnect: ({ resumed }) => (resumed ? [] : [{ kind: "SetName", data: "ada" }]),
 });
 
 const messages = new Map<string, ChatMessage>();
@@ -59,6 +66,8 @@ function label(state: TransportState): string {
       return state.error === "rejected" ? `refused: ${state.code}` : state.message;
     case "topic_reset":
       return `${state.topic} starts over`;
+    case "unauthorized":
+      return `signed out: ${state.reason}`;
     default:
       return state.state;
   }
@@ -66,6 +75,8 @@ function label(state: TransportState): string {
 
 const off = client.on("state", (state) => {
   if (state.state === "reset") messages.clear();
+  // Once the user signed in again, the queue waiting meanwhile goes.
+  if (state.state === "unauthorized") client.reconnect();
   if (state.state === "topic_reset" && state.topic === "room") messages.clear();
   console.log(label(state), online);
 });

@@ -16,7 +16,8 @@ mod counter;
 use std::sync::Arc;
 use std::time::Duration;
 
-use omni::axum::http::{HeaderName, header};
+use omni::axum::extract::Path;
+use omni::axum::http::{HeaderName, StatusCode, header};
 use omni::axum::response::{Html, IntoResponse};
 use omni::axum::routing::get;
 use omni::server::{Hosts, Limits, Mux, Server, Shutdown, bind};
@@ -35,7 +36,8 @@ const POLICY: &str = "default-src 'self'; object-src 'none'; base-uri 'none'; \
 /// (and nobody sees it leave); a closed tab leaves the online list after it.
 const GRACE: Duration = Duration::from_secs(30);
 
-/// How long a page's join tokens stay valid: a page open longer re-joins with a reload.
+/// How long a join token stays valid: a page open longer fetches a fresh one from `/token/…`
+/// when its rejoin is refused.
 const TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// Signs the demo's join tokens when `OMNI_TOKEN_KEY` is not set. Fine for a demo on your
@@ -81,8 +83,13 @@ async fn main() -> std::io::Result<()> {
         let mux = mux.clone();
         move || async move { (page_headers(), Html(render(&mux))) }
     };
+    let fresh_token = {
+        let mux = mux.clone();
+        move |Path(module): Path<String>| async move { token(&mux, &module) }
+    };
     let router = omni::axum::Router::new()
         .route("/", get(page))
+        .route("/token/{module}", get(fresh_token))
         .route(
             "/app.js",
             get(|| async { asset("text/javascript", APP_JS) }),
@@ -163,6 +170,16 @@ fn render(mux: &Mux) -> String {
     let props = serde_json::json!({});
     PAGE.replace("{{chat_token}}", &mux.sign("chat", &props, TOKEN_TTL))
         .replace("{{counter_token}}", &mux.sign("counter", &props, TOKEN_TTL))
+}
+
+/// A fresh join token for one of the page's modules, for a page whose token expired. It
+/// grants what loading the page grants, no more.
+fn token(mux: &Mux, module: &str) -> impl IntoResponse + use<> {
+    if !matches!(module, "chat" | "counter") {
+        return Err(StatusCode::NOT_FOUND);
+    }
+    let token = mux.sign(module, &serde_json::json!({}), TOKEN_TTL);
+    Ok(([(header::CACHE_CONTROL, "no-store")], token))
 }
 
 /// The keys join tokens are signed with: `OMNI_TOKEN_KEY` (comma-separated for rotation, the

@@ -17,8 +17,8 @@
 //!
 //! An `https://` URL is reached through TLS, trusting the system's roots (or those of
 //! `SSL_CERT_FILE`) and the PEM certificates of `--ca-cert PATH` (a private CA's). A server
-//! it does not trust, like any refusal that retrying cannot change, ends it with a non-zero
-//! exit and the reason.
+//! it does not trust, like any refusal that retrying cannot change (a 401 included), ends it
+//! with a non-zero exit and the reason.
 
 #[path = "../chat/app.rs"]
 mod app;
@@ -303,6 +303,11 @@ async fn main() -> ExitCode {
         {
             return ExitCode::FAILURE;
         }
+        if let Some(TransportState::Unauthorized { reason }) = &model.transport {
+            // It has no credentials to offer instead: waiting would be forever.
+            eprintln!("chat_cli: not authorized: {reason}");
+            return ExitCode::FAILURE;
+        }
         if model.waiting.is_empty() {
             if let Some(count) = args.count {
                 println!("{count} confirmed");
@@ -358,6 +363,7 @@ fn describe(state: &TransportState) -> String {
                 .collect();
             format!("in `{topic}`: {}", changes.join(" "))
         }
+        TransportState::Unauthorized { reason } => format!("not authorized: {reason}"),
         TransportState::Error(err) => format!("error: {err}"),
     }
 }

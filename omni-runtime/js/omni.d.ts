@@ -21,7 +21,35 @@ export interface Heartbeat {
   timeout: number;
 }
 
-export interface Options {
+/** What a connect hook is told about the session the server just welcomed the client into. */
+export interface ConnectInfo {
+  readonly session: string;
+  /** Whether it is the session the client had, resumed with nothing lost; `false` for the
+   * first connect and for a new session after the old one was lost (a server restart). */
+  readonly resumed: boolean;
+}
+
+/** What a credentials provider gives for one connection attempt. Browsers cannot set headers
+ * on a WebSocket: there, only `params` go (on the connect URL); on SSE, both go, `headers` on
+ * every request. URLs end up in server and proxy logs: put only a short-lived token in
+ * `params` (one the page fetched just now, valid for a minute), never a long-lived secret. */
+export interface Credentials {
+  /** Query parameters added to every URL of the connection. */
+  params?: Record<string, string>;
+  /** Headers of the SSE transport's requests (ignored by a WebSocket). */
+  headers?: Record<string, string>;
+}
+
+/** Called before every connection attempt (bounded by the connect timeout; one that does not
+ * answer in time counts as a failed attempt, retried). One that throws makes the client report
+ * `unauthorized` and wait for `reconnect()`. */
+export type CredentialsProvider = () => Credentials | Promise<Credentials>;
+
+/** Called after every `welcome`; the messages it returns go before any queued one, once (not
+ * queued: the hook runs again on the next connection). */
+export type ConnectHook<C> = (info: ConnectInfo) => readonly C[];
+
+export interface Options<C = never> {
   /** "ws" (default): one WebSocket. "sse": an event stream down, `POST /http` up. */
   transport?: "ws" | "sse";
   /** The protocol's name, checked by the server in a `hello`. */
@@ -43,6 +71,11 @@ export interface Options {
   /** Where the queue and resume point are kept across reloads. Default `sessionStorage`;
    * `null` keeps them in memory only. */
   storage?: Pick<Storage, "getItem" | "setItem"> | null;
+  /** Credentials for every connection attempt. */
+  credentials?: CredentialsProvider;
+  /** Messages to send first after every welcome, before the queue: to introduce the client
+   * again to a session the server has just made. */
+  onConnect?: ConnectHook<C>;
 }
 
 /** Why a transport reports an error: `init` (could not connect), `decode` (a server frame
@@ -68,6 +101,12 @@ export type TransportState =
    * that topic's messages; the server's snapshot of it follows. It concerns one topic, not
    * the connection: listeners hear it, but `state` keeps reporting the connection. */
   | { state: "topic_reset"; topic: string }
+  /** The credentials provider threw, or the server answered 401 (seen on SSE only: a browser
+   * cannot see a refused WebSocket handshake's status, which looks like a drop and is retried,
+   * asking the provider again) to a connection attempt. Not retried: the queue waits for
+   * `reconnect()`. A 401 to an uplink of a stream that was up means the credentials expired:
+   * the client reconnects, asking the provider again, and reports no `unauthorized`. */
+  | { state: "unauthorized"; reason: string }
   | ({ state: "error" } & TransportError);
 
 /** The server frame a message arrived in: sequenced (`msg`) or ephemeral (`push`); `id`
@@ -137,6 +176,9 @@ export interface Stream<C, S> {
 }
 
 export interface Client<C, S> extends Stream<C, S> {
+  /** Connects now: after `unauthorized` (asking the credentials provider again), or instead
+   * of waiting out a backoff delay. Does nothing while connected or connecting. */
+  reconnect(): void;
   /** Closes the connection and stops reconnecting. */
   close(): void;
 }
@@ -152,9 +194,11 @@ export interface MuxOptions {
   /** Where each component's queue and resume point are kept across reloads. Default
    * `sessionStorage`; `null` keeps them in memory only. */
   storage?: Pick<Storage, "getItem" | "setItem"> | null;
+  /** Credentials for every connection attempt of the socket (`params` only). */
+  credentials?: CredentialsProvider;
 }
 
-export interface JoinOptions {
+export interface JoinOptions<C = never> {
   /** The module protocol's schema hash; a different one is refused with `version_mismatch`. */
   version?: string;
   /** The `kind`s of the module protocol's client messages, which `dispatch` sends. */
@@ -162,11 +206,18 @@ export interface JoinOptions {
   /** The storage key of the component's queue and resume point. Default: from the mux URL,
    * the module and the id. */
   queueKey?: string;
+  /** Messages to send after every welcome of the component, before its queue. */
+  onConnect?: ConnectHook<C>;
+  /** Asked for a fresh token when the server refuses the join with `bad_token` (an expired
+   * token, say): the component joins again with it, resuming its session and queue, instead
+   * of stopping. Asked once, and again only after the component was welcomed since; one that
+   * throws or takes longer than the connect timeout stops the component with `bad_token`. */
+  refreshToken?: () => string | Promise<string>;
 }
 
 /** One component on a mux socket: a session of its module, with its own messages, queue and
  * transport state. A refused join (`bad_token`, `unknown_module`, `version_mismatch`, ...)
- * ends in an `error` state and is not retried. */
+ * ends in an `error` state and is not retried, except `bad_token` once with `refreshToken`. */
 export interface Component<C, S> extends Stream<C, S> {
   /** The id it joined under, unique on its mux. */
   readonly id: string;
@@ -181,13 +232,15 @@ export interface Component<C, S> extends Stream<C, S> {
 export interface Mux {
   /** Starts component `id` of `module` with the token the server issued for it. Throws when
    * the mux is closed or `id` is already joined. */
-  join<C, S>(id: string, module: string, token: string, options?: JoinOptions): Component<C, S>;
+  join<C, S>(id: string, module: string, token: string, options?: JoinOptions<NoInfer<C>>): Component<C, S>;
+  /** Connects the socket now: after `unauthorized`, or instead of waiting out a backoff. */
+  reconnect(): void;
   /** Closes the socket and stops every component; their queues stay stored. */
   close(): void;
 }
 
 /** Connects to the endpoint under `url` (the prefix the server nests its routes under). */
-export function connect<C, S>(url: string | URL, options?: Options): Client<C, S>;
+export function connect<C, S>(url: string | URL, options?: Options<NoInfer<C>>): Client<C, S>;
 
 /** Opens the mux socket under `url` (the prefix the server nests its routes under). */
 export function mux(url: string | URL, options?: MuxOptions): Mux;

@@ -124,7 +124,7 @@ const STEP = { continue: "continue", welcomed: "welcomed", gap: "gap" };
  * `Component` is one per join, sharing the mux's socket.
  */
 class Stream {
-  constructor({ storage, key, queue, id, noun, kinds }) {
+  constructor({ storage, key, queue, id, noun, kinds, onConnect }) {
     this._listeners = { message: new Set(), state: new Set(), ack: new Set(), presence: new Set() };
     this._storage = storage;
     this._key = key;
@@ -147,6 +147,10 @@ class Stream {
     this._presence = new Map();
     this._nextRef = 1;
     this._queue = [];
+    // The connect hook, and the frames it made for the current connection: they go before
+    // the queue, once (the hook runs again on the next connection).
+    this._onConnect = onConnect ?? null;
+    this._greeting = [];
     this._closed = false;
     this._state = { state: "connecting" };
     this._load();
@@ -227,6 +231,7 @@ class Stream {
           this._save();
         }
         this._emitState({ state: "connected", session: frame.session });
+        this._greet({ session: frame.session, resumed: !fresh });
         // The new session's subscriptions bring their own lists: what was held was the old
         // one's, and leaves.
         if (fresh) this._dropPresence();
@@ -387,9 +392,34 @@ class Stream {
     for (const entry of this._queue) entry.sent = false;
   }
 
-  /** Up to `limit` queued frames not yet sent on this connection, marked sent. */
+  /** Runs the connect hook for a connection just welcomed into `info.session`. */
+  _greet(info) {
+    this._greeting = [];
+    if (!this._onConnect) return;
+    let payloads;
+    try {
+      payloads = Array.from(this._onConnect(info) ?? []);
+    } catch (err) {
+      this._emitState({ state: "error", error: "send", message: `the connect hook threw: ${err?.message ?? err}` });
+      return;
+    }
+    for (const payload of payloads) {
+      // A ref of its own, so the server's memory of handled refs never mistakes it for a
+      // queued message; not queued, so not resent.
+      const frame = { type: "msg" };
+      if (this._id !== undefined) frame.id = this._id;
+      frame.payload = payload;
+      frame.ref = this._nextRef++;
+      this._greeting.push(JSON.stringify(frame));
+    }
+    if (payloads.length > 0) this._save();
+  }
+
+  /** The connect hook's frames, then up to `limit` queued frames not yet sent on this
+   * connection, marked sent. */
   _takeUnsent(limit) {
-    const frames = [];
+    const frames = this._greeting;
+    this._greeting = [];
     for (const entry of this._queue) {
       if (frames.length >= limit) break;
       if (entry.sent) continue;
@@ -539,6 +569,19 @@ function rejection(frame) {
   return error;
 }
 
+/** What a connection carries when the application registered no credentials provider. */
+const NO_CREDENTIALS = Object.freeze({ params: {}, headers: {} });
+
+/** A credentials provider that did not answer within the connect timeout. */
+class Timeout extends Error {}
+
+/** The provider's answer as `{ params, headers }` of strings. */
+function readCredentials(value) {
+  const strings = (object) =>
+    Object.fromEntries(Object.entries(object ?? {}).map(([name, v]) => [name, String(v)]));
+  return { params: strings(value?.params), headers: strings(value?.headers) };
+}
+
 /**
  * Keeps one connection up: opens it, and when it ends opens another after a backoff (at once
  * when the browser comes back online), until closed or a fatal end. What a connection is and
@@ -548,13 +591,16 @@ function rejection(frame) {
  */
 class Dialer {
   constructor(options, hooks) {
+    this._options = options;
     this._backoff = options.backoff;
+    this._waiting = false;
     this._hooks = hooks;
     this.conn = null;
     this.closed = false;
     this._attempt = 0;
     this._timer = null;
     this._onOnline = () => {
+      // Back online: retry at once, but a refusal still waits for the application.
       if (this._timer !== null) {
         clearTimeout(this._timer);
         this._timer = null;
@@ -570,14 +616,43 @@ class Dialer {
     }, 0);
   }
 
+  /** Asks the credentials provider (bounded by the connect timeout), then opens a connection
+   * with what it gave. */
   _start() {
     if (this.closed) return;
     this._hooks.report({ state: "connecting" });
-    this.conn = this._hooks.open();
+    const provider = this._options.credentials;
+    if (!provider) {
+      this.conn = this._hooks.open(NO_CREDENTIALS);
+      return;
+    }
+    // Stands for the connection while the provider works, so that `ended` applies to it.
+    const pending = { connected: false, done: false, send() {}, flush() {}, end() {} };
+    this.conn = pending;
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Timeout()), this._options.connectTimeout);
+    });
+    Promise.race([Promise.resolve().then(() => provider()), timeout]).then(
+      (credentials) => {
+        clearTimeout(timer);
+        if (this.conn !== pending || this.closed) return;
+        this.conn = this._hooks.open(readCredentials(credentials));
+      },
+      (err) => {
+        clearTimeout(timer);
+        const end =
+          err instanceof Timeout
+            ? { code: 1006, reason: `the credentials provider gave nothing within ${this._options.connectTimeout} ms` }
+            : { code: 0, reason: `the credentials provider failed: ${err?.message ?? err}`, unauthorized: true };
+        this.ended(pending, { ...end, connected: false });
+      },
+    );
   }
 
-  /** A connection ended: report it and retry after a backoff, unless retrying cannot help. */
-  ended(conn, { code, reason, connected, fatal }) {
+  /** A connection ended: report it and retry after a backoff, unless retrying cannot help
+   * (then stop), or the attempt's credentials were refused (then wait for `reconnect`). */
+  ended(conn, { code, reason, connected, fatal, unauthorized }) {
     if (conn !== this.conn) return;
     this.conn = null;
     if (connected || code !== 0) this._hooks.report({ state: "disconnected", code, reason });
@@ -588,6 +663,14 @@ class Dialer {
       return;
     }
     if (this.closed) return;
+    // Refused on a connection they had opened (an SSE uplink), the credentials most likely
+    // expired: the next attempt asks the provider again. Refused on the way in, they are wrong.
+    if (unauthorized && !connected) {
+      this._attempt = 0;
+      this._waiting = true;
+      this._hooks.report({ state: "unauthorized", reason });
+      return;
+    }
     this._attempt = connected ? 1 : this._attempt + 1;
     const delay = backoffDelay(this._backoff, this._attempt);
     this._hooks.report({ state: "reconnecting", attempt: this._attempt, delay });
@@ -595,6 +678,15 @@ class Dialer {
       this._timer = null;
       this._start();
     }, delay);
+  }
+
+  /** Connects now if waiting: after `unauthorized`, or during a backoff delay. */
+  reconnect() {
+    if (this.closed || this.conn) return;
+    clearTimeout(this._timer);
+    this._timer = null;
+    this._waiting = false;
+    this._start();
   }
 
   /** Closes the connection and stops reconnecting. */
@@ -625,11 +717,17 @@ class Client extends Stream {
       queue: merged.queue,
       noun: "client",
       kinds: options.kinds,
+      onConnect: options.onConnect,
     });
     this._base = base;
     this._options = merged;
+    // What the credentials provider gave for the current connection.
+    this._credentials = NO_CREDENTIALS;
     this._dialer = new Dialer(merged, {
-      open: () => (merged.transport === "sse" ? openSse : openWs)(this),
+      open: (credentials) => {
+        this._credentials = credentials;
+        return (merged.transport === "sse" ? openSse : openWs)(this);
+      },
       report: (state) => this._emitState(state),
       lost: (code) => {
         if (code !== 4000) return;
@@ -651,6 +749,12 @@ class Client extends Stream {
     this._dialer.close("closed by the client");
   }
 
+  /** Connects now: after the `unauthorized` state (the credentials provider is asked again),
+   * or instead of waiting out a backoff delay. Does nothing while connected or connecting. */
+  reconnect() {
+    this._dialer.reconnect();
+  }
+
   _wake() {
     this._dialer.conn?.flush();
   }
@@ -662,6 +766,7 @@ class Client extends Stream {
   /** `{base}/{path}`, in the WebSocket scheme if asked, with the resume point if asked. */
   _url(path, { websocket = false, resume = false } = {}) {
     const url = endpointUrl(this._base, path, websocket);
+    for (const [name, value] of Object.entries(this._credentials.params)) url.searchParams.set(name, value);
     if (resume && this._session) {
       url.searchParams.set("session", this._session);
       url.searchParams.set("after", String(this._lastSeq));
@@ -731,8 +836,12 @@ class Mux {
     // old component's until its `left`, even if a new one joined under the same id.
     this._leaving = new Map();
     this._closed = false;
+    this._credentials = NO_CREDENTIALS;
     this._dialer = new Dialer(this._options, {
-      open: () => openWs(this),
+      open: (credentials) => {
+        this._credentials = credentials;
+        return openWs(this);
+      },
       report: (state) => {
         for (const component of this._components.values()) component._emitState(state);
       },
@@ -758,6 +867,8 @@ class Mux {
       token: String(token),
       version: options.version,
       kinds: options.kinds,
+      onConnect: options.onConnect,
+      refreshToken: options.refreshToken,
       key: options.queueKey ?? `omni:${this._base.href}:mux:${module}:${id}`,
     });
     this._components.set(id, component);
@@ -772,6 +883,11 @@ class Mux {
       }, 0);
     }
     return component;
+  }
+
+  /** Connects the socket now: after `unauthorized`, or instead of waiting out a backoff. */
+  reconnect() {
+    this._dialer.reconnect();
   }
 
   /** Closes the socket and stops every component. Their queues stay stored for a later page. */
@@ -819,7 +935,9 @@ class Mux {
   // What `openWs` asks of the connection's owner.
 
   _socketUrl() {
-    return endpointUrl(this._base, "mux", true).href;
+    const url = endpointUrl(this._base, "mux", true);
+    for (const [name, value] of Object.entries(this._credentials.params)) url.searchParams.set(name, value);
+    return url.href;
   }
 
   _opened(conn) {
@@ -848,7 +966,7 @@ class Mux {
       return null;
     }
     const component = this._components.get(frame.id);
-    if (!component || component._phase === "idle") return null;
+    if (!component || component._phase === "idle" || component._phase === "refreshing") return null;
     switch (frame.type) {
       case "joined":
         component._phase = "joined";
@@ -858,6 +976,8 @@ class Mux {
         return null;
       case "error":
         if (frame.ref === undefined && component._phase === "joining") {
+          // An expired token, say: join again with a fresh one, queue and all.
+          if (frame.code === "bad_token" && component._refresh()) return null;
           // The join was refused; the same join would be refused again (an expired token
           // stays expired), so the component stops here.
           component._stop(rejection(frame));
@@ -881,6 +1001,7 @@ class Mux {
       clearTimeout(component._timer);
       component._phase = "live";
       component._attempt = 0;
+      component._refreshed = false;
       component._reconnected();
       conn.flush();
     } else if (step === STEP.gap) {
@@ -912,14 +1033,19 @@ class Mux {
 
 /** One joined component of a `Mux`: a session of its module, with a queue of its own. */
 class Component extends Stream {
-  constructor(mux, { id, module, token, version, kinds, key }) {
-    super({ storage: mux._storage, key, queue: mux._options.queue, id, noun: "component", kinds });
+  constructor(mux, { id, module, token, version, kinds, key, onConnect, refreshToken }) {
+    super({ storage: mux._storage, key, queue: mux._options.queue, id, noun: "component", kinds, onConnect });
     this._mux = mux;
     this._module = module;
     this._token = token;
+    // Asked once for a fresh token when a join is refused with `bad_token`; once more only
+    // after a welcome.
+    this._refreshToken = refreshToken ?? null;
+    this._refreshed = false;
     this._version = version;
     // On the current socket: idle (join not sent), joining, joined (welcome not yet
     // received), live (welcomed: its queue may be sent), done (left or refused, for good).
+    // Across sockets: refreshing (waiting for a fresh token, then idle).
     this._phase = "idle";
     this._timer = null;
     this._attempt = 0;
@@ -952,7 +1078,39 @@ class Component extends Stream {
   _unjoined() {
     clearTimeout(this._timer);
     this._timer = null;
-    if (this._phase !== "done") this._phase = "idle";
+    if (this._phase !== "done" && this._phase !== "refreshing") this._phase = "idle";
+  }
+
+  /** The join was refused with `bad_token`: asks the provider (once per welcome, within the
+   * connect timeout) and joins again with what it gives. Whether a refresh started. */
+  _refresh() {
+    if (!this._refreshToken || this._refreshed) return false;
+    this._refreshed = true;
+    this._phase = "refreshing";
+    clearTimeout(this._timer);
+    const mux = this._mux;
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no token within ${mux._options.connectTimeout} ms`)), mux._options.connectTimeout);
+    });
+    Promise.race([Promise.resolve().then(() => this._refreshToken()), timeout]).then(
+      (token) => {
+        clearTimeout(timer);
+        if (this._phase !== "refreshing") return;
+        this._token = String(token);
+        this._phase = "idle";
+        const conn = mux._dialer.conn;
+        // Otherwise the next socket joins it.
+        if (conn?.connected && !conn.done) mux._join(this, conn);
+      },
+      (err) => {
+        clearTimeout(timer);
+        if (this._phase !== "refreshing") return;
+        const message = `could not get a fresh token: ${err?.message ?? err}`;
+        this._stop({ state: "error", error: "rejected", code: "bad_token", message });
+      },
+    );
+    return true;
   }
 
   /** Stops the component for good with `state` (or silently, for null); what is stored stays
@@ -1049,7 +1207,7 @@ function openWs(owner) {
     }
   }, Math.min(interval, 1000));
 
-  conn.end = ({ code, reason, fatal }) => {
+  conn.end = ({ code, reason, fatal, unauthorized }) => {
     if (conn.done) return;
     conn.done = true;
     clearInterval(ticks);
@@ -1060,7 +1218,7 @@ function openWs(owner) {
     } catch {
       // Already closing.
     }
-    owner._ended(conn, { code, reason, connected: conn.connected, fatal });
+    owner._ended(conn, { code, reason, connected: conn.connected, fatal, unauthorized });
   };
   conn.send = (text) => {
     if (!conn.done && socket.readyState === WebSocket.OPEN) socket.send(text);
@@ -1100,13 +1258,13 @@ function openSse(client) {
     if (Date.now() - heard > interval + timeout) conn.end({ code: 1006, reason: "heartbeat timed out" });
   }, Math.min(interval, 1000));
 
-  conn.end = ({ code, reason, fatal }) => {
+  conn.end = ({ code, reason, fatal, unauthorized }) => {
     if (conn.done) return;
     conn.done = true;
     clearInterval(ticks);
     clearTimeout(welcome);
     abort.abort();
-    client._ended(conn, { code, reason, connected: conn.connected, fatal });
+    client._ended(conn, { code, reason, connected: conn.connected, fatal, unauthorized });
   };
   const apply = (text) => {
     const end = afterFrame(client, client._onText(text), conn);
@@ -1152,7 +1310,7 @@ function openSse(client) {
   };
 
   fetch(client._url("sse", { resume: true }), {
-    headers: { accept: "text/event-stream" },
+    headers: { ...client._credentials.headers, accept: "text/event-stream" },
     cache: "no-store",
     signal: abort.signal,
   })
@@ -1173,7 +1331,7 @@ function openSse(client) {
 }
 
 function post(client, frames, session, signal) {
-  const headers = { "content-type": "application/json" };
+  const headers = { ...client._credentials.headers, "content-type": "application/json" };
   if (session) headers["omni-session"] = session;
   return fetch(client._url("http"), {
     method: "POST",
@@ -1183,10 +1341,12 @@ function post(client, frames, session, signal) {
   });
 }
 
-/** An HTTP refusal that retrying will not change (401, 403, 404) is fatal. */
+/** An HTTP refusal that retrying will not change (403, 404) is fatal; 401 waits for the
+ * application to sign in again. */
 function refused(status, reason) {
   const end = { code: status, reason };
-  if ([401, 403, 404].includes(status)) end.fatal = { state: "error", error: "init", message: reason };
+  if (status === 401) end.unauthorized = true;
+  if ([403, 404].includes(status)) end.fatal = { state: "error", error: "init", message: reason };
   return end;
 }
 

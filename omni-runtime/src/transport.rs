@@ -70,6 +70,13 @@ pub enum TransportState {
         /// The entries that joined and left.
         diff: Diff,
     },
+    /// The server refused the client's credentials (HTTP 401), or the credentials provider
+    /// failed. The client does not retry: it keeps its queue and waits until the application
+    /// calls `reconnect` (having signed in again, say), then calls the provider and connects.
+    Unauthorized {
+        /// The server's status or the provider's error.
+        reason: String,
+    },
     /// Something failed; the connection may still be up.
     Error(TransportError),
 }

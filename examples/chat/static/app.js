@@ -210,7 +210,13 @@ counters.forEach((root, i) => mountCounter(root, root.id || `counter-${i}`));
 
 function mountCounter(root, id) {
   const part = (name) => root.querySelector(`[data-part="${name}"]`);
-  const counter = widgets.join(id, "counter", root.dataset.omniToken ?? "");
+  // A page open longer than its token lives gets a fresh one when the rejoin is refused.
+  const refreshToken = async () => {
+    const response = await fetch("/token/counter", { cache: "no-store" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    return response.text();
+  };
+  const counter = widgets.join(id, "counter", root.dataset.omniToken ?? "", { refreshToken });
   // Clicks the server has not acknowledged yet: the value shown is always the server's.
   const showPending = () => {
     const waiting = counter.pending().filter(({ payload }) => payload.kind === "Increment").length;

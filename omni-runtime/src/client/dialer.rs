@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::Backoff;
 use crate::{TransportError, TransportState};
@@ -18,6 +18,9 @@ pub(crate) struct Ended {
     pub(crate) connected: bool,
     /// Set when retrying cannot help (the server refused us).
     pub(crate) fatal: Option<TransportError>,
+    /// The server (HTTP 401) or the credentials provider refused: retrying with the same
+    /// credentials cannot help, but the application may sign in again.
+    pub(crate) unauthorized: bool,
 }
 
 impl Ended {
@@ -27,6 +30,19 @@ impl Ended {
             reason: reason.into(),
             connected,
             fatal: None,
+            unauthorized: false,
+        }
+    }
+
+    /// No credentials to connect with: the provider failed.
+    pub(crate) fn unauthorized(reason: String) -> Self {
+        Self {
+            // Nothing was attempted, so nothing went down.
+            code: 0,
+            reason,
+            connected: false,
+            fatal: None,
+            unauthorized: true,
         }
     }
 
@@ -43,6 +59,7 @@ impl Ended {
             reason: error.to_string(),
             connected,
             fatal: Some(error),
+            unauthorized: false,
         }
     }
 
@@ -56,6 +73,7 @@ impl Ended {
                 reason: error.to_string(),
                 connected: false,
                 fatal: Some(error),
+                unauthorized: false,
             },
             None => Self::dropped(err.to_string(), false),
         }
@@ -68,13 +86,14 @@ impl Ended {
             reason: "closed by the client".into(),
             connected,
             fatal: None,
+            unauthorized: false,
         }
     }
 
-    /// An HTTP response the connection could not use; a status that retrying will not change
-    /// (401, 403, 404) is fatal.
+    /// An HTTP response the connection could not use: 401 waits for the application (see
+    /// [`dial`]), another status that retrying will not change (403, 404) is fatal.
     pub(crate) fn refused(status: u16, reason: String, connected: bool) -> Self {
-        let fatal = matches!(status, 401 | 403 | 404).then(|| TransportError::Init {
+        let fatal = matches!(status, 403 | 404).then(|| TransportError::Init {
             message: reason.clone(),
         });
         Self {
@@ -82,6 +101,7 @@ impl Ended {
             reason,
             connected,
             fatal,
+            unauthorized: status == 401,
         }
     }
 }
@@ -93,6 +113,7 @@ pub(crate) fn fatal_init(message: String) -> Ended {
         reason: message.clone(),
         connected: false,
         fatal: Some(TransportError::Init { message }),
+        unauthorized: false,
     }
 }
 
@@ -117,7 +138,18 @@ pub(crate) async fn closed(rx: &mut watch::Receiver<bool>) {
 
 /// Connects, runs the connection, and reconnects with `backoff` until `closing` says closed
 /// or a connection ends for good (then `closing` is set, which ends the client).
-pub(crate) async fn dial(target: &mut impl Dial, backoff: Backoff, closing: &watch::Sender<bool>) {
+///
+/// Credentials refused by a connection attempt are not retried: the dialer reports
+/// `Unauthorized` and waits for `reconnect` (the application signed in again), keeping
+/// everything queued. Refused later on a connection they had opened (an HTTP request of a
+/// session that was up), they are taken as expired and the next attempt, which asks the
+/// provider again, follows as after a drop. `reconnect` also cuts a backoff delay short.
+pub(crate) async fn dial(
+    target: &mut impl Dial,
+    backoff: Backoff,
+    closing: &watch::Sender<bool>,
+    reconnect: &Notify,
+) {
     let mut attempt: u32 = 0;
     let mut closed_rx = closing.subscribe();
     loop {
@@ -141,6 +173,23 @@ pub(crate) async fn dial(target: &mut impl Dial, backoff: Backoff, closing: &wat
         if *closing.borrow() {
             return;
         }
+        // Credentials refused on a connection they had opened have expired, most likely: the
+        // next attempt asks the provider for fresh ones. Refused on the way in, they are wrong.
+        if ended.unauthorized && !ended.connected {
+            // Listening before the state is out, so that a `reconnect` made as soon as the
+            // application hears it is not missed.
+            let retry = reconnect.notified();
+            tokio::pin!(retry);
+            retry.as_mut().enable();
+            let reason = ended.reason;
+            target.report(TransportState::Unauthorized { reason }).await;
+            tokio::select! {
+                () = retry => {}
+                _ = closed(&mut closed_rx) => return,
+            }
+            attempt = 0;
+            continue;
+        }
         // A connection that was up starts the count again: it is a new outage.
         attempt = if ended.connected { 1 } else { attempt + 1 };
         let delay = backoff.delay(attempt);
@@ -149,6 +198,7 @@ pub(crate) async fn dial(target: &mut impl Dial, backoff: Backoff, closing: &wat
             .await;
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
+            () = reconnect.notified() => {}
             _ = closed(&mut closed_rx) => return,
         }
     }

@@ -14,6 +14,14 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
         Ok(url) => url,
         Err(message) => return fatal_init(message),
     };
+    let headers = match config
+        .credentials
+        .headers(config.settings.connect_timeout)
+        .await
+    {
+        Ok(headers) => headers,
+        Err(ended) => return ended,
+    };
     let mut connected = false;
     let mut closed = link.shared.closed.subscribe();
     let closed = dialer::closed(&mut closed);
@@ -22,7 +30,7 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
         let waiting = link.shared.outbox.len();
         // A gap is filled by the next exchange's `hello{after}`, at once.
         let mut gap = false;
-        match exchange(link, config, &url).await {
+        match exchange(link, config, &url, &headers, connected).await {
             Ok(Step::Gap) => gap = true,
             Ok(Step::Fatal(error)) => {
                 return Ended::fatal(error, connected);
@@ -35,6 +43,11 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
                         // are through.
                         link.state(crate::TransportState::Connected { session })
                             .await;
+                        link.greet(session, true).await;
+                    }
+                    if link.hook.is_some() {
+                        // The hook's messages, then the queue the first exchange held back.
+                        continue;
                     }
                 }
             }
@@ -61,15 +74,23 @@ async fn exchange<P: Protocol>(
     link: &mut Link<P>,
     config: &Config,
     url: &reqwest::Url,
+    headers: &reqwest::header::HeaderMap,
+    connected: bool,
 ) -> Result<Step, Ended> {
     // The cursors go with every exchange: between requests no connection receives the
     // topics' messages, so each exchange replays what followed them.
     let after = link.session.map(|_| link.last_seq);
     let mut frames = vec![super::hello::<P>(after, Some(&link.topics))];
-    frames.extend(link.shared.outbox.oldest(config.batch()));
+    frames.extend(link.take_greeting());
+    // With a connect hook, the first exchange of a connection only learns the session, so
+    // that the hook's messages go before the queued ones.
+    if connected || link.hook.is_none() {
+        frames.extend(link.shared.outbox.oldest(config.batch()));
+    }
     let mut request = config
         .http
         .post(url.clone())
+        .headers(headers.clone())
         .header("content-type", "application/json")
         .timeout(config.settings.heartbeat.interval + config.settings.heartbeat.timeout)
         .body(format!("[{}]", frames.join(",")));

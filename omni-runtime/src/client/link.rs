@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::Shared;
+use super::{AckError, ConnectInfo, Hook, Shared};
 use crate::TransportState;
 use crate::presence::List;
 use crate::{Cursors, ErrorCode, Protocol, Seq, ServerFrame, SessionId, TransportError};
@@ -36,6 +36,10 @@ pub(crate) struct Link<P: Protocol> {
     /// the cursor moves only with the first message after it, so a connection lost before
     /// the snapshot came asks for the reset, and the snapshot, again.
     resets: Cursors,
+    /// The application's connect hook.
+    pub(crate) hook: Option<Hook<P::Client>>,
+    /// What the hook made for this connection, to go before the queue.
+    greeting: Vec<String>,
 }
 
 impl<P: Protocol> Link<P> {
@@ -47,7 +51,36 @@ impl<P: Protocol> Link<P> {
             last_seq: 0,
             topics: Cursors::new(),
             resets: Cursors::new(),
+            hook: None,
+            greeting: Vec::new(),
         }
+    }
+
+    /// Runs the connect hook for a connection into `session`, keeping its frames for
+    /// [`take_greeting`](Self::take_greeting).
+    pub(crate) async fn greet(&mut self, session: SessionId, resumed: bool) {
+        let Some(hook) = &self.hook else {
+            return;
+        };
+        let messages = hook(ConnectInfo { session, resumed });
+        let mut failed = Vec::new();
+        self.greeting.clear();
+        for msg in &messages {
+            match self.shared.outbox.stamp(|r| self.shared.encode(msg, r)) {
+                Ok(text) => self.greeting.push(text),
+                Err(err) => failed.push(err),
+            }
+        }
+        for err in failed {
+            let message = format!("the connect hook's message: {err}");
+            self.state(TransportState::Error(TransportError::Send { message }))
+                .await;
+        }
+    }
+
+    /// The connect hook's frames for this connection, once.
+    pub(crate) fn take_greeting(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.greeting)
     }
 
     /// Hands a message to the application. Waiting here when the application is slow to
@@ -91,6 +124,7 @@ impl<P: Protocol> Link<P> {
                     *self.shared.session.lock().unwrap() = Some(session);
                 }
                 self.state(TransportState::Connected { session }).await;
+                self.greet(session, !fresh).await;
                 if fresh {
                     // The new session's subscriptions bring their own lists: what was held
                     // belonged to the old one.
@@ -146,7 +180,7 @@ impl<P: Protocol> Link<P> {
                 Step::Continue
             }
             ServerFrame::Ack { reference, .. } => {
-                self.shared.outbox.answered(reference);
+                self.shared.outbox.answered(reference, Ok(()));
                 Step::Continue
             }
             ServerFrame::Error {
@@ -156,7 +190,9 @@ impl<P: Protocol> Link<P> {
                 ..
             } => {
                 if let Some(reference) = reference {
-                    self.shared.outbox.answered(reference);
+                    let message = message.clone();
+                    let refused = AckError::Rejected { code, message };
+                    self.shared.outbox.answered(reference, Err(refused));
                 }
                 let error = TransportError::Rejected { code, message };
                 if code == ErrorCode::VersionMismatch {

@@ -58,13 +58,16 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 
-use self::config::Settings;
 pub use self::config::{Backoff, Heartbeat, Transport};
+use self::config::{Credentials, Settings};
 use self::dialer::{Dial, Ended};
 use self::link::Link;
-pub use self::mux::{Mux, MuxBuilder};
+pub use self::mux::{Join, Mux, MuxBuilder};
 use self::outbox::Outbox;
 use crate::{ClientFrame, Cursors, Protocol, Ref, Seq, SessionId, TransportState};
+
+/// The headers a credentials provider returns (see [`ClientBuilder::credentials`]).
+pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// The header that ties an HTTP request to a session.
 const SESSION_HEADER: &str = "omni-session";
@@ -85,6 +88,44 @@ fn hello<P: Protocol>(after: Option<Seq>, topics: Option<&Cursors>) -> String {
     .encode()
     .unwrap_or_default()
 }
+
+/// Why [`Client::acked`] has no acknowledgement to report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError {
+    /// The server answered the message with an `error` frame: `rejected` when the
+    /// handler returned an `Err`, `handler_failed` when it panicked, `bad_payload`, ….
+    #[error("the server refused the message ({code}): {message}")]
+    Rejected {
+        /// The v1 error code.
+        code: crate::ErrorCode,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The client was closed before the server answered.
+    #[error("the client closed before the server answered")]
+    Closed,
+    /// This client never gave out the `ref`, or it was answered too long ago to be
+    /// remembered (the client remembers as many answers as its queue holds).
+    #[error("no message with this ref is waiting, or was answered lately")]
+    Unknown,
+}
+
+/// What a connect hook (see [`ClientBuilder::on_connect`]) is told about the session the
+/// server just welcomed the client into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectInfo {
+    /// The session.
+    pub session: SessionId,
+    /// Whether it is the session the client had, resumed with nothing lost; `false` for the
+    /// first connect and for a new session after the old one was lost (a server restart):
+    /// then the server knows nothing of this client any more.
+    pub resumed: bool,
+}
+
+/// A connect hook: the messages to send first on a connection.
+pub(crate) type Hook<C> = Arc<dyn Fn(ConnectInfo) -> Vec<C> + Send + Sync>;
 
 /// Why a message could not be queued.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,6 +160,9 @@ pub(crate) struct Shared {
     /// Something was queued, the window opened, or (for a mux component) it was closed.
     /// Shared by every component of a mux, whose one task serves them all.
     wake: Arc<Notify>,
+    /// The application asks to connect now (after refused credentials, or during a
+    /// backoff). Shared by every component of a mux, which all ride one socket.
+    reconnect: Arc<Notify>,
     closed: watch::Sender<bool>,
     session: Mutex<Option<SessionId>>,
     /// Each topic's presence list, as the server's `presence_state` and `presence_diff`
@@ -129,11 +173,31 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// `msg` as this client's `msg` frame with `reference`, if the server accepts its size.
+    fn encode(&self, msg: &impl serde::Serialize, reference: Ref) -> Result<String, SendError> {
+        let text = ClientFrame::Msg {
+            payload: msg,
+            reference: Some(reference),
+            id: self.component.as_deref().map(str::to_owned),
+        }
+        .encode()
+        .map_err(|err| SendError::Encode(err.to_string()))?;
+        let limit = self.max_message_bytes;
+        if text.len() > limit {
+            return Err(SendError::TooLarge {
+                size: text.len(),
+                limit,
+            });
+        }
+        Ok(text)
+    }
+
     fn new(settings: &Settings, wake: Arc<Notify>) -> Self {
         Self {
             outbox: Outbox::new(settings.queue, settings.window, wake.clone()),
             max_message_bytes: settings.max_message_bytes,
             wake,
+            reconnect: Arc::new(Notify::new()),
             closed: watch::channel(false).0,
             session: Mutex::new(None),
             presence: Mutex::default(),
@@ -151,6 +215,7 @@ pub(crate) struct Config {
     poll_interval: Duration,
     http: reqwest::Client,
     tls: tls::Connector,
+    credentials: Credentials,
 }
 
 impl Config {
@@ -166,13 +231,15 @@ impl Config {
 
 /// Configures a [`Client`].
 #[must_use]
-pub struct ClientBuilder<P> {
+pub struct ClientBuilder<P: Protocol> {
     url: String,
     transport: Transport,
     settings: Settings,
     poll_interval: Duration,
     /// PEM documents of roots to trust besides the default ones.
     roots: Vec<Vec<u8>>,
+    credentials: Credentials,
+    hook: Option<Hook<P::Client>>,
     protocol: PhantomData<fn() -> P>,
 }
 
@@ -256,14 +323,115 @@ where
         self
     }
 
+    /// Calls `provider` before every connection attempt (the first and each reconnect) for
+    /// headers to send with it: an `Authorization` with a fresh token, say. On the WebSocket
+    /// they go with the upgrade request; on HTTP and SSE with every request of the connection.
+    /// The server reads them in a middleware, which can insert what it learnt into the
+    /// request's extensions (the handler's `Context::extensions`) or refuse with 401.
+    ///
+    /// A provider that fails, or a server that answers a connection attempt with 401, is
+    /// reported as `TransportState::Unauthorized` and not retried: the client keeps its queue
+    /// and waits for [`Client::reconnect`]. A 401 to a later request of a connection that was
+    /// up (HTTP and SSE send the attempt's headers with each) means they expired: the client
+    /// reconnects, asking the provider again. A provider that hangs is given the connect
+    /// timeout, then the attempt counts as failed and is retried with backoff.
+    ///
+    /// ```no_run
+    /// use omni::client::{Client, HeaderMap, HeaderValue};
+    ///
+    /// #[omni::protocol]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// enum Echo {
+    ///     #[client]
+    ///     Say(String),
+    ///     #[server]
+    ///     Heard(String),
+    /// }
+    ///
+    /// async fn fresh_token() -> Result<String, std::io::Error> {
+    ///     Ok("a-short-lived-token".into())
+    /// }
+    ///
+    /// # async fn run() {
+    /// let (client, messages) = Client::<Echo>::builder("https://example.com/omni")
+    ///     .credentials(|| async {
+    ///         let token = fresh_token().await?;
+    ///         let mut headers = HeaderMap::new();
+    ///         let value = HeaderValue::try_from(format!("Bearer {token}"))
+    ///             .map_err(std::io::Error::other)?;
+    ///         headers.insert("authorization", value);
+    ///         Ok::<_, std::io::Error>(headers)
+    ///     })
+    ///     .connect();
+    /// # }
+    /// ```
+    pub fn credentials<F, Fut, E>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<HeaderMap, E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        self.credentials = Credentials::new(provider);
+        self
+    }
+
+    /// Calls `hook` after every `welcome`, and sends the messages it returns on that
+    /// connection before any queued one: the place to introduce the client again (join its
+    /// rooms, say who it is) on a session the server has just made, as after a server
+    /// restart, before what waited offline reaches the handler. [`ConnectInfo::resumed`]
+    /// tells a resumed session from a new one.
+    ///
+    /// The hook's messages are not queued: a connection lost before they are acknowledged
+    /// does not resend them, since the hook runs again on the next one. On the HTTP
+    /// transport, whose session resumes without a `welcome`, the hook runs when an exchange
+    /// first succeeds, and the first exchange of each connection carries no queued message.
+    ///
+    /// ```no_run
+    /// use omni::client::Client;
+    ///
+    /// #[omni::protocol]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// enum Chat {
+    ///     #[client]
+    ///     Join(String),
+    ///     #[client]
+    ///     Say(String),
+    ///     #[server]
+    ///     Heard(String),
+    /// }
+    ///
+    /// # async fn run() {
+    /// let (client, messages) = Client::<Chat>::builder("http://127.0.0.1:3000/omni")
+    ///     .on_connect(|info| {
+    ///         if info.resumed {
+    ///             Vec::new()
+    ///         } else {
+    ///             vec![ChatFromClient::Join("lobby".into())]
+    ///         }
+    ///     })
+    ///     .connect();
+    /// // Reaches the server after the `Join`, however long the client is offline.
+    /// client.send(ChatFromClient::Say("hello".into())).unwrap();
+    /// # }
+    /// ```
+    pub fn on_connect<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(ConnectInfo) -> Vec<P::Client> + Send + Sync + 'static,
+    {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
     /// Starts connecting in the background (on the current tokio runtime) and returns the
     /// client and its message stream.
     ///
     /// What no retry can fix ends the stream after one `TransportState::Error` that says
     /// why: a URL that cannot be used (malformed, an unknown scheme, `https` without the
     /// `tls` feature) or a bad root certificate, at once, as a `TransportError::Init`; a
-    /// server certificate the client does not trust, as a `TransportError::Tls`; HTTP 401,
-    /// 403 or 404, or a server built from another version of the protocol. Everything else
+    /// server certificate the client does not trust, as a `TransportError::Tls`; HTTP 403 or
+    /// 404, or a server built from another version of the protocol. HTTP 401 (and a failing
+    /// credentials provider) is `TransportState::Unauthorized`, after which the client waits
+    /// for [`Client::reconnect`] (see [`credentials`](Self::credentials)). Everything else
     /// (refused, unreachable, dropped) is retried with backoff.
     pub fn connect(self) -> (Client<P>, Messages<P>) {
         let shared = Arc::new(Shared::new(&self.settings, Arc::new(Notify::new())));
@@ -272,7 +440,8 @@ where
             shared: shared.clone(),
             protocol: PhantomData,
         };
-        let link = Link::<P>::new(shared, tx);
+        let mut link = Link::<P>::new(shared, tx);
+        link.hook = self.hook;
         match setup(&self.url, &self.roots) {
             Ok((url, tls, http)) => {
                 let config = Config {
@@ -282,11 +451,13 @@ where
                     poll_interval: self.poll_interval,
                     http,
                     tls,
+                    credentials: self.credentials,
                 };
                 let backoff = config.settings.backoff;
                 let shared = link.shared.clone();
                 tokio::spawn(async move {
-                    dialer::dial(&mut Single { link, config }, backoff, &shared.closed).await;
+                    let mut single = Single { link, config };
+                    dialer::dial(&mut single, backoff, &shared.closed, &shared.reconnect).await;
                 });
             }
             Err(message) => {
@@ -328,6 +499,8 @@ impl<P: Protocol + Send> Client<P> {
             settings: Settings::default(),
             poll_interval: http::DEFAULT_POLL,
             roots: Vec::new(),
+            credentials: Credentials::default(),
+            hook: None,
             protocol: PhantomData,
         }
     }
@@ -394,29 +567,57 @@ impl<P: Protocol + Send> Client<P> {
         if *self.shared.closed.borrow() {
             return Err(SendError::Closed);
         }
-        let limit = self.shared.max_message_bytes;
-        let queued = self.shared.outbox.push(|reference| {
-            let text = ClientFrame::Msg {
-                payload: msg,
-                reference: Some(reference),
-                id: self.shared.component.as_deref().map(str::to_owned),
-            }
-            .encode()
-            .map_err(|err| SendError::Encode(err.to_string()))?;
-            if text.len() > limit {
-                return Err(SendError::TooLarge {
-                    size: text.len(),
-                    limit,
-                });
-            }
-            Ok(text)
-        });
+        let queued = self
+            .shared
+            .outbox
+            .push(|reference| self.shared.encode(msg, reference));
         match queued {
             None => Err(SendError::QueueFull {
                 capacity: self.shared.outbox.capacity(),
             }),
             Some(Err(err)) => Err(err),
             Some(Ok(reference)) => Ok(reference),
+        }
+    }
+
+    /// Resolves once the server has answered the message that [`send`](Self::send) returned
+    /// `reference` for: `Ok` for its `ack` (the handler handled it), an
+    /// [`AckError::Rejected`] for the `error` frame that answered it. Resends across
+    /// reconnects are waited through. An answer that arrived before the call is reported
+    /// too, for as many of the latest messages as the queue holds.
+    ///
+    /// ```no_run
+    /// use omni::client::{AckError, Client};
+    ///
+    /// #[omni::protocol]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// enum Echo {
+    ///     #[client]
+    ///     Say(String),
+    ///     #[server]
+    ///     Heard(String),
+    /// }
+    ///
+    /// # async fn run() {
+    /// let (client, _messages) = Client::<Echo>::builder("http://127.0.0.1:3000/omni").connect();
+    /// let sent = client.send(EchoFromClient::Say("hello".into())).unwrap();
+    /// match client.acked(sent).await {
+    ///     Ok(()) => println!("handled"),
+    ///     Err(AckError::Rejected { code, message }) => println!("refused ({code}): {message}"),
+    ///     Err(err) => println!("{err}"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn acked(&self, reference: Ref) -> Result<(), AckError> {
+        let answer = match self.shared.outbox.watch(reference) {
+            Ok(answer) => answer,
+            Err(known) => return known,
+        };
+        let mut closed = self.shared.closed.subscribe();
+        tokio::select! {
+            biased;
+            answer = answer => answer.unwrap_or(Err(AckError::Closed)),
+            () = dialer::closed(&mut closed) => Err(AckError::Closed),
         }
     }
 
@@ -437,6 +638,14 @@ impl<P: Protocol + Send> Client<P> {
     pub fn presence(&self, topic: &str) -> crate::presence::List {
         let lists = self.shared.presence.lock().unwrap();
         lists.get(topic).map(|held| held.list()).unwrap_or_default()
+    }
+
+    /// Connects again now: after `TransportState::Unauthorized` (once the application has
+    /// credentials again; the provider is called first), or instead of waiting out a backoff
+    /// delay. While connected, or connecting, it does nothing. On a mux component it
+    /// reconnects the mux.
+    pub fn reconnect(&self) {
+        self.shared.reconnect.notify_waiters();
     }
 
     /// Closes the connection and stops reconnecting. The message stream ends. A mux

@@ -6,7 +6,9 @@
 //! background task serves every component's frames over one socket, and on every reconnect it
 //! re-joins each component (resuming its session) before it sends any of that component's
 //! queued messages, so nothing queued offline is lost to a component the server has not
-//! started yet.
+//! started yet. [`Mux::component`] adds, per component, a connect hook whose messages go
+//! between the join and the queue, and a provider of fresh tokens for a join refused because
+//! its token expired.
 //!
 //! ```no_run
 //! use omni::client::Mux;
@@ -39,12 +41,12 @@ use futures_util::future::BoxFuture;
 use serde::de::IgnoredAny;
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::config::Settings;
+use super::config::{Credentials, Settings};
 use super::dialer::{self, Dial, Ended};
 use super::link::{Link, Step};
 use super::tls;
 use super::ws::{self, Out, Peer};
-use super::{Backoff, Client, Heartbeat, Messages, Shared, url_for};
+use super::{Backoff, Client, ConnectInfo, HeaderMap, Heartbeat, Hook, Messages, Shared, url_for};
 use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, TransportError, TransportState};
 
 /// Configures a [`Mux`].
@@ -54,6 +56,7 @@ pub struct MuxBuilder {
     settings: Settings,
     /// PEM documents of roots to trust besides the default ones.
     roots: Vec<Vec<u8>>,
+    credentials: Credentials,
 }
 
 impl MuxBuilder {
@@ -116,6 +119,35 @@ impl MuxBuilder {
         self
     }
 
+    /// Calls `provider` before every connection attempt for headers to send with the
+    /// socket's upgrade request (see
+    /// [`ClientBuilder::credentials`](super::ClientBuilder::credentials)). Refused credentials
+    /// are reported to every component as `TransportState::Unauthorized`; the mux then waits
+    /// for [`Mux::reconnect`].
+    ///
+    /// ```no_run
+    /// use omni::client::{HeaderMap, Mux};
+    ///
+    /// # async fn run() {
+    /// let mux = Mux::builder("https://example.com/omni")
+    ///     .credentials(|| async {
+    ///         let mut headers = HeaderMap::new();
+    ///         headers.insert("authorization", "Bearer a-short-lived-token".parse().unwrap());
+    ///         Ok::<_, std::convert::Infallible>(headers)
+    ///     })
+    ///     .connect();
+    /// # }
+    /// ```
+    pub fn credentials<F, Fut, E>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<HeaderMap, E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        self.credentials = Credentials::new(provider);
+        self
+    }
+
     /// Starts the socket's task (on the current tokio runtime). Components may be joined at
     /// once; they are sent when the socket is up. What no retry can fix (see
     /// [`ClientBuilder::connect`](super::ClientBuilder::connect)) ends every component's
@@ -125,8 +157,10 @@ impl MuxBuilder {
         let inner = Arc::new(Inner {
             joins,
             wake: Arc::new(Notify::new()),
+            reconnect: Arc::new(Notify::new()),
             closed: watch::channel(false).0,
             settings: self.settings,
+            credentials: self.credentials,
         });
         tokio::spawn(run(rx, self.url, self.roots, inner.clone()));
         Mux { inner }
@@ -142,8 +176,10 @@ pub struct Mux {
 struct Inner {
     joins: mpsc::UnboundedSender<Box<dyn Member>>,
     wake: Arc<Notify>,
+    reconnect: Arc<Notify>,
     closed: watch::Sender<bool>,
     settings: Settings,
+    credentials: Credentials,
 }
 
 impl Mux {
@@ -154,28 +190,96 @@ impl Mux {
             url: url.into(),
             settings: Settings::default(),
             roots: Vec::new(),
+            credentials: Credentials::default(),
         }
     }
 
     /// Joins component `id` of `module` with the `token` the server signed for it. A refused
     /// join (`bad_token`, `unknown_module`, …) arrives on the component's stream as a
-    /// `TransportError::Rejected`, and the stream ends; [`Client::close`] leaves.
+    /// `TransportError::Rejected`, and the stream ends (unless a token provider refreshes an
+    /// expired token: see [`Join::refresh_token`]); [`Client::close`] leaves.
     pub fn join<P: Protocol + Send>(
         &self,
         id: impl Into<String>,
         module: impl Into<String>,
         token: impl Into<String>,
     ) -> (Client<P>, Messages<P>) {
-        let id: String = id.into();
-        let mut shared = Shared::new(&self.inner.settings, self.inner.wake.clone());
-        shared.component = Some(id.as_str().into());
-        let shared = Arc::new(shared);
-        let (tx, rx) = mpsc::channel(1024);
-        let component = Component {
-            link: Link::<P>::new(shared.clone(), tx),
-            id,
+        self.component(id, module, token).join()
+    }
+
+    /// A component to join, configured further before [`Join::join`]: with a connect hook,
+    /// or a provider of fresh tokens.
+    ///
+    /// ```no_run
+    /// use omni::client::Mux;
+    ///
+    /// #[omni::protocol]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// enum Echo {
+    ///     #[client]
+    ///     Say(String),
+    ///     #[server]
+    ///     Heard(String),
+    /// }
+    ///
+    /// async fn fresh_token() -> Result<String, std::io::Error> {
+    ///     Ok("a token the server signed just now".into())
+    /// }
+    ///
+    /// # async fn run(token: String) {
+    /// let mux = Mux::builder("http://127.0.0.1:3000/omni").connect();
+    /// let (echo, messages) = mux
+    ///     .component::<Echo>("echo-1", "echo", token)
+    ///     .on_connect(|info| {
+    ///         (!info.resumed)
+    ///             .then(|| EchoFromClient::Say("I am back".into()))
+    ///             .into_iter()
+    ///             .collect()
+    ///     })
+    ///     .refresh_token(fresh_token)
+    ///     .join();
+    /// # }
+    /// ```
+    pub fn component<P: Protocol + Send>(
+        &self,
+        id: impl Into<String>,
+        module: impl Into<String>,
+        token: impl Into<String>,
+    ) -> Join<'_, P> {
+        Join {
+            mux: self,
+            id: id.into(),
             module: module.into(),
             token: token.into(),
+            hook: None,
+            refresh: None,
+        }
+    }
+
+    fn start<P: Protocol + Send>(&self, join: Join<'_, P>) -> (Client<P>, Messages<P>) {
+        let Join {
+            id,
+            module,
+            token,
+            hook,
+            refresh,
+            ..
+        } = join;
+        let mut shared = Shared::new(&self.inner.settings, self.inner.wake.clone());
+        shared.component = Some(id.as_str().into());
+        shared.reconnect = self.inner.reconnect.clone();
+        let shared = Arc::new(shared);
+        let (tx, rx) = mpsc::channel(1024);
+        let mut link = Link::<P>::new(shared.clone(), tx);
+        link.hook = hook;
+        let component = Component {
+            link,
+            id,
+            module,
+            token,
+            refresh,
+            refreshed: false,
+            refreshing: false,
         };
         if self.inner.joins.send(Box::new(component)).is_err() {
             shared.closed.send_replace(true);
@@ -187,9 +291,66 @@ impl Mux {
         (client, Messages { rx })
     }
 
+    /// Connects again now: after `TransportState::Unauthorized`, or instead of waiting out a
+    /// backoff delay (see [`Client::reconnect`]).
+    pub fn reconnect(&self) {
+        self.inner.reconnect.notify_waiters();
+    }
+
     /// Closes the socket and stops reconnecting; every component's stream ends.
     pub fn close(&self) {
         self.inner.closed.send_replace(true);
+    }
+}
+
+/// Where a component gets a fresh token when its join is refused.
+type TokenProvider = Arc<dyn Fn() -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
+
+/// A component of a [`Mux`] about to join (see [`Mux::component`]).
+#[must_use]
+pub struct Join<'a, P: Protocol> {
+    mux: &'a Mux,
+    id: String,
+    module: String,
+    token: String,
+    hook: Option<Hook<P::Client>>,
+    refresh: Option<TokenProvider>,
+}
+
+impl<P: Protocol + Send> Join<'_, P> {
+    /// Calls `hook` after every `welcome` of the component, and sends the messages it returns
+    /// before any queued one (see
+    /// [`ClientBuilder::on_connect`](super::ClientBuilder::on_connect)): on every socket the
+    /// join goes first, then the hook's messages, then the queue.
+    pub fn on_connect(
+        mut self,
+        hook: impl Fn(ConnectInfo) -> Vec<P::Client> + Send + Sync + 'static,
+    ) -> Self {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// When the server refuses the component's join with `bad_token` (its token expired, say),
+    /// asks `provider` once for a fresh token and joins again with it, resuming the session
+    /// with its queue, instead of stopping the component. Asked again only after the
+    /// component has been welcomed since; a provider that fails, or takes longer than the
+    /// connect timeout, stops the component as a refused join does.
+    pub fn refresh_token<F, Fut, E>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<String, E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        self.refresh = Some(Arc::new(move || {
+            let token = provider();
+            Box::pin(async move { token.await.map_err(|err| err.to_string()) })
+        }));
+        self
+    }
+
+    /// Joins: see [`Mux::join`].
+    pub fn join(self) -> (Client<P>, Messages<P>) {
+        self.mux.start(self)
     }
 }
 
@@ -201,6 +362,15 @@ trait Member: Send + Sync {
     fn join_frame(&self) -> String;
     fn on_text<'a>(&'a mut self, text: &'a [u8]) -> BoxFuture<'a, Step>;
     fn state(&self, state: TransportState) -> BoxFuture<'_, ()>;
+    /// The connect hook's frames for this socket, once.
+    fn take_greeting(&mut self) -> Vec<String>;
+    /// The fresh token to ask for after a refused join, once per welcome; marks the
+    /// component as waiting for it.
+    fn refresh(&mut self) -> Option<BoxFuture<'static, Result<String, String>>>;
+    /// Waiting for a fresh token: not to be joined until it comes.
+    fn refreshing(&self) -> bool;
+    /// The fresh token came.
+    fn set_token(&mut self, token: String);
 }
 
 struct Component<P: Protocol> {
@@ -208,6 +378,10 @@ struct Component<P: Protocol> {
     id: String,
     module: String,
     token: String,
+    refresh: Option<TokenProvider>,
+    /// A fresh token was asked for since the last welcome.
+    refreshed: bool,
+    refreshing: bool,
 }
 
 impl<P: Protocol + Send> Member for Component<P> {
@@ -235,11 +409,40 @@ impl<P: Protocol + Send> Member for Component<P> {
     }
 
     fn on_text<'a>(&'a mut self, text: &'a [u8]) -> BoxFuture<'a, Step> {
-        Box::pin(self.link.on_text(text))
+        Box::pin(async move {
+            let step = self.link.on_text(text).await;
+            if step == Step::Welcomed {
+                self.refreshed = false;
+            }
+            step
+        })
     }
 
     fn state(&self, state: TransportState) -> BoxFuture<'_, ()> {
         Box::pin(self.link.state(state))
+    }
+
+    fn take_greeting(&mut self) -> Vec<String> {
+        self.link.take_greeting()
+    }
+
+    fn refresh(&mut self) -> Option<BoxFuture<'static, Result<String, String>>> {
+        if self.refreshed {
+            return None;
+        }
+        let provider = self.refresh.as_ref()?;
+        self.refreshed = true;
+        self.refreshing = true;
+        Some(provider())
+    }
+
+    fn refreshing(&self) -> bool {
+        self.refreshing
+    }
+
+    fn set_token(&mut self, token: String) {
+        self.token = token;
+        self.refreshing = false;
     }
 }
 
@@ -267,14 +470,20 @@ async fn run(
             return;
         }
     };
+    let (fresh_tx, fresh) = mpsc::unbounded_channel();
     let mut sockets = Sockets {
         url,
         tls,
         inner: inner.clone(),
         joins,
         members: Vec::new(),
+        tokens: Tokens {
+            tx: fresh_tx,
+            rx: fresh,
+        },
     };
-    dialer::dial(&mut sockets, inner.settings.backoff, &inner.closed).await;
+    let backoff = inner.settings.backoff;
+    dialer::dial(&mut sockets, backoff, &inner.closed, &inner.reconnect).await;
     // No socket follows: no component, joined or about to, can send any more.
     while let Ok(member) = sockets.joins.try_recv() {
         sockets.members.push(member);
@@ -291,6 +500,29 @@ struct Sockets {
     inner: Arc<Inner>,
     joins: mpsc::UnboundedReceiver<Box<dyn Member>>,
     members: Vec<Box<dyn Member>>,
+    tokens: Tokens,
+}
+
+/// Fresh tokens on their way from the components' providers: `(id, token or why not)`. They
+/// are asked for in tasks of their own, so that a slow provider stalls no other component.
+struct Tokens {
+    tx: mpsc::UnboundedSender<(String, Result<String, String>)>,
+    rx: mpsc::UnboundedReceiver<(String, Result<String, String>)>,
+}
+
+impl Tokens {
+    /// Asks for a fresh token for component `id`, for at most `timeout`.
+    fn ask(&self, id: &str, fresh: BoxFuture<'static, Result<String, String>>, timeout: Duration) {
+        let tx = self.tx.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            let token = match tokio::time::timeout(timeout, fresh).await {
+                Ok(token) => token,
+                Err(_) => Err(format!("no token within {timeout:?}")),
+            };
+            let _ = tx.send((id, token));
+        });
+    }
 }
 
 impl Dial for Sockets {
@@ -299,18 +531,19 @@ impl Dial for Sockets {
         let mut socket = Socket {
             members: &mut self.members,
             joins: &mut self.joins,
+            tokens: &mut self.tokens,
+            connect_timeout: self.inner.settings.connect_timeout,
             wake: &self.inner.wake,
             welcomed: HashSet::new(),
             connected: false,
         };
-        ws::connection(
-            &mut socket,
-            &self.url,
-            &self.inner.settings,
-            &self.tls,
-            closed,
-        )
-        .await
+        let dialing = ws::Dialing {
+            url: &self.url,
+            settings: &self.inner.settings,
+            tls: &self.tls,
+            credentials: &self.inner.credentials,
+        };
+        ws::connection(&mut socket, dialing, closed).await
     }
 
     async fn report(&mut self, state: TransportState) {
@@ -329,6 +562,8 @@ impl Dial for Sockets {
 struct Socket<'a> {
     members: &'a mut Vec<Box<dyn Member>>,
     joins: &'a mut mpsc::UnboundedReceiver<Box<dyn Member>>,
+    tokens: &'a mut Tokens,
+    connect_timeout: Duration,
     wake: &'a Notify,
     welcomed: HashSet<String>,
     connected: bool,
@@ -336,13 +571,15 @@ struct Socket<'a> {
 
 impl Peer for Socket<'_> {
     fn opening(&mut self, out: &Out) {
-        for member in self.members.iter() {
+        // One waiting for a fresh token joins when it comes.
+        for member in self.members.iter().filter(|m| !m.refreshing()) {
             out.text(member.join_frame());
         }
     }
 
     async fn on_text(&mut self, text: &[u8], out: &Out) -> Result<(), Ended> {
-        let routed = route(out, self.members, &mut self.welcomed, text).await;
+        let refresh = (&*self.tokens, self.connect_timeout);
+        let routed = route(out, self.members, &mut self.welcomed, text, refresh).await;
         self.connected |= !self.welcomed.is_empty();
         routed
     }
@@ -353,6 +590,25 @@ impl Peer for Socket<'_> {
             Some(member) = self.joins.recv() => {
                 out.text(member.join_frame());
                 self.members.push(member);
+            }
+            Some((id, token)) = self.tokens.rx.recv() => {
+                let Some(at) = self.members.iter().position(|m| m.id() == id) else {
+                    return;
+                };
+                match token {
+                    Ok(token) => {
+                        let member = &mut self.members[at];
+                        member.set_token(token);
+                        out.text(member.join_frame());
+                    }
+                    Err(reason) => {
+                        let member = self.members.remove(at);
+                        let message = format!("could not get a fresh token: {reason}");
+                        let error = TransportError::Rejected { code: ErrorCode::BadToken, message };
+                        member.state(TransportState::Error(error)).await;
+                        member.shared().closed.send_replace(true);
+                    }
+                }
             }
         }
     }
@@ -372,6 +628,7 @@ async fn route(
     members: &mut Vec<Box<dyn Member>>,
     welcomed: &mut HashSet<String>,
     text: &[u8],
+    (tokens, timeout): (&Tokens, Duration),
 ) -> Result<(), Ended> {
     let frame = match ServerFrame::<IgnoredAny>::decode(text) {
         Ok(frame) => frame,
@@ -401,6 +658,22 @@ async fn route(
             member.shared().closed.send_replace(true);
             return Ok(());
         }
+        ServerFrame::Error {
+            code: ErrorCode::BadToken,
+            ..
+        } if !welcomed.contains(id) => {
+            if let Some(fresh) = members[at].refresh() {
+                // An expired token, say: join again with a fresh one, queue and all.
+                tracing::debug!(id, "join refused with bad_token; asking for a fresh token");
+                tokens.ask(id, fresh, timeout);
+                return Ok(());
+            }
+            let member = &mut members[at];
+            member.on_text(text).await;
+            member.shared().closed.send_replace(true);
+            members.remove(at);
+            return Ok(());
+        }
         ServerFrame::Error { code, .. } if !welcomed.contains(id) && refuses_join(*code) => {
             let member = &mut members[at];
             member.on_text(text).await;
@@ -416,6 +689,9 @@ async fn route(
         Step::Welcomed => {
             welcomed.insert(member.id().to_owned());
             member.shared().outbox.reconnected();
+            for text in member.take_greeting() {
+                out.text(text);
+            }
             out.outbox(member.shared());
             Ok(())
         }

@@ -5,12 +5,27 @@
 //! [`Queue`] is the state machine (no locks, no I/O); [`Outbox`] is the one handle every
 //! transport and the application reach it through.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
+use super::AckError;
 use crate::Ref;
+
+/// How the server answered a message: `ack`, or an `error` naming its `ref`.
+pub(crate) type Answer = Result<(), AckError>;
+
+/// What is known of a `ref`.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Lookup {
+    /// Queued, not answered yet.
+    Waiting,
+    /// Answered lately.
+    Answered(Answer),
+    /// Never given out, or answered too long ago to be remembered.
+    Unknown,
+}
 
 struct Entry {
     reference: Ref,
@@ -47,6 +62,9 @@ pub(crate) struct Queue {
     next_ref: Ref,
     entries: VecDeque<Entry>,
     sent: usize,
+    /// The answers to the last `capacity` messages answered, oldest first: for the
+    /// application asking after the answer came.
+    answers: VecDeque<(Ref, Answer)>,
 }
 
 impl Queue {
@@ -57,6 +75,7 @@ impl Queue {
             next_ref: 1,
             entries: VecDeque::new(),
             sent: 0,
+            answers: VecDeque::new(),
         }
     }
 
@@ -76,18 +95,44 @@ impl Queue {
         }))
     }
 
-    /// The server answered `reference` (with `ack` or `error`). Whether that made room in
-    /// the window for a frame that is waiting.
-    pub(crate) fn answered(&mut self, reference: Ref) -> bool {
+    /// A frame made by `encode` from the next `ref`, which is used up but not queued: for a
+    /// message sent once, on one connection.
+    pub(crate) fn stamp<E>(
+        &mut self,
+        encode: impl FnOnce(Ref) -> Result<String, E>,
+    ) -> Result<String, E> {
+        let text = encode(self.next_ref)?;
+        self.next_ref += 1;
+        Ok(text)
+    }
+
+    /// The server answered `reference` with `answer` (`ack` or `error`). Whether that made
+    /// room in the window for a frame that is waiting.
+    pub(crate) fn answered(&mut self, reference: Ref, answer: Answer) -> bool {
         let Some(at) = self.entries.iter().position(|e| e.reference == reference) else {
             return false;
         };
         self.entries.remove(at);
+        if self.answers.len() == self.capacity {
+            self.answers.pop_front();
+        }
+        self.answers.push_back((reference, answer));
         if at < self.sent {
             self.sent -= 1;
             return self.entries.len() > self.sent;
         }
         false
+    }
+
+    /// What is known of `reference`.
+    pub(crate) fn lookup(&self, reference: Ref) -> Lookup {
+        if self.entries.iter().any(|e| e.reference == reference) {
+            return Lookup::Waiting;
+        }
+        match self.answers.iter().rev().find(|(r, _)| *r == reference) {
+            Some((_, answer)) => Lookup::Answered(answer.clone()),
+            None => Lookup::Unknown,
+        }
     }
 
     /// Frames not yet sent on this connection, as many as `limit` and the window allow,
@@ -145,6 +190,9 @@ fn take<'a>(entries: impl Iterator<Item = &'a Entry>, limit: Batch) -> Vec<Strin
 /// the connection; the only way to it.
 pub(crate) struct Outbox {
     queue: Mutex<Queue>,
+    /// Who awaits the answer to a waiting `ref`. Locked only with `queue` held, so that an
+    /// answer cannot slip between a lookup and the registration.
+    waiters: Mutex<HashMap<Ref, Vec<oneshot::Sender<Answer>>>>,
     /// Told when there is something new to send: a message, or room in the window.
     wake: Arc<Notify>,
 }
@@ -153,6 +201,7 @@ impl Outbox {
     pub(crate) fn new(capacity: usize, window: usize, wake: Arc<Notify>) -> Self {
         Self {
             queue: Mutex::new(Queue::new(capacity, window)),
+            waiters: Mutex::default(),
             wake,
         }
     }
@@ -174,11 +223,48 @@ impl Outbox {
         queued
     }
 
-    /// See [`Queue::answered`]; wakes the connection when the window opened.
-    pub(crate) fn answered(&self, reference: Ref) {
-        if self.queue().answered(reference) {
+    /// See [`Queue::stamp`].
+    pub(crate) fn stamp<E>(
+        &self,
+        encode: impl FnOnce(Ref) -> Result<String, E>,
+    ) -> Result<String, E> {
+        self.queue().stamp(encode)
+    }
+
+    /// See [`Queue::answered`]; wakes the connection when the window opened, and whoever
+    /// awaits the answer.
+    pub(crate) fn answered(&self, reference: Ref, answer: Answer) {
+        let mut queue = self.queue();
+        if queue.answered(reference, answer.clone()) {
             self.wake.notify_one();
         }
+        let waiting = self.waiters().remove(&reference);
+        for waiter in waiting.into_iter().flatten() {
+            // A waiter that stopped waiting is no matter.
+            let _ = waiter.send(answer.clone());
+        }
+    }
+
+    /// The answer to `reference` if it is known, otherwise where it will arrive.
+    pub(crate) fn watch(&self, reference: Ref) -> Result<oneshot::Receiver<Answer>, Answer> {
+        let queue = self.queue();
+        match queue.lookup(reference) {
+            Lookup::Waiting => {
+                let (tx, rx) = oneshot::channel();
+                let mut waiters = self.waiters();
+                let list = waiters.entry(reference).or_default();
+                // Waiters that gave up go, so that a ref watched in a loop does not pile up.
+                list.retain(|waiter| !waiter.is_closed());
+                list.push(tx);
+                Ok(rx)
+            }
+            Lookup::Answered(answer) => Err(answer),
+            Lookup::Unknown => Err(Err(AckError::Unknown)),
+        }
+    }
+
+    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<Ref, Vec<oneshot::Sender<Answer>>>> {
+        self.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// See [`Queue::take_unsent`].
@@ -222,6 +308,25 @@ mod tests {
     }
 
     #[test]
+    fn answers_are_remembered_for_as_many_messages_as_the_queue_holds() {
+        let mut queue = filled(2, 8, 2);
+        assert_eq!(queue.lookup(1), Lookup::Waiting);
+        assert_eq!(queue.lookup(3), Lookup::Unknown, "never given out");
+        let refused = AckError::Rejected {
+            code: crate::ErrorCode::Rejected,
+            message: "no".into(),
+        };
+        queue.answered(1, Err(refused.clone()));
+        queue.answered(2, Ok(()));
+        assert_eq!(queue.lookup(1), Lookup::Answered(Err(refused)));
+        assert_eq!(queue.lookup(2), Lookup::Answered(Ok(())));
+        queue.push(ok).unwrap().unwrap();
+        queue.answered(3, Ok(()));
+        assert_eq!(queue.lookup(1), Lookup::Unknown, "forgotten");
+        assert_eq!(queue.lookup(3), Lookup::Answered(Ok(())));
+    }
+
+    #[test]
     fn full_outbox_refuses_and_answers_free_room() {
         let mut outbox = Queue::new(2, 256);
         assert_eq!(outbox.push(ok), Some(Ok(1)));
@@ -234,7 +339,7 @@ mod tests {
         assert_eq!(outbox.take_unsent(one), ["m1"]);
         assert_eq!(outbox.take_unsent(Batch::ALL), ["m2"]);
         assert!(outbox.take_unsent(Batch::ALL).is_empty());
-        outbox.answered(1);
+        outbox.answered(1, Ok(()));
         assert_eq!(outbox.push(ok), Some(Ok(3)));
         outbox.reconnected();
         assert_eq!(outbox.take_unsent(Batch::ALL), ["m2", "m3"]);
@@ -258,15 +363,18 @@ mod tests {
             "the window is full"
         );
         assert!(
-            queue.answered(1),
+            queue.answered(1, Ok(())),
             "an ack opens the window for a waiting frame"
         );
         assert_eq!(queue.take_unsent(Batch::ALL), ["m4"]);
-        assert!(queue.answered(2));
-        assert!(queue.answered(3));
+        assert!(queue.answered(2, Ok(())));
+        assert!(queue.answered(3, Ok(())));
         assert_eq!(queue.take_unsent(Batch::ALL), ["m5", "m6"]);
         assert_eq!(queue.in_flight(), 3);
-        assert!(!queue.answered(99), "an unknown ref changes nothing");
+        assert!(
+            !queue.answered(99, Ok(())),
+            "an unknown ref changes nothing"
+        );
         assert_eq!(queue.in_flight(), 3);
     }
 
@@ -274,8 +382,8 @@ mod tests {
     fn an_emptied_window_with_nothing_waiting_wakes_nobody() {
         let mut queue = filled(100, 2, 2);
         assert_eq!(queue.take_unsent(Batch::ALL), ["m1", "m2"]);
-        assert!(!queue.answered(1), "nothing waits for the room");
-        assert!(!queue.answered(2));
+        assert!(!queue.answered(1, Ok(())), "nothing waits for the room");
+        assert!(!queue.answered(2, Ok(())));
         assert_eq!(queue.len(), 0);
     }
 
@@ -283,12 +391,12 @@ mod tests {
     fn a_reconnect_resends_every_unanswered_frame_in_order() {
         let mut queue = filled(100, 4, 6);
         assert_eq!(queue.take_unsent(Batch::ALL), ["m1", "m2", "m3", "m4"]);
-        queue.answered(2);
-        queue.answered(3);
+        queue.answered(2, Ok(()));
+        queue.answered(3, Ok(()));
         queue.reconnected();
         assert_eq!(queue.in_flight(), 0);
         assert_eq!(queue.take_unsent(Batch::ALL), ["m1", "m4", "m5", "m6"]);
-        queue.answered(1);
+        queue.answered(1, Ok(()));
         assert_eq!(queue.len(), 3);
         assert!(queue.take_unsent(Batch::ALL).is_empty());
         queue.reconnected();
@@ -300,9 +408,9 @@ mod tests {
         let mut queue = filled(100, 2, 4);
         assert_eq!(queue.take_unsent(Batch::ALL), ["m1", "m2"]);
         // An `error` for `m3` (say, from a request on another transport) removes it only.
-        assert!(!queue.answered(3));
+        assert!(!queue.answered(3, Ok(())));
         assert_eq!(queue.in_flight(), 2);
-        queue.answered(1);
+        queue.answered(1, Ok(()));
         assert_eq!(queue.take_unsent(Batch::ALL), ["m4"]);
     }
 
@@ -347,7 +455,7 @@ mod tests {
             // The acks lag behind: three arrive per round.
             for _ in 0..3 {
                 if acked < handled.len() {
-                    queue.answered(handled[acked]);
+                    queue.answered(handled[acked], Ok(()));
                     acked += 1;
                 }
             }

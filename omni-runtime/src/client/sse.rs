@@ -32,10 +32,19 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
         (Ok(down), Ok(up)) => (down, up),
         (Err(message), _) | (_, Err(message)) => return fatal_init(message),
     };
+    let headers = match config
+        .credentials
+        .headers(config.settings.connect_timeout)
+        .await
+    {
+        Ok(headers) => headers,
+        Err(ended) => return ended,
+    };
     tracing::debug!(resume = ?link.resume_point(), "opening event stream");
     let request = config
         .http
         .get(down)
+        .headers(headers.clone())
         .header("accept", "text/event-stream")
         .send();
     let response = match tokio::time::timeout(config.settings.connect_timeout, request).await {
@@ -66,7 +75,7 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
     tokio::pin!(closed);
     loop {
         if uplink.is_none() && connected {
-            uplink = start_uplink(link, config, &up);
+            uplink = start_uplink(link, config, &up, &headers);
         }
         tokio::select! {
             event = events.next() => match event {
@@ -111,22 +120,26 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
     }
 }
 
-/// Starts a POST of the unsent messages, if there are any.
+/// Starts a POST of the connect hook's and the unsent messages, if there are any.
 fn start_uplink<P: Protocol>(
-    link: &Link<P>,
+    link: &mut Link<P>,
     config: &Config,
     url: &reqwest::Url,
+    headers: &reqwest::header::HeaderMap,
 ) -> Option<Uplink> {
-    let mut frames = link.shared.outbox.take_unsent(config.batch());
-    if frames.is_empty() {
+    // The server refuses a client built from another version of the protocol enum; the
+    // connect hook's messages go before the queued ones.
+    let mut frames = vec![super::hello::<P>(None, None)];
+    frames.extend(link.take_greeting());
+    frames.extend(link.shared.outbox.take_unsent(config.batch()));
+    if frames.len() == 1 {
         return None;
     }
-    // The server refuses a client built from another version of the protocol enum.
-    frames.insert(0, super::hello::<P>(None, None));
     let session = link.session?;
     let request = config
         .http
         .post(url.clone())
+        .headers(headers.clone())
         .header("content-type", "application/json")
         .header(SESSION_HEADER, session.to_string())
         .timeout(config.settings.heartbeat.interval + config.settings.heartbeat.timeout)

@@ -79,21 +79,26 @@ impl Connector {
         builder.build().map_err(|err| err.to_string())
     }
 
-    /// Opens a WebSocket to `url`, through TLS for `wss://`.
+    /// Opens a WebSocket to `url` with `headers` on its handshake, through TLS for `wss://`.
     pub(crate) async fn websocket(
         &self,
-        url: &str,
+        url: &reqwest::Url,
+        headers: reqwest::header::HeaderMap,
         config: WebSocketConfig,
     ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+        let mut request = url.as_str().into_client_request()?;
+        request.headers_mut().extend(headers);
         #[cfg(feature = "tls")]
         let connect = tokio_tungstenite::connect_async_tls_with_config(
-            url,
+            request,
             Some(config),
             true,
             Some(tokio_tungstenite::Connector::Rustls(self.config.clone())),
         );
         #[cfg(not(feature = "tls"))]
-        let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
+        let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
         Ok(connect.await?.0)
     }
 }

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::config::Settings;
+use super::config::{Credentials, Settings};
 use super::dialer::{self, Ended, fatal_init};
 use super::link::{Link, Step};
 use super::outbox::Batch;
@@ -159,16 +159,32 @@ async fn within(
     }
 }
 
-/// One WebSocket connection to `url` carrying `peer`, from connect to its end.
+/// How a WebSocket is opened: where, with what, through what.
+pub(crate) struct Dialing<'a> {
+    pub(crate) url: &'a reqwest::Url,
+    pub(crate) settings: &'a Settings,
+    pub(crate) tls: &'a tls::Connector,
+    pub(crate) credentials: &'a Credentials,
+}
+
+/// One WebSocket connection carrying `peer`, from connect to its end.
 pub(crate) async fn connection(
     peer: &mut impl Peer,
-    url: &reqwest::Url,
-    settings: &Settings,
-    tls: &tls::Connector,
+    dialing: Dialing<'_>,
     mut closed: watch::Receiver<bool>,
 ) -> Ended {
+    let Dialing {
+        url,
+        settings,
+        tls,
+        credentials,
+    } = dialing;
+    let headers = match credentials.headers(settings.connect_timeout).await {
+        Ok(headers) => headers,
+        Err(ended) => return ended,
+    };
     let config = WebSocketConfig::default().read_buffer_size(settings.read_buffer);
-    let connect = tls.websocket(url.as_str(), config);
+    let connect = tls.websocket(url, headers, config);
     let socket = match tokio::time::timeout(settings.connect_timeout, connect).await {
         Err(_) => return Ended::dropped("connect timed out", false),
         Ok(Err(WsError::Http(response))) => {
@@ -203,7 +219,7 @@ pub(crate) async fn connection(
                         let (code, reason) = frame.map_or((1005, String::new()), |f| {
                             (u16::from(f.code), f.reason.to_string())
                         });
-                        break Ended { code, reason, connected: false, fatal: None };
+                        break Ended { code, reason, connected: false, fatal: None, unauthorized: false };
                     }
                     Some(Ok(_)) => {}
                     Some(Err(err)) => break Ended::dropped(err.to_string(), false),
@@ -238,7 +254,13 @@ pub(crate) async fn session<P: Protocol + Send>(link: &mut Link<P>, config: &Con
         link,
         welcomed: false,
     };
-    connection(&mut session, &url, &config.settings, &config.tls, closed).await
+    let dialing = Dialing {
+        url: &url,
+        settings: &config.settings,
+        tls: &config.tls,
+        credentials: &config.credentials,
+    };
+    connection(&mut session, dialing, closed).await
 }
 
 /// A single protocol's session on a socket.
@@ -261,6 +283,10 @@ impl<P: Protocol + Send> Peer for Session<'_, P> {
                 // Everything unanswered goes again on a new connection; the server
                 // acknowledges what it already handled without redoing it.
                 self.link.shared.outbox.reconnected();
+                // The connect hook's messages go first.
+                for text in self.link.take_greeting() {
+                    out.text(text);
+                }
                 out.outbox(&self.link.shared);
                 Ok(())
             }

@@ -46,7 +46,10 @@ where
         .and_then(|v| v.parse::<SessionId>().ok());
     let (session, fresh) = match named.and_then(|id| hub.get(id)) {
         Some(session) => (session, false),
-        None => (hub.create(extensions, serde_json::Value::Null), true),
+        None => (
+            hub.create(extensions.clone(), serde_json::Value::Null),
+            true,
+        ),
     };
 
     if session.core.has_live_connection() {
@@ -60,6 +63,10 @@ where
     }
 
     // Otherwise the response carries them: a connection that lives for this request.
+    if !fresh {
+        // This request is the connection now: its credentials are the ones that hold.
+        session.set_extensions(extensions).await;
+    }
     let (conn, mut rx) = hub.shared.connection(false);
     let conn_id = conn.id;
     session.core.attach(conn, None, fresh);

@@ -35,6 +35,11 @@ struct State<P: Protocol, H> {
 }
 
 impl<P: Protocol, H> Session<P, H> {
+    /// The extensions of the request that is the session's connection now.
+    pub(crate) async fn set_extensions(&self, extensions: axum::http::Extensions) {
+        self.state.lock().await.cx.set_extensions(extensions);
+    }
+
     pub(crate) fn id(&self) -> SessionId {
         self.core.id
     }
