@@ -10,22 +10,14 @@ use std::time::Duration;
 
 use common::PATIENCE;
 use common::proxy::Proxy;
+use common::relay::{
+    Relay, RelayFromClient, RelayFromServer, RelayHandler, next, next_echo, next_state,
+};
 use common::stuck::{self, Stuck};
 use omni::client::{AckError, Backoff, Client, Heartbeat, Messages, SendError, Transport};
 use omni::server::{Endpoint, Limits};
 use omni::{Context, ErrorCode, HandlerResult, TransportError, TransportState};
 use rand::Rng;
-
-/// The protocol the client tests speak.
-#[omni::protocol]
-#[derive(Debug, Clone, PartialEq)]
-enum Relay {
-    /// Answered with a sequenced `Echoed` of the same number.
-    #[client]
-    Echo(u32),
-    #[server]
-    Echoed(u32),
-}
 
 /// The `Echo` the handler refuses (returns an `Err` for).
 const REFUSED: u32 = u32::MAX;
@@ -117,32 +109,6 @@ fn client_with(
         .heartbeat(heartbeat)
         .poll_interval(Duration::from_millis(50))
         .connect()
-}
-
-/// The next message, or a panic after [`PATIENCE`].
-async fn next(messages: &mut Messages<Relay>) -> Relay {
-    tokio::time::timeout(PATIENCE, messages.recv())
-        .await
-        .expect("a message in time")
-        .expect("the client is running")
-}
-
-/// The next transport state, skipping server messages.
-async fn next_state(messages: &mut Messages<Relay>) -> TransportState {
-    loop {
-        if let Relay::Transport(state) = next(messages).await {
-            return state;
-        }
-    }
-}
-
-/// The next `Echoed`, skipping transport states.
-async fn next_echo(messages: &mut Messages<Relay>) -> u32 {
-    loop {
-        if let Relay::Echoed(n) = next(messages).await {
-            return n;
-        }
-    }
 }
 
 const TRANSPORTS: [Transport; 3] = [Transport::Ws, Transport::Http, Transport::Sse];

@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::PATIENCE;
 use common::proxy::Proxy;
+use common::relay::{
+    Relay, RelayFromClient, RelayFromServer, RelayHandler, next, next_echo, next_state,
+};
 use omni::axum::extract::Request;
 use omni::axum::http::StatusCode;
 use omni::axum::middleware::{self, Next};
@@ -19,15 +21,6 @@ use omni::axum::response::{IntoResponse, Response};
 use omni::client::{Backoff, Client, HeaderMap, HeaderValue, Messages, Transport};
 use omni::server::Endpoint;
 use omni::{Context, HandlerResult, TransportState};
-
-#[omni::protocol]
-#[derive(Debug, Clone, PartialEq)]
-enum Relay {
-    #[client]
-    Echo(u32),
-    #[server]
-    Echoed(u32),
-}
 
 /// What the auth middleware learnt from a request, for the handler.
 #[derive(Clone)]
@@ -129,29 +122,6 @@ fn client(
             }
         })
         .connect()
-}
-
-async fn next(messages: &mut Messages<Relay>) -> Relay {
-    tokio::time::timeout(PATIENCE, messages.recv())
-        .await
-        .expect("a message in time")
-        .expect("the client is running")
-}
-
-async fn next_state(messages: &mut Messages<Relay>) -> TransportState {
-    loop {
-        if let Relay::Transport(state) = next(messages).await {
-            return state;
-        }
-    }
-}
-
-async fn next_echo(messages: &mut Messages<Relay>) -> u32 {
-    loop {
-        if let Relay::Echoed(n) = next(messages).await {
-            return n;
-        }
-    }
 }
 
 /// States up to and including the first that `stop` accepts.

@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod feed;
 pub mod proxy;
+pub mod relay;
 pub mod stuck;
 
 use std::net::SocketAddr;
