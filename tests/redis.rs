@@ -313,7 +313,13 @@ async fn the_demo_counter_is_one_value_on_every_server_of_a_room() {
         "the other server starts from the same value"
     );
     b.msg(counter::CounterFromClient::Increment, 1).await;
-    assert_eq!(value(&mut b).await, 2);
+    // A's broadcast of 1 travels through Redis and may reach b after its own answer began: b
+    // may be shown 1 once more before 2.
+    let mut seen = value(&mut b).await;
+    if seen == 1 {
+        seen = value(&mut b).await;
+    }
+    assert_eq!(seen, 2);
     assert_eq!(value(&mut a).await, 2, "and its change reaches this one");
 }
 
