@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use crate::SessionId;
+use crate::codec::Codec;
 use crate::presence::{Diff, List};
 
 /// A sequence number: the position of a sequenced server frame in its session, from 1.
@@ -166,6 +167,10 @@ pub enum ServerFrame<S> {
         protocol: String,
         /// The server's schema hash.
         version: String,
+        /// The codec of this connection's frames (absent from servers before MessagePack:
+        /// JSON).
+        #[serde(default)]
+        codec: Codec,
         /// Mux only: the component.
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional)]

@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 
 use ts_rs::{Config, TS, TypeVisitor};
 
+use crate::codec::Codec;
 use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, SessionId};
 
 /// The start of the header line that lists the field types declared as `unknown`, so a tool
@@ -65,6 +66,55 @@ pub struct Declarations {
 /// assert_eq!(generated.module, omni_runtime::typescript::declarations::<Echo>());
 /// ```
 pub fn generate<P: Protocol>() -> Declarations {
+    generate_for::<P>(Codec::Json)
+}
+
+/// The TypeScript module for protocol `P` as a client speaking `codec` receives it: the same as
+/// [`generate`] but for [`Bytes`](crate::codec::Bytes) fields, which are `Uint8Array` over
+/// MessagePack and base64 `string` over JSON.
+///
+/// ```
+/// #[omni::protocol]
+/// #[derive(Debug, Clone, PartialEq)]
+/// enum Files {
+///     #[client]
+///     Upload(omni::codec::Bytes),
+///     #[server]
+///     Stored(u32),
+/// }
+///
+/// use omni::codec::Codec;
+/// use omni::typescript::generate_for;
+///
+/// let packed = generate_for::<Files>(Codec::MsgPack).module;
+/// assert!(packed.contains(r#"{ "kind": "Upload", "data": Uint8Array }"#));
+/// let json = generate_for::<Files>(Codec::Json).module;
+/// assert!(json.contains(r#"{ "kind": "Upload", "data": string }"#));
+/// ```
+pub fn generate_for<P: Protocol>(codec: Codec) -> Declarations {
+    let previous = BYTES.with(|cell| {
+        cell.replace(match codec {
+            Codec::MsgPack => "Uint8Array",
+            _ => "string",
+        })
+    });
+    let generated = generate_with::<P>();
+    BYTES.with(|cell| cell.set(previous));
+    generated
+}
+
+thread_local! {
+    /// How [`Bytes`](crate::codec::Bytes) is declared while a module is generated on this
+    /// thread: `TS` methods are static, so the codec reaches them this way.
+    static BYTES: std::cell::Cell<&'static str> = const { std::cell::Cell::new("string") };
+}
+
+/// How a [`Bytes`](crate::codec::Bytes) field is declared in the module being generated.
+pub(crate) fn bytes_type() -> &'static str {
+    BYTES.with(std::cell::Cell::get)
+}
+
+fn generate_with<P: Protocol>() -> Declarations {
     let cfg = Config::new().with_large_int("number");
     let mut collect = Collect {
         cfg: &cfg,

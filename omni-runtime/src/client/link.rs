@@ -262,6 +262,7 @@ mod tests {
             resumed: false,
             protocol: "Echo".into(),
             version: "0".into(),
+            codec: crate::codec::Codec::Json,
             id: None,
         }
     }

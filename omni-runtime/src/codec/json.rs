@@ -78,12 +78,24 @@ impl<S> From<&DecodeError> for ServerFrame<S> {
 /// keys JSON cannot hold.
 #[derive(Debug, thiserror::Error)]
 #[error("could not encode frame: {0}")]
-pub struct EncodeError(#[from] serde_json::Error);
+pub struct EncodeError(Box<dyn std::error::Error + Send + Sync>);
+
+impl From<serde_json::Error> for EncodeError {
+    fn from(err: serde_json::Error) -> Self {
+        Self(Box::new(err))
+    }
+}
+
+impl From<rmp_serde::encode::Error> for EncodeError {
+    fn from(err: rmp_serde::encode::Error) -> Self {
+        Self(Box::new(err))
+    }
+}
 
 /// A frame's field as read: absent (or `null`), a value, or present with the wrong type. A
 /// wrong type is kept as the decoder's message and reported only by a frame type that uses
 /// the field, so keys of other frame types, or keys a newer peer adds, never reject a frame.
-enum Field<T> {
+pub(super) enum Field<T> {
     Absent,
     Value(T),
     Bad(String),
@@ -103,22 +115,30 @@ impl<T> Field<T> {
 macro_rules! field_table {
     ($($field:ident: $ty:ty = $key:literal,)*) => {
         /// Every field any v1 frame has, read from one frame.
-        struct Fields<P> {
+        pub(super) struct Fields<P> {
             /// The frame's `type`: borrowed for the frame types v1 knows.
-            kind: Cow<'static, str>,
+            pub(super) kind: Cow<'static, str>,
             /// The frame's `ref` and `id`, for errors.
             named: (Option<Ref>, Option<String>),
-            payload: Field<P>,
+            pub(super) payload: Field<P>,
             $($field: Field<$ty>,)*
         }
 
         impl<P> Fields<P> {
-            fn empty() -> Self {
+            pub(super) fn empty() -> Self {
                 Fields {
                     kind: Cow::Borrowed(""),
                     named: (None, None),
                     payload: Field::Absent,
                     $($field: Field::Absent,)*
+                }
+            }
+
+            /// The careful MessagePack path: one field's value, read on its own.
+            pub(super) fn put_packed(&mut self, key: Key, value: rmpv::Value) {
+                match key {
+                    $(Key::$field => self.$field = super::msgpack::lenient(value),)*
+                    Key::Type | Key::Payload | Key::Other => {}
                 }
             }
 
@@ -147,6 +167,16 @@ macro_rules! field_table {
             }
         }
 
+        /// A key's name in the frame.
+        pub(super) fn key_str(key: Key) -> &'static str {
+            match key {
+                Key::Type => "type",
+                Key::Payload => "payload",
+                $(Key::$field => $key,)*
+                Key::Other => "?",
+            }
+        }
+
         /// Every field of every frame type, left as raw JSON, for the careful path.
         #[derive(Deserialize)]
         struct Envelope<'a> {
@@ -164,7 +194,7 @@ macro_rules! field_table {
         #[derive(Deserialize, Clone, Copy)]
         #[serde(field_identifier)]
         #[allow(non_camel_case_types)]
-        enum Key {
+        pub(super) enum Key {
             #[serde(rename = "type")]
             Type,
             #[serde(rename = "payload")]
@@ -197,6 +227,7 @@ field_table! {
     state: List = "state",
     joins: List = "joins",
     leaves: List = "leaves",
+    codec: String = "codec",
 }
 
 /// The frame types of v1.
@@ -217,7 +248,7 @@ const KINDS: [&str; 13] = [
 ];
 
 /// A frame's `type` as kept: a v1 type without an allocation, any other as read.
-fn kind_name(kind: &str) -> Cow<'static, str> {
+pub(super) fn kind_name(kind: &str) -> Cow<'static, str> {
     match KINDS.into_iter().find(|k| *k == kind) {
         Some(known) => Cow::Borrowed(known),
         None => Cow::Owned(kind.to_owned()),
@@ -272,12 +303,12 @@ impl<P: DeserializeOwned> Fields<P> {
 
 impl<P> Fields<P> {
     /// Keeps the `ref` and `id` aside for errors, since building the frame moves fields out.
-    fn name(&mut self) {
+    pub(super) fn name(&mut self) {
         self.named = (self.reference.value().copied(), self.id.value().cloned());
     }
 
     /// A `bad_frame` error that names this frame's `ref` and `id` when they were readable.
-    fn bad(&self, message: String) -> DecodeError {
+    pub(super) fn bad(&self, message: String) -> DecodeError {
         DecodeError {
             code: ErrorCode::BadFrame,
             message,
@@ -352,7 +383,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValu
 }
 
 /// The fast path: every key decoded straight into its field, in one pass over the bytes.
-struct Fast<'f, P>(&'f mut Fields<P>);
+pub(super) struct Fast<'f, P>(pub(super) &'f mut Fields<P>);
 
 impl<'de, P: DeserializeOwned> serde::de::DeserializeSeed<'de> for Fast<'_, P> {
     type Value = ();
@@ -473,7 +504,7 @@ impl<C: DeserializeOwned> ClientFrame<C> {
         Self::from_fields(&mut fields)
     }
 
-    fn from_fields(f: &mut Fields<C>) -> Result<Self, DecodeError> {
+    pub(super) fn from_fields(f: &mut Fields<C>) -> Result<Self, DecodeError> {
         let frame = match f.known_kind() {
             "hello" => ClientFrame::Hello {
                 protocol: f.optional(|f| &mut f.protocol, "protocol")?,
@@ -513,7 +544,7 @@ impl<S: DeserializeOwned> ServerFrame<S> {
         Self::from_fields(&mut fields)
     }
 
-    fn from_fields(f: &mut Fields<S>) -> Result<Self, DecodeError> {
+    pub(super) fn from_fields(f: &mut Fields<S>) -> Result<Self, DecodeError> {
         let frame = match f.known_kind() {
             "welcome" => ServerFrame::Welcome {
                 session: f.required(|f| &mut f.session, "session")?,
@@ -524,6 +555,11 @@ impl<S: DeserializeOwned> ServerFrame<S> {
                     .unwrap_or_default(),
                 version: f
                     .optional(|f| &mut f.version, "version")?
+                    .unwrap_or_default(),
+                // A codec this client does not know cannot be in force: it did not ask for it.
+                codec: f
+                    .optional(|f| &mut f.codec, "codec")?
+                    .and_then(|name| name.parse().ok())
                     .unwrap_or_default(),
                 id: f.optional(|f| &mut f.id, "id")?,
             },

@@ -9,7 +9,7 @@ use tokio::sync::{Notify, watch};
 
 use super::metrics::Metrics;
 use super::queue::{self, Receiver, Sender, TrySendError};
-use crate::codec::{ComponentId, Outgoing};
+use crate::codec::{Codec, ComponentId, Outgoing};
 
 /// Why a connection is being closed, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +106,7 @@ pub(crate) fn connection(id: u64, queue: usize, live: bool) -> (Conn, ConnRx) {
         tx,
         stop,
         live,
+        codec: Codec::Json,
         component: None,
     };
     (
@@ -138,6 +139,8 @@ pub(crate) struct Conn {
     stop: watch::Sender<Option<Stop>>,
     /// A WebSocket or SSE stream, as opposed to one HTTP request.
     pub(crate) live: bool,
+    /// The codec its frames are written in (the queue holds them as JSON either way).
+    pub(crate) codec: Codec,
     /// Mux: the component this connection is, on a socket shared with others.
     component: Option<Component>,
 }
@@ -191,6 +194,7 @@ impl Conn {
             tx: self.tx.clone(),
             stop: self.stop.clone(),
             live: true,
+            codec: self.codec,
             component: Some(Component { id, left }),
         }
     }

@@ -168,6 +168,7 @@ impl<P: Protocol> SessionCore<P> {
         // A refresh queued for the old connection goes with it; the new one is shown the
         // lists afresh (see `show_presence_again`).
         inner.presence_stale.clear();
+        let codec = conn.codec;
         let displaced = inner.conn.replace(conn).is_some_and(|old| {
             old.displace();
             old.live
@@ -179,6 +180,7 @@ impl<P: Protocol> SessionCore<P> {
                 resumed: after.is_some(),
                 protocol: P::NAME.to_owned(),
                 version: P::VERSION.to_owned(),
+                codec,
                 id: None,
             };
             self.deliver_encoded(&inner, &frame);

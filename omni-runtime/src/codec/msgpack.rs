@@ -1,0 +1,244 @@
+//! The MessagePack form of frames: the same frames, as maps with the same keys as in JSON.
+//!
+//! A frame is written by `rmp-serde` with structs as maps, so `{"type":"ack","ref":3}` is the
+//! map `{"type": "ack", "ref": 3}`. It is read by the JSON decoder's own field table (the
+//! one-pass reader works on any serde format); when that fails, the frame is read into
+//! values and each field decoded on its own, so the error says which field is wrong and names
+//! the frame's `ref` and `id`, exactly as for JSON.
+//!
+//! ```
+//! use omni::{ClientFrame, ServerFrame};
+//!
+//! let frame = ServerFrame::<String>::Ack { reference: 3, id: None };
+//! let bytes = frame.encode_msgpack()?;
+//! assert_eq!(bytes, b"\x82\xa4type\xa3ack\xa3ref\x03");
+//! assert_eq!(ServerFrame::<String>::decode_msgpack(&bytes)?, frame);
+//!
+//! let err = ClientFrame::<String>::decode_msgpack(b"\xc1").unwrap_err();
+//! assert_eq!(err.code(), omni::ErrorCode::BadFrame);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::json::{Fast, Field, Fields, Key, key_str, kind_name};
+use super::{DecodeError, EncodeError};
+use crate::frame::{ClientFrame, ServerFrame};
+
+/// How deep a frame may nest, as in JSON: deeper is a `bad_frame`, never a stack overflow.
+const MAX_DEPTH: usize = 128;
+
+/// Encodes `value` as MessagePack, structs as maps: the form every frame and payload takes.
+pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::with_capacity(64);
+    value.serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())?;
+    Ok(out)
+}
+
+impl<P: DeserializeOwned> Fields<P> {
+    /// Reads a MessagePack frame's fields into `self` (made empty): in one pass when the frame
+    /// is well formed, else field by field, for a precise error.
+    fn read_packed(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        let mut rest = bytes;
+        let mut de = rmp_serde::Deserializer::new(&mut rest);
+        de.set_max_depth(MAX_DEPTH);
+        let fast = serde::de::DeserializeSeed::deserialize(Fast(self), &mut de);
+        drop(de);
+        if fast.is_ok() && rest.is_empty() {
+            self.name();
+        } else {
+            *self = Self::read_packed_carefully(bytes)?;
+        }
+        Ok(())
+    }
+
+    fn read_packed_carefully(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut rest = bytes;
+        let value = rmpv::decode::read_value_with_max_depth(&mut rest, MAX_DEPTH)
+            .map_err(|e| DecodeError::bad_frame(format!("not MessagePack: {e}")))?;
+        if !rest.is_empty() {
+            return Err(DecodeError::bad_frame(
+                "trailing bytes after the frame".to_owned(),
+            ));
+        }
+        let rmpv::Value::Map(pairs) = value else {
+            return Err(DecodeError::bad_frame(format!(
+                "a frame is a map, not {}",
+                what(&value)
+            )));
+        };
+        let mut fields = Self::empty();
+        let mut seen = 0u32;
+        for (key, value) in pairs {
+            // Read as the one-pass reader reads keys, so both accept the same frames.
+            let Ok(key) = rmpv::ext::from_value::<Key>(key) else {
+                continue;
+            };
+            let bit = 1 << key as u32;
+            if !matches!(key, Key::Other) && seen & bit != 0 {
+                let name = key_str(key);
+                return Err(DecodeError::bad_frame(format!("duplicate field `{name}`")));
+            }
+            seen |= bit;
+            match key {
+                Key::Type => match value {
+                    rmpv::Value::String(s) if s.as_str().is_some() => {
+                        fields.kind = kind_name(s.as_str().unwrap_or_default());
+                    }
+                    other => {
+                        return Err(DecodeError::bad_frame(format!(
+                            "a frame's `type` is a string, not {}",
+                            what(&other)
+                        )));
+                    }
+                },
+                Key::Payload => fields.payload = decoded(value),
+                Key::Other => {}
+                key => fields.put_packed(key, value),
+            }
+        }
+        if seen & (1 << Key::Type as u32) == 0 {
+            return Err(DecodeError::bad_frame("missing field `type`".to_owned()));
+        }
+        fields.name();
+        Ok(fields)
+    }
+}
+
+/// A field's value decoded on its own: `nil` is absent, a wrong type kept as the message.
+pub(super) fn lenient<T: DeserializeOwned>(value: rmpv::Value) -> Field<T> {
+    match rmpv::ext::from_value::<Option<T>>(value) {
+        Ok(None) => Field::Absent,
+        Ok(Some(value)) => Field::Value(value),
+        Err(e) => Field::Bad(message(e)),
+    }
+}
+
+/// A payload decoded on its own: `nil` is a value (a unit payload), as in JSON.
+fn decoded<T: DeserializeOwned>(value: rmpv::Value) -> Field<T> {
+    match rmpv::ext::from_value::<T>(value) {
+        Ok(value) => Field::Value(value),
+        Err(e) => Field::Bad(message(e)),
+    }
+}
+
+/// The decoder's message, without the prefix `rmpv` adds.
+fn message(err: rmpv::ext::Error) -> String {
+    let rmpv::ext::Error::Syntax(message) = err;
+    message
+}
+
+/// A value's kind, for errors.
+fn what(value: &rmpv::Value) -> &'static str {
+    match value {
+        rmpv::Value::Nil => "nil",
+        rmpv::Value::Boolean(_) => "a boolean",
+        rmpv::Value::Integer(_) => "an integer",
+        rmpv::Value::F32(_) | rmpv::Value::F64(_) => "a float",
+        rmpv::Value::String(_) => "a string",
+        rmpv::Value::Binary(_) => "binary",
+        rmpv::Value::Array(_) => "an array",
+        rmpv::Value::Map(_) => "a map",
+        rmpv::Value::Ext(..) => "an extension",
+    }
+}
+
+impl<C: DeserializeOwned> ClientFrame<C> {
+    /// Decodes one frame from MessagePack.
+    pub fn decode_msgpack(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut fields = Fields::empty();
+        fields.read_packed(bytes)?;
+        Self::from_fields(&mut fields)
+    }
+}
+
+impl<S: DeserializeOwned> ServerFrame<S> {
+    /// Decodes one frame from MessagePack.
+    pub fn decode_msgpack(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut fields = Fields::empty();
+        fields.read_packed(bytes)?;
+        Self::from_fields(&mut fields)
+    }
+}
+
+impl<C: Serialize> ClientFrame<C> {
+    /// Encodes the frame as MessagePack: a map with the keys of its JSON form.
+    pub fn encode_msgpack(&self) -> Result<Vec<u8>, EncodeError> {
+        to_vec(self)
+    }
+}
+
+impl<S: Serialize> ServerFrame<S> {
+    /// Encodes the frame as MessagePack: a map with the keys of its JSON form.
+    pub fn encode_msgpack(&self) -> Result<Vec<u8>, EncodeError> {
+        to_vec(self)
+    }
+}
+
+/// Re-encodes a server frame the runtime holds as JSON into MessagePack, reading its payload
+/// as `S`, so that what `S` writes differently in a binary format ([`Bytes`](super::Bytes):
+/// base64 text in JSON, `bin` here) takes its binary form. A payload `S` does not read (a
+/// frame of another protocol on a shared topic) is carried as JSON values.
+pub(crate) fn transcode<S: DeserializeOwned + Serialize>(json: &[u8]) -> Vec<u8> {
+    let packed = match ServerFrame::<S>::decode(json) {
+        Ok(frame) => to_vec(&frame),
+        Err(_) => match ServerFrame::<serde_json::Value>::decode(json) {
+            Ok(frame) => to_vec(&frame),
+            Err(_) => return Vec::new(),
+        },
+    };
+    packed.unwrap_or_default()
+}
+
+/// [`transcode`] for one protocol, as a plain function a connection keeps.
+pub(crate) type Transcode = fn(&[u8]) -> Vec<u8>;
+
+/// Adds `"id": id` to an encoded frame map: a mux component's frames are shared untagged and
+/// tagged by their recipient's writer, as in JSON. `None` if `frame` is not a map.
+pub(crate) fn tagged(frame: &[u8], id: &str) -> Option<Vec<u8>> {
+    let (len, head) = match *frame.first()? {
+        b @ 0x80..=0x8f => (usize::from(b & 0x0f), 1),
+        0xde => (usize::from(u16::from_be_bytes([*frame.get(1)?, *frame.get(2)?])), 3),
+        0xdf => (
+            u32::from_be_bytes([*frame.get(1)?, *frame.get(2)?, *frame.get(3)?, *frame.get(4)?])
+                as usize,
+            5,
+        ),
+        _ => return None,
+    };
+    let mut out = Vec::with_capacity(frame.len() + id.len() + 8);
+    let len = len + 1;
+    // Writing into a vector cannot fail.
+    let _ = rmp::encode::write_map_len(&mut out, u32::try_from(len).ok()?);
+    out.extend_from_slice(&frame[head..]);
+    let _ = rmp::encode::write_str(&mut out, "id");
+    let _ = rmp::encode::write_str(&mut out, id);
+    Some(out)
+}
+
+/// The elements of a MessagePack array of frames (a `POST /http` body), each as its own bytes,
+/// so one bad frame does not hide the others; `None` if `body` is not an array.
+pub(crate) fn split_array(body: &[u8]) -> Option<Result<Vec<&[u8]>, DecodeError>> {
+    let mut cursor = std::io::Cursor::new(body);
+    let len = match body.first()? {
+        0x90..=0x9f | 0xdc | 0xdd => rmp::decode::read_array_len(&mut cursor).ok()?,
+        _ => return None,
+    };
+    let mut items = Vec::new();
+    for _ in 0..len {
+        let start = cursor.position() as usize;
+        let mut de = rmp_serde::Deserializer::new(&mut cursor);
+        de.set_max_depth(MAX_DEPTH);
+        if let Err(e) = serde::de::IgnoredAny::deserialize(&mut de) {
+            return Some(Err(DecodeError::bad_frame(format!("not MessagePack: {e}"))));
+        }
+        items.push(&body[start..cursor.position() as usize]);
+    }
+    if cursor.position() as usize != body.len() {
+        return Some(Err(DecodeError::bad_frame(
+            "trailing bytes after the frames".to_owned(),
+        )));
+    }
+    Some(Ok(items))
+}
