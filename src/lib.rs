@@ -66,6 +66,8 @@ pub use omni_runtime::{
     HandlerResult, Protocol, Ref, Sender, Seq, ServerFrame, SessionGone, SessionId, TransportError,
     TransportState,
 };
+/// Bytes in a message: `bin` in MessagePack, base64 in JSON (see [`codec::Bytes`]).
+pub use omni_runtime::codec::{Bytes, Codec};
 pub use omni_runtime::{codec, context, frame, presence, session, token, transport, typescript};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
