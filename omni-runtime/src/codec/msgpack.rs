@@ -199,10 +199,17 @@ pub(crate) type Transcode = fn(&[u8]) -> Vec<u8>;
 pub(crate) fn tagged(frame: &[u8], id: &str) -> Option<Vec<u8>> {
     let (len, head) = match *frame.first()? {
         b @ 0x80..=0x8f => (usize::from(b & 0x0f), 1),
-        0xde => (usize::from(u16::from_be_bytes([*frame.get(1)?, *frame.get(2)?])), 3),
+        0xde => (
+            usize::from(u16::from_be_bytes([*frame.get(1)?, *frame.get(2)?])),
+            3,
+        ),
         0xdf => (
-            u32::from_be_bytes([*frame.get(1)?, *frame.get(2)?, *frame.get(3)?, *frame.get(4)?])
-                as usize,
+            u32::from_be_bytes([
+                *frame.get(1)?,
+                *frame.get(2)?,
+                *frame.get(3)?,
+                *frame.get(4)?,
+            ]) as usize,
             5,
         ),
         _ => return None,
