@@ -461,6 +461,45 @@ mod tests {
         }
     }
 
+    /// Counts its calls: how many times a frame was re-encoded for MessagePack.
+    fn counting(json: &[u8]) -> Vec<u8> {
+        TRANSCODED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        msgpack::transcode::<serde_json::Value>(json)
+    }
+
+    static TRANSCODED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    #[test]
+    fn a_broadcast_is_re_encoded_once_for_all_its_msgpack_recipients() {
+        let wire = Wire {
+            codec: Codec::MsgPack,
+            transcode: counting,
+        };
+        let json = Wire::new::<serde_json::Value>(Codec::Json);
+        let frame = Outgoing::push(r#"{"type":"push","payload":1}"#.into());
+        let before = TRANSCODED.load(std::sync::atomic::Ordering::SeqCst);
+        // A thousand subscribers, each with its clone, as the pub/sub hands them out; JSON
+        // ones and mux components among them.
+        let component = ComponentId::new("c", counting);
+        for _ in 0..1000 {
+            let copy = frame.clone();
+            let Message::Binary(bytes) = copy.message(wire, None) else {
+                panic!("binary")
+            };
+            assert_eq!(&bytes[..], b"\x82\xa4type\xa4push\xa7payload\x01");
+            assert!(matches!(copy.message(json, None), Message::Text(_)));
+            assert!(matches!(
+                copy.message(wire, Some(&component)),
+                Message::Binary(_)
+            ));
+        }
+        let after = TRANSCODED.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(after - before, 1);
+        // A reply has one recipient: nothing is kept for others.
+        let ack = Outgoing::ack(3);
+        assert!(ack.packed.is_none());
+    }
+
     #[test]
     fn a_publication_numbers_its_message_without_encoding_it_again() {
         let publication = Publication::encode("room", &json!({"kind": "Said"})).unwrap();
