@@ -145,6 +145,21 @@ fn msgpack_examples() {
         bytes.encode().unwrap(),
         r#"{"type":"push","payload":"3q2+7w=="}"#
     );
+    // PROTOCOL.md shows these bytes; its hex, with the JSON beside it dropped, must be them.
+    let doc = include_str!("../../docs/PROTOCOL.md");
+    let shown: String = doc
+        .lines()
+        .map(|line| line.split("  ").next().unwrap_or(""))
+        .filter(|line| !line.is_empty() && line.bytes().all(|b| b == b' ' || b.is_ascii_hexdigit()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for frame in [
+        ack.encode_msgpack().unwrap(),
+        msg.encode_msgpack().unwrap(),
+        bytes.encode_msgpack().unwrap(),
+    ] {
+        assert!(shown.contains(&hex(&frame)), "PROTOCOL.md shows {}", hex(&frame));
+    }
 }
 
 fn send(id: &str, text: &str) -> ChatUp {
