@@ -158,7 +158,11 @@ fn msgpack_examples() {
         msg.encode_msgpack().unwrap(),
         bytes.encode_msgpack().unwrap(),
     ] {
-        assert!(shown.contains(&hex(&frame)), "PROTOCOL.md shows {}", hex(&frame));
+        assert!(
+            shown.contains(&hex(&frame)),
+            "PROTOCOL.md shows {}",
+            hex(&frame)
+        );
     }
 }
 
