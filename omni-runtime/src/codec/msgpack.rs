@@ -131,7 +131,14 @@ fn read<T: DeserializeOwned>(value: &rmpv::Value) -> Result<T, String> {
     rmpv::encode::write_value(&mut bytes, value).map_err(|e| e.to_string())?;
     let mut de = rmp_serde::Deserializer::new(&bytes[..]);
     de.set_max_depth(MAX_DEPTH);
-    T::deserialize(&mut de).map_err(|e| e.to_string())
+    T::deserialize(&mut de).map_err(|err| {
+        // `rmp-serde` names a wrong type by its marker ("wrong msgpack marker FixStr(1)");
+        // decoding from values says what was expected, as serde_json does.
+        match rmpv::ext::from_value::<T>(value.clone()) {
+            Err(rmpv::ext::Error::Syntax(message)) => message,
+            Ok(_) => err.to_string(),
+        }
+    })
 }
 
 /// A value's kind, for errors.
