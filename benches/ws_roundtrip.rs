@@ -1,5 +1,6 @@
-//! WebSocket round trips through an omni endpoint against a hand-written axum WebSocket
-//! server that decodes and encodes the same v1 frames with serde, in one run.
+//! WebSocket round trips through an omni endpoint, in JSON and in MessagePack
+//! (`/ws?codec=msgpack`), against a hand-written axum WebSocket server that decodes and
+//! encodes the same v1 frames as JSON with serde, in one run.
 //!
 //! `cargo bench --bench ws_roundtrip` (set `ROUNDS`, `CONNECTIONS`, `TRIPS` to change the
 //! load). Each round trip is a `msg` with a `ref`, answered by a sequenced `msg` carrying the
@@ -13,8 +14,9 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message as AxumMessage, WebSocket, WebSocketUpgrade};
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
+use omni::codec::Codec;
 use omni::server::Endpoint;
-use omni::{Context, HandlerResult};
+use omni::{ClientFrame, Context, HandlerResult};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::Message;
@@ -125,8 +127,28 @@ async fn serve(router: axum::Router) -> SocketAddr {
     addr
 }
 
-/// Round trips per second over `connections` sockets doing `trips` each.
-async fn load(url: &str, connections: usize, trips: u64, skip_welcome: bool) -> f64 {
+/// The `msg` frame of round trip `r`, as the client sends it in `codec`.
+fn request(codec: Codec, r: u64) -> Message {
+    match codec {
+        Codec::MsgPack => {
+            let frame = ClientFrame::Msg {
+                payload: BenchFromClient::Echo(format!("round trip {r}")),
+                reference: Some(r),
+                id: None,
+            };
+            Message::Binary(frame.encode_msgpack().unwrap().into())
+        }
+        _ => Message::Text(
+            format!(
+                r#"{{"type":"msg","payload":{{"kind":"Echo","data":"round trip {r}"}},"ref":{r}}}"#
+            )
+            .into(),
+        ),
+    }
+}
+
+/// Round trips per second over `connections` sockets doing `trips` each, in `codec`.
+async fn load(url: &str, codec: Codec, connections: usize, trips: u64, skip_welcome: bool) -> f64 {
     let mut sockets = Vec::new();
     for _ in 0..connections {
         let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
@@ -143,15 +165,13 @@ async fn load(url: &str, connections: usize, trips: u64, skip_welcome: bool) -> 
         .map(|mut socket| {
             tokio::spawn(async move {
                 for r in 1..=trips {
-                    let text = format!(
-                        r#"{{"type":"msg","payload":{{"kind":"Echo","data":"round trip {r}"}},"ref":{r}}}"#
-                    );
-                    socket.send(Message::Text(text.into())).await.unwrap();
+                    socket.send(request(codec, r)).await.unwrap();
                     // The reply, then the ack.
                     for _ in 0..2 {
-                        match socket.next().await {
-                            Some(Ok(Message::Text(_))) => {}
-                            other => panic!("unexpected {other:?}"),
+                        match (socket.next().await, codec) {
+                            (Some(Ok(Message::Text(_))), Codec::Json) => {}
+                            (Some(Ok(Message::Binary(_))), Codec::MsgPack) => {}
+                            (other, _) => panic!("unexpected {other:?}"),
                         }
                     }
                 }
@@ -199,25 +219,28 @@ fn main() {
         );
         let hand_addr = serve(hand).await;
 
-        let (mut omni, mut hand) = (Vec::new(), Vec::new());
+        let (mut omni, mut packed, mut hand) = (Vec::new(), Vec::new(), Vec::new());
+        let (json_url, packed_url) = (
+            format!("ws://{omni_addr}/omni/ws"),
+            format!("ws://{omni_addr}/omni/ws?codec=msgpack"),
+        );
+        let hand_url = format!("ws://{hand_addr}/ws");
         for _ in 0..rounds {
-            omni.push(
-                load(
-                    &format!("ws://{omni_addr}/omni/ws"),
-                    connections,
-                    trips,
-                    true,
-                )
-                .await,
-            );
-            hand.push(load(&format!("ws://{hand_addr}/ws"), connections, trips, false).await);
+            omni.push(load(&json_url, Codec::Json, connections, trips, true).await);
+            packed.push(load(&packed_url, Codec::MsgPack, connections, trips, true).await);
+            hand.push(load(&hand_url, Codec::Json, connections, trips, false).await);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let (omni, hand) = (median(omni), median(hand));
+        let (omni, packed, hand) = (median(omni), median(packed), median(hand));
         println!(
             "ws round trips, {connections} connections x {trips}, median of {rounds} rounds:\n  \
-             omni endpoint  {omni:>9.0}/s\n  hand-written   {hand:>9.0}/s\n  ratio          {:.2}",
-            omni / hand
+             omni endpoint, json     {omni:>9.0}/s\n  \
+             omni endpoint, msgpack  {packed:>9.0}/s\n  \
+             hand-written, json      {hand:>9.0}/s\n  \
+             ratio omni json / hand  {:.2}\n  \
+             ratio msgpack / json    {:.2}",
+            omni / hand,
+            packed / omni
         );
     });
 }

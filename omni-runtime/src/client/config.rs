@@ -8,6 +8,7 @@ use futures_util::future::BoxFuture;
 use reqwest::header::HeaderMap;
 
 use super::dialer::Ended;
+use crate::codec::Codec;
 
 /// Which transport a client uses. All three carry the same frames and resume the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -118,6 +119,8 @@ pub(crate) struct Settings {
     /// The WebSocket read buffer.
     pub(crate) read_buffer: usize,
     pub(crate) max_message_bytes: usize,
+    /// The encoding of every frame, both ways.
+    pub(crate) codec: Codec,
 }
 
 impl Default for Settings {
@@ -135,6 +138,7 @@ impl Default for Settings {
             // faster than its 128 KiB default (DESIGN.md, performance notes).
             read_buffer: 4 * 1024,
             max_message_bytes: 64 * 1024,
+            codec: Codec::Json,
         }
     }
 }

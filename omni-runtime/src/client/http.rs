@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use super::dialer::{self, Ended, fatal_init};
 use super::link::{Link, Step};
+use super::wire;
 use super::{Config, SESSION_HEADER, url_for};
-use crate::Protocol;
+use crate::codec::Codec;
+use crate::{Protocol, TransportError};
 
 /// Exchanges with the server until a request fails or the client closes.
 pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config) -> Ended {
-    let url = match url_for(&config.url, "http", false, None, None) {
+    // The codec is the body's `Content-Type`, not a query parameter.
+    let url = match url_for(&config.url, "http", false, Codec::Json, None, None) {
         Ok(url) => url,
         Err(message) => return fatal_init(message),
     };
@@ -80,7 +83,8 @@ async fn exchange<P: Protocol>(
     // The cursors go with every exchange: between requests no connection receives the
     // topics' messages, so each exchange replays what followed them.
     let after = link.session.map(|_| link.last_seq);
-    let mut frames = vec![super::hello::<P>(after, Some(&link.topics))];
+    let codec = link.shared.codec;
+    let mut frames = vec![super::hello::<P>(codec, after, Some(&link.topics))];
     frames.extend(link.take_greeting());
     // With a connect hook, the first exchange of a connection only learns the session, so
     // that the hook's messages go before the queued ones.
@@ -91,9 +95,9 @@ async fn exchange<P: Protocol>(
         .http
         .post(url.clone())
         .headers(headers.clone())
-        .header("content-type", "application/json")
+        .header("content-type", codec.content_type())
         .timeout(config.settings.heartbeat.interval + config.settings.heartbeat.timeout)
-        .body(format!("[{}]", frames.join(",")));
+        .body(wire::body(codec, &frames));
     if let Some(session) = link.session {
         request = request.header(SESSION_HEADER, session.to_string());
     }
@@ -102,14 +106,27 @@ async fn exchange<P: Protocol>(
     if !matches!(status, 200 | 202 | 413 | 422) {
         return Err(Ended::refused(status, format!("HTTP {status}"), false));
     }
+    let media = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
     let body = response
         .bytes()
         .await
         .map_err(|e| Ended::dropped(e.to_string(), false))?;
+    if !body.is_empty() && Codec::from_content_type(&media) != codec {
+        // A server from before MessagePack reads the body as JSON, fails, and says so in
+        // JSON: every later exchange would too.
+        let answered = format!("`{media}` bodies (HTTP {status})");
+        let message = wire::refused(codec, &answered);
+        return Err(Ended::fatal(TransportError::Init { message }, false));
+    }
     apply_frames(link, &body).await
 }
 
-/// Applies a response body's JSON array of server frames.
+/// Applies a response body's array of server frames, in the client's codec.
 pub(crate) async fn apply_frames<P: Protocol>(
     link: &mut Link<P>,
     body: &[u8],
@@ -117,11 +134,11 @@ pub(crate) async fn apply_frames<P: Protocol>(
     if body.is_empty() {
         return Ok(Step::Continue);
     }
-    let frames: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body)
+    let frames = wire::split(link.shared.codec, body)
         .map_err(|e| Ended::dropped(format!("bad response body: {e}"), false))?;
     let mut last = Step::Continue;
     for frame in frames {
-        match link.on_text(frame.get().as_bytes()).await {
+        match link.receive(frame).await {
             step @ (Step::Fatal(_) | Step::Gap) => return Ok(step),
             step @ Step::Welcomed => last = step,
             Step::Continue => {}

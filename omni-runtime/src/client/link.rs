@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::wire::{self, Frame};
 use super::{AckError, ConnectInfo, Hook, Shared};
 use crate::TransportState;
 use crate::presence::List;
@@ -39,7 +40,7 @@ pub(crate) struct Link<P: Protocol> {
     /// The application's connect hook.
     pub(crate) hook: Option<Hook<P::Client>>,
     /// What the hook made for this connection, to go before the queue.
-    greeting: Vec<String>,
+    greeting: Vec<Frame>,
 }
 
 impl<P: Protocol> Link<P> {
@@ -67,7 +68,7 @@ impl<P: Protocol> Link<P> {
         self.greeting.clear();
         for msg in &messages {
             match self.shared.outbox.stamp(|r| self.shared.encode(msg, r)) {
-                Ok(text) => self.greeting.push(text),
+                Ok(frame) => self.greeting.push(frame),
                 Err(err) => failed.push(err),
             }
         }
@@ -79,7 +80,7 @@ impl<P: Protocol> Link<P> {
     }
 
     /// The connect hook's frames for this connection, once.
-    pub(crate) fn take_greeting(&mut self) -> Vec<String> {
+    pub(crate) fn take_greeting(&mut self) -> Vec<Frame> {
         std::mem::take(&mut self.greeting)
     }
 
@@ -99,22 +100,36 @@ impl<P: Protocol> Link<P> {
         self.session.map(|s| (s, self.last_seq))
     }
 
-    /// Decodes and applies one server frame.
-    pub(crate) async fn on_text(&mut self, text: &[u8]) -> Step {
-        match ServerFrame::<P::Server>::decode(text) {
+    /// Decodes (in the client's codec) and applies one server frame.
+    pub(crate) async fn receive(&mut self, bytes: &[u8]) -> Step {
+        match wire::decode::<P::Server>(self.shared.codec, bytes) {
             Ok(frame) => self.on_frame(frame).await,
             Err(err) => {
-                let message = err.to_string();
-                self.state(TransportState::Error(TransportError::Decode { message }))
-                    .await;
+                self.undecodable(err.to_string()).await;
                 Step::Continue
             }
         }
     }
 
+    /// Reports a server frame that could not be read; the connection goes on.
+    pub(crate) async fn undecodable(&self, message: String) {
+        self.state(TransportState::Error(TransportError::Decode { message }))
+            .await;
+    }
+
     pub(crate) async fn on_frame(&mut self, frame: ServerFrame<P::Server>) -> Step {
         match frame {
-            ServerFrame::Welcome { session, seq, .. } => {
+            ServerFrame::Welcome {
+                session,
+                seq,
+                codec,
+                ..
+            } => {
+                if codec != self.shared.codec {
+                    let answered = format!("a `welcome` naming {codec}");
+                    let message = wire::refused(self.shared.codec, &answered);
+                    return Step::Fatal(TransportError::Init { message });
+                }
                 let fresh = self.session != Some(session);
                 if fresh {
                     // A session of its own (first connect, or the old one is gone: `reset`
@@ -317,6 +332,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_welcome_in_another_codec_than_asked_is_fatal() {
+        let (mut link, mut rx) = link();
+        let ServerFrame::Welcome {
+            session,
+            seq,
+            resumed,
+            protocol,
+            version,
+            id,
+            ..
+        } = welcome(1, 0)
+        else {
+            unreachable!()
+        };
+        let packed = ServerFrame::Welcome {
+            session,
+            seq,
+            resumed,
+            protocol,
+            version,
+            codec: crate::codec::Codec::MsgPack,
+            id,
+        };
+        let Step::Fatal(TransportError::Init { message }) = link.on_frame(packed).await else {
+            panic!("a JSON client welcomed as MessagePack goes on");
+        };
+        assert!(message.contains("naming msgpack"), "{message}");
+        assert_eq!(link.session, None, "the welcome is not taken");
+        assert!(heard(&mut rx).is_empty());
+    }
+
+    #[tokio::test]
     async fn a_reset_moves_the_resume_point_and_a_new_session_starts_its_own() {
         let (mut link, mut rx) = link();
         link.on_frame(welcome(1, 0)).await;
@@ -377,7 +424,7 @@ mod tests {
         for _ in 0..3 {
             link.shared
                 .outbox
-                .push(|r| Ok::<_, ()>(format!("m{r}")))
+                .push(|r| Ok::<_, ()>(wire::Frame::Text(format!("m{r}"))))
                 .unwrap()
                 .unwrap();
         }
@@ -421,7 +468,7 @@ mod tests {
             })
         ));
         // A frame that does not decode is reported, and changes nothing.
-        assert_eq!(link.on_text(b"{\"type\":\"nope\"}").await, Step::Continue);
+        assert_eq!(link.receive(b"{\"type\":\"nope\"}").await, Step::Continue);
         assert!(matches!(
             &heard(&mut rx)[..],
             [Echo::Transport(TransportState::Error(

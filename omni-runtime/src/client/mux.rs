@@ -45,8 +45,10 @@ use super::config::{Credentials, Settings};
 use super::dialer::{self, Dial, Ended};
 use super::link::{Link, Step};
 use super::tls;
+use super::wire::{self, Frame};
 use super::ws::{self, Out, Peer};
 use super::{Backoff, Client, ConnectInfo, HeaderMap, Heartbeat, Hook, Messages, Shared, url_for};
+use crate::codec::Codec;
 use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, TransportError, TransportState};
 
 /// Configures a [`Mux`].
@@ -107,6 +109,25 @@ impl MuxBuilder {
     /// The server's frame limit: a larger message is refused by [`Client::send`].
     pub fn max_message_bytes(mut self, limit: usize) -> Self {
         self.settings.max_message_bytes = limit;
+        self
+    }
+
+    /// The encoding of every frame of every component, both ways (see
+    /// [`ClientBuilder::codec`](super::ClientBuilder::codec)): [`Codec::MsgPack`] asks for
+    /// `/mux?codec=msgpack`, whose frames are binary messages. Default: [`Codec::Json`].
+    ///
+    /// ```no_run
+    /// use omni::client::Mux;
+    /// use omni::codec::Codec;
+    ///
+    /// # async fn run() {
+    /// let mux = Mux::builder("http://127.0.0.1:3000/omni")
+    ///     .codec(Codec::MsgPack)
+    ///     .connect();
+    /// # }
+    /// ```
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.settings.codec = codec;
         self
     }
 
@@ -359,11 +380,12 @@ trait Member: Send + Sync {
     fn id(&self) -> &str;
     fn shared(&self) -> &Arc<Shared>;
     /// The `join` frame, resuming the component's session when it has one.
-    fn join_frame(&self) -> String;
-    fn on_text<'a>(&'a mut self, text: &'a [u8]) -> BoxFuture<'a, Step>;
+    fn join_frame(&self) -> Frame;
+    /// Decodes and applies one of the component's frames.
+    fn receive<'a>(&'a mut self, bytes: &'a [u8]) -> BoxFuture<'a, Step>;
     fn state(&self, state: TransportState) -> BoxFuture<'_, ()>;
     /// The connect hook's frames for this socket, once.
-    fn take_greeting(&mut self) -> Vec<String>;
+    fn take_greeting(&mut self) -> Vec<Frame>;
     /// The fresh token to ask for after a refused join, once per welcome; marks the
     /// component as waiting for it.
     fn refresh(&mut self) -> Option<BoxFuture<'static, Result<String, String>>>;
@@ -393,9 +415,9 @@ impl<P: Protocol + Send> Member for Component<P> {
         &self.link.shared
     }
 
-    fn join_frame(&self) -> String {
+    fn join_frame(&self) -> Frame {
         let resume = self.link.resume_point();
-        ClientFrame::<()>::Join {
+        let join = ClientFrame::<()>::Join {
             id: self.id.clone(),
             module: self.module.clone(),
             token: self.token.clone(),
@@ -403,14 +425,14 @@ impl<P: Protocol + Send> Member for Component<P> {
             after: resume.map(|(_, after)| after),
             version: Some(P::VERSION.to_owned()),
             topics: Some(self.link.topics.clone()),
-        }
-        .encode()
-        .unwrap_or_default()
+        };
+        // Strings, numbers and a map of them: nothing in it can fail to encode.
+        wire::encode(self.link.shared.codec, &join).unwrap_or(Frame::Text(String::new()))
     }
 
-    fn on_text<'a>(&'a mut self, text: &'a [u8]) -> BoxFuture<'a, Step> {
+    fn receive<'a>(&'a mut self, bytes: &'a [u8]) -> BoxFuture<'a, Step> {
         Box::pin(async move {
-            let step = self.link.on_text(text).await;
+            let step = self.link.receive(bytes).await;
             if step == Step::Welcomed {
                 self.refreshed = false;
             }
@@ -422,7 +444,7 @@ impl<P: Protocol + Send> Member for Component<P> {
         Box::pin(self.link.state(state))
     }
 
-    fn take_greeting(&mut self) -> Vec<String> {
+    fn take_greeting(&mut self) -> Vec<Frame> {
         self.link.take_greeting()
     }
 
@@ -455,7 +477,7 @@ async fn run(
 ) {
     let setup = reqwest::Url::parse(&url)
         .map_err(|e| e.to_string())
-        .and_then(|base| url_for(&base, "mux", true, None, None))
+        .and_then(|base| url_for(&base, "mux", true, inner.settings.codec, None, None))
         .map_err(|message| format!("bad mux URL `{url}`: {message}"))
         .and_then(|url| Ok((url, tls::Connector::new(&roots)?)));
     let (url, tls) = match setup {
@@ -532,6 +554,7 @@ impl Dial for Sockets {
             members: &mut self.members,
             joins: &mut self.joins,
             tokens: &mut self.tokens,
+            codec: self.inner.settings.codec,
             connect_timeout: self.inner.settings.connect_timeout,
             wake: &self.inner.wake,
             welcomed: HashSet::new(),
@@ -563,6 +586,7 @@ struct Socket<'a> {
     members: &'a mut Vec<Box<dyn Member>>,
     joins: &'a mut mpsc::UnboundedReceiver<Box<dyn Member>>,
     tokens: &'a mut Tokens,
+    codec: Codec,
     connect_timeout: Duration,
     wake: &'a Notify,
     welcomed: HashSet<String>,
@@ -573,22 +597,28 @@ impl Peer for Socket<'_> {
     fn opening(&mut self, out: &Out) {
         // One waiting for a fresh token joins when it comes.
         for member in self.members.iter().filter(|m| !m.refreshing()) {
-            out.text(member.join_frame());
+            out.frame(member.join_frame());
         }
     }
 
-    async fn on_text(&mut self, text: &[u8], out: &Out) -> Result<(), Ended> {
+    async fn on_frame(&mut self, bytes: &[u8], out: &Out) -> Result<(), Ended> {
         let refresh = (&*self.tokens, self.connect_timeout);
-        let routed = route(out, self.members, &mut self.welcomed, text, refresh).await;
+        let frame = (self.codec, bytes);
+        let routed = route(out, self.members, &mut self.welcomed, frame, refresh).await;
         self.connected |= !self.welcomed.is_empty();
         routed
+    }
+
+    async fn undecodable(&mut self, message: String) {
+        // As a frame that does not decode: it names no component to tell.
+        tracing::debug!(%message, "undecodable mux frame");
     }
 
     async fn wait(&mut self, out: &Out) {
         tokio::select! {
             () = self.wake.notified() => {}
             Some(member) = self.joins.recv() => {
-                out.text(member.join_frame());
+                out.frame(member.join_frame());
                 self.members.push(member);
             }
             Some((id, token)) = self.tokens.rx.recv() => {
@@ -599,7 +629,7 @@ impl Peer for Socket<'_> {
                     Ok(token) => {
                         let member = &mut self.members[at];
                         member.set_token(token);
-                        out.text(member.join_frame());
+                        out.frame(member.join_frame());
                     }
                     Err(reason) => {
                         let member = self.members.remove(at);
@@ -614,7 +644,7 @@ impl Peer for Socket<'_> {
     }
 
     fn pump(&mut self, out: &Out) {
-        flush_all(out, self.members, &self.welcomed);
+        flush_all(out, self.codec, self.members, &self.welcomed);
     }
 
     fn connected(&self) -> bool {
@@ -622,15 +652,15 @@ impl Peer for Socket<'_> {
     }
 }
 
-/// Hands one server frame to the component it names.
+/// Hands one server frame (its bytes, in `codec`) to the component it names.
 async fn route(
     out: &Out,
     members: &mut Vec<Box<dyn Member>>,
     welcomed: &mut HashSet<String>,
-    text: &[u8],
+    (codec, bytes): (Codec, &[u8]),
     (tokens, timeout): (&Tokens, Duration),
 ) -> Result<(), Ended> {
-    let frame = match ServerFrame::<IgnoredAny>::decode(text) {
+    let frame = match wire::decode::<IgnoredAny>(codec, bytes) {
         Ok(frame) => frame,
         Err(err) => {
             tracing::debug!(%err, "undecodable mux frame");
@@ -669,14 +699,14 @@ async fn route(
                 return Ok(());
             }
             let member = &mut members[at];
-            member.on_text(text).await;
+            member.receive(bytes).await;
             member.shared().closed.send_replace(true);
             members.remove(at);
             return Ok(());
         }
         ServerFrame::Error { code, .. } if !welcomed.contains(id) && refuses_join(*code) => {
             let member = &mut members[at];
-            member.on_text(text).await;
+            member.receive(bytes).await;
             member.shared().closed.send_replace(true);
             members.remove(at);
             return Ok(());
@@ -684,13 +714,13 @@ async fn route(
         _ => {}
     }
     let member = &mut members[at];
-    match member.on_text(text).await {
+    match member.receive(bytes).await {
         Step::Continue => Ok(()),
         Step::Welcomed => {
             welcomed.insert(member.id().to_owned());
             member.shared().outbox.reconnected();
-            for text in member.take_greeting() {
-                out.text(text);
+            for frame in member.take_greeting() {
+                out.frame(frame);
             }
             out.outbox(member.shared());
             Ok(())
@@ -734,13 +764,20 @@ fn frame_id<S>(frame: &ServerFrame<S>) -> Option<&str> {
 
 /// Leaves the components closed by the application, and sends what the queues of the
 /// welcomed ones let go.
-fn flush_all(out: &Out, members: &mut Vec<Box<dyn Member>>, welcomed: &HashSet<String>) {
+fn flush_all(
+    out: &Out,
+    codec: Codec,
+    members: &mut Vec<Box<dyn Member>>,
+    welcomed: &HashSet<String>,
+) {
     members.retain(|member| {
         if *member.shared().closed.borrow() {
             let leave = ClientFrame::<()>::Leave {
                 id: member.id().to_owned(),
             };
-            out.text(leave.encode().unwrap_or_default());
+            if let Ok(leave) = wire::encode(codec, &leave) {
+                out.frame(leave);
+            }
             return false;
         }
         if welcomed.contains(member.id()) {

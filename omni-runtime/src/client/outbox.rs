@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, oneshot};
 
 use super::AckError;
+use super::wire::Frame;
 use crate::Ref;
 
 /// How the server answered a message: `ack`, or an `error` naming its `ref`.
@@ -29,7 +30,7 @@ pub(crate) enum Lookup {
 
 struct Entry {
     reference: Ref,
-    text: String,
+    frame: Frame,
 }
 
 /// How much one write or request carries.
@@ -82,15 +83,15 @@ impl Queue {
     /// Queues a frame made by `encode` from the next `ref`; `None` when full.
     pub(crate) fn push<E>(
         &mut self,
-        encode: impl FnOnce(Ref) -> Result<String, E>,
+        encode: impl FnOnce(Ref) -> Result<Frame, E>,
     ) -> Option<Result<Ref, E>> {
         if self.entries.len() >= self.capacity {
             return None;
         }
         let reference = self.next_ref;
-        Some(encode(reference).map(|text| {
+        Some(encode(reference).map(|frame| {
             self.next_ref += 1;
-            self.entries.push_back(Entry { reference, text });
+            self.entries.push_back(Entry { reference, frame });
             reference
         }))
     }
@@ -99,11 +100,11 @@ impl Queue {
     /// message sent once, on one connection.
     pub(crate) fn stamp<E>(
         &mut self,
-        encode: impl FnOnce(Ref) -> Result<String, E>,
-    ) -> Result<String, E> {
-        let text = encode(self.next_ref)?;
+        encode: impl FnOnce(Ref) -> Result<Frame, E>,
+    ) -> Result<Frame, E> {
+        let frame = encode(self.next_ref)?;
         self.next_ref += 1;
-        Ok(text)
+        Ok(frame)
     }
 
     /// The server answered `reference` with `answer` (`ack` or `error`). Whether that made
@@ -137,7 +138,7 @@ impl Queue {
 
     /// Frames not yet sent on this connection, as many as `limit` and the window allow,
     /// marked sent.
-    pub(crate) fn take_unsent(&mut self, limit: Batch) -> Vec<String> {
+    pub(crate) fn take_unsent(&mut self, limit: Batch) -> Vec<Frame> {
         let room = self.window.saturating_sub(self.sent);
         let limit = Batch {
             frames: limit.frames.min(room),
@@ -150,7 +151,7 @@ impl Queue {
 
     /// The oldest unanswered frames, up to `limit`, marked sent (for a transport that
     /// resends everything unanswered each time, one request at a time).
-    pub(crate) fn oldest(&mut self, limit: Batch) -> Vec<String> {
+    pub(crate) fn oldest(&mut self, limit: Batch) -> Vec<Frame> {
         let taken = take(self.entries.iter(), limit);
         self.sent = self.sent.max(taken.len());
         taken
@@ -172,16 +173,16 @@ impl Queue {
     }
 }
 
-fn take<'a>(entries: impl Iterator<Item = &'a Entry>, limit: Batch) -> Vec<String> {
+fn take<'a>(entries: impl Iterator<Item = &'a Entry>, limit: Batch) -> Vec<Frame> {
     let mut out = Vec::new();
     let mut bytes = 0usize;
     for entry in entries {
-        let size = entry.text.len() + 1;
+        let size = entry.frame.len() + 1;
         if out.len() == limit.frames || (!out.is_empty() && bytes + size > limit.bytes) {
             break;
         }
         bytes += size;
-        out.push(entry.text.clone());
+        out.push(entry.frame.clone());
     }
     out
 }
@@ -214,7 +215,7 @@ impl Outbox {
     /// See [`Queue::push`]; wakes the connection when queued.
     pub(crate) fn push<E>(
         &self,
-        encode: impl FnOnce(Ref) -> Result<String, E>,
+        encode: impl FnOnce(Ref) -> Result<Frame, E>,
     ) -> Option<Result<Ref, E>> {
         let queued = self.queue().push(encode);
         if let Some(Ok(_)) = queued {
@@ -226,8 +227,8 @@ impl Outbox {
     /// See [`Queue::stamp`].
     pub(crate) fn stamp<E>(
         &self,
-        encode: impl FnOnce(Ref) -> Result<String, E>,
-    ) -> Result<String, E> {
+        encode: impl FnOnce(Ref) -> Result<Frame, E>,
+    ) -> Result<Frame, E> {
         self.queue().stamp(encode)
     }
 
@@ -268,12 +269,12 @@ impl Outbox {
     }
 
     /// See [`Queue::take_unsent`].
-    pub(crate) fn take_unsent(&self, limit: Batch) -> Vec<String> {
+    pub(crate) fn take_unsent(&self, limit: Batch) -> Vec<Frame> {
         self.queue().take_unsent(limit)
     }
 
     /// See [`Queue::oldest`].
-    pub(crate) fn oldest(&self, limit: Batch) -> Vec<String> {
+    pub(crate) fn oldest(&self, limit: Batch) -> Vec<Frame> {
         self.queue().oldest(limit)
     }
 
@@ -295,8 +296,8 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    fn ok(r: Ref) -> Result<String, ()> {
-        Ok(format!("m{r}"))
+    fn ok(r: Ref) -> Result<Frame, ()> {
+        Ok(Frame::Text(format!("m{r}")))
     }
 
     fn filled(capacity: usize, window: usize, count: usize) -> Queue {
@@ -420,8 +421,12 @@ mod tests {
     /// dropped connection lost, every `ref` resent is one of the last `window` handled.
     #[test]
     fn unanswered_refs_stay_within_the_window_the_server_remembers() {
-        fn refs(texts: Vec<String>) -> Vec<Ref> {
-            texts.iter().map(|t| t[1..].parse().unwrap()).collect()
+        fn refs(frames: Vec<Frame>) -> Vec<Ref> {
+            let text = |frame: &Frame| match frame {
+                Frame::Text(text) => text[1..].parse().unwrap(),
+                Frame::Binary(_) => unreachable!("the test queues text"),
+            };
+            frames.iter().map(text).collect()
         }
         let window = 8;
         let mut queue = filled(1000, window, 200);

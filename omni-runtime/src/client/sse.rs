@@ -12,22 +12,26 @@ use futures_util::{Future, StreamExt};
 use super::dialer::{self, Ended, fatal_init};
 use super::http::apply_frames;
 use super::link::{Link, Step};
+use super::wire;
 use super::{Config, SESSION_HEADER, url_for};
 use crate::Protocol;
+use crate::codec::Codec;
 
 type Uplink = Pin<Box<dyn Future<Output = Result<(u16, Vec<u8>), String>> + Send>>;
 
-/// One event stream, from connect to its end.
+/// One event stream, from connect to its end. Its frames are JSON both ways: events are text,
+/// and the builder refuses MessagePack for SSE.
 pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config) -> Ended {
     let (down, up) = match (
         url_for(
             &config.url,
             "sse",
             false,
+            Codec::Json,
             link.resume_point(),
             Some(&link.topics),
         ),
-        url_for(&config.url, "http", false, None, None),
+        url_for(&config.url, "http", false, Codec::Json, None, None),
     ) {
         (Ok(down), Ok(up)) => (down, up),
         (Err(message), _) | (_, Err(message)) => return fatal_init(message),
@@ -79,7 +83,7 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
         }
         tokio::select! {
             event = events.next() => match event {
-                Some(Ok(event)) => match link.on_text(event.data.as_bytes()).await {
+                Some(Ok(event)) => match link.receive(event.data.as_bytes()).await {
                     Step::Continue => {}
                     Step::Welcomed => {
                         connected = true;
@@ -129,7 +133,7 @@ fn start_uplink<P: Protocol>(
 ) -> Option<Uplink> {
     // The server refuses a client built from another version of the protocol enum; the
     // connect hook's messages go before the queued ones.
-    let mut frames = vec![super::hello::<P>(None, None)];
+    let mut frames = vec![super::hello::<P>(Codec::Json, None, None)];
     frames.extend(link.take_greeting());
     frames.extend(link.shared.outbox.take_unsent(config.batch()));
     if frames.len() == 1 {
@@ -140,10 +144,10 @@ fn start_uplink<P: Protocol>(
         .http
         .post(url.clone())
         .headers(headers.clone())
-        .header("content-type", "application/json")
+        .header("content-type", Codec::Json.content_type())
         .header(SESSION_HEADER, session.to_string())
         .timeout(config.settings.heartbeat.interval + config.settings.heartbeat.timeout)
-        .body(format!("[{}]", frames.join(",")));
+        .body(wire::body(Codec::Json, &frames));
     Some(Box::pin(async move {
         let response = request.send().await.map_err(|e| e.to_string())?;
         let status = response.status().as_u16();

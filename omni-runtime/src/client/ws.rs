@@ -25,8 +25,9 @@ use super::dialer::{self, Ended, fatal_init};
 use super::link::{Link, Step};
 use super::outbox::Batch;
 use super::tls;
+use super::wire::{self, Frame};
 use super::{Config, Shared, url_for};
-use crate::Protocol;
+use crate::{Protocol, TransportError};
 
 /// A client's WebSocket.
 pub(crate) type Socket =
@@ -37,10 +38,17 @@ pub(crate) trait Peer: Send {
     /// Queues what opens every socket, ahead of anything queued: `hello`, or each `join`.
     fn opening(&mut self, out: &Out);
 
-    /// Handles one text frame from the server. An `Err` ends the connection with a close
-    /// frame.
-    fn on_text(&mut self, text: &[u8], out: &Out)
-    -> impl Future<Output = Result<(), Ended>> + Send;
+    /// Handles one frame from the server, in the connection's codec. An `Err` ends the
+    /// connection with a close frame.
+    fn on_frame(
+        &mut self,
+        bytes: &[u8],
+        out: &Out,
+    ) -> impl Future<Output = Result<(), Ended>> + Send;
+
+    /// A frame that cannot be read arrived on a connection the server has welcomed us on
+    /// (one of the other codec's kind); the connection goes on.
+    fn undecodable(&mut self, message: String) -> impl Future<Output = ()> + Send;
 
     /// Resolves when the application may have something for the socket: a message, room in
     /// the window, a component joined or closed.
@@ -61,15 +69,15 @@ pub(crate) trait Peer: Send {
 pub(crate) struct Out(mpsc::UnboundedSender<Message>);
 
 impl Out {
-    pub(crate) fn text(&self, text: String) {
+    pub(crate) fn frame(&self, frame: Frame) {
         // The writer is gone only when the connection is ending anyway.
-        let _ = self.0.send(Message::Text(text.into()));
+        let _ = self.0.send(frame.into_message());
     }
 
     /// Everything the outbox of `shared` lets go now.
     pub(crate) fn outbox(&self, shared: &Shared) {
-        for text in shared.outbox.take_unsent(Batch::ALL) {
-            self.text(text);
+        for frame in shared.outbox.take_unsent(Batch::ALL) {
+            self.frame(frame);
         }
     }
 
@@ -198,6 +206,7 @@ pub(crate) async fn connection(
     let (sink, mut stream) = socket.split();
     let (out, mut writer) = Writer::spawn(sink, settings.write_timeout);
     peer.opening(&out);
+    let codec = settings.codec;
 
     let heartbeat = settings.heartbeat;
     let mut last_heard = Instant::now();
@@ -209,21 +218,33 @@ pub(crate) async fn connection(
         tokio::select! {
             incoming = stream.next() => {
                 last_heard = Instant::now();
-                match incoming {
-                    Some(Ok(Message::Text(text))) => {
-                        if let Err(ended) = peer.on_text(text.as_bytes(), &out).await {
-                            break writer.close(ended).await;
-                        }
-                    }
+                let (bytes, binary) = match &incoming {
+                    Some(Ok(Message::Text(text))) => (text.as_bytes(), false),
+                    Some(Ok(Message::Binary(bytes))) => (&bytes[..], true),
                     Some(Ok(Message::Close(frame))) => {
-                        let (code, reason) = frame.map_or((1005, String::new()), |f| {
+                        let (code, reason) = frame.as_ref().map_or((1005, String::new()), |f| {
                             (u16::from(f.code), f.reason.to_string())
                         });
                         break Ended { code, reason, connected: false, fatal: None, unauthorized: false };
                     }
-                    Some(Ok(_)) => {}
+                    Some(Ok(_)) => continue,
                     Some(Err(err)) => break Ended::dropped(err.to_string(), false),
                     None => break Ended::dropped("connection closed", false),
+                };
+                if wire::carries(codec, binary) {
+                    if let Err(ended) = peer.on_frame(bytes, &out).await {
+                        break writer.close(ended).await;
+                    }
+                } else if peer.connected() {
+                    peer.undecodable(wire::foreign(codec, binary)).await;
+                } else {
+                    // Before any welcome: a server that does not speak the codec asked for
+                    // (one from before MessagePack answers binary frames with a text
+                    // `bad_frame`, and ignores `codec=msgpack`). Waiting would wait for ever.
+                    let answered = if binary { "binary frames" } else { "text frames" };
+                    let message = wire::refused(codec, answered);
+                    let ended = Ended::fatal(TransportError::Init { message }, false);
+                    break writer.close(ended).await;
                 }
             }
             () = peer.wait(&out) => peer.pump(&out),
@@ -245,7 +266,8 @@ pub(crate) async fn connection(
 /// One WebSocket connection of a single-protocol client, resuming its session.
 pub(crate) async fn session<P: Protocol + Send>(link: &mut Link<P>, config: &Config) -> Ended {
     let resume = link.resume_point();
-    let url = match url_for(&config.url, "ws", true, resume, Some(&link.topics)) {
+    let codec = config.settings.codec;
+    let url = match url_for(&config.url, "ws", true, codec, resume, Some(&link.topics)) {
         Ok(url) => url,
         Err(message) => return fatal_init(message),
     };
@@ -272,11 +294,11 @@ struct Session<'a, P: Protocol> {
 impl<P: Protocol + Send> Peer for Session<'_, P> {
     fn opening(&mut self, out: &Out) {
         // The server refuses a client built from another version of the protocol enum.
-        out.text(super::hello::<P>(None, None));
+        out.frame(super::hello::<P>(self.link.shared.codec, None, None));
     }
 
-    async fn on_text(&mut self, text: &[u8], out: &Out) -> Result<(), Ended> {
-        match self.link.on_text(text).await {
+    async fn on_frame(&mut self, bytes: &[u8], out: &Out) -> Result<(), Ended> {
+        match self.link.receive(bytes).await {
             Step::Continue => Ok(()),
             Step::Welcomed => {
                 self.welcomed = true;
@@ -284,8 +306,8 @@ impl<P: Protocol + Send> Peer for Session<'_, P> {
                 // acknowledges what it already handled without redoing it.
                 self.link.shared.outbox.reconnected();
                 // The connect hook's messages go first.
-                for text in self.link.take_greeting() {
-                    out.text(text);
+                for frame in self.link.take_greeting() {
+                    out.frame(frame);
                 }
                 out.outbox(&self.link.shared);
                 Ok(())
@@ -293,6 +315,10 @@ impl<P: Protocol + Send> Peer for Session<'_, P> {
             Step::Gap => Err(Ended::dropped("missed frames; resuming", self.welcomed)),
             Step::Fatal(error) => Err(Ended::fatal(error, self.welcomed)),
         }
+    }
+
+    async fn undecodable(&mut self, message: String) {
+        self.link.undecodable(message).await;
     }
 
     async fn wait(&mut self, _: &Out) {
