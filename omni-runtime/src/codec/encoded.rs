@@ -16,7 +16,7 @@ use crate::presence::{Diff, List};
 /// `id:` lines from it).
 ///
 /// A frame is held as JSON: logs replay it and Redis carries it to either codec. A MessagePack
-/// connection's writer re-encodes it with its protocol's types (see [`Wire`]); a frame made
+/// connection's writer re-encodes it with its protocol's types; a frame made
 /// for many recipients (a broadcast) keeps that form, so it is made once per process, not once
 /// per subscriber.
 #[derive(Clone, Debug)]

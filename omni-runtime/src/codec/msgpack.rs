@@ -239,7 +239,7 @@ pub(crate) fn tagged(frame: &[u8], id: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-#[cfg(feature = "server")]
+#[cfg(any(feature = "server", feature = "client"))]
 /// The elements of a MessagePack array of frames (a `POST /http` body), each as its own bytes,
 /// so one bad frame does not hide the others; `None` if `body` is not an array.
 pub(crate) fn split_array(body: &[u8]) -> Option<Result<Vec<&[u8]>, DecodeError>> {
@@ -354,13 +354,12 @@ mod tests {
         /// Any bytes at all: a typed error or a frame, never a panic.
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-            for result in [
+            let errors = [
                 ClientFrame::<serde_json::Value>::decode_msgpack(&bytes).err(),
                 ServerFrame::<serde_json::Value>::decode_msgpack(&bytes).err(),
-            ] {
-                if let Some(err) = result {
-                    prop_assert!(matches!(err.code(), ErrorCode::BadFrame | ErrorCode::BadPayload));
-                }
+            ];
+            for err in errors.into_iter().flatten() {
+                prop_assert!(matches!(err.code(), ErrorCode::BadFrame | ErrorCode::BadPayload));
             }
         }
 
@@ -376,7 +375,7 @@ mod tests {
             bytes[i] = byte;
             let _ = ClientFrame::<serde_json::Value>::decode_msgpack(&bytes);
             let _ = ServerFrame::<serde_json::Value>::decode_msgpack(&bytes);
-            #[cfg(feature = "server")]
+            #[cfg(any(feature = "server", feature = "client"))]
             let _ = split_array(&bytes);
         }
 
@@ -482,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    #[cfg(feature = "server")]
+    #[cfg(any(feature = "server", feature = "client"))]
     fn an_array_body_splits_into_its_frames() {
         let a = ClientFrame::msg(1u8).encode_msgpack().unwrap();
         let b = ClientFrame::msg(2u8).encode_msgpack().unwrap();

@@ -78,7 +78,7 @@ pub use self::serve::{Server, bind};
 use self::session::Shared;
 pub use self::shutdown::Shutdown;
 use crate::ServerFrame;
-use crate::codec::{Codec, Outgoing};
+use crate::codec::{Codec, Outgoing, UnknownCodec};
 use crate::presence::List;
 use crate::pubsub::{LocalPubSub, PresenceWatcher, PubSub};
 use crate::{Cursors, Dispatch, Protocol, Seq, SessionId};
@@ -318,7 +318,7 @@ where
         }
         let codec = match codec_from_uri(&request.uri) {
             Ok(codec) => codec,
-            Err(refused) => return refused,
+            Err(err) => return unknown_codec(&err),
         };
         let query = request.uri.query().and_then(resume_from_query);
         let resume = query
@@ -372,17 +372,17 @@ struct CodecQuery {
     codec: Option<String>,
 }
 
-/// The codec a connect URL asks for (JSON unless it says otherwise), or the `400` an unknown
-/// one gets.
-pub(crate) fn codec_from_uri(uri: &axum::http::Uri) -> Result<Codec, Response> {
+/// The codec a connect URL asks for (JSON unless it says otherwise).
+pub(crate) fn codec_from_uri(uri: &axum::http::Uri) -> Result<Codec, UnknownCodec> {
     let asked = Query::<CodecQuery>::try_from_uri(uri)
         .ok()
         .and_then(|q| q.0.codec);
-    match asked.as_deref().map(str::parse::<Codec>) {
-        None => Ok(Codec::Json),
-        Some(Ok(codec)) => Ok(codec),
-        Some(Err(err)) => Err((StatusCode::BAD_REQUEST, err.to_string()).into_response()),
-    }
+    asked.as_deref().map_or(Ok(Codec::Json), str::parse)
+}
+
+/// The `400` a connect URL naming an unknown codec gets, saying which there are.
+pub(crate) fn unknown_codec(err: &UnknownCodec) -> Response {
+    (StatusCode::BAD_REQUEST, err.to_string()).into_response()
 }
 
 fn resume_from_query(query: &str) -> Option<ResumeQuery> {
@@ -468,7 +468,7 @@ where
     match codec_from_uri(request.uri()) {
         Ok(Codec::Json) => {}
         Ok(_) => return sse::binary_refused(),
-        Err(refused) => return refused,
+        Err(err) => return unknown_codec(&err),
     }
     let resume = sse::resume_point(query.session, query.after, &headers);
     let topics = query.cursors();

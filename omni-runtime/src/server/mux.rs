@@ -200,7 +200,7 @@ impl Mux {
         }
         let codec = match super::codec_from_uri(&request.uri) {
             Ok(codec) => codec,
-            Err(refused) => return refused,
+            Err(err) => return super::unknown_codec(&err),
         };
         let inner = self.inner.clone();
         let extensions = request.extensions.clone();

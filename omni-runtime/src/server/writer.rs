@@ -161,10 +161,9 @@ impl Writer {
         };
         if let Some(frame) = frame
             && let Some(message) = self.wire.encode(&frame)
+            && let Err(ended) = bounded(self.timeout, self.sink.send(message)).await
         {
-            if let Err(ended) = bounded(self.timeout, self.sink.send(message)).await {
-                return Halt::Failed(ended);
-            }
+            return Halt::Failed(ended);
         }
         Halt::Close(stop)
     }
