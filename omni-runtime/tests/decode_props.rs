@@ -1,11 +1,13 @@
-//! Property tests of the frame codec: decoding anything never panics and fails only with
-//! `bad_frame` or `bad_payload`, and every well-formed frame survives encode then decode.
+//! Property tests of the frame codecs, JSON and MessagePack: decoding anything never panics and
+//! fails only with `bad_frame` or `bad_payload`, and every well-formed frame survives encode then
+//! decode in both.
 
 mod common;
 
 use std::collections::BTreeMap;
 
 use common::{ChatDown, ChatMessage, ChatUp};
+use omni_runtime::codec::Codec;
 use omni_runtime::{ClientFrame, Cursors, DecodeError, ErrorCode, ServerFrame, SessionId};
 use proptest::collection::{btree_map, vec};
 use proptest::option;
@@ -176,15 +178,17 @@ fn server_frame<S: Clone + std::fmt::Debug + 'static>(
             any::<bool>(),
             text(),
             text(),
-            opt_text()
+            opt_text(),
+            any::<bool>(),
         )
-            .prop_map(|(session, seq, resumed, protocol, version, id)| {
+            .prop_map(|(session, seq, resumed, protocol, version, id, packed)| {
                 ServerFrame::Welcome {
                     session,
                     seq,
                     resumed,
                     protocol,
                     version,
+                    codec: if packed { Codec::MsgPack } else { Codec::Json },
                     id,
                 }
             }),
@@ -336,6 +340,10 @@ fn decode_every_way(bytes: &[u8]) -> Result<(), TestCaseError> {
     only_frame_or_payload_errors(ServerFrame::<Value>::decode(bytes))?;
     only_frame_or_payload_errors(ClientFrame::<ChatUp>::decode(bytes))?;
     only_frame_or_payload_errors(ServerFrame::<ChatDown>::decode(bytes))?;
+    only_frame_or_payload_errors(ClientFrame::<Value>::decode_msgpack(bytes))?;
+    only_frame_or_payload_errors(ServerFrame::<Value>::decode_msgpack(bytes))?;
+    only_frame_or_payload_errors(ClientFrame::<ChatUp>::decode_msgpack(bytes))?;
+    only_frame_or_payload_errors(ServerFrame::<ChatDown>::decode_msgpack(bytes))?;
     Ok(())
 }
 
@@ -397,6 +405,8 @@ proptest! {
     fn client_frames_round_trip(frame in client_frame(chat_up())) {
         let text = frame.encode().unwrap();
         prop_assert!(text.starts_with(r#"{"type":""#), "{text}");
+        let packed = frame.encode_msgpack().unwrap();
+        prop_assert_eq!(ClientFrame::decode_msgpack(&packed), Ok(frame.clone()));
         prop_assert_eq!(ClientFrame::decode(text.as_bytes()), Ok(frame));
     }
 
@@ -404,6 +414,8 @@ proptest! {
     fn server_frames_round_trip(frame in server_frame(chat_down())) {
         let text = frame.encode().unwrap();
         prop_assert!(text.starts_with(r#"{"type":""#), "{text}");
+        let packed = frame.encode_msgpack().unwrap();
+        prop_assert_eq!(ServerFrame::decode_msgpack(&packed), Ok(frame.clone()));
         prop_assert_eq!(ServerFrame::decode(text.as_bytes()), Ok(frame));
     }
 
@@ -412,10 +424,31 @@ proptest! {
         client in client_frame(untyped_payload()),
         server in server_frame(untyped_payload()),
     ) {
+        let packed = client.encode_msgpack().unwrap();
+        prop_assert_eq!(ClientFrame::decode_msgpack(&packed), Ok(client.clone()));
         let text = client.encode().unwrap();
         prop_assert_eq!(ClientFrame::decode(text.as_bytes()), Ok(client));
+        let packed = server.encode_msgpack().unwrap();
+        prop_assert_eq!(ServerFrame::decode_msgpack(&packed), Ok(server.clone()));
         let text = server.encode().unwrap();
         prop_assert_eq!(ServerFrame::decode(text.as_bytes()), Ok(server));
+    }
+
+    #[test]
+    fn msgpack_forms_of_frame_like_objects_decode_or_fail_cleanly(frame in frame_like()) {
+        // The frame-like JSON object, as a MessagePack map with the same keys and values.
+        let packed = rmp_serde::to_vec(&frame).unwrap();
+        decode_every_way(&packed)?;
+        let text = serde_json::to_vec(&frame).unwrap();
+        // Both codecs accept the same frames, as the same values.
+        prop_assert_eq!(
+            ServerFrame::<ChatDown>::decode_msgpack(&packed).ok(),
+            ServerFrame::<ChatDown>::decode(&text).ok()
+        );
+        prop_assert_eq!(
+            ClientFrame::<ChatUp>::decode_msgpack(&packed).ok(),
+            ClientFrame::<ChatUp>::decode(&text).ok()
+        );
     }
 }
 
