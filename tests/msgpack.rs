@@ -481,10 +481,13 @@ async fn sse_refuses_msgpack_at_connect() {
     client.close();
 }
 
-/// A server from before MessagePack, as far as a client can tell: it ignores `codec=msgpack`,
-/// welcomes in JSON text on `/ws` (on `/mux` it says nothing first), answers binary frames
-/// with a text `bad_frame`, and its HTTP route reads the body as JSON and refuses it with 422.
-mod old_server {
+/// Hand-written servers that get the codec wrong.
+///
+/// `/old/…` is a server from before MessagePack, as far as a client can tell: it ignores
+/// `codec=msgpack`, welcomes in JSON text on `/ws` (on `/mux` it says nothing first), answers
+/// binary frames with a text `bad_frame`, and its HTTP route reads the body as JSON and refuses
+/// it with 422. `/mixed/ws` welcomes in MessagePack, then slips in one text frame.
+mod wrong_codec {
     use omni::axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
     use omni::axum::http::StatusCode;
     use omni::axum::response::IntoResponse;
@@ -523,6 +526,35 @@ mod old_server {
         }
     }
 
+    async fn mixed(mut socket: WebSocket) {
+        let welcome = ServerFrame::<()>::Welcome {
+            session: SessionId::from_u128(8),
+            seq: 0,
+            resumed: false,
+            protocol: "Blobs".into(),
+            version: String::new(),
+            codec: Codec::MsgPack,
+            id: None,
+        };
+        let text = r#"{"type":"push","payload":{"kind":"Ready"}}"#;
+        let msg = ServerFrame::Msg {
+            seq: 1,
+            payload: BlobsFromServer::Heard(blob(3, 100)),
+            reference: None,
+            topic: None,
+            id: None,
+        };
+        let frames = [
+            Message::Binary(welcome.encode_msgpack().unwrap().into()),
+            Message::Text(text.into()),
+            Message::Binary(msg.encode_msgpack().unwrap().into()),
+        ];
+        for frame in frames {
+            let _ = socket.send(frame).await;
+        }
+        while let Some(Ok(_)) = socket.recv().await {}
+    }
+
     async fn http() -> impl IntoResponse {
         let refusal = r#"[{"type":"error","code":"bad_frame","message":"not JSON"}]"#;
         (
@@ -542,7 +574,11 @@ mod old_server {
                 "/old/mux",
                 get(|ws: WebSocketUpgrade| async move { ws.on_upgrade(|s| socket(s, false)) }),
             )
-            .route("/old/http", post(http));
+            .route("/old/http", post(http))
+            .route(
+                "/mixed/ws",
+                get(|ws: WebSocketUpgrade| async move { ws.on_upgrade(mixed) }),
+            );
         serve(router).await
     }
 
@@ -585,5 +621,26 @@ mod old_server {
             .connect();
         let (_component, mut messages) = mux.join::<Blobs>("b", "blobs", "a token");
         refused(&mut messages, "mux").await;
+    }
+
+    #[tokio::test]
+    async fn a_text_frame_on_a_welcomed_msgpack_socket_is_reported_and_skipped() {
+        let addr = start().await;
+        let (client, mut messages) = Client::<Blobs>::builder(format!("http://{addr}/mixed"))
+            .codec(Codec::MsgPack)
+            .connect();
+        assert_eq!(next_state(&mut messages).await, TransportState::Connecting);
+        assert!(matches!(
+            next_state(&mut messages).await,
+            TransportState::Connected { .. }
+        ));
+        match next_state(&mut messages).await {
+            TransportState::Error(TransportError::Decode { message }) => {
+                assert_eq!(message, "a text frame on a msgpack connection");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(next(&mut messages).await, Blobs::Heard(blob(3, 100)));
+        client.close();
     }
 }
