@@ -127,6 +127,39 @@ async fn a_broadcast_reaches_subscribers_on_every_node() {
 
 #[tokio::test]
 #[ignore = "needs a redis-server: run `cargo xtask test`"]
+async fn a_msgpack_subscriber_on_another_node_gets_a_broadcast() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let (url, prefix) = (redis_url(), prefix());
+    let (a, _) = node(&url, &prefix).await;
+    let (b, _) = node(&url, &prefix).await;
+    let mut on_a = joined(a).await;
+    let (mut packed, _) =
+        tokio_tungstenite::connect_async(format!("ws://{b}/omni/ws?codec=msgpack"))
+            .await
+            .unwrap();
+    let mut next = async || -> ServerFrame<RoomFromServer> {
+        match within("a frame", packed.next()).await {
+            Some(Ok(Message::Binary(bytes))) => ServerFrame::decode_msgpack(&bytes).unwrap(),
+            other => panic!("expected a binary frame, got {other:?}"),
+        }
+    };
+    assert!(matches!(next().await, ServerFrame::Welcome { .. }));
+    // Redis carries the JSON form; node B re-encodes it for its MessagePack subscriber.
+    on_a.msg(RoomFromClient::Say("über".into()), 1).await;
+    assert_eq!(
+        next().await,
+        ServerFrame::Push {
+            payload: RoomFromServer::Said("über".into()),
+            topic: Some("room".into()),
+            id: None,
+        }
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a redis-server: run `cargo xtask test`"]
 async fn broadcast_from_excludes_the_sender_on_every_node() {
     let (url, prefix) = (redis_url(), prefix());
     let (a, _) = node(&url, &prefix).await;

@@ -1,14 +1,17 @@
 //! Golden tests: the exact JSON of every frame type, and every frame and payload that
-//! `docs/PROTOCOL.md` shows.
+//! `docs/PROTOCOL.md` shows, in both codecs.
 //!
 //! A frame's bytes are a contract with clients written in other languages, so each test pins
 //! the encoder's output to a literal and checks that the literal decodes back to the same value.
+//! Each frame's MessagePack form is checked against the same literal: the same keys, in the same
+//! order, with the same values (see [`as_json`]); a few are pinned byte for byte as well.
 
 mod common;
 
 use std::collections::BTreeMap;
 
 use common::{ChatDown, ChatUp, message};
+use omni_runtime::codec::Codec;
 use omni_runtime::{ClientFrame, ErrorCode, ServerFrame, SessionId};
 use serde_json::{Value, json};
 
@@ -18,12 +21,145 @@ const SESSION: SessionId = SessionId::from_u128(0x5f0c1a2b3c4d5e6f708192a3b4c5d6
 fn client(frame: ClientFrame<ChatUp>, text: &str) {
     assert_eq!(frame.encode().unwrap(), text);
     assert_eq!(ClientFrame::decode(text.as_bytes()).unwrap(), frame);
+    let packed = frame.encode_msgpack().unwrap();
+    assert_eq!(
+        as_json(&packed),
+        text,
+        "the MessagePack form has the JSON's fields"
+    );
+    assert_eq!(ClientFrame::decode_msgpack(&packed).unwrap(), frame);
 }
 
 #[track_caller]
 fn server(frame: ServerFrame<ChatDown>, text: &str) {
     assert_eq!(frame.encode().unwrap(), text);
     assert_eq!(ServerFrame::decode(text.as_bytes()).unwrap(), frame);
+    let packed = frame.encode_msgpack().unwrap();
+    assert_eq!(
+        as_json(&packed),
+        text,
+        "the MessagePack form has the JSON's fields"
+    );
+    assert_eq!(ServerFrame::decode_msgpack(&packed).unwrap(), frame);
+}
+
+/// A MessagePack value written as JSON text, keys in their order: what a frame's MessagePack
+/// form must read as for it to carry exactly its JSON form's fields. `bin` is written as the
+/// base64 string JSON carries bytes as. Only the value shapes frames use are expected.
+fn as_json(packed: &[u8]) -> String {
+    fn write(value: &rmpv::Value, out: &mut String) {
+        use base64::Engine;
+        match value {
+            rmpv::Value::Nil => out.push_str("null"),
+            rmpv::Value::Boolean(b) => out.push_str(&b.to_string()),
+            rmpv::Value::Integer(n) => out.push_str(&n.to_string()),
+            rmpv::Value::F32(f) => out.push_str(&serde_json::to_string(f).unwrap()),
+            rmpv::Value::F64(f) => out.push_str(&serde_json::to_string(f).unwrap()),
+            rmpv::Value::String(s) => {
+                out.push_str(&serde_json::to_string(s.as_str().expect("UTF-8")).unwrap());
+            }
+            rmpv::Value::Binary(bytes) => {
+                let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+                out.push_str(&serde_json::to_string(&text).unwrap());
+            }
+            rmpv::Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            rmpv::Value::Map(pairs) => {
+                out.push('{');
+                for (i, (key, value)) in pairs.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let key = key.as_str().expect("frames have string keys");
+                    out.push_str(&serde_json::to_string(key).unwrap());
+                    out.push(':');
+                    write(value, out);
+                }
+                out.push('}');
+            }
+            rmpv::Value::Ext(..) => panic!("frames use no extension types"),
+        }
+    }
+    let mut rest = packed;
+    let value = rmpv::decode::read_value(&mut rest).expect("MessagePack");
+    assert!(rest.is_empty(), "one value");
+    let mut out = String::new();
+    write(&value, &mut out);
+    out
+}
+
+/// Hex, two digits a byte, as `docs/PROTOCOL.md` shows MessagePack frames.
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The MessagePack examples of `docs/PROTOCOL.md`, byte for byte.
+#[test]
+fn msgpack_examples() {
+    let ack = ServerFrame::<ChatDown>::Ack {
+        reference: 7,
+        id: None,
+    };
+    assert_eq!(
+        hex(&ack.encode_msgpack().unwrap()),
+        "82 a4 74 79 70 65 a3 61 63 6b a3 72 65 66 07"
+    );
+    #[derive(serde::Serialize)]
+    #[serde(tag = "kind", content = "data")]
+    enum Up {
+        Say(&'static str),
+    }
+    let msg = ClientFrame::Msg {
+        payload: Up::Say("hi"),
+        reference: Some(300),
+        id: None,
+    };
+    assert_eq!(
+        hex(&msg.encode_msgpack().unwrap()),
+        "83 a4 74 79 70 65 a3 6d 73 67 a7 70 61 79 6c 6f 61 64 82 a4 6b 69 6e 64 a3 53 61 79 \
+         a4 64 61 74 61 a2 68 69 a3 72 65 66 cd 01 2c"
+    );
+    // Bytes: `bin` here, base64 in JSON.
+    let bytes = ServerFrame::Push {
+        payload: omni_runtime::codec::Bytes(vec![0xde, 0xad, 0xbe, 0xef]),
+        topic: None,
+        id: None,
+    };
+    assert_eq!(
+        hex(&bytes.encode_msgpack().unwrap()),
+        "82 a4 74 79 70 65 a4 70 75 73 68 a7 70 61 79 6c 6f 61 64 c4 04 de ad be ef"
+    );
+    assert_eq!(
+        bytes.encode().unwrap(),
+        r#"{"type":"push","payload":"3q2+7w=="}"#
+    );
+    // PROTOCOL.md shows these bytes; its hex, with the JSON beside it dropped, must be them.
+    let doc = include_str!("../../docs/PROTOCOL.md");
+    let shown: String = doc
+        .lines()
+        .map(|line| line.split("  ").next().unwrap_or(""))
+        .filter(|line| !line.is_empty() && line.bytes().all(|b| b == b' ' || b.is_ascii_hexdigit()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for frame in [
+        ack.encode_msgpack().unwrap(),
+        msg.encode_msgpack().unwrap(),
+        bytes.encode_msgpack().unwrap(),
+    ] {
+        assert!(shown.contains(&hex(&frame)), "PROTOCOL.md shows {}", hex(&frame));
+    }
 }
 
 fn send(id: &str, text: &str) -> ChatUp {
@@ -180,9 +316,10 @@ fn welcome() {
             resumed: false,
             protocol: "Chat".into(),
             version: "9c1e4f2a7b3d6e05".into(),
+            codec: Codec::Json,
             id: None,
         },
-        r#"{"type":"welcome","session":"000000000000000000000000000000ab","seq":0,"resumed":false,"protocol":"Chat","version":"9c1e4f2a7b3d6e05"}"#,
+        r#"{"type":"welcome","session":"000000000000000000000000000000ab","seq":0,"resumed":false,"protocol":"Chat","version":"9c1e4f2a7b3d6e05","codec":"json"}"#,
     );
     server(
         ServerFrame::Welcome {
@@ -191,9 +328,10 @@ fn welcome() {
             resumed: true,
             protocol: "Chat".into(),
             version: "9c1e4f2a7b3d6e05".into(),
+            codec: Codec::MsgPack,
             id: Some("c1".into()),
         },
-        r#"{"type":"welcome","session":"5f0c1a2b3c4d5e6f708192a3b4c5d6e7","seq":44,"resumed":true,"protocol":"Chat","version":"9c1e4f2a7b3d6e05","id":"c1"}"#,
+        r#"{"type":"welcome","session":"5f0c1a2b3c4d5e6f708192a3b4c5d6e7","seq":44,"resumed":true,"protocol":"Chat","version":"9c1e4f2a7b3d6e05","codec":"msgpack","id":"c1"}"#,
     );
 }
 

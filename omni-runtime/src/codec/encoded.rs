@@ -1,28 +1,53 @@
 //! Encoded server frames, and the edits made to them without decoding them again.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use axum::extract::ws::Utf8Bytes;
+use axum::body::Bytes;
+use axum::extract::ws::{Message, Utf8Bytes};
 use serde::Serialize;
 
-use super::EncodeError;
+use super::msgpack::{self, Transcode};
+use super::{Codec, EncodeError};
 use crate::frame::{Ref, Seq, ServerFrame};
 use crate::presence::{Diff, List};
 
 /// One encoded server frame on its way to a connection: its bytes, shared by every
 /// recipient, and what a transport needs to know without parsing it (SSE writes `event:` and
 /// `id:` lines from it).
+///
+/// A frame is held as JSON: logs replay it and Redis carries it to either codec. A MessagePack
+/// connection's writer re-encodes it with its protocol's types (see [`Wire`]); a frame made
+/// for many recipients (a broadcast) keeps that form, so it is made once per process, not once
+/// per subscriber.
 #[derive(Clone, Debug)]
 pub struct Outgoing {
     kind: &'static str,
     seq: Option<Seq>,
     text: Utf8Bytes,
+    /// The MessagePack form, made on first demand for every recipient: `None` for a frame
+    /// with one recipient (a reply, an `ack`), which would only pay for the sharing.
+    packed: Option<Arc<OnceLock<Bytes>>>,
 }
 
 impl Outgoing {
     /// An encoded frame of type `kind`, sequenced if `seq` is set.
     pub fn new(kind: &'static str, seq: Option<Seq>, text: Utf8Bytes) -> Self {
-        Self { kind, seq, text }
+        Self {
+            kind,
+            seq,
+            text,
+            packed: Some(Arc::default()),
+        }
+    }
+
+    /// A frame for one recipient: its other forms are made for that recipient alone.
+    fn single(kind: &'static str, seq: Option<Seq>, text: Utf8Bytes) -> Self {
+        Self {
+            kind,
+            seq,
+            text,
+            packed: None,
+        }
     }
 
     /// Encodes `frame`; its type and session sequence number are read from it.
@@ -44,7 +69,7 @@ impl Outgoing {
         text.extend_from_slice(br#"{"type":"ack","ref":"#);
         number(&mut text, reference);
         text.push(b'}');
-        Self::new("ack", None, utf8(text))
+        Self::single("ack", None, utf8(text))
     }
 
     /// A session's sequenced `msg` numbered `seq`, answering `reference`: the reply to nearly
@@ -65,7 +90,7 @@ impl Outgoing {
             number(&mut text, reference);
         }
         text.push(b'}');
-        Ok(Self::new("msg", Some(seq), utf8(text)))
+        Ok(Self::single("msg", Some(seq), utf8(text)))
     }
 
     /// A `presence_state` frame: `topic`'s whole presence list.
@@ -109,6 +134,32 @@ impl Outgoing {
     /// The frame's text as shared bytes (cloning it does not copy the text).
     pub fn bytes(&self) -> &Utf8Bytes {
         &self.text
+    }
+
+    /// The frame's MessagePack form, its payload read as `transcode`'s protocol reads it.
+    fn packed(&self, transcode: Transcode) -> Bytes {
+        let make = || Bytes::from(transcode(self.text.as_str().as_bytes()));
+        match &self.packed {
+            Some(cell) => cell.get_or_init(make).clone(),
+            None => make(),
+        }
+    }
+
+    /// The frame as a connection speaking `wire` receives it: a text or a binary message; on
+    /// a mux socket, for component `to`, with the component's `id` in it.
+    pub(crate) fn message(&self, wire: Wire, to: Option<&ComponentId>) -> Message {
+        match (wire.codec, to) {
+            (Codec::MsgPack, None) => Message::Binary(self.packed(wire.transcode)),
+            (Codec::MsgPack, Some(id)) => {
+                let packed = self.packed(id.0.transcode);
+                match msgpack::tagged(&packed, id.as_str()) {
+                    Some(tagged) => Message::Binary(Bytes::from(tagged)),
+                    None => Message::Binary(packed),
+                }
+            }
+            (_, None) => Message::Text(self.text.clone()),
+            (_, Some(id)) => Message::Text(self.tagged(id)),
+        }
     }
 
     /// The frame as mux component `id` receives it: with `"id"` right after `"type"`, which
@@ -155,23 +206,63 @@ fn utf8(text: Vec<u8>) -> Utf8Bytes {
     }
 }
 
-/// A mux component's id, with the `,"id":…` member its frames get, encoded once. One pointer:
-/// it rides along every queued frame of the component.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How a connection's frames are written: in which codec, and for MessagePack, how to read a
+/// frame's payload (as its protocol's server message) so that it takes its binary form.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Wire {
+    pub(crate) codec: Codec,
+    pub(crate) transcode: Transcode,
+}
+
+impl Wire {
+    /// The wire of a connection of protocol `S` (its server messages) speaking `codec`.
+    pub(crate) fn new<S: serde::de::DeserializeOwned + Serialize>(codec: Codec) -> Self {
+        Self {
+            codec,
+            transcode: msgpack::transcode::<S>,
+        }
+    }
+
+    /// The message for a frame made here, not queued (a close's reason, a component's `left`).
+    pub(crate) fn encode(self, frame: &ServerFrame<()>) -> Option<Message> {
+        match self.codec {
+            Codec::MsgPack => frame
+                .encode_msgpack()
+                .ok()
+                .map(|bytes| Message::Binary(Bytes::from(bytes))),
+            _ => frame.encode().ok().map(|text| Message::Text(text.into())),
+        }
+    }
+}
+
+/// A mux component's id, with the `,"id":…` member its frames get, encoded once, and how its
+/// module's frames are read for MessagePack. One pointer: it rides along every queued frame of
+/// the component.
+#[derive(Clone, Debug)]
 pub(crate) struct ComponentId(Arc<IdParts>);
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 struct IdParts {
     id: Box<str>,
     member: Box<str>,
+    transcode: Transcode,
 }
 
+impl PartialEq for ComponentId {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for ComponentId {}
+
 impl ComponentId {
-    pub(crate) fn new(id: &str) -> Self {
+    pub(crate) fn new(id: &str, transcode: Transcode) -> Self {
         let quoted = serde_json::to_string(id).unwrap_or_else(|_| "\"\"".to_owned());
         Self(Arc::new(IdParts {
             id: id.into(),
             member: format!(",\"id\":{quoted}").into(),
+            transcode,
         }))
     }
 
@@ -324,7 +415,7 @@ mod tests {
 
     #[test]
     fn tagging_names_the_component_in_every_frame_type() {
-        let id = ComponentId::new("chat \"main\"");
+        let id = ComponentId::new("chat \"main\"", msgpack::transcode::<serde_json::Value>);
         let frames = [
             ServerFrame::Msg {
                 seq: 4,
@@ -368,6 +459,45 @@ mod tests {
             }
             assert_eq!(tagged, expected);
         }
+    }
+
+    /// Counts its calls: how many times a frame was re-encoded for MessagePack.
+    fn counting(json: &[u8]) -> Vec<u8> {
+        TRANSCODED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        msgpack::transcode::<serde_json::Value>(json)
+    }
+
+    static TRANSCODED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    #[test]
+    fn a_broadcast_is_re_encoded_once_for_all_its_msgpack_recipients() {
+        let wire = Wire {
+            codec: Codec::MsgPack,
+            transcode: counting,
+        };
+        let json = Wire::new::<serde_json::Value>(Codec::Json);
+        let frame = Outgoing::push(r#"{"type":"push","payload":1}"#.into());
+        let before = TRANSCODED.load(std::sync::atomic::Ordering::SeqCst);
+        // A thousand subscribers, each with its clone, as the pub/sub hands them out; JSON
+        // ones and mux components among them.
+        let component = ComponentId::new("c", counting);
+        for _ in 0..1000 {
+            let copy = frame.clone();
+            let Message::Binary(bytes) = copy.message(wire, None) else {
+                panic!("binary")
+            };
+            assert_eq!(&bytes[..], b"\x82\xa4type\xa4push\xa7payload\x01");
+            assert!(matches!(copy.message(json, None), Message::Text(_)));
+            assert!(matches!(
+                copy.message(wire, Some(&component)),
+                Message::Binary(_)
+            ));
+        }
+        let after = TRANSCODED.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(after - before, 1);
+        // A reply has one recipient: nothing is kept for others.
+        let ack = Outgoing::ack(3);
+        assert!(ack.packed.is_none());
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub(crate) mod msgpack;
 pub use self::bytes::Bytes;
 
 #[cfg(feature = "server")]
-pub(crate) use self::encoded::ComponentId;
+pub(crate) use self::encoded::{ComponentId, Wire};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use self::encoded::{Outgoing, Publication, TopicFrame};
@@ -81,9 +81,13 @@ impl Codec {
     /// unless it names MessagePack.
     pub fn from_content_type(content_type: &str) -> Self {
         let essence = content_type.split(';').next().unwrap_or("").trim();
-        if ["application/msgpack", "application/x-msgpack", "application/vnd.msgpack"]
-            .iter()
-            .any(|t| essence.eq_ignore_ascii_case(t))
+        if [
+            "application/msgpack",
+            "application/x-msgpack",
+            "application/vnd.msgpack",
+        ]
+        .iter()
+        .any(|t| essence.eq_ignore_ascii_case(t))
         {
             Codec::MsgPack
         } else {

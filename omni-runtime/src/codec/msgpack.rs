@@ -199,10 +199,17 @@ pub(crate) type Transcode = fn(&[u8]) -> Vec<u8>;
 pub(crate) fn tagged(frame: &[u8], id: &str) -> Option<Vec<u8>> {
     let (len, head) = match *frame.first()? {
         b @ 0x80..=0x8f => (usize::from(b & 0x0f), 1),
-        0xde => (usize::from(u16::from_be_bytes([*frame.get(1)?, *frame.get(2)?])), 3),
+        0xde => (
+            usize::from(u16::from_be_bytes([*frame.get(1)?, *frame.get(2)?])),
+            3,
+        ),
         0xdf => (
-            u32::from_be_bytes([*frame.get(1)?, *frame.get(2)?, *frame.get(3)?, *frame.get(4)?])
-                as usize,
+            u32::from_be_bytes([
+                *frame.get(1)?,
+                *frame.get(2)?,
+                *frame.get(3)?,
+                *frame.get(4)?,
+            ]) as usize,
             5,
         ),
         _ => return None,
@@ -241,4 +248,230 @@ pub(crate) fn split_array(body: &[u8]) -> Option<Result<Vec<&[u8]>, DecodeError>
         )));
     }
     Some(Ok(items))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use rmpv::Value;
+
+    use super::*;
+    use crate::ErrorCode;
+
+    fn careful_client(bytes: &[u8]) -> Result<ClientFrame<serde_json::Value>, DecodeError> {
+        ClientFrame::from_fields(&mut Fields::read_packed_carefully(bytes)?)
+    }
+
+    fn careful_server(bytes: &[u8]) -> Result<ServerFrame<serde_json::Value>, DecodeError> {
+        ServerFrame::from_fields(&mut Fields::read_packed_carefully(bytes)?)
+    }
+
+    fn packed(value: &Value) -> Vec<u8> {
+        let mut out = Vec::new();
+        rmpv::encode::write_value(&mut out, value).unwrap();
+        out
+    }
+
+    /// Frame-like maps: real and junk types, each known key with a value of a right or a wrong
+    /// type (binary, negative, a float, integer keys), keys repeated, in any order.
+    fn frame_like() -> impl Strategy<Value = Vec<u8>> {
+        let value = prop_oneof![
+            Just(Value::Nil),
+            Just(Value::Boolean(true)),
+            (0u64..5).prop_map(Value::from),
+            Just(Value::from(-1)),
+            Just(Value::F64(1.5)),
+            Just(Value::from("0123456789abcdef0123456789abcdef")),
+            Just(Value::from("x")),
+            Just(Value::Binary(vec![1, 2])),
+            Just(Value::Map(vec![(Value::from("kind"), Value::from("A"))])),
+            Just(Value::Array(vec![Value::from(1), Value::Map(vec![])])),
+        ];
+        let key = prop_oneof![
+            Just(Value::from("type")),
+            Just(Value::from("payload")),
+            Just(Value::from("ref")),
+            Just(Value::from("id")),
+            Just(Value::from("session")),
+            Just(Value::from("after")),
+            Just(Value::from("module")),
+            Just(Value::from("token")),
+            Just(Value::from("seq")),
+            Just(Value::from("topic")),
+            Just(Value::from("code")),
+            Just(Value::from("codec")),
+            Just(Value::from("extra")),
+            Just(Value::from(2)),
+        ];
+        let kind = prop_oneof![
+            Just(Value::from("hello")),
+            Just(Value::from("msg")),
+            Just(Value::from("join")),
+            Just(Value::from("leave")),
+            Just(Value::from("welcome")),
+            Just(Value::from("ack")),
+            Just(Value::from("error")),
+            Just(Value::from("reset")),
+            Just(Value::from("dance")),
+            Just(Value::from(7)),
+        ];
+        (
+            kind,
+            0usize..4,
+            proptest::collection::vec((key, value), 0..8),
+        )
+            .prop_map(|(kind, at, mut pairs)| {
+                pairs.insert(at.min(pairs.len()), (Value::from("type"), kind));
+                packed(&Value::Map(pairs))
+            })
+    }
+
+    proptest! {
+        /// The one-pass reader is an optimisation only: it decodes exactly what the careful
+        /// reader decodes, and fails exactly where it fails, with the same error.
+        #[test]
+        fn fast_and_careful_paths_agree(bytes in frame_like()) {
+            prop_assert_eq!(ClientFrame::decode_msgpack(&bytes), careful_client(&bytes));
+            prop_assert_eq!(ServerFrame::decode_msgpack(&bytes), careful_server(&bytes));
+        }
+
+        /// Any bytes at all: a typed error or a frame, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            for result in [
+                ClientFrame::<serde_json::Value>::decode_msgpack(&bytes).err(),
+                ServerFrame::<serde_json::Value>::decode_msgpack(&bytes).err(),
+            ] {
+                if let Some(err) = result {
+                    prop_assert!(matches!(err.code(), ErrorCode::BadFrame | ErrorCode::BadPayload));
+                }
+            }
+        }
+
+        /// Bytes that start like a frame (a map) and go wrong anywhere after.
+        #[test]
+        fn corrupted_frames_never_panic(
+            bytes in frame_like(),
+            at in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let mut bytes = bytes;
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+            let _ = ClientFrame::<serde_json::Value>::decode_msgpack(&bytes);
+            let _ = ServerFrame::<serde_json::Value>::decode_msgpack(&bytes);
+            let _ = split_array(&bytes);
+        }
+
+        /// Every frame that decodes round-trips through both codecs unchanged.
+        #[test]
+        fn frames_round_trip_in_both_codecs(bytes in frame_like()) {
+            if let Ok(frame) = ClientFrame::<serde_json::Value>::decode_msgpack(&bytes) {
+                let json = frame.encode().unwrap();
+                prop_assert_eq!(&ClientFrame::decode(json.as_bytes()).unwrap(), &frame);
+                let packed = frame.encode_msgpack().unwrap();
+                prop_assert_eq!(&ClientFrame::decode_msgpack(&packed).unwrap(), &frame);
+            }
+            if let Ok(frame) = ServerFrame::<serde_json::Value>::decode_msgpack(&bytes) {
+                let json = frame.encode().unwrap();
+                prop_assert_eq!(&ServerFrame::decode(json.as_bytes()).unwrap(), &frame);
+                let packed = frame.encode_msgpack().unwrap();
+                prop_assert_eq!(&ServerFrame::decode_msgpack(&packed).unwrap(), &frame);
+                // And the runtime's re-encoding of the JSON form is the direct encoding.
+                prop_assert_eq!(transcode::<serde_json::Value>(json.as_bytes()), packed);
+            }
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field_and_keep_ref_and_id() {
+        let frame = |pairs: Vec<(&str, Value)>| {
+            packed(&Value::Map(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| (Value::from(k), v))
+                    .collect(),
+            ))
+        };
+        let err = ClientFrame::<u8>::decode_msgpack(&frame(vec![
+            ("type", Value::from("msg")),
+            ("payload", Value::from(300)),
+            ("ref", Value::from(4)),
+            ("id", Value::from("counter")),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.code(), ErrorCode::BadPayload);
+        assert_eq!((err.reference(), err.id()), (Some(4), Some("counter")));
+
+        let err = ClientFrame::<u8>::decode_msgpack(&frame(vec![
+            ("type", Value::from("join")),
+            ("id", Value::from("c1")),
+            ("module", Value::from("chat")),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.to_string(), "`join` frame needs `token`");
+        assert_eq!(err.id(), Some("c1"));
+
+        let err = ClientFrame::<u8>::decode_msgpack(&frame(vec![
+            ("type", Value::from("hello")),
+            ("after", Value::from("x")),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`hello` frame has a bad `after`: invalid type: string \"x\", expected u64"
+        );
+
+        for (bytes, message) in [
+            (vec![0x91, 0x01], "a frame is a map, not an array"),
+            (vec![0x80], "missing field `type`"),
+            (vec![0x80, 0x80], "trailing bytes after the frame"),
+        ] {
+            let err = ClientFrame::<u8>::decode_msgpack(&bytes).unwrap_err();
+            assert_eq!(
+                (err.code(), err.to_string().as_str()),
+                (ErrorCode::BadFrame, message)
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        // A payload nested far deeper than any message: 100,000 one-element arrays.
+        let mut bytes = b"\x82\xa4type\xa3msg\xa7payload".to_vec();
+        bytes.extend(std::iter::repeat_n(0x91, 100_000));
+        bytes.push(0xc0);
+        let err = ClientFrame::<serde_json::Value>::decode_msgpack(&bytes).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::BadFrame);
+    }
+
+    #[test]
+    fn a_tagged_frame_gains_its_id() {
+        let frame = ServerFrame::<u8>::Ack {
+            reference: 3,
+            id: None,
+        };
+        let with_id = tagged(&frame.encode_msgpack().unwrap(), "c1").unwrap();
+        assert_eq!(
+            ServerFrame::<u8>::decode_msgpack(&with_id).unwrap(),
+            ServerFrame::Ack {
+                reference: 3,
+                id: Some("c1".into())
+            }
+        );
+        assert_eq!(tagged(b"\x91\x01", "c1"), None);
+    }
+
+    #[test]
+    fn an_array_body_splits_into_its_frames() {
+        let a = ClientFrame::msg(1u8).encode_msgpack().unwrap();
+        let b = ClientFrame::msg(2u8).encode_msgpack().unwrap();
+        let mut body = vec![0x92];
+        body.extend(&a);
+        body.extend(&b);
+        assert_eq!(split_array(&body).unwrap().unwrap(), [&a[..], &b[..]]);
+        assert_eq!(split_array(&a), None, "a single frame is not an array");
+        body.push(0);
+        assert!(split_array(&body).unwrap().is_err());
+    }
 }

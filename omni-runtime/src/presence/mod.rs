@@ -130,13 +130,25 @@ impl Ord for Meta {
 
 impl Serialize for Meta {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        if serializer.is_human_readable() {
+            // JSON: the text as it is.
+            self.0.serialize(serializer)
+        } else {
+            // MessagePack: the value the text holds, keys in their order.
+            let mut json = serde_json::Deserializer::from_str(self.0.get());
+            serde_transcode::transcode(&mut json, serializer)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Meta {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Box::<RawValue>::deserialize(deserializer).map(|raw| Self(Arc::from(raw)))
+        if deserializer.is_human_readable() {
+            Box::<RawValue>::deserialize(deserializer).map(|raw| Self(Arc::from(raw)))
+        } else {
+            let value = serde_json::Value::deserialize(deserializer)?;
+            Self::new(&value).map_err(serde::de::Error::custom)
+        }
     }
 }
 

@@ -10,6 +10,8 @@ use serde_json::value::RawValue;
 
 use super::conn::Item;
 use super::hub::{Attached, Hub};
+use crate::codec::msgpack::{self, Transcode};
+use crate::codec::{Codec, Outgoing};
 use crate::{ClientFrame, DecodeError, Dispatch, ErrorCode, Protocol, ServerFrame, SessionId};
 
 /// The header that ties an HTTP request to a session.
@@ -26,18 +28,22 @@ where
     P: Protocol + Dispatch<H>,
     H: Send + 'static,
 {
+    let codec = codec_of(&headers);
     let limit = hub.shared.limits.max_frame_bytes;
     if body.len() > limit {
-        return too_large(limit);
+        return too_large(limit, codec);
     }
-    let frames = decode_body::<P>(&body);
+    let frames = match codec {
+        Codec::MsgPack => decode_packed_body::<P>(&body),
+        _ => decode_body::<P>(&body),
+    };
     if frames.iter().all(Result::is_err) {
         let errors = frames
             .iter()
             .filter_map(|f| f.as_ref().err())
-            .map(|err| ServerFrame::<()>::from(err).encode().unwrap_or_default())
+            .map(|err| encode_error(&ServerFrame::from(err), codec))
             .collect();
-        return frames_response(StatusCode::UNPROCESSABLE_ENTITY, None, errors);
+        return frames_response(StatusCode::UNPROCESSABLE_ENTITY, None, codec, errors);
     }
 
     let named = headers
@@ -67,7 +73,8 @@ where
         // This request is the connection now: its credentials are the ones that hold.
         session.set_extensions(extensions).await;
     }
-    let (conn, mut rx) = hub.shared.connection(false);
+    let (mut conn, mut rx) = hub.shared.connection(false);
+    conn.codec = codec;
     let conn_id = conn.id;
     session.core.attach(conn, None, fresh);
     if fresh && named.is_some() {
@@ -80,37 +87,69 @@ where
     let session = attached.session().clone();
     attached.closed().await;
     let mut out = Vec::new();
+    let transcode: Transcode = msgpack::transcode::<P::Server>;
+    let encoded = |frame: &Outgoing| match codec {
+        Codec::MsgPack => transcode(frame.text().as_bytes()),
+        _ => frame.text().as_bytes().to_vec(),
+    };
     while let Some(item) = rx.frames.try_recv() {
         match item.ready() {
-            Item::Frame(frame, _) => out.push(frame.text().to_owned()),
-            Item::Replay(frames, _) => out.extend(frames.iter().map(|f| f.text().to_owned())),
+            Item::Frame(frame, _) => out.push(encoded(&frame)),
+            Item::Replay(frames, _) => out.extend(frames.iter().map(encoded)),
             // A plain endpoint's connections are never mux components.
             Item::Close(_) | Item::Left(_) => break,
             // Made ready above.
             Item::Refresh(..) => {}
         }
     }
-    frames_response(StatusCode::OK, Some(session.id()), out)
+    frames_response(StatusCode::OK, Some(session.id()), codec, out)
+}
+
+/// The codec of a request: its body's, answered in kind.
+pub(crate) fn codec_of(headers: &HeaderMap) -> Codec {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(Codec::Json, Codec::from_content_type)
 }
 
 /// 413, with the `too_large` error, for a body over `limit` bytes.
-pub(crate) fn too_large(limit: usize) -> Response {
+pub(crate) fn too_large(limit: usize, codec: Codec) -> Response {
     let message = format!("a request body may be at most {limit} bytes");
     frames_response(
         StatusCode::PAYLOAD_TOO_LARGE,
         None,
-        vec![error_text(ErrorCode::TooLarge, message)],
+        codec,
+        vec![encode_error(
+            &ServerFrame::error(ErrorCode::TooLarge, message),
+            codec,
+        )],
     )
 }
 
 /// 408 for a body that did not arrive within `timeout`.
-pub(crate) fn body_timeout(timeout: std::time::Duration) -> Response {
+pub(crate) fn body_timeout(timeout: std::time::Duration, codec: Codec) -> Response {
     let message = format!("the request body did not arrive within {timeout:?}");
     frames_response(
         StatusCode::REQUEST_TIMEOUT,
         None,
-        vec![error_text(ErrorCode::BadFrame, message)],
+        codec,
+        vec![encode_error(
+            &ServerFrame::error(ErrorCode::BadFrame, message),
+            codec,
+        )],
     )
+}
+
+/// One MessagePack frame, or each element of an array of them, decoded on its own.
+fn decode_packed_body<P: Protocol>(
+    body: &[u8],
+) -> Vec<Result<ClientFrame<P::Client>, DecodeError>> {
+    match msgpack::split_array(body) {
+        Some(Ok(items)) => items.into_iter().map(ClientFrame::decode_msgpack).collect(),
+        Some(Err(err)) => vec![Err(err)],
+        None => vec![ClientFrame::decode_msgpack(body)],
+    }
 }
 
 /// One frame, or each element of an array, decoded on its own so one bad frame does not
@@ -130,26 +169,46 @@ fn decode_body<P: Protocol>(body: &[u8]) -> Vec<Result<ClientFrame<P::Client>, D
     }
 }
 
-fn error_text(code: ErrorCode, message: String) -> String {
-    ServerFrame::<()>::error(code, message)
-        .encode()
-        .unwrap_or_default()
+fn encode_error(frame: &ServerFrame<()>, codec: Codec) -> Vec<u8> {
+    let encoded = match codec {
+        Codec::MsgPack => frame.encode_msgpack(),
+        _ => frame.encode().map(String::into_bytes),
+    };
+    encoded.unwrap_or_default()
 }
 
 fn session_value(id: SessionId) -> HeaderValue {
     HeaderValue::from_str(&id.to_string()).expect("hex is a valid header value")
 }
 
-/// A JSON array of already-encoded frames.
+/// An array of already-encoded frames, in `codec`.
 fn frames_response(
     status: StatusCode,
     session: Option<SessionId>,
-    frames: Vec<String>,
+    codec: Codec,
+    frames: Vec<Vec<u8>>,
 ) -> Response {
-    let body = format!("[{}]", frames.join(","));
+    let mut body = Vec::with_capacity(frames.iter().map(Vec::len).sum::<usize>() + 8);
+    match codec {
+        Codec::MsgPack => {
+            // Writing into a vector cannot fail; a response never holds 2^32 frames.
+            let _ = rmp::encode::write_array_len(&mut body, frames.len() as u32);
+            frames.iter().for_each(|f| body.extend_from_slice(f));
+        }
+        _ => {
+            body.push(b'[');
+            for (i, frame) in frames.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(frame);
+            }
+            body.push(b']');
+        }
+    }
     let mut response = (
         status,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        [(axum::http::header::CONTENT_TYPE, codec.content_type())],
         body,
     )
         .into_response();

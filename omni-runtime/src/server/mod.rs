@@ -78,7 +78,7 @@ pub use self::serve::{Server, bind};
 use self::session::Shared;
 pub use self::shutdown::Shutdown;
 use crate::ServerFrame;
-use crate::codec::Outgoing;
+use crate::codec::{Codec, Outgoing};
 use crate::presence::List;
 use crate::pubsub::{LocalPubSub, PresenceWatcher, PubSub};
 use crate::{Cursors, Dispatch, Protocol, Seq, SessionId};
@@ -316,6 +316,10 @@ where
         if !self.admission.allows(&request.headers) {
             return StatusCode::FORBIDDEN.into_response();
         }
+        let codec = match codec_from_uri(&request.uri) {
+            Ok(codec) => codec,
+            Err(refused) => return refused,
+        };
         let query = request.uri.query().and_then(resume_from_query);
         let resume = query
             .as_ref()
@@ -324,7 +328,7 @@ where
         let hub = self.hub.clone();
         let extensions = request.extensions.clone();
         ws::configure(upgrade, &self.hub.shared.limits)
-            .on_upgrade(move |socket| ws::run(hub, socket, resume, topics, extensions))
+            .on_upgrade(move |socket| ws::run(hub, socket, resume, topics, extensions, codec))
     }
 
     /// Serves one already-upgraded WebSocket on this endpoint (a new session).
@@ -335,6 +339,7 @@ where
             None,
             None,
             axum::http::Extensions::new(),
+            Codec::Json,
         )
         .await;
     }
@@ -358,6 +363,25 @@ where
 
     pub(crate) fn hub(&self) -> &Arc<Hub<P, H>> {
         &self.hub
+    }
+}
+
+/// The `codec` a client asks for in the connect URL.
+#[derive(Debug, Deserialize)]
+struct CodecQuery {
+    codec: Option<String>,
+}
+
+/// The codec a connect URL asks for (JSON unless it says otherwise), or the `400` an unknown
+/// one gets.
+pub(crate) fn codec_from_uri(uri: &axum::http::Uri) -> Result<Codec, Response> {
+    let asked = Query::<CodecQuery>::try_from_uri(uri)
+        .ok()
+        .and_then(|q| q.0.codec);
+    match asked.as_deref().map(str::parse::<Codec>) {
+        None => Ok(Codec::Json),
+        Some(Ok(codec)) => Ok(codec),
+        Some(Err(err)) => Err((StatusCode::BAD_REQUEST, err.to_string()).into_response()),
     }
 }
 
@@ -407,6 +431,7 @@ where
     }
     let limits = &endpoint.hub.shared.limits;
     let limit = limits.max_frame_bytes;
+    let codec = http::codec_of(&parts.headers);
     // A body announced too large is refused before any of it is read.
     let declared = parts
         .headers
@@ -414,15 +439,15 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return http::too_large(limit);
+        return http::too_large(limit, codec);
     }
     // One byte over the limit is enough to know the body is too large; a body that trickles
     // in slower than the timeout holds the request no longer.
     let read = axum::body::to_bytes(body, limit + 1);
     let body: Bytes = match tokio::time::timeout(limits.body_timeout, read).await {
         Ok(Ok(body)) => body,
-        Ok(Err(_)) => return http::too_large(limit),
-        Err(_) => return http::body_timeout(limits.body_timeout),
+        Ok(Err(_)) => return http::too_large(limit, codec),
+        Err(_) => return http::body_timeout(limits.body_timeout, codec),
     };
     http::post(endpoint.hub.clone(), parts.headers, parts.extensions, body).await
 }
@@ -439,6 +464,11 @@ where
 {
     if !endpoint.admission.allows(&headers) {
         return StatusCode::FORBIDDEN.into_response();
+    }
+    match codec_from_uri(request.uri()) {
+        Ok(Codec::Json) => {}
+        Ok(_) => return sse::binary_refused(),
+        Err(refused) => return refused,
     }
     let resume = sse::resume_point(query.session, query.after, &headers);
     let topics = query.cursors();

@@ -62,12 +62,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::sync::{mpsc, watch};
@@ -82,9 +84,12 @@ use super::shutdown::Tracker;
 use super::ws::{self, Incoming};
 use super::{Endpoint, Hosts, Limits, Origins};
 use crate::SessionId;
-use crate::codec::{ComponentId, Outgoing, decode_payload};
+use crate::codec::msgpack::{self, Transcode};
+use crate::codec::{Codec, ComponentId, Outgoing, Wire, decode_payload};
 use crate::token::Keys;
-use crate::{ClientFrame, Cursors, Dispatch, ErrorCode, Protocol, Ref, Seq, ServerFrame};
+use crate::{
+    ClientFrame, Cursors, DecodeError, Dispatch, ErrorCode, Protocol, Ref, Seq, ServerFrame,
+};
 
 /// Several endpoints served as modules over one WebSocket per client. Cheap to clone.
 #[derive(Clone)]
@@ -193,10 +198,14 @@ impl Mux {
         if !self.inner.admission.allows(&request.headers) {
             return StatusCode::FORBIDDEN.into_response();
         }
+        let codec = match super::codec_from_uri(&request.uri) {
+            Ok(codec) => codec,
+            Err(refused) => return refused,
+        };
         let inner = self.inner.clone();
         let extensions = request.extensions.clone();
         ws::configure(upgrade, &self.inner.limits)
-            .on_upgrade(move |socket| run(inner, socket, extensions))
+            .on_upgrade(move |socket| run(inner, socket, extensions, codec))
     }
 
     /// Closes every mux socket (1001, "server shutting down"); their components' sessions
@@ -223,6 +232,9 @@ async fn mux_route(State(mux): State<Mux>, request: Request) -> Response {
 /// of different protocols.
 trait Module: Send + Sync + 'static {
     fn version(&self) -> &'static str;
+
+    /// How its frames are read for a MessagePack socket (as its protocol's messages).
+    fn transcode(&self) -> Transcode;
 
     /// Starts (or resumes) a session as a component of `socket`, in a task of its own.
     fn start(&self, socket: &Conn, start: Start) -> JoinHandle<()>;
@@ -252,9 +264,84 @@ enum Command {
     /// A `msg` for it: its envelope was decoded by the socket, its payload is decoded by the
     /// component, as its own protocol's message.
     Msg {
-        payload: Box<RawValue>,
+        payload: RawPayload,
         reference: Option<Ref>,
     },
+}
+
+/// A `msg` payload the socket routed without decoding it.
+enum RawPayload {
+    /// The payload's JSON text.
+    Json(Box<RawValue>),
+    /// The whole MessagePack frame: read again by the component with its payload type, which
+    /// costs a second pass over a small envelope and keeps one decoder for both routes.
+    Packed(Bytes),
+}
+
+impl RawPayload {
+    /// Decodes the payload as `C`; an error names the frame's `ref` and component `id`.
+    fn decode<C: DeserializeOwned>(
+        self,
+        reference: Option<Ref>,
+        id: &str,
+    ) -> Result<C, DecodeError> {
+        match self {
+            RawPayload::Json(raw) => decode_payload(&raw, reference, Some(id)),
+            RawPayload::Packed(frame) => match ClientFrame::<C>::decode_msgpack(&frame)? {
+                ClientFrame::Msg { payload, .. } => Ok(payload),
+                // The socket routed it as a `msg`, from these very bytes.
+                _ => Err(DecodeError::bad_frame(
+                    "a component receives `msg` frames only",
+                )),
+            },
+        }
+    }
+}
+
+/// `frame` with its payload (a `msg`'s) made into another type.
+fn map_payload<A, B>(frame: ClientFrame<A>, f: impl FnOnce(A) -> B) -> ClientFrame<B> {
+    match frame {
+        ClientFrame::Msg {
+            payload,
+            reference,
+            id,
+        } => ClientFrame::Msg {
+            payload: f(payload),
+            reference,
+            id,
+        },
+        ClientFrame::Hello {
+            protocol,
+            version,
+            session,
+            after,
+            topics,
+        } => ClientFrame::Hello {
+            protocol,
+            version,
+            session,
+            after,
+            topics,
+        },
+        ClientFrame::Join {
+            id,
+            module,
+            token,
+            session,
+            after,
+            version,
+            topics,
+        } => ClientFrame::Join {
+            id,
+            module,
+            token,
+            session,
+            after,
+            version,
+            topics,
+        },
+        ClientFrame::Leave { id } => ClientFrame::Leave { id },
+    }
 }
 
 /// Messages a component holds before the socket waits for it: a client that floods one
@@ -268,6 +355,10 @@ where
 {
     fn version(&self) -> &'static str {
         P::VERSION
+    }
+
+    fn transcode(&self) -> Transcode {
+        msgpack::transcode::<P::Server>
     }
 
     fn start(&self, socket: &Conn, start: Start) -> JoinHandle<()> {
@@ -301,13 +392,12 @@ where
         Attached::open(hub, resume.session, conn, extensions, props, resume.topics).await;
     let handle = async |attached: &mut Attached<P, H>, command| {
         let Command::Msg { payload, reference } = command;
-        let frame =
-            decode_payload::<P::Client>(&payload, reference, Some(id.as_str())).map(|payload| {
-                ClientFrame::Msg {
-                    payload,
-                    reference,
-                    id: None,
-                }
+        let frame = payload
+            .decode::<P::Client>(reference, id.as_str())
+            .map(|payload| ClientFrame::Msg {
+                payload,
+                reference,
+                id: None,
             });
         // Only `msg` frames reach a component, so the session never switches.
         attached.handle(frame).await;
@@ -370,13 +460,18 @@ struct Socket {
     extensions: axum::http::Extensions,
 }
 
-async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensions) {
+async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensions, codec: Codec) {
     let _open = mux.tracker.enter();
     let limits = mux.limits.clone();
-    let (conn, rx) = conn::connection(0, limits.outbound_queue, true);
+    let (mut conn, rx) = conn::connection(0, limits.outbound_queue, true);
+    conn.codec = codec;
     let stopper = conn.stopper();
     let span = tracing::info_span!("omni.mux");
-    let (mut stream, mut writer) = ws::split(socket, rx, mux.shutdown.subscribe(), &limits, &span);
+    // The socket's own frames (`joined`, errors) have no payload; components' frames are read
+    // with their module's types (see `ComponentId`).
+    let wire = Wire::new::<Value>(codec);
+    let (mut stream, mut writer) =
+        ws::split(socket, rx, mux.shutdown.subscribe(), &limits, wire, &span);
     let (ended, mut ended_rx) = mpsc::unbounded_channel();
     let mut socket = Socket {
         mux,
@@ -400,17 +495,13 @@ async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensi
                     }
                 }
                 incoming = stream.next() => match ws::read(incoming, limits.max_frame_bytes) {
-                    Incoming::Text(text) => socket.handle(text.as_str()).await,
-                    Incoming::Binary => {
-                        let (code, message) = ws::binary();
-                        socket.reply(ServerFrame::error(code, message));
-                    }
                     Incoming::Skip => {}
                     Incoming::Refused(stop) => {
                         stopper.send_replace(Some(stop));
                         break;
                     }
                     Incoming::End => break,
+                    incoming => socket.handle(incoming, codec).await,
                 },
             }
         }
@@ -425,10 +516,24 @@ async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensi
 
 impl Socket {
     /// Handles one client frame.
-    async fn handle(&mut self, text: &str) {
-        // The envelope alone says where the frame goes; the payload stays raw JSON for the
+    async fn handle(&mut self, incoming: Incoming, codec: Codec) {
+        // The envelope alone says where the frame goes; the payload stays undecoded for the
         // component to decode as its own protocol's message.
-        let frame = match ClientFrame::<Box<RawValue>>::decode_str(text) {
+        let frame = match (incoming, codec) {
+            (Incoming::Text(text), Codec::Json) => {
+                ClientFrame::<Box<RawValue>>::decode_str(text.as_str())
+                    .map(|frame| map_payload(frame, RawPayload::Json))
+            }
+            (Incoming::Binary(bytes), Codec::MsgPack) => {
+                ClientFrame::<IgnoredAny>::decode_msgpack(&bytes)
+                    .map(|frame| map_payload(frame, |_| RawPayload::Packed(bytes.clone())))
+            }
+            _ => {
+                let (code, message) = ws::wrong_kind(codec);
+                return self.reply(ServerFrame::error(code, message));
+            }
+        };
+        let frame = match frame {
             Ok(frame) => frame,
             Err(err) => {
                 tracing::debug!(%err, "undecodable mux frame");
@@ -545,7 +650,7 @@ impl Socket {
         }
         self.reply(ServerFrame::Joined { id: id.clone() });
         self.joins += 1;
-        let component = ComponentId::new(&id);
+        let component = ComponentId::new(&id, module.transcode());
         let left = Arc::new(Left::default());
         let (inbox, inbox_rx) = mpsc::channel(INBOX);
         let conn = self.conn.component(0, component.clone(), left.clone());

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
@@ -170,4 +170,11 @@ where
         };
         Some((Ok(event), state))
     })
+}
+
+/// The `400` a stream asked for in a binary codec gets: an event stream carries text.
+pub(crate) fn binary_refused() -> Response {
+    let message = "Server-Sent Events carry text, so an SSE stream is always JSON; \
+                   MessagePack is available on /ws, /mux and POST /http";
+    (StatusCode::BAD_REQUEST, message).into_response()
 }

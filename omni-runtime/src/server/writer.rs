@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::conn::{ConnRx, Item, Stop, shutting_down};
 use super::limits::Limits;
-use crate::codec::Outgoing;
+use crate::codec::Wire;
 use crate::{ErrorCode, ServerFrame};
 
 /// Frames written before one flush, at most: a reply and its `ack` leave in one write, and a
@@ -42,6 +42,7 @@ pub(crate) struct Writer {
     shutdown: watch::Receiver<bool>,
     timeout: Duration,
     max_frame_bytes: usize,
+    wire: Wire,
 }
 
 /// What, besides the queue, ends a writer.
@@ -66,6 +67,7 @@ impl Writer {
         rx: ConnRx,
         shutdown: watch::Receiver<bool>,
         limits: &Limits,
+        wire: Wire,
     ) -> Self {
         Self {
             sink,
@@ -73,6 +75,7 @@ impl Writer {
             shutdown,
             timeout: limits.write_timeout,
             max_frame_bytes: limits.max_frame_bytes,
+            wire,
         }
     }
 
@@ -136,7 +139,7 @@ impl Writer {
     /// Returns a close that was queued, if any. The batch as a whole is bounded by the write
     /// timeout: one timer per batch, not per frame.
     async fn write(&mut self, first: Item) -> Result<Option<Stop>, Halt> {
-        let batch = write_batch(&mut self.sink, &mut self.rx, first);
+        let batch = write_batch(&mut self.sink, &mut self.rx, self.wire, first);
         bounded(self.timeout, batch).await.map_err(Halt::Failed)
     }
 
@@ -157,9 +160,8 @@ impl Writer {
             _ => None,
         };
         if let Some(frame) = frame
-            && let Ok(frame) = Outgoing::encode(&frame)
+            && let Some(message) = self.wire.encode(&frame)
         {
-            let message = Message::Text(frame.bytes().clone());
             if let Err(ended) = bounded(self.timeout, self.sink.send(message)).await {
                 return Halt::Failed(ended);
             }
@@ -172,23 +174,24 @@ impl Writer {
 async fn write_batch(
     sink: &mut SplitSink<WebSocket, Message>,
     rx: &mut ConnRx,
+    wire: Wire,
     first: Item,
 ) -> Result<Option<Stop>, axum::Error> {
     let mut item = first;
     for written in 1.. {
         match item.ready() {
-            Item::Frame(frame, to) => sink.feed(Message::Text(text(&frame, to.as_ref()))).await?,
+            Item::Frame(frame, to) => sink.feed(frame.message(wire, to.as_ref())).await?,
             Item::Replay(frames, to) => {
                 for frame in &frames {
-                    sink.feed(Message::Text(text(frame, to.as_ref()))).await?;
+                    sink.feed(frame.message(wire, to.as_ref())).await?;
                 }
             }
             Item::Left(id) => {
                 let left = ServerFrame::<()>::Left {
                     id: id.as_str().to_owned(),
                 };
-                if let Ok(frame) = Outgoing::encode(&left) {
-                    sink.feed(Message::Text(frame.bytes().clone())).await?;
+                if let Some(message) = wire.encode(&left) {
+                    sink.feed(message).await?;
                 }
             }
             Item::Close(stop) => {
@@ -235,14 +238,6 @@ async fn bounded<T>(
             );
             Err(Ended::Stuck)
         }
-    }
-}
-
-/// A frame's text as its recipient gets it: tagged with the component's id on a mux socket.
-fn text(frame: &Outgoing, to: Option<&crate::codec::ComponentId>) -> Utf8Bytes {
-    match to {
-        None => frame.bytes().clone(),
-        Some(id) => frame.tagged(id),
     }
 }
 

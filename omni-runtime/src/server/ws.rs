@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
@@ -16,16 +17,17 @@ use super::hub::{Attached, Hub};
 use super::limits::Limits;
 use super::metrics::Metrics;
 use super::writer::{Ended, Writer};
-use crate::SessionId;
-use crate::{ClientFrame, Cursors, Dispatch, ErrorCode, Protocol, Seq};
+use crate::codec::{Codec, Wire};
+use crate::{ClientFrame, Cursors, DecodeError, Dispatch, ErrorCode, Protocol, Seq, SessionId};
 
-/// Runs one WebSocket connection until either side closes it.
+/// Runs one WebSocket connection, speaking `codec`, until either side closes it.
 pub(crate) async fn run<P, H>(
     hub: Arc<Hub<P, H>>,
     socket: WebSocket,
     resume: Option<(SessionId, Seq)>,
     topics: Option<Cursors>,
     extensions: axum::http::Extensions,
+    codec: Codec,
 ) where
     P: Protocol + Dispatch<H>,
     H: Send + 'static,
@@ -34,7 +36,8 @@ pub(crate) async fn run<P, H>(
     // Counted until the close frame is written: a graceful shutdown waits for it.
     let _open = shared.tracker.enter();
     Metrics::bump(&shared.metrics.connections_opened);
-    let (conn, rx) = shared.connection(true);
+    let (mut conn, rx) = shared.connection(true);
+    conn.codec = codec;
     let conn_id = conn.id;
     let stopper = conn.stopper();
     let span = tracing::info_span!("omni.ws", session = tracing::field::Empty, conn = conn_id);
@@ -43,6 +46,7 @@ pub(crate) async fn run<P, H>(
         rx,
         shared.shutdown.subscribe(),
         &shared.limits,
+        Wire::new::<P::Server>(codec),
         &span,
     );
     let open = Attached::open(hub, resume, conn, extensions, Value::Null, topics);
@@ -52,27 +56,28 @@ pub(crate) async fn run<P, H>(
 
     async {
         loop {
-            let text = tokio::select! {
+            let frame = tokio::select! {
                 ended = &mut writer.task => {
                     writer.ended(ended, &shared.metrics);
                     break;
                 }
                 incoming = stream.next() => match read(incoming, max) {
-                    Incoming::Text(text) => text,
-                    Incoming::Binary => {
-                        let (code, message) = binary();
-                        attached.session().core.error(code, message.into(), None);
-                        continue;
-                    }
                     Incoming::Skip => continue,
                     Incoming::Refused(stop) => {
                         stopper.send_replace(Some(stop));
                         break;
                     }
                     Incoming::End => break,
+                    incoming => match decode::<P::Client>(incoming, codec) {
+                        Some(frame) => frame,
+                        None => {
+                            let (code, message) = wrong_kind(codec);
+                            attached.session().core.error(code, message.into(), None);
+                            continue;
+                        }
+                    },
                 },
             };
-            let frame = ClientFrame::<P::Client>::decode_str(text.as_str());
             if attached.handle(frame).await {
                 let id = attached.session().id();
                 tracing::Span::current().record("session", tracing::field::display(id));
@@ -125,11 +130,12 @@ pub(crate) fn split(
     rx: ConnRx,
     shutdown: watch::Receiver<bool>,
     limits: &Limits,
+    wire: Wire,
     span: &tracing::Span,
 ) -> (SplitStream<WebSocket>, WriterTask) {
     let (sink, stream) = socket.split();
     let (reader_gone, gone) = oneshot::channel();
-    let writer = Writer::new(sink, rx, shutdown, limits);
+    let writer = Writer::new(sink, rx, shutdown, limits, wire);
     let task = tokio::spawn(writer.run(gone).instrument(span.clone()));
     let writer = WriterTask {
         task,
@@ -143,8 +149,8 @@ pub(crate) fn split(
 pub(crate) enum Incoming {
     /// A text frame within the size limit.
     Text(Utf8Bytes),
-    /// A binary frame: answered with [`binary`]'s error.
-    Binary,
+    /// A binary frame within the size limit.
+    Binary(Bytes),
     /// A ping or pong.
     Skip,
     /// The client broke the WebSocket contract (a frame over the size limit, a text frame
@@ -159,7 +165,8 @@ pub(crate) fn read(incoming: Option<Result<Message, axum::Error>>, max: usize) -
     match incoming {
         Some(Ok(Message::Text(text))) if text.len() > max => Incoming::Refused(Stop::TOO_LARGE),
         Some(Ok(Message::Text(text))) => Incoming::Text(text),
-        Some(Ok(Message::Binary(_))) => Incoming::Binary,
+        Some(Ok(Message::Binary(bytes))) if bytes.len() > max => Incoming::Refused(Stop::TOO_LARGE),
+        Some(Ok(Message::Binary(bytes))) => Incoming::Binary(bytes),
         Some(Ok(Message::Ping(_) | Message::Pong(_))) => Incoming::Skip,
         Some(Ok(Message::Close(_))) | None => Incoming::End,
         Some(Err(err)) => {
@@ -177,12 +184,30 @@ pub(crate) fn read(incoming: Option<Result<Message, axum::Error>>, max: usize) -
     }
 }
 
-/// The error a binary frame gets.
-pub(crate) fn binary() -> (ErrorCode, &'static str) {
-    (
-        ErrorCode::BadFrame,
-        "frames are JSON text; binary frames are not accepted",
-    )
+/// Decodes a text or binary frame in `codec`; `None` for a frame of the other kind, which is
+/// answered with [`wrong_kind`]'s error.
+pub(crate) fn decode<C: serde::de::DeserializeOwned>(
+    incoming: Incoming,
+    codec: Codec,
+) -> Option<Result<ClientFrame<C>, DecodeError>> {
+    match (incoming, codec) {
+        (Incoming::Binary(bytes), Codec::MsgPack) => Some(ClientFrame::decode_msgpack(&bytes)),
+        (Incoming::Text(text), Codec::Json) => Some(ClientFrame::decode_str(text.as_str())),
+        _ => None,
+    }
+}
+
+/// The error a frame of the wrong kind for the connection's codec gets.
+pub(crate) fn wrong_kind(codec: Codec) -> (ErrorCode, &'static str) {
+    let message = match codec {
+        Codec::MsgPack => {
+            "frames on this connection are MessagePack, in binary frames; text frames are not accepted"
+        }
+        _ => {
+            "frames are JSON text; binary frames are not accepted (connect with `?codec=msgpack` for MessagePack)"
+        }
+    };
+    (ErrorCode::BadFrame, message)
 }
 
 /// An upgrade with the endpoint's read buffer and size limits.
