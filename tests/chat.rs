@@ -8,7 +8,7 @@ mod app;
 
 use std::collections::BTreeMap;
 
-use app::{ChatMessage, MsgFromClient, MsgFromServer, Room, Status};
+use app::{ChatMessage, MsgFromClient, MsgFromServer, Room, SharedFile, Status};
 use common::{Client, serve};
 use omni::ServerFrame;
 use omni::test::TestClient;
@@ -164,6 +164,48 @@ async fn the_chat_handler_in_memory() {
         ada.pushes().last(),
         Some(&MsgFromServer::Presence { online: 1 })
     );
+}
+
+#[tokio::test]
+async fn a_shared_file_reaches_the_room_and_a_larger_one_is_refused() {
+    let (_, endpoint) = brief_room();
+    let mut ada = TestClient::connect(&endpoint).await;
+    let mut bob = TestClient::connect(&endpoint).await;
+    ada.frames();
+    bob.frames();
+    let shared = |pushes: Vec<MsgFromServer>| -> Vec<MsgFromServer> {
+        pushes
+            .into_iter()
+            .filter(|p| matches!(p, MsgFromServer::Shared { .. }))
+            .collect()
+    };
+
+    let data: Vec<u8> = (0..app::FILE_LIMIT).map(|i| (i % 251) as u8).collect();
+    let file = SharedFile {
+        name: "notes.bin".into(),
+        data: data.into(),
+    };
+    ada.send(MsgFromClient::Share(file.clone())).await;
+    let from = app::ANONYMOUS.to_owned();
+    assert_eq!(
+        shared(bob.pushes()),
+        [MsgFromServer::Shared { from, file }],
+        "at the limit, byte for byte"
+    );
+
+    let larger = SharedFile {
+        name: "big.bin".into(),
+        data: vec![0; app::FILE_LIMIT + 1].into(),
+    };
+    let sent = ada.send(MsgFromClient::Share(larger)).await;
+    let refused = ada.frames().into_iter().any(|frame| {
+        matches!(
+            frame,
+            ServerFrame::Error { code: omni::ErrorCode::Rejected, reference: Some(r), .. } if r == sent
+        )
+    });
+    assert!(refused, "a file over the limit is rejected");
+    assert_eq!(shared(bob.pushes()), [], "and not shared");
 }
 
 #[tokio::test]

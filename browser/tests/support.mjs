@@ -9,6 +9,8 @@ import net from "node:net";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
+import { decodeMsgpack } from "../../omni-runtime/js/omni.js";
+
 const CHAT_BIN =
   process.env.OMNI_CHAT_BIN ??
   fileURLToPath(new URL("../../target/debug/examples/chat", import.meta.url));
@@ -141,8 +143,8 @@ function recordHistory() {
 /** A chat page in a context of its own (its own sessionStorage). `before` (a script, or a list
  * of them) runs in the page before its scripts do; `frames`, if given, receives the frames of the page's chat
  * connections: its `/omni/ws` sockets (see `recordFrames`) or its `/omni/sse` streams (see
- * `recordEventStreams`). */
-export async function openChat(browser, server, transport, { before, frames } = {}) {
+ * `recordEventStreams`); `codec` ("json" or "msgpack") goes in the page's URL. */
+export async function openChat(browser, server, transport, { before, frames, codec } = {}) {
   const context = await browser.newContext();
   await context.addInitScript(recordHistory);
   for (const script of [before ?? []].flat()) await context.addInitScript(script);
@@ -150,7 +152,7 @@ export async function openChat(browser, server, transport, { before, frames } = 
   const page = await context.newPage();
   page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
   if (frames && transport !== "sse") recordFrames(page, "/omni/ws", frames);
-  await page.goto(`${server.url}/?transport=${transport}`);
+  await page.goto(`${server.url}/?transport=${transport}${codec ? `&codec=${codec}` : ""}`);
   await waitTransport(page, "connected");
   return page;
 }
@@ -244,15 +246,15 @@ export function named(name) {
 
 /** A chat page in a context of its own whose counter widget is connected (unless
  * `connected` is false). `before` (a script, or a list of them) runs in the page before its scripts do; `frames`, if
- * given, receives the page's mux frames (see `recordMuxFrames`). */
-export async function openCounter(browser, server, { before, connected = true, frames } = {}) {
+ * given, receives the page's mux frames (see `recordMuxFrames`); `codec` goes in the page's URL. */
+export async function openCounter(browser, server, { before, connected = true, frames, codec } = {}) {
   const context = await browser.newContext();
   await context.addInitScript(recordHistory);
   for (const script of [before ?? []].flat()) await context.addInitScript(script);
   const page = await context.newPage();
   page.on("pageerror", (err) => console.error(`page error: ${err.message}`));
   if (frames) recordMuxFrames(page, frames);
-  await page.goto(`${server.url}/`);
+  await page.goto(`${server.url}/${codec ? `?codec=${codec}` : ""}`);
   if (connected) await waitCounterTransport(page, "connected");
   return page;
 }
@@ -264,8 +266,9 @@ export function recordMuxFrames(page, frames = []) {
 }
 
 /** Every frame the page sent and received on sockets whose path ends with `path`, parsed, in
- * order: `[{ socket, url, dir: "sent" | "received", frame }]`, `socket` counting such sockets
- * from 1 (across reloads: the page is the same). */
+ * order: `[{ socket, url, dir: "sent" | "received", frame, binary }]`, `socket` counting such
+ * sockets from 1 (across reloads: the page is the same); a binary message is read as
+ * MessagePack, a text one as JSON. */
 export function recordFrames(page, path, frames = []) {
   let sockets = 0;
   page.on("websocket", (ws) => {
@@ -273,10 +276,11 @@ export function recordFrames(page, path, frames = []) {
     const socket = ++sockets;
     const url = ws.url();
     const push = (dir) => ({ payload }) => {
+      const binary = typeof payload !== "string";
       try {
-        frames.push({ socket, url, dir, frame: JSON.parse(payload) });
+        frames.push({ socket, url, dir, binary, frame: binary ? decodeMsgpack(payload) : JSON.parse(payload) });
       } catch {
-        frames.push({ socket, url, dir, frame: { unparsed: String(payload) } });
+        frames.push({ socket, url, dir, binary, frame: { unparsed: String(payload) } });
       }
     };
     ws.on("framesent", push("sent"));
@@ -340,6 +344,65 @@ function teeEventStreams() {
       // The page ended the stream (a reconnect, an unload).
     }
   }
+}
+
+/**
+ * Runs in the page before its scripts: while `sessionStorage["test:offline"]` is "1" the
+ * page's omni connections fail (its `/omni/ws` sockets go to a path that refuses them, its
+ * `/omni/sse` and `/omni/http` requests are rejected); `window.__dropConnections()` cuts
+ * the ones that are up. A flag in sessionStorage, so that it holds across a reload.
+ */
+export function offlineSwitch() {
+  const offline = () => sessionStorage.getItem("test:offline") === "1";
+  const live = new Set();
+  const RealWebSocket = window.WebSocket;
+  window.WebSocket = class extends RealWebSocket {
+    constructor(url, protocols) {
+      const target = new URL(url, location.href);
+      if (offline() && target.pathname === "/omni/ws") target.pathname = "/offline";
+      super(target.href, protocols);
+      if (target.pathname === "/omni/ws") {
+        live.add(this);
+        this.addEventListener("close", () => live.delete(this));
+      }
+    }
+  };
+  const realFetch = window.fetch;
+  window.fetch = function (input, init = {}) {
+    const url = new URL(input instanceof Request ? input.url : String(input), location.href);
+    if (!/^\/omni\/(sse|http)$/.test(url.pathname)) return realFetch.call(this, input, init);
+    if (offline()) return Promise.reject(new TypeError("offline (test)"));
+    // A signal of our own, so that the test can cut the event stream as a network would.
+    const cut = new AbortController();
+    init.signal?.addEventListener("abort", () => cut.abort(init.signal.reason));
+    const entry = { abort: () => cut.abort(new TypeError("dropped (test)")) };
+    live.add(entry);
+    const done = () => live.delete(entry);
+    return realFetch.call(this, input, { ...init, signal: cut.signal }).then(
+      (response) => {
+        if (url.pathname === "/omni/http") done();
+        return response;
+      },
+      (err) => {
+        done();
+        throw err;
+      },
+    );
+  };
+  window.__dropConnections = () => {
+    for (const connection of [...live]) {
+      if (connection instanceof RealWebSocket) connection.close();
+      else connection.abort();
+    }
+    live.clear();
+  };
+}
+
+export function setOffline(page, offline) {
+  return page.evaluate((offline) => {
+    if (offline) sessionStorage.setItem("test:offline", "1");
+    else sessionStorage.removeItem("test:offline");
+  }, offline);
 }
 
 export async function waitCounterTransport(page, state) {

@@ -13,8 +13,10 @@ import {
   count,
   freePort,
   launchBrowser,
+  offlineSwitch,
   openChat,
   say,
+  setOffline,
   sleep,
   until,
   waitDown,
@@ -30,65 +32,6 @@ before(async () => {
 after(async () => {
   await browser?.close();
 });
-
-/**
- * Runs in the page before its scripts: while `sessionStorage["test:offline"]` is "1" the
- * page's omni connections fail (its `/omni/ws` sockets go to a path that refuses them, its
- * `/omni/sse` and `/omni/http` requests are rejected); `window.__dropConnections()` cuts
- * the ones that are up. A flag in sessionStorage, so that it holds across a reload.
- */
-function offlineSwitch() {
-  const offline = () => sessionStorage.getItem("test:offline") === "1";
-  const live = new Set();
-  const RealWebSocket = window.WebSocket;
-  window.WebSocket = class extends RealWebSocket {
-    constructor(url, protocols) {
-      const target = new URL(url, location.href);
-      if (offline() && target.pathname === "/omni/ws") target.pathname = "/offline";
-      super(target.href, protocols);
-      if (target.pathname === "/omni/ws") {
-        live.add(this);
-        this.addEventListener("close", () => live.delete(this));
-      }
-    }
-  };
-  const realFetch = window.fetch;
-  window.fetch = function (input, init = {}) {
-    const url = new URL(input instanceof Request ? input.url : String(input), location.href);
-    if (!/^\/omni\/(sse|http)$/.test(url.pathname)) return realFetch.call(this, input, init);
-    if (offline()) return Promise.reject(new TypeError("offline (test)"));
-    // A signal of our own, so that the test can cut the event stream as a network would.
-    const cut = new AbortController();
-    init.signal?.addEventListener("abort", () => cut.abort(init.signal.reason));
-    const entry = { abort: () => cut.abort(new TypeError("dropped (test)")) };
-    live.add(entry);
-    const done = () => live.delete(entry);
-    return realFetch.call(this, input, { ...init, signal: cut.signal }).then(
-      (response) => {
-        if (url.pathname === "/omni/http") done();
-        return response;
-      },
-      (err) => {
-        done();
-        throw err;
-      },
-    );
-  };
-  window.__dropConnections = () => {
-    for (const connection of [...live]) {
-      if (connection instanceof RealWebSocket) connection.close();
-      else connection.abort();
-    }
-    live.clear();
-  };
-}
-
-function setOffline(page, offline) {
-  return page.evaluate((offline) => {
-    if (offline) sessionStorage.setItem("test:offline", "1");
-    else sessionStorage.removeItem("test:offline");
-  }, offline);
-}
 
 /** The record omni.js stored for the page's chat client: session, lastSeq, topics, queue. */
 function stored(page, transport) {

@@ -3,7 +3,10 @@
 
 import {
   connect,
+  decodeMsgpack,
+  encodeMsgpack,
   mux,
+  type Codec,
   type Component,
   type JoinOptions,
   type Mux,
@@ -45,6 +48,10 @@ client.on("message", (payload, frame) => {
       break;
     case "Presence":
       online = payload.data.online;
+      break;
+    case "Shared":
+      // A `Bytes` field, declared in its JSON form: base64.
+      console.log(payload.data.from, payload.data.file.name, atob(payload.data.file.data).length);
       break;
   }
   const seq: number | undefined = frame.type === "msg" ? frame.seq : undefined;
@@ -129,10 +136,22 @@ client.send({ kind: "Presence", data: { online: 1 } });
 off();
 client.close();
 
+// MessagePack frames. These declarations have `Bytes` fields in their JSON form (base64);
+// `omni::typescript::generate_for(Codec::MsgPack)` declares them as Uint8Array.
+const codec: Codec = "msgpack";
+const packed = connect<MsgFromClient, MsgFromServer>("/omni", { codec, storage: null });
+packed.send({ kind: "Share", data: { name: "hi.txt", data: "aGk=" } });
+packed.close();
+// @ts-expect-error: not a codec omni.js speaks.
+connect("/omni", { codec: "cbor" });
+const encoded: Uint8Array = encodeMsgpack({ type: "hello", after: 3 });
+const decoded: unknown = decodeMsgpack(new Uint8Array([0x2a]).buffer);
+console.log(decodeMsgpack(encoded), decoded);
+
 // Components over the mux socket: the demo's counter (its generated counter.d.ts) and the
 // chat as a module.
 
-const muxOptions: MuxOptions = { backoff: { base: 100 }, heartbeat: { interval: 5000 }, storage: null };
+const muxOptions: MuxOptions = { codec: "msgpack", backoff: { base: 100 }, heartbeat: { interval: 5000 }, storage: null };
 const widgets: Mux = mux("/omni", muxOptions);
 const joinOptions: JoinOptions = { version: "0000000000000000", queueKey: "counter:1" };
 const counter: Component<CounterFromClient, CounterFromServer> = widgets.join(

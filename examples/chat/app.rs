@@ -34,6 +34,19 @@ pub struct ChatMessage {
     pub sent_at: u64,
 }
 
+/// The largest file the room takes; a larger one is refused (`rejected`).
+pub const FILE_LIMIT: usize = 64 * 1024;
+
+/// A file shared with the room. Its bytes are `bin` over MessagePack and base64 in JSON.
+#[omni::wire]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedFile {
+    /// Its name, as the sender's browser gave it.
+    pub name: String,
+    /// What it holds, at most [`FILE_LIMIT`] bytes.
+    pub data: omni::Bytes,
+}
+
 /// Whether the server has stored a message.
 #[omni::wire]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +72,9 @@ pub enum Msg {
     /// Be shown online under this name (1 to 40 characters).
     #[client]
     SetName(String),
+    /// Share a file with everyone in the room.
+    #[client]
+    Share(SharedFile),
     /// Messages to insert or replace, by id.
     #[server]
     Upsert(BTreeMap<String, ChatMessage>),
@@ -68,6 +84,14 @@ pub enum Msg {
     Presence {
         /// Sessions tracked in the room.
         online: u32,
+    },
+    /// A file someone shared. Files are not kept: those in the room when it is shared see it.
+    #[server]
+    Shared {
+        /// The name the sender is online under.
+        from: String,
+        /// The file.
+        file: SharedFile,
     },
 }
 
@@ -299,6 +323,18 @@ impl MsgHandler for ChatHandler {
             self.name = Some(name.to_owned());
             cx.track(ROOM, self.key(), serde_json::json!({}));
         }
+        Ok(())
+    }
+
+    async fn share(&mut self, cx: &mut Context<Msg>, file: SharedFile) -> HandlerResult {
+        if file.data.len() > FILE_LIMIT {
+            let limit = FILE_LIMIT / 1024;
+            return Err(format!("a shared file is at most {limit} KiB").into());
+        }
+        // Ephemeral, like a voice in the room: not stored, not replayed to a client that
+        // comes back, so a room full of files holds no memory.
+        let from = self.key().to_owned();
+        cx.broadcast(ROOM, MsgFromServer::Shared { from, file });
         Ok(())
     }
 

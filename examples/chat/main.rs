@@ -71,6 +71,8 @@ async fn main() -> std::io::Result<()> {
     let hosts = || Hosts::list([format!("127.0.0.1:{port}"), format!("localhost:{port}")]);
     let limits = Limits {
         grace: options.grace,
+        // Room for a shared file at its limit: 64 KiB is about 88 KiB of base64 in JSON.
+        max_frame_bytes: 2 * app::FILE_LIMIT,
         ..Limits::default()
     };
     let endpoint = room.builder().hosts(hosts()).limits(limits).build();

@@ -126,6 +126,8 @@ fn update(model: &mut Model, msg: Msg) {
         Msg::Presence { online } => model.online = Some(online),
         // Ours, for the server: who we are online as.
         Msg::SetName(_) => {}
+        // Files are the page's: a terminal neither shares nor shows them.
+        Msg::Share(_) | Msg::Shared { .. } => {}
         Msg::Transport(state) => {
             // What the server sent before is gone; its snapshot follows. Ours that wait for
             // the server are still queued, and stay.

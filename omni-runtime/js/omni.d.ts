@@ -49,9 +49,25 @@ export type CredentialsProvider = () => Credentials | Promise<Credentials>;
  * queued: the hook runs again on the next connection). */
 export type ConnectHook<C> = (info: ConnectInfo) => readonly C[];
 
+/** How frames are encoded. "json" (the default): text WebSocket messages. "msgpack": binary
+ * WebSocket messages, each one frame as a MessagePack map with the keys of its JSON form
+ * (asked for with `?codec=msgpack` on the socket's URL): smaller, and bytes travel as bytes.
+ *
+ * Payloads are the same values in both, but for a protocol's `omni::Bytes` fields: a
+ * `Uint8Array` with "msgpack", a base64 string (standard alphabet, padded) with "json", both
+ * ways. The declarations `omni::typescript::declarations` writes have the JSON form (`string`);
+ * `omni::typescript::generate_for(Codec::MsgPack)` writes `Uint8Array` instead. With
+ * "msgpack", a message is encoded when it is sent: one MessagePack cannot write (a cycle, a
+ * BigInt) throws from `send`, as JSON would not let it through either. What the client keeps in
+ * storage stays text either way. */
+export type Codec = "json" | "msgpack";
+
 export interface Options<C = never> {
   /** "ws" (default): one WebSocket. "sse": an event stream down, `POST /http` up. */
   transport?: "ws" | "sse";
+  /** "json" (default) or "msgpack" (see `Codec`). "msgpack" needs transport "ws": an event
+   * stream carries text, so with "sse" `connect` throws a TypeError. */
+  codec?: Codec;
   /** The protocol's name, checked by the server in a `hello`. */
   protocol?: string;
   /** The protocol's schema hash; a different one is refused with `version_mismatch`, for good. */
@@ -150,7 +166,8 @@ export interface Stream<C, S> {
   /** The latest transport state of the connection (never `topic_reset`). */
   readonly state: TransportState;
   /** Queues a message and returns its `ref`; sent when connected, again until acknowledged.
-   * Throws when the client (or component) is closed or the queue is full. */
+   * Throws when the client (or component) is closed or the queue is full, and with the
+   * "msgpack" codec when the message has no MessagePack form (a cycle, a BigInt). */
   send(payload: C): number;
   /** Sends `msg` when its `kind` is one of the `kinds` option's, and returns it in every
    * case, for the page's own update to apply (Elm-style: one `update` over the page's whole
@@ -185,6 +202,8 @@ export interface Client<C, S> extends Stream<C, S> {
 
 /** Options of a mux socket; as for `connect`, and per component where it says so. */
 export interface MuxOptions {
+  /** "json" (default) or "msgpack" (see `Codec`), for the socket and every component on it. */
+  codec?: Codec;
   backoff?: Partial<Backoff>;
   heartbeat?: Partial<Heartbeat>;
   /** How long (ms) the socket may take to open, and a join to be welcomed. Default 10000. */
@@ -247,3 +266,15 @@ export function mux(url: string | URL, options?: MuxOptions): Mux;
 
 /** The delay in ms before reconnection attempt `attempt` (from 1). */
 export function backoffDelay(backoff: Partial<Backoff>, attempt: number): number;
+
+/** `value` as MessagePack, the codec "msgpack" writes it: as `JSON.stringify` sees the value
+ * (`toJSON`, properties that are `undefined` left out), integers in their smallest form, other
+ * numbers as float64, and bytes (`Uint8Array`, `ArrayBuffer`, any view) as `bin`. Throws a
+ * TypeError for a cycle or a BigInt. For an app's own `POST {url}/http` with
+ * `Content-Type: application/msgpack`, say. */
+export function encodeMsgpack(value: unknown): Uint8Array;
+
+/** One MessagePack value, as `JSON.parse` would give it: maps as objects (integer keys as
+ * strings), integers past 2^53 as rounded Numbers, `bin` as a `Uint8Array`. Throws a
+ * SyntaxError for anything but exactly one value, and for extension types. */
+export function decodeMsgpack(data: ArrayBuffer | ArrayBufferView): unknown;

@@ -18,6 +18,9 @@
 //   counter.on("message", (payload) => show(payload));
 //   counter.send({ kind: "Increment" });
 //
+//   // Frames as MessagePack, binary WebSocket messages (bytes in messages as Uint8Array):
+//   const packed = connect("/omni", { codec: "msgpack" });
+//
 //   // Presence: who is on a topic, kept per topic by every client and component.
 //   client.on("presence", ({ topic, joins, leaves, list }) => showPeople(list));
 //   client.presence("room"); // { ann: [{ ref, meta }, { ref, meta }], bob: [...] }
@@ -115,6 +118,414 @@ function decodeText(text) {
   }
 }
 
+/** The codec a client or mux was asked for: "json" (default) or "msgpack". */
+function pickCodec(options) {
+  const codec = options.codec ?? "json";
+  if (codec !== "json" && codec !== "msgpack") {
+    throw new TypeError(`unknown codec "${codec}": use "json" or "msgpack"`);
+  }
+  return codec;
+}
+
+/** One frame as the connection's codec writes it: JSON text, or MessagePack bytes. */
+function encodeFrame(codec, frame) {
+  return codec === "msgpack" ? encodeMsgpack(frame) : JSON.stringify(frame);
+}
+
+/** One WebSocket message in the connection's codec, as `{ frame }` or `{ problem }`. */
+function decodeMessage(codec, data) {
+  if (codec === "json") {
+    if (typeof data !== "string") return { problem: "frames are JSON text; a binary message arrived" };
+    return decodeText(data);
+  }
+  if (typeof data === "string") return { problem: "frames are MessagePack; a text message arrived" };
+  try {
+    return asFrame(decodeMsgpack(data));
+  } catch (err) {
+    // A stack overflow on absurd nesting lands here too: a bad frame, not a broken client.
+    return { problem: `not MessagePack: ${err.message}` };
+  }
+}
+
+// MessagePack, as much of it as frames need: every form the server's encoder (rmp-serde)
+// writes is read; JSON's data model is written, each value in its smallest form.
+
+const UTF8_OUT = new TextEncoder();
+// Fatal, so a string that is not UTF-8 fails the frame as it would fail a JSON text frame;
+// a leading U+FEFF is kept, as JSON keeps it inside a string.
+const UTF8_IN = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** A value already encoded, written as it is: a queued payload is encoded once, when it is
+ * sent, and goes into every frame that carries it. */
+class Packed {
+  constructor(bytes) {
+    this.bytes = bytes;
+  }
+}
+
+/** Encodes `value` as MessagePack, seeing it as `JSON.stringify` would, except that bytes
+ * (`Uint8Array`, `ArrayBuffer`, any typed array or `DataView`) are `bin`. Throws a TypeError
+ * on what JSON cannot write either: a cycle, a BigInt. */
+export function encodeMsgpack(value) {
+  const packer = new Packer();
+  packer.write(value, "");
+  return packer.bytes.slice(0, packer.length);
+}
+
+/** Decodes one MessagePack value from `data` (an ArrayBuffer or a view of one), as
+ * `JSON.parse` would give it: maps are objects (integer keys as strings), integers past 2^53
+ * rounded Numbers, `bin` a Uint8Array of its own. Throws a SyntaxError on input that is not
+ * one value, and on extension types. */
+export function decodeMsgpack(data) {
+  let bytes;
+  if (data instanceof Uint8Array) bytes = data;
+  else if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
+  else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  else throw new TypeError("MessagePack is read from an ArrayBuffer or a typed array");
+  const unpacker = new Unpacker(bytes);
+  const value = unpacker.read();
+  if (unpacker.pos !== bytes.length) {
+    throw new SyntaxError(`${bytes.length - unpacker.pos} bytes follow the value`);
+  }
+  return value;
+}
+
+/** What `JSON.stringify` writes for `value` under `key`: its `toJSON()` if it has one, except
+ * for bytes (node's Buffer has a `toJSON`, but is bytes). */
+function jsonView(value, key) {
+  if (value === null || typeof value !== "object" || isBytes(value)) return value;
+  return typeof value.toJSON === "function" ? value.toJSON(key) : value;
+}
+
+function isBytes(value) {
+  return value instanceof ArrayBuffer || ArrayBuffer.isView(value);
+}
+
+/** Values an object property is left out for, as `JSON.stringify` leaves it out. */
+function isSkipped(value) {
+  return value === undefined || typeof value === "function" || typeof value === "symbol";
+}
+
+class Packer {
+  constructor() {
+    this.bytes = new Uint8Array(256);
+    this.view = new DataView(this.bytes.buffer);
+    this.length = 0;
+    // The arrays and objects being written: a cycle is refused, as JSON refuses it, rather
+    // than recursing until the stack runs out.
+    this.open = new Set();
+  }
+
+  /** Makes room for `n` more bytes. */
+  reserve(n) {
+    const need = this.length + n;
+    if (need <= this.bytes.length) return;
+    let size = this.bytes.length * 2;
+    while (size < need) size *= 2;
+    const bytes = new Uint8Array(size);
+    bytes.set(this.bytes.subarray(0, this.length));
+    this.bytes = bytes;
+    this.view = new DataView(bytes.buffer);
+  }
+
+  byte(b) {
+    this.reserve(1);
+    this.bytes[this.length++] = b;
+  }
+
+  raw(bytes) {
+    this.reserve(bytes.length);
+    this.bytes.set(bytes, this.length);
+    this.length += bytes.length;
+  }
+
+  /** A type byte, then `n` in `size` bytes, big-endian, signed or not. */
+  head(type, size, n, signed = false) {
+    this.reserve(1 + size);
+    this.bytes[this.length++] = type;
+    const at = this.length;
+    if (size === 1) signed ? this.view.setInt8(at, n) : this.view.setUint8(at, n);
+    else if (size === 2) signed ? this.view.setInt16(at, n) : this.view.setUint16(at, n);
+    else if (size === 4) signed ? this.view.setInt32(at, n) : this.view.setUint32(at, n);
+    else signed ? this.view.setBigInt64(at, BigInt(n)) : this.view.setBigUint64(at, BigInt(n));
+    this.length += size;
+  }
+
+  /** The header of an array or map of `n` entries: fix form, 16 or 32 bits. */
+  count(fix, type16, n) {
+    if (n < 0x10) this.byte(fix | n);
+    else if (n < 0x10000) this.head(type16, 2, n);
+    else this.head(type16 + 1, 4, n);
+  }
+
+  write(value, key) {
+    value = jsonView(value, key);
+    switch (typeof value) {
+      case "number":
+        return this.number(value);
+      case "string":
+        return this.string(value);
+      case "boolean":
+        return this.byte(value ? 0xc3 : 0xc2);
+      case "bigint":
+        throw new TypeError("a BigInt has no MessagePack form here (nor a JSON one)");
+      case "object":
+        if (value === null) return this.byte(0xc0);
+        if (value instanceof Packed) return this.raw(value.bytes);
+        if (isBytes(value)) return this.binary(value);
+        return this.container(value);
+      default:
+        // undefined, a function, a symbol: in an array, JSON writes null.
+        return this.byte(0xc0);
+    }
+  }
+
+  number(n) {
+    if (!Number.isSafeInteger(n)) {
+      this.reserve(9);
+      this.bytes[this.length++] = 0xcb;
+      this.view.setFloat64(this.length, n);
+      this.length += 8;
+    } else if (n >= 0) {
+      if (n < 0x80) this.byte(n);
+      else if (n < 0x100) this.head(0xcc, 1, n);
+      else if (n < 0x10000) this.head(0xcd, 2, n);
+      else if (n < 0x100000000) this.head(0xce, 4, n);
+      else this.head(0xcf, 8, n);
+    } else if (n >= -0x20) {
+      this.byte(n & 0xff);
+    } else if (n >= -0x80) {
+      this.head(0xd0, 1, n, true);
+    } else if (n >= -0x8000) {
+      this.head(0xd1, 2, n, true);
+    } else if (n >= -0x80000000) {
+      this.head(0xd2, 4, n, true);
+    } else {
+      this.head(0xd3, 8, n, true);
+    }
+  }
+
+  string(s) {
+    const bytes = UTF8_OUT.encode(s);
+    const n = bytes.length;
+    if (n < 0x20) this.byte(0xa0 | n);
+    else if (n < 0x100) this.head(0xd9, 1, n);
+    else if (n < 0x10000) this.head(0xda, 2, n);
+    else this.head(0xdb, 4, n);
+    this.raw(bytes);
+  }
+
+  binary(value) {
+    const bytes =
+      value instanceof ArrayBuffer ? new Uint8Array(value) : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+    const n = bytes.length;
+    if (n < 0x100) this.head(0xc4, 1, n);
+    else if (n < 0x10000) this.head(0xc5, 2, n);
+    else this.head(0xc6, 4, n);
+    this.raw(bytes);
+  }
+
+  container(value) {
+    if (this.open.has(value)) throw new TypeError("a cyclic value has no MessagePack form");
+    this.open.add(value);
+    if (Array.isArray(value)) {
+      this.count(0x90, 0xdc, value.length);
+      for (let i = 0; i < value.length; i++) this.write(value[i], String(i));
+    } else {
+      // Own enumerable string keys, as JSON; a property JSON would leave out is left out.
+      const entries = [];
+      for (const key of Object.keys(value)) {
+        const inner = jsonView(value[key], key);
+        if (!isSkipped(inner)) entries.push([key, inner]);
+      }
+      this.count(0x80, 0xde, entries.length);
+      for (const [key, inner] of entries) {
+        this.string(key);
+        this.write(inner, key);
+      }
+    }
+    this.open.delete(value);
+  }
+}
+
+class Unpacker {
+  constructor(bytes) {
+    this.bytes = bytes;
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.pos = 0;
+  }
+
+  /** Moves past `n` bytes and returns where they start; throws if the input ends first. */
+  take(n) {
+    const at = this.pos;
+    if (n > this.bytes.length - at) throw new SyntaxError(`the input ends inside a value (at byte ${at})`);
+    this.pos = at + n;
+    return at;
+  }
+
+  /** An unsigned big-endian number of `size` bytes; past 2^53, rounded as JSON would. */
+  uint(size) {
+    const at = this.take(size);
+    if (size === 1) return this.bytes[at];
+    if (size === 2) return this.view.getUint16(at);
+    if (size === 4) return this.view.getUint32(at);
+    // Exact high half times 2^32 plus the low half: one rounding, to the nearest Number.
+    return this.view.getUint32(at) * 2 ** 32 + this.view.getUint32(at + 4);
+  }
+
+  read() {
+    const type = this.bytes[this.take(1)];
+    if (type < 0x80) return type;
+    if (type < 0x90) return this.map(type & 0x0f);
+    if (type < 0xa0) return this.array(type & 0x0f);
+    if (type < 0xc0) return this.string(type & 0x1f);
+    if (type >= 0xe0) return type - 0x100;
+    switch (type) {
+      case 0xc0:
+        return null;
+      case 0xc2:
+        return false;
+      case 0xc3:
+        return true;
+      case 0xc4:
+        return this.binary(this.uint(1));
+      case 0xc5:
+        return this.binary(this.uint(2));
+      case 0xc6:
+        return this.binary(this.uint(4));
+      case 0xca:
+        return this.view.getFloat32(this.take(4));
+      case 0xcb:
+        return this.view.getFloat64(this.take(8));
+      case 0xcc:
+        return this.uint(1);
+      case 0xcd:
+        return this.uint(2);
+      case 0xce:
+        return this.uint(4);
+      case 0xcf:
+        return this.uint(8);
+      case 0xd0:
+        return this.view.getInt8(this.take(1));
+      case 0xd1:
+        return this.view.getInt16(this.take(2));
+      case 0xd2:
+        return this.view.getInt32(this.take(4));
+      case 0xd3: {
+        const at = this.take(8);
+        return this.view.getInt32(at) * 2 ** 32 + this.view.getUint32(at + 4);
+      }
+      case 0xd9:
+        return this.string(this.uint(1));
+      case 0xda:
+        return this.string(this.uint(2));
+      case 0xdb:
+        return this.string(this.uint(4));
+      case 0xdc:
+        return this.array(this.uint(2));
+      case 0xdd:
+        return this.array(this.uint(4));
+      case 0xde:
+        return this.map(this.uint(2));
+      case 0xdf:
+        return this.map(this.uint(4));
+      case 0xc1:
+        throw new SyntaxError(`0xc1 is no MessagePack type (at byte ${this.pos - 1})`);
+      default:
+        throw new SyntaxError(`extension types are not read (0x${type.toString(16)} at byte ${this.pos - 1})`);
+    }
+  }
+
+  string(n) {
+    const at = this.take(n);
+    // Keys and most short values are ASCII: read by hand, they skip a call to the decoder.
+    if (n <= 16) {
+      let text = "";
+      for (let i = at; i < at + n; i++) {
+        const b = this.bytes[i];
+        if (b >= 0x80) return this.utf8(at, n);
+        text += String.fromCharCode(b);
+      }
+      return text;
+    }
+    return this.utf8(at, n);
+  }
+
+  utf8(at, n) {
+    try {
+      return UTF8_IN.decode(this.bytes.subarray(at, at + n));
+    } catch {
+      throw new SyntaxError(`a string that is not UTF-8 (at byte ${at})`);
+    }
+  }
+
+  binary(n) {
+    const at = this.take(n);
+    // A copy: a page keeping a file does not keep the whole frame's buffer alive with it.
+    return this.bytes.slice(at, at + n);
+  }
+
+  /** Checks that `n` entries of at least `size` bytes each can be there, so that a forged
+   * length cannot make a huge allocation. */
+  expect(n, size) {
+    if (n * size > this.bytes.length - this.pos) {
+      throw new SyntaxError(`the input ends inside a value (at byte ${this.pos})`);
+    }
+  }
+
+  array(n) {
+    this.expect(n, 1);
+    const items = new Array(n);
+    for (let i = 0; i < n; i++) items[i] = this.read();
+    return items;
+  }
+
+  map(n) {
+    this.expect(n, 2);
+    const object = {};
+    for (let i = 0; i < n; i++) {
+      const key = this.key();
+      const value = this.read();
+      // Defined, not assigned: a key named `__proto__` is data, as in JSON.parse's objects.
+      if (key === "__proto__") {
+        Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+      } else {
+        object[key] = value;
+      }
+    }
+    return object;
+  }
+
+  /** A map key: a string, or an integer (a Rust `HashMap<u32, _>`), read as JSON names it. */
+  key() {
+    const type = this.bytes[this.pos];
+    const text = (type >= 0xa0 && type < 0xc0) || (type >= 0xd9 && type <= 0xdb);
+    const integer = type < 0x80 || type >= 0xe0 || (type >= 0xcc && type <= 0xd3);
+    // At the end of the input (`type` undefined), `read` says so.
+    if (!text && !integer && type !== undefined) {
+      throw new SyntaxError(`a map key is a string or an integer, not 0x${type.toString(16)} (at byte ${this.pos})`);
+    }
+    return String(this.read());
+  }
+}
+
+/** Bytes as base64, for storage, which keeps text. */
+function toBase64(bytes) {
+  let binary = "";
+  // In slices: one call with a whole file's bytes as arguments would pass the engine's limit.
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+function fromBase64(text) {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
 const STEP = { continue: "continue", welcomed: "welcomed", gap: "gap" };
 
 /**
@@ -124,13 +535,14 @@ const STEP = { continue: "continue", welcomed: "welcomed", gap: "gap" };
  * `Component` is one per join, sharing the mux's socket.
  */
 class Stream {
-  constructor({ storage, key, queue, id, noun, kinds, onConnect }) {
+  constructor({ storage, key, queue, id, noun, kinds, onConnect, codec }) {
     this._listeners = { message: new Set(), state: new Set(), ack: new Set(), presence: new Set() };
     this._storage = storage;
     this._key = key;
     this._limit = queue;
     this._id = id;
     this._noun = noun;
+    this._codec = codec;
     // The protocol's client message kinds, which `dispatch` sends; JavaScript cannot tell
     // them from the page's own messages by itself.
     this._kinds = kinds === undefined ? null : new Set(Array.from(kinds, String));
@@ -174,8 +586,11 @@ class Stream {
       this._emitState({ state: "error", error: "send", message });
       throw new Error(`omni: ${message}`);
     }
+    // Encoded now with MessagePack: a payload it cannot write is refused here, not when a
+    // connection flushes; and the bytes are what is stored and sent, however often.
+    const packed = this._codec === "msgpack" ? encodeMsgpack(payload) : null;
     const ref = this._nextRef++;
-    this._queue.push({ ref, payload, sent: false });
+    this._queue.push({ ref, payload, packed, sent: false });
     this._save();
     this._wake();
     return ref;
@@ -397,21 +812,25 @@ class Stream {
     this._greeting = [];
     if (!this._onConnect) return;
     let payloads;
+    const greeting = [];
     try {
       payloads = Array.from(this._onConnect(info) ?? []);
+      for (const payload of payloads) {
+        // A ref of its own, so the server's memory of handled refs never mistakes it for a
+        // queued message; not queued, so not resent.
+        const frame = { type: "msg" };
+        if (this._id !== undefined) frame.id = this._id;
+        frame.payload = payload;
+        frame.ref = this._nextRef + greeting.length;
+        greeting.push(encodeFrame(this._codec, frame));
+      }
     } catch (err) {
-      this._emitState({ state: "error", error: "send", message: `the connect hook threw: ${err?.message ?? err}` });
+      // The hook threw, or gave a message the codec cannot write: nothing of it goes.
+      this._emitState({ state: "error", error: "send", message: `the connect hook failed: ${err?.message ?? err}` });
       return;
     }
-    for (const payload of payloads) {
-      // A ref of its own, so the server's memory of handled refs never mistakes it for a
-      // queued message; not queued, so not resent.
-      const frame = { type: "msg" };
-      if (this._id !== undefined) frame.id = this._id;
-      frame.payload = payload;
-      frame.ref = this._nextRef++;
-      this._greeting.push(JSON.stringify(frame));
-    }
+    this._greeting = greeting;
+    this._nextRef += greeting.length;
     if (payloads.length > 0) this._save();
   }
 
@@ -426,9 +845,9 @@ class Stream {
       entry.sent = true;
       const frame = { type: "msg" };
       if (this._id !== undefined) frame.id = this._id;
-      frame.payload = entry.payload;
+      frame.payload = entry.packed ? new Packed(entry.packed) : entry.payload;
       frame.ref = entry.ref;
-      frames.push(JSON.stringify(frame));
+      frames.push(encodeFrame(this._codec, frame));
     }
     return frames;
   }
@@ -468,9 +887,7 @@ class Stream {
       this._lastSeq = Number.isSafeInteger(saved.lastSeq) ? saved.lastSeq : 0;
       this._topics = loadCursors(saved.topics);
       this._nextRef = Number.isSafeInteger(saved.nextRef) ? saved.nextRef : 1;
-      this._queue = Array.isArray(saved.queue)
-        ? saved.queue.map(({ ref, payload }) => ({ ref, payload, sent: false }))
-        : [];
+      this._queue = Array.isArray(saved.queue) ? saved.queue.flatMap((entry) => this._restore(entry)) : [];
     } catch {
       // Unreadable state is dropped: the client starts a new session.
     }
@@ -483,12 +900,36 @@ class Stream {
       lastSeq: this._lastSeq,
       topics: Object.fromEntries(this._topics),
       nextRef: this._nextRef,
-      queue: this._queue.map(({ ref, payload }) => ({ ref, payload })),
+      queue: this._queue.map((entry) => {
+        if (!entry.packed) return { ref: entry.ref, payload: entry.payload };
+        // JSON has no bytes: a MessagePack payload is kept as its encoding, whose `bin` values
+        // come back as Uint8Array.
+        entry.stored ??= toBase64(entry.packed);
+        return { ref: entry.ref, packed: entry.stored };
+      }),
     };
     try {
       this._storage.setItem(this._key, JSON.stringify(saved));
     } catch {
       // Storage full or disabled: the client still works, only a reload loses the queue.
+    }
+  }
+
+  /** A stored queue entry as this client queues it (in its codec), or none if unreadable. */
+  _restore(saved) {
+    try {
+      const { ref } = saved;
+      let { payload } = saved;
+      let packed = null;
+      if (typeof saved.packed === "string") {
+        packed = fromBase64(saved.packed);
+        payload = decodeMsgpack(packed);
+      }
+      if (this._codec === "msgpack") packed ??= encodeMsgpack(payload);
+      else packed = null;
+      return [{ ref, payload, packed, sent: false }];
+    } catch {
+      return [];
     }
   }
 
@@ -555,7 +996,8 @@ function freezeList(list) {
 }
 
 function deepFreeze(value) {
-  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
+  // A typed array with elements cannot be frozen (a `bin` meta, over MessagePack).
+  if (value !== null && typeof value === "object" && !ArrayBuffer.isView(value) && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const inner of Object.values(value)) deepFreeze(inner);
   }
@@ -711,7 +1153,13 @@ class Client extends Stream {
     if (!["ws", "sse"].includes(merged.transport)) {
       throw new TypeError(`unknown transport "${merged.transport}": use "ws" or "sse"`);
     }
+    const codec = pickCodec(options);
+    if (codec === "msgpack" && merged.transport === "sse") {
+      // An event stream carries text: the server refuses MessagePack on it.
+      throw new TypeError('codec "msgpack" needs transport "ws": SSE carries JSON only');
+    }
     super({
+      codec,
       storage: pickStorage(options),
       key: options.queueKey ?? `omni:${base.href}:${merged.transport}`,
       queue: merged.queue,
@@ -767,6 +1215,8 @@ class Client extends Stream {
   _url(path, { websocket = false, resume = false } = {}) {
     const url = endpointUrl(this._base, path, websocket);
     for (const [name, value] of Object.entries(this._credentials.params)) url.searchParams.set(name, value);
+    // Named only when it is not the default, so that a JSON client's URLs stay as they were.
+    if (this._codec !== "json") url.searchParams.set("codec", this._codec);
     if (resume && this._session) {
       url.searchParams.set("session", this._session);
       url.searchParams.set("after", String(this._lastSeq));
@@ -785,7 +1235,7 @@ class Client extends Stream {
     const hello = { type: "hello" };
     if (protocol !== undefined) hello.protocol = protocol;
     if (version !== undefined) hello.version = version;
-    return JSON.stringify(hello);
+    return encodeFrame(this._codec, hello);
   }
 
   /** Decodes and applies one server frame; returns what it asks of the transport. */
@@ -812,8 +1262,8 @@ class Client extends Stream {
     if (hello) conn.send(hello);
   }
 
-  _receive(text, conn) {
-    return afterFrame(this, this._onText(text), conn);
+  _receive(frame, conn) {
+    return afterFrame(this, this._onFrame(frame), conn);
   }
 
   _unsent() {
@@ -830,6 +1280,7 @@ class Mux {
   constructor(url, options) {
     this._base = baseUrl(url);
     this._options = withDefaults(options);
+    this._codec = pickCodec(options);
     this._storage = pickStorage(options);
     this._components = new Map();
     // Ids whose `leave` is unanswered on this socket, with how many: frames for them are the
@@ -908,7 +1359,7 @@ class Mux {
     // The component follows sequenced topics like a single client: its cursors resume them.
     frame.topics = Object.fromEntries(component._topics);
     component._phase = "joining";
-    conn.send(JSON.stringify(frame));
+    conn.send(encodeFrame(this._codec, frame));
     // A join that is never answered means a socket that is not really there.
     component._timer = setTimeout(() => {
       if (component._phase === "joining" || component._phase === "joined") {
@@ -921,7 +1372,7 @@ class Mux {
     this._components.delete(component.id);
     const conn = this._dialer.conn;
     if (component._phase === "idle" || !conn?.connected || conn.done) return;
-    conn.send(JSON.stringify({ type: "leave", id: component.id }));
+    conn.send(encodeFrame(this._codec, { type: "leave", id: component.id }));
     this._leaving.set(component.id, (this._leaving.get(component.id) ?? 0) + 1);
   }
 
@@ -937,6 +1388,7 @@ class Mux {
   _socketUrl() {
     const url = endpointUrl(this._base, "mux", true);
     for (const [name, value] of Object.entries(this._credentials.params)) url.searchParams.set(name, value);
+    if (this._codec !== "json") url.searchParams.set("codec", this._codec);
     return url.href;
   }
 
@@ -948,9 +1400,7 @@ class Mux {
     }
   }
 
-  _receive(text, conn) {
-    const { frame, problem } = decodeText(text);
-    if (problem) return this._decodeError(problem);
+  _receive(frame, conn) {
     if (typeof frame.id !== "string") {
       // Only a frame about the socket itself has no component (an unreadable `id` included).
       if (frame.type === "error") {
@@ -1034,7 +1484,8 @@ class Mux {
 /** One joined component of a `Mux`: a session of its module, with a queue of its own. */
 class Component extends Stream {
   constructor(mux, { id, module, token, version, kinds, key, onConnect, refreshToken }) {
-    super({ storage: mux._storage, key, queue: mux._options.queue, id, noun: "component", kinds, onConnect });
+    const codec = mux._codec;
+    super({ storage: mux._storage, key, queue: mux._options.queue, id, noun: "component", kinds, onConnect, codec });
     this._mux = mux;
     this._module = module;
     this._token = token;
@@ -1175,9 +1626,10 @@ function welcomeWithin(owner, conn) {
 
 /**
  * One WebSocket connection, from connect to its end, for a `Client` or a `Mux`. The owner
- * gives the URL (`_socketUrl`), speaks first (`_opened`), applies each text frame
- * (`_receive`, returning an end or null), hands over what to flush (`_unsent`) and hears of
- * problems and the end (`_decodeError`, `_ended`).
+ * gives the URL (`_socketUrl`) and the codec (`_codec`: frames are text messages in JSON,
+ * binary ones in MessagePack), speaks first (`_opened`), applies each decoded frame
+ * (`_receive`, returning an end or null), hands over what to flush (`_unsent`, encoded) and
+ * hears of problems and the end (`_decodeError`, `_ended`).
  */
 function openWs(owner) {
   const { interval, timeout } = owner._options.heartbeat;
@@ -1190,6 +1642,10 @@ function openWs(owner) {
     setTimeout(() => owner._ended(conn, { code: 0, reason: error.message, connected: false, fatal: error }), 0);
     return conn;
   }
+  // Binary messages as ArrayBuffers, which decode at once (a Blob would need a promise, and
+  // frames could be applied out of order).
+  socket.binaryType = "arraybuffer";
+  const ping = encodeFrame(owner._codec, { type: "hello" });
   const welcome = welcomeWithin(owner, conn);
   let heard = Date.now();
   // A page cannot send WebSocket pings; an idle connection gets a small frame the server
@@ -1199,7 +1655,7 @@ function openWs(owner) {
     if (probe !== null && Date.now() - probe > timeout && socket.bufferedAmount > 0) {
       conn.end({ code: 1006, reason: "heartbeat timed out" });
     } else if (Date.now() - heard >= interval && socket.readyState === WebSocket.OPEN) {
-      socket.send('{"type":"hello"}');
+      socket.send(ping);
       probe = Date.now();
       heard = Date.now();
     } else if (socket.bufferedAmount === 0) {
@@ -1220,21 +1676,22 @@ function openWs(owner) {
     }
     owner._ended(conn, { code, reason, connected: conn.connected, fatal, unauthorized });
   };
-  conn.send = (text) => {
-    if (!conn.done && socket.readyState === WebSocket.OPEN) socket.send(text);
+  conn.send = (frame) => {
+    if (!conn.done && socket.readyState === WebSocket.OPEN) socket.send(frame);
   };
   conn.flush = () => {
     if (!conn.connected || conn.done || socket.readyState !== WebSocket.OPEN) return;
-    for (const text of owner._unsent()) socket.send(text);
+    for (const frame of owner._unsent()) socket.send(frame);
   };
   socket.onopen = () => owner._opened(conn);
   socket.onmessage = (event) => {
     heard = Date.now();
-    if (typeof event.data !== "string") {
-      owner._decodeError("frames are JSON text; a binary message arrived");
+    const { frame, problem } = decodeMessage(owner._codec, event.data);
+    if (problem) {
+      owner._decodeError(problem);
       return;
     }
-    const end = owner._receive(event.data, conn);
+    const end = owner._receive(frame, conn);
     if (end) conn.end(end);
   };
   socket.onclose = (event) => {

@@ -34,12 +34,14 @@ pub fn provision() -> Result<(), String> {
     Ok(())
 }
 
-/// Builds the chat demo, checks the checked-in TypeScript declarations are fresh and
-/// type-check with `omni.d.ts`, then runs the browser tests with node's test runner.
+/// Builds the chat demo and the MessagePack vectors program, checks the checked-in
+/// TypeScript declarations are fresh and type-check with `omni.d.ts`, then runs the browser
+/// tests with node's test runner.
 pub fn test() -> ExitCode {
     let mut build = crate::cargo();
     build
         .args(["build", "--example", "chat", "--example", "chat_ts"])
+        .args(["--example", "msgpack_vectors"])
         .current_dir(ts::root());
     let status = crate::run(build);
     if status != ExitCode::SUCCESS {
@@ -77,7 +79,8 @@ pub fn test() -> ExitCode {
     node.arg("--test")
         .args(&tests)
         .current_dir(&dir)
-        .env("OMNI_CHAT_BIN", chat_binary())
+        .env("OMNI_CHAT_BIN", example("chat"))
+        .env("OMNI_MSGPACK_VECTORS_BIN", example("msgpack_vectors"))
         .env("OMNI_CHROMIUM", CHROMIUM);
     crate::run(node)
 }
@@ -86,12 +89,13 @@ fn browser_dir() -> PathBuf {
     ts::root().join("browser")
 }
 
-/// The chat demo that `cargo build --example chat` made.
-fn chat_binary() -> PathBuf {
+/// The example `name` that `cargo build --example {name}` made: the chat demo, and the
+/// program that prints the MessagePack vectors omni.js's codec is tested against.
+fn example(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("target"));
-    ts::root().join(target).join("debug/examples/chat")
+    ts::root().join(target).join("debug/examples").join(name)
 }
 
 /// `browser/tests/*.test.mjs`, in name order (node 20's runner takes files, not globs).

@@ -2,12 +2,22 @@
 import { connect, mux } from "/omni/omni.js";
 
 const $ = (id) => document.getElementById(id);
-const transport = new URLSearchParams(location.search).get("transport") === "sse" ? "sse" : "ws";
-const client = connect("/omni", {
-  transport,
-  protocol: "Msg",
-  backoff: { base: 250, cap: 4000, factor: 2, jitter: 0.5 },
-});
+const params = new URLSearchParams(location.search);
+const transport = params.get("transport") === "sse" ? "sse" : "ws";
+// `?codec=msgpack`: frames are MessagePack, binary WebSocket messages, and a shared file's
+// bytes travel as bytes; JSON text otherwise.
+const codec = params.get("codec") === "msgpack" ? "msgpack" : "json";
+$("codec").textContent = codec;
+const backoff = { base: 250, cap: 4000, factor: 2, jitter: 0.5 };
+let client;
+try {
+  client = connect("/omni", { transport, codec, protocol: "Msg", backoff });
+} catch (err) {
+  // MessagePack over SSE: omni.js refuses it (an event stream carries text), and says why.
+  $("problem").textContent = err.message;
+  $("transport").textContent = $("transport").dataset.state = "refused";
+  throw err;
+}
 
 // Every message we know of, by id: the server's, and ours still waiting for it.
 const messages = new Map();
@@ -145,6 +155,10 @@ client.on("message", (payload, frame) => {
     render();
   } else if (payload.kind === "Presence") {
     $("online").textContent = payload.data.online;
+  } else if (payload.kind === "Shared") {
+    const { from, file } = payload.data;
+    files.push({ from, name: file.name, base64: asBase64(file.data) });
+    renderFiles();
   }
 });
 
@@ -203,8 +217,56 @@ $("form").onsubmit = (event) => {
 
 render();
 
+// Files shared with the room, in the order they came. Like the server, the page keeps them
+// only while it is open.
+const FILE_LIMIT = 64 * 1024;
+const files = [];
+
+// A file's bytes as base64, the form JSON gives them in (a `Bytes` field), and the one a
+// download link takes.
+function asBase64(data) {
+  if (typeof data === "string") return data;
+  let binary = "";
+  // In slices, so that no call gets more arguments than the engine takes.
+  for (let i = 0; i < data.length; i += 0x8000) binary += String.fromCharCode(...data.subarray(i, i + 0x8000));
+  return btoa(binary);
+}
+
+function renderFiles() {
+  $("files").replaceChildren(...files.map(({ from, name, base64 }) => {
+    const size = atob(base64).length;
+    const li = document.createElement("li");
+    li.dataset.name = name;
+    li.dataset.size = String(size);
+    const link = document.createElement("a");
+    link.href = `data:application/octet-stream;base64,${base64}`;
+    link.download = name;
+    link.textContent = name;
+    const about = document.createElement("span");
+    about.className = "size";
+    about.textContent = `${size < 1024 ? `${size} B` : `${(size / 1024).toFixed(1)} KiB`}, from ${from}`;
+    li.append(link, about);
+    return li;
+  }));
+}
+
+$("share").onchange = async () => {
+  const file = $("share").files?.[0];
+  $("share").value = "";
+  if (!file) return;
+  if (file.size > FILE_LIMIT) {
+    // The server would refuse it; and a frame far over its limit would close the socket.
+    $("problem").textContent = `${file.name} is larger than 64 KiB: not shared`;
+    return;
+  }
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  // A `Bytes` field: bytes over MessagePack, base64 in JSON.
+  const data = codec === "msgpack" ? bytes : asBase64(bytes);
+  client.send({ kind: "Share", data: { name: file.name, data } });
+};
+
 // Counters: every element that asks for one becomes a component on one shared mux socket.
-const widgets = mux("/omni", { backoff: { base: 250, cap: 4000, factor: 2, jitter: 0.5 } });
+const widgets = mux("/omni", { codec, backoff });
 const counters = [...document.querySelectorAll('[data-omni-module="counter"]')];
 counters.forEach((root, i) => mountCounter(root, root.id || `counter-${i}`));
 

@@ -132,6 +132,11 @@ protocol: string,
  */
 version: string, 
 /**
+ * The codec of this connection's frames (absent from servers before MessagePack:
+ * JSON).
+ */
+codec: "json" | "msgpack", 
+/**
  * Mux only: the component.
  */
 id?: string, } | { "type": "msg", 
