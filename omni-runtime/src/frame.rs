@@ -47,6 +47,11 @@ pub type Ref = u64;
 /// holds. Sent in `hello` (or the connect URL) to resume topics, on any server.
 pub type Cursors = std::collections::BTreeMap<String, Seq>;
 
+/// Whether `codec` is JSON, the default a `welcome` leaves unsaid.
+fn is_json(codec: &Codec) -> bool {
+    *codec == Codec::Json
+}
+
 /// A frame sent by a client.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -167,9 +172,11 @@ pub enum ServerFrame<S> {
         protocol: String,
         /// The server's schema hash.
         version: String,
-        /// The codec of this connection's frames (absent from servers before MessagePack:
-        /// JSON).
-        #[serde(default)]
+        /// The codec of this connection's frames. Written only when it is not JSON, so that
+        /// a JSON connection's `welcome` is what it was before MessagePack: absent reads as
+        /// JSON.
+        #[serde(default, skip_serializing_if = "is_json")]
+        #[ts(as = "Option<Codec>", optional)]
         codec: Codec,
         /// Mux only: the component.
         #[serde(skip_serializing_if = "Option::is_none")]

@@ -323,7 +323,7 @@ fn welcome() {
             codec: Codec::Json,
             id: None,
         },
-        r#"{"type":"welcome","session":"000000000000000000000000000000ab","seq":0,"resumed":false,"protocol":"Chat","version":"9c1e4f2a7b3d6e05","codec":"json"}"#,
+        r#"{"type":"welcome","session":"000000000000000000000000000000ab","seq":0,"resumed":false,"protocol":"Chat","version":"9c1e4f2a7b3d6e05"}"#,
     );
     server(
         ServerFrame::Welcome {

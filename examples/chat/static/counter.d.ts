@@ -132,10 +132,11 @@ protocol: string,
  */
 version: string, 
 /**
- * The codec of this connection's frames (absent from servers before MessagePack:
- * JSON).
+ * The codec of this connection's frames. Written only when it is not JSON, so that
+ * a JSON connection's `welcome` is what it was before MessagePack: absent reads as
+ * JSON.
  */
-codec: "json" | "msgpack", 
+codec?: "json" | "msgpack", 
 /**
  * Mux only: the component.
  */
