@@ -195,13 +195,17 @@ impl<S: Serialize> ServerFrame<S> {
 /// frame of another protocol on a shared topic) is carried as JSON values.
 pub(crate) fn transcode<S: DeserializeOwned + Serialize>(json: &[u8]) -> Vec<u8> {
     let packed = match ServerFrame::<S>::decode(json) {
-        Ok(frame) => to_vec(&frame),
-        Err(_) => match ServerFrame::<serde_json::Value>::decode(json) {
-            Ok(frame) => to_vec(&frame),
-            Err(_) => return Vec::new(),
-        },
+        Ok(frame) => to_vec(&frame).map_err(|err| err.to_string()),
+        Err(_) => ServerFrame::<serde_json::Value>::decode(json)
+            .map_err(|err| err.to_string())
+            .and_then(|frame| to_vec(&frame).map_err(|err| err.to_string())),
     };
-    packed.unwrap_or_default()
+    // The runtime wrote this JSON itself, so it always reads back; were it ever not to, the
+    // client gets an empty message it reports as undecodable, and the server says why.
+    packed.unwrap_or_else(|err| {
+        tracing::error!(%err, "a frame could not be re-encoded as MessagePack");
+        Vec::new()
+    })
 }
 
 #[cfg(feature = "server")]
