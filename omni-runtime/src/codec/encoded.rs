@@ -136,6 +136,15 @@ impl Outgoing {
         &self.text
     }
 
+    /// The frame with its MessagePack form made now, from `frame` (the same frame, typed),
+    /// for a connection known to speak MessagePack: its writer then has nothing to re-read.
+    pub(crate) fn with_msgpack<S: Serialize>(mut self, frame: &ServerFrame<S>) -> Self {
+        if let Ok(packed) = frame.encode_msgpack() {
+            self.packed = Some(Arc::new(OnceLock::from(Bytes::from(packed))));
+        }
+        self
+    }
+
     /// The frame's MessagePack form, its payload read as `transcode`'s protocol reads it.
     fn packed(&self, transcode: Transcode) -> Bytes {
         let make = || Bytes::from(transcode(self.text.as_str().as_bytes()));
@@ -498,6 +507,35 @@ mod tests {
         // A reply has one recipient: nothing is kept for others.
         let ack = Outgoing::ack(3);
         assert!(ack.packed.is_none());
+    }
+
+    #[test]
+    fn a_reply_encoded_for_msgpack_is_what_the_writer_would_make() {
+        let payload = json!({"kind": "Said", "data": "hi"});
+        let typed = ServerFrame::Msg {
+            seq: 9,
+            payload: &payload,
+            reference: Some(4),
+            topic: None,
+            id: None,
+        };
+        let plain = Outgoing::msg(9, &payload, Some(4)).unwrap();
+        let made = plain.clone().with_msgpack(&typed);
+        let wire = Wire::new::<serde_json::Value>(Codec::MsgPack);
+        let (Message::Binary(a), Message::Binary(b)) =
+            (plain.message(wire, None), made.message(wire, None))
+        else {
+            panic!("binary")
+        };
+        assert_eq!(a, b);
+        let ack = Outgoing::ack(4).with_msgpack(&ServerFrame::<()>::Ack {
+            reference: 4,
+            id: None,
+        });
+        assert_eq!(
+            ack.message(wire, None),
+            Outgoing::ack(4).message(wire, None)
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::conn::{Conn, ConnRx, Item, Refresh, Stop, connection};
 use super::limits::Limits;
 use super::metrics::Metrics;
 use super::shutdown::Tracker;
-use crate::codec::{Outgoing, Publication, TopicFrame};
+use crate::codec::{Codec, Outgoing, Publication, TopicFrame};
 use crate::context::{SessionGone, Sink};
 use crate::pubsub::{Member, PubSub};
 use crate::{Cursors, Effect, ErrorCode, Protocol, Ref, Seq, ServerFrame, SessionId};
@@ -441,13 +441,23 @@ impl<P: Protocol> SessionCore<P> {
         if let Some(reference) = ack {
             let inner = held.get_or_insert_with(|| self.lock());
             inner.refs.insert(reference);
-            inner.deliver(Item::Frame(Outgoing::ack(reference), None), self.metrics());
+            let ack = match inner.conn.as_ref().map(|conn| conn.codec) {
+                Some(Codec::MsgPack) => {
+                    Outgoing::ack(reference).with_msgpack(&ServerFrame::<()>::Ack {
+                        reference,
+                        id: None,
+                    })
+                }
+                _ => Outgoing::ack(reference),
+            };
+            inner.deliver(Item::Frame(ack, None), self.metrics());
         }
         syncs
     }
 
     fn sequenced(&self, inner: &mut Inner, msg: &P::Server, reference: Option<Ref>) {
-        let out = match Outgoing::msg(inner.log.next_seq(), msg, reference) {
+        let seq = inner.log.next_seq();
+        let out = match Outgoing::msg(seq, msg, reference) {
             Ok(out) => out,
             Err(err) => {
                 tracing::error!(session = %self.id, %err, "could not encode a server message");
@@ -460,6 +470,18 @@ impl<P: Protocol> SessionCore<P> {
                 self.deliver_encoded(inner, &error);
                 return;
             }
+        };
+        // A MessagePack connection gets the reply encoded from the message itself, not
+        // re-read from its JSON; the log keeps the JSON, which replays to either codec.
+        let out = match inner.conn.as_ref().map(|conn| conn.codec) {
+            Some(Codec::MsgPack) => out.with_msgpack(&ServerFrame::Msg {
+                seq,
+                payload: msg,
+                reference,
+                topic: None,
+                id: None,
+            }),
+            _ => out,
         };
         inner.log.push(out.clone());
         inner.deliver(Item::Frame(out, None), self.metrics());
