@@ -144,13 +144,31 @@ test("omni.js with MessagePack: a rejected message, a message it cannot encode, 
     const page = await openChat(browser, server, "ws");
     const outcome = await page.evaluate(async (size) => {
       const { connect } = await import("/omni/omni.js");
-      const client = connect("/omni", { codec: "msgpack", storage: null });
+      const client = connect("/omni", { codec: "msgpack", storage: null, maxMessageBytes: 128 * 1024 });
       let unencodable = "sent";
       try {
         client.send({ kind: "SetName", data: 1n });
       } catch (err) {
         unencodable = `${err.name}: ${err.message}`;
       }
+      // Over the server's frame limit: refused by send, never queued (the server would close
+      // the socket on it, and it would be sent again on every connection).
+      let oversize = "sent";
+      try {
+        client.send({ kind: "Share", data: { name: "huge.bin", data: new Uint8Array(128 * 1024) } });
+      } catch (err) {
+        oversize = err.message;
+      }
+      const queuedAfterOversize = client.pending().length;
+      // JSON counts the frame's text: the same file is a third larger in base64.
+      const json = connect("/omni", { storage: null, maxMessageBytes: 128 * 1024 });
+      let jsonOversize = "sent";
+      try {
+        json.send({ kind: "Share", data: { name: "b64.bin", data: btoa("x".repeat(100 * 1024)) } });
+      } catch (err) {
+        jsonOversize = err.message;
+      }
+      json.close();
       const ref = client.send({ kind: "Share", data: { name: "big.bin", data: new Uint8Array(size) } });
       const refusal = await new Promise((resolve, reject) => {
         client.on("state", (state) => {
@@ -160,9 +178,12 @@ test("omni.js with MessagePack: a rejected message, a message it cannot encode, 
       });
       const pending = client.pending().length;
       client.close();
-      return { unencodable, ref, refusal, pending };
+      return { unencodable, oversize, queuedAfterOversize, jsonOversize, ref, refusal, pending };
     }, FILE_LIMIT + 1);
     assert.match(outcome.unencodable, /^TypeError: .*BigInt/, "refused by send, before it is queued");
+    assert.match(outcome.oversize, /^omni: the message is 131\d{3} bytes; the server accepts at most 131072$/);
+    assert.equal(outcome.queuedAfterOversize, 0);
+    assert.match(outcome.jsonOversize, /the server accepts at most 131072/);
     assert.equal(outcome.refusal.code, "rejected", JSON.stringify(outcome.refusal));
     assert.equal(outcome.refusal.ref, outcome.ref);
     assert.match(outcome.refusal.message, /64 KiB/);

@@ -81,6 +81,9 @@ export interface Options<C = never> {
   connectTimeout?: number;
   /** How many messages may wait for the server's acknowledgement. Default 1024. */
   queue?: number;
+  /** The server's frame limit (`Limits::max_frame_bytes`), in bytes of the encoded frame:
+   * `send` refuses a larger message, which the server would never accept. Default 65536. */
+  maxMessageBytes?: number;
   /** The storage key of the queue and resume point (the session's and each sequenced
    * topic's). Default: from the URL and transport. */
   queueKey?: string;
@@ -166,8 +169,9 @@ export interface Stream<C, S> {
   /** The latest transport state of the connection (never `topic_reset`). */
   readonly state: TransportState;
   /** Queues a message and returns its `ref`; sent when connected, again until acknowledged.
-   * Throws when the client (or component) is closed or the queue is full, and with the
-   * "msgpack" codec when the message has no MessagePack form (a cycle, a BigInt). */
+   * Throws when the client (or component) is closed or the queue is full, when its frame
+   * is larger than `maxMessageBytes`, and with the "msgpack" codec when the message has no
+   * MessagePack form (a cycle, a BigInt). */
   send(payload: C): number;
   /** Sends `msg` when its `kind` is one of the `kinds` option's, and returns it in every
    * case, for the page's own update to apply (Elm-style: one `update` over the page's whole
@@ -210,6 +214,9 @@ export interface MuxOptions {
   connectTimeout?: number;
   /** How many messages each component may have waiting for acknowledgement. Default 1024. */
   queue?: number;
+  /** The server's frame limit, in bytes of an encoded frame: a component's `send` refuses a
+   * larger message. Default 65536. */
+  maxMessageBytes?: number;
   /** Where each component's queue and resume point are kept across reloads. Default
    * `sessionStorage`; `null` keeps them in memory only. */
   storage?: Pick<Storage, "getItem" | "setItem"> | null;

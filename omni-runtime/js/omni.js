@@ -41,6 +41,8 @@ const DEFAULTS = {
   heartbeat: { interval: 15000, timeout: 10000 },
   queue: 1024,
   connectTimeout: 10000,
+  // The server's frame limit (`Limits::max_frame_bytes`), as the Rust client's default.
+  maxMessageBytes: 64 * 1024,
 };
 
 // Most messages one POST carries, so a long queue never makes a body the server refuses.
@@ -125,6 +127,11 @@ function pickCodec(options) {
     throw new TypeError(`unknown codec "${codec}": use "json" or "msgpack"`);
   }
   return codec;
+}
+
+/** The size of an encoded frame as the server counts it: its bytes (text as UTF-8). */
+function frameBytes(encoded) {
+  return typeof encoded === "string" ? UTF8_OUT.encode(encoded).length : encoded.length;
 }
 
 /** One frame as the connection's codec writes it: JSON text, or MessagePack bytes. */
@@ -535,11 +542,12 @@ const STEP = { continue: "continue", welcomed: "welcomed", gap: "gap" };
  * `Component` is one per join, sharing the mux's socket.
  */
 class Stream {
-  constructor({ storage, key, queue, id, noun, kinds, onConnect, codec }) {
+  constructor({ storage, key, queue, maxBytes, id, noun, kinds, onConnect, codec }) {
     this._listeners = { message: new Set(), state: new Set(), ack: new Set(), presence: new Set() };
     this._storage = storage;
     this._key = key;
     this._limit = queue;
+    this._maxBytes = maxBytes;
     this._id = id;
     this._noun = noun;
     this._codec = codec;
@@ -589,6 +597,14 @@ class Stream {
     // Encoded now with MessagePack: a payload it cannot write is refused here, not when a
     // connection flushes; and the bytes are what is stored and sent, however often.
     const packed = this._codec === "msgpack" ? encodeMsgpack(payload) : null;
+    // A frame over the server's limit would close the connection each time it was sent, and
+    // be sent again on the next one, for ever: it is refused here, as the Rust client does.
+    const size = frameBytes(this._msgFrame(payload, packed, this._nextRef));
+    if (size > this._maxBytes) {
+      const message = `the message is ${size} bytes; the server accepts at most ${this._maxBytes}`;
+      this._emitState({ state: "error", error: "send", message });
+      throw new Error(`omni: ${message}`);
+    }
     const ref = this._nextRef++;
     this._queue.push({ ref, payload, packed, sent: false });
     this._save();
@@ -843,13 +859,18 @@ class Stream {
       if (frames.length >= limit) break;
       if (entry.sent) continue;
       entry.sent = true;
-      const frame = { type: "msg" };
-      if (this._id !== undefined) frame.id = this._id;
-      frame.payload = entry.packed ? new Packed(entry.packed) : entry.payload;
-      frame.ref = entry.ref;
-      frames.push(encodeFrame(this._codec, frame));
+      frames.push(this._msgFrame(entry.payload, entry.packed, entry.ref));
     }
     return frames;
+  }
+
+  /** The `msg` frame of a queued message, encoded: text, or MessagePack bytes. */
+  _msgFrame(payload, packed, ref) {
+    const frame = { type: "msg" };
+    if (this._id !== undefined) frame.id = this._id;
+    frame.payload = packed ? new Packed(packed) : payload;
+    frame.ref = ref;
+    return encodeFrame(this._codec, frame);
   }
 
   /** The session cannot be resumed (another page took it, or it ended): the next welcome
@@ -1163,6 +1184,7 @@ class Client extends Stream {
       storage: pickStorage(options),
       key: options.queueKey ?? `omni:${base.href}:${merged.transport}`,
       queue: merged.queue,
+      maxBytes: merged.maxMessageBytes,
       noun: "client",
       kinds: options.kinds,
       onConnect: options.onConnect,
@@ -1485,7 +1507,17 @@ class Mux {
 class Component extends Stream {
   constructor(mux, { id, module, token, version, kinds, key, onConnect, refreshToken }) {
     const codec = mux._codec;
-    super({ storage: mux._storage, key, queue: mux._options.queue, id, noun: "component", kinds, onConnect, codec });
+    super({
+      storage: mux._storage,
+      key,
+      queue: mux._options.queue,
+      maxBytes: mux._options.maxMessageBytes,
+      id,
+      noun: "component",
+      kinds,
+      onConnect,
+      codec,
+    });
     this._mux = mux;
     this._module = module;
     this._token = token;

@@ -9,9 +9,11 @@ const transport = params.get("transport") === "sse" ? "sse" : "ws";
 const codec = params.get("codec") === "msgpack" ? "msgpack" : "json";
 $("codec").textContent = codec;
 const backoff = { base: 250, cap: 4000, factor: 2, jitter: 0.5 };
+// The demo server's frame limit (twice the 64 KiB file limit, for a file's base64 in JSON).
+const maxMessageBytes = 128 * 1024;
 let client;
 try {
-  client = connect("/omni", { transport, codec, protocol: "Msg", backoff });
+  client = connect("/omni", { transport, codec, protocol: "Msg", backoff, maxMessageBytes });
 } catch (err) {
   // MessagePack over SSE: omni.js refuses it (an event stream carries text), and says why.
   $("problem").textContent = err.message;
@@ -266,7 +268,7 @@ $("share").onchange = async () => {
 };
 
 // Counters: every element that asks for one becomes a component on one shared mux socket.
-const widgets = mux("/omni", { codec, backoff });
+const widgets = mux("/omni", { codec, backoff, maxMessageBytes });
 const counters = [...document.querySelectorAll('[data-omni-module="counter"]')];
 counters.forEach((root, i) => mountCounter(root, root.id || `counter-${i}`));
 
