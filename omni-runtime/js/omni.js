@@ -599,14 +599,16 @@ class Stream {
     const packed = this._codec === "msgpack" ? encodeMsgpack(payload) : null;
     // A frame over the server's limit would close the connection each time it was sent, and
     // be sent again on the next one, for ever: it is refused here, as the Rust client does.
-    const size = frameBytes(this._msgFrame(payload, packed, this._nextRef));
+    const frame = this._msgFrame(payload, packed, this._nextRef);
+    const size = frameBytes(frame);
     if (size > this._maxBytes) {
       const message = `the message is ${size} bytes; the server accepts at most ${this._maxBytes}`;
       this._emitState({ state: "error", error: "send", message });
       throw new Error(`omni: ${message}`);
     }
     const ref = this._nextRef++;
-    this._queue.push({ ref, payload, packed, sent: false });
+    // The frame as measured is the frame sent, however often: encoded once.
+    this._queue.push({ ref, payload, packed, frame, sent: false });
     this._save();
     this._wake();
     return ref;
@@ -859,7 +861,9 @@ class Stream {
       if (frames.length >= limit) break;
       if (entry.sent) continue;
       entry.sent = true;
-      frames.push(this._msgFrame(entry.payload, entry.packed, entry.ref));
+      // A restored entry is encoded when first sent again.
+      entry.frame ??= this._msgFrame(entry.payload, entry.packed, entry.ref);
+      frames.push(entry.frame);
     }
     return frames;
   }

@@ -50,7 +50,10 @@ pub use self::json::{DecodeError, EncodeError};
 /// assert_eq!(Codec::MsgPack.content_type(), "application/msgpack");
 /// assert_eq!(Codec::default(), Codec::Json);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Codec {
     /// JSON text.
@@ -119,12 +122,6 @@ impl std::str::FromStr for Codec {
     }
 }
 
-impl serde::Serialize for Codec {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
 impl ts_rs::TS for Codec {
     type WithoutGenerics = Self;
     type OptionInnerType = Self;
@@ -135,12 +132,5 @@ impl ts_rs::TS for Codec {
 
     fn inline(cfg: &ts_rs::Config) -> String {
         <Self as ts_rs::TS>::name(cfg)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Codec {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        name.parse().map_err(serde::de::Error::custom)
     }
 }

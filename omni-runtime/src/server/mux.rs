@@ -298,52 +298,6 @@ impl RawPayload {
     }
 }
 
-/// `frame` with its payload (a `msg`'s) made into another type.
-fn map_payload<A, B>(frame: ClientFrame<A>, f: impl FnOnce(A) -> B) -> ClientFrame<B> {
-    match frame {
-        ClientFrame::Msg {
-            payload,
-            reference,
-            id,
-        } => ClientFrame::Msg {
-            payload: f(payload),
-            reference,
-            id,
-        },
-        ClientFrame::Hello {
-            protocol,
-            version,
-            session,
-            after,
-            topics,
-        } => ClientFrame::Hello {
-            protocol,
-            version,
-            session,
-            after,
-            topics,
-        },
-        ClientFrame::Join {
-            id,
-            module,
-            token,
-            session,
-            after,
-            version,
-            topics,
-        } => ClientFrame::Join {
-            id,
-            module,
-            token,
-            session,
-            after,
-            version,
-            topics,
-        },
-        ClientFrame::Leave { id } => ClientFrame::Leave { id },
-    }
-}
-
 /// Messages a component holds before the socket waits for it: a client that floods one
 /// component slows its own socket's reading, never the server.
 const INBOX: usize = 64;
@@ -519,20 +473,30 @@ impl Socket {
     async fn handle(&mut self, incoming: Incoming, codec: Codec) {
         // The envelope alone says where the frame goes; the payload stays undecoded for the
         // component to decode as its own protocol's message.
-        let frame = match (incoming, codec) {
+        match (incoming, codec) {
             (Incoming::Text(text), Codec::Json) => {
-                ClientFrame::<Box<RawValue>>::decode_str(text.as_str())
-                    .map(|frame| map_payload(frame, RawPayload::Json))
+                let frame = ClientFrame::<Box<RawValue>>::decode_str(text.as_str());
+                self.route(frame, RawPayload::Json).await;
             }
             (Incoming::Binary(bytes), Codec::MsgPack) => {
-                ClientFrame::<IgnoredAny>::decode_msgpack(&bytes)
-                    .map(|frame| map_payload(frame, |_| RawPayload::Packed(bytes.clone())))
+                let frame = ClientFrame::<IgnoredAny>::decode_msgpack(&bytes);
+                self.route(frame, |_| RawPayload::Packed(bytes.clone()))
+                    .await;
             }
             _ => {
                 let (code, message) = ws::wrong_kind(codec);
-                return self.reply(ServerFrame::error(code, message));
+                self.reply(ServerFrame::error(code, message));
             }
-        };
+        }
+    }
+
+    /// Routes one decoded envelope; `raw` makes a `msg`'s undecoded payload what its
+    /// component receives.
+    async fn route<T>(
+        &mut self,
+        frame: Result<ClientFrame<T>, DecodeError>,
+        raw: impl FnOnce(T) -> RawPayload,
+    ) {
         let frame = match frame {
             Ok(frame) => frame,
             Err(err) => {
@@ -551,7 +515,10 @@ impl Socket {
                     Some(entry) if !entry.gone() => entry.inbox.clone(),
                     _ => return self.reply(unknown_id(id, reference)),
                 };
-                let command = Command::Msg { payload, reference };
+                let command = Command::Msg {
+                    payload: raw(payload),
+                    reference,
+                };
                 if inbox.send(command).await.is_err() {
                     self.reply(unknown_id(id, reference));
                 }
