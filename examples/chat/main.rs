@@ -75,9 +75,11 @@ async fn main() -> std::io::Result<()> {
         max_frame_bytes: 2 * app::FILE_LIMIT,
         ..Limits::default()
     };
-    let endpoint = room.builder().hosts(hosts()).limits(limits).build();
+    let endpoint = room.builder().hosts(hosts()).limits(limits.clone()).build();
+    // The mux socket carries the same frames, shared files among them: the same limits.
     let mux = Mux::builder(token_keys()?)
         .hosts(hosts())
+        .limits(limits)
         .module("chat", &endpoint)
         .module("counter", &counter_of(&room).endpoint())
         .build();

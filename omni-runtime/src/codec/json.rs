@@ -191,22 +191,73 @@ macro_rules! field_table {
         }
 
         /// The keys the fast path knows; any other is skipped.
-        #[derive(Deserialize, Clone, Copy)]
-        #[serde(field_identifier)]
+        #[derive(Clone, Copy)]
         #[allow(non_camel_case_types)]
         pub(super) enum Key {
-            #[serde(rename = "type")]
             Type,
-            #[serde(rename = "payload")]
             Payload,
-            $(
-                #[serde(rename = $key)]
-                $field,
-            )*
-            #[serde(other)]
+            $($field,)*
             Other,
         }
+
+        impl Key {
+            fn named(name: &str) -> Key {
+                match name {
+                    "type" => Key::Type,
+                    "payload" => Key::Payload,
+                    $($key => Key::$field,)*
+                    _ => Key::Other,
+                }
+            }
+        }
     };
+}
+
+/// Only a string names a field. serde's derived identifiers also take a field's position
+/// (`0` for `type`) and its name as bytes, which would let a MessagePack map with integer or
+/// `bin` keys name fields that PROTOCOL.md says it cannot; such keys are skipped instead.
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl serde::de::Visitor<'_> for KeyVisitor {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a frame key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Key, E> {
+        Ok(Key::named(name))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
 }
 
 field_table! {

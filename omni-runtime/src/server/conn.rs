@@ -83,6 +83,18 @@ impl std::fmt::Debug for Refresh {
     }
 }
 
+impl queue::Weigh for Item {
+    /// The bytes a transport writes for it. A refresh is counted when it is made: at most one
+    /// per topic is queued.
+    fn weight(&self) -> usize {
+        match self {
+            Item::Frame(frame, _) => frame.text().len(),
+            Item::Replay(frames, _) => frames.iter().map(|f| f.text().len()).sum(),
+            Item::Close(_) | Item::Left(_) | Item::Refresh(..) => 0,
+        }
+    }
+}
+
 impl Item {
     /// The item as a transport writes it: a [`Refresh`] made into its frame (or into nothing).
     pub(crate) fn ready(self) -> Self {
@@ -96,10 +108,10 @@ impl Item {
     }
 }
 
-/// A connection's handle with id `id` and a queue of `queue` items, and the ends its
-/// transport reads.
-pub(crate) fn connection(id: u64, queue: usize, live: bool) -> (Conn, ConnRx) {
-    let (tx, rx) = queue::queue(queue.max(2));
+/// A connection's handle with id `id` and a queue of `queue` items and `queue_bytes` bytes,
+/// and the ends its transport reads.
+pub(crate) fn connection(id: u64, queue: usize, queue_bytes: usize, live: bool) -> (Conn, ConnRx) {
+    let (tx, rx) = queue::queue(queue.max(2), queue_bytes);
     let (stop, stop_rx) = watch::channel(None);
     let conn = Conn {
         id,

@@ -30,6 +30,7 @@ where
 {
     let codec = codec_of(&headers);
     let limit = hub.shared.limits.max_frame_bytes;
+    let response_bound = hub.shared.limits.outbound_queue_bytes;
     if body.len() > limit {
         return too_large(limit, codec);
     }
@@ -81,7 +82,14 @@ where
         session.core.reset();
     }
     let mut attached = Attached::new(hub, session, conn_id);
+    let mut unhandled = 0;
     for frame in frames {
+        // What one request may cause is bounded by the response's queue: once it is full,
+        // the rest of the batch is left for the client to send again.
+        if rx.stop.borrow().is_some() {
+            unhandled += 1;
+            continue;
+        }
         attached.handle(frame).await;
     }
     let session = attached.session().clone();
@@ -101,6 +109,17 @@ where
             // Made ready above.
             Item::Refresh(..) => {}
         }
+    }
+    if rx.stop.borrow().is_some() {
+        let message = format!(
+            "the response reached its bound of {response_bound} bytes: {unhandled} frame(s) \
+             of the request were not handled, and the frames that did not fit come on resume \
+             (or as a reset)"
+        );
+        out.push(encode_error(
+            &ServerFrame::error(ErrorCode::TooLarge, message),
+            codec,
+        ));
     }
     frames_response(StatusCode::OK, Some(session.id()), codec, out)
 }

@@ -25,11 +25,20 @@ pub struct Limits {
     /// `slow_consumer`. Ephemeral frames (pushes, presence) stop at three quarters of it: past
     /// that they are dropped and counted, and the connection stays open. Default 1024.
     pub outbound_queue: usize,
+    /// Bytes a connection's outbound queue holds, at most, before the connection is closed as
+    /// a `slow_consumer` (ephemeral frames stop at three quarters of it, as above). A frame
+    /// larger than this is still delivered when nothing is queued before it. This is what
+    /// bounds the memory one request or one slow reader can pin: on `POST /http` it bounds
+    /// the response, and the frames of the request after the bound was reached are not
+    /// handled. Default 4 MiB.
+    pub outbound_queue_bytes: usize,
     /// Sequenced frames a session keeps for resume. Default 1024.
     pub log_frames: usize,
     /// Bytes a session's resume log holds at most (the frames' text plus a small handle per
-    /// frame); the oldest frames go first, the newest is always kept. A client away for
-    /// longer than the log reaches back gets `reset`. Default 64 KiB.
+    /// frame); the oldest frames go first. A frame larger than this on its own is delivered
+    /// but not kept (nor are the frames before it): a client that must resume across it gets
+    /// `reset`. A client away for longer than the log reaches back gets `reset` too.
+    /// Default 64 KiB.
     pub log_bytes: usize,
     /// How long a session outlives its connection, waiting for a resume. Default 30 s.
     pub grace: Duration,
@@ -62,6 +71,7 @@ impl Default for Limits {
         Self {
             max_frame_bytes: 64 * 1024,
             outbound_queue: 1024,
+            outbound_queue_bytes: 4 * 1024 * 1024,
             log_frames: 1024,
             log_bytes: 64 * 1024,
             grace: Duration::from_secs(30),

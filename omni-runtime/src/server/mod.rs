@@ -43,6 +43,7 @@
 
 pub(crate) mod conn;
 mod http;
+mod io;
 pub(crate) mod hub;
 mod limits;
 mod metrics;
@@ -372,16 +373,29 @@ struct CodecQuery {
     codec: Option<String>,
 }
 
-/// The codec a connect URL asks for (JSON unless it says otherwise).
-pub(crate) fn codec_from_uri(uri: &axum::http::Uri) -> Result<Codec, UnknownCodec> {
-    let asked = Query::<CodecQuery>::try_from_uri(uri)
-        .ok()
-        .and_then(|q| q.0.codec);
-    asked.as_deref().map_or(Ok(Codec::Json), str::parse)
+/// Why a connect URL's `codec` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CodecQueryError {
+    #[error(transparent)]
+    Unknown(#[from] UnknownCodec),
+    /// The query does not parse: a repeated `codec`, most likely. Read as JSON, a client that
+    /// asked twice for MessagePack would be answered in a codec it did not ask for.
+    #[error("the connect URL's query cannot be read: {0}")]
+    Malformed(String),
 }
 
-/// The `400` a connect URL naming an unknown codec gets, saying which there are.
-pub(crate) fn unknown_codec(err: &UnknownCodec) -> Response {
+/// The codec a connect URL asks for (JSON unless it says otherwise).
+pub(crate) fn codec_from_uri(uri: &axum::http::Uri) -> Result<Codec, CodecQueryError> {
+    let query = Query::<CodecQuery>::try_from_uri(uri)
+        .map_err(|err| CodecQueryError::Malformed(err.body_text()))?;
+    match query.0.codec.as_deref() {
+        None => Ok(Codec::Json),
+        Some(name) => Ok(name.parse()?),
+    }
+}
+
+/// The `400` a connect URL naming an unknown codec (or naming one twice) gets, saying why.
+pub(crate) fn unknown_codec(err: &CodecQueryError) -> Response {
     (StatusCode::BAD_REQUEST, err.to_string()).into_response()
 }
 

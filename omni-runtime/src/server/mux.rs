@@ -417,7 +417,12 @@ struct Socket {
 async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensions, codec: Codec) {
     let _open = mux.tracker.enter();
     let limits = mux.limits.clone();
-    let (mut conn, rx) = conn::connection(0, limits.outbound_queue, true);
+    let (mut conn, rx) = conn::connection(
+        0,
+        limits.outbound_queue,
+        limits.outbound_queue_bytes,
+        true,
+    );
     conn.codec = codec;
     let stopper = conn.stopper();
     let span = tracing::info_span!("omni.mux");

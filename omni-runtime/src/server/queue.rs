@@ -1,4 +1,5 @@
-//! A connection's outbound queue: bounded, filled without waiting, drained by one task.
+//! A connection's outbound queue: bounded in items and in bytes, filled without waiting,
+//! drained by one task.
 //!
 //! tokio's bounded channel would do, but it allocates a block of slots when it is made, and
 //! most connections are idle most of the time: this queue holds no memory until something is
@@ -15,15 +16,23 @@ use futures_util::task::AtomicWaker;
 /// Capacity kept after a burst is drained; a larger buffer is given back.
 const KEEP: usize = 64;
 
+/// What an item costs against the queue's byte bound.
+pub(crate) trait Weigh {
+    fn weight(&self) -> usize;
+}
+
 struct Shared<T> {
     state: Mutex<State<T>>,
     /// The receiving task, when it waits for an item.
     waker: AtomicWaker,
     bound: usize,
+    max_bytes: usize,
 }
 
 struct State<T> {
     items: VecDeque<T>,
+    /// The queued items' weight.
+    bytes: usize,
     senders: usize,
     receiving: bool,
 }
@@ -35,16 +44,20 @@ impl<T> Shared<T> {
     }
 }
 
-/// A queue of at most `bound` items, and its two ends.
-pub(crate) fn queue<T>(bound: usize) -> (Sender<T>, Receiver<T>) {
+/// A queue of at most `bound` items weighing at most `max_bytes` together, and its two
+/// ends. One item is taken whatever it weighs when the queue is empty: a frame larger than
+/// the bound is still delivered, but nothing waits behind it.
+pub(crate) fn queue<T: Weigh>(bound: usize, max_bytes: usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             items: VecDeque::new(),
+            bytes: 0,
             senders: 1,
             receiving: true,
         }),
         waker: AtomicWaker::new(),
         bound: bound.max(1),
+        max_bytes,
     });
     (
         Sender {
@@ -66,41 +79,48 @@ pub(crate) struct Sender<T> {
     shared: Arc<Shared<T>>,
 }
 
-impl<T> Sender<T> {
+impl<T: Weigh> Sender<T> {
     /// Queues `item` without waiting.
     pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
-        self.send_below(self.shared.bound, item)
+        self.send_below(self.shared.bound, self.shared.max_bytes, item)
     }
 
-    /// Queues `item` without waiting if the queue is less than three quarters full: what may
-    /// be dropped (an ephemeral frame) leaves the last quarter to what may not.
+    /// Queues `item` without waiting if the queue is less than three quarters full, in items
+    /// and in bytes: what may be dropped (an ephemeral frame) leaves the last quarter to what
+    /// may not.
     pub(crate) fn try_send_spare(&self, item: T) -> Result<(), TrySendError<T>> {
-        self.send_below(self.shared.bound - self.shared.bound / 4, item)
+        let Shared {
+            bound, max_bytes, ..
+        } = *self.shared;
+        self.send_below(bound - bound / 4, max_bytes - max_bytes / 4, item)
     }
 
-    fn send_below(&self, limit: usize, item: T) -> Result<(), TrySendError<T>> {
+    fn send_below(&self, limit: usize, max_bytes: usize, item: T) -> Result<(), TrySendError<T>> {
+        let weight = item.weight();
         let mut state = self.shared.lock();
         if !state.receiving {
             return Err(TrySendError::Closed(item));
         }
-        if state.items.len() >= limit {
+        let heavy = !state.items.is_empty() && state.bytes.saturating_add(weight) > max_bytes;
+        if state.items.len() >= limit || heavy {
             return Err(TrySendError::Full(item));
         }
+        state.bytes += weight;
         state.items.push_back(item);
         drop(state);
         self.shared.waker.wake();
         Ok(())
     }
-}
 
-impl<T> Sender<T> {
     /// Queues `item` past the bound. Only for what is bounded otherwise (one presence refresh
     /// per topic at most).
     pub(crate) fn send_over(&self, item: T) {
+        let weight = item.weight();
         let mut state = self.shared.lock();
         if !state.receiving {
             return;
         }
+        state.bytes += weight;
         state.items.push_back(item);
         drop(state);
         self.shared.waker.wake();
@@ -135,7 +155,7 @@ pub(crate) struct Receiver<T> {
     shared: Arc<Shared<T>>,
 }
 
-impl<T> Receiver<T> {
+impl<T: Weigh> Receiver<T> {
     /// The next item; `None` once it is empty and every sender is gone.
     pub(crate) async fn recv(&mut self) -> Option<T> {
         std::future::poll_fn(|cx| self.poll_recv(cx)).await
@@ -158,12 +178,13 @@ impl<T> Receiver<T> {
         let mut state = self.shared.lock();
         match state.items.pop_front() {
             Some(item) => {
+                state.bytes -= item.weight();
                 if state.items.is_empty() && state.items.capacity() > KEEP {
                     state.items = VecDeque::new();
                 }
                 Some(Some(item))
             }
-            None if state.senders == 0 => Some(None),
+            None if state.senders == 0 || !state.receiving => Some(None),
             None => None,
         }
     }
@@ -174,11 +195,42 @@ impl<T> Receiver<T> {
     }
 }
 
+impl<T> Receiver<T> {
+    /// A handle that ends the queue from outside its receiver.
+    pub(crate) fn closer(&self) -> Closer<T> {
+        Closer {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Ends a queue whose receiver may never run again (an event stream hyper no longer polls):
+/// what it holds is dropped, what comes is refused, and the receiver sees its end.
+pub(crate) struct Closer<T> {
+    shared: Arc<Shared<T>>,
+}
+
+impl<T> Closer<T> {
+    pub(crate) fn close(&self) {
+        let mut state = self.shared.lock();
+        state.receiving = false;
+        state.items = VecDeque::new();
+        state.bytes = 0;
+        drop(state);
+        self.shared.waker.wake();
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.shared.lock().items.is_empty()
+    }
+}
+
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         state.receiving = false;
         state.items = VecDeque::new();
+        state.bytes = 0;
     }
 }
 
@@ -188,9 +240,21 @@ mod tests {
 
     use super::*;
 
+    impl Weigh for i32 {
+        fn weight(&self) -> usize {
+            1
+        }
+    }
+
+    impl Weigh for &str {
+        fn weight(&self) -> usize {
+            self.len()
+        }
+    }
+
     #[test]
     fn spare_items_stop_at_three_quarters_and_leave_room_for_the_rest() {
-        let (tx, mut rx) = queue(8);
+        let (tx, mut rx) = queue(8, usize::MAX);
         for n in 0..6 {
             assert_eq!(tx.try_send_spare(n), Ok(()));
         }
@@ -204,7 +268,7 @@ mod tests {
 
     #[test]
     fn items_come_out_in_order_up_to_the_bound() {
-        let (tx, mut rx) = queue(2);
+        let (tx, mut rx) = queue(2, usize::MAX);
         assert_eq!(tx.try_send(1), Ok(()));
         assert_eq!(tx.try_send(2), Ok(()));
         assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
@@ -218,7 +282,7 @@ mod tests {
 
     #[test]
     fn it_ends_when_every_sender_is_gone_and_refuses_once_the_receiver_is() {
-        let (tx, mut rx) = queue(4);
+        let (tx, mut rx) = queue(4, usize::MAX);
         let other = tx.clone();
         tx.try_send("a").unwrap();
         drop(tx);
@@ -228,14 +292,14 @@ mod tests {
         assert_eq!(rx.recv().now_or_never(), Some(Some("b")));
         assert_eq!(rx.recv().now_or_never(), Some(None));
 
-        let (tx, rx) = queue(4);
+        let (tx, rx) = queue(4, usize::MAX);
         drop(rx);
         assert_eq!(tx.try_send(1), Err(TrySendError::Closed(1)));
     }
 
     #[test]
     fn nothing_is_held_until_something_is_queued_and_a_burst_is_given_back() {
-        let (tx, mut rx) = queue(10_000);
+        let (tx, mut rx) = queue(10_000, usize::MAX);
         assert_eq!(tx.shared.lock().items.capacity(), 0);
         for i in 0..1000 {
             tx.try_send(i).unwrap();
@@ -244,9 +308,39 @@ mod tests {
         assert!(tx.shared.lock().items.capacity() <= KEEP);
     }
 
+    #[test]
+    fn the_bytes_are_bounded_too_and_one_item_passes_whatever_it_weighs() {
+        let (tx, mut rx) = queue(100, 10);
+        assert_eq!(tx.try_send("0123456789abcdef"), Ok(()), "alone, over the bound");
+        assert_eq!(tx.try_send("x"), Err(TrySendError::Full("x")), "nothing behind it");
+        assert_eq!(rx.try_recv(), Some("0123456789abcdef"));
+        assert_eq!(tx.try_send("0123"), Ok(()));
+        assert_eq!(tx.try_send("456789"), Ok(()));
+        assert_eq!(tx.try_send("a"), Err(TrySendError::Full("a")), "ten bytes held");
+        assert_eq!(rx.try_recv(), Some("0123"));
+        assert_eq!(tx.try_send_spare("abc"), Err(TrySendError::Full("abc")), "past 3/4");
+        assert_eq!(tx.try_send_spare("ab"), Ok(()));
+        assert_eq!(tx.try_send("ab"), Ok(()));
+        assert_eq!(tx.shared.lock().bytes, 10);
+        while rx.try_recv().is_some() {}
+        assert_eq!(tx.shared.lock().bytes, 0, "the count follows what leaves");
+    }
+
+    #[test]
+    fn a_closer_empties_the_queue_and_ends_it() {
+        let (tx, mut rx) = queue(4, usize::MAX);
+        tx.try_send(1).unwrap();
+        let closer = rx.closer();
+        assert!(!closer.is_empty());
+        closer.close();
+        assert!(closer.is_empty());
+        assert_eq!(tx.try_send(2), Err(TrySendError::Closed(2)));
+        assert_eq!(rx.recv().now_or_never(), Some(None), "ended while a sender lives");
+    }
+
     #[tokio::test]
     async fn a_waiting_receiver_is_woken_by_a_send_from_another_task() {
-        let (tx, mut rx) = queue(4);
+        let (tx, mut rx) = queue(4, usize::MAX);
         let sending = tokio::spawn(async move {
             tokio::task::yield_now().await;
             tx.try_send(7).unwrap();

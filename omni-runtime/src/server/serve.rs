@@ -53,13 +53,16 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket};
 
+use super::io::Watched;
 use super::shutdown::Shutdown;
 
-/// How a router is served: a header read timeout, `TCP_NODELAY`, and a graceful shutdown.
+/// How a router is served: a header read timeout, a write timeout, `TCP_NODELAY`, and a
+/// graceful shutdown.
 #[derive(Clone)]
 #[must_use]
 pub struct Server {
     header_read_timeout: Duration,
+    write_timeout: Duration,
     shutdown: Option<Shutdown>,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -76,20 +79,31 @@ impl Default for Server {
 }
 
 impl Server {
-    /// A header read timeout of 10 s, no graceful shutdown.
+    /// A header read timeout of 10 s, a write timeout of 5 s, no graceful shutdown.
     pub fn new() -> Self {
         Self {
             header_read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(5),
             shutdown: None,
             #[cfg(feature = "tls")]
             tls: None,
         }
     }
 
-    /// How long a client may take to send a request's headers; a slower one is
-    /// disconnected, so that stalled requests hold no connection open.
+    /// How long a client may take to send a request's headers, and to send its first byte
+    /// at all (after the TLS handshake, on HTTPS); a slower one is disconnected, so that
+    /// stalled requests and silent sockets hold no connection open.
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long a write to a client may make no progress at all before the connection is
+    /// dropped, on every transport: a response, an event stream, a WebSocket. A client that
+    /// reads slowly but steadily is never cut. A connection dropped so is reset, so that the
+    /// kernel does not go on holding what it could not send.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout;
         self
     }
 
@@ -137,6 +151,7 @@ impl Server {
                 () = &mut signal => break,
             };
             let _ = tcp.set_nodelay(true);
+            let tcp = Watched::new(tcp, self.header_read_timeout, self.write_timeout);
             let service = TowerToHyperService::new(router.clone());
             // Watched from the start, so that shutdown also waits for a handshake under way.
             let (builder, watcher) = (builder.clone(), graceful.watcher());
@@ -146,7 +161,10 @@ impl Server {
                 #[cfg(feature = "tls")]
                 if let Some(acceptor) = tls {
                     let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => stream,
+                        Ok(Ok(mut stream)) => {
+                            stream.get_mut().0.expect_request();
+                            stream
+                        }
                         // A client that does not trust the certificate says so, and is gone.
                         Ok(Err(err)) => return tracing::debug!(%err, "TLS handshake failed"),
                         Err(_) => return tracing::debug!("TLS handshake timed out"),

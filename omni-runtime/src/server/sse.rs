@@ -3,7 +3,9 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -16,6 +18,7 @@ use tracing::Instrument;
 use super::conn::{ConnRx, Item, Stop, shutting_down};
 use super::hub::{Attached, Hub};
 use super::metrics::Metrics;
+use super::queue::Closer;
 use super::session::Shared;
 use super::shutdown::Open;
 use crate::codec::Outgoing;
@@ -44,15 +47,28 @@ where
     let session = attached.session().id();
     span.in_scope(|| tracing::debug!(%session, "sse stream opened"));
     let keep_alive = KeepAlive::new().interval(shared.limits.sse_keep_alive);
+    let guard = Arc::new(Mutex::new(Guard {
+        attached: Some(attached),
+        metrics: shared.clone(),
+    }));
+    let taken = Arc::new(AtomicU64::new(0));
+    tokio::spawn(
+        watchdog(
+            rx.stop.clone(),
+            rx.frames.closer(),
+            taken.clone(),
+            guard.clone(),
+            shared.limits.write_timeout,
+        )
+        .instrument(span),
+    );
     let stream = events(EventState {
         rx,
         replay: VecDeque::new(),
         shutdown: shared.shutdown.subscribe(),
         _open: shared.tracker.enter(),
-        _guard: Guard {
-            attached: Some(attached),
-            metrics: shared.clone(),
-        },
+        _release: Release(guard),
+        taken,
         done: false,
     });
     Sse::new(stream).keep_alive(keep_alive).into_response()
@@ -84,13 +100,84 @@ where
     /// Counted while the stream lives, for a graceful shutdown to wait for.
     _open: Open,
     /// Dropped with the stream: that is the disconnect.
-    _guard: Guard<P, H>,
+    _release: Release<P, H>,
+    /// Items taken off the queue, for the watchdog to see progress.
+    taken: Arc<AtomicU64>,
     done: bool,
+}
+
+/// Releases the connection when the stream is dropped, unless the watchdog did first.
+struct Release<P: Protocol, H>(Arc<Mutex<Guard<P, H>>>)
+where
+    P: Dispatch<H>,
+    H: Send + 'static;
+
+impl<P, H> Drop for Release<P, H>
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    fn drop(&mut self) {
+        release(&self.0);
+    }
+}
+
+fn release<P, H>(guard: &Mutex<Guard<P, H>>)
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    guard.lock().unwrap_or_else(PoisonError::into_inner).release();
+}
+
+/// Ends a stream that hyper no longer writes: one whose client stopped reading shows only as a
+/// body that is not polled, with its frames, session and presence held for as long as the
+/// socket lives. Like a WebSocket's writer, it ends the connection once it is a slow consumer
+/// (its queue overflowed), or once nothing was taken off a non-empty queue for the write
+/// timeout: the queue is emptied and the session detached (it then expires after its grace,
+/// as after any disconnect). It ends by itself once the connection is gone.
+async fn watchdog<P, H>(
+    mut stop: watch::Receiver<Option<Stop>>,
+    closer: Closer<Item>,
+    taken: Arc<AtomicU64>,
+    guard: Arc<Mutex<Guard<P, H>>>,
+    timeout: Duration,
+) where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + timeout, timeout);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seen = taken.load(Ordering::Relaxed);
+    loop {
+        tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if *stop.borrow_and_update() == Some(Stop::SLOW_CONSUMER) {
+                    // A stream still read gets its `slow_consumer` error and ends itself.
+                    tokio::time::sleep(timeout).await;
+                    break;
+                }
+            }
+            _ = tick.tick() => {
+                let now = taken.load(Ordering::Relaxed);
+                if now == seen && !closer.is_empty() {
+                    tracing::warn!(?timeout, "an event stream made no progress: closing it");
+                    break;
+                }
+                seen = now;
+            }
+        }
+    }
+    closer.close();
+    release(&guard);
 }
 
 /// Detaches the connection when the stream is dropped, which is how a vanished client shows:
 /// hyper drops the body once writing to the socket fails (at the latest at the next
-/// keep-alive).
+/// keep-alive); or when the watchdog finds the stream no longer read.
 struct Guard<P: Protocol, H>
 where
     P: Dispatch<H>,
@@ -100,12 +187,13 @@ where
     metrics: Arc<Shared>,
 }
 
-impl<P, H> Drop for Guard<P, H>
+impl<P, H> Guard<P, H>
 where
     P: Protocol + Dispatch<H>,
     H: Send + 'static,
 {
-    fn drop(&mut self) {
+    /// Detaches the connection, once.
+    fn release(&mut self) {
         let Some(attached) = self.attached.take() else {
             return;
         };
@@ -136,6 +224,8 @@ where
         if state.done {
             return None;
         }
+        // Asked for the next event: hyper has taken the last one.
+        state.taken.fetch_add(1, Ordering::Relaxed);
         if let Some(frame) = state.replay.pop_front() {
             return Some((Ok(event(&frame)), state));
         }

@@ -136,11 +136,13 @@ impl Writer {
     }
 
     /// Writes `first` and whatever else is already queued (up to a batch), then flushes once.
-    /// Returns a close that was queued, if any. The batch as a whole is bounded by the write
-    /// timeout: one timer per batch, not per frame.
+    /// Returns a close that was queued, if any. Each socket operation is bounded by the write
+    /// timeout on its own, so a client that reads slowly but steadily is served however long
+    /// the batch takes, and one that stops reading is cut after one timeout.
     async fn write(&mut self, first: Item) -> Result<Option<Stop>, Halt> {
-        let batch = write_batch(&mut self.sink, &mut self.rx, self.wire, first);
-        bounded(self.timeout, batch).await.map_err(Halt::Failed)
+        write_batch(&mut self.sink, &mut self.rx, self.wire, self.timeout, first)
+            .await
+            .map_err(Halt::Failed)
     }
 
     /// The stop signal fired: tells the client why when it is its doing (it could not keep
@@ -174,15 +176,18 @@ async fn write_batch(
     sink: &mut SplitSink<WebSocket, Message>,
     rx: &mut ConnRx,
     wire: Wire,
+    timeout: Duration,
     first: Item,
-) -> Result<Option<Stop>, axum::Error> {
+) -> Result<Option<Stop>, Ended> {
     let mut item = first;
     for written in 1.. {
         match item.ready() {
-            Item::Frame(frame, to) => sink.feed(frame.message(wire, to.as_ref())).await?,
+            Item::Frame(frame, to) => {
+                bounded(timeout, sink.feed(frame.message(wire, to.as_ref()))).await?;
+            }
             Item::Replay(frames, to) => {
                 for frame in &frames {
-                    sink.feed(frame.message(wire, to.as_ref())).await?;
+                    bounded(timeout, sink.feed(frame.message(wire, to.as_ref()))).await?;
                 }
             }
             Item::Left(id) => {
@@ -190,11 +195,11 @@ async fn write_batch(
                     id: id.as_str().to_owned(),
                 };
                 if let Some(message) = wire.encode(&left) {
-                    sink.feed(message).await?;
+                    bounded(timeout, sink.feed(message)).await?;
                 }
             }
             Item::Close(stop) => {
-                sink.flush().await?;
+                bounded(timeout, sink.flush()).await?;
                 return Ok(Some(stop));
             }
             // Made ready above.
@@ -208,12 +213,14 @@ async fn write_batch(
             None => break,
         }
     }
-    sink.flush().await?;
+    bounded(timeout, sink.flush()).await?;
     Ok(None)
 }
 
 /// One socket operation, bounded by the write timeout. Nearly every write completes at once
-/// (into the socket's buffer): the timer is armed only for one that has to wait.
+/// (into the socket's buffer): the timer is armed only for one that has to wait. An operation
+/// writes at most one frame and what tungstenite buffered before it, so a client that takes
+/// longer than the timeout over one operation has, for practical purposes, stopped reading.
 async fn bounded<T>(
     timeout: Duration,
     op: impl Future<Output = Result<T, axum::Error>>,

@@ -48,15 +48,21 @@ impl Log {
     }
 
     /// Keeps `frame`, numbered [`next_seq`](Self::next_seq), and trims the oldest frames past
-    /// either bound. The newest frame is always kept, however large.
+    /// either bound. A frame larger than the byte bound on its own is numbered but not kept:
+    /// holding it would pin far more than the bound for the whole grace period. Every resume
+    /// point before it goes with it, so a client that must resume across it gets `reset`
+    /// (and the fresh state that follows) instead.
     pub(crate) fn push(&mut self, frame: Outgoing) {
         debug_assert_eq!(frame.seq(), Some(self.next_seq()));
         self.last_seq += 1;
-        self.bytes += cost(&frame);
+        let size = cost(&frame);
+        if size > self.max_bytes {
+            self.clear();
+            return;
+        }
+        self.bytes += size;
         self.frames.push_back(frame);
-        while self.frames.len() > 1
-            && (self.frames.len() > self.max_frames || self.bytes > self.max_bytes)
-        {
+        while self.frames.len() > self.max_frames || self.bytes > self.max_bytes {
             if let Some(old) = self.frames.pop_front() {
                 self.bytes -= cost(&old);
             }
@@ -205,7 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn the_log_is_bounded_in_bytes_and_keeps_the_newest_frame() {
+    fn the_log_is_bounded_in_bytes_and_never_keeps_a_frame_over_the_bound() {
         let per = 1000 + std::mem::size_of::<Outgoing>();
         let mut log = Log::new(1024, 10 * per);
         fill(&mut log, 50, 1000);
@@ -214,14 +220,16 @@ mod tests {
         assert_eq!(seqs(log.since(39)), None);
 
         log.push(frame(log.next_seq(), 100_000));
-        assert_eq!(
-            seqs(log.since(50)),
-            Some(vec![51]),
-            "larger than the bound, kept alone"
-        );
+        assert_eq!(log.bytes(), 0, "larger than the bound: not kept, nor what came before");
+        assert_eq!(seqs(log.since(51)), Some(vec![]), "a client that has it is up to date");
+        assert_eq!(seqs(log.since(50)), None, "one that lacks it must be reset");
+        assert_eq!(seqs(log.since(45)), None);
+        log.push(frame(log.next_seq(), 1000));
+        assert_eq!(seqs(log.since(51)), Some(vec![52]), "held again after it");
+        assert_eq!(seqs(log.since(50)), None);
         log.clear();
         assert_eq!(log.bytes(), 0);
-        assert_eq!(log.next_seq(), 52, "the numbering outlives the frames");
+        assert_eq!(log.next_seq(), 53, "the numbering outlives the frames");
     }
 
     #[test]
@@ -241,8 +249,7 @@ mod tests {
 
     proptest::proptest! {
         /// Whatever was sent and wherever a client stands, a held resume gives exactly the
-        /// frames after its point, in order, each once; and the log never exceeds its bounds
-        /// by more than its newest frame.
+        /// frames after its point, in order, each once; and the log never exceeds its bounds.
         #[test]
         fn a_held_resume_has_no_gap_and_no_duplicate(
             sizes in proptest::collection::vec(1usize..400, 0..200),
@@ -256,12 +263,23 @@ mod tests {
             }
             let last = sizes.len() as Seq;
             proptest::prop_assert!(log.frames.len() <= max_frames);
-            proptest::prop_assert!(log.frames.len() == 1 || log.bytes() <= max_bytes);
+            proptest::prop_assert!(log.bytes() <= max_bytes);
+            // The newest frames that fit, back to the first one over the bound on its own.
+            let per = std::mem::size_of::<Outgoing>();
+            let (mut kept, mut bytes) = (0usize, 0usize);
+            for size in sizes.iter().rev() {
+                if kept == max_frames || bytes + size + per > max_bytes {
+                    break;
+                }
+                kept += 1;
+                bytes += size + per;
+            }
+            proptest::prop_assert_eq!(log.frames.len(), kept);
             if let Some(got) = seqs(log.since(after)) {
                 let expected: Vec<Seq> = (after + 1..=last).collect();
                 proptest::prop_assert_eq!(got, expected);
             } else {
-                let oldest = last + 1 - log.frames.len() as Seq;
+                let oldest = last + 1 - kept as Seq;
                 proptest::prop_assert!(after > last || after + 1 < oldest);
             }
         }

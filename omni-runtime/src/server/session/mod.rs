@@ -52,7 +52,12 @@ impl Shared {
 
     /// A new connection's handle, and the ends its transport reads.
     pub(crate) fn connection(&self, live: bool) -> (Conn, ConnRx) {
-        connection(self.next_conn_id(), self.limits.outbound_queue, live)
+        connection(
+            self.next_conn_id(),
+            self.limits.outbound_queue,
+            self.limits.outbound_queue_bytes,
+            live,
+        )
     }
 
     /// An id for a connection to one of this endpoint's sessions.
