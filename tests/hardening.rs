@@ -194,3 +194,58 @@ fn the_demo_page_allows_only_its_own_scripts_and_no_framing() {
     server.kill().unwrap();
     let _ = server.wait();
 }
+
+#[tokio::test]
+async fn the_demo_mux_takes_a_shared_file_at_the_size_its_page_allows() {
+    use base64::Engine;
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let port = free_port();
+    let mut server = chat_server(port);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut client = common::Client::connect(addr, "/omni/mux").await;
+    let token = fetch_body(addr, port, "/token/chat").await;
+    client
+        .send_text(
+            serde_json::json!({"type": "join", "id": "c", "module": "chat", "token": token})
+                .to_string(),
+        )
+        .await;
+    // A file at the demo's limit: about 88 KiB of base64, over the default 64 KiB frame.
+    let data = base64::engine::general_purpose::STANDARD.encode(vec![7u8; 64 * 1024]);
+    let share = serde_json::json!({
+        "type": "msg", "id": "c", "ref": 1,
+        "payload": {"kind": "Share", "data": {"name": "a.bin", "data": data}},
+    })
+    .to_string();
+    assert!(share.len() > 64 * 1024);
+    let mut joined = false;
+    loop {
+        match client.next_message().await {
+            Some(Message::Text(text)) => {
+                let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
+                match frame["type"].as_str() {
+                    Some("joined") if !joined => {
+                        joined = true;
+                        client.socket.send(Message::Text(share.clone().into())).await.unwrap();
+                    }
+                    Some("ack") if frame["ref"] == 1 => break,
+                    Some("error") => panic!("{text}"),
+                    _ => {}
+                }
+            }
+            other => panic!("the mux socket ended: {other:?}"),
+        }
+    }
+    let _ = server.kill();
+}
+
+/// The body of `GET path`, read to the end.
+async fn fetch_body(addr: SocketAddr, port: u16, path: &str) -> String {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let (answer, _) = exchange(addr, request.as_bytes(), Duration::from_secs(5)).await;
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}

@@ -197,6 +197,11 @@ impl<P: Protocol> SessionCore<P> {
         (resumed, displaced)
     }
 
+    /// The number of the session's last sequenced frame.
+    pub(crate) fn last_seq(&self) -> Seq {
+        self.lock().log.last_seq()
+    }
+
     /// Sends `reset`: the client's state derives from frames this session cannot replay.
     pub(crate) fn reset(&self) {
         self.send_reset(&self.lock());
