@@ -1,11 +1,13 @@
 //! MessagePack against a real server, next to JSON: negotiation on every transport, binary
-//! payloads, frames of the wrong kind, a broadcast to subscribers of both codecs, and resumes of
-//! the session log and of a topic log in either codec. Raw sockets, so that every byte the
+//! payloads, frames of the wrong kind, a broadcast to subscribers of both codecs (re-encoded
+//! once for all its MessagePack subscribers), and resumes of the session log and of a topic
+//! log in either codec. Raw sockets, so that every byte the
 //! server writes is seen.
 
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{PATIENCE, Socket, serve};
@@ -13,8 +15,8 @@ use futures_util::{SinkExt, StreamExt};
 use omni::server::{Endpoint, Limits, Mux};
 use omni::token::Keys;
 use omni::{Bytes, ClientFrame, Codec, Context, ErrorCode, HandlerResult, ServerFrame};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Files shared in a room, and a sequenced log of notes.
@@ -482,6 +484,18 @@ async fn notes(peer: &mut Peer, until: u32) -> Vec<(u64, u32)> {
     got
 }
 
+/// Reads `peer`'s frames up to the `ack` of `reference`. The ack follows the handler's
+/// effects: a note it published is in the topic's log by then.
+async fn acked(peer: &mut Peer, reference: u64) {
+    loop {
+        match peer.next::<ShareFromServer>().await {
+            ServerFrame::Ack { reference: r, .. } if r == reference => return,
+            ServerFrame::Ack { .. } | ServerFrame::Msg { .. } | ServerFrame::Push { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_topic_log_and_a_session_log_replay_exactly_to_either_codec() {
     let (addr, _mux) = server().await;
@@ -497,6 +511,7 @@ async fn a_topic_log_and_a_session_log_replay_exactly_to_either_codec() {
     }
     for n in 1..=3 {
         poster.msg(ShareFromClient::Note(n), u64::from(n)).await;
+        acked(&mut poster, u64::from(n)).await;
     }
     let mut cursors = Vec::new();
     for (peer, _, _) in &mut followers {
@@ -504,7 +519,8 @@ async fn a_topic_log_and_a_session_log_replay_exactly_to_either_codec() {
         assert_eq!(got.iter().map(|(_, n)| *n).collect::<Vec<_>>(), [1, 2, 3]);
         cursors.push(got[2].0);
     }
-    // Both go away; three more notes are published while they are gone.
+    // Both go away; three more notes are published, each acked (so in the topic's log)
+    // before either comes back: they can only reach the resumed connections from the log.
     let sessions: Vec<_> = followers
         .into_iter()
         .map(|(peer, session, codec)| {
@@ -514,8 +530,10 @@ async fn a_topic_log_and_a_session_log_replay_exactly_to_either_codec() {
         .collect();
     for n in 4..=6 {
         poster.msg(ShareFromClient::Note(n), u64::from(n)).await;
+        acked(&mut poster, u64::from(n)).await;
     }
     // Each comes back in the other codec: the logs hold frames that replay to either.
+    let mut resumed = Vec::new();
     for ((session, codec), cursor) in sessions.into_iter().zip(cursors) {
         let other = match codec {
             Codec::Json => Codec::MsgPack,
@@ -531,17 +549,23 @@ async fn a_topic_log_and_a_session_log_replay_exactly_to_either_codec() {
             } => assert_eq!(codec, other),
             other => panic!("expected the resumed welcome, got {other:?}"),
         }
-        // The session log's one reply (after 0), and the topic exactly after the cursor: no
-        // gap, no duplicate.
+        resumed.push((peer, other, cursor));
+    }
+    // One note published live, once both are back: it comes after the replay.
+    poster.msg(ShareFromClient::Note(7), 7).await;
+    acked(&mut poster, 7).await;
+    for (mut peer, codec, cursor) in resumed {
+        // The session log's one reply (after 0), and the topic exactly after the cursor:
+        // the replayed notes, then the live one; no gap, no duplicate.
         let (mut replies, mut got) = (Vec::new(), Vec::new());
-        while got.len() < 3 || replies.is_empty() {
+        while got.last().map(|(_, n)| *n) != Some(7) || replies.is_empty() {
             match peer.next::<ShareFromServer>().await {
                 ServerFrame::Msg {
-                    topic: Some(_),
+                    topic: Some(topic),
                     seq,
                     payload: ShareFromServer::Noted(n),
                     ..
-                } => got.push((seq, n)),
+                } if topic == "log" => got.push((seq, n)),
                 ServerFrame::Msg {
                     topic: None,
                     seq,
@@ -552,12 +576,119 @@ async fn a_topic_log_and_a_session_log_replay_exactly_to_either_codec() {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        assert_eq!(replies, [(1, ShareFromServer::Stored(1))], "{other}");
+        assert_eq!(replies, [(1, ShareFromServer::Stored(1))], "{codec}");
         assert_eq!(
             got,
-            [(cursor + 1, 4), (cursor + 2, 5), (cursor + 3, 6)],
-            "{other}"
+            [
+                (cursor + 1, 4),
+                (cursor + 2, 5),
+                (cursor + 3, 6),
+                (cursor + 4, 7)
+            ],
+            "{codec}: the notes after the cursor"
         );
-        assert!(peer.quiet_for(Duration::from_millis(200)).await);
+        assert!(
+            peer.quiet_for(Duration::from_millis(200)).await,
+            "{codec}: nothing more"
+        );
     }
+}
+
+/// How many times a [`Counted`] was read back from JSON. The server writes payloads and never
+/// reads its own, except to re-encode a frame it holds as JSON for a MessagePack connection:
+/// this counts those re-encodings.
+static COUNTED_READS: AtomicUsize = AtomicUsize::new(0);
+
+/// A number whose every read is counted in [`COUNTED_READS`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+struct Counted(u32);
+
+impl<'de> Deserialize<'de> for Counted {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        COUNTED_READS.fetch_add(1, Ordering::SeqCst);
+        u32::deserialize(deserializer).map(Counted)
+    }
+}
+
+/// One topic that every client may listen to and shout on.
+#[omni::protocol]
+#[derive(Debug, Clone, PartialEq)]
+enum Fan {
+    /// Subscribes to topic `fan`: once acked, the client hears every shout.
+    #[client]
+    Listen,
+    /// Broadcast on topic `fan` as `Heard`.
+    #[client]
+    Shout(u32),
+    #[server]
+    Heard(Counted),
+}
+
+struct Crowd;
+
+impl FanHandler for Crowd {
+    async fn listen(&mut self, cx: &mut Context<Fan>) -> HandlerResult {
+        cx.subscribe("fan");
+        Ok(())
+    }
+
+    async fn shout(&mut self, cx: &mut Context<Fan>, n: u32) -> HandlerResult {
+        cx.broadcast("fan", FanFromServer::Heard(Counted(n)));
+        Ok(())
+    }
+}
+
+/// Connects a client in `codec` that listens to the topic, and returns once it does.
+async fn listener(addr: SocketAddr, codec: Codec) -> Peer {
+    let mut peer = Peer::connect(addr, "/omni/ws", codec).await;
+    peer.welcome().await;
+    peer.send(ClientFrame::Msg {
+        payload: FanFromClient::Listen,
+        reference: Some(1),
+        id: None,
+    })
+    .await;
+    // Read as plain values: the test's own reading of a `Counted` is not counted.
+    match peer.next::<serde_json::Value>().await {
+        ServerFrame::Ack { reference: 1, .. } => peer,
+        other => panic!("expected the ack of Listen, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_broadcast_is_re_encoded_once_for_all_its_msgpack_subscribers() {
+    let endpoint: Endpoint<Fan, Crowd> = Endpoint::builder(|| Crowd).build();
+    let addr = serve(omni::axum::Router::new().nest("/omni", endpoint.router())).await;
+    const PACKED: usize = 8;
+    let mut packed = Vec::new();
+    for _ in 0..PACKED {
+        packed.push(listener(addr, Codec::MsgPack).await);
+    }
+    let mut json = listener(addr, Codec::Json).await;
+    // The shouter speaks JSON and does not listen: nothing but the broadcast is re-encoded.
+    let mut shouter = Peer::connect(addr, "/omni/ws", Codec::Json).await;
+    shouter.welcome().await;
+
+    let before = COUNTED_READS.load(Ordering::SeqCst);
+    shouter
+        .send(ClientFrame::Msg {
+            payload: FanFromClient::Shout(42),
+            reference: Some(1),
+            id: None,
+        })
+        .await;
+    // Every subscriber gets the broadcast in its codec: its writer made (or took) the
+    // MessagePack form before the frame reached it.
+    let heard = serde_json::json!({"kind": "Heard", "data": 42});
+    for peer in packed.iter_mut().chain([&mut json]) {
+        match peer.next::<serde_json::Value>().await {
+            ServerFrame::Push { payload, .. } => assert_eq!(payload, heard, "{}", peer.codec),
+            other => panic!("expected the broadcast, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        COUNTED_READS.load(Ordering::SeqCst) - before,
+        1,
+        "re-encodings of one broadcast to {PACKED} MessagePack subscribers"
+    );
 }

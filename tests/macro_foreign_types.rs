@@ -56,16 +56,23 @@ fn foreign_field_types_are_declared_unknown_and_reported() {
 }
 
 /// `tsc --strict` over the declarations and a module using them, with the compiler `npm ci`
-/// installs in `browser/`. Skipped, saying so, where it is not installed.
+/// installs in `browser/` (`cargo xtask test` runs it first). Skipped, saying so, where it is
+/// not installed, except in CI (`CI=true`), where a missing compiler fails the test: there a
+/// skip would pass without checking anything.
 #[test]
 fn foreign_field_types_typecheck_strict() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let tsc = root.join("browser/node_modules/.bin/tsc");
     if !tsc.exists() {
-        eprintln!(
-            "skipped: {} is missing; run `npm ci` in browser/",
+        let missing = format!(
+            "{} is missing; run `npm ci` in browser/ (`cargo xtask test` does)",
             tsc.display()
         );
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true, and {missing}"
+        );
+        eprintln!("skipped: {missing}");
         return;
     }
     let dir = std::env::temp_dir().join(format!("omni-foreign-types-{}", std::process::id()));

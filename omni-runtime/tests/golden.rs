@@ -730,26 +730,19 @@ fn protocol_md_examples_are_exact() {
         text,
     } in &examples
     {
-        let (kind, encoded) = match side {
-            Side::Client => {
-                let frame = ClientFrame::<ChatUp>::decode(text.as_bytes())
-                    .unwrap_or_else(|e| panic!("PROTOCOL.md:{line}: does not decode: {e}"));
-                (frame.kind(), frame.encode().unwrap())
-            }
-            Side::Server => {
-                let frame = ServerFrame::<ChatDown>::decode(text.as_bytes())
-                    .unwrap_or_else(|e| panic!("PROTOCOL.md:{line}: does not decode: {e}"));
-                (frame.kind(), frame.encode().unwrap())
-            }
-        };
+        let frame = Frame::decode(*side, text)
+            .unwrap_or_else(|e| panic!("PROTOCOL.md:{line}: does not decode: {e}"));
+        let kind = frame.kind();
         assert_eq!(
-            &encoded, text,
+            &frame.encode(),
+            text,
             "PROTOCOL.md:{line}: the encoder writes this frame differently"
         );
         assert_eq!(
             kind, heading,
             "PROTOCOL.md:{line}: a `{kind}` frame under `### {heading}`"
         );
+        same_in_msgpack(&frame, text, *line);
         documented.push((*side, kind));
     }
 
@@ -773,11 +766,38 @@ enum Frame {
 }
 
 impl Frame {
+    /// Decodes `text` as a frame of `side`.
+    fn decode(side: Side, text: &str) -> Result<Frame, omni_runtime::DecodeError> {
+        match side {
+            Side::Client => ClientFrame::decode(text.as_bytes()).map(Frame::Client),
+            Side::Server => ServerFrame::decode(text.as_bytes()).map(Frame::Server),
+        }
+    }
+
+    fn side(&self) -> Side {
+        match self {
+            Frame::Client(_) => Side::Client,
+            Frame::Server(_) => Side::Server,
+        }
+    }
+
     /// Decodes `text` as a frame of this one's side.
     fn decode_alike(&self, text: &str) -> Result<Frame, omni_runtime::DecodeError> {
+        Frame::decode(self.side(), text)
+    }
+
+    /// Decodes MessagePack `bytes` as a frame of this one's side.
+    fn decode_msgpack_alike(&self, bytes: &[u8]) -> Result<Frame, omni_runtime::DecodeError> {
         match self {
-            Frame::Client(_) => ClientFrame::decode(text.as_bytes()).map(Frame::Client),
-            Frame::Server(_) => ServerFrame::decode(text.as_bytes()).map(Frame::Server),
+            Frame::Client(_) => ClientFrame::decode_msgpack(bytes).map(Frame::Client),
+            Frame::Server(_) => ServerFrame::decode_msgpack(bytes).map(Frame::Server),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Frame::Client(frame) => frame.kind(),
+            Frame::Server(frame) => frame.kind(),
         }
     }
 
@@ -787,6 +807,34 @@ impl Frame {
             Frame::Server(frame) => frame.encode().unwrap(),
         }
     }
+
+    fn encode_msgpack(&self) -> Vec<u8> {
+        match self {
+            Frame::Client(frame) => frame.encode_msgpack().unwrap(),
+            Frame::Server(frame) => frame.encode_msgpack().unwrap(),
+        }
+    }
+}
+
+/// The MessagePack half of a document example: `frame` (decoded from the JSON at
+/// `PROTOCOL.md:line`) encodes to a map that reads as `json`, the same keys in the same order
+/// with the same values, and that map decodes back to `frame`. PROTOCOL.md promises "every
+/// example on this page is therefore also an example of the MessagePack frame".
+#[track_caller]
+fn same_in_msgpack(frame: &Frame, json: &str, line: usize) {
+    let packed = frame.encode_msgpack();
+    assert_eq!(
+        as_json(&packed),
+        json,
+        "PROTOCOL.md:{line}: the MessagePack form is not the JSON's fields in the JSON's order"
+    );
+    let back = frame.decode_msgpack_alike(&packed).unwrap_or_else(|e| {
+        panic!("PROTOCOL.md:{line}: the MessagePack form does not decode: {e}")
+    });
+    assert_eq!(
+        &back, frame,
+        "PROTOCOL.md:{line}: the MessagePack form decodes to another frame"
+    );
 }
 
 /// A frame `PROTOCOL.md` shows in its prose, outside the `### <type>` sections, and the frame
@@ -931,6 +979,9 @@ fn protocol_md_frames_in_prose_are_exact() {
                 "PROTOCOL.md:{line}: the encoder writes this frame differently"
             );
         }
+        // An inexact text carries keys decoding ignores: the frame's MessagePack form is
+        // compared with the JSON the encoder writes for it.
+        same_in_msgpack(&decoded, &expected.encode(), *line);
     }
     for (shown, seen) in shown.iter().zip(seen) {
         assert_eq!(seen, 1, "PROTOCOL.md shows {} once", shown.text);
@@ -972,6 +1023,7 @@ fn protocol_md_payloads_are_exact() {
             wrapped,
             "PROTOCOL.md:{line}: the encoder writes this payload differently"
         );
+        same_in_msgpack(&decoded, &wrapped, line);
         // The row names the variant: `Send(ChatMessage)`, `Presence { online: u32 }`.
         let row: Vec<&str> = lines[line - 1].split('|').map(str::trim).collect();
         let variant = row

@@ -478,8 +478,11 @@ mod tests {
 
     static TRANSCODED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+    /// The sharing a broadcast relies on, on clones of one frame; the fan-out itself, over
+    /// real sockets, is `tests/codecs.rs`'s
+    /// `a_broadcast_is_re_encoded_once_for_all_its_msgpack_subscribers`.
     #[test]
-    fn a_broadcast_is_re_encoded_once_for_all_its_msgpack_recipients() {
+    fn clones_of_a_frame_share_one_msgpack_form() {
         let wire = Wire {
             codec: Codec::MsgPack,
             transcode: counting,
@@ -487,8 +490,8 @@ mod tests {
         let json = Wire::new::<serde_json::Value>(Codec::Json);
         let frame = Outgoing::push(r#"{"type":"push","payload":1}"#.into());
         let before = TRANSCODED.load(std::sync::atomic::Ordering::SeqCst);
-        // A thousand subscribers, each with its clone, as the pub/sub hands them out; JSON
-        // ones and mux components among them.
+        // A thousand clones, as the pub/sub hands them to subscribers; JSON ones and mux
+        // components among them.
         let component = ComponentId::new("c", counting);
         for _ in 0..1000 {
             let copy = frame.clone();

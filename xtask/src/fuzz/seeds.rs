@@ -5,8 +5,11 @@
 //! code lines, and inline code spans (the tables' payloads, the decoding rules' examples).
 //! Frames go to the corpus of each side whose decoder accepts them, or of both when neither
 //! does (an error example still leads the fuzzer to an error path). Payloads are sent in a
-//! `msg` of each side. Seed files have readable names with a prefix of their own, so
-//! regenerating replaces exactly them and leaves anything else in the directory alone.
+//! `msg` of each side. The frame targets read their input as MessagePack too, so each frame
+//! a side decodes is also written in its MessagePack form (`…-msgpack-…`), and so are the
+//! MessagePack frames the document shows in hex. Seed files have readable names with a
+//! prefix of their own, so regenerating replaces exactly them and leaves anything else in
+//! the directory alone.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -141,6 +144,9 @@ fn all() -> Result<Vec<Seed>, String> {
     for text in json_objects(&doc) {
         frame_seeds(&text, &mut named, &mut seeds);
     }
+    for bytes in hex_frames(&doc) {
+        packed_seeds(bytes, &mut named, &mut seeds);
+    }
     token_seeds(&mut seeds);
     Ok(seeds)
 }
@@ -160,34 +166,67 @@ impl Names {
     }
 }
 
+/// Adds a seed named `base` (with the document prefix, and a counter when the name is taken)
+/// unless `target` already has one with these bytes.
+fn push(
+    seeds: &mut Vec<Seed>,
+    named: &mut Names,
+    target: &'static str,
+    base: String,
+    bytes: Vec<u8>,
+) {
+    let duplicate = seeds
+        .iter()
+        .any(|seed| seed.target == target && seed.bytes == bytes);
+    if !duplicate {
+        let name = named.next(target, format!("{DOC_PREFIX}{base}"));
+        seeds.push(Seed {
+            target,
+            name,
+            bytes,
+        });
+    }
+}
+
+/// `text` as a client and as a server frame in MessagePack, when that side decodes it: the
+/// frame's map as the encoder writes it (payload keys in `Value`'s sorted order).
+fn packed(text: &[u8]) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    let client = ClientFrame::<Value>::decode(text)
+        .ok()
+        .and_then(|frame| frame.encode_msgpack().ok());
+    let server = ServerFrame::<Value>::decode(text)
+        .ok()
+        .and_then(|frame| frame.encode_msgpack().ok());
+    (client, server)
+}
+
 /// The seeds one JSON object of the document gives.
 fn frame_seeds(text: &str, named: &mut Names, seeds: &mut Vec<Seed>) {
     let Ok(Value::Object(object)) = serde_json::from_str::<Value>(text) else {
         return;
     };
-    let mut push = |target, base: String, bytes: Vec<u8>| {
-        let duplicate = seeds
-            .iter()
-            .any(|seed: &Seed| seed.target == target && seed.bytes == bytes);
-        if !duplicate {
-            let name = named.next(target, format!("{DOC_PREFIX}{base}"));
-            seeds.push(Seed {
-                target,
-                name,
-                bytes,
-            });
+    // A frame in JSON, and in MessagePack where its side's decoder reads it.
+    let mut both = |target, base: String, json: Vec<u8>, packed: Option<Vec<u8>>| {
+        push(seeds, named, target, base.clone(), json);
+        if let Some(packed) = packed {
+            push(seeds, named, target, format!("msgpack-{base}"), packed);
         }
     };
     match object.get("type") {
         Some(kind) => {
             let kind = file_name_part(kind.as_str().unwrap_or("type"));
-            let client = ClientFrame::<Value>::decode(text.as_bytes()).is_ok();
-            let server = ServerFrame::<Value>::decode(text.as_bytes()).is_ok();
-            if client || !server {
-                push("client_frame", kind.clone(), text.as_bytes().to_vec());
+            let (client, server) = packed(text.as_bytes());
+            let (decodes_up, decodes_down) = (client.is_some(), server.is_some());
+            if decodes_up || !decodes_down {
+                both(
+                    "client_frame",
+                    kind.clone(),
+                    text.as_bytes().to_vec(),
+                    client,
+                );
             }
-            if server || !client {
-                push("server_frame", kind, text.as_bytes().to_vec());
+            if decodes_down || !decodes_up {
+                both("server_frame", kind, text.as_bytes().to_vec(), server);
             }
         }
         None => {
@@ -214,18 +253,88 @@ fn frame_seeds(text: &str, named: &mut Names, seeds: &mut Vec<Seed>) {
                 id: None,
             };
             let encoded = "a JSON value encodes";
-            push(
+            both(
                 "client_frame",
                 name.clone(),
                 up.encode().expect(encoded).into_bytes(),
+                Some(up.encode_msgpack().expect(encoded)),
             );
-            push(
+            both(
                 "server_frame",
                 name,
                 down.encode().expect(encoded).into_bytes(),
+                Some(down.encode_msgpack().expect(encoded)),
             );
         }
     }
+}
+
+/// The seeds one MessagePack frame the document shows in hex gives: a seed of each side
+/// that decodes it (of both when neither does), named after its type.
+fn packed_seeds(bytes: Vec<u8>, named: &mut Names, seeds: &mut Vec<Seed>) {
+    let client = ClientFrame::<Value>::decode_msgpack(&bytes).map(|f| f.kind());
+    let server = ServerFrame::<Value>::decode_msgpack(&bytes).map(|f| f.kind());
+    let kind = match (&client, &server) {
+        (Ok(kind), _) | (_, Ok(kind)) => *kind,
+        _ => "other",
+    };
+    if client.is_ok() || server.is_err() {
+        let base = format!("msgpack-{kind}");
+        push(seeds, named, "client_frame", base, bytes.clone());
+    }
+    if server.is_ok() || client.is_err() {
+        push(
+            seeds,
+            named,
+            "server_frame",
+            format!("msgpack-{kind}"),
+            bytes,
+        );
+    }
+}
+
+/// The MessagePack frames of a Markdown document: each run of lines of hex byte pairs in a
+/// ```text block, as the bytes they spell.
+fn hex_frames(doc: &str) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    // Inside a fenced block: whether it is a ```text one.
+    let mut fence: Option<bool> = None;
+    let mut frame = Vec::new();
+    for line in doc.lines() {
+        let bytes = hex_line(line);
+        if fence == Some(true)
+            && let Some(bytes) = bytes
+        {
+            frame.extend(bytes);
+            continue;
+        }
+        if !frame.is_empty() {
+            frames.push(std::mem::take(&mut frame));
+        }
+        if let Some(info) = line.trim_start().strip_prefix("```") {
+            fence = match fence {
+                None => Some(info.trim() == "text"),
+                Some(_) => None,
+            };
+        }
+    }
+    frames
+}
+
+/// The bytes of a line made only of two-digit hex numbers separated by spaces.
+fn hex_line(line: &str) -> Option<Vec<u8>> {
+    let pairs: Vec<&str> = line.split_whitespace().collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    pairs
+        .into_iter()
+        .map(|pair| {
+            (pair.len() == 2)
+                .then(|| u8::from_str_radix(pair, 16).ok())
+                .flatten()
+        })
+        .collect()
 }
 
 /// `text` with anything but ASCII letters, digits, `-` and `_` left out.
@@ -424,7 +533,7 @@ mod tests {
     }
 
     #[test]
-    fn every_frame_type_of_the_document_seeds_its_side() {
+    fn every_frame_type_of_the_document_seeds_its_side_in_both_codecs() {
         let seeds = all().unwrap();
         let names = |target| {
             seeds
@@ -433,13 +542,135 @@ mod tests {
                 .map(|seed| seed.name.as_str())
                 .collect::<Vec<_>>()
         };
-        for kind in ["hello", "msg", "join", "leave", "payload-Send"] {
-            assert!(names("client_frame").contains(&format!("{DOC_PREFIX}{kind}").as_str()));
+        let sides = [
+            (
+                "client_frame",
+                &["hello", "msg", "join", "leave", "payload-Send"][..],
+            ),
+            (
+                "server_frame",
+                &[
+                    "welcome",
+                    "msg",
+                    "push",
+                    "ack",
+                    "error",
+                    "reset",
+                    "presence_state",
+                    "presence_diff",
+                    "joined",
+                    "left",
+                    "payload-Send",
+                ][..],
+            ),
+        ];
+        for (target, kinds) in sides {
+            for kind in kinds {
+                for name in [
+                    format!("{DOC_PREFIX}{kind}"),
+                    format!("{DOC_PREFIX}msgpack-{kind}"),
+                ] {
+                    assert!(
+                        names(target).contains(&name.as_str()),
+                        "{target}: no {name}"
+                    );
+                }
+            }
         }
-        for kind in [
-            "welcome", "msg", "push", "ack", "error", "reset", "joined", "left",
-        ] {
-            assert!(names("server_frame").contains(&format!("{DOC_PREFIX}{kind}").as_str()));
+    }
+
+    /// A seed's frame as its target decodes it, written as JSON for comparison: `None` when
+    /// the target's side does not decode it.
+    fn frame_of(target: &str, bytes: &[u8], msgpack: bool) -> Option<String> {
+        match (target, msgpack) {
+            ("client_frame", false) => ClientFrame::<Value>::decode(bytes).ok()?.encode().ok(),
+            ("client_frame", true) => ClientFrame::<Value>::decode_msgpack(bytes)
+                .ok()?
+                .encode()
+                .ok(),
+            ("server_frame", false) => ServerFrame::<Value>::decode(bytes).ok()?.encode().ok(),
+            ("server_frame", true) => ServerFrame::<Value>::decode_msgpack(bytes)
+                .ok()?
+                .encode()
+                .ok(),
+            _ => None,
+        }
+    }
+
+    /// Each frame a target's side decodes from a JSON seed is also a MessagePack seed of
+    /// that target, and a MessagePack seed named after a frame type decodes on its side.
+    #[test]
+    fn every_decodable_json_seed_has_a_msgpack_twin() {
+        let seeds = all().unwrap();
+        let packed_prefix = format!("{DOC_PREFIX}msgpack-");
+        for target in ["client_frame", "server_frame"] {
+            let (packed, json): (Vec<&Seed>, Vec<&Seed>) = seeds
+                .iter()
+                .filter(|seed| seed.target == target)
+                .partition(|seed| seed.name.starts_with(&packed_prefix));
+            let twins: Vec<String> = packed
+                .iter()
+                .filter(|seed| !seed.name.starts_with(&format!("{packed_prefix}other")))
+                .map(|seed| {
+                    frame_of(target, &seed.bytes, true).unwrap_or_else(|| {
+                        panic!("{target}/{} does not decode as MessagePack", seed.name)
+                    })
+                })
+                .collect();
+            let mut decodable = 0;
+            for seed in json {
+                if let Some(frame) = frame_of(target, &seed.bytes, false) {
+                    decodable += 1;
+                    assert!(
+                        twins.contains(&frame),
+                        "{target}/{}: no MessagePack seed of {frame}",
+                        seed.name
+                    );
+                }
+            }
+            assert!(decodable > 0, "{target}: no JSON seed decodes");
+        }
+    }
+
+    #[test]
+    fn hex_frames_are_the_runs_of_hex_lines_in_text_blocks() {
+        let doc = "\
+```text
+82 a4 74
+79 70
+```
+bytes like `de ad` in prose are not a frame:
+
+```text
+not hex at all
+c4 04
+```
+```rust
+ab cd
+```
+";
+        assert_eq!(
+            hex_frames(doc),
+            vec![vec![0x82, 0xa4, 0x74, 0x79, 0x70], vec![0xc4, 0x04]]
+        );
+    }
+
+    /// The document's three hex examples seed the frame targets (the `ack` is also the twin
+    /// of the JSON `ack` example, and kept once).
+    #[test]
+    fn the_documents_hex_frames_are_seeds() {
+        let path = root().join("docs/PROTOCOL.md");
+        let doc = std::fs::read_to_string(&path).unwrap();
+        let frames = hex_frames(&doc);
+        assert_eq!(frames.len(), 3, "{frames:02x?}");
+        let seeds = all().unwrap();
+        for frame in frames {
+            assert!(
+                seeds
+                    .iter()
+                    .any(|seed| seed.target.ends_with("_frame") && seed.bytes == frame),
+                "no seed of {frame:02x?}"
+            );
         }
     }
 }
