@@ -274,7 +274,9 @@ async fn sse_that_stops_reading(addr: SocketAddr) -> (TcpStream, SessionId) {
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stream = socket.connect(addr).await.unwrap();
     stream
-        .write_all(b"GET /omni/sse HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
+        .write_all(
+            b"GET /omni/sse HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n",
+        )
         .await
         .unwrap();
     let mut seen = Vec::new();
@@ -455,7 +457,11 @@ async fn map_keys_that_are_not_strings_name_no_field() {
     for frame in [by_position, by_bytes] {
         let mut bytes = Vec::new();
         rmpv::encode::write_value(&mut bytes, &frame).unwrap();
-        client.socket.send(Message::Binary(bytes.into())).await.unwrap();
+        client
+            .socket
+            .send(Message::Binary(bytes.into()))
+            .await
+            .unwrap();
         let Some(Message::Binary(reply)) = client.next_message().await else {
             panic!("expected a binary frame");
         };

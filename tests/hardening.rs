@@ -228,7 +228,11 @@ async fn the_demo_mux_takes_a_shared_file_at_the_size_its_page_allows() {
                 match frame["type"].as_str() {
                     Some("joined") if !joined => {
                         joined = true;
-                        client.socket.send(Message::Text(share.clone().into())).await.unwrap();
+                        client
+                            .socket
+                            .send(Message::Text(share.clone().into()))
+                            .await
+                            .unwrap();
                     }
                     Some("ack") if frame["ref"] == 1 => break,
                     Some("error") => panic!("{text}"),
@@ -243,7 +247,8 @@ async fn the_demo_mux_takes_a_shared_file_at_the_size_its_page_allows() {
 
 /// The body of `GET path`, read to the end.
 async fn fetch_body(addr: SocketAddr, port: u16, path: &str) -> String {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
     let (answer, _) = exchange(addr, request.as_bytes(), Duration::from_secs(5)).await;
     let (head, body) = answer.split_once("\r\n\r\n").expect("a response");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");

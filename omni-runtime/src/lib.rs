@@ -6,7 +6,7 @@
 //! the macro crate and the runtime can be built separately.
 //!
 //! ```
-//! use omni::frame::{ClientFrame, ServerFrame};
+//! use omni::wire::{ClientFrame, ServerFrame};
 //!
 //! let frame: ClientFrame<serde_json::Value> =
 //!     ClientFrame::decode(br#"{"type":"msg","payload":{"kind":"FetchAll"},"ref":7}"#).unwrap();
@@ -20,9 +20,7 @@
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
-pub mod codec;
 pub mod context;
-pub mod frame;
 pub mod presence;
 pub mod protocol;
 #[cfg(feature = "server")]
@@ -38,13 +36,14 @@ pub mod test;
 pub mod token;
 pub mod transport;
 pub mod typescript;
+pub mod wire;
 
 #[cfg(feature = "server")]
 #[doc(hidden)]
 pub use axum;
-pub use codec::{DecodeError, EncodeError};
 pub use context::{Context, Effect, Sender, SessionGone};
-pub use frame::{ClientFrame, Cursors, ErrorCode, Ref, Seq, ServerFrame};
 pub use protocol::{BoxError, Dispatch, HandlerResult, Protocol};
 pub use session::SessionId;
 pub use transport::{TransportError, TransportState};
+pub use wire::{ClientFrame, Cursors, ErrorCode, Ref, Seq, ServerFrame};
+pub use wire::{DecodeError, EncodeError};

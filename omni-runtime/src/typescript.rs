@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 
 use ts_rs::{Config, TS, TypeVisitor};
 
-use crate::codec::Codec;
+use crate::wire::Codec;
 use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, SessionId};
 
 /// The start of the header line that lists the field types declared as `unknown`, so a tool
@@ -70,7 +70,7 @@ pub fn generate<P: Protocol>() -> Declarations {
 }
 
 /// The TypeScript module for protocol `P` as a client speaking `codec` receives it: the same as
-/// [`generate`] but for [`Bytes`](crate::codec::Bytes) fields, which are `Uint8Array` over
+/// [`generate`] but for [`Bytes`](crate::wire::Bytes) fields, which are `Uint8Array` over
 /// MessagePack and base64 `string` over JSON.
 ///
 /// ```
@@ -104,12 +104,12 @@ pub fn generate_for<P: Protocol>(codec: Codec) -> Declarations {
 }
 
 thread_local! {
-    /// How [`Bytes`](crate::codec::Bytes) is declared while a module is generated on this
+    /// How [`Bytes`](crate::wire::Bytes) is declared while a module is generated on this
     /// thread: `TS` methods are static, so the codec reaches them this way.
     static BYTES: std::cell::Cell<&'static str> = const { std::cell::Cell::new("string") };
 }
 
-/// How a [`Bytes`](crate::codec::Bytes) field is declared in the module being generated.
+/// How a [`Bytes`](crate::wire::Bytes) field is declared in the module being generated.
 pub(crate) fn bytes_type() -> &'static str {
     BYTES.with(std::cell::Cell::get)
 }

@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use reqwest::header::HeaderMap;
 
 use super::dialer::Ended;
-use crate::codec::Codec;
+use crate::wire::Codec;
 
 /// Which transport a client uses. All three carry the same frames and resume the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -7,7 +7,7 @@ use super::dialer::{self, Ended, fatal_init};
 use super::link::{Link, Step};
 use super::wire;
 use super::{Config, SESSION_HEADER, url_for};
-use crate::codec::Codec;
+use crate::wire::Codec;
 use crate::{Protocol, TransportError};
 
 /// Exchanges with the server until a request fails or the client closes.

@@ -277,7 +277,7 @@ mod tests {
             resumed: false,
             protocol: "Echo".into(),
             version: "0".into(),
-            codec: crate::codec::Codec::Json,
+            codec: crate::wire::Codec::Json,
             id: None,
         }
     }
@@ -352,7 +352,7 @@ mod tests {
             resumed,
             protocol,
             version,
-            codec: crate::codec::Codec::MsgPack,
+            codec: crate::wire::Codec::MsgPack,
             id,
         };
         let Step::Fatal(TransportError::Init { message }) = link.on_frame(packed).await else {

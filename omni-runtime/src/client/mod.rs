@@ -66,14 +66,12 @@ use self::link::Link;
 pub use self::mux::{Join, Mux, MuxBuilder};
 use self::outbox::Outbox;
 use self::wire::Frame;
-use crate::codec::Codec;
+use crate::wire::Codec;
+use crate::wire::connect::{Connect, SESSION_HEADER};
 use crate::{ClientFrame, Cursors, Protocol, Ref, Seq, SessionId, TransportState};
 
 /// The headers a credentials provider returns (see [`ClientBuilder::credentials`]).
 pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-
-/// The header that ties an HTTP request to a session.
-const SESSION_HEADER: &str = "omni-session";
 
 /// Most messages one HTTP request carries.
 const BATCH: usize = 64;
@@ -323,7 +321,7 @@ where
     ///
     /// [`Codec::MsgPack`] sends binary WebSocket messages (`?codec=msgpack`) or
     /// `application/msgpack` HTTP bodies: smaller and quicker to read than JSON, and an
-    /// [`omni::Bytes`](crate::codec::Bytes) field travels as its bytes rather than as base64.
+    /// [`omni::Bytes`](crate::wire::Bytes) field travels as its bytes rather than as base64.
     /// Server-Sent Events carry text only, so with [`Transport::Sse`] it is refused by
     /// [`connect`](Self::connect) (a `TransportError::Init`). A server that does not offer
     /// MessagePack (one from before it) answers in JSON: the client reports that as a
@@ -790,17 +788,14 @@ fn url_for(
     };
     url.set_scheme(scheme)
         .map_err(|()| format!("cannot use `{scheme}` with {base}"))?;
-    if codec != Codec::Json {
-        url.query_pairs_mut().append_pair("codec", codec.name());
-    }
-    if let Some((session, after)) = resume {
-        url.query_pairs_mut()
-            .append_pair("session", &session.to_string())
-            .append_pair("after", &after.to_string());
-    }
-    if let Some(topics) = topics {
-        let topics = serde_json::to_string(topics).map_err(|e| e.to_string())?;
-        url.query_pairs_mut().append_pair("topics", &topics);
+    let connect = Connect {
+        codec,
+        resume,
+        topics: topics.cloned(),
+    };
+    let pairs = connect.pairs();
+    if !pairs.is_empty() {
+        url.query_pairs_mut().extend_pairs(pairs);
     }
     Ok(url)
 }

@@ -48,7 +48,7 @@ use super::tls;
 use super::wire::{self, Frame};
 use super::ws::{self, Out, Peer};
 use super::{Backoff, Client, ConnectInfo, HeaderMap, Heartbeat, Hook, Messages, Shared, url_for};
-use crate::codec::Codec;
+use crate::wire::Codec;
 use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, TransportError, TransportState};
 
 /// Configures a [`Mux`].

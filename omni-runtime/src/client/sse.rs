@@ -15,7 +15,7 @@ use super::link::{Link, Step};
 use super::wire;
 use super::{Config, SESSION_HEADER, url_for};
 use crate::Protocol;
-use crate::codec::Codec;
+use crate::wire::Codec;
 
 type Uplink = Pin<Box<dyn Future<Output = Result<(u16, Vec<u8>), String>> + Send>>;
 

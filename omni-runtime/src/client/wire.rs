@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::codec::{Codec, msgpack};
+use crate::wire::{Codec, batch};
 use crate::{ClientFrame, DecodeError, EncodeError, ServerFrame};
 
 /// One encoded client frame: a WebSocket text message in JSON, a binary one in MessagePack.
@@ -88,45 +88,14 @@ pub(crate) fn refused(asked: Codec, answered: &str) -> String {
 
 /// A `POST /http` body carrying `frames`: a JSON array, or a MessagePack array.
 pub(crate) fn body(codec: Codec, frames: &[Frame]) -> Vec<u8> {
-    let size = frames.iter().map(|f| f.len() + 1).sum::<usize>() + 5;
-    let mut body = Vec::with_capacity(size);
-    match codec {
-        Codec::Json => {
-            body.push(b'[');
-            for (i, frame) in frames.iter().enumerate() {
-                if i > 0 {
-                    body.push(b',');
-                }
-                body.extend_from_slice(frame.bytes());
-            }
-            body.push(b']');
-        }
-        Codec::MsgPack => {
-            // Writing into a vector cannot fail, and no batch holds 2^32 frames.
-            let len = u32::try_from(frames.len()).unwrap_or(u32::MAX);
-            let _ = rmp::encode::write_array_len(&mut body, len);
-            for frame in frames {
-                body.extend_from_slice(frame.bytes());
-            }
-        }
-    }
-    body
+    let frames: Vec<&[u8]> = frames.iter().map(Frame::bytes).collect();
+    batch::join(codec, &frames)
 }
 
 /// The server frames of a `POST /http` response body in `codec`, each as its own bytes, so
 /// that one the client cannot decode does not hide the others.
 pub(crate) fn split(codec: Codec, body: &[u8]) -> Result<Vec<&[u8]>, String> {
-    match codec {
-        Codec::Json => {
-            let frames: Vec<&serde_json::value::RawValue> =
-                serde_json::from_slice(body).map_err(|e| e.to_string())?;
-            Ok(frames.into_iter().map(|f| f.get().as_bytes()).collect())
-        }
-        Codec::MsgPack => match msgpack::split_array(body) {
-            Some(frames) => frames.map_err(|e| e.to_string()),
-            None => Err("not a MessagePack array".to_owned()),
-        },
-    }
+    batch::split(codec, body).map_err(|e| e.to_string())
 }
 
 /// So that tests of what is queued compare with the text they queued.
@@ -140,38 +109,6 @@ impl PartialEq<&str> for Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::Bytes;
-
-    #[test]
-    fn a_body_of_frames_splits_back_into_them_in_either_codec() {
-        for codec in [Codec::Json, Codec::MsgPack] {
-            let frames: Vec<Frame> = (1..=3)
-                .map(|r| {
-                    let payload = Bytes(vec![0, 1, 0xff, r as u8]);
-                    let msg = ClientFrame::Msg {
-                        payload,
-                        reference: Some(r),
-                        id: None,
-                    };
-                    encode(codec, &msg).unwrap()
-                })
-                .collect();
-            assert_eq!(
-                matches!(frames[0], Frame::Binary(_)),
-                codec == Codec::MsgPack
-            );
-            let joined = body(codec, &frames);
-            let parts = split(codec, &joined).unwrap();
-            let expected: Vec<&[u8]> = frames.iter().map(Frame::bytes).collect();
-            assert_eq!(parts, expected, "{codec}");
-            assert_eq!(split(codec, &body(codec, &[])).unwrap().len(), 0);
-        }
-        assert!(
-            split(Codec::MsgPack, b"[]").is_err(),
-            "JSON is not an array here"
-        );
-        assert!(split(Codec::Json, b"\x90").is_err());
-    }
 
     #[test]
     fn a_message_of_the_other_kind_is_foreign() {

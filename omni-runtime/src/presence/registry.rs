@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Diff, Entry, List, Meta};
 use crate::SessionId;
-use crate::codec::Outgoing;
+use crate::server::encoded::Outgoing;
 
 /// A server process, as the pub/sub backend names it.
 pub(crate) type NodeId = u128;

@@ -53,10 +53,10 @@ mod redis;
 pub use self::redis::{RedisHealth, RedisPubSub};
 
 use crate::SessionId;
-pub use crate::codec::{Outgoing, Publication, TopicFrame};
-use crate::frame::Seq;
 use crate::presence::registry::Changes;
 use crate::presence::{self, List, Meta};
+pub use crate::server::encoded::{Outgoing, Publication, TopicFrame};
+use crate::wire::Seq;
 
 /// How often, at most, a topic's presence changes go out, by default.
 pub const PRESENCE_INTERVAL: Duration = Duration::from_millis(100);

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{Notify, watch};
 
+use super::encoded::{ComponentId, Outgoing};
 use super::metrics::Metrics;
 use super::queue::{self, Receiver, Sender, TrySendError};
-use crate::codec::{Codec, ComponentId, Outgoing};
+use crate::wire::Codec;
 
 /// Why a connection is being closed, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,16 +6,16 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::value::RawValue;
 
 use super::conn::Item;
+use super::encoded::Outgoing;
 use super::hub::{Attached, Hub};
-use crate::codec::msgpack::{self, Transcode};
-use crate::codec::{Codec, Outgoing};
+use crate::wire::msgpack::{self, Transcode};
+use crate::wire::{Codec, batch, connect};
 use crate::{ClientFrame, DecodeError, Dispatch, ErrorCode, Protocol, ServerFrame, SessionId};
 
-/// The header that ties an HTTP request to a session.
-pub const SESSION_HEADER: HeaderName = HeaderName::from_static("omni-session");
+/// The header that ties an HTTP request to a session (see [`connect::SESSION_HEADER`]).
+pub const SESSION_HEADER: HeaderName = HeaderName::from_static(connect::SESSION_HEADER);
 
 /// Handles one POST. The body is one client frame or an array of them.
 pub(crate) async fn post<P, H>(
@@ -34,10 +34,7 @@ where
     if body.len() > limit {
         return too_large(limit, codec);
     }
-    let frames = match codec {
-        Codec::MsgPack => decode_packed_body::<P>(&body),
-        _ => decode_body::<P>(&body),
-    };
+    let frames = decode_body::<P>(&body, codec);
     if frames.iter().all(Result::is_err) {
         let errors = frames
             .iter()
@@ -160,32 +157,21 @@ pub(crate) fn body_timeout(timeout: std::time::Duration, codec: Codec) -> Respon
     )
 }
 
-/// One MessagePack frame, or each element of an array of them, decoded on its own.
-fn decode_packed_body<P: Protocol>(
-    body: &[u8],
-) -> Vec<Result<ClientFrame<P::Client>, DecodeError>> {
-    match msgpack::split_array(body) {
-        Some(Ok(items)) => items.into_iter().map(ClientFrame::decode_msgpack).collect(),
-        Some(Err(err)) => vec![Err(err)],
-        None => vec![ClientFrame::decode_msgpack(body)],
-    }
-}
-
 /// One frame, or each element of an array, decoded on its own so one bad frame does not
 /// hide the others.
-fn decode_body<P: Protocol>(body: &[u8]) -> Vec<Result<ClientFrame<P::Client>, DecodeError>> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'[') {
-        match serde_json::from_slice::<Vec<&RawValue>>(body) {
-            Ok(items) => items
-                .into_iter()
-                .map(|raw| ClientFrame::decode(raw.get().as_bytes()))
-                .collect(),
-            Err(err) => vec![Err(DecodeError::bad_frame(err.to_string()))],
-        }
-    } else {
-        vec![ClientFrame::decode(body)]
-    }
+fn decode_body<P: Protocol>(
+    body: &[u8],
+    codec: Codec,
+) -> Vec<Result<ClientFrame<P::Client>, DecodeError>> {
+    let frames = match batch::split(codec, body) {
+        Ok(frames) => frames,
+        Err(err) => return vec![Err(err)],
+    };
+    let decode: fn(&[u8]) -> Result<ClientFrame<P::Client>, DecodeError> = match codec {
+        Codec::MsgPack => ClientFrame::decode_msgpack,
+        _ => ClientFrame::decode,
+    };
+    frames.into_iter().map(decode).collect()
 }
 
 fn encode_error(frame: &ServerFrame<()>, codec: Codec) -> Vec<u8> {
@@ -207,24 +193,7 @@ fn frames_response(
     codec: Codec,
     frames: Vec<Vec<u8>>,
 ) -> Response {
-    let mut body = Vec::with_capacity(frames.iter().map(Vec::len).sum::<usize>() + 8);
-    match codec {
-        Codec::MsgPack => {
-            // Writing into a vector cannot fail; a response never holds 2^32 frames.
-            let _ = rmp::encode::write_array_len(&mut body, frames.len() as u32);
-            frames.iter().for_each(|f| body.extend_from_slice(f));
-        }
-        _ => {
-            body.push(b'[');
-            for (i, frame) in frames.iter().enumerate() {
-                if i > 0 {
-                    body.push(b',');
-                }
-                body.extend_from_slice(frame);
-            }
-            body.push(b']');
-        }
-    }
+    let body = batch::join(codec, &frames);
     let mut response = (
         status,
         [(axum::http::header::CONTENT_TYPE, codec.content_type())],

@@ -12,6 +12,7 @@ use super::conn::{Conn, Stop};
 use super::metrics::Metrics;
 use super::session::{Resumed, SessionCore, Shared, TopicSync};
 use crate::pubsub::Replay;
+use crate::wire::hello;
 use crate::{ClientFrame, Context, DecodeError, Dispatch, ErrorCode, Protocol, Ref, Sender, Seq};
 use crate::{Cursors, HandlerResult, SessionId};
 
@@ -324,19 +325,8 @@ where
         version: Option<String>,
         resume: Resume,
     ) -> Flow<P, H> {
-        let refused = match (&protocol, &version) {
-            (Some(name), _) if name != P::NAME => Some(format!(
-                "this endpoint serves protocol `{}`, not `{name}`",
-                P::NAME
-            )),
-            (_, Some(version)) if version != P::VERSION => Some(format!(
-                "client schema {version} differs from the server's {}; rebuild the client \
-                 from the same protocol enum",
-                P::VERSION
-            )),
-            _ => None,
-        };
-        if let Some(message) = refused {
+        let checked = hello::check(P::NAME, P::VERSION, protocol.as_deref(), version.as_deref());
+        if let Err(message) = checked {
             session
                 .core
                 .error(ErrorCode::VersionMismatch, message, None);

@@ -39,8 +39,7 @@ pub(crate) struct Watched {
 impl Watched {
     pub(crate) fn new(inner: TcpStream, first_byte: Duration, write_timeout: Duration) -> Self {
         #[cfg(any(target_os = "linux", target_os = "android"))]
-        if let Err(err) = socket2::SockRef::from(&inner).set_tcp_user_timeout(Some(write_timeout))
-        {
+        if let Err(err) = socket2::SockRef::from(&inner).set_tcp_user_timeout(Some(write_timeout)) {
             tracing::debug!(%err, "cannot set the write timeout on a connection");
         }
         #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -170,7 +169,10 @@ mod tests {
         client.write_all(b"G").await.unwrap();
         assert_eq!(talking.read(&mut buf).await.unwrap(), 1);
         let idle = tokio::time::timeout(Duration::from_millis(300), talking.read(&mut buf)).await;
-        assert!(idle.is_err(), "after a first byte, waiting is hyper's business");
+        assert!(
+            idle.is_err(),
+            "after a first byte, waiting is hyper's business"
+        );
     }
 
     #[tokio::test]

@@ -42,9 +42,10 @@
 //! ```
 
 pub(crate) mod conn;
+pub(crate) mod encoded;
 mod http;
-mod io;
 pub(crate) mod hub;
+mod io;
 mod limits;
 mod metrics;
 mod mux;
@@ -62,12 +63,12 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
 
+use self::encoded::Outgoing;
 pub use self::http::SESSION_HEADER;
 use self::hub::Hub;
 pub use self::limits::Limits;
@@ -79,10 +80,10 @@ pub use self::serve::{Server, bind};
 use self::session::Shared;
 pub use self::shutdown::Shutdown;
 use crate::ServerFrame;
-use crate::codec::{Codec, Outgoing, UnknownCodec};
 use crate::presence::List;
 use crate::pubsub::{LocalPubSub, PresenceWatcher, PubSub};
-use crate::{Cursors, Dispatch, Protocol, Seq, SessionId};
+use crate::wire::{Codec, connect};
+use crate::{Dispatch, Protocol};
 
 /// A protocol served with a handler factory: the state behind the `/ws`, `/http` and `/sse`
 /// routes. Cheap to clone.
@@ -208,31 +209,6 @@ where
     }
 }
 
-/// The resume point a client may put in the connect URL.
-#[derive(Debug, Deserialize)]
-struct ResumeQuery {
-    session: Option<SessionId>,
-    after: Option<Seq>,
-    /// Topic cursors as a JSON object (`{"room":17}`); present, even empty, it says the
-    /// client follows sequenced topics.
-    topics: Option<String>,
-}
-
-impl ResumeQuery {
-    fn cursors(&self) -> Option<Cursors> {
-        let topics = self.topics.as_deref()?;
-        match serde_json::from_str(topics) {
-            Ok(cursors) => Some(cursors),
-            Err(err) => {
-                // Resuming topics is an optimisation: without cursors the client gets
-                // snapshots, never wrong state.
-                tracing::debug!(%err, "unreadable topic cursors in the connect URL");
-                None
-            }
-        }
-    }
-}
-
 impl<P, H> Endpoint<P, H>
 where
     P: Protocol + Dispatch<H>,
@@ -321,7 +297,8 @@ where
             Ok(codec) => codec,
             Err(err) => return unknown_codec(&err),
         };
-        let query = request.uri.query().and_then(resume_from_query);
+        // An unreadable resume point is no resume: the client gets a fresh session.
+        let query = request.uri.query().and_then(|q| connect::resume(q).ok());
         let resume = query
             .as_ref()
             .and_then(|q| q.session.map(|id| (id, q.after.unwrap_or(0))));
@@ -367,41 +344,14 @@ where
     }
 }
 
-/// The `codec` a client asks for in the connect URL.
-#[derive(Debug, Deserialize)]
-struct CodecQuery {
-    codec: Option<String>,
-}
-
-/// Why a connect URL's `codec` cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum CodecQueryError {
-    #[error(transparent)]
-    Unknown(#[from] UnknownCodec),
-    /// The query does not parse: a repeated `codec`, most likely. Read as JSON, a client that
-    /// asked twice for MessagePack would be answered in a codec it did not ask for.
-    #[error("the connect URL's query cannot be read: {0}")]
-    Malformed(String),
-}
-
 /// The codec a connect URL asks for (JSON unless it says otherwise).
-pub(crate) fn codec_from_uri(uri: &axum::http::Uri) -> Result<Codec, CodecQueryError> {
-    let query = Query::<CodecQuery>::try_from_uri(uri)
-        .map_err(|err| CodecQueryError::Malformed(err.body_text()))?;
-    match query.0.codec.as_deref() {
-        None => Ok(Codec::Json),
-        Some(name) => Ok(name.parse()?),
-    }
+pub(crate) fn codec_from_uri(uri: &axum::http::Uri) -> Result<Codec, connect::CodecError> {
+    connect::codec(uri.query().unwrap_or_default())
 }
 
 /// The `400` a connect URL naming an unknown codec (or naming one twice) gets, saying why.
-pub(crate) fn unknown_codec(err: &CodecQueryError) -> Response {
+pub(crate) fn unknown_codec(err: &connect::CodecError) -> Response {
     (StatusCode::BAD_REQUEST, err.to_string()).into_response()
-}
-
-fn resume_from_query(query: &str) -> Option<ResumeQuery> {
-    let uri: axum::http::Uri = format!("/?{query}").parse().ok()?;
-    Query::<ResumeQuery>::try_from_uri(&uri).ok().map(|q| q.0)
 }
 
 /// The browser client, `omni-runtime/js/omni.js`, served as an ES module.
@@ -468,7 +418,6 @@ where
 
 async fn sse_route<P, H>(
     State(endpoint): State<Endpoint<P, H>>,
-    Query(query): Query<ResumeQuery>,
     headers: HeaderMap,
     request: Request,
 ) -> Response
@@ -479,6 +428,13 @@ where
     if !endpoint.admission.allows(&headers) {
         return StatusCode::FORBIDDEN.into_response();
     }
+    let query = match connect::resume(request.uri().query().unwrap_or_default()) {
+        Ok(query) => query,
+        Err(err) => {
+            let message = format!("the connect URL's resume point cannot be read: {err}");
+            return (StatusCode::BAD_REQUEST, message).into_response();
+        }
+    };
     match codec_from_uri(request.uri()) {
         Ok(Codec::Json) => {}
         Ok(_) => return sse::binary_refused(),

@@ -77,6 +77,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::conn::{self, Conn, Item, Left};
+use super::encoded::{ComponentId, Outgoing, Wire};
 use super::hub::{Attached, Hub};
 use super::metrics::Metrics;
 use super::origin::Admission;
@@ -84,9 +85,9 @@ use super::shutdown::Tracker;
 use super::ws::{self, Incoming};
 use super::{Endpoint, Hosts, Limits, Origins};
 use crate::SessionId;
-use crate::codec::msgpack::{self, Transcode};
-use crate::codec::{Codec, ComponentId, Outgoing, Wire, decode_payload};
 use crate::token::Keys;
+use crate::wire::msgpack::{self, Transcode};
+use crate::wire::{Codec, decode_payload, hello};
 use crate::{
     ClientFrame, Cursors, DecodeError, Dispatch, ErrorCode, Protocol, Ref, Seq, ServerFrame,
 };
@@ -409,6 +410,9 @@ struct Socket {
     mux: Arc<Inner>,
     conn: Conn,
     components: HashMap<String, Entry>,
+    /// The tasks of its components, until they end: the socket counts as open for a graceful
+    /// shutdown until every component's `disconnected` hook has run.
+    tasks: Vec<JoinHandle<()>>,
     joins: u64,
     ended: mpsc::UnboundedSender<(String, u64)>,
     extensions: axum::http::Extensions,
@@ -417,12 +421,8 @@ struct Socket {
 async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensions, codec: Codec) {
     let _open = mux.tracker.enter();
     let limits = mux.limits.clone();
-    let (mut conn, rx) = conn::connection(
-        0,
-        limits.outbound_queue,
-        limits.outbound_queue_bytes,
-        true,
-    );
+    let (mut conn, rx) =
+        conn::connection(0, limits.outbound_queue, limits.outbound_queue_bytes, true);
     conn.codec = codec;
     let stopper = conn.stopper();
     let span = tracing::info_span!("omni.mux");
@@ -436,6 +436,7 @@ async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensi
         mux,
         conn,
         components: HashMap::new(),
+        tasks: Vec::new(),
         joins: 0,
         ended,
         extensions,
@@ -466,8 +467,11 @@ async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensi
         }
         writer.finish(&socket.mux.metrics).await;
         // Each component's task sees its inbox close, runs the `disconnected` hook, and its
-        // session waits for a resume.
+        // session waits for a resume. The socket is done once they all are.
         socket.components.clear();
+        for task in socket.tasks.drain(..) {
+            let _ = task.await;
+        }
     }
     .instrument(span)
     .await;
@@ -594,16 +598,16 @@ impl Socket {
                 return Err(refuse(err.code(), err.to_string()));
             }
         };
-        if let Some(version) = &join.version
-            && version != module.version()
-        {
+        if let Err(message) = hello::check(
+            &join.module,
+            module.version(),
+            None,
+            join.version.as_deref(),
+        ) {
+            let module = &join.module;
             return Err(refuse(
                 ErrorCode::VersionMismatch,
-                format!(
-                    "client schema {version} differs from the server's {} for module `{}`",
-                    module.version(),
-                    join.module
-                ),
+                format!("{message} (module `{module}`)"),
             ));
         }
         self.components.retain(|_, entry| !entry.gone());
@@ -626,7 +630,8 @@ impl Socket {
         let left = Arc::new(Left::default());
         let (inbox, inbox_rx) = mpsc::channel(INBOX);
         let conn = self.conn.component(0, component.clone(), left.clone());
-        module.start(
+        self.tasks.retain(|task| !task.is_finished());
+        let task = module.start(
             &self.conn,
             Start {
                 id: component,
@@ -639,6 +644,7 @@ impl Socket {
                 ended: self.ended.clone(),
             },
         );
+        self.tasks.push(task);
         self.components.insert(
             id,
             Entry {

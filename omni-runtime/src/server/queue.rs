@@ -311,14 +311,30 @@ mod tests {
     #[test]
     fn the_bytes_are_bounded_too_and_one_item_passes_whatever_it_weighs() {
         let (tx, mut rx) = queue(100, 10);
-        assert_eq!(tx.try_send("0123456789abcdef"), Ok(()), "alone, over the bound");
-        assert_eq!(tx.try_send("x"), Err(TrySendError::Full("x")), "nothing behind it");
+        assert_eq!(
+            tx.try_send("0123456789abcdef"),
+            Ok(()),
+            "alone, over the bound"
+        );
+        assert_eq!(
+            tx.try_send("x"),
+            Err(TrySendError::Full("x")),
+            "nothing behind it"
+        );
         assert_eq!(rx.try_recv(), Some("0123456789abcdef"));
         assert_eq!(tx.try_send("0123"), Ok(()));
         assert_eq!(tx.try_send("456789"), Ok(()));
-        assert_eq!(tx.try_send("a"), Err(TrySendError::Full("a")), "ten bytes held");
+        assert_eq!(
+            tx.try_send("a"),
+            Err(TrySendError::Full("a")),
+            "ten bytes held"
+        );
         assert_eq!(rx.try_recv(), Some("0123"));
-        assert_eq!(tx.try_send_spare("abc"), Err(TrySendError::Full("abc")), "past 3/4");
+        assert_eq!(
+            tx.try_send_spare("abc"),
+            Err(TrySendError::Full("abc")),
+            "past 3/4"
+        );
         assert_eq!(tx.try_send_spare("ab"), Ok(()));
         assert_eq!(tx.try_send("ab"), Ok(()));
         assert_eq!(tx.shared.lock().bytes, 10);
@@ -335,7 +351,11 @@ mod tests {
         closer.close();
         assert!(closer.is_empty());
         assert_eq!(tx.try_send(2), Err(TrySendError::Closed(2)));
-        assert_eq!(rx.recv().now_or_never(), Some(None), "ended while a sender lives");
+        assert_eq!(
+            rx.recv().now_or_never(),
+            Some(None),
+            "ended while a sender lives"
+        );
     }
 
     #[tokio::test]

@@ -16,12 +16,12 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use super::conn::{ConnRx, Item, Stop, shutting_down};
+use super::encoded::Outgoing;
 use super::hub::{Attached, Hub};
 use super::metrics::Metrics;
 use super::queue::Closer;
 use super::session::Shared;
 use super::shutdown::Open;
-use crate::codec::Outgoing;
 use crate::{Cursors, Dispatch, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
 
 /// Opens an event stream on a new session, or on `resume`'s session from just after its
@@ -127,7 +127,10 @@ where
     P: Protocol + Dispatch<H>,
     H: Send + 'static,
 {
-    guard.lock().unwrap_or_else(PoisonError::into_inner).release();
+    guard
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .release();
 }
 
 /// Ends a stream that hyper no longer writes: one whose client stopped reading shows only as a

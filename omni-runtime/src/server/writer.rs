@@ -16,8 +16,8 @@ use futures_util::stream::SplitSink;
 use tokio::sync::{oneshot, watch};
 
 use super::conn::{ConnRx, Item, Stop, shutting_down};
+use super::encoded::Wire;
 use super::limits::Limits;
-use crate::codec::Wire;
 use crate::{ErrorCode, ServerFrame};
 
 /// Frames written before one flush, at most: a reply and its `ack` leave in one write, and a

@@ -13,11 +13,12 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::conn::{ConnRx, Stop};
+use super::encoded::Wire;
 use super::hub::{Attached, Hub};
 use super::limits::Limits;
 use super::metrics::Metrics;
 use super::writer::{Ended, Writer};
-use crate::codec::{Codec, Wire};
+use crate::wire::Codec;
 use crate::{ClientFrame, Cursors, DecodeError, Dispatch, ErrorCode, Protocol, Seq, SessionId};
 
 /// Runs one WebSocket connection, speaking `codec`, until either side closes it.

@@ -4,7 +4,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::codec::Outgoing;
+use crate::server::encoded::Outgoing;
 use crate::{Ref, Seq};
 
 /// The sequenced frames a session keeps for resume, bounded in frames and in bytes.
@@ -220,8 +220,16 @@ mod tests {
         assert_eq!(seqs(log.since(39)), None);
 
         log.push(frame(log.next_seq(), 100_000));
-        assert_eq!(log.bytes(), 0, "larger than the bound: not kept, nor what came before");
-        assert_eq!(seqs(log.since(51)), Some(vec![]), "a client that has it is up to date");
+        assert_eq!(
+            log.bytes(),
+            0,
+            "larger than the bound: not kept, nor what came before"
+        );
+        assert_eq!(
+            seqs(log.since(51)),
+            Some(vec![]),
+            "a client that has it is up to date"
+        );
         assert_eq!(seqs(log.since(50)), None, "one that lacks it must be reset");
         assert_eq!(seqs(log.since(45)), None);
         log.push(frame(log.next_seq(), 1000));

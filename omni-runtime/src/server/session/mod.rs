@@ -22,9 +22,10 @@ use super::conn::{Conn, ConnRx, Item, Refresh, Stop, connection};
 use super::limits::Limits;
 use super::metrics::Metrics;
 use super::shutdown::Tracker;
-use crate::codec::{Codec, Outgoing, Publication, TopicFrame};
 use crate::context::{SessionGone, Sink};
 use crate::pubsub::{Member, PubSub};
+use crate::server::encoded::{Outgoing, Publication, TopicFrame};
+use crate::wire::Codec;
 use crate::{Cursors, Effect, ErrorCode, Protocol, Ref, Seq, ServerFrame, SessionId};
 
 /// What an endpoint's sessions share.

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::codec::{Outgoing, TopicFrame};
+use crate::server::encoded::{Outgoing, TopicFrame};
 use crate::{Cursors, Seq};
 
 /// What a subscription to a sequenced topic needs before its messages flow.
@@ -175,7 +175,7 @@ mod tests {
     use axum::extract::ws::Utf8Bytes;
 
     use super::*;
-    use crate::codec::Publication;
+    use crate::server::encoded::Publication;
 
     fn message(seq: Seq) -> TopicFrame {
         let push = Outgoing::push(Utf8Bytes::from(format!(

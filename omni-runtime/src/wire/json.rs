@@ -19,8 +19,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::frame::{ClientFrame, Cursors, ErrorCode, Ref, Seq, ServerFrame};
 use crate::SessionId;
-use crate::frame::{ClientFrame, Cursors, ErrorCode, Ref, Seq, ServerFrame};
 use crate::presence::{Diff, List};
 
 /// A frame that could not be decoded.

@@ -32,8 +32,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use super::Codec;
 use crate::SessionId;
-use crate::codec::Codec;
 use crate::presence::{Diff, List};
 
 /// A sequence number: the position of a sequenced server frame in its session, from 1.

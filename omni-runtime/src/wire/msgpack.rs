@@ -22,9 +22,9 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::frame::{ClientFrame, ServerFrame};
 use super::json::{Fast, Field, Fields, Key, key_str, kind_name};
 use super::{DecodeError, EncodeError};
-use crate::frame::{ClientFrame, ServerFrame};
 
 /// How deep a frame may nest, as in JSON: deeper is a `bad_frame`, never a stack overflow.
 const MAX_DEPTH: usize = 128;

@@ -6,10 +6,9 @@ use axum::body::Bytes;
 use axum::extract::ws::{Message, Utf8Bytes};
 use serde::Serialize;
 
-use super::msgpack::{self, Transcode};
-use super::{Codec, EncodeError};
-use crate::frame::{Ref, Seq, ServerFrame};
 use crate::presence::{Diff, List};
+use crate::wire::msgpack::{self, Transcode};
+use crate::wire::{Codec, EncodeError, Ref, Seq, ServerFrame};
 
 /// One encoded server frame on its way to a connection: its bytes, shared by every
 /// recipient, and what a transport needs to know without parsing it (SSE writes `event:` and

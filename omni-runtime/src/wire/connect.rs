@@ -1,0 +1,147 @@
+//! How a client names what it wants when it connects: the connect URL's query parameters and
+//! the `omni-session` header. The client writes them from [`Connect`]; the server reads them
+//! back with the same names.
+//!
+//! ```
+//! use omni::wire::Codec;
+//! use omni::wire::connect::Connect;
+//!
+//! let connect = Connect { codec: Codec::MsgPack, ..Connect::default() };
+//! assert_eq!(connect.pairs(), [("codec", "msgpack".to_owned())]);
+//! ```
+
+use serde::Deserialize;
+
+use super::{Codec, Cursors, Seq, UnknownCodec};
+use crate::SessionId;
+
+/// The header that ties an HTTP request (a `POST /http`, the uplink of an event stream) to
+/// its session.
+pub const SESSION_HEADER: &str = "omni-session";
+
+/// The parameter naming the codec: `json` (the default) or `msgpack`.
+pub const CODEC: &str = "codec";
+/// The parameter naming the session to resume.
+pub const SESSION: &str = "session";
+/// The parameter with the last sequence number the resuming client holds.
+pub const AFTER: &str = "after";
+/// The parameter with the topic cursors, a JSON object (`{"room":17}`); present, even empty,
+/// it says the client follows sequenced topics.
+pub const TOPICS: &str = "topics";
+
+/// What a connect URL asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Connect {
+    /// The codec of every frame, both ways.
+    pub codec: Codec,
+    /// The session to resume, and the last sequence number the client holds of it.
+    pub resume: Option<(SessionId, Seq)>,
+    /// The topic cursors of a client that follows sequenced topics.
+    pub topics: Option<Cursors>,
+}
+
+impl Connect {
+    /// The query parameters, in order: none for a fresh JSON connection.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        if self.codec != Codec::Json {
+            pairs.push((CODEC, self.codec.name().to_owned()));
+        }
+        if let Some((session, after)) = self.resume {
+            pairs.push((SESSION, session.to_string()));
+            pairs.push((AFTER, after.to_string()));
+        }
+        if let Some(topics) = &self.topics {
+            // A map of strings to numbers always serialises.
+            pairs.push((TOPICS, serde_json::to_string(topics).unwrap_or_default()));
+        }
+        pairs
+    }
+}
+
+/// Why a connect URL's `codec` cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// A codec this build does not speak.
+    #[error(transparent)]
+    Unknown(#[from] UnknownCodec),
+    /// The query does not parse: a repeated `codec`, most likely. Read as JSON, a client that
+    /// asked twice for MessagePack would be answered in a codec it did not ask for.
+    #[error("the connect URL's query cannot be read: {0}")]
+    Malformed(String),
+}
+
+/// The codec a connect URL's query asks for (JSON when it names none).
+#[cfg(feature = "server")]
+pub fn codec(query: &str) -> Result<Codec, CodecError> {
+    #[derive(Deserialize)]
+    struct Query {
+        codec: Option<String>,
+    }
+    let query: Query =
+        serde_urlencoded::from_str(query).map_err(|e| CodecError::Malformed(e.to_string()))?;
+    match query.codec.as_deref() {
+        None => Ok(Codec::Json),
+        Some(name) => Ok(name.parse()?),
+    }
+}
+
+/// The resume point and the topic cursors of a connect URL's query. Unreadable cursors are
+/// none (resuming topics is an optimisation: without cursors the client gets snapshots, never
+/// wrong state); an unreadable session or number is an error.
+#[cfg(feature = "server")]
+pub fn resume(query: &str) -> Result<Resume, String> {
+    serde_urlencoded::from_str(query).map_err(|e| e.to_string())
+}
+
+/// The resume part of a connect URL, as read by [`resume`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[non_exhaustive]
+pub struct Resume {
+    /// The session to resume.
+    pub session: Option<SessionId>,
+    /// The last sequence number the client holds.
+    pub after: Option<Seq>,
+    topics: Option<String>,
+}
+
+impl Resume {
+    /// The topic cursors, when they were given and are readable.
+    pub fn cursors(&self) -> Option<Cursors> {
+        let topics = self.topics.as_deref()?;
+        serde_json::from_str(topics).ok()
+    }
+}
+
+#[cfg(all(test, feature = "server"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_client_writes_the_server_reads() {
+        let session: SessionId = "0123456789abcdef0123456789abcdef".parse().unwrap();
+        let written = Connect {
+            codec: Codec::MsgPack,
+            resume: Some((session, 17)),
+            topics: Some([("room".to_owned(), 4)].into_iter().collect()),
+        };
+        let query = serde_urlencoded::to_string(written.pairs()).unwrap();
+        assert_eq!(codec(&query).unwrap(), Codec::MsgPack);
+        let read = resume(&query).unwrap();
+        assert_eq!((read.session, read.after), (Some(session), Some(17)));
+        assert_eq!(read.cursors(), written.topics);
+        assert!(Connect::default().pairs().is_empty());
+    }
+
+    #[test]
+    fn a_codec_given_twice_or_unknown_is_refused() {
+        assert!(matches!(
+            codec("codec=msgpack&codec=msgpack"),
+            Err(CodecError::Malformed(_))
+        ));
+        assert!(matches!(codec("codec=xml"), Err(CodecError::Unknown(_))));
+        assert_eq!(codec("session=x").unwrap(), Codec::Json);
+    }
+}

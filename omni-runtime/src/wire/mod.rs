@@ -1,0 +1,32 @@
+//! The wire contract: what a client and a server must agree on, written once.
+//!
+//! The frames of protocol v1 ([`ClientFrame`], [`ServerFrame`], [`ErrorCode`]), their two
+//! codecs (JSON text and MessagePack binary, read through one field table), [`Bytes`], the
+//! connect URL's parameters and the `omni-session` header ([`connect`]), the body of a
+//! `POST /http` batch ([`batch`]), and the rules a `hello` is checked by ([`hello`]). The Rust
+//! client and the server both import it, and neither re-spells what it defines; it knows
+//! nothing of sockets, axum or tokio. `docs/PROTOCOL.md` is its prose form.
+//!
+//! ```
+//! use omni::wire::{ClientFrame, ErrorCode};
+//!
+//! let err = ClientFrame::<serde_json::Value>::decode(b"{\"type\":\"dance\"}").unwrap_err();
+//! assert_eq!(err.code(), ErrorCode::BadFrame);
+//! assert_eq!(err.to_string(), "unknown frame type `dance`");
+//! ```
+
+pub mod batch;
+mod bytes;
+mod codec;
+pub mod connect;
+mod frame;
+pub mod hello;
+mod json;
+pub(crate) mod msgpack;
+
+pub use self::bytes::Bytes;
+pub use self::codec::{Codec, UnknownCodec};
+pub use self::frame::{ClientFrame, Cursors, ErrorCode, Ref, Seq, ServerFrame};
+#[cfg(feature = "server")]
+pub(crate) use self::json::decode_payload;
+pub use self::json::{DecodeError, EncodeError};
