@@ -45,6 +45,8 @@ struct Server {
     addr: SocketAddr,
     seen: Seen,
     requests: Arc<AtomicUsize>,
+    /// How many of the next requests to answer with 503, as a server being deployed does.
+    unavailable: Arc<AtomicUsize>,
 }
 
 /// Tokens that stop being accepted: as if they expired.
@@ -75,18 +77,45 @@ async fn server() -> Server {
     let endpoint: Endpoint<Relay, Relayer> = Endpoint::builder(move || Relayer(s.clone())).build();
     let requests = Arc::new(AtomicUsize::new(0));
     let counted = requests.clone();
+    let unavailable = Arc::new(AtomicUsize::new(0));
+    let down = unavailable.clone();
     let router = omni::axum::Router::new()
         .nest("/omni", endpoint.router())
         .layer(middleware::from_fn(auth))
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             counted.fetch_add(1, Ordering::SeqCst);
-            next.run(request)
+            let refused = down
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            async move {
+                if refused {
+                    StatusCode::SERVICE_UNAVAILABLE.into_response()
+                } else {
+                    next.run(request).await
+                }
+            }
         }));
     let addr = common::serve(router).await;
     Server {
         addr,
         seen,
         requests,
+        unavailable,
+    }
+}
+
+const TRANSPORTS: [Transport; 3] = [Transport::Ws, Transport::Http, Transport::Sse];
+
+/// Ends the client's connection through `proxy` to `server` from outside, so that it
+/// connects again. A WebSocket or an event stream is cut. An HTTP client has no connection
+/// to cut (between its requests a cut is invisible: the next opens another); its run of
+/// requests ends when one fails, so the server answers the next one with 503.
+fn end_connection(transport: Transport, server: &Server, proxy: &Proxy) {
+    match transport {
+        Transport::Http => {
+            server.unavailable.store(1, Ordering::SeqCst);
+        }
+        _ => proxy.cut(),
     }
 }
 
@@ -150,21 +179,18 @@ fn is_unauthorized(state: &TransportState) -> bool {
 
 #[tokio::test]
 async fn the_providers_headers_reach_the_handler_on_every_reconnect() {
-    let server = server().await;
-    let proxy = Proxy::start(server.addr).await;
-    // HTTP has no connection to cut: every request carries the headers of the run it is in,
-    // which only a failed request ends (see the unauthorized test).
-    for transport in [Transport::Ws, Transport::Sse] {
-        server.seen.lock().unwrap().clear();
+    for transport in TRANSPORTS {
+        let server = server().await;
+        let proxy = Proxy::start(server.addr).await;
         let issued: Issued = Arc::new(Mutex::new(Ok("good-1".into())));
         let (client, mut messages) = client(proxy.addr, transport, &issued);
         let mut session = None;
         for round in 1..=3u32 {
-            let states = states_until(&mut messages, |s| {
-                eprintln!("{transport:?} {s:?}");
-                is_connected(s)
-            })
-            .await;
+            let states = states_until(&mut messages, is_connected).await;
+            assert!(
+                !states.iter().any(is_unauthorized),
+                "{transport:?}: {states:?}"
+            );
             let Some(TransportState::Connected { session: now }) = states.last() else {
                 unreachable!()
             };
@@ -173,7 +199,7 @@ async fn the_providers_headers_reach_the_handler_on_every_reconnect() {
             client.send(RelayFromClient::Echo(round)).unwrap();
             assert_eq!(next_echo(&mut messages).await, round, "{transport:?}");
             *issued.lock().unwrap() = Ok(format!("good-{}", round + 1));
-            proxy.cut();
+            end_connection(transport, &server, &proxy);
         }
         let seen = server.seen.lock().unwrap().clone();
         let expected: Vec<_> = (1..=3).map(|n| (n, format!("good-{n}"))).collect();
@@ -237,22 +263,30 @@ async fn a_401_waits_for_the_application_and_the_queue_then_goes_once() {
 
 #[tokio::test]
 async fn a_failing_provider_is_unauthorized_and_a_hanging_one_is_bounded() {
+    for transport in TRANSPORTS {
+        failing_and_hanging_provider(transport).await;
+    }
+}
+
+/// Every transport asks the provider before its attempt (an event stream before its `GET`, an
+/// HTTP client before its first request), so each is refused or bounded alike.
+async fn failing_and_hanging_provider(transport: Transport) {
     let server = server().await;
     let issued: Issued = Arc::new(Mutex::new(Err("signed out".into())));
-    let (client, mut messages) = client(server.addr, Transport::Ws, &issued);
+    let (client, mut messages) = client(server.addr, transport, &issued);
     client.send(RelayFromClient::Echo(1)).unwrap();
     let states = states_until(&mut messages, is_unauthorized).await;
     match &states[..] {
         [
             TransportState::Connecting,
             TransportState::Unauthorized { reason },
-        ] => assert!(reason.contains("signed out"), "{reason}"),
-        other => panic!("{other:?}"),
+        ] => assert!(reason.contains("signed out"), "{transport:?}: {reason}"),
+        other => panic!("{transport:?}: {other:?}"),
     }
     assert_eq!(
         server.requests.load(Ordering::SeqCst),
         0,
-        "nothing was sent"
+        "{transport:?}: nothing was sent"
     );
 
     // A provider that never answers costs one connect timeout per attempt, then a retry.
@@ -271,14 +305,14 @@ async fn a_failing_provider_is_unauthorized_and_a_hanging_one_is_bounded() {
                 TransportState::Reconnecting { attempt: 1, .. },
             ]
         ),
-        "{states:?}"
+        "{transport:?}: {states:?}"
     );
     *issued.lock().unwrap() = Ok("good-1".into());
-    assert_eq!(next_echo(&mut messages).await, 1);
+    assert_eq!(next_echo(&mut messages).await, 1, "{transport:?}");
     assert_eq!(
         *server.seen.lock().unwrap(),
         [(1, "good-1".to_owned())],
-        "handled once, with the credentials that worked"
+        "{transport:?}: handled once, with the credentials that worked"
     );
     client.close();
 }
@@ -339,19 +373,33 @@ async fn a_mux_asks_the_provider_too_and_waits_after_a_401() {
 
 #[tokio::test]
 async fn credentials_that_expire_on_an_open_connection_are_renewed_not_reported() {
-    for transport in [Transport::Http, Transport::Sse] {
+    for transport in TRANSPORTS {
         let server = server().await;
+        let proxy = Proxy::start(server.addr).await;
         let name = format!("good-{transport:?}");
         let issued: Issued = Arc::new(Mutex::new(Ok(format!("{name}-1"))));
-        let (client, mut messages) = client(server.addr, transport, &issued);
+        let (client, mut messages) = client(proxy.addr, transport, &issued);
         client.send(RelayFromClient::Echo(1)).unwrap();
         assert_eq!(next_echo(&mut messages).await, 1, "{transport:?}");
 
         // The token in use expires; the provider has a fresh one.
         REVOKED.lock().unwrap().push(format!("{name}-1"));
         *issued.lock().unwrap() = Ok(format!("{name}-2"));
+        if transport == Transport::Ws {
+            // A WebSocket is authorized once, at its handshake: nothing on an open socket
+            // asks again, so the expired token is met at the next connect, which asks the
+            // provider first. Its message goes on the new socket.
+            proxy.cut();
+            loop {
+                let state = next_state(&mut messages).await;
+                if matches!(state, TransportState::Disconnected { .. }) {
+                    break;
+                }
+            }
+        }
         client.send(RelayFromClient::Echo(2)).unwrap();
-        // The refused request ends the connection; the next asks the provider again.
+        // HTTP and SSE repeat the attempt's headers: the refused request ends the
+        // connection, and the next asks the provider again.
         loop {
             match next(&mut messages).await {
                 Relay::Echoed(2) => break,

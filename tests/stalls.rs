@@ -5,14 +5,16 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Client, PATIENCE, serve};
+use common::{Client, PATIENCE};
 use futures_util::SinkExt;
 use omni::server::{Endpoint, Limits, Mux};
 use omni::token::Keys;
 use omni::{ClientFrame, Context, HandlerResult, ServerFrame, SessionId};
+use tokio::io::AsyncReadExt;
+use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
 
 /// A protocol whose handler can be told to take its time.
@@ -39,11 +41,15 @@ enum Nap {
 type Down = ServerFrame<NapFromServer>;
 
 struct Napper {
-    disconnects: Arc<AtomicU32>,
+    /// Told when a nap starts.
+    napping: Arc<Notify>,
+    /// Told of every `disconnected` hook: the session, and when.
+    gone: mpsc::UnboundedSender<(SessionId, Instant)>,
 }
 
 impl NapHandler for Napper {
     async fn sleep(&mut self, cx: &mut Context<Nap>, ms: u64) -> HandlerResult {
+        self.napping.notify_one();
         tokio::time::sleep(Duration::from_millis(ms)).await;
         cx.send(NapFromServer::Woke);
         Ok(())
@@ -64,8 +70,8 @@ impl NapHandler for Napper {
         Ok(())
     }
 
-    async fn disconnected(&mut self, _: &mut Context<Nap>) -> HandlerResult {
-        self.disconnects.fetch_add(1, Ordering::SeqCst);
+    async fn disconnected(&mut self, cx: &mut Context<Nap>) -> HandlerResult {
+        let _ = self.gone.send((cx.session(), Instant::now()));
         Ok(())
     }
 }
@@ -76,15 +82,33 @@ struct Server {
     addr: SocketAddr,
     endpoint: Endpoint<Nap, Napper>,
     mux: Mux,
-    disconnects: Arc<AtomicU32>,
+    napping: Arc<Notify>,
+    gone: mpsc::UnboundedReceiver<(SessionId, Instant)>,
+}
+
+impl Server {
+    /// Waits until a handler has started its nap.
+    async fn napping(&self) {
+        tokio::time::timeout(PATIENCE, self.napping.notified())
+            .await
+            .expect("the nap started");
+    }
 }
 
 /// Serves the endpoint on `/ws` and as mux modules `a` and `b` on `/mux`.
 async fn start(limits: Limits) -> Server {
-    let disconnects = Arc::new(AtomicU32::new(0));
-    let counted = disconnects.clone();
+    start_with(limits, None).await
+}
+
+/// [`start`], with the listener's (and so every accepted socket's) kernel send buffer set to
+/// `send_buffer` bytes, if given.
+async fn start_with(limits: Limits, send_buffer: Option<u32>) -> Server {
+    let napping = Arc::new(Notify::new());
+    let (told, gone) = mpsc::unbounded_channel();
+    let factory = (napping.clone(), told);
     let endpoint = Endpoint::<Nap, _>::builder(move || Napper {
-        disconnects: counted.clone(),
+        napping: factory.0.clone(),
+        gone: factory.1.clone(),
     })
     .limits(limits)
     .build();
@@ -95,12 +119,23 @@ async fn start(limits: Limits) -> Server {
     let router = omni::axum::Router::new()
         .nest("/omni", endpoint.router())
         .nest("/omni", mux.router());
-    let addr = serve(router).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    if let Some(bytes) = send_buffer {
+        socket.set_send_buffer_size(bytes).unwrap();
+    }
+    socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let listener = socket.listen(64).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listener = omni::axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move { omni::axum::serve(listener, router).await.unwrap() });
     Server {
         addr,
         endpoint,
         mux,
-        disconnects,
+        napping,
+        gone,
     }
 }
 
@@ -128,8 +163,7 @@ async fn a_slow_handler_does_not_hold_up_broadcasts_to_its_own_client() {
     let (mut shouter, _) = welcomed(server.addr).await;
 
     sleeper.msg(NapFromClient::Sleep(1500), 1).await;
-    // Let the handler start its nap.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.napping().await;
     let shouted = Instant::now();
     for i in 0..5 {
         shouter
@@ -212,7 +246,7 @@ async fn a_slow_component_does_not_hold_up_the_others_on_its_socket() {
     let (mut shouter, _) = welcomed(server.addr).await;
 
     socket.send(to("slow", NapFromClient::Sleep(1500), 1)).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.napping().await;
     let started = Instant::now();
     // A message to the other component is handled, and broadcasts reach both, while the
     // first component naps.
@@ -261,51 +295,91 @@ async fn a_slow_component_does_not_hold_up_the_others_on_its_socket() {
 
 #[tokio::test]
 async fn a_client_that_sends_but_never_reads_is_closed_after_the_write_timeout() {
+    let write_timeout = Duration::from_millis(500);
     // The queue is far larger than anything this test sends: only the write timeout can
-    // notice this client.
-    let server = start(Limits {
-        outbound_queue: 1_000_000,
-        write_timeout: Duration::from_millis(500),
-        ..Limits::default()
-    })
+    // notice this client. The server's send buffer and the client's receive window hold a
+    // few KiB between them, less than one reply: the server's writes stall on the first.
+    let mut server = start_with(
+        Limits {
+            outbound_queue: 1_000_000,
+            outbound_queue_bytes: 1 << 30,
+            write_timeout,
+            ..Limits::default()
+        },
+        Some(4096),
+    )
     .await;
     let mut stuck = Client::connect_with_small_window(server.addr, "/omni/ws").await;
+    let stuck_session = match stuck.next::<NapFromServer>().await {
+        ServerFrame::Welcome { session, .. } => session,
+        other => panic!("expected welcome, got {other:?}"),
+    };
     let (mut bystander, _) = welcomed(server.addr).await;
 
-    // Each echo comes back as large as it went: the replies fill the socket's buffers, and
-    // this client never reads them.
+    // Each echo comes back as large as it went, and this client reads none of them.
+    const ECHOES: usize = 64;
     let text = "x".repeat(32 * 1024);
     let frame = ClientFrame::msg(NapFromClient::Echo(text))
         .encode()
         .unwrap();
-    let sending = tokio::spawn(async move {
-        for _ in 0..1000 {
-            let sent = tokio::time::timeout(
-                PATIENCE,
-                stuck.socket.send(Message::Text(frame.clone().into())),
-            )
-            .await;
-            if !matches!(sent, Ok(Ok(()))) {
-                break;
-            }
+    // The server cannot be stuck on a reply before the first echo is sent.
+    let stalled_by = Instant::now();
+    for _ in 0..ECHOES {
+        let sent = tokio::time::timeout(
+            PATIENCE,
+            stuck.socket.send(Message::Text(frame.clone().into())),
+        )
+        .await;
+        if !matches!(sent, Ok(Ok(()))) {
+            break;
         }
-        stuck
-    });
+    }
 
-    let deadline = Instant::now() + PATIENCE;
-    while server.endpoint.metrics().slow_consumers == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "a client that never reads was never closed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let bound = write_timeout + Duration::from_millis(1500);
+    let (session, at) = tokio::time::timeout_at((stalled_by + bound).into(), server.gone.recv())
+        .await
+        .unwrap_or_else(|_| panic!("the stuck connection was not closed within {bound:?}"))
+        .unwrap();
     // Its session's `disconnected` hook ran: the connection is over on the server.
-    while server.disconnects.load(Ordering::SeqCst) == 0 {
-        assert!(Instant::now() < deadline, "the disconnect hook never ran");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // Everyone else is served as before.
+    assert_eq!(session, stuck_session, "another session was disconnected");
+    assert!(
+        at - stalled_by <= bound,
+        "closed after {:?}",
+        at - stalled_by
+    );
+    assert_eq!(server.endpoint.metrics().slow_consumers, 1);
+
+    // The socket is closed on the server's side: reading it now yields at most what the
+    // kernels held when the server gave up, then its end (or a reset), not the other replies.
+    let MaybeTlsStream::Plain(mut tcp) = stuck.socket.into_inner() else {
+        unreachable!("a plain connection")
+    };
+    let mut read = 0;
+    let mut buf = vec![0; 64 * 1024];
+    let ended = loop {
+        let deadline = (stalled_by + bound).into();
+        match tokio::time::timeout_at(deadline, tcp.read(&mut buf)).await {
+            Ok(Ok(0)) => break "its end",
+            Ok(Ok(n)) => read += n,
+            Ok(Err(err)) => {
+                use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+                assert!(
+                    matches!(err.kind(), ConnectionReset | ConnectionAborted | BrokenPipe),
+                    "{err}"
+                );
+                break "a reset";
+            }
+            Err(_) => panic!(
+                "the stuck connection is still open {bound:?} after the stall ({read} bytes read)"
+            ),
+        }
+    };
+    assert!(
+        read < ECHOES * 32 * 1024,
+        "{read} bytes read before {ended}: the server went on writing"
+    );
+
+    // Everyone else is served as before, and no other session was disconnected.
     bystander.msg(NapFromClient::Echo("ok".into()), 1).await;
     until(&mut bystander, |frame| match frame {
         ServerFrame::Msg {
@@ -315,7 +389,7 @@ async fn a_client_that_sends_but_never_reads_is_closed_after_the_write_timeout()
         _ => None,
     })
     .await;
-    drop(sending);
+    assert!(server.gone.try_recv().is_err(), "a second disconnect");
 }
 
 #[tokio::test]
