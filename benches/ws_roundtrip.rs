@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{Message as AxumMessage, WebSocket, WebSocketUpgrade};
 use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
-use omni::codec::Codec;
+use omni::wire::Codec;
 use omni::server::Endpoint;
 use omni::{ClientFrame, Context, HandlerResult};
 use serde::{Deserialize, Serialize};

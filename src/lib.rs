@@ -61,14 +61,14 @@ pub use omni_macros::{protocol, wire};
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use omni_runtime::client;
-/// Bytes in a message: `bin` in MessagePack, base64 in JSON (see [`codec::Bytes`]).
-pub use omni_runtime::codec::{Bytes, Codec};
+/// Bytes in a message: `bin` in MessagePack, base64 in JSON (see [`wire::Bytes`]).
+pub use omni_runtime::wire::{Bytes, Codec};
 pub use omni_runtime::{
     BoxError, ClientFrame, Context, DecodeError, Dispatch, Effect, EncodeError, ErrorCode,
     HandlerResult, Protocol, Ref, Sender, Seq, ServerFrame, SessionGone, SessionId, TransportError,
     TransportState,
 };
-pub use omni_runtime::{codec, context, frame, presence, session, token, transport, typescript};
+pub use omni_runtime::{context, presence, session, token, transport, typescript, wire};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use omni_runtime::{pubsub, server, test};

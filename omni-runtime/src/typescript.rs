@@ -78,12 +78,12 @@ pub fn generate<P: Protocol>() -> Declarations {
 /// #[derive(Debug, Clone, PartialEq)]
 /// enum Files {
 ///     #[client]
-///     Upload(omni::codec::Bytes),
+///     Upload(omni::wire::Bytes),
 ///     #[server]
 ///     Stored(u32),
 /// }
 ///
-/// use omni::codec::Codec;
+/// use omni::wire::Codec;
 /// use omni::typescript::generate_for;
 ///
 /// let packed = generate_for::<Files>(Codec::MsgPack).module;

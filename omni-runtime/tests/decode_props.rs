@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{ChatDown, ChatMessage, ChatUp};
-use omni_runtime::codec::Codec;
+use omni_runtime::wire::Codec;
 use omni_runtime::{ClientFrame, Cursors, DecodeError, ErrorCode, ServerFrame, SessionId};
 use proptest::collection::{btree_map, vec};
 use proptest::option;

@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{ChatDown, ChatUp, message};
-use omni_runtime::codec::Codec;
+use omni_runtime::wire::Codec;
 use omni_runtime::{ClientFrame, ErrorCode, ServerFrame, SessionId};
 use serde_json::{Value, json};
 
@@ -133,7 +133,7 @@ fn msgpack_examples() {
     );
     // Bytes: `bin` here, base64 in JSON.
     let bytes = ServerFrame::Push {
-        payload: omni_runtime::codec::Bytes(vec![0xde, 0xad, 0xbe, 0xef]),
+        payload: omni_runtime::wire::Bytes(vec![0xde, 0xad, 0xbe, 0xef]),
         topic: None,
         id: None,
     };

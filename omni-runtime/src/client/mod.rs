@@ -329,7 +329,7 @@ where
     ///
     /// ```no_run
     /// use omni::client::{Client, Transport};
-    /// use omni::codec::{Bytes, Codec};
+    /// use omni::wire::{Bytes, Codec};
     ///
     /// #[omni::protocol]
     /// #[derive(Debug, Clone, PartialEq)]

@@ -118,7 +118,7 @@ impl MuxBuilder {
     ///
     /// ```no_run
     /// use omni::client::Mux;
-    /// use omni::codec::Codec;
+    /// use omni::wire::Codec;
     ///
     /// # async fn run() {
     /// let mux = Mux::builder("http://127.0.0.1:3000/omni")

@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// codec brought it.
 ///
 /// ```
-/// use omni::codec::Bytes;
+/// use omni::wire::Bytes;
 ///
 /// let image = Bytes::from(vec![0x89, b'P', b'N', b'G']);
 /// assert_eq!(serde_json::to_string(&image)?, r#""iVBORw==""#);

@@ -8,7 +8,7 @@
 /// stream is always JSON. The `welcome` frame names the codec in force.
 ///
 /// ```
-/// use omni::codec::Codec;
+/// use omni::wire::Codec;
 ///
 /// assert_eq!("msgpack".parse::<Codec>(), Ok(Codec::MsgPack));
 /// assert_eq!(Codec::MsgPack.content_type(), "application/msgpack");
