@@ -488,28 +488,51 @@ mod tests {
         assert_eq!(b.len(), 0);
     }
 
+    const TOPICS: [&str; 3] = ["t", "u", "v"];
+
     /// What the registry can be asked to do.
     #[derive(Debug, Clone)]
     enum Op {
-        Track(u8, u8, u8),
-        Untrack(u8, u8),
+        /// Session, topic, key, meta.
+        Track(u8, usize, u8, u8),
+        Untrack(u8, usize, u8),
         End(u8),
+        /// The interval ends: the diffs go out, the changes go to the other process.
         Flush,
+        /// A new subscriber of the topic is handed its state (an empty one when nobody is
+        /// tracked there, or nothing if `always` is false).
+        Show(usize, bool),
     }
 
     fn op() -> impl Strategy<Value = Op> {
+        let topic = 0..TOPICS.len();
         prop_oneof![
-            (0u8..4, 0u8..3, 0u8..2).prop_map(|(s, k, m)| Op::Track(s, k, m)),
-            (0u8..4, 0u8..3).prop_map(|(s, k)| Op::Untrack(s, k)),
-            (0u8..4).prop_map(Op::End),
-            Just(Op::Flush),
+            4 => (0u8..4, topic.clone(), 0u8..3, 0u8..2)
+                .prop_map(|(s, t, k, m)| Op::Track(s, t, k, m)),
+            2 => (0u8..4, topic.clone(), 0u8..3).prop_map(|(s, t, k)| Op::Untrack(s, t, k)),
+            1 => (0u8..4).prop_map(Op::End),
+            3 => Just(Op::Flush),
+            1 => (topic, any::<bool>()).prop_map(|(t, always)| Op::Show(t, always)),
         ]
+    }
+
+    /// Some operations, and for each topic a point among them where a subscriber joins.
+    fn ops_and_joins() -> impl Strategy<Value = (Vec<Op>, [usize; 3])> {
+        proptest::collection::vec(op(), 1..60).prop_flat_map(|ops| {
+            let n = ops.len();
+            (Just(ops), proptest::array::uniform3(0..n))
+        })
     }
 
     /// The list a `presence_state` frame carries.
     fn state_of(frame: &Outgoing) -> List {
         let mut value: serde_json::Value = serde_json::from_str(frame.text()).unwrap();
         serde_json::from_value(value["state"].take()).unwrap()
+    }
+
+    /// What a `presence_diff` frame carries.
+    fn diff_of(frame: &Outgoing) -> Diff {
+        serde_json::from_str(frame.text()).unwrap()
     }
 
     fn sorted(mut list: List) -> List {
@@ -519,43 +542,133 @@ mod tests {
         list
     }
 
+    /// Each key's metadata, one per entry: what the model can say without the refs.
+    type Seen = BTreeMap<String, Vec<Meta>>;
+
+    fn seen(list: &List) -> Seen {
+        list.iter()
+            .map(|(key, entries)| {
+                let mut metas: Vec<Meta> = entries.iter().map(|e| e.meta.clone()).collect();
+                metas.sort();
+                (key.clone(), metas)
+            })
+            .collect()
+    }
+
+    /// Who is tracked where, kept apart from the registry: per topic, (session, key) → meta.
+    #[derive(Default)]
+    struct Model(Vec<BTreeMap<(u8, String), u8>>);
+
+    impl Model {
+        fn seen(&self, topic: usize) -> Seen {
+            let mut out = Seen::new();
+            for ((_, key), &m) in &self.0[topic] {
+                out.entry(key.clone()).or_default().push(meta(m));
+            }
+            for metas in out.values_mut() {
+                metas.sort();
+            }
+            out
+        }
+    }
+
+    /// A subscriber: its topic, the list it holds (its state plus every diff since), and
+    /// the list it must hold: its state's, then the model's at each flush.
+    struct Subscriber {
+        topic: usize,
+        holds: List,
+        owed: Seen,
+    }
+
     proptest! {
-        /// A subscriber that took the state at any point and then applied every diff holds the
-        /// registry's list after the last flush; and another process fed only this one's
-        /// changes holds the same list.
+        /// Every subscriber (whenever it took its state) that applies every diff holds,
+        /// after every step, the model's list as of its state or the last flush since, and
+        /// at a flush exactly the registry's list, refs included; another process fed only
+        /// this one's changes holds it too.
         #[test]
         fn state_plus_diffs_is_the_list_on_this_and_on_other_processes(
-            ops in proptest::collection::vec(op(), 0..60),
-            join_at in 0usize..60,
+            (ops, joins) in ops_and_joins(),
         ) {
             let mut r = Registry::new("a".into());
             let mut other = Registry::new("b".into());
-            let mut seen: Option<List> = None;
+            let mut model = Model(vec![BTreeMap::new(); TOPICS.len()]);
+            let mut subscribers: Vec<Subscriber> = Vec::new();
+            // Each topic's lists since the last flush: a state handed out in between may be
+            // any of them (it is encoded once per interval), the next diff making up the rest.
+            let mut since_flush: Vec<Vec<Seen>> = vec![vec![Seen::new()]; TOPICS.len()];
             for (i, op) in ops.iter().enumerate() {
-                if i == join_at {
-                    seen = Some(state_of(&r.state("t", true).unwrap()));
+                let mut shown: Vec<(usize, bool)> = (0..TOPICS.len())
+                    .filter(|&t| joins[t] == i)
+                    .map(|t| (t, i % 2 == 0))
+                    .collect();
+                if let Op::Show(t, always) = *op {
+                    shown.push((t, always));
+                }
+                for (topic, always) in shown {
+                    let holds = r
+                        .state(TOPICS[topic], always)
+                        .map(|frame| state_of(&frame))
+                        .unwrap_or_default();
+                    let owed = seen(&holds);
+                    prop_assert!(
+                        since_flush[topic].contains(&owed),
+                        "{} shown {:?}, which it never was since the last flush: {:?}",
+                        TOPICS[topic], owed, since_flush[topic]
+                    );
+                    subscribers.push(Subscriber { topic, holds, owed });
                 }
                 match *op {
-                    Op::Track(s, k, m) => { r.track(session(s), "t", &k.to_string(), meta(m)); }
-                    Op::Untrack(s, k) => { r.untrack(session(s), "t", &k.to_string()); }
-                    Op::End(s) => { r.untrack_session(session(s)); }
-                    Op::Flush => {}
+                    Op::Track(s, t, k, m) => {
+                        r.track(session(s), TOPICS[t], &k.to_string(), meta(m));
+                        model.0[t].insert((s, k.to_string()), m);
+                    }
+                    Op::Untrack(s, t, k) => {
+                        r.untrack(session(s), TOPICS[t], &k.to_string());
+                        model.0[t].remove(&(s, k.to_string()));
+                    }
+                    Op::End(s) => {
+                        r.untrack_session(session(s));
+                        for topic in &mut model.0 {
+                            topic.retain(|(owner, _), _| *owner != s);
+                        }
+                    }
+                    Op::Flush | Op::Show(..) => {}
                 }
-                if matches!(op, Op::Flush) || i + 1 == ops.len() {
-                    for (_, diff) in r.flush() {
-                        if let Some(list) = seen.as_mut() {
-                            diff.apply_to(list);
+                for (t, lists) in since_flush.iter_mut().enumerate() {
+                    lists.push(model.seen(t));
+                }
+                let last = i + 1 == ops.len();
+                if matches!(op, Op::Flush) || last {
+                    since_flush = (0..TOPICS.len()).map(|t| vec![model.seen(t)]).collect();
+                    for (topic, diff) in r.flush() {
+                        prop_assert!(!diff.is_empty(), "an empty diff for {}", topic);
+                        let diff = diff_of(&Outgoing::presence_diff(&topic, &diff));
+                        for s in subscribers.iter_mut().filter(|s| TOPICS[s.topic] == topic) {
+                            diff.apply_to(&mut s.holds);
                         }
                     }
                     other.apply_node(1, r.take_changes());
+                    for s in &mut subscribers {
+                        s.owed = model.seen(s.topic);
+                        let now = sorted(r.list(TOPICS[s.topic]).cloned().unwrap_or_default());
+                        prop_assert_eq!(sorted(s.holds.clone()), now, "{} after op {}", TOPICS[s.topic], i);
+                    }
+                    for (t, topic) in TOPICS.iter().enumerate() {
+                        let there = other.list(topic).cloned().unwrap_or_default();
+                        prop_assert_eq!(seen(&there), model.seen(t), "{} on the other process", topic);
+                    }
+                }
+                for s in &subscribers {
+                    prop_assert_eq!(&seen(&s.holds), &s.owed, "{} after op {}", TOPICS[s.topic], i);
                 }
             }
-            let now = sorted(r.list("t").cloned().unwrap_or_default());
-            if let Some(list) = seen {
-                prop_assert_eq!(sorted(list), now.clone());
+            for (t, topic) in TOPICS.iter().enumerate() {
+                let now = r.list(topic).cloned().unwrap_or_default();
+                prop_assert_eq!(seen(&now), model.seen(t));
+                prop_assert_eq!(sorted(other.list(topic).cloned().unwrap_or_default()), sorted(now));
             }
-            prop_assert_eq!(sorted(other.list("t").cloned().unwrap_or_default()), now.clone());
-            prop_assert_eq!(r.own_entries().len(), now.values().map(Vec::len).sum::<usize>());
+            let tracked: usize = model.0.iter().map(BTreeMap::len).sum();
+            prop_assert_eq!(r.own_entries().len(), tracked);
         }
     }
 }
