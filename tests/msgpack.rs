@@ -15,9 +15,9 @@ use omni::axum::extract::{Request, State};
 use omni::axum::middleware::{self, Next};
 use omni::axum::response::Response;
 use omni::client::{Backoff, Client, Heartbeat, Messages, Mux as MuxClient, SendError, Transport};
-use omni::wire::Codec;
 use omni::server::{Endpoint, Mux};
 use omni::token::Keys;
+use omni::wire::Codec;
 use omni::{Bytes, Context, HandlerResult, TransportError, TransportState};
 
 /// Blobs stored and shared.

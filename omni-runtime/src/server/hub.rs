@@ -1014,6 +1014,8 @@ mod pairing {
                     self.resume_onto(target, conn, after);
                     self.slots[slot] = Some((target, conn));
                 }
+                // A point its own session never reached is refused: nothing changes.
+                _ if after > self.last_seq(own) => {}
                 _ => self.replay(own, after),
             }
         }
