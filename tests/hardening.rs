@@ -243,6 +243,7 @@ async fn the_demo_mux_takes_a_shared_file_at_the_size_its_page_allows() {
         }
     }
     let _ = server.kill();
+    let _ = server.wait();
 }
 
 /// The body of `GET path`, read to the end.

@@ -167,11 +167,13 @@ fn decode_body<P: Protocol>(
         Ok(frames) => frames,
         Err(err) => return vec![Err(err)],
     };
-    let decode: fn(&[u8]) -> Result<ClientFrame<P::Client>, DecodeError> = match codec {
-        Codec::MsgPack => ClientFrame::decode_msgpack,
-        _ => ClientFrame::decode,
-    };
-    frames.into_iter().map(decode).collect()
+    frames
+        .into_iter()
+        .map(|frame| match codec {
+            Codec::MsgPack => ClientFrame::decode_msgpack(frame),
+            _ => ClientFrame::decode(frame),
+        })
+        .collect()
 }
 
 fn encode_error(frame: &ServerFrame<()>, codec: Codec) -> Vec<u8> {

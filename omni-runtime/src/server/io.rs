@@ -24,13 +24,14 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
 /// A TCP stream with a first-byte deadline and a write-progress timeout.
 pub(crate) struct Watched {
     inner: TcpStream,
     /// Armed until the connection's first byte arrives.
     first_byte: Option<Pin<Box<Sleep>>>,
+    #[cfg(feature = "tls")]
     first_byte_timeout: Duration,
     /// The last write could not complete: the peer's window is full.
     stuck: bool,
@@ -47,14 +48,16 @@ impl Watched {
         Self {
             inner,
             first_byte: Some(Box::pin(tokio::time::sleep(first_byte))),
+            #[cfg(feature = "tls")]
             first_byte_timeout: first_byte,
             stuck: false,
         }
     }
 
     /// Waits again for a first byte: after a TLS handshake, the request is what must come.
+    #[cfg(feature = "tls")]
     pub(crate) fn expect_request(&mut self) {
-        let deadline = Instant::now() + self.first_byte_timeout;
+        let deadline = tokio::time::Instant::now() + self.first_byte_timeout;
         match &mut self.first_byte {
             Some(sleep) => sleep.as_mut().reset(deadline),
             None => self.first_byte = Some(Box::pin(tokio::time::sleep_until(deadline))),

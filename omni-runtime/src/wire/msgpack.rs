@@ -243,7 +243,6 @@ pub(crate) fn tagged(frame: &[u8], id: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-#[cfg(any(feature = "server", feature = "client"))]
 /// The elements of a MessagePack array of frames (a `POST /http` body), each as its own bytes,
 /// so one bad frame does not hide the others; `None` if `body` is not an array.
 pub(crate) fn split_array(body: &[u8]) -> Option<Result<Vec<&[u8]>, DecodeError>> {
