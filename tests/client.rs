@@ -474,6 +474,8 @@ fn assert_well_formed(states: &[TransportState], transport: Transport) {
             ) => true,
             // These clients have no credentials to refuse.
             (TransportState::Unauthorized { .. }, _) => false,
+            // A state this test does not know of is a state it has not checked.
+            (other, _) => panic!("{transport:?}: an unknown state {other:?}"),
         };
         assert!(ok, "{transport:?}: {:?} then {:?}", pair[0], pair[1]);
     }

@@ -367,5 +367,7 @@ fn describe(state: &TransportState) -> String {
         }
         TransportState::Unauthorized { reason } => format!("not authorized: {reason}"),
         TransportState::Error(err) => format!("error: {err}"),
+        // A state added after this client was written.
+        other => format!("{other:?}"),
     }
 }

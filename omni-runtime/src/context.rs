@@ -46,6 +46,7 @@ use crate::presence::Meta;
 use crate::{Protocol, SessionId};
 
 /// What a handler asked the runtime to do, in the order it asked.
+#[non_exhaustive]
 pub enum Effect<P: Protocol> {
     /// Send a sequenced `msg` to this client: logged and replayed on resume.
     Send(P::Server),

@@ -30,6 +30,7 @@ use crate::{ErrorCode, SessionId};
 /// A change in the client's connection to the server.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TransportState {
     /// A connection attempt has started.
     Connecting,
@@ -86,6 +87,7 @@ pub enum TransportState {
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, thiserror::Error,
 )]
 #[serde(tag = "error", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TransportError {
     /// The transport could not be set up (a bad URL, a refused handshake).
     #[error("could not connect: {message}")]

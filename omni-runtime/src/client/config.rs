@@ -12,6 +12,7 @@ use crate::wire::Codec;
 
 /// Which transport a client uses. All three carry the same frames and resume the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Transport {
     /// One WebSocket (`{url}/ws`): the default.
     #[default]

@@ -130,6 +130,7 @@ pub(crate) type Hook<C> = Arc<dyn Fn(ConnectInfo) -> Vec<C> + Send + Sync>;
 
 /// Why a message could not be queued.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError {
     /// The queue of unacknowledged messages is full: the server is unreachable or slow.
     #[error("{capacity} messages are already waiting for the server")]

@@ -63,6 +63,7 @@ pub const PRESENCE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What a sequenced topic holds after a subscriber's cursor.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum Replay {
     /// Every message after the cursor, in order (`msg` frames): nothing was lost.
     Held(Vec<Outgoing>),

@@ -13,6 +13,7 @@ use axum::http::header::{HOST, ORIGIN};
 /// # let _ = origins;
 /// ```
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub enum Origins {
     /// The default: the origin's host and port must equal the request's `Host`.
     #[default]

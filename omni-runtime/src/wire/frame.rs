@@ -331,55 +331,67 @@ impl<S> ServerFrame<S> {
     }
 }
 
-/// The stable error codes of `error` frames.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, TS)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
+/// Declares the error codes once: each with its documentation and its name on the wire, from
+/// which the enum, [`ErrorCode::ALL`] and [`ErrorCode::as_str`] are all made.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])* $code:ident = $name:literal,)*) => {
+        /// The stable error codes of `error` frames.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, TS)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])* #[ts(rename = $name)] $code,)*
+            /// A code this build does not know (sent by a newer peer).
+            #[ts(skip)]
+            Unknown,
+        }
+
+        impl ErrorCode {
+            /// Every code a v1 peer may send.
+            pub const ALL: [ErrorCode; [$(error_codes!(@one $code)),*].len()] =
+                [$(Self::$code),*];
+
+            /// The code as written on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$code => $name,)*
+                    Self::Unknown => "unknown",
+                }
+            }
+        }
+    };
+    (@one $code:ident) => {
+        ()
+    };
+}
+
+error_codes! {
     /// Not JSON, not an object, an unknown `type`, or a missing field.
-    BadFrame,
+    BadFrame = "bad_frame",
     /// The payload does not decode as the protocol's message.
-    BadPayload,
+    BadPayload = "bad_payload",
     /// The frame is larger than the limit (ws close 1009, HTTP 413).
-    TooLarge,
+    TooLarge = "too_large",
     /// The client's schema hash differs from the server's.
-    VersionMismatch,
+    VersionMismatch = "version_mismatch",
     /// Mux: the join token is tampered, expired, signed with another key or for another module.
-    BadToken,
+    BadToken = "bad_token",
     /// Mux: no module of that name is registered.
-    UnknownModule,
+    UnknownModule = "unknown_module",
     /// Mux: a component with that id is already joined.
-    DuplicateId,
+    DuplicateId = "duplicate_id",
     /// Mux: no component with that id is joined.
-    UnknownId,
+    UnknownId = "unknown_id",
     /// The handler returned an error for the message (`ref`); the handler and its state are
     /// kept, and what it did before refusing is dropped.
-    Rejected,
+    Rejected = "rejected",
     /// The handler panicked (or a hook failed); it was replaced by a fresh one, whose
     /// `connected` hook ran after the old one's `disconnected`.
-    HandlerFailed,
+    HandlerFailed = "handler_failed",
     /// The connection's outbound queue overflowed; it is closed.
-    SlowConsumer,
-    /// A code this build does not know (sent by a newer peer).
-    #[ts(skip)]
-    Unknown,
+    SlowConsumer = "slow_consumer",
 }
 
 impl ErrorCode {
-    /// Every code a v1 peer may send.
-    pub const ALL: [ErrorCode; 11] = [
-        Self::BadFrame,
-        Self::BadPayload,
-        Self::TooLarge,
-        Self::VersionMismatch,
-        Self::BadToken,
-        Self::UnknownModule,
-        Self::DuplicateId,
-        Self::UnknownId,
-        Self::Rejected,
-        Self::HandlerFailed,
-        Self::SlowConsumer,
-    ];
-
     /// Reads a code as written on the wire; a code this build does not know is
     /// [`ErrorCode::Unknown`] rather than an error, so newer servers stay readable.
     pub fn from_wire(code: &str) -> Self {
@@ -388,23 +400,11 @@ impl ErrorCode {
             .find(|c| c.as_str() == code)
             .unwrap_or(Self::Unknown)
     }
+}
 
-    /// The code as written on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::BadFrame => "bad_frame",
-            Self::BadPayload => "bad_payload",
-            Self::TooLarge => "too_large",
-            Self::VersionMismatch => "version_mismatch",
-            Self::BadToken => "bad_token",
-            Self::UnknownModule => "unknown_module",
-            Self::DuplicateId => "duplicate_id",
-            Self::UnknownId => "unknown_id",
-            Self::Rejected => "rejected",
-            Self::HandlerFailed => "handler_failed",
-            Self::SlowConsumer => "slow_consumer",
-            Self::Unknown => "unknown",
-        }
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
