@@ -6,7 +6,7 @@
 //! use omni::wire::Codec;
 //! use omni::wire::connect::Connect;
 //!
-//! let connect = Connect { codec: Codec::MsgPack, ..Connect::default() };
+//! let connect = Connect::new(Codec::MsgPack);
 //! assert_eq!(connect.pairs(), [("codec", "msgpack".to_owned())]);
 //! ```
 
@@ -42,6 +42,28 @@ pub struct Connect {
 }
 
 impl Connect {
+    /// A fresh connection in `codec`.
+    pub fn new(codec: Codec) -> Self {
+        Self {
+            codec,
+            ..Self::default()
+        }
+    }
+
+    /// Resumes `session` after `after`, the last sequence number the client holds.
+    #[must_use]
+    pub fn resume(mut self, session: SessionId, after: Seq) -> Self {
+        self.resume = Some((session, after));
+        self
+    }
+
+    /// Follows sequenced topics from these cursors.
+    #[must_use]
+    pub fn topics(mut self, topics: Cursors) -> Self {
+        self.topics = Some(topics);
+        self
+    }
+
     /// The query parameters, in order: none for a fresh JSON connection.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
         let mut pairs = Vec::new();
