@@ -3,11 +3,12 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::demo::{chat_server, free_port};
-use omni::server::{Endpoint, Hosts, Limits, Server};
+use omni::server::{BROWSER_CLIENT, Endpoint, Hosts, Limits, Server};
 use omni::{Context, HandlerResult};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -141,18 +142,63 @@ async fn only_listed_host_names_are_served() {
     assert!(answer.contains("Pong"), "{answer}");
 }
 
+/// The modules a browser client module imports (`import … from "./x.js";`, one a line).
+fn relative_imports(source: &str) -> Vec<String> {
+    source
+        .lines()
+        .filter(|line| line.starts_with("import ") || line.starts_with("export "))
+        .filter_map(|line| line.split_once(" from \"./"))
+        .filter_map(|(_, rest)| rest.split_once('"'))
+        .map(|(name, _)| name.to_owned())
+        .collect()
+}
+
 #[tokio::test]
 async fn the_browser_client_is_served_as_a_script_and_nothing_else() {
     let addr = start(Limits::default(), Hosts::Any).await;
-    let request = b"GET /omni/omni.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    let (answer, _) = exchange(addr, request, Duration::from_secs(5)).await;
-    let head = answer
-        .split("\r\n\r\n")
-        .next()
-        .unwrap()
-        .to_ascii_lowercase();
-    assert!(head.contains("content-type: text/javascript"), "{head}");
-    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    let get = |path: String| async move {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        exchange(addr, request.as_bytes(), Duration::from_secs(5))
+            .await
+            .0
+    };
+    // From the entry point, every module it imports, as a page's browser follows them: each
+    // beside it under the prefix, as the source it is, as a script that is not cached stale
+    // and is not sniffed as anything else.
+    let mut next = vec!["omni.js".to_owned()];
+    let mut loaded = BTreeSet::new();
+    while let Some(name) = next.pop() {
+        if !loaded.insert(name.clone()) {
+            continue;
+        }
+        let answer = get(format!("/omni/{name}")).await;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        let head = head.to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{name}: {head}");
+        for expected in [
+            "content-type: text/javascript; charset=utf-8",
+            "cache-control: no-cache",
+            "x-content-type-options: nosniff",
+        ] {
+            assert!(
+                head.contains(expected),
+                "{name}: missing {expected}: {head}"
+            );
+        }
+        let source = BROWSER_CLIENT.iter().find(|&&(n, _)| n == name);
+        assert_eq!(Some(body), source.map(|&(_, s)| s), "{name}");
+        next.extend(relative_imports(body));
+    }
+    // The whole client is reached that way, from the entry point.
+    let client: BTreeSet<String> = BROWSER_CLIENT
+        .iter()
+        .map(|&(name, _)| name.to_owned())
+        .collect();
+    assert_eq!(loaded, client);
+    assert!(loaded.len() > 1, "the entry point imports the modules");
+    // Only the modules: the declarations beside them are not served.
+    let declarations = get("/omni/omni.d.ts".to_owned()).await;
+    assert!(declarations.starts_with("HTTP/1.1 404"), "{declarations}");
 }
 
 #[test]

@@ -2,18 +2,31 @@
 // omni.d.ts the way a page uses them: `tsc --noEmit --strict -p browser/typecheck`.
 
 import {
+  backoffDelay,
   connect,
   decodeMsgpack,
   encodeMsgpack,
   mux,
+  type Backoff,
+  type Client,
   type Codec,
   type Component,
+  type ConnectHook,
+  type ConnectInfo,
+  type Credentials,
+  type CredentialsProvider,
+  type Heartbeat,
   type JoinOptions,
+  type MessageFrame,
   type Mux,
   type MuxOptions,
+  type Options,
+  type Pending,
   type PresenceEntry,
   type PresenceEvent,
   type PresenceList,
+  type Stream,
+  type TransportError,
   type TransportState,
 } from "../../omni-runtime/js/omni.js";
 import type {
@@ -184,3 +197,92 @@ chat.leave();
 // @ts-expect-error: a component leaves; closing is the mux's.
 chat.close();
 widgets.close();
+
+// The rest of the API, every option spelled out, as a page that sets them all would.
+
+const backoff: Backoff = { base: 100, cap: 2000, factor: 3, jitter: 0 };
+const firstRetry: number = backoffDelay(backoff, 1);
+const laterRetry: number = backoffDelay({ cap: 500 }, 4);
+const heartbeat: Heartbeat = { interval: 5000, timeout: 2000 };
+const signedIn: Credentials = { params: { token: "t" } };
+const provider: CredentialsProvider = async () => signedIn;
+const introduce: ConnectHook<MsgFromClient> = (info: ConnectInfo) =>
+  info.resumed ? [] : [{ kind: "SetName", data: info.session }];
+const options: Options<MsgFromClient> = {
+  transport: "ws",
+  codec: "json",
+  protocol: "Msg",
+  version: "0000000000000000",
+  kinds: ["Send", "FetchAll", "SetName", "Share"],
+  backoff,
+  heartbeat,
+  connectTimeout: 5000,
+  queue: 16,
+  maxMessageBytes: 128 * 1024,
+  queueKey: "omni:chat",
+  storage: sessionStorage,
+  credentials: provider,
+  onConnect: introduce,
+};
+const elm: Client<MsgFromClient, MsgFromServer> = connect(new URL("https://chat.example/omni"), options);
+
+// Elm-style: every message of the page goes through `dispatch` and comes back, typed as it went.
+type Draft = { kind: "DraftChanged"; data: string };
+const draft: Draft = elm.dispatch({ kind: "DraftChanged", data: "" });
+const fetchAll: MsgFromClient = elm.dispatch<MsgFromClient>({ kind: "FetchAll" });
+const unanswered: Pending<MsgFromClient>[] = elm.pending();
+
+// A client and a component are both a `Stream`: code written for one takes either.
+function follow(stream: Stream<MsgFromClient, MsgFromServer>): () => void {
+  const offMessage = stream.on("message", (payload: MsgFromServer, frame: MessageFrame<MsgFromServer>) => {
+    const sequenced: number | undefined = frame.type === "msg" ? frame.seq : undefined;
+    console.log(payload.kind, sequenced, frame.id, frame.topic);
+  });
+  const offAck = stream.on("ack", (ref: number) => console.log(ref));
+  const offState = stream.on("state", (state: TransportState) => {
+    const failure: TransportError | null = state.state === "error" ? state : null;
+    if (failure?.error === "rejected") console.log(failure.code, failure.ref);
+    else if (failure) console.log(failure.error, failure.message);
+  });
+  return () => {
+    offMessage();
+    offAck();
+    offState();
+  };
+}
+const unfollow = follow(elm);
+elm.reconnect();
+// @ts-expect-error: `on` takes only the four events.
+elm.on("closed", () => {});
+// @ts-expect-error: an `ack` listener is given a ref, a number.
+elm.on("ack", (ref: string) => console.log(ref));
+// @ts-expect-error: a client connects over "ws" or "sse", nothing else.
+connect("/omni", { transport: "longpoll" });
+
+const muxed: Mux = mux("/omni", {
+  codec: "json",
+  backoff,
+  heartbeat,
+  connectTimeout: 5000,
+  queue: 16,
+  maxMessageBytes: 128 * 1024,
+  storage: null,
+  credentials: () => ({ params: { token: "t" } }),
+});
+const refreshing: Component<MsgFromClient, MsgFromServer> = muxed.join("room2", "chat", "token", {
+  kinds: ["Send", "FetchAll", "SetName", "Share"],
+  queueKey: "omni:mux:room2",
+  onConnect: ({ resumed }) => (resumed ? [] : [{ kind: "FetchAll" }]),
+  refreshToken: async () => (await fetch("/token/chat")).text(),
+});
+const unfollowComponent = follow(refreshing);
+refreshing.dispatch({ kind: "FetchAll" });
+console.log(firstRetry, laterRetry, draft, fetchAll, unanswered, refreshing.id, refreshing.module);
+muxed.reconnect();
+// @ts-expect-error: a mux has one transport, the WebSocket.
+mux("/omni", { transport: "sse" });
+unfollow();
+unfollowComponent();
+refreshing.leave();
+muxed.close();
+elm.close();

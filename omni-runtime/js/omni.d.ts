@@ -1,5 +1,7 @@
 // Types of omni.js, the browser client. Generic over a protocol's wire enums: pass the
 // `...FromClient` and `...FromServer` types that `omni::typescript::declarations` writes.
+// Written by hand, and held to the code: `tsc -p browser/typecheck` checks the modules' JSDoc
+// against these declarations (browser/typecheck/declarations.ts says how).
 
 /** Exponential backoff with jitter between reconnection attempts (times in ms). */
 export interface Backoff {

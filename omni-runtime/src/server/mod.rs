@@ -41,6 +41,7 @@
 //! # }
 //! ```
 
+mod browser;
 pub(crate) mod conn;
 pub(crate) mod encoded;
 mod http;
@@ -68,6 +69,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+pub use self::browser::BROWSER_CLIENT;
 use self::encoded::Outgoing;
 pub use self::http::SESSION_HEADER;
 use self::hub::Hub;
@@ -272,14 +274,14 @@ where
         }
     }
 
-    /// The routes `/ws`, `/http`, `/sse` and `/omni.js` (the browser client), to `nest`
-    /// under a prefix of your choice.
+    /// The routes `/ws`, `/http`, `/sse`, and the browser client (`/omni.js` and the modules
+    /// it imports, [`BROWSER_CLIENT`]), to `nest` under a prefix of your choice.
     pub fn router(&self) -> Router {
         Router::new()
             .route("/ws", get(ws_route::<P, H>))
             .route("/http", post(http_route::<P, H>))
             .route("/sse", get(sse_route::<P, H>))
-            .route("/omni.js", get(browser_client))
+            .merge(browser::router())
             .with_state(self.clone())
     }
 
@@ -352,24 +354,6 @@ pub(crate) fn codec_from_uri(uri: &axum::http::Uri) -> Result<Codec, connect::Co
 /// The `400` a connect URL naming an unknown codec (or naming one twice) gets, saying why.
 pub(crate) fn unknown_codec(err: &connect::CodecError) -> Response {
     (StatusCode::BAD_REQUEST, err.to_string()).into_response()
-}
-
-/// The browser client, `omni-runtime/js/omni.js`, served as an ES module.
-pub const BROWSER_CLIENT: &str = include_str!("../../js/omni.js");
-
-async fn browser_client() -> Response {
-    (
-        [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "text/javascript; charset=utf-8",
-            ),
-            (axum::http::header::CACHE_CONTROL, "no-cache"),
-            (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ],
-        BROWSER_CLIENT,
-    )
-        .into_response()
 }
 
 async fn ws_route<P, H>(State(endpoint): State<Endpoint<P, H>>, request: Request) -> Response
