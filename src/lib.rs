@@ -87,6 +87,13 @@ pub struct ReadmeDoctests;
 /// `ts-rs`, re-exported so that `#[derive(omni::TS)]` works without a direct dependency.
 pub use ts_rs::{self, TS};
 
+/// serde, as omni uses it: an app whose payload types derive `Serialize` and `Deserialize`
+/// needs `serde` in its own manifest for the derives (or `#[serde(crate = "omni::serde")]` on
+/// each type), and nothing else.
+pub use serde;
+/// serde_json, for values and errors of the JSON codec.
+pub use serde_json;
+
 /// Paths the generated code names, so a user never adds serde or ts-rs just to make the
 /// macro's output compile. Not public API.
 #[doc(hidden)]

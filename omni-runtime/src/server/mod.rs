@@ -275,8 +275,36 @@ where
     }
 
     /// The routes `/ws`, `/http`, `/sse`, and the browser client (`/omni.js` and the modules
-    /// it imports, [`BROWSER_CLIENT`]), to `nest` under a prefix of your choice.
-    pub fn router(&self) -> Router {
+    /// it imports, [`BROWSER_CLIENT`]), to `nest` under a prefix of your choice, in a router of
+    /// any state: the endpoint carries its own, so an app's `Router<AppState>` takes it as it is.
+    ///
+    /// ```
+    /// use omni::axum::Router;
+    /// use omni::axum::extract::State;
+    /// use omni::axum::routing::get;
+    /// use omni::server::Endpoint;
+    /// # #[omni::protocol]
+    /// # #[derive(Debug, Clone, PartialEq)]
+    /// # enum Echo { #[client] Say(String), #[server] Heard(String) }
+    /// # struct Parrot;
+    /// # impl EchoHandler for Parrot {
+    /// #     async fn say(&mut self, _: &mut omni::Context<Echo>, _: String) -> omni::HandlerResult {
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    ///
+    /// #[derive(Clone)]
+    /// struct AppState {
+    ///     name: &'static str,
+    /// }
+    ///
+    /// let endpoint = Endpoint::<Echo, _>::new(|| Parrot);
+    /// let app: Router = Router::new()
+    ///     .route("/", get(|State(app): State<AppState>| async move { app.name }))
+    ///     .nest("/omni", endpoint.router())
+    ///     .with_state(AppState { name: "echo" });
+    /// ```
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         Router::new()
             .route("/ws", get(ws_route::<P, H>))
             .route("/http", post(http_route::<P, H>))

@@ -183,8 +183,9 @@ impl Mux {
         self.inner.keys.sign(module, props, ttl)
     }
 
-    /// The route `/mux`, to `nest` under a prefix of your choice.
-    pub fn router(&self) -> Router {
+    /// The route `/mux`, to `nest` under a prefix of your choice, in a router of any state
+    /// (see [`Endpoint::router`](super::Endpoint::router)).
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
         Router::new()
             .route("/mux", get(mux_route))
             .with_state(self.clone())
