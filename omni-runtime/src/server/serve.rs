@@ -47,6 +47,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -56,8 +57,9 @@ use tokio::net::{TcpListener, TcpSocket};
 use super::io::Watched;
 use super::shutdown::Shutdown;
 
-/// How a router is served: a header read timeout, a write timeout, `TCP_NODELAY`, and a
-/// graceful shutdown.
+/// How a router is served: HTTP/1 and HTTP/2 (h2c, or over TLS when the config offers `h2` by
+/// ALPN), the peer's address for `ConnectInfo<SocketAddr>`, a header read timeout, a write
+/// timeout, `TCP_NODELAY`, and a graceful shutdown.
 #[derive(Clone)]
 #[must_use]
 pub struct Server {
@@ -138,7 +140,7 @@ impl Server {
         };
         let mut signal = std::pin::pin!(signal);
         loop {
-            let (tcp, _) = tokio::select! {
+            let (tcp, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(err) => {
@@ -152,7 +154,12 @@ impl Server {
             };
             let _ = tcp.set_nodelay(true);
             let tcp = Watched::new(tcp, self.header_read_timeout, self.write_timeout);
-            let service = TowerToHyperService::new(router.clone());
+            // As `into_make_service_with_connect_info` does: `ConnectInfo<SocketAddr>` works.
+            let service = tower_layer::Layer::layer(
+                &axum::Extension(ConnectInfo(peer)),
+                router.clone(),
+            );
+            let service = TowerToHyperService::new(service);
             // Watched from the start, so that shutdown also waits for a handshake under way.
             let (builder, watcher) = (builder.clone(), graceful.watcher());
             #[cfg(feature = "tls")]
