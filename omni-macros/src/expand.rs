@@ -78,6 +78,8 @@ fn strip_helpers(item: &ItemEnum) -> ItemEnum {
             field
                 .attrs
                 .retain(|a| !a.path().is_ident("omni") && !a.path().is_ident("serde"));
+            // A borrowed field was refused; its owned form keeps lifetime errors away.
+            field.ty = validate::owned_type(&field.ty);
         }
     }
     item

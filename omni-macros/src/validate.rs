@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use syn::ext::IdentExt;
 use syn::punctuated::Punctuated;
-use syn::{Path, Token};
+use syn::{Path, Token, Type};
 
 use crate::ast::Protocol;
 use crate::attr::Direction;
@@ -16,6 +16,7 @@ const HOOKS: [&str; 3] = ["connected", "disconnected", "snapshot"];
 
 pub(crate) fn check(protocol: &Protocol, cx: &mut Ctxt) {
     generics(protocol, cx);
+    borrowed_fields(protocol, cx);
     shape(protocol, cx);
     stray_attributes(protocol, cx);
     not_empty(protocol, cx);
@@ -33,6 +34,121 @@ fn generics(protocol: &Protocol, cx: &mut Ctxt) {
             "a protocol enum cannot be generic: both ends must agree on one concrete wire \
              type; use concrete field types, or one protocol enum per instantiation",
         );
+    }
+}
+
+/// A field that borrows (`&str`, `&[u8]`): a message is decoded into values it owns, and the
+/// enum has no lifetime to borrow for. One error on the type, naming the owned one; the enum
+/// emitted with the error owns its fields, so no lifetime errors follow.
+fn borrowed_fields(protocol: &Protocol, cx: &mut Ctxt) {
+    for variant in &protocol.variants {
+        for field in &variant.original.fields {
+            let mut found = Vec::new();
+            references(&field.ty, &mut found);
+            for reference in found {
+                let owned = owned(&reference.elem);
+                cx.error_spanned_by(
+                    reference,
+                    format!(
+                        "a message owns its data, so a field cannot borrow: use `{}` instead \
+                         of `{}`",
+                        written(&owned),
+                        written(reference)
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// A type as a person writes it (`Vec<u8>`, not `Vec < u8 >`).
+fn written(ty: &impl quote::ToTokens) -> String {
+    let mut text = ty.to_token_stream().to_string();
+    for (spaced, tight) in [
+        ("& ", "&"),
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" ::", "::"),
+        (":: ", "::"),
+        ("[ ", "["),
+        (" ]", "]"),
+        ("( ", "("),
+        (" )", ")"),
+        (" ;", ";"),
+    ] {
+        text = text.replace(spaced, tight);
+    }
+    text
+}
+
+/// The reference types in `ty`, outermost first.
+fn references<'t>(ty: &'t Type, found: &mut Vec<&'t syn::TypeReference>) {
+    match ty {
+        Type::Reference(reference) => found.push(reference),
+        Type::Path(path) => {
+            for segment in &path.path.segments {
+                if let syn::PathArguments::AngleBracketed(args) = &segment.arguments {
+                    for arg in &args.args {
+                        if let syn::GenericArgument::Type(ty) = arg {
+                            references(ty, found);
+                        }
+                    }
+                }
+            }
+        }
+        Type::Tuple(tuple) => tuple.elems.iter().for_each(|ty| references(ty, found)),
+        Type::Array(array) => references(&array.elem, found),
+        Type::Paren(paren) => references(&paren.elem, found),
+        Type::Group(group) => references(&group.elem, found),
+        _ => {}
+    }
+}
+
+/// The owned form of what a reference points at: `String` for `str`, `Vec<T>` for `[T]`, the
+/// type itself otherwise (with its own references made owned).
+pub(crate) fn owned(elem: &Type) -> Type {
+    match elem {
+        Type::Path(path) if path.path.is_ident("str") => syn::parse_quote!(String),
+        Type::Slice(slice) => {
+            let inner = owned_type(&slice.elem);
+            syn::parse_quote!(Vec<#inner>)
+        }
+        other => owned_type(other),
+    }
+}
+
+/// `ty` with every reference in it replaced by its owned form.
+pub(crate) fn owned_type(ty: &Type) -> Type {
+    match ty {
+        Type::Reference(reference) => owned(&reference.elem),
+        Type::Path(path) => {
+            let mut path = path.clone();
+            for segment in &mut path.path.segments {
+                if let syn::PathArguments::AngleBracketed(args) = &mut segment.arguments {
+                    for arg in &mut args.args {
+                        if let syn::GenericArgument::Type(ty) = arg {
+                            *ty = owned_type(ty);
+                        }
+                    }
+                }
+            }
+            Type::Path(path)
+        }
+        Type::Tuple(tuple) => {
+            let mut tuple = tuple.clone();
+            tuple.elems.iter_mut().for_each(|ty| *ty = owned_type(ty));
+            Type::Tuple(tuple)
+        }
+        Type::Array(array) => {
+            let mut array = array.clone();
+            *array.elem = owned_type(&array.elem);
+            Type::Array(array)
+        }
+        Type::Paren(paren) => owned_type(&paren.elem),
+        Type::Group(group) => owned_type(&group.elem),
+        other => other.clone(),
     }
 }
 

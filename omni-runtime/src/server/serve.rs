@@ -155,10 +155,8 @@ impl Server {
             let _ = tcp.set_nodelay(true);
             let tcp = Watched::new(tcp, self.header_read_timeout, self.write_timeout);
             // As `into_make_service_with_connect_info` does: `ConnectInfo<SocketAddr>` works.
-            let service = tower_layer::Layer::layer(
-                &axum::Extension(ConnectInfo(peer)),
-                router.clone(),
-            );
+            let service =
+                tower_layer::Layer::layer(&axum::Extension(ConnectInfo(peer)), router.clone());
             let service = TowerToHyperService::new(service);
             // Watched from the start, so that shutdown also waits for a handshake under way.
             let (builder, watcher) = (builder.clone(), graceful.watcher());
