@@ -301,3 +301,57 @@ async fn fetch_body(addr: SocketAddr, port: u16, path: &str) -> String {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     body.to_owned()
 }
+
+#[tokio::test]
+async fn a_refused_host_or_origin_is_told_which_the_value_and_how_to_allow_it() {
+    let addr = start(Limits::default(), Hosts::list(["app.test"])).await;
+    let endpoint = Endpoint::<Guard, _>::builder(|| Guarded).build();
+    let mux = omni::server::Mux::builder(
+        omni::token::Keys::new("a key of at least thirty-two bytes, for this test").unwrap(),
+    )
+    .hosts(Hosts::list(["app.test"]))
+    .module("guard", &endpoint)
+    .build();
+    let mux_addr = common::serve(omni::axum::Router::new().nest("/omni", mux.router())).await;
+    let upgrade = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+    let routes = [
+        (addr, "GET /omni/ws", upgrade),
+        (addr, "GET /omni/sse", ""),
+        (addr, "POST /omni/http", "Content-Length: 0\r\n"),
+        (mux_addr, "GET /omni/mux", upgrade),
+    ];
+    for (addr, route, extra) in routes {
+        for (host, origin, says) in [
+            (
+                "evil.test",
+                "http://evil.test",
+                ["Host `evil.test`", "Hosts::list"],
+            ),
+            (
+                "app.test",
+                "http://evil.test",
+                ["Origin `http://evil.test`", "Origins::list"],
+            ),
+        ] {
+            let request = format!(
+                "{route} HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\n{extra}\
+                 Connection: close\r\n\r\n"
+            );
+            let (answer, _) = exchange(addr, request.as_bytes(), Duration::from_secs(5)).await;
+            let (head, body) = answer.split_once("\r\n\r\n").expect("a response");
+            assert!(
+                head.starts_with("HTTP/1.1 403"),
+                "{route} {host} {origin}: {head}"
+            );
+            assert!(
+                head.to_ascii_lowercase()
+                    .contains("content-type: text/plain"),
+                "{route}: {head}"
+            );
+            for words in says {
+                assert!(body.contains(words), "{route} {host} {origin}: {body}");
+            }
+        }
+    }
+}

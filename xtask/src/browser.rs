@@ -1,5 +1,7 @@
 //! The browser tests: the chat demo driven in a headless Chromium (Debian's `chromium`) by
-//! Playwright (`playwright-core` from npm, so no browser download), from `browser/`.
+//! Playwright (`playwright-core` from npm, so no browser download), from `browser/`. What is
+//! on the PATH is used; what is missing is installed with apt-get when this runs as root, and
+//! named (with the command that installs it) when it does not.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -8,16 +10,20 @@ use std::sync::Once;
 
 use crate::ts;
 
-/// Where Playwright finds the browser (it is told, not left to download one).
-const CHROMIUM: &str = "/usr/bin/chromium";
+/// The programs the browser tests run, each with the Debian package it comes in.
+const PROGRAMS: [(&str, &str); 3] = [("chromium", "chromium"), ("node", "nodejs"), ("npm", "npm")];
 
-/// Makes sure what the browser tests need is installed: Chromium, and `browser/`'s npm
-/// packages (from its lock file).
+/// Makes sure what the browser tests need is installed: Chromium, node and npm, and
+/// `browser/`'s npm packages (from its lock file).
 pub fn provision() -> Result<(), String> {
-    if !Path::new(CHROMIUM).exists() {
-        apt_install(&["chromium"])?;
-    }
     let dir = browser_dir();
+    let missing: Vec<&str> = PROGRAMS
+        .iter()
+        .filter(|(program, _)| !crate::redis::which(program))
+        .map(|(_, package)| *package)
+        .collect();
+    let npm = format!("`npm ci` in {}", dir.display());
+    install_missing(&missing, "the browser tests", Some(&npm))?;
     if !dir.join("node_modules").exists() {
         let install = if dir.join("package-lock.json").exists() {
             "ci"
@@ -81,8 +87,14 @@ pub fn test() -> ExitCode {
         .current_dir(&dir)
         .env("OMNI_CHAT_BIN", example("chat"))
         .env("OMNI_MSGPACK_VECTORS_BIN", example("msgpack_vectors"))
-        .env("OMNI_CHROMIUM", CHROMIUM);
+        .env("OMNI_CHROMIUM", chromium());
     crate::run(node)
+}
+
+/// Where Playwright finds the browser (it is told, not left to download one): the
+/// `chromium` on the PATH.
+fn chromium() -> PathBuf {
+    crate::redis::locate("chromium").unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"))
 }
 
 fn browser_dir() -> PathBuf {
@@ -116,8 +128,67 @@ fn test_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
+/// Installs the Debian `packages` (those whose programs are not on the PATH) with apt-get when
+/// this runs as root. Otherwise apt-get could only fail, after a screen of its own errors:
+/// the error says what to install instead. `after` is what xtask then does itself (as the
+/// user), named so that nothing it runs comes as a surprise.
+pub fn install_missing(
+    packages: &[&str],
+    for_what: &str,
+    after: Option<&str>,
+) -> Result<(), String> {
+    install_with(
+        packages,
+        for_what,
+        after,
+        is_root() && crate::redis::which("apt-get"),
+        apt_install,
+    )
+}
+
+/// [`install_missing`] with who runs it and how packages are installed given.
+fn install_with(
+    packages: &[&str],
+    for_what: &str,
+    after: Option<&str>,
+    can_install: bool,
+    install: impl FnOnce(&[&str]) -> Result<(), String>,
+) -> Result<(), String> {
+    if packages.is_empty() {
+        return Ok(());
+    }
+    if can_install {
+        eprintln!(
+            "xtask: installing {} for {for_what} with apt-get",
+            packages.join(" ")
+        );
+        return install(packages);
+    }
+    let after = after
+        .map(|then| format!(", then {then}"))
+        .unwrap_or_default();
+    Err(format!(
+        "{for_what} need programs that are not on the PATH, and xtask installs them only as \
+         root, with apt-get: run `sudo apt-get install --no-install-recommends {}`{after}, or \
+         put the same programs on the PATH",
+        packages.join(" ")
+    ))
+}
+
+/// Whether this process runs as root (its effective user id is 0), from `/proc`: the one
+/// case where apt-get can install anything.
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
 /// `apt-get install -y` of `packages`, after one `apt-get update` per run.
-pub fn apt_install(packages: &[&str]) -> Result<(), String> {
+fn apt_install(packages: &[&str]) -> Result<(), String> {
     static UPDATE: Once = Once::new();
     let mut updated = Ok(());
     UPDATE.call_once(|| updated = apt(&["update"]));
@@ -137,5 +208,56 @@ fn apt(args: &[&str]) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("apt-get {} failed: {status}", args.join(" ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    /// What [`install_with`] does: its result, and the packages it asked to install.
+    fn outcome(packages: &[&str], can_install: bool) -> (Result<(), String>, Vec<String>) {
+        let installed = RefCell::new(Vec::new());
+        let result = install_with(
+            packages,
+            "the browser tests",
+            Some("`npm ci` in browser/"),
+            can_install,
+            |p| {
+                installed
+                    .borrow_mut()
+                    .extend(p.iter().map(|p| p.to_string()));
+                Ok(())
+            },
+        );
+        (result, installed.into_inner())
+    }
+
+    #[test]
+    fn a_user_who_cannot_install_is_told_what_to_install_and_nothing_runs() {
+        let (result, installed) = outcome(&["chromium", "nodejs", "npm"], false);
+        assert!(
+            installed.is_empty(),
+            "apt-get ran without root: {installed:?}"
+        );
+        let problem = result.unwrap_err();
+        assert!(
+            problem.contains("apt-get install --no-install-recommends chromium nodejs npm")
+                && problem.contains("`npm ci` in browser/"),
+            "{problem}"
+        );
+        assert_eq!(problem.lines().count(), 1, "one sentence: {problem}");
+    }
+
+    #[test]
+    fn root_installs_what_is_missing_and_nothing_is_installed_when_all_is_there() {
+        let (result, installed) = outcome(&["chromium"], true);
+        assert_eq!((result, installed), (Ok(()), vec!["chromium".to_owned()]));
+        for can_install in [true, false] {
+            let (result, installed) = outcome(&[], can_install);
+            assert_eq!((result, installed), (Ok(()), Vec::<String>::new()));
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! A real redis-server for the Redis tests: installed with apt when missing, started on a
-//! free loopback port with a temporary directory, stopped when the tests are done.
+//! A real redis-server for the Redis tests: the one on the PATH (installed with apt when
+//! missing and this runs as root), started on a free loopback port with a temporary
+//! directory, stopped when the tests are done.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -67,26 +68,34 @@ impl Drop for Server {
     }
 }
 
-/// Installs Debian's redis-server when it is not on the PATH.
+/// Installs Debian's redis-server when it is not on the PATH (as root; otherwise says how).
 fn ensure_installed() -> Result<(), String> {
     if which("redis-server") {
         return Ok(());
     }
-    eprintln!("xtask: redis-server is missing; installing it with apt-get");
-    crate::browser::apt_install(&["redis-server"])?;
+    crate::browser::install_missing(&["redis-server"], "the Redis tests", None)?;
     if which("redis-server") {
         Ok(())
     } else {
-        Err("redis-server is still missing after apt-get install".into())
+        Err("redis-server is still not on the PATH after apt-get installed it".into())
     }
 }
 
+/// Whether `program` is on the PATH.
 pub fn which(program: &str) -> bool {
-    Command::new("sh")
+    locate(program).is_some()
+}
+
+/// Where `program` is on the PATH.
+pub fn locate(program: &str) -> Option<PathBuf> {
+    let found = Command::new("sh")
         .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|out| out.status.success())?;
+    let path = String::from_utf8(found.stdout).ok()?;
+    Some(PathBuf::from(path.trim_end()))
 }
 
 fn free_port() -> Result<u16, String> {

@@ -77,7 +77,7 @@ pub use self::limits::Limits;
 pub use self::metrics::MetricsSnapshot;
 pub use self::mux::{Mux, MuxBuilder};
 use self::origin::Admission;
-pub use self::origin::{Hosts, Origins};
+pub use self::origin::{Hosts, Origins, Refused};
 pub use self::serve::{Server, bind};
 use self::session::Shared;
 pub use self::shutdown::Shutdown;
@@ -320,8 +320,8 @@ where
         upgrade: WebSocketUpgrade,
         request: &axum::http::request::Parts,
     ) -> Response {
-        if !self.admission.allows(&request.headers) {
-            return StatusCode::FORBIDDEN.into_response();
+        if let Err(refused) = self.admission.check(&request.headers) {
+            return refused.into_response();
         }
         let codec = match codec_from_uri(&request.uri) {
             Ok(codec) => codec,
@@ -402,8 +402,8 @@ where
     H: Send + 'static,
 {
     let (parts, body) = request.into_parts();
-    if !endpoint.admission.allows(&parts.headers) {
-        return StatusCode::FORBIDDEN.into_response();
+    if let Err(refused) = endpoint.admission.check(&parts.headers) {
+        return refused.into_response();
     }
     let limits = &endpoint.hub.shared.limits;
     let limit = limits.max_frame_bytes;
@@ -437,8 +437,8 @@ where
     P: Protocol + Dispatch<H>,
     H: Send + 'static,
 {
-    if !endpoint.admission.allows(&headers) {
-        return StatusCode::FORBIDDEN.into_response();
+    if let Err(refused) = endpoint.admission.check(&headers) {
+        return refused.into_response();
     }
     let query = match connect::resume(request.uri().query().unwrap_or_default()) {
         Ok(query) => query,

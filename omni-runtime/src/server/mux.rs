@@ -65,7 +65,6 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
@@ -197,8 +196,8 @@ impl Mux {
         upgrade: WebSocketUpgrade,
         request: &axum::http::request::Parts,
     ) -> Response {
-        if !self.inner.admission.allows(&request.headers) {
-            return StatusCode::FORBIDDEN.into_response();
+        if let Err(refused) = self.inner.admission.check(&request.headers) {
+            return refused.into_response();
         }
         let codec = match super::codec_from_uri(&request.uri) {
             Ok(codec) => codec,
