@@ -43,6 +43,46 @@ use crate::server::conn::{Conn, ConnRx, Item};
 use crate::server::hub::Attached;
 use crate::{ClientFrame, Dispatch, Protocol, Ref, ServerFrame, SessionId};
 
+/// What a [`TestClient`] connects with, before it connects.
+#[must_use]
+pub struct TestConnect<'e, P: Protocol + Dispatch<H>, H: Send + 'static> {
+    endpoint: &'e Endpoint<P, H>,
+    extensions: axum::http::Extensions,
+    props: serde_json::Value,
+}
+
+impl<P, H> TestConnect<'_, P, H>
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    /// Puts `value` in the connection's request extensions, as a tower layer would.
+    pub fn extension<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.extensions.insert(value);
+        self
+    }
+
+    /// The session's props, as a mux join token would carry them.
+    pub fn props(mut self, props: serde_json::Value) -> Self {
+        self.props = props;
+        self
+    }
+
+    /// Connects: a new session, its `connected` hook, `welcome`.
+    pub async fn connect(self) -> TestClient<P, H> {
+        let hub = self.endpoint.hub();
+        let (conn, rx): (Conn, ConnRx) = hub.shared.connection(true);
+        let attached =
+            Attached::open(hub.clone(), None, conn, self.extensions, self.props, None).await;
+        TestClient {
+            attached,
+            rx,
+            replay: std::collections::VecDeque::new(),
+            next_ref: 1,
+        }
+    }
+}
+
 /// A client connected to an endpoint in memory.
 pub struct TestClient<P: Protocol + Dispatch<H>, H: Send + 'static> {
     attached: Attached<P, H>,
@@ -59,21 +99,62 @@ where
 {
     /// Connects as a WebSocket would: a new session, its `connected` hook, `welcome`.
     pub async fn connect(endpoint: &Endpoint<P, H>) -> Self {
-        let (conn, rx): (Conn, ConnRx) = endpoint.hub().shared.connection(true);
-        let attached = Attached::open(
-            endpoint.hub().clone(),
-            None,
-            conn,
-            axum::http::Extensions::new(),
-            serde_json::Value::Null,
-            None,
-        )
-        .await;
-        Self {
-            attached,
-            rx,
-            replay: std::collections::VecDeque::new(),
-            next_ref: 1,
+        Self::builder(endpoint).connect().await
+    }
+
+    /// A connection with what a real one would carry: the request's extensions (what an auth
+    /// layer inserted, read with [`Context::extensions`](crate::Context::extensions)) and the
+    /// session's props (a mux component's verified token props, which the endpoint's
+    /// [`with_props`](crate::server::Endpoint::with_props) factory makes the handler from).
+    ///
+    /// ```
+    /// use omni::server::Endpoint;
+    /// use omni::test::TestClient;
+    /// use omni::{Context, HandlerResult};
+    ///
+    /// #[omni::protocol]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// enum Greet {
+    ///     #[client]
+    ///     Hello,
+    ///     #[server]
+    ///     Hi(String),
+    /// }
+    ///
+    /// #[derive(Clone)]
+    /// struct User(&'static str);
+    ///
+    /// struct Greeter {
+    ///     room: String,
+    /// }
+    ///
+    /// impl GreetHandler for Greeter {
+    ///     async fn hello(&mut self, cx: &mut Context<Greet>) -> HandlerResult {
+    ///         let user = cx.extensions().get::<User>().ok_or("not signed in")?.0;
+    ///         cx.send(GreetFromServer::Hi(format!("{user} in {}", self.room)));
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let endpoint = Endpoint::<Greet, _>::with_props(|props| Greeter {
+    ///     room: props["room"].as_str().unwrap_or("lobby").to_owned(),
+    /// })
+    /// .build();
+    /// let mut client = TestClient::builder(&endpoint)
+    ///     .extension(User("ada"))
+    ///     .props(serde_json::json!({"room": "kitchen"}))
+    ///     .connect()
+    ///     .await;
+    /// client.send(GreetFromClient::Hello).await;
+    /// assert_eq!(client.replies(), [GreetFromServer::Hi("ada in kitchen".into())]);
+    /// # });
+    /// ```
+    pub fn builder(endpoint: &Endpoint<P, H>) -> TestConnect<'_, P, H> {
+        TestConnect {
+            endpoint,
+            extensions: axum::http::Extensions::new(),
+            props: serde_json::Value::Null,
         }
     }
 
