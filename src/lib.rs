@@ -54,7 +54,68 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The wire protocol is documented in `docs/PROTOCOL.md`.
+//! # Serving it
+//!
+//! An [`Endpoint`](server::Endpoint) serves one protocol on `/ws`, `/http` and `/sse` (and the
+//! browser client at `/omni.js`); its router mounts in any axum app, with state or without.
+//! [`Server`](server::Server) serves it with the timeouts a server facing the internet needs,
+//! and a [`Shutdown`](server::Shutdown) that drains every connection on SIGTERM.
+//!
+//! ```no_run
+//! use omni::server::{Endpoint, Server, Shutdown};
+//! use omni::{Context, HandlerResult};
+//!
+//! #[omni::protocol]
+//! #[derive(Debug, Clone, PartialEq)]
+//! enum Echo {
+//!     #[client]
+//!     Say(String),
+//!     #[server]
+//!     Heard(String),
+//! }
+//!
+//! struct Parrot;
+//!
+//! impl EchoHandler for Parrot {
+//!     async fn say(&mut self, cx: &mut Context<Echo>, text: String) -> HandlerResult {
+//!         cx.send(EchoFromServer::Heard(text));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let endpoint = Endpoint::<Echo, _>::new(|| Parrot);
+//!     let app = omni::axum::Router::new().nest("/omni", endpoint.router());
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     Server::new()
+//!         .shutdown(Shutdown::new().endpoint(&endpoint))
+//!         .serve(listener, app)
+//!         .await
+//! }
+//! ```
+//!
+//! # Where things are
+//!
+//! | to | see |
+//! |---|---|
+//! | declare the protocol: `#[client]`, `#[server]`, renames, the generated types and trait | [`macro@protocol`], [`macro@wire`] |
+//! | handle messages: reply, broadcast, topics, presence, credentials | [`Context`], the generated `…Handler` trait |
+//! | hook into a session's life: `connected`, `disconnected`, `snapshot` | [`Dispatch`] and the handler trait's provided methods |
+//! | serve: routes, limits, origins and hosts | [`server::Endpoint`], [`server::Limits`], [`server::Hosts`], [`server::Origins`] |
+//! | serve on a socket: timeouts, TLS, HTTP/2, graceful shutdown | [`server::Server`], [`server::Shutdown`], [`server::bind`] |
+//! | many components over one socket, signed join tokens | [`server::Mux`], [`token`] |
+//! | several servers, one room | [`pubsub`] (`RedisPubSub` with the `redis` feature) |
+//! | who is online | [`presence`], [`Context::track`] |
+//! | a Rust client: ws, http, sse, resume, a queue that survives reconnects | [`client`] |
+//! | a browser client | `omni.js`, served by every endpoint; `docs/PROTOCOL.md` for others |
+//! | test a handler in memory | [`test::TestClient`] |
+//! | the wire contract: frames, codecs, connect parameters | [`mod@wire`], `docs/PROTOCOL.md` |
+//! | TypeScript declarations of the wire types | [`typescript`] |
+//!
+//! Features: `server`, `client`, `tls` (default), `tls-webpki-roots`, `redis`. serde, serde_json,
+//! axum and ts-rs come through omni ([`serde`], [`serde_json`], `omni::axum`, [`ts_rs`]), so
+//! an app needs only `omni` (and `serde` for its own derives).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use omni_macros::{protocol, wire};
