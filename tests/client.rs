@@ -325,7 +325,7 @@ async fn a_restarted_server_is_reconnected_to_and_its_lost_session_reported_as_r
 async fn acks_and_refusals_of_a_ref_can_be_awaited() {
     let (addr, handled, stop) = server(None).await;
     for transport in TRANSPORTS {
-        let (client, _messages) = client(addr, transport);
+        let (client, mut messages) = client(addr, transport);
         let one = client.send(RelayFromClient::Echo(1)).unwrap();
         let refused = client.send(RelayFromClient::Echo(REFUSED)).unwrap();
         let two = client.send(RelayFromClient::Echo(2)).unwrap();
@@ -342,6 +342,17 @@ async fn acks_and_refusals_of_a_ref_can_be_awaited() {
         assert_eq!(client.acked(one).await, Ok(()), "{transport:?}");
         assert_eq!(client.acked(two + 100).await, Err(AckError::Unknown));
         client.close();
+        // The refusal was that message's outcome, not the connection's: the stream, read to
+        // its end, never reported it.
+        while let Some(msg) = tokio::time::timeout(PATIENCE, messages.recv())
+            .await
+            .unwrap()
+        {
+            assert!(
+                !matches!(msg, Relay::Transport(TransportState::Error(_))),
+                "{transport:?}: {msg:?}"
+            );
+        }
     }
     assert_eq!(*handled.lock().unwrap(), [1, 2, 1, 2, 1, 2]);
     stop.stop().await;

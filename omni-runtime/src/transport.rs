@@ -115,7 +115,9 @@ pub enum TransportError {
         /// What went wrong.
         message: String,
     },
-    /// The server answered with an `error` frame.
+    /// The server answered with an `error` frame that names no message (`version_mismatch`,
+    /// a refused mux join, an undecodable frame). An error answering one message (its `ref`)
+    /// is that message's outcome, reported by `Client::acked`.
     #[error("server refused ({code}): {message}")]
     Rejected {
         /// The v1 error code.
