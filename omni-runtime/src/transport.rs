@@ -115,6 +115,13 @@ pub enum TransportError {
         /// What went wrong.
         message: String,
     },
+    /// The server refused the client's credentials (HTTP 401, or a failing credentials
+    /// provider); the client waits for `Client::reconnect`.
+    #[error("not authorized: {reason}")]
+    Unauthorized {
+        /// The server's (or the provider's) reason.
+        reason: String,
+    },
     /// The server answered with an `error` frame that names no message (`version_mismatch`,
     /// a refused mux join, an undecodable frame). An error answering one message (its `ref`)
     /// is that message's outcome, reported by `Client::acked`.

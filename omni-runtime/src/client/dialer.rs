@@ -124,6 +124,10 @@ pub(crate) trait Dial: Send {
 
     /// Tells the application (every component, on a mux) how the transport is doing.
     fn report(&mut self, state: TransportState) -> impl Future<Output = ()> + Send;
+
+    /// The client (every component, on a mux) is refused for good, for `error`, which was
+    /// just reported.
+    fn refused(&mut self, error: &TransportError);
 }
 
 /// Resolves once `rx` says closed (or its sender is gone).
@@ -166,7 +170,8 @@ pub(crate) async fn dial(
             target.report(state).await;
         }
         if let Some(error) = ended.fatal {
-            target.report(TransportState::Error(error)).await;
+            target.report(TransportState::Error(error.clone())).await;
+            target.refused(&error);
             closing.send_replace(true);
             return;
         }

@@ -92,6 +92,15 @@ impl<P: Protocol> Link<P> {
     }
 
     pub(crate) async fn state(&self, state: TransportState) {
+        match &state {
+            TransportState::Connected { session } => self.shared.first_outcome(Ok(*session)),
+            TransportState::Unauthorized { reason } => {
+                let reason = reason.clone();
+                self.shared
+                    .first_outcome(Err(TransportError::Unauthorized { reason }));
+            }
+            _ => {}
+        }
         self.emit(P::transport(state)).await;
     }
 

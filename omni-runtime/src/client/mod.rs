@@ -68,7 +68,7 @@ use self::outbox::Outbox;
 use self::wire::Frame;
 use crate::wire::Codec;
 use crate::wire::connect::{Connect, SESSION_HEADER};
-use crate::{ClientFrame, Cursors, Protocol, Ref, Seq, SessionId, TransportState};
+use crate::{ClientFrame, Cursors, Protocol, Ref, Seq, SessionId, TransportError, TransportState};
 
 /// The headers a credentials provider returns (see [`ClientBuilder::credentials`]).
 pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -106,6 +106,9 @@ pub enum AckError {
     /// The client was closed before the server answered.
     #[error("the client closed before the server answered")]
     Closed,
+    /// The server (or the URL) refused the client for good before it answered.
+    #[error("the client was refused before the server answered: {0}")]
+    Refused(TransportError),
     /// This client never gave out the `ref`, or it was answered too long ago to be
     /// remembered (the client remembers as many answers as its queue holds).
     #[error("no message with this ref is waiting, or was answered lately")]
@@ -138,9 +141,14 @@ pub enum SendError {
         /// The queue's size.
         capacity: usize,
     },
-    /// The client was closed (or refused by the server for good).
+    /// The client was closed.
     #[error("the client is closed")]
     Closed,
+    /// The server (or the URL) refused the client for good: a 403 or 404, a TLS failure, a
+    /// server of another protocol version. The stream said so, once, as a
+    /// `TransportState::Error`.
+    #[error("the client was refused: {0}")]
+    Refused(TransportError),
     /// The message could not be encoded.
     #[error("could not encode the message: {0}")]
     Encode(String),
@@ -168,6 +176,11 @@ pub(crate) struct Shared {
     /// backoff). Shared by every component of a mux, which all ride one socket.
     reconnect: Arc<Notify>,
     closed: watch::Sender<bool>,
+    /// Why the client ended for good, when the server (or its URL) refused it: what `send`
+    /// and `acked` answer with afterwards.
+    refusal: Mutex<Option<TransportError>>,
+    /// The first outcome of connecting: welcomed into a session, or refused.
+    outcome: watch::Sender<Option<Result<SessionId, TransportError>>>,
     session: Mutex<Option<SessionId>>,
     /// Each topic's presence list, as the server's `presence_state` and `presence_diff`
     /// frames left it.
@@ -177,6 +190,30 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Ends the client for good because of `error`: what was waiting is told why.
+    pub(crate) fn refuse(&self, error: TransportError) {
+        *self.refusal.lock().unwrap() = Some(error.clone());
+        self.first_outcome(Err(error));
+        self.closed.send_replace(true);
+        self.wake.notify_one();
+    }
+
+    /// Records how connecting went, unless it is already known.
+    pub(crate) fn first_outcome(&self, outcome: Result<SessionId, TransportError>) {
+        self.outcome.send_if_modified(|held| {
+            let first = held.is_none();
+            if first {
+                *held = Some(outcome);
+            }
+            first
+        });
+    }
+
+    /// The refusal that ended the client, if one did.
+    fn refusal(&self) -> Option<TransportError> {
+        self.refusal.lock().unwrap().clone()
+    }
+
     /// `msg` as this client's `msg` frame with `reference`, if the server accepts its size.
     fn encode(&self, msg: &impl serde::Serialize, reference: Ref) -> Result<Frame, SendError> {
         let frame = ClientFrame::Msg {
@@ -204,6 +241,8 @@ impl Shared {
             wake,
             reconnect: Arc::new(Notify::new()),
             closed: watch::channel(false).0,
+            refusal: Mutex::new(None),
+            outcome: watch::channel(None).0,
             session: Mutex::new(None),
             presence: Mutex::default(),
             component: None,
@@ -464,6 +503,47 @@ where
         self
     }
 
+    /// Connects, and waits until the server has welcomed the client (`Ok`) or refused it
+    /// (`Err`): a URL that cannot be used, a TLS failure, HTTP 403 or 404, a server of another
+    /// protocol version, refused credentials ([`TransportError::Unauthorized`]). A server
+    /// that cannot be reached yet is retried as [`connect`](Self::connect) retries it, so
+    /// bound the wait with `tokio::time::timeout` where that matters. The stream still
+    /// starts with every state, `Connected` included.
+    ///
+    /// ```no_run
+    /// use omni::client::Client;
+    ///
+    /// #[omni::protocol]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// enum Echo {
+    ///     #[client]
+    ///     Say(String),
+    ///     #[server]
+    ///     Heard(String),
+    /// }
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (client, _messages) = Client::<Echo>::builder("http://127.0.0.1:3000/omni")
+    ///     .connected()
+    ///     .await?;
+    /// client.send(EchoFromClient::Say("hi".into()))?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connected(self) -> Result<(Client<P>, Messages<P>), TransportError> {
+        let (client, messages) = self.connect();
+        let mut outcome = client.shared.outcome.subscribe();
+        let outcome = match outcome.wait_for(Option::is_some).await {
+            Ok(held) => held.clone(),
+            // The client's shared state outlives this wait: the sender cannot be gone.
+            Err(_) => None,
+        };
+        match outcome {
+            Some(Ok(_)) | None => Ok((client, messages)),
+            Some(Err(error)) => Err(error),
+        }
+    }
+
     /// Starts connecting in the background (on the current tokio runtime) and returns the
     /// client and its message stream.
     ///
@@ -513,12 +593,11 @@ where
                 });
             }
             Err(message) => {
+                let error = TransportError::Init { message };
+                link.shared.refuse(error.clone());
                 // The link, and with it the stream, ends once this is said.
                 tokio::spawn(async move {
-                    link.state(TransportState::Error(crate::TransportError::Init {
-                        message,
-                    }))
-                    .await;
+                    link.state(TransportState::Error(error)).await;
                 });
             }
         }
@@ -617,7 +696,10 @@ impl<P: Protocol + Send> Client<P> {
     /// Encodes `msg` into a `msg` frame and queues it.
     fn queue(&self, msg: &P::Client) -> Result<Ref, SendError> {
         if *self.shared.closed.borrow() {
-            return Err(SendError::Closed);
+            return Err(match self.shared.refusal() {
+                Some(error) => SendError::Refused(error),
+                None => SendError::Closed,
+            });
         }
         let queued = self
             .shared
@@ -666,10 +748,14 @@ impl<P: Protocol + Send> Client<P> {
             Err(known) => return known,
         };
         let mut closed = self.shared.closed.subscribe();
+        let ended = || match self.shared.refusal() {
+            Some(error) => AckError::Refused(error),
+            None => AckError::Closed,
+        };
         tokio::select! {
             biased;
-            answer = answer => answer.unwrap_or(Err(AckError::Closed)),
-            () = dialer::closed(&mut closed) => Err(AckError::Closed),
+            answer = answer => answer.unwrap_or_else(|_| Err(ended())),
+            () = dialer::closed(&mut closed) => Err(ended()),
         }
     }
 
@@ -748,6 +834,10 @@ impl<P: Protocol + Send> Dial for Single<P> {
 
     async fn report(&mut self, state: TransportState) {
         self.link.state(state).await;
+    }
+
+    fn refused(&mut self, error: &TransportError) {
+        self.link.shared.refuse(error.clone());
     }
 }
 

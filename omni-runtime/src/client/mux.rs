@@ -578,6 +578,12 @@ impl Dial for Sockets {
             member.state(state.clone()).await;
         }
     }
+
+    fn refused(&mut self, error: &TransportError) {
+        for member in &self.members {
+            member.shared().refuse(error.clone());
+        }
+    }
 }
 
 /// One socket's components. A component's queue is flushed only once the server has
@@ -727,8 +733,8 @@ async fn route(
         }
         Step::Gap => Err(Ended::dropped("missed frames; resuming", true)),
         Step::Fatal(error) => {
-            member.state(TransportState::Error(error)).await;
-            member.shared().closed.send_replace(true);
+            member.state(TransportState::Error(error.clone())).await;
+            member.shared().refuse(error);
             let member = members.remove(at);
             welcomed.remove(member.id());
             Ok(())
