@@ -186,7 +186,12 @@ impl<P: Protocol> Link<P> {
                 self.emit(P::from_server(payload)).await;
                 Step::Continue
             }
-            ServerFrame::Msg { seq, payload, .. } => {
+            ServerFrame::Msg {
+                seq,
+                payload,
+                reference,
+                ..
+            } => {
                 if seq <= self.last_seq {
                     // Already held: a replay overlapping what arrived another way.
                     return Step::Continue;
@@ -196,6 +201,9 @@ impl<P: Protocol> Link<P> {
                     return Step::Gap;
                 }
                 self.last_seq = seq;
+                if let Some(reference) = reference {
+                    self.shared.replied(reference, &payload);
+                }
                 self.emit(P::from_server(payload)).await;
                 Step::Continue
             }

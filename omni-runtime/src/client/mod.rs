@@ -53,6 +53,7 @@ mod tls;
 mod wire;
 mod ws;
 
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -128,6 +129,24 @@ pub struct ConnectInfo {
     pub resumed: bool,
 }
 
+/// Takes a copy of a request's reply, type-erased so the link needs no `Clone` bound.
+type Reply = Box<dyn FnOnce(&(dyn std::any::Any + Send)) + Send>;
+
+/// Why a [`Client::request`] got no reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The message could not be queued.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// The server answered the message with an `error` frame, or the client ended first.
+    #[error(transparent)]
+    Answer(#[from] AckError),
+    /// The handler acknowledged the message without replying to it.
+    #[error("the server handled the message without replying")]
+    NoReply,
+}
+
 /// A connect hook: the messages to send first on a connection.
 pub(crate) type Hook<C> = Arc<dyn Fn(ConnectInfo) -> Vec<C> + Send + Sync>;
 
@@ -181,6 +200,9 @@ pub(crate) struct Shared {
     refusal: Mutex<Option<TransportError>>,
     /// The first outcome of connecting: welcomed into a session, or refused.
     outcome: watch::Sender<Option<Result<SessionId, TransportError>>>,
+    /// The requests waiting for their reply, by `ref`: each takes a copy of the first
+    /// sequenced message that answers it (see [`Client::request`]).
+    requests: Mutex<HashMap<Ref, Reply>>,
     session: Mutex<Option<SessionId>>,
     /// Each topic's presence list, as the server's `presence_state` and `presence_diff`
     /// frames left it.
@@ -207,6 +229,13 @@ impl Shared {
             }
             first
         });
+    }
+
+    /// `payload` answered the message `reference`: a request waiting for it takes a copy.
+    pub(crate) fn replied(&self, reference: Ref, payload: &(dyn std::any::Any + Send)) {
+        if let Some(take) = self.requests.lock().unwrap().remove(&reference) {
+            take(payload);
+        }
     }
 
     /// The refusal that ended the client, if one did.
@@ -243,6 +272,7 @@ impl Shared {
             closed: watch::channel(false).0,
             refusal: Mutex::new(None),
             outcome: watch::channel(None).0,
+            requests: Mutex::default(),
             session: Mutex::new(None),
             presence: Mutex::default(),
             component: None,
@@ -756,6 +786,73 @@ impl<P: Protocol + Send> Client<P> {
             biased;
             answer = answer => answer.unwrap_or_else(|_| Err(ended())),
             () = dialer::closed(&mut closed) => Err(ended()),
+        }
+    }
+
+    /// Sends `msg` and waits for the server's reply: the first sequenced message its handler
+    /// sent while handling it (`cx.send`, which ties it to the message's `ref`). The reply
+    /// also arrives on the message stream, as every server message does. A refusal (the
+    /// handler's `Err`) is [`RequestError::Answer`] with [`AckError::Rejected`]; a handler
+    /// that replies nothing is [`RequestError::NoReply`]. Resends across reconnects are
+    /// waited through; bound the wait with `tokio::time::timeout` where that matters.
+    ///
+    /// ```no_run
+    /// use omni::client::Client;
+    ///
+    /// #[omni::wire]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// pub struct Todo {
+    ///     pub id: u64,
+    ///     pub title: String,
+    /// }
+    ///
+    /// #[omni::protocol]
+    /// #[derive(Debug, Clone, PartialEq)]
+    /// enum Board {
+    ///     #[client]
+    ///     Add(String),
+    ///     #[server]
+    ///     Added(Todo),
+    /// }
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (client, _messages) = Client::<Board>::builder("http://127.0.0.1:3000/omni").connect();
+    /// let BoardFromServer::Added(todo) = client.request(BoardFromClient::Add("milk".into())).await?;
+    /// println!("created #{}", todo.id);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn request(&self, msg: P::Client) -> Result<P::Server, RequestError>
+    where
+        P::Server: Clone + Send + 'static,
+    {
+        let (tx, reply) = tokio::sync::oneshot::channel();
+        let take: Reply = Box::new(move |payload| {
+            if let Some(payload) = payload.downcast_ref::<P::Server>() {
+                let _ = tx.send(payload.clone());
+            }
+        });
+        let reference = {
+            // Registered under the lock the link takes to look: the reply cannot slip past.
+            let mut requests = self.shared.requests.lock().unwrap();
+            let reference = self.queue(&msg)?;
+            requests.insert(reference, take);
+            reference
+        };
+        let mut reply = std::pin::pin!(reply);
+        let answer = tokio::select! {
+            biased;
+            Ok(payload) = &mut reply => return Ok(payload),
+            answer = self.acked(reference) => answer,
+        };
+        self.shared.requests.lock().unwrap().remove(&reference);
+        // The reply, when there is one, is handled before the `ack` that follows it.
+        if let Ok(payload) = reply.try_recv() {
+            return Ok(payload);
+        }
+        match answer {
+            Ok(()) => Err(RequestError::NoReply),
+            Err(err) => Err(RequestError::Answer(err)),
         }
     }
 
