@@ -155,6 +155,12 @@ async fn run(options: Options) -> Result<(), String> {
         let mux = mux.clone();
         move |Path(module): Path<String>| async move { token(&mux, &module) }
     };
+    // On SIGINT or SIGTERM every client gets its close frame (1001) before the process ends,
+    // and /readyz turns 503 first, so a load balancer stops sending new clients.
+    let shutdown = Shutdown::new()
+        .endpoint(&endpoint)
+        .mux(&mux)
+        .drain(Duration::from_secs(5));
     let router = omni::axum::Router::new()
         .route("/", get(page))
         .route("/token/{module}", get(fresh_token))
@@ -164,6 +170,7 @@ async fn run(options: Options) -> Result<(), String> {
         )
         .route("/app.css", get(|| async { asset("text/css", APP_CSS) }))
         .nest("/omni", endpoint.router().merge(mux.router()))
+        .merge(shutdown.health())
         .layer(map_response(explain_refusal));
 
     let tls = match (&options.tls_cert, &options.tls_key) {
@@ -182,12 +189,7 @@ async fn run(options: Options) -> Result<(), String> {
             options.allowed.join(", ")
         );
     }
-    // On SIGINT or SIGTERM every client gets its close frame (1001) before the process ends;
-    // a client that stalls in its request headers is cut off after 10 s.
-    let shutdown = Shutdown::new()
-        .endpoint(&endpoint)
-        .mux(&mux)
-        .drain(Duration::from_secs(5));
+    // A client that stalls in its request headers is cut off after 10 s.
     let server = Server::new()
         .header_read_timeout(Duration::from_secs(10))
         .shutdown(shutdown);

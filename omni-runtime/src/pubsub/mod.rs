@@ -133,6 +133,11 @@ pub trait PubSub: Send + Sync + 'static {
     fn show_presence(&self, topic: &str, member: &dyn Member, always: bool) -> bool;
     /// Who is on `topic` now, on every process sharing the backend.
     fn presence(&self, topic: &str) -> List;
+    /// Whether the backend can carry messages between processes now; `Err` says why not.
+    /// An in-process backend always can.
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// `topic`'s `presence_state` frame now (empty if nobody is tracked there). `then` runs
     /// before any later change can be sent to subscribers.
     fn presence_state(&self, topic: &str, then: &mut dyn FnMut()) -> Outgoing;

@@ -365,6 +365,17 @@ impl Inner {
 }
 
 impl PubSub for RedisPubSub {
+    fn ready(&self) -> Result<(), String> {
+        let health = self.health();
+        if health.subscribed && health.publishing {
+            return Ok(());
+        }
+        let why = health
+            .last_error
+            .unwrap_or_else(|| "not connected yet".to_owned());
+        Err(format!("Redis is unreachable: {why}"))
+    }
+
     fn register(&self, id: SessionId, member: Arc<dyn Member>) {
         self.inner.local.register(id, member);
     }

@@ -45,9 +45,13 @@
 //! ```
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
 use tokio::sync::watch;
 
 use super::Endpoint;
@@ -95,6 +99,8 @@ impl Drop for Open {
 trait Target: Send + Sync {
     fn close_all(&self);
     fn tracker(&self) -> Arc<Tracker>;
+    /// Whether it can serve a new client now.
+    fn ready(&self) -> Result<(), String>;
 }
 
 impl<P, H> Target for Endpoint<P, H>
@@ -109,6 +115,10 @@ where
     fn tracker(&self) -> Arc<Tracker> {
         self.hub().shared.tracker.clone()
     }
+
+    fn ready(&self) -> Result<(), String> {
+        self.hub().shared.pubsub.ready()
+    }
 }
 
 impl Target for Mux {
@@ -118,6 +128,10 @@ impl Target for Mux {
 
     fn tracker(&self) -> Arc<Tracker> {
         self.connections()
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
     }
 }
 
@@ -132,6 +146,8 @@ pub struct Shutdown {
 struct Inner {
     targets: Mutex<Vec<Box<dyn Target>>>,
     drain: Mutex<Duration>,
+    /// Set when the shutdown starts, before any connection is closed.
+    draining: AtomicBool,
 }
 
 impl Default for Shutdown {
@@ -147,6 +163,7 @@ impl Shutdown {
             inner: Arc::new(Inner {
                 targets: Mutex::new(Vec::new()),
                 drain: Mutex::new(Duration::from_secs(10)),
+                draining: AtomicBool::new(false),
             }),
         }
     }
@@ -204,8 +221,11 @@ impl Shutdown {
         }
     }
 
-    /// Closes every connection with 1001 now, without a signal.
+    /// Closes every connection with 1001 now, without a signal. Readiness turns false first,
+    /// so a load balancer polling [`readyz`](Self::health) stops sending new clients before
+    /// the first close frame is written.
     pub fn now(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
         for target in self
             .inner
             .targets
@@ -215,6 +235,50 @@ impl Shutdown {
         {
             target.close_all();
         }
+    }
+
+    /// Whether a new client would be served now: not draining, and every endpoint's pub/sub
+    /// backend reachable (Redis, when configured). `Err` says why not.
+    pub fn ready(&self) -> Result<(), String> {
+        if self.inner.draining.load(Ordering::SeqCst) {
+            return Err("draining: the server is shutting down".to_owned());
+        }
+        self.inner
+            .targets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .try_for_each(|target| target.ready())
+    }
+
+    /// `GET /healthz` (200 while the process serves) and `GET /readyz` (200 when
+    /// [`ready`](Self::ready), 503 with the reason otherwise: draining, or Redis unreachable),
+    /// for a load balancer or an orchestrator's probes. Mount them where the app wants them,
+    /// behind its own middleware if they must not be public.
+    ///
+    /// ```
+    /// use omni::axum::Router;
+    /// use omni::server::Shutdown;
+    ///
+    /// let shutdown = Shutdown::new();
+    /// let app: Router = Router::new().merge(shutdown.health());
+    /// ```
+    pub fn health<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        let this = self.clone();
+        Router::new()
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route(
+                "/readyz",
+                get(move || {
+                    let ready = this.ready();
+                    async move {
+                        match ready {
+                            Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+                            Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
+                        }
+                    }
+                }),
+            )
     }
 
     /// Waits until every connection has written its close frame, or the drain time has
