@@ -12,10 +12,13 @@ use omni::client::{AckError, Client, RequestError, Transport};
 use omni::server::Endpoint;
 use omni::{Context, ErrorCode, HandlerResult};
 
+/// A todo the board made.
 #[omni::wire]
 #[derive(Debug, Clone, PartialEq)]
 pub struct Todo {
+    /// Given by the server.
     pub id: u64,
+    /// Given by the client.
     pub title: String,
 }
 
