@@ -81,6 +81,7 @@ export class Client extends Stream {
   close() {
     if (this._closed) return;
     this._closed = true;
+    this._settleAll();
     this._dialer.close("closed by the client");
   }
 

@@ -407,6 +407,7 @@ export class Component extends Stream {
 
   _finish() {
     this._closed = true;
+    this._settleAll();
     this._phase = "done";
     clearTimeout(this._timer);
     this._timer = null;

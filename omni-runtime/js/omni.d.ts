@@ -158,6 +158,15 @@ export interface PresenceEvent {
   readonly list: PresenceList;
 }
 
+/** Why `acked` or `request` got no answer: a server error code, "closed", "unknown" or
+ * "no_reply", and the reason. */
+export interface AnswerError extends Error {
+  /** The server's error code (`rejected`, `handler_failed`, `bad_payload`, …), or "closed",
+   * "unknown", "no_reply". */
+  code: string;
+  reason: string;
+}
+
 /** A message sent but not yet acknowledged. */
 export interface Pending<C> {
   ref: number;
@@ -182,6 +191,15 @@ export interface Stream<C, S> {
   dispatch<M extends { kind: string }>(msg: M): M;
   /** Unacknowledged messages, oldest first (they survive a reload). */
   pending(): Pending<C>[];
+  /** Resolves once the server handled the message `ref` (its `ack`). Rejects with an
+   * `AnswerError`: the server's refusal (`code` "rejected" when the handler returned an
+   * error, "handler_failed", "bad_payload"), "closed" when the client is closed first,
+   * "unknown" for a `ref` never given out or answered too long ago. */
+  acked(ref: number): Promise<void>;
+  /** Sends `payload` and resolves with the server's reply: the first sequenced message its
+   * handler sent while handling it. Rejects as `acked` does, and with `code` "no_reply" when
+   * the handler handled it without replying. Throws as `send` does. */
+  request(payload: C): Promise<S>;
   /** The presence list of `topic` as last heard, frozen (a change replaces it, so it can be
    * compared by identity); `{}` for a topic with no one, or none heard of. */
   presence(topic: string): PresenceList;

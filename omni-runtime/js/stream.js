@@ -131,6 +131,15 @@ export class Stream {
     /** @type {Encoded[]} */
     this._greeting = [];
     this._closed = false;
+    /** Who waits for the answer to a `ref` (`acked`, `request`), and the replies kept for
+     * requests until their `ack`.
+     * @type {Map<number, { resolve: (value: any) => void, reject: (error: Error) => void, reply: boolean }[]>} */
+    this._waiting = new Map();
+    /** @type {Map<number, S>} */
+    this._replies = new Map();
+    /** The latest answers, for an `acked` asked after its answer came: `null` for an ack.
+     * @type {Map<number, Error | null>} */
+    this._answers = new Map();
     /** @type {TransportState} */
     this._state = { state: "connecting" };
     this._load();
@@ -202,6 +211,83 @@ export class Stream {
     return this._queue.map(({ ref, payload }) => ({ ref, payload }));
   }
 
+  /** Resolves once the server has handled the message `ref` (its `ack`); rejects with the
+   * server's refusal (an Error with the `code` and the server's `reason`: `rejected` when
+   * its handler returned an error), with `code` "closed" when the client is closed first, and
+   * with `code` "unknown" for a `ref` this client never gave out or answered too long ago.
+   *
+   * @param {number} ref
+   * @returns {Promise<void>}
+   */
+  acked(ref) {
+    return this._wait(ref, false);
+  }
+
+  /** Sends `payload` and resolves with the server's reply: the first sequenced message its
+   * handler sent while handling it. Rejects as `acked` does, and with `code` "no_reply" when
+   * the handler handled it without replying. Throws as `send` does.
+   *
+   * @param {C} payload
+   * @returns {Promise<S>}
+   */
+  request(payload) {
+    return this._wait(this.send(payload), true);
+  }
+
+  /**
+   * @param {number} ref
+   * @param {boolean} reply
+   * @returns {Promise<any>}
+   */
+  _wait(ref, reply) {
+    if (this._answers.has(ref)) {
+      const error = this._answers.get(ref);
+      if (error) return Promise.reject(error);
+      if (!reply) return Promise.resolve();
+    }
+    if (!this._queue.some((entry) => entry.ref === ref)) {
+      return Promise.reject(answerError("unknown", `no message with ref ${ref} is waiting`));
+    }
+    if (this._closed) return Promise.reject(answerError("closed", `the ${this._noun} is closed`));
+    return new Promise((resolve, reject) => {
+      const waiting = this._waiting.get(ref) ?? [];
+      waiting.push({ resolve, reject, reply });
+      this._waiting.set(ref, waiting);
+    });
+  }
+
+  /** The message `ref` was answered: by its `ack` (`error` null) or an `error` frame.
+   *
+   * @param {number} ref
+   * @param {Error | null} error
+   */
+  _settle(ref, error) {
+    this._answers.set(ref, error);
+    const oldest = this._answers.keys().next().value;
+    if (this._answers.size > this._limit && oldest !== undefined) this._answers.delete(oldest);
+    const reply = this._replies.get(ref);
+    const replied = this._replies.has(ref);
+    this._replies.delete(ref);
+    for (const waiter of this._waiting.get(ref) ?? []) {
+      if (error) waiter.reject(error);
+      else if (!waiter.reply) waiter.resolve(undefined);
+      else if (replied) waiter.resolve(reply);
+      else waiter.reject(answerError("no_reply", "the server handled the message without replying"));
+    }
+    this._waiting.delete(ref);
+  }
+
+  /** Rejects whatever still waits for an answer: the client (or component) is closed. */
+  _settleAll() {
+    for (const [ref, waiting] of this._waiting) {
+      for (const waiter of waiting) {
+        waiter.reject(answerError("closed", `the ${this._noun} was closed before ref ${ref} was answered`));
+      }
+    }
+    this._waiting.clear();
+    this._replies.clear();
+  }
+
   /** The presence list of `topic`, `{ key: [{ ref, meta }, ...] }`, frozen (a change
    * replaces it); `{}` for a topic with no one, or none heard of.
    *
@@ -267,6 +353,12 @@ export class Stream {
         if (frame.seq > this._lastSeq + 1) return STEP.gap;
         this._lastSeq = frame.seq;
         this._save();
+        // The first reply to a request's message is its answer.
+        if (typeof frame.ref === "number" && !this._replies.has(frame.ref)) {
+          if (this._waiting.get(frame.ref)?.some((waiter) => waiter.reply)) {
+            this._replies.set(frame.ref, frame.payload);
+          }
+        }
         this._emit("message", frame.payload, /** @type {MessageFrame<S>} */ (frame));
         return STEP.continue;
       case "push":
@@ -274,10 +366,14 @@ export class Stream {
         return STEP.continue;
       case "ack":
         this._answered(frame.ref);
+        this._settle(frame.ref, null);
         this._emit("ack", frame.ref);
         return STEP.continue;
       case "error": {
-        if (frame.ref !== undefined) this._answered(frame.ref);
+        if (frame.ref !== undefined) {
+          this._answered(frame.ref);
+          this._settle(frame.ref, answerError(frame.code, frame.message));
+        }
         const error = rejection(frame);
         if (frame.code === "version_mismatch") return { fatal: error };
         this._emitState(error);
@@ -616,4 +712,14 @@ export function afterFrame(client, step, conn) {
     return { code: 1008, reason: `server refused (${step.fatal.code}): ${step.fatal.message}`, fatal: step.fatal };
   }
   return null;
+}
+
+/** An Error for a message's answer, with its `code` and the server's `reason`.
+ *
+ * @param {string} code
+ * @param {string} reason
+ * @returns {Error & { code: string, reason: string }}
+ */
+function answerError(code, reason) {
+  return Object.assign(new Error(`omni: ${code}: ${reason}`), { code, reason });
 }
