@@ -310,58 +310,30 @@ async fn uplink(addr: SocketAddr, session: SessionId, payload: LoadFromClient) {
     assert_eq!(response.status(), 202);
 }
 
-#[tokio::test]
-async fn an_event_stream_nobody_reads_is_ended_as_a_slow_consumer() {
+/// Opens an event stream that stops reading, has `count` blobs of 60 KB sent to it, and
+/// waits (3 s at most) for its session to be released.
+async fn unread_stream_is_released(count: u32, what: &str) {
     let server = start(Limits {
         write_timeout: Duration::from_millis(300),
         ..Limits::default()
     })
     .await;
     let (_stream, session) = sse_that_stops_reading(server.addr).await;
+    let size = 60_000;
+    uplink(server.addr, session, LoadFromClient::Burst { count, size }).await;
+    reaches(&server.disconnects, 1, Duration::from_secs(3), what).await;
+}
+
+#[tokio::test]
+async fn an_event_stream_nobody_reads_is_ended_as_a_slow_consumer() {
     // 12 MB for a stream whose reader is gone: the queue overflows its 4 MiB.
-    uplink(
-        server.addr,
-        session,
-        LoadFromClient::Burst {
-            count: 200,
-            size: 60_000,
-        },
-    )
-    .await;
-    reaches(
-        &server.disconnects,
-        1,
-        Duration::from_secs(3),
-        "a stream that overflowed its queue was released",
-    )
-    .await;
+    unread_stream_is_released(200, "a stream that overflowed its queue was released").await;
 }
 
 #[tokio::test]
 async fn an_event_stream_that_makes_no_progress_is_ended_after_the_write_timeout() {
-    let server = start(Limits {
-        write_timeout: Duration::from_millis(300),
-        ..Limits::default()
-    })
-    .await;
-    let (_stream, session) = sse_that_stops_reading(server.addr).await;
     // 3.6 MB: within every bound, but more than the socket takes while nobody reads.
-    uplink(
-        server.addr,
-        session,
-        LoadFromClient::Burst {
-            count: 60,
-            size: 60_000,
-        },
-    )
-    .await;
-    reaches(
-        &server.disconnects,
-        1,
-        Duration::from_secs(3),
-        "a stream that stopped being read was released",
-    )
-    .await;
+    unread_stream_is_released(60, "a stream that stopped being read was released").await;
 }
 
 /// Reads until the peer ends the connection; returns how it ended.

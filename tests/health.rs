@@ -4,28 +4,11 @@
 
 mod common;
 
+use common::echo::{EchoFromServer, Parrot};
 use common::{Client, PATIENCE, serve};
+use omni::ServerFrame;
 use omni::axum::Router;
 use omni::server::{Endpoint, Shutdown};
-use omni::{Context, HandlerResult, ServerFrame};
-
-#[omni::protocol]
-#[derive(Debug, Clone, PartialEq)]
-enum Echo {
-    #[client]
-    Say(String),
-    #[server]
-    Heard(String),
-}
-
-struct Parrot;
-
-impl EchoHandler for Parrot {
-    async fn say(&mut self, cx: &mut Context<Echo>, text: String) -> HandlerResult {
-        cx.send(EchoFromServer::Heard(text));
-        Ok(())
-    }
-}
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -35,7 +18,7 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn readiness_turns_off_when_the_drain_starts() {
-    let endpoint = Endpoint::<Echo, _>::new(|| Parrot);
+    let endpoint = Endpoint::<common::echo::Echo, _>::new(|| Parrot);
     let shutdown = Shutdown::new().endpoint(&endpoint);
     let app = Router::new()
         .nest("/omni", endpoint.router())
@@ -71,7 +54,7 @@ async fn readiness_turns_off_when_the_drain_starts() {
 async fn readiness_is_off_while_redis_is_unreachable() {
     // Nothing listens on port 1.
     let pubsub = omni::pubsub::RedisPubSub::connect("redis://127.0.0.1:1").unwrap();
-    let endpoint = Endpoint::<Echo, _>::builder(|| Parrot)
+    let endpoint = Endpoint::<common::echo::Echo, _>::builder(|| Parrot)
         .pubsub(std::sync::Arc::new(pubsub))
         .build();
     let shutdown = Shutdown::new().endpoint(&endpoint);

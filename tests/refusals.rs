@@ -5,31 +5,14 @@ mod common;
 
 use std::time::Duration;
 
+use common::echo::{Echo, EchoFromClient, Parrot};
 use common::{PATIENCE, serve};
+use omni::TransportError;
 use omni::axum::Router;
 use omni::axum::http::StatusCode;
 use omni::axum::routing::get;
 use omni::client::{AckError, Client, SendError, Transport};
 use omni::server::Endpoint;
-use omni::{Context, HandlerResult, TransportError};
-
-#[omni::protocol]
-#[derive(Debug, Clone, PartialEq)]
-enum Echo {
-    #[client]
-    Say(String),
-    #[server]
-    Heard(String),
-}
-
-struct Parrot;
-
-impl EchoHandler for Parrot {
-    async fn say(&mut self, cx: &mut Context<Echo>, text: String) -> HandlerResult {
-        cx.send(EchoFromServer::Heard(text));
-        Ok(())
-    }
-}
 
 const TRANSPORTS: [Transport; 3] = [Transport::Ws, Transport::Http, Transport::Sse];
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)] // Each test file uses a part.
 
 pub mod demo;
+pub mod echo;
 pub mod feed;
 pub mod proxy;
 pub mod relay;
