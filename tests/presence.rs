@@ -621,11 +621,11 @@ fn http_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-/// An event stream on a new session, read up to its `welcome`: the open response (dropping it
-/// closes the stream) and the session.
-async fn event_stream(addr: std::net::SocketAddr) -> (reqwest::Response, SessionId) {
+/// An event stream opened with `query` (a resume, or a new session when empty), read up to its
+/// `welcome`: the open response (dropping it closes the stream) and the session.
+async fn event_stream(addr: std::net::SocketAddr, query: &str) -> (reqwest::Response, SessionId) {
     let mut response = http_client()
-        .get(format!("http://{addr}/sse"))
+        .get(format!("http://{addr}/sse{query}"))
         .header("accept", "text/event-stream")
         .send()
         .await
@@ -662,6 +662,25 @@ async fn post(addr: std::net::SocketAddr, session: SessionId, leave: bool, body:
     request.body(body).send().await.unwrap().status().as_u16()
 }
 
+/// A guest on an event stream who arrives as `name` (the watcher sees it join): its stream and
+/// session.
+async fn sse_guest(
+    addr: std::net::SocketAddr,
+    watcher: &mut Client,
+    name: &str,
+) -> (reqwest::Response, SessionId) {
+    let (stream, session) = event_stream(addr, "").await;
+    let arrive = ClientFrame::Msg {
+        payload: LobbyFromClient::Arrive(name.into()),
+        reference: Some(1),
+        id: None,
+    };
+    let body = arrive.encode().unwrap();
+    assert_eq!(post(addr, session, false, body).await, 202, "{name}");
+    assert_eq!(keys(&diff(presence(watcher).await).joins), [(name, 1)]);
+    (stream, session)
+}
+
 #[tokio::test]
 async fn an_event_stream_whose_page_says_goodbye_leaves_within_the_linger() {
     let linger = Duration::from_millis(300);
@@ -672,40 +691,51 @@ async fn an_event_stream_whose_page_says_goodbye_leaves_within_the_linger() {
     };
     let (addr, pubsub) = lingering(Duration::from_secs(30), linger, guest).await;
     let (mut watcher, _) = join(addr).await;
+    // Waits until the `disconnected` hook of `name`'s session has run `times` times more.
+    let mut disconnects = async |name: &str, times: usize| {
+        let mut seen = 0;
+        let noticed = async {
+            while seen < times {
+                if disconnected.recv().await.as_deref() == Some(name) {
+                    seen += 1;
+                }
+            }
+        };
+        tokio::time::timeout(PATIENCE, noticed)
+            .await
+            .unwrap_or_else(|_| panic!("{name}'s stream was not seen to go"));
+    };
     // Time for the stream's end to be noticed (at the latest by the next keep-alive, 1 s),
     // then the linger: far less than the grace.
     let within = linger + Duration::from_secs(2);
 
-    for (name, goodbye_first) in [("ann", true), ("bob", false)] {
-        let (stream, session) = event_stream(addr).await;
-        let arrive = ClientFrame::Msg {
-            payload: LobbyFromClient::Arrive(name.into()),
-            reference: Some(1),
-            id: None,
-        };
-        let body = arrive.encode().unwrap();
-        assert_eq!(post(addr, session, false, body).await, 202, "{name}");
-        assert_eq!(keys(&diff(presence(&mut watcher).await).joins), [(name, 1)]);
-        if goodbye_first {
-            // As omni.js on `pagehide`: the goodbye, then the page's stream goes.
-            assert_eq!(post(addr, session, true, "[]".into()).await, 204);
-            drop(stream);
-        } else {
-            // The stream's end reached the server first; the goodbye comes after.
-            drop(stream);
-            let noticed = async { while disconnected.recv().await.as_deref() != Some(name) {} };
-            tokio::time::timeout(PATIENCE, noticed)
-                .await
-                .expect("the server noticed the stream go");
-            assert_eq!(post(addr, session, true, "[]".into()).await, 204);
-        }
-        leaves_within(
-            &mut watcher,
-            name,
-            within,
-            "a stream whose page said goodbye leaves after the linger",
-        )
-        .await;
-    }
+    // As omni.js on `pagehide`: the goodbye, then the page's stream goes.
+    let (stream, session) = sse_guest(addr, &mut watcher, "ann").await;
+    assert_eq!(post(addr, session, true, "[]".into()).await, 204);
+    drop(stream);
+    leaves_within(&mut watcher, "ann", within, "the goodbye came first").await;
+
+    // The stream's end reached the server first; the goodbye comes after.
+    let (stream, session) = sse_guest(addr, &mut watcher, "bob").await;
+    drop(stream);
+    disconnects("bob", 1).await;
+    assert_eq!(post(addr, session, true, "[]".into()).await, 204);
+    leaves_within(&mut watcher, "bob", within, "the goodbye came last").await;
     assert!(pubsub.presence(ROOM).is_empty());
+
+    // A reload: the goodbye, and the new page resumes the session at once, which takes the
+    // goodbye back. Its stream then drops without a word: the session waits out its grace.
+    let (stream, session) = sse_guest(addr, &mut watcher, "cy").await;
+    assert_eq!(post(addr, session, true, "[]".into()).await, 204);
+    drop(stream);
+    let (again, resumed) = event_stream(addr, &format!("?session={session}&after=1")).await;
+    assert_eq!(resumed, session, "the reloaded page resumed its session");
+    drop(again);
+    // Both streams seen gone, then well past the linger.
+    disconnects("cy", 2).await;
+    assert!(
+        no_presence_for(&mut watcher, linger * 3).await,
+        "a stream that dropped after its session was resumed left within the linger"
+    );
+    assert_eq!(keys(&pubsub.presence(ROOM)), [("cy", 1)]);
 }
