@@ -532,7 +532,12 @@ async fn the_rust_client_that_closes_leaves_within_the_default_linger_not_the_gr
 #[tokio::test]
 async fn a_page_that_goes_away_and_resumes_within_the_linger_makes_no_diff() {
     let linger = Duration::from_millis(500);
-    let (addr, pubsub) = lingering(Duration::from_secs(30), linger, Guest::default).await;
+    let (gone, mut disconnected) = mpsc::unbounded_channel();
+    let guest = move || Guest {
+        gone: Some(gone.clone()),
+        ..Guest::default()
+    };
+    let (addr, pubsub) = lingering(Duration::from_secs(30), linger, guest).await;
     let (mut watcher, _) = join(addr).await;
     let (mut ann, session) = join(addr).await;
     arrive(&mut ann, "ann", 1).await;
@@ -548,12 +553,25 @@ async fn a_page_that_goes_away_and_resumes_within_the_linger_makes_no_diff() {
         reason: "".into(),
     };
     ann.socket.close(Some(away)).await.unwrap();
-    let mut ann = Client::connect(addr, &format!("/ws?session={session}&after=1")).await;
+    // The server has seen the old page go (its linger runs) before the new page connects.
+    let noticed = tokio::time::timeout(PATIENCE, disconnected.recv()).await;
     assert_eq!(
-        state(presence(&mut ann).await),
-        before,
-        "the session resumed"
+        noticed.ok().flatten().as_deref(),
+        Some("ann"),
+        "ann's socket went"
     );
+    // A reload takes a moment: the new page connects halfway through the linger.
+    tokio::time::sleep(linger / 2).await;
+    let mut ann = Client::connect(addr, &format!("/ws?session={session}&after=1")).await;
+    match ann.next::<LobbyFromServer>().await {
+        ServerFrame::Welcome {
+            session: resumed_session,
+            resumed,
+            ..
+        } => assert!(resumed && resumed_session == session, "the session resumed"),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+    assert_eq!(state(presence(&mut ann).await), before);
     // Well past the linger, the session is still there: nobody left, nobody joined.
     assert!(no_presence_for(&mut watcher, linger * 3).await);
     assert_eq!(pubsub.presence(ROOM), before);
