@@ -1,7 +1,9 @@
 //! Presence over real sockets on one server: the list on subscribe, coalesced diffs, two tabs
 //! under one key, no leave and no join for a reconnect that resumes, none for a handler that
-//! panics and is restarted, entries leaving with their session, and the Rust client keeping
-//! a correct list through a dropped connection.
+//! panics and is restarted, entries leaving with their session, the Rust client keeping
+//! a correct list through a dropped connection, and the linger: a client that closes saying
+//! it is leaving (a close frame, a page's goodbye) leaves within it, one that comes back
+//! within it makes no diff, and a dropped connection keeps the whole grace.
 
 mod common;
 
@@ -15,8 +17,12 @@ use omni::client::{Client as RustClient, Transport};
 use omni::presence::{Diff, List};
 use omni::pubsub::{LocalPubSub, PubSub};
 use omni::server::{Endpoint, Limits};
-use omni::{Context, HandlerResult, ServerFrame, TransportState};
+use omni::{ClientFrame, Context, HandlerResult, ServerFrame, SessionId, TransportState};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 #[omni::protocol]
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +49,8 @@ const ROOM: &str = "lobby";
 struct Guest {
     name: Option<String>,
     status: String,
+    /// Told the guest's name when its `disconnected` hook runs, for a test to wait on.
+    gone: Option<mpsc::UnboundedSender<String>>,
 }
 
 impl Guest {
@@ -82,6 +90,13 @@ impl LobbyHandler for Guest {
 
     async fn crash(&mut self, _: &mut Context<Lobby>) -> HandlerResult {
         panic!("on purpose")
+    }
+
+    async fn disconnected(&mut self, _: &mut Context<Lobby>) -> HandlerResult {
+        if let (Some(gone), Some(name)) = (&self.gone, &self.name) {
+            let _ = gone.send(name.clone());
+        }
+        Ok(())
     }
 }
 
@@ -460,4 +475,285 @@ async fn a_lagging_client_drops_presence_diffs_stays_open_and_is_sent_the_whole_
         assert_eq!(list, pubsub.presence(ROOM), "round {round}");
     }
     assert_eq!(endpoint.metrics().slow_consumers, 0);
+}
+
+/// A server with `grace` and `linger` whose guests come from `guest`; presence every 20 ms.
+async fn lingering(
+    grace: Duration,
+    linger: Duration,
+    guest: impl Fn() -> Guest + Send + Sync + 'static,
+) -> (std::net::SocketAddr, Arc<dyn PubSub>) {
+    let pubsub: Arc<dyn PubSub> =
+        Arc::new(LocalPubSub::new().with_presence_interval(Duration::from_millis(20)));
+    let endpoint = Endpoint::<Lobby, _>::builder(guest)
+        .pubsub(pubsub.clone())
+        .limits(Limits {
+            grace,
+            linger,
+            ..Limits::default()
+        })
+        .build();
+    (serve(endpoint.router()).await, pubsub)
+}
+
+/// The next presence frame within `within`, which must be a diff in which exactly `name`
+/// leaves; panics naming `why` otherwise.
+async fn leaves_within(watcher: &mut Client, name: &str, within: Duration, why: &str) {
+    let frame = tokio::time::timeout(within, presence(watcher))
+        .await
+        .unwrap_or_else(|_| panic!("{name} did not leave within {within:?}: {why}"));
+    assert_eq!(keys(&diff(frame).leaves), [(name, 1)], "{why}");
+}
+
+#[tokio::test]
+async fn the_rust_client_that_closes_leaves_within_the_default_linger_not_the_grace() {
+    let linger = Limits::default().linger;
+    let (addr, pubsub) = lingering(Duration::from_secs(30), linger, Guest::default).await;
+    let (mut watcher, _) = join(addr).await;
+    let (client, _messages) = RustClient::<Lobby>::builder(format!("http://{addr}"))
+        .transport(Transport::Ws)
+        .connect();
+    client.send(LobbyFromClient::Arrive("me".into())).unwrap();
+    assert_eq!(keys(&diff(presence(&mut watcher).await).joins), [("me", 1)]);
+
+    // Its close frame says it is leaving: its session, and its entry, go after the linger,
+    // 30 s before the grace would have ended it.
+    client.close();
+    leaves_within(
+        &mut watcher,
+        "me",
+        linger + Duration::from_secs(2),
+        "a client closed on purpose leaves after the linger",
+    )
+    .await;
+    assert!(pubsub.presence(ROOM).is_empty());
+}
+
+#[tokio::test]
+async fn a_page_that_goes_away_and_resumes_within_the_linger_makes_no_diff() {
+    let linger = Duration::from_millis(500);
+    let (gone, mut disconnected) = mpsc::unbounded_channel();
+    let guest = move || Guest {
+        gone: Some(gone.clone()),
+        ..Guest::default()
+    };
+    let (addr, pubsub) = lingering(Duration::from_secs(30), linger, guest).await;
+    let (mut watcher, _) = join(addr).await;
+    let (mut ann, session) = join(addr).await;
+    arrive(&mut ann, "ann", 1).await;
+    assert_eq!(
+        keys(&diff(presence(&mut watcher).await).joins),
+        [("ann", 1)]
+    );
+    let before = pubsub.presence(ROOM);
+
+    // A reload: the old page's socket closes going away, the new page resumes the session.
+    let away = CloseFrame {
+        code: CloseCode::Away,
+        reason: "".into(),
+    };
+    ann.socket.close(Some(away)).await.unwrap();
+    // The server has seen the old page go (its linger runs) before the new page connects.
+    let noticed = tokio::time::timeout(PATIENCE, disconnected.recv()).await;
+    assert_eq!(
+        noticed.ok().flatten().as_deref(),
+        Some("ann"),
+        "ann's socket went"
+    );
+    // A reload takes a moment: the new page connects halfway through the linger.
+    tokio::time::sleep(linger / 2).await;
+    let mut ann = Client::connect(addr, &format!("/ws?session={session}&after=1")).await;
+    match ann.next::<LobbyFromServer>().await {
+        ServerFrame::Welcome {
+            session: resumed_session,
+            resumed,
+            ..
+        } => assert!(resumed && resumed_session == session, "the session resumed"),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+    assert_eq!(state(presence(&mut ann).await), before);
+    // Well past the linger, the session is still there: nobody left, nobody joined.
+    assert!(no_presence_for(&mut watcher, linger * 3).await);
+    assert_eq!(pubsub.presence(ROOM), before);
+
+    // Then the page is closed for good.
+    let normal = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    };
+    ann.socket.close(Some(normal)).await.unwrap();
+    leaves_within(
+        &mut watcher,
+        "ann",
+        linger + Duration::from_secs(2),
+        "a page closed for good leaves after the linger",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_dropped_connection_keeps_the_whole_grace() {
+    let grace = Duration::from_secs(2);
+    let linger = Duration::from_millis(200);
+    let (addr, pubsub) = lingering(grace, linger, Guest::default).await;
+    let proxy = Proxy::start(addr).await;
+    let (mut watcher, _) = join(addr).await;
+    let (client, _messages) = RustClient::<Lobby>::builder(format!("http://{}", proxy.addr))
+        .transport(Transport::Ws)
+        .connect();
+    client.send(LobbyFromClient::Arrive("me".into())).unwrap();
+    assert_eq!(keys(&diff(presence(&mut watcher).await).joins), [("me", 1)]);
+
+    // The network goes: the connection is cut without a close frame, and the server cannot
+    // be reached again (the proxy now forwards to a port nobody listens on).
+    let nowhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    proxy.set_upstream(nowhere.local_addr().unwrap());
+    drop(nowhere);
+    proxy.cut();
+    let cut = Instant::now();
+    common::until("the client's connection is cut", || proxy.severed() == 1).await;
+
+    // Long past the linger the session waits for its client; then the grace ends it.
+    assert!(
+        no_presence_for(&mut watcher, grace - Duration::from_millis(500)).await,
+        "a dropped connection left before its grace ran out"
+    );
+    assert_eq!(keys(&pubsub.presence(ROOM)), [("me", 1)]);
+    leaves_within(
+        &mut watcher,
+        "me",
+        Duration::from_secs(3),
+        "a dropped connection leaves once the grace runs out",
+    )
+    .await;
+    assert!(
+        cut.elapsed() >= grace,
+        "left {:?} after the cut",
+        cut.elapsed()
+    );
+    client.close();
+}
+
+fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// An event stream opened with `query` (a resume, or a new session when empty), read up to its
+/// `welcome`: the open response (dropping it closes the stream) and the session.
+async fn event_stream(addr: std::net::SocketAddr, query: &str) -> (reqwest::Response, SessionId) {
+    let mut response = http_client()
+        .get(format!("http://{addr}/sse{query}"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut text = String::new();
+    loop {
+        let chunk = tokio::time::timeout(PATIENCE, response.chunk())
+            .await
+            .expect("the welcome in time")
+            .unwrap()
+            .expect("the stream is open");
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        // `welcome` is the stream's first event.
+        let Some(data) = text.lines().find_map(|line| line.strip_prefix("data: ")) else {
+            continue;
+        };
+        match Frame::decode(data.as_bytes()).unwrap() {
+            ServerFrame::Welcome { session, .. } => return (response, session),
+            other => panic!("expected welcome, got {other:?}"),
+        }
+    }
+}
+
+/// `POST /http` on `session` with `body`, as a goodbye when `leave`; the status.
+async fn post(addr: std::net::SocketAddr, session: SessionId, leave: bool, body: String) -> u16 {
+    let mut request = http_client()
+        .post(format!("http://{addr}/http"))
+        .header("content-type", "application/json")
+        .header(omni::server::SESSION_HEADER, session.to_string());
+    if leave {
+        request = request.header("omni-leave", "1");
+    }
+    request.body(body).send().await.unwrap().status().as_u16()
+}
+
+/// A guest on an event stream who arrives as `name` (the watcher sees it join): its stream and
+/// session.
+async fn sse_guest(
+    addr: std::net::SocketAddr,
+    watcher: &mut Client,
+    name: &str,
+) -> (reqwest::Response, SessionId) {
+    let (stream, session) = event_stream(addr, "").await;
+    let arrive = ClientFrame::Msg {
+        payload: LobbyFromClient::Arrive(name.into()),
+        reference: Some(1),
+        id: None,
+    };
+    let body = arrive.encode().unwrap();
+    assert_eq!(post(addr, session, false, body).await, 202, "{name}");
+    assert_eq!(keys(&diff(presence(watcher).await).joins), [(name, 1)]);
+    (stream, session)
+}
+
+#[tokio::test]
+async fn an_event_stream_whose_page_says_goodbye_leaves_within_the_linger() {
+    let linger = Duration::from_millis(300);
+    let (gone, mut disconnected) = mpsc::unbounded_channel();
+    let guest = move || Guest {
+        gone: Some(gone.clone()),
+        ..Guest::default()
+    };
+    let (addr, pubsub) = lingering(Duration::from_secs(30), linger, guest).await;
+    let (mut watcher, _) = join(addr).await;
+    // Waits until the `disconnected` hook of `name`'s session has run `times` times more.
+    let mut disconnects = async |name: &str, times: usize| {
+        let mut seen = 0;
+        let noticed = async {
+            while seen < times {
+                if disconnected.recv().await.as_deref() == Some(name) {
+                    seen += 1;
+                }
+            }
+        };
+        tokio::time::timeout(PATIENCE, noticed)
+            .await
+            .unwrap_or_else(|_| panic!("{name}'s stream was not seen to go"));
+    };
+    // Time for the stream's end to be noticed (at the latest by the next keep-alive, 1 s),
+    // then the linger: far less than the grace.
+    let within = linger + Duration::from_secs(2);
+
+    // As omni.js on `pagehide`: the goodbye, then the page's stream goes.
+    let (stream, session) = sse_guest(addr, &mut watcher, "ann").await;
+    assert_eq!(post(addr, session, true, "[]".into()).await, 204);
+    drop(stream);
+    leaves_within(&mut watcher, "ann", within, "the goodbye came first").await;
+
+    // The stream's end reached the server first; the goodbye comes after.
+    let (stream, session) = sse_guest(addr, &mut watcher, "bob").await;
+    drop(stream);
+    disconnects("bob", 1).await;
+    assert_eq!(post(addr, session, true, "[]".into()).await, 204);
+    leaves_within(&mut watcher, "bob", within, "the goodbye came last").await;
+    assert!(pubsub.presence(ROOM).is_empty());
+
+    // A reload: the goodbye, and the new page resumes the session at once, which takes the
+    // goodbye back. Its stream then drops without a word: the session waits out its grace.
+    let (stream, session) = sse_guest(addr, &mut watcher, "cy").await;
+    assert_eq!(post(addr, session, true, "[]".into()).await, 204);
+    drop(stream);
+    let (again, resumed) = event_stream(addr, &format!("?session={session}&after=1")).await;
+    assert_eq!(resumed, session, "the reloaded page resumed its session");
+    drop(again);
+    // Both streams seen gone, then well past the linger.
+    disconnects("cy", 2).await;
+    assert!(
+        no_presence_for(&mut watcher, linger * 3).await,
+        "a stream that dropped after its session was resumed left within the linger"
+    );
+    assert_eq!(keys(&pubsub.presence(ROOM)), [("cy", 1)]);
 }

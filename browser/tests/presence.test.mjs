@@ -1,7 +1,9 @@
 // Presence in the chat demo: each page shows who is in the room by name (`#people`), two tabs
 // under one name as one name ×2; a page whose connection drops and resumes its session keeps
-// its list and hears no one leave; a closed page leaves the others' lists once its session's
-// grace (10 s, as the tests start the demo) runs out. And omni.js on its own: against the real server (a cut
+// its list and hears no one leave; a closed page says goodbye and leaves the others' lists
+// within the server's linger (2 s), long before its session's grace (10 s, as the tests start
+// the demo) would run out, while a reloaded page resumes within it and never leaves, over
+// WebSocket and SSE. And omni.js on its own: against the real server (a cut
 // socket that resumes makes no presence event), and against a scripted socket (a list from a
 // state, then diffs, idempotent; only changes reported; a new session drops every list; a
 // mux component's lists; `rejected` answers a message).
@@ -15,8 +17,10 @@ import {
   launchBrowser,
   named,
   openChat,
+  people,
   peopleHistory,
   sleep,
+  until,
   waitDown,
   waitOnline,
   waitPeople,
@@ -128,6 +132,55 @@ for (const transport of ["ws", "sse"]) {
         const shown = await peopleHistory(page);
         assert.deepEqual(shown.slice(shownBefore[i] - 1), ["ann, bob"], "no one left or came back, not even for a moment");
       }
+      await a.context().close();
+      await b.context().close();
+    } finally {
+      await server.kill();
+    }
+  });
+}
+
+for (const transport of ["ws", "sse"]) {
+  test(`a closed page leaves at once, a reloaded one not at all (${transport})`, { timeout: 120_000 }, async () => {
+    const server = new ChatServer(await freePort());
+    await server.start();
+    try {
+      const frames = [];
+      const a = await openChat(browser, server, transport, { before: named("ann") });
+      const b = await openChat(browser, server, transport, { before: named("bob"), frames });
+      await waitPeople(a, ["ann", "bob"]);
+      await waitPeople(b, ["ann", "bob"]);
+      const shown = (await peopleHistory(a)).length;
+      const welcomes = () => frames.filter((f) => f.frame.type === "welcome").map((f) => f.frame);
+
+      // A reload: the old page goes away saying so, the new one resumes its session within
+      // the linger. Past the linger (when a session it had let go would have ended) ann's
+      // page has still seen nobody leave or come back.
+      await b.reload();
+      await waitTransport(b, "connected");
+      await until(() => welcomes().length === 2, "the reloaded page's welcome");
+      const [first, again] = welcomes();
+      assert.equal(again.session, first.session, "the reloaded page resumed its session");
+      assert.equal(again.resumed, true);
+      await waitPeople(b, ["ann", "bob"]);
+      await sleep(3000);
+      assert.deepEqual((await peopleHistory(a)).slice(shown - 1), ["ann, bob"], "no one left or came back");
+
+      // Closed, the page leaves within the linger and the time to notice its connection go;
+      // only a dropped connection waits out the grace (10 s).
+      const closed = Date.now();
+      await b.close();
+      await a
+        .waitForFunction(
+          () => [...document.querySelectorAll("#people li")].map((li) => li.textContent).join(", ") === "ann",
+          null,
+          { timeout: 5000, polling: 50 },
+        )
+        .catch(async () => {
+          throw new Error(`bob still listed 5 s after his page closed: [${await people(a)}]`);
+        });
+      const took = Date.now() - closed;
+      assert.deepEqual((await peopleHistory(a)).slice(shown - 1), ["ann, bob", "ann"], `left after ${took} ms`);
       await a.context().close();
       await b.context().close();
     } finally {

@@ -72,16 +72,25 @@ export class Client extends Stream {
       },
       fatal: (state) => {
         this._closed = true;
+        globalThis.removeEventListener?.("pagehide", this._onPageHide);
         this._emitState(state);
       },
     });
+    // A page going away (closed, reloaded, left) ends its connection saying so: the server
+    // then lets the session, and its presence, go within a short linger rather than the
+    // grace it keeps for a dropped connection; a reload resumes the session within it. A
+    // page that comes back from the back/forward cache reconnects.
+    this._onPageHide = () => this._dialer.conn?.end({ code: 1000, reason: "the page is going away" });
+    globalThis.addEventListener?.("pagehide", this._onPageHide);
   }
 
-  /** Closes the connection and stops reconnecting. The queue stays stored for a later page. */
+  /** Closes the connection and stops reconnecting; the server lets the session go within a
+   * short linger. The queue stays stored for a later page. */
   close() {
     if (this._closed) return;
     this._closed = true;
     this._settleAll();
+    globalThis.removeEventListener?.("pagehide", this._onPageHide);
     this._dialer.close("closed by the client");
   }
 

@@ -34,6 +34,9 @@ export function openSse(client) {
     conn.done = true;
     clearInterval(ticks);
     clearTimeout(welcome);
+    // An event stream has no close frame: a client leaving (closed, or its page going away)
+    // says so, and the server lets the session go within a short linger.
+    if (code === 1000) goodbye(client);
     abort.abort();
     client._ended(conn, { code, reason, connected: conn.connected, fatal, unauthorized });
   };
@@ -117,6 +120,24 @@ function post(client, frames, session, signal) {
     body: `[${frames.join(",")}]`,
     signal,
   });
+}
+
+/** Tells the server the session is leaving: `POST {url}/http` with `omni-leave`, which
+ * handles no frames. `keepalive`, so that it goes even while the page unloads; nothing waits
+ * for the answer. A server from before it answers the empty batch with 422, and does nothing.
+ *
+ * @param {Client<any, any>} client
+ */
+function goodbye(client) {
+  if (!client._session) return;
+  /** @type {Record<string, string>} */
+  const headers = {
+    ...client._credentials.headers,
+    "content-type": "application/json",
+    "omni-session": client._session,
+    "omni-leave": "1",
+  };
+  fetch(client._url("http"), { method: "POST", headers, body: "[]", keepalive: true }).catch(() => {});
 }
 
 /** An HTTP refusal that retrying will not change (403, 404) is fatal; 401 waits for the

@@ -220,7 +220,9 @@ export interface Client<C, S> extends Stream<C, S> {
   /** Connects now: after `unauthorized` (asking the credentials provider again), or instead
    * of waiting out a backoff delay. Does nothing while connected or connecting. */
   reconnect(): void;
-  /** Closes the connection and stops reconnecting. */
+  /** Closes the connection and stops reconnecting, saying so: the server lets the session
+   * (and its presence) go within a short linger. A page going away (`pagehide`) ends the
+   * connection the same way; a reload resumes the session within the linger. */
   close(): void;
 }
 

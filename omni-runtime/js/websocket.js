@@ -76,7 +76,11 @@ export function openWs(owner) {
     clearTimeout(welcome);
     socket.onopen = socket.onmessage = socket.onclose = socket.onerror = null;
     try {
-      socket.close(1000);
+      // 1000 only when the owner is leaving (closed, or the page going away): the server
+      // then lets the session go within a short linger. Without a code, it keeps the
+      // session for its whole grace, as the client means to resume it.
+      if (code === 1000) socket.close(1000);
+      else socket.close();
     } catch {
       // Already closing.
     }

@@ -17,7 +17,8 @@ use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::config::{Credentials, Settings};
@@ -116,9 +117,14 @@ impl Writer {
     }
 
     /// Sends a close frame after what is queued, and waits (at most the write timeout) for
-    /// it to go.
-    async fn close(mut self, ended: Ended) -> Ended {
-        let _ = self.queue.send(Message::Close(None));
+    /// it to go. Without a code it says the client means to come back; `CloseCode::Normal`
+    /// says it is leaving, and the server lets its session (and presence) go soon after.
+    async fn close(mut self, code: Option<CloseCode>, ended: Ended) -> Ended {
+        let frame = code.map(|code| CloseFrame {
+            code,
+            reason: ended.reason.as_str().into(),
+        });
+        let _ = self.queue.send(Message::Close(frame));
         let _ = tokio::time::timeout(self.timeout, &mut self.task).await;
         ended
     }
@@ -142,7 +148,9 @@ async fn write(
 ) -> Result<(), String> {
     while let Some(mut message) = queue.recv().await {
         loop {
-            if let Message::Close(_) = message {
+            if let Message::Close(frame) = message {
+                // Queued first: `close` alone would send a close frame without a code.
+                within(timeout, sink.feed(Message::Close(frame))).await?;
                 return within(timeout, sink.close()).await;
             }
             within(timeout, sink.feed(message)).await?;
@@ -233,7 +241,7 @@ pub(crate) async fn connection(
                 };
                 if wire::carries(codec, binary) {
                     if let Err(ended) = peer.on_frame(bytes, &out).await {
-                        break writer.close(ended).await;
+                        break writer.close(None, ended).await;
                     }
                 } else if peer.connected() {
                     peer.undecodable(wire::foreign(codec, binary)).await;
@@ -244,7 +252,7 @@ pub(crate) async fn connection(
                     let answered = if binary { "binary frames" } else { "text frames" };
                     let message = wire::refused(codec, answered);
                     let ended = Ended::fatal(TransportError::Init { message }, false);
-                    break writer.close(ended).await;
+                    break writer.close(None, ended).await;
                 }
             }
             () = peer.wait(&out) => peer.pump(&out),
@@ -257,7 +265,9 @@ pub(crate) async fn connection(
                 out.ping();
             }
             reason = writer.failed() => break Ended::dropped(reason, false),
-            () = &mut closed => break writer.close(Ended::closed(false)).await,
+            () = &mut closed => {
+                break writer.close(Some(CloseCode::Normal), Ended::closed(false)).await;
+            }
         }
     };
     ended.connected_if(peer.connected())

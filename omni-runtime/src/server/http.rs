@@ -17,6 +17,11 @@ use crate::{ClientFrame, DecodeError, Dispatch, ErrorCode, Protocol, ServerFrame
 /// The header that ties an HTTP request to a session (see [`connect::SESSION_HEADER`]).
 pub const SESSION_HEADER: HeaderName = HeaderName::from_static(connect::SESSION_HEADER);
 
+/// The header of a client's goodbye: a `POST /http` that carries it (with the session in
+/// [`SESSION_HEADER`]) says the client is leaving, and handles no frames. A server from before
+/// it reads the body, `[]`, and answers 422 without touching any session.
+const LEAVE_HEADER: HeaderName = HeaderName::from_static("omni-leave");
+
 /// Handles one POST. The body is one client frame or an array of them.
 pub(crate) async fn post<P, H>(
     hub: Arc<Hub<P, H>>,
@@ -28,6 +33,18 @@ where
     P: Protocol + Dispatch<H>,
     H: Send + 'static,
 {
+    let named = headers
+        .get(&SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<SessionId>().ok());
+    if headers.contains_key(&LEAVE_HEADER) {
+        // A page going away: its session ends the linger after its connection, whose end
+        // may reach the server before or after this.
+        if let Some(id) = named {
+            hub.goodbye(id);
+        }
+        return StatusCode::NO_CONTENT.into_response();
+    }
     let codec = codec_of(&headers);
     let limit = hub.shared.limits.max_frame_bytes;
     let response_bound = hub.shared.limits.outbound_queue_bytes;
@@ -44,10 +61,6 @@ where
         return frames_response(StatusCode::UNPROCESSABLE_ENTITY, None, codec, errors);
     }
 
-    let named = headers
-        .get(&SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<SessionId>().ok());
     let (session, fresh) = match named.and_then(|id| hub.get(id)) {
         Some(session) => (session, false),
         None => (

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use tracing::Instrument;
@@ -108,7 +109,13 @@ where
 
     /// The connection has gone: see [`Hub::closed`].
     pub(crate) async fn closed(self) {
-        self.hub.closed(&self.session, self.conn_id).await;
+        self.hub.closed(&self.session, self.conn_id, false).await;
+    }
+
+    /// The client closed the connection saying it is leaving: the session ends after the
+    /// linger rather than the grace period (see [`Hub::closed`]).
+    pub(crate) async fn closed_leaving(self) {
+        self.hub.closed(&self.session, self.conn_id, true).await;
     }
 
     /// Mux: the client left the component for good: see [`Hub::leave`].
@@ -593,19 +600,47 @@ where
     }
 
     /// The connection `conn_id` has gone: runs the `disconnected` hook (live connections) and
-    /// starts the grace period after which the session ends.
-    async fn closed(self: &Arc<Self>, session: &Arc<Session<P, H>>, conn_id: u64) {
+    /// starts the grace period after which the session ends; only the linger when the client
+    /// said it is leaving (`leaving`: its close frame said so; or a goodbye on the session).
+    async fn closed(self: &Arc<Self>, session: &Arc<Session<P, H>>, conn_id: u64, leaving: bool) {
         let Some((conn, generation)) = session.core.detach(conn_id) else {
             return;
         };
         if conn.live {
             self.disconnect(session).await;
         }
+        // Read after the detach: a goodbye that comes later finds no connection and starts
+        // the linger itself; a connection that attached since has made this timer stale.
+        let wait = if leaving || session.core.leaving() {
+            self.linger()
+        } else {
+            self.shared.limits.grace
+        };
+        self.expire_after(session.id(), generation, wait);
+    }
+
+    /// The client of session `id` says it is leaving (a page's goodbye): the session ends the
+    /// linger after its connection goes, or after now if it has gone already.
+    pub(crate) fn goodbye(self: &Arc<Self>, id: SessionId) {
+        let Some(session) = self.get(id) else {
+            return;
+        };
+        if let Some(generation) = session.core.goodbye() {
+            self.expire_after(id, generation, self.linger());
+        }
+    }
+
+    /// How long a session outlives a client that said it is leaving.
+    fn linger(&self) -> Duration {
+        let limits = &self.shared.limits;
+        limits.linger.min(limits.grace)
+    }
+
+    /// Ends session `id` after `wait`, unless a connection attached since `generation`.
+    fn expire_after(self: &Arc<Self>, id: SessionId, generation: u64, wait: Duration) {
         let hub = Arc::downgrade(self);
-        let id = session.id();
-        let grace = self.shared.limits.grace;
         tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
+            tokio::time::sleep(wait).await;
             if let Some(hub) = hub.upgrade() {
                 hub.expire(id, generation);
             }

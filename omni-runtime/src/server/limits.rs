@@ -42,6 +42,13 @@ pub struct Limits {
     pub log_bytes: usize,
     /// How long a session outlives its connection, waiting for a resume. Default 30 s.
     pub grace: Duration,
+    /// How long a session outlives a connection its client closed saying it is leaving: a
+    /// WebSocket closed with 1000 or 1001 (a closed tab, `client.close()`), or a connection
+    /// whose page said goodbye (`POST /http` with `omni-leave`, as omni.js does on
+    /// `pagehide`). Its presence leaves then, rather than after the whole `grace`; a reload
+    /// that resumes the session within it causes no leave and no join. A connection that
+    /// drops without a word keeps the whole `grace`. At most `grace`. Default 2 s.
+    pub linger: Duration,
     /// Topics one session may subscribe to. Default 64.
     pub max_topics: usize,
     /// Client `ref`s remembered per session, so a message resent after a reconnect is
@@ -75,6 +82,7 @@ impl Default for Limits {
             log_frames: 1024,
             log_bytes: 64 * 1024,
             grace: Duration::from_secs(30),
+            linger: Duration::from_secs(2),
             max_topics: 64,
             remembered_refs: 1024,
             read_buffer_bytes: 4 * 1024,

@@ -54,6 +54,7 @@ pub(crate) async fn run<P, H>(
     let mut attached = open.instrument(span.clone()).await;
     span.record("session", tracing::field::display(attached.session().id()));
     let max = shared.limits.max_frame_bytes;
+    let mut leaving = false;
 
     async {
         loop {
@@ -62,22 +63,26 @@ pub(crate) async fn run<P, H>(
                     writer.ended(ended, &shared.metrics);
                     break;
                 }
-                incoming = stream.next() => match read(incoming, max) {
-                    Incoming::Skip => continue,
-                    Incoming::Refused(stop) => {
-                        stopper.send_replace(Some(stop));
-                        break;
-                    }
-                    Incoming::End => break,
-                    incoming => match decode::<P::Client>(incoming, codec) {
-                        Some(frame) => frame,
-                        None => {
-                            let (code, message) = wrong_kind(codec);
-                            attached.session().core.error(code, message.into(), None);
-                            continue;
+                incoming = stream.next() => {
+                    // Once the writer has closed, a close frame is only the client's answer.
+                    leaving = says_leaving(&incoming) && !writer.task.is_finished();
+                    match read(incoming, max) {
+                        Incoming::Skip => continue,
+                        Incoming::Refused(stop) => {
+                            stopper.send_replace(Some(stop));
+                            break;
                         }
-                    },
-                },
+                        Incoming::End => break,
+                        incoming => match decode::<P::Client>(incoming, codec) {
+                            Some(frame) => frame,
+                            None => {
+                                let (code, message) = wrong_kind(codec);
+                                attached.session().core.error(code, message.into(), None);
+                                continue;
+                            }
+                        },
+                    }
+                }
             };
             if attached.handle(frame).await {
                 let id = attached.session().id();
@@ -85,7 +90,11 @@ pub(crate) async fn run<P, H>(
             }
         }
         writer.finish(&shared.metrics).await;
-        attached.closed().await;
+        if leaving {
+            attached.closed_leaving().await;
+        } else {
+            attached.closed().await;
+        }
         Metrics::bump(&shared.metrics.connections_closed);
     }
     .instrument(span)
@@ -183,6 +192,13 @@ pub(crate) fn read(incoming: Option<Result<Message, axum::Error>>, max: usize) -
             }
         }
     }
+}
+
+/// Whether a read is a close frame saying the client is leaving for good: 1000 (normal
+/// closure: `client.close()`) or 1001 (going away: a closed tab). A close without a code, or
+/// with another one, is a client that means to come back (it closes to resume after a gap).
+pub(crate) fn says_leaving(incoming: &Option<Result<Message, axum::Error>>) -> bool {
+    matches!(incoming, Some(Ok(Message::Close(Some(frame)))) if matches!(frame.code, 1000 | 1001))
 }
 
 /// Decodes a text or binary frame in `codec`; `None` for a frame of the other kind, which is

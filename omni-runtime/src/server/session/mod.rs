@@ -100,6 +100,9 @@ struct Inner {
     presence_stale: HashSet<String>,
     /// Bumped on every attach, so a late expiry timer can tell it is stale.
     generation: u64,
+    /// The client said it is leaving (a page's goodbye): the end of the connection attached
+    /// now is a leave, not a drop. A new connection clears it: the client came back.
+    leaving: bool,
     ended: bool,
 }
 
@@ -145,6 +148,7 @@ impl<P: Protocol> SessionCore<P> {
                 presence_shown: HashSet::new(),
                 presence_stale: HashSet::new(),
                 generation: 0,
+                leaving: false,
                 ended: false,
             }),
             shared: shared.clone(),
@@ -171,6 +175,7 @@ impl<P: Protocol> SessionCore<P> {
     pub(crate) fn attach(&self, conn: Conn, after: Option<Seq>, welcome: bool) -> (Resumed, bool) {
         let mut inner = self.lock();
         inner.generation += 1;
+        inner.leaving = false;
         // A refresh queued for the old connection goes with it; the new one is shown the
         // lists afresh (see `show_presence_again`).
         inner.presence_stale.clear();
@@ -247,6 +252,23 @@ impl<P: Protocol> SessionCore<P> {
         } else {
             None
         }
+    }
+
+    /// The client says it is leaving. Returns the generation at which the session may
+    /// expire now when no connection is attached (the goodbye came after its connection
+    /// went); otherwise the attached connection's end is taken as a leave.
+    pub(crate) fn goodbye(&self) -> Option<u64> {
+        let mut inner = self.lock();
+        if inner.ended {
+            return None;
+        }
+        inner.leaving = true;
+        inner.conn.is_none().then_some(inner.generation)
+    }
+
+    /// Whether the client said it is leaving since its last connection attached.
+    pub(crate) fn leaving(&self) -> bool {
+        self.lock().leaving
     }
 
     /// Whether a live connection (ws, sse) is attached.
