@@ -20,7 +20,7 @@ pub const SESSION_HEADER: HeaderName = HeaderName::from_static(connect::SESSION_
 /// The header of a client's goodbye: a `POST /http` that carries it (with the session in
 /// [`SESSION_HEADER`]) says the client is leaving, and handles no frames. A server from before
 /// it reads the body, `[]`, and answers 422 without touching any session.
-const LEAVE_HEADER: HeaderName = HeaderName::from_static("omni-leave");
+const LEAVE_HEADER: HeaderName = HeaderName::from_static(connect::LEAVE_HEADER);
 
 /// Handles one POST. The body is one client frame or an array of them.
 pub(crate) async fn post<P, H>(

@@ -19,6 +19,11 @@ use crate::SessionId;
 /// its session.
 pub const SESSION_HEADER: &str = "omni-session";
 
+/// The header of a goodbye: a `POST /http` with it (and the session in [`SESSION_HEADER`])
+/// says the page is going away, so its session ends after the server's short linger rather
+/// than its grace period.
+pub const LEAVE_HEADER: &str = "omni-leave";
+
 /// The parameter naming the codec: `json` (the default) or `msgpack`.
 pub const CODEC: &str = "codec";
 /// The parameter naming the session to resume.
