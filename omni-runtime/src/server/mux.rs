@@ -51,7 +51,7 @@
 //!     .build();
 //! // Rendered into the page, for the client's `join`.
 //! let token = mux.sign("room", &serde_json::json!({"room": "lobby"}), Duration::from_secs(600));
-//! let app = omni::axum::Router::new().nest("/omni", mux.router());
+//! let app: omni::axum::Router = omni::axum::Router::new().nest("/omni", mux.router());
 //! # let _ = (token, app);
 //! # Ok(())
 //! # }
