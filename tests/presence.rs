@@ -508,25 +508,31 @@ async fn leaves_within(watcher: &mut Client, name: &str, within: Duration, why: 
 #[tokio::test]
 async fn the_rust_client_that_closes_leaves_within_the_default_linger_not_the_grace() {
     let linger = Limits::default().linger;
-    let (addr, pubsub) = lingering(Duration::from_secs(30), linger, Guest::default).await;
-    let (mut watcher, _) = join(addr).await;
-    let (client, _messages) = RustClient::<Lobby>::builder(format!("http://{addr}"))
-        .transport(Transport::Ws)
-        .connect();
-    client.send(LobbyFromClient::Arrive("me".into())).unwrap();
-    assert_eq!(keys(&diff(presence(&mut watcher).await).joins), [("me", 1)]);
+    for transport in [Transport::Ws, Transport::Sse, Transport::Http] {
+        let (addr, pubsub) = lingering(Duration::from_secs(30), linger, Guest::default).await;
+        let (mut watcher, _) = join(addr).await;
+        let (client, _messages) = RustClient::<Lobby>::builder(format!("http://{addr}"))
+            .transport(transport)
+            .connect();
+        let arrived = client.send(LobbyFromClient::Arrive("me".into())).unwrap();
+        assert_eq!(keys(&diff(presence(&mut watcher).await).joins), [("me", 1)]);
+        tokio::time::timeout(PATIENCE, client.acked(arrived))
+            .await
+            .unwrap()
+            .unwrap();
 
-    // Its close frame says it is leaving: its session, and its entry, go after the linger,
-    // 30 s before the grace would have ended it.
-    client.close();
-    leaves_within(
-        &mut watcher,
-        "me",
-        linger + Duration::from_secs(2),
-        "a client closed on purpose leaves after the linger",
-    )
-    .await;
-    assert!(pubsub.presence(ROOM).is_empty());
+        // Its close frame (ws) or its goodbye (sse, http) says it is leaving: its session,
+        // and its entry, go after the linger, 30 s before the grace would have ended it.
+        client.close();
+        leaves_within(
+            &mut watcher,
+            "me",
+            linger + Duration::from_secs(2),
+            &format!("{transport:?}: a client closed on purpose leaves after the linger"),
+        )
+        .await;
+        assert!(pubsub.presence(ROOM).is_empty(), "{transport:?}");
+    }
 }
 
 #[tokio::test]

@@ -66,9 +66,37 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
             _ = link.shared.wake.notified() => {}
             _ = tokio::time::sleep(poll) => {}
             _ = &mut closed => {
+                goodbye(config, &url, &headers, link.session).await;
                 return Ended::closed(connected);
             }
         }
+    }
+}
+
+/// Tells the server the client is leaving (closed on purpose): its session ends after the
+/// server's short linger rather than its grace, and presence shows it gone at once. Best
+/// effort, bounded: a server that does not answer soon, or one from before the goodbye,
+/// keeps the session for its grace as it would have.
+pub(crate) async fn goodbye(
+    config: &Config,
+    url: &reqwest::Url,
+    headers: &reqwest::header::HeaderMap,
+    session: Option<crate::SessionId>,
+) {
+    let Some(session) = session else {
+        return;
+    };
+    let request = config
+        .http
+        .post(url.clone())
+        .headers(headers.clone())
+        .header("content-type", Codec::Json.content_type())
+        .header(SESSION_HEADER, session.to_string())
+        .header(crate::wire::connect::LEAVE_HEADER, "1")
+        .timeout(Duration::from_secs(2))
+        .body("[]");
+    if let Err(err) = request.send().await {
+        tracing::debug!(%err, "the goodbye did not reach the server");
     }
 }
 

@@ -118,6 +118,7 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
                 }
             }
             _ = &mut closed => {
+                super::http::goodbye(config, &up, &headers, link.session).await;
                 return Ended::closed(connected);
             }
         }
