@@ -346,13 +346,13 @@ where
             topics,
         } = resume;
         let own = target.is_none_or(|id| id == session.id());
+        let last = session.core.last_seq();
         let flow = match (target, after) {
             (None, None) => Flow::Continue,
             // A point this connection's own session never reached: the client is confused,
             // not behind. Nothing attached or went, so its handler is not replaced (and no
             // hook runs); the client is told instead.
-            (_, Some(after)) if own && after > session.core.last_seq() => {
-                let last = session.core.last_seq();
+            (_, Some(after)) if own && after > last => {
                 session.core.error(
                     ErrorCode::BadFrame,
                     format!("`after` {after} is past this session's last sequence number {last}"),
