@@ -40,7 +40,7 @@
 
 use crate::server::Endpoint;
 use crate::server::conn::{Conn, ConnRx, Item};
-use crate::server::hub::Attached;
+use crate::server::session::Attached;
 use crate::{ClientFrame, Dispatch, Protocol, Ref, ServerFrame, SessionId};
 
 /// What a [`TestClient`] connects with, before it connects.
@@ -70,7 +70,7 @@ where
 
     /// Connects: a new session, its `connected` hook, `welcome`.
     pub async fn connect(self) -> TestClient<P, H> {
-        let hub = self.endpoint.hub();
+        let hub = self.endpoint.registry();
         let (conn, rx): (Conn, ConnRx) = hub.shared.connection(true);
         let attached =
             Attached::open(hub.clone(), None, conn, self.extensions, self.props, None).await;

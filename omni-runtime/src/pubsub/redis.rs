@@ -10,10 +10,9 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{
-    LocalPubSub, Member, Outgoing, PresenceWatcher, PubSub, Publication, Replay, TOPIC_LOG,
-    TopicFrame,
-};
+use super::backend::{Member, PresenceWatcher, PubSub, Replay, TOPIC_LOG, topic_origin};
+use super::local::LocalPubSub;
+use crate::server::encoded::{Outgoing, Publication, TopicFrame};
 use serde::{Deserialize, Serialize};
 
 use crate::presence::peers::{Heard, Peers};
@@ -24,7 +23,7 @@ use crate::{Seq, SessionId};
 /// Numbers a topic message, logs it and publishes it, atomically, so that every process sees
 /// a topic's messages in the order of their numbers and the log never misses one. A counter
 /// that does not exist (first use, or lost with Redis's data) starts at the publisher's
-/// [`topic_origin`](super::topic_origin). Numbers are formatted with `%d`: Lua would write a
+/// [`topic_origin`]. Numbers are formatted with `%d`: Lua would write a
 /// large one in exponent notation.
 /// KEYS: counter, stream, channel. ARGV: frame head, frame tail, push frame, message header,
 /// log length, origin.
@@ -785,7 +784,7 @@ async fn run(
                 .arg(publication.push().text())
                 .arg(header)
                 .arg(inner.log_frames.load(Ordering::SeqCst))
-                .arg(super::topic_origin())
+                .arg(topic_origin())
                 .query_async(conn)
                 .await;
             match published {

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::conn::Item;
 use super::encoded::Outgoing;
-use super::hub::{Attached, Hub};
+use super::session::{Attached, Sessions};
 use crate::wire::msgpack::{self, Transcode};
 use crate::wire::{Codec, batch, connect};
 use crate::{ClientFrame, DecodeError, Dispatch, ErrorCode, Protocol, ServerFrame, SessionId};
@@ -24,7 +24,7 @@ const LEAVE_HEADER: HeaderName = HeaderName::from_static(connect::LEAVE_HEADER);
 
 /// Handles one POST. The body is one client frame or an array of them.
 pub(crate) async fn post<P, H>(
-    hub: Arc<Hub<P, H>>,
+    hub: Arc<Sessions<P, H>>,
     headers: HeaderMap,
     extensions: axum::http::Extensions,
     body: Bytes,

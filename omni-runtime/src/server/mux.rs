@@ -67,7 +67,6 @@ use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::StreamExt;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -77,12 +76,14 @@ use tracing::Instrument;
 
 use super::conn::{self, Conn, Item, Left};
 use super::encoded::{ComponentId, Outgoing, Wire};
-use super::hub::{Attached, Hub};
+use super::endpoint::Endpoint;
+use super::limits::Limits;
 use super::metrics::Metrics;
 use super::origin::Admission;
-use super::shutdown::Tracker;
+use super::origin::{Hosts, Origins};
+use super::session::{Attached, Sessions};
+use super::shutdown::tracker::Tracker;
 use super::ws::{self, Incoming};
-use super::{Endpoint, Hosts, Limits, Origins};
 use crate::SessionId;
 use crate::token::Keys;
 use crate::wire::msgpack::{self, Transcode};
@@ -126,7 +127,7 @@ impl MuxBuilder {
         H: Send + 'static,
     {
         self.modules
-            .insert(name.into(), Arc::new(endpoint.hub().clone()));
+            .insert(name.into(), Arc::new(endpoint.registry().clone()));
         self
     }
 
@@ -199,9 +200,9 @@ impl Mux {
         if let Err(refused) = self.inner.admission.check(&request.headers) {
             return refused.into_response();
         }
-        let codec = match super::codec_from_uri(&request.uri) {
+        let codec = match super::query::codec_from_uri(&request.uri) {
             Ok(codec) => codec,
-            Err(err) => return super::unknown_codec(&err),
+            Err(err) => return super::query::unknown_codec(&err),
         };
         let inner = self.inner.clone();
         let extensions = request.extensions.clone();
@@ -303,7 +304,7 @@ impl RawPayload {
 /// component slows its own socket's reading, never the server.
 const INBOX: usize = 64;
 
-impl<P, H> Module for Arc<Hub<P, H>>
+impl<P, H> Module for Arc<Sessions<P, H>>
 where
     P: Protocol + Dispatch<H>,
     H: Send + 'static,
@@ -328,7 +329,7 @@ where
 
 /// One component: its session, run on its own task, so a slow handler holds up only its
 /// own messages.
-async fn component<P, H>(hub: Arc<Hub<P, H>>, conn: Conn, start: Start)
+async fn component<P, H>(hub: Arc<Sessions<P, H>>, conn: Conn, start: Start)
 where
     P: Protocol + Dispatch<H>,
     H: Send + 'static,
@@ -415,7 +416,25 @@ struct Socket {
     tasks: Vec<JoinHandle<()>>,
     joins: u64,
     ended: mpsc::UnboundedSender<(String, u64)>,
+    /// Components whose tasks ended, by id and join number.
+    ended_rx: mpsc::UnboundedReceiver<(String, u64)>,
     extensions: axum::http::Extensions,
+    codec: Codec,
+}
+
+impl ws::Reader for Socket {
+    async fn frame(&mut self, incoming: Incoming) {
+        self.handle(incoming, self.codec).await;
+    }
+
+    async fn other(&mut self) {
+        // The socket holds a sender itself: this never ends.
+        if let Some((id, join)) = self.ended_rx.recv().await
+            && self.components.get(&id).is_some_and(|e| e.join == join)
+        {
+            self.components.remove(&id);
+        }
+    }
 }
 
 async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensions, codec: Codec) {
@@ -431,7 +450,7 @@ async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensi
     let wire = Wire::new::<Value>(codec);
     let (mut stream, mut writer) =
         ws::split(socket, rx, mux.shutdown.subscribe(), &limits, wire, &span);
-    let (ended, mut ended_rx) = mpsc::unbounded_channel();
+    let (ended, ended_rx) = mpsc::unbounded_channel();
     let mut socket = Socket {
         mux,
         conn,
@@ -439,32 +458,23 @@ async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensi
         tasks: Vec::new(),
         joins: 0,
         ended,
+        ended_rx,
         extensions,
+        codec,
     };
 
     async {
-        loop {
-            tokio::select! {
-                result = &mut writer.task => {
-                    writer.ended(result, &socket.mux.metrics);
-                    break;
-                }
-                Some((id, join)) = ended_rx.recv() => {
-                    if socket.components.get(&id).is_some_and(|e| e.join == join) {
-                        socket.components.remove(&id);
-                    }
-                }
-                incoming = stream.next() => match ws::read(incoming, limits.max_frame_bytes) {
-                    Incoming::Skip => {}
-                    Incoming::Refused(stop) => {
-                        stopper.send_replace(Some(stop));
-                        break;
-                    }
-                    Incoming::End => break,
-                    incoming => socket.handle(incoming, codec).await,
-                },
-            }
-        }
+        let max = limits.max_frame_bytes;
+        let mux = socket.mux.clone();
+        ws::read_loop(
+            &mut stream,
+            &mut writer,
+            &mux.metrics,
+            max,
+            &stopper,
+            &mut socket,
+        )
+        .await;
         writer.finish(&socket.mux.metrics).await;
         // Each component's task sees its inbox close, runs the `disconnected` hook, and its
         // session waits for a resume. The socket is done once they all are.

@@ -17,17 +17,17 @@ use tracing::Instrument;
 
 use super::conn::{ConnRx, Item, Stop, shutting_down};
 use super::encoded::Outgoing;
-use super::hub::{Attached, Hub};
+use super::endpoint::Shared;
 use super::metrics::Metrics;
 use super::queue::Closer;
-use super::session::Shared;
-use super::shutdown::Open;
+use super::session::{Attached, Sessions};
+use super::shutdown::tracker::Open;
 use crate::{Cursors, Dispatch, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
 
 /// Opens an event stream on a new session, or on `resume`'s session from just after its
 /// sequence number.
 pub(crate) async fn get<P, H>(
-    hub: Arc<Hub<P, H>>,
+    hub: Arc<Sessions<P, H>>,
     resume: Option<(SessionId, Seq)>,
     topics: Option<Cursors>,
     extensions: axum::http::Extensions,

@@ -14,16 +14,16 @@ use tracing::Instrument;
 
 use super::conn::{ConnRx, Stop};
 use super::encoded::Wire;
-use super::hub::{Attached, Hub};
 use super::limits::Limits;
 use super::metrics::Metrics;
+use super::session::{Attached, Sessions};
 use super::writer::{Ended, Writer};
 use crate::wire::Codec;
 use crate::{ClientFrame, Cursors, DecodeError, Dispatch, ErrorCode, Protocol, Seq, SessionId};
 
 /// Runs one WebSocket connection, speaking `codec`, until either side closes it.
 pub(crate) async fn run<P, H>(
-    hub: Arc<Hub<P, H>>,
+    hub: Arc<Sessions<P, H>>,
     socket: WebSocket,
     resume: Option<(SessionId, Seq)>,
     topics: Option<Cursors>,
@@ -51,54 +51,104 @@ pub(crate) async fn run<P, H>(
         &span,
     );
     let open = Attached::open(hub, resume, conn, extensions, Value::Null, topics);
-    let mut attached = open.instrument(span.clone()).await;
+    let attached = open.instrument(span.clone()).await;
     span.record("session", tracing::field::display(attached.session().id()));
     let max = shared.limits.max_frame_bytes;
-    let mut leaving = false;
 
     async {
-        loop {
-            let frame = tokio::select! {
-                ended = &mut writer.task => {
-                    writer.ended(ended, &shared.metrics);
-                    break;
-                }
-                incoming = stream.next() => {
-                    // Once the writer has closed, a close frame is only the client's answer.
-                    leaving = says_leaving(&incoming) && !writer.task.is_finished();
-                    match read(incoming, max) {
-                        Incoming::Skip => continue,
-                        Incoming::Refused(stop) => {
-                            stopper.send_replace(Some(stop));
-                            break;
-                        }
-                        Incoming::End => break,
-                        incoming => match decode::<P::Client>(incoming, codec) {
-                            Some(frame) => frame,
-                            None => {
-                                let (code, message) = wrong_kind(codec);
-                                attached.session().core.error(code, message.into(), None);
-                                continue;
-                            }
-                        },
-                    }
-                }
-            };
-            if attached.handle(frame).await {
-                let id = attached.session().id();
-                tracing::Span::current().record("session", tracing::field::display(id));
-            }
-        }
+        let mut reader = Session { attached, codec };
+        let leaving = read_loop(
+            &mut stream,
+            &mut writer,
+            &shared.metrics,
+            max,
+            &stopper,
+            &mut reader,
+        );
+        let leaving = leaving.await;
         writer.finish(&shared.metrics).await;
         if leaving {
-            attached.closed_leaving().await;
+            reader.attached.closed_leaving().await;
         } else {
-            attached.closed().await;
+            reader.attached.closed().await;
         }
         Metrics::bump(&shared.metrics.connections_closed);
     }
     .instrument(span)
     .await;
+}
+
+/// What a socket's reader does with the frames that arrive: the one read loop,
+/// [`read_loop`], serves both a session's socket (`/ws`) and a mux socket.
+pub(crate) trait Reader: Send {
+    /// A text or binary frame within the size limit.
+    fn frame(&mut self, incoming: Incoming) -> impl Future<Output = ()> + Send;
+
+    /// Something else the reader waits for beside the socket (a mux: one of its components
+    /// ending). Never, by default. Must be cancel safe: a frame may arrive first.
+    fn other(&mut self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
+}
+
+/// Reads the socket until the client closes it, it breaks the WebSocket contract (the writer
+/// is told to close with the code that says why) or the writer ends (the server closed it, or
+/// a write failed). Returns whether the client's close frame said it is leaving for good.
+pub(crate) async fn read_loop<R: Reader>(
+    stream: &mut SplitStream<WebSocket>,
+    writer: &mut WriterTask,
+    metrics: &Metrics,
+    max: usize,
+    stopper: &watch::Sender<Option<Stop>>,
+    reader: &mut R,
+) -> bool {
+    loop {
+        let incoming = tokio::select! {
+            ended = &mut writer.task => {
+                writer.ended(ended, metrics);
+                return false;
+            }
+            () = reader.other() => continue,
+            incoming = stream.next() => incoming,
+        };
+        // Once the writer has closed, a close frame is only the client's answer.
+        let leaving = says_leaving(&incoming) && !writer.task.is_finished();
+        match read(incoming, max) {
+            Incoming::Skip => {}
+            Incoming::Refused(stop) => {
+                stopper.send_replace(Some(stop));
+                return false;
+            }
+            Incoming::End => return leaving,
+            incoming => reader.frame(incoming).await,
+        }
+    }
+}
+
+/// A session's socket: each frame is decoded in the connection's codec and handed to the
+/// session.
+struct Session<P: Protocol, H> {
+    attached: Attached<P, H>,
+    codec: Codec,
+}
+
+impl<P, H> Reader for Session<P, H>
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    async fn frame(&mut self, incoming: Incoming) {
+        let Some(frame) = decode::<P::Client>(incoming, self.codec) else {
+            let (code, message) = wrong_kind(self.codec);
+            let core = &self.attached.session().core;
+            core.error(code, message.into(), None);
+            return;
+        };
+        if self.attached.handle(frame).await {
+            let id = self.attached.session().id();
+            tracing::Span::current().record("session", tracing::field::display(id));
+        }
+    }
 }
 
 /// A connection's writer task, seen from its reader.

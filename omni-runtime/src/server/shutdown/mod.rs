@@ -52,48 +52,13 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use tokio::sync::watch;
 
-use super::Endpoint;
+pub(super) mod tracker;
+
+use self::tracker::Tracker;
+use super::endpoint::Endpoint;
 use super::mux::Mux;
 use crate::{Dispatch, Protocol};
-
-/// How many connections of an endpoint (or a mux) are open; shutdown waits for none.
-#[derive(Debug)]
-pub(crate) struct Tracker {
-    open: watch::Sender<usize>,
-}
-
-impl Default for Tracker {
-    fn default() -> Self {
-        Self {
-            open: watch::channel(0).0,
-        }
-    }
-}
-
-impl Tracker {
-    /// Counts a connection until the guard is dropped, once its close frame is written.
-    pub(crate) fn enter(self: &Arc<Self>) -> Open {
-        self.open.send_modify(|n| *n += 1);
-        Open(self.clone())
-    }
-
-    /// Resolves once no connection is open.
-    async fn idle(&self) {
-        let mut open = self.open.subscribe();
-        let _ = open.wait_for(|n| *n == 0).await;
-    }
-}
-
-/// One open connection, counted by its [`Tracker`].
-pub(crate) struct Open(Arc<Tracker>);
-
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.open.send_modify(|n| *n -= 1);
-    }
-}
 
 /// Something that closes its connections on request and says when they are gone.
 trait Target: Send + Sync {
@@ -113,11 +78,11 @@ where
     }
 
     fn tracker(&self) -> Arc<Tracker> {
-        self.hub().shared.tracker.clone()
+        self.registry().shared.tracker.clone()
     }
 
     fn ready(&self) -> Result<(), String> {
-        self.hub().shared.pubsub.ready()
+        self.registry().shared.pubsub.ready()
     }
 }
 

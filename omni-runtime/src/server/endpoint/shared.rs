@@ -1,0 +1,52 @@
+//! What every session of one endpoint shares: its limits, pub/sub, metrics, open-connection
+//! count and shutdown signal.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::watch;
+
+use crate::pubsub::PubSub;
+use crate::server::conn::{Conn, ConnRx, connection};
+use crate::server::limits::Limits;
+use crate::server::metrics::Metrics;
+use crate::server::shutdown::tracker::Tracker;
+
+/// What an endpoint's sessions share.
+pub(crate) struct Shared {
+    pub(crate) limits: Limits,
+    /// The endpoint's open connections, which a graceful shutdown waits for.
+    pub(crate) tracker: Arc<Tracker>,
+    pub(crate) pubsub: Arc<dyn PubSub>,
+    pub(crate) metrics: Metrics,
+    pub(crate) shutdown: watch::Sender<bool>,
+    next_conn: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(limits: Limits, pubsub: Arc<dyn PubSub>) -> Self {
+        Self {
+            limits,
+            tracker: Arc::default(),
+            pubsub,
+            metrics: Metrics::default(),
+            shutdown: watch::channel(false).0,
+            next_conn: AtomicU64::new(1),
+        }
+    }
+
+    /// A new connection's handle, and the ends its transport reads.
+    pub(crate) fn connection(&self, live: bool) -> (Conn, ConnRx) {
+        connection(
+            self.next_conn_id(),
+            self.limits.outbound_queue,
+            self.limits.outbound_queue_bytes,
+            live,
+        )
+    }
+
+    /// An id for a connection to one of this endpoint's sessions.
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+}

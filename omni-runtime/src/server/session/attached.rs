@@ -1,0 +1,154 @@
+//! A connection attached to a session: what a transport holds to hand the session the frames
+//! its client sends and, at the end, to say the connection is gone.
+
+use std::sync::Arc;
+
+use tracing::Instrument;
+
+use super::handler::Session;
+use super::hello::{Flow, Resume};
+use super::registry::Sessions;
+use crate::server::conn::Conn;
+use crate::server::metrics::Metrics;
+use crate::{ClientFrame, Cursors, DecodeError, Dispatch, ErrorCode, Protocol, Seq, SessionId};
+
+/// A connection attached to a session of an endpoint: what a transport holds to hand the session
+/// client frames and, at the end, to say the connection is gone.
+pub(crate) struct Attached<P: Protocol, H> {
+    sessions: Arc<Sessions<P, H>>,
+    session: Arc<Session<P, H>>,
+    pub(super) conn_id: u64,
+}
+
+impl<P, H> Attached<P, H>
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    /// Opens `conn` onto a session: see [`Sessions::open`].
+    pub(crate) async fn open(
+        sessions: Arc<Sessions<P, H>>,
+        resume: Option<(SessionId, Seq)>,
+        conn: Conn,
+        extensions: axum::http::Extensions,
+        props: serde_json::Value,
+        topics: Option<Cursors>,
+    ) -> Self {
+        let conn_id = conn.id;
+        let session = sessions.open(resume, conn, extensions, props, topics).await;
+        Self {
+            sessions,
+            session,
+            conn_id,
+        }
+    }
+
+    /// Connection `conn_id` (already attached, or 0 for frames that arrive outside any
+    /// connection of the session: an SSE stream's uplink) on `session`.
+    pub(crate) fn new(
+        sessions: Arc<Sessions<P, H>>,
+        session: Arc<Session<P, H>>,
+        conn_id: u64,
+    ) -> Self {
+        Self {
+            sessions,
+            session,
+            conn_id,
+        }
+    }
+
+    pub(crate) fn session(&self) -> &Arc<Session<P, H>> {
+        &self.session
+    }
+
+    /// Handles one client frame (or its decode error). A `hello` that resumes another
+    /// session moves the connection onto it: returns true then.
+    pub(crate) async fn handle(
+        &mut self,
+        frame: Result<ClientFrame<P::Client>, DecodeError>,
+    ) -> bool {
+        Metrics::bump(&self.sessions.shared.metrics.frames_in);
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(err) => {
+                Metrics::bump(&self.sessions.shared.metrics.decode_errors);
+                tracing::debug!(session = %self.session.id(), %err, "undecodable client frame");
+                self.session
+                    .core
+                    .error(err.code(), err.to_string(), err.reference());
+                return false;
+            }
+        };
+        let flow = match frame {
+            ClientFrame::Msg {
+                payload, reference, ..
+            } => {
+                let span =
+                    tracing::debug_span!("omni.msg", session = %self.session.id(), reference);
+                self.session
+                    .dispatch(payload, reference)
+                    .instrument(span)
+                    .await;
+                Flow::Continue
+            }
+            ClientFrame::Hello {
+                protocol,
+                version,
+                session: resume,
+                after,
+                topics,
+            } => {
+                let resume = Resume {
+                    session: resume,
+                    after,
+                    topics,
+                };
+                // Rare, and its future is large (a resume runs hooks and catch-ups): boxed, so
+                // every connection's future stays small.
+                Box::pin(self.sessions.hello(
+                    &self.session,
+                    self.conn_id,
+                    protocol,
+                    version,
+                    resume,
+                ))
+                .await
+            }
+            ClientFrame::Join { .. } | ClientFrame::Leave { .. } => {
+                self.session.core.error(
+                    ErrorCode::BadFrame,
+                    "`join` and `leave` are served on the mux endpoint".into(),
+                    None,
+                );
+                Flow::Continue
+            }
+        };
+        match flow {
+            Flow::Continue => false,
+            Flow::Switch(to) => {
+                self.session = to;
+                true
+            }
+        }
+    }
+
+    /// The connection has gone: see [`Sessions::closed`].
+    pub(crate) async fn closed(self) {
+        self.sessions
+            .closed(&self.session, self.conn_id, false)
+            .await;
+    }
+
+    /// The client closed the connection saying it is leaving: the session ends after the
+    /// linger rather than the grace period (see [`Sessions::closed`]).
+    pub(crate) async fn closed_leaving(self) {
+        self.sessions
+            .closed(&self.session, self.conn_id, true)
+            .await;
+    }
+
+    /// Mux: the client left the component for good: see [`Sessions::leave`].
+    pub(crate) async fn leave(self) {
+        self.sessions.leave(&self.session, self.conn_id).await;
+    }
+}

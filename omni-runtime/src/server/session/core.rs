@@ -1,0 +1,589 @@
+//! A session's protocol-level state: its sequence and resume log ([`log`](super::log)), its
+//! topics ([`topics`](super::topics)) and its current connection, behind one lock. The state
+//! machines are plain types; this module only holds them together, encodes what the handler
+//! sends and hands the frames they return to the connection. Shared by every transport; the
+//! handler is beside it, in [`handler`](super::handler).
+
+use std::collections::HashSet;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use serde::Serialize;
+
+use super::log::{Log, Refs, Since};
+pub(crate) use super::topics::TopicSync;
+use super::topics::Topics;
+use crate::context::{SessionGone, Sink};
+use crate::pubsub::Member;
+use crate::server::conn::{Conn, Item, Refresh, Stop};
+use crate::server::encoded::{Outgoing, Publication, TopicFrame};
+use crate::server::endpoint::Shared;
+use crate::server::metrics::Metrics;
+use crate::wire::Codec;
+use crate::{Cursors, Effect, ErrorCode, Protocol, Ref, Seq, ServerFrame, SessionId};
+
+/// How an attach went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resumed {
+    /// A fresh session, or a resume from within the log: the frames after `after` follow.
+    Exactly,
+    /// The resume point is gone: `reset` was sent; the handler must start afresh.
+    Reset,
+}
+
+/// The protocol-level state of one session.
+pub(crate) struct SessionCore<P> {
+    pub(crate) id: SessionId,
+    /// This session, for what runs later on its behalf (a presence refresh).
+    me: Weak<Self>,
+    pub(crate) shared: Arc<Shared>,
+    inner: Mutex<Inner>,
+    protocol: PhantomData<fn() -> P>,
+}
+
+struct Inner {
+    log: Log,
+    refs: Refs,
+    topics: Topics,
+    conn: Option<Conn>,
+    /// Topics whose presence the client was shown: after a reconnect it gets their lists
+    /// again, even an empty one (it may hold entries that left while it was away).
+    presence_shown: HashSet<String>,
+    /// Topics whose presence frame was dropped (the connection was falling behind): a
+    /// refresh is queued that sends the whole list when the connection reaches it; their
+    /// frames are not queued meanwhile.
+    presence_stale: HashSet<String>,
+    /// Bumped on every attach, so a late expiry timer can tell it is stale.
+    generation: u64,
+    /// The client said it is leaving (a page's goodbye): the end of the connection attached
+    /// now is a leave, not a drop. A new connection clears it: the client came back.
+    leaving: bool,
+    ended: bool,
+}
+
+impl Inner {
+    /// Queues `item` for the current connection without waiting: a full queue closes that
+    /// connection as a slow consumer, so nobody else is held up by it.
+    fn deliver(&self, item: Item, metrics: &Metrics) {
+        if let Some(conn) = &self.conn {
+            conn.queue(item, metrics);
+        }
+    }
+
+    /// Gives back what the session held; its numbering stays, for a late resume to be
+    /// told `reset`.
+    fn release(&mut self) {
+        self.log.clear();
+        self.refs.clear();
+        self.topics.clear();
+        self.presence_shown = HashSet::new();
+        self.presence_stale = HashSet::new();
+    }
+
+    /// Queues an ephemeral frame for the current connection; a connection falling behind
+    /// drops it rather than being closed. Returns whether it was queued.
+    fn deliver_ephemeral(&self, frame: Outgoing, metrics: &Metrics) -> bool {
+        self.conn
+            .as_ref()
+            .is_some_and(|conn| conn.queue_ephemeral(frame, metrics))
+    }
+}
+
+impl<P: Protocol> SessionCore<P> {
+    pub(crate) fn new(id: SessionId, shared: Arc<Shared>) -> Arc<Self> {
+        let limits = &shared.limits;
+        let core = Arc::new_cyclic(|me| Self {
+            id,
+            me: me.clone(),
+            inner: Mutex::new(Inner {
+                log: Log::new(limits.log_frames, limits.log_bytes),
+                refs: Refs::new(limits.remembered_refs),
+                topics: Topics::default(),
+                conn: None,
+                presence_shown: HashSet::new(),
+                presence_stale: HashSet::new(),
+                generation: 0,
+                leaving: false,
+                ended: false,
+            }),
+            shared: shared.clone(),
+            protocol: PhantomData,
+        });
+        shared.pubsub.register(id, core.clone());
+        core
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every critical section leaves `Inner` consistent before anything that can panic.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Puts `conn` in front of the session, replacing (and closing) any earlier connection.
+    /// Sends `welcome` when asked, then the frames after `after`, or `reset` when they are no
+    /// longer all in the log.
+    /// Returns how the resume went, and whether a live connection was displaced (its
+    /// `disconnected` hook is then due).
+    pub(crate) fn attach(&self, conn: Conn, after: Option<Seq>, welcome: bool) -> (Resumed, bool) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.leaving = false;
+        // A refresh queued for the old connection goes with it; the new one is shown the
+        // lists afresh (see `show_presence_again`).
+        inner.presence_stale.clear();
+        let codec = conn.codec;
+        let displaced = inner.conn.replace(conn).is_some_and(|old| {
+            old.displace();
+            old.live
+        });
+        if welcome {
+            let frame = ServerFrame::<()>::Welcome {
+                session: self.id,
+                seq: inner.log.last_seq(),
+                resumed: after.is_some(),
+                protocol: P::NAME.to_owned(),
+                version: P::VERSION.to_owned(),
+                codec,
+                id: None,
+            };
+            self.deliver_encoded(&inner, &frame);
+        }
+        let resumed = match after {
+            None => Resumed::Exactly,
+            Some(after) => self.replay(&inner, after),
+        };
+        (resumed, displaced)
+    }
+
+    /// The number of the session's last sequenced frame.
+    pub(crate) fn last_seq(&self) -> Seq {
+        self.lock().log.last_seq()
+    }
+
+    /// Sends `reset`: the client's state derives from frames this session cannot replay.
+    pub(crate) fn reset(&self) {
+        self.send_reset(&self.lock());
+    }
+
+    fn send_reset(&self, inner: &Inner) {
+        let frame = ServerFrame::<()>::Reset {
+            seq: inner.log.last_seq(),
+            topic: None,
+            id: None,
+        };
+        self.deliver_encoded(inner, &frame);
+        Metrics::bump(&self.metrics().sessions_reset);
+    }
+
+    /// Sends the logged frames after `after`, or `reset` if some of them are gone.
+    pub(crate) fn replay_after(&self, after: Seq) -> Resumed {
+        self.replay(&self.lock(), after)
+    }
+
+    fn replay(&self, inner: &Inner, after: Seq) -> Resumed {
+        match inner.log.since(after) {
+            Since::Held(missed) => {
+                if !missed.is_empty() {
+                    inner.deliver(Item::Replay(missed, None), self.metrics());
+                }
+                Resumed::Exactly
+            }
+            Since::Gone => {
+                self.send_reset(inner);
+                Resumed::Reset
+            }
+        }
+    }
+
+    /// Takes connection `conn_id` away from the session if it is still the current one.
+    /// Returns it, with the generation at which the session may expire.
+    pub(crate) fn detach(&self, conn_id: u64) -> Option<(Conn, u64)> {
+        let mut inner = self.lock();
+        if inner.conn.as_ref().is_some_and(|c| c.id == conn_id) {
+            inner.conn.take().map(|conn| (conn, inner.generation))
+        } else {
+            None
+        }
+    }
+
+    /// The client says it is leaving. Returns the generation at which the session may
+    /// expire now when no connection is attached (the goodbye came after its connection
+    /// went); otherwise the attached connection's end is taken as a leave.
+    pub(crate) fn goodbye(&self) -> Option<u64> {
+        let mut inner = self.lock();
+        if inner.ended {
+            return None;
+        }
+        inner.leaving = true;
+        inner.conn.is_none().then_some(inner.generation)
+    }
+
+    /// Whether the client said it is leaving since its last connection attached.
+    pub(crate) fn leaving(&self) -> bool {
+        self.lock().leaving
+    }
+
+    /// Whether a live connection (ws, sse) is attached.
+    pub(crate) fn has_live_connection(&self) -> bool {
+        self.lock().conn.as_ref().is_some_and(|c| c.live)
+    }
+
+    /// Ends the session if nothing attached since `generation`. Returns whether it ended.
+    pub(crate) fn expire(&self, generation: u64) -> bool {
+        let mut inner = self.lock();
+        if inner.ended || inner.conn.is_some() || inner.generation != generation {
+            return false;
+        }
+        inner.ended = true;
+        inner.release();
+        drop(inner);
+        self.shared.pubsub.unregister(self.id);
+        self.shared.pubsub.untrack_all(self.id);
+        true
+    }
+
+    /// Ends the session now (a fresh session abandoned by a resume, a mux component left).
+    pub(crate) fn end(&self) {
+        let mut inner = self.lock();
+        inner.ended = true;
+        if let Some(conn) = inner.conn.take() {
+            conn.displace();
+        }
+        inner.release();
+        drop(inner);
+        self.shared.pubsub.unregister(self.id);
+        self.shared.pubsub.untrack_all(self.id);
+    }
+
+    /// Shows the client, once more, the presence of every topic it is subscribed to (it
+    /// reconnected: it missed whatever changed meanwhile).
+    pub(crate) fn show_presence_again(&self) {
+        let topics: Vec<(String, bool)> = {
+            let inner = self.lock();
+            inner
+                .topics
+                .names()
+                .map(|t| (t.clone(), inner.presence_shown.contains(t)))
+                .collect()
+        };
+        for (topic, shown) in topics {
+            self.shared.pubsub.show_presence(&topic, self, shown);
+        }
+    }
+
+    /// Whether the client message `reference` was already handled in this session.
+    pub(crate) fn already_handled(&self, reference: Ref) -> bool {
+        self.lock().refs.contains(reference)
+    }
+
+    /// Acknowledges `reference` again (a resend of a message already handled).
+    pub(crate) fn acknowledge(&self, reference: Ref) {
+        self.lock()
+            .deliver(Item::Frame(Outgoing::ack(reference), None), self.metrics());
+    }
+
+    /// Sends an `error` frame to the current connection.
+    pub(crate) fn error(&self, code: ErrorCode, message: String, reference: Option<Ref>) {
+        let frame = ServerFrame::<()>::Error {
+            code,
+            message,
+            reference,
+            id: None,
+        };
+        self.deliver_encoded(&self.lock(), &frame);
+    }
+
+    /// Queues a close of the current connection after what is already queued.
+    pub(crate) fn close(&self, stop: Stop) {
+        self.lock().deliver(Item::Close(stop), self.metrics());
+    }
+
+    /// Takes the client's topic cursors (see [`Topics::follow`]); returns the catch-ups due.
+    pub(crate) fn follow_topics(&self, cursors: Option<Cursors>, resumed: bool) -> Vec<TopicSync> {
+        let max = self.shared.limits.max_topics;
+        self.lock().topics.follow(cursors, resumed, max)
+    }
+
+    /// The topic's log no longer holds what the client missed: sends `reset` for the topic
+    /// (its messages keep waiting until [`topic_live`](Self::topic_live)).
+    pub(crate) fn topic_reset(&self, topic: &str, head: Seq) {
+        let frame = ServerFrame::<()>::Reset {
+            seq: head,
+            topic: Some(topic.to_owned()),
+            id: None,
+        };
+        self.deliver_encoded(&self.lock(), &frame);
+        Metrics::bump(&self.metrics().sessions_reset);
+    }
+
+    /// Sends what the client missed of `topic` after `after`, then lets its messages flow.
+    pub(crate) fn topic_replayed(&self, topic: &str, after: Seq, missed: Vec<Outgoing>) {
+        let last = after + missed.len() as Seq;
+        let mut inner = self.lock();
+        if !missed.is_empty() {
+            inner.deliver(Item::Replay(missed, None), self.metrics());
+        }
+        self.go_live(&mut inner, topic, Some(last));
+    }
+
+    /// The catch-up of `topic` is done (the client holds it up to `last`, if known): sends
+    /// the messages that waited meanwhile, and lets the next ones flow.
+    pub(crate) fn topic_live(&self, topic: &str, last: Option<Seq>) {
+        self.go_live(&mut self.lock(), topic, last);
+    }
+
+    fn go_live(&self, inner: &mut Inner, topic: &str, last: Option<Seq>) {
+        let waited = inner.topics.live(topic, last);
+        if !waited.is_empty() {
+            // One queue item: a burst that waited never overflows the queue.
+            inner.deliver(Item::Replay(waited, None), self.metrics());
+        }
+    }
+
+    /// Carries out a handler's effects, in order, then acknowledges `ack` (the client message
+    /// they answer, which sequenced replies carry). The session is locked once for the whole
+    /// run, and let go only around pub/sub calls, which may deliver back to this session.
+    /// Returns the catch-ups due for topics it subscribed to.
+    pub(crate) fn apply(&self, effects: &mut Vec<Effect<P>>, ack: Option<Ref>) -> Vec<TopicSync> {
+        let mut syncs = Vec::new();
+        let mut held: Option<MutexGuard<'_, Inner>> = None;
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::Send(msg) => {
+                    let inner = held.get_or_insert_with(|| self.lock());
+                    self.sequenced(inner, &msg, ack);
+                }
+                Effect::Push(msg) => {
+                    let frame = ServerFrame::Push {
+                        payload: &msg,
+                        topic: None,
+                        id: None,
+                    };
+                    if let Some(out) = self.encode(&frame) {
+                        held.get_or_insert_with(|| self.lock())
+                            .deliver_ephemeral(out, self.metrics());
+                    }
+                }
+                Effect::Track { topic, key, meta } => {
+                    held = None;
+                    self.shared.pubsub.track(self.id, &topic, &key, meta);
+                }
+                Effect::Untrack { topic, key } => {
+                    held = None;
+                    self.shared.pubsub.untrack(self.id, &topic, &key);
+                }
+                Effect::Close => held
+                    .get_or_insert_with(|| self.lock())
+                    .deliver(Item::Close(Stop::CLOSED_BY_SERVER), self.metrics()),
+                Effect::Subscribe(topic) => {
+                    let inner = held.get_or_insert_with(|| self.lock());
+                    match inner
+                        .topics
+                        .subscribe(&topic, self.shared.limits.max_topics)
+                    {
+                        Ok(Some(sync)) => {
+                            held = None;
+                            self.shared.pubsub.subscribe(self.id, &topic);
+                            self.shared.pubsub.show_presence(&topic, self, false);
+                            syncs.push(sync);
+                        }
+                        Ok(None) => {}
+                        Err(full) => {
+                            let frame = ServerFrame::<()>::error(
+                                ErrorCode::TooLarge,
+                                format!(
+                                    "a session may subscribe to {} topics; not subscribed to `{topic}`",
+                                    full.max
+                                ),
+                            );
+                            self.deliver_encoded(inner, &frame);
+                            tracing::warn!(session = %self.id, %topic, "topic limit reached");
+                        }
+                    }
+                }
+                Effect::Unsubscribe(topic) => {
+                    let inner = held.get_or_insert_with(|| self.lock());
+                    inner.topics.unsubscribe(&topic);
+                    inner.presence_shown.remove(&topic);
+                    inner.presence_stale.remove(&topic);
+                    held = None;
+                    self.shared.pubsub.unsubscribe(self.id, &topic);
+                }
+                Effect::Publish { topic, msg } => {
+                    held = None;
+                    self.publish(&topic, &msg);
+                }
+                Effect::Broadcast {
+                    topic,
+                    msg,
+                    include_self,
+                } => {
+                    held = None;
+                    self.broadcast(&topic, &msg, include_self);
+                }
+            }
+        }
+        if let Some(reference) = ack {
+            let inner = held.get_or_insert_with(|| self.lock());
+            inner.refs.insert(reference);
+            let ack = match inner.conn.as_ref().map(|conn| conn.codec) {
+                Some(Codec::MsgPack) => {
+                    Outgoing::ack(reference).with_msgpack(&ServerFrame::<()>::Ack {
+                        reference,
+                        id: None,
+                    })
+                }
+                _ => Outgoing::ack(reference),
+            };
+            inner.deliver(Item::Frame(ack, None), self.metrics());
+        }
+        syncs
+    }
+
+    fn sequenced(&self, inner: &mut Inner, msg: &P::Server, reference: Option<Ref>) {
+        let seq = inner.log.next_seq();
+        let out = match Outgoing::msg(seq, msg, reference) {
+            Ok(out) => out,
+            Err(err) => {
+                tracing::error!(session = %self.id, %err, "could not encode a server message");
+                let error = ServerFrame::<()>::Error {
+                    code: ErrorCode::HandlerFailed,
+                    message: "a server message could not be encoded".into(),
+                    reference,
+                    id: None,
+                };
+                self.deliver_encoded(inner, &error);
+                return;
+            }
+        };
+        // A MessagePack connection gets the reply encoded from the message itself, not
+        // re-read from its JSON; the log keeps the JSON, which replays to either codec.
+        let out = match inner.conn.as_ref().map(|conn| conn.codec) {
+            Some(Codec::MsgPack) => out.with_msgpack(&ServerFrame::Msg {
+                seq,
+                payload: msg,
+                reference,
+                topic: None,
+                id: None,
+            }),
+            _ => out,
+        };
+        inner.log.push(out.clone());
+        inner.deliver(Item::Frame(out, None), self.metrics());
+    }
+
+    fn publish(&self, topic: &str, msg: &P::Server) {
+        let publication = match Publication::encode(topic, msg) {
+            Ok(publication) => publication,
+            Err(err) => {
+                tracing::error!(session = %self.id, %err, "could not encode a topic message");
+                return;
+            }
+        };
+        Metrics::bump(&self.metrics().broadcasts);
+        self.shared.pubsub.publish(topic, publication);
+    }
+
+    fn broadcast(&self, topic: &str, msg: &P::Server, include_self: bool) {
+        let frame = ServerFrame::Push {
+            payload: msg,
+            topic: Some(topic.to_owned()),
+            id: None,
+        };
+        // Encoded once; every subscriber gets the same bytes.
+        let Some(out) = self.encode(&frame) else {
+            return;
+        };
+        Metrics::bump(&self.metrics().broadcasts);
+        if include_self {
+            self.shared.pubsub.broadcast(topic, out);
+        } else {
+            self.shared.pubsub.broadcast_from(self.id, topic, out);
+        }
+    }
+
+    fn encode<S: Serialize>(&self, frame: &ServerFrame<S>) -> Option<Outgoing> {
+        match Outgoing::encode(frame) {
+            Ok(out) => Some(out),
+            Err(err) => {
+                tracing::error!(session = %self.id, %err, "could not encode a server frame");
+                None
+            }
+        }
+    }
+
+    fn deliver_encoded<S: Serialize>(&self, inner: &Inner, frame: &ServerFrame<S>) {
+        if let Some(out) = self.encode(frame) {
+            inner.deliver(Item::Frame(out, None), self.metrics());
+        }
+    }
+}
+
+impl<P: Protocol> Member for SessionCore<P> {
+    /// A broadcast is ephemeral: a connection falling behind drops it and stays open.
+    fn deliver(&self, frame: Outgoing) {
+        self.lock().deliver_ephemeral(frame, self.metrics());
+    }
+
+    fn deliver_presence(
+        &self,
+        topic: &str,
+        diff: Option<&Outgoing>,
+        state: &mut dyn FnMut() -> Outgoing,
+    ) {
+        let mut inner = self.lock();
+        if !inner.presence_shown.contains(topic) {
+            inner.presence_shown.insert(topic.to_owned());
+        }
+        if inner.conn.is_none() {
+            // Nobody to tell now: the next connection is shown the whole list.
+            return;
+        }
+        if inner.presence_stale.contains(topic) {
+            // The refresh queued will carry this too.
+            return;
+        }
+        let frame = match diff {
+            Some(diff) => diff.clone(),
+            None => state(),
+        };
+        if inner.deliver_ephemeral(frame, self.metrics()) {
+            return;
+        }
+        // Falling behind: when the connection gets to it, it is sent the whole list as it is
+        // then, which supersedes every diff it missed.
+        inner.presence_stale.insert(topic.to_owned());
+        let (me, topic) = (self.me.clone(), topic.to_owned());
+        let refresh = Refresh::new(move || {
+            let core = me.upgrade()?;
+            let shared = core.shared.clone();
+            Some(shared.pubsub.presence_state(&topic, &mut || {
+                core.lock().presence_stale.remove(&topic);
+            }))
+        });
+        if let Some(conn) = &inner.conn {
+            conn.queue_refresh(refresh);
+        }
+    }
+
+    fn deliver_topic(&self, topic: &str, frame: &TopicFrame) {
+        let mut inner = self.lock();
+        if let Some(out) = inner.topics.deliver(topic, frame) {
+            inner.deliver(Item::Frame(out, None), self.metrics());
+        }
+    }
+}
+
+impl<P: Protocol> Sink<P> for SessionCore<P> {
+    fn effect(&self, effect: Effect<P>) -> Result<(), SessionGone> {
+        if self.lock().ended {
+            return Err(SessionGone);
+        }
+        // A sender cannot subscribe, so nothing is left to catch up.
+        let _ = self.apply(&mut vec![effect], None);
+        Ok(())
+    }
+}

@@ -1,0 +1,233 @@
+//! The sessions of one endpoint, from the first connection to the end: opening a session or
+//! resuming one onto a new connection, moving a connection between sessions, and ending a
+//! session once its client is gone for the grace period (or the linger, when it said goodbye).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use super::core::{Resumed, SessionCore};
+use super::handler::{Factory, Session};
+use crate::server::conn::Conn;
+use crate::server::endpoint::Shared;
+use crate::server::metrics::Metrics;
+use crate::{Context, Cursors, Dispatch, Protocol, Sender, Seq, SessionId};
+
+/// An endpoint's sessions, by id.
+pub(crate) struct Sessions<P: Protocol, H> {
+    pub(crate) shared: Arc<Shared>,
+    factory: Arc<Factory<H>>,
+    sessions: Mutex<HashMap<SessionId, Arc<Session<P, H>>>>,
+}
+
+impl<P, H> Sessions<P, H>
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    pub(crate) fn new(shared: Arc<Shared>, factory: Factory<H>) -> Self {
+        Self {
+            shared,
+            factory: Arc::new(factory),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(super) fn sessions(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Session<P, H>>>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn get(&self, id: SessionId) -> Option<Arc<Session<P, H>>> {
+        self.sessions().get(&id).cloned()
+    }
+
+    pub(crate) fn session_count(&self) -> usize {
+        self.sessions().len()
+    }
+
+    /// A new session, registered but not yet attached.
+    pub(crate) fn create(
+        &self,
+        extensions: axum::http::Extensions,
+        props: serde_json::Value,
+    ) -> Arc<Session<P, H>> {
+        let id = SessionId::from_u128(rand::random());
+        let core = SessionCore::<P>::new(id, self.shared.clone());
+        let sender = Sender::new(core.clone());
+        let mut cx = Context::with_sender(id, sender);
+        cx.set_extensions(extensions);
+        let session = Arc::new(Session::new(core, cx, props, self.factory.clone()));
+        self.sessions().insert(id, session.clone());
+        Metrics::bump(&self.shared.metrics.sessions_created);
+        session
+    }
+
+    /// Opens a connection onto a session: the one `resume` names if it is still held
+    /// (replaying what the client missed), otherwise a new one. A live connection runs the
+    /// `connected` hook.
+    pub(crate) async fn open(
+        &self,
+        resume: Option<(SessionId, Seq)>,
+        conn: Conn,
+        extensions: axum::http::Extensions,
+        props: serde_json::Value,
+        topics: Option<Cursors>,
+    ) -> Arc<Session<P, H>> {
+        let live = conn.live;
+        if let Some((id, after)) = resume
+            && let Some(session) = self.get(id)
+        {
+            self.resume_onto(&session, conn, after, extensions, topics)
+                .await;
+            return session;
+        }
+        let session = self.create(extensions, props);
+        session.core.attach(conn, None, true);
+        // A new session has no subscriptions yet: its `connected` hook's subscribe uses them.
+        let _ = session.core.follow_topics(topics, false);
+        if let Some((_, after)) = resume {
+            // The client held state from a session that is gone: tell it to drop it.
+            tracing::debug!(session = %session.id(), after, "resume of an unknown session");
+            session.core.reset();
+        }
+        if live {
+            session.connect().await;
+        }
+        session
+    }
+
+    async fn resume_onto(
+        &self,
+        session: &Arc<Session<P, H>>,
+        conn: Conn,
+        after: Seq,
+        extensions: axum::http::Extensions,
+        topics: Option<Cursors>,
+    ) {
+        let live = conn.live;
+        session.set_extensions(extensions).await;
+        let (resumed, displaced) = session.core.attach(conn, Some(after), true);
+        session.follow(topics, true).await;
+        if displaced {
+            // The client came back before its old connection was noticed gone.
+            session.disconnect().await;
+        }
+        match resumed {
+            Resumed::Exactly => Metrics::bump(&self.shared.metrics.sessions_resumed),
+            Resumed::Reset => session.restart().await,
+        }
+        // What changed in its topics' presence while it was away.
+        session.core.show_presence_again();
+        if live {
+            session.connect().await;
+        }
+    }
+
+    /// Moves connection `conn_id` from `session` (the fresh one it got on connect, which ends
+    /// unused) to the session `target` it resumes; returns `target` when it moved (not when
+    /// `target` is gone: the connection then stays, reset, on `session`).
+    pub(crate) async fn move_to(
+        &self,
+        session: &Arc<Session<P, H>>,
+        conn_id: u64,
+        target: SessionId,
+        after: Seq,
+        topics: Option<Cursors>,
+    ) -> Option<Arc<Session<P, H>>> {
+        let Some(target) = self.get(target) else {
+            // Nothing to resume: the client keeps this session, and drops what it derived
+            // from the old one (its topics may still resume).
+            session.core.reset();
+            session.follow(topics, false).await;
+            return None;
+        };
+        let (conn, _) = session.core.detach(conn_id)?;
+        if conn.live {
+            session.disconnect().await;
+        }
+        self.sessions().remove(&session.id());
+        session.core.end();
+        let extensions = session.extensions().await;
+        self.resume_onto(&target, conn, after, extensions, topics)
+            .await;
+        Some(target)
+    }
+
+    /// The connection `conn_id` has gone: runs the `disconnected` hook (live connections) and
+    /// starts the grace period after which the session ends; only the linger when the client
+    /// said it is leaving (`leaving`: its close frame said so; or a goodbye on the session).
+    pub(crate) async fn closed(
+        self: &Arc<Self>,
+        session: &Arc<Session<P, H>>,
+        conn_id: u64,
+        leaving: bool,
+    ) {
+        let Some((conn, generation)) = session.core.detach(conn_id) else {
+            return;
+        };
+        if conn.live {
+            session.disconnect().await;
+        }
+        // Read after the detach: a goodbye that comes later finds no connection and starts
+        // the linger itself; a connection that attached since has made this timer stale.
+        let wait = if leaving || session.core.leaving() {
+            self.linger()
+        } else {
+            self.shared.limits.grace
+        };
+        self.expire_after(session.id(), generation, wait);
+    }
+
+    /// The client of session `id` says it is leaving (a page's goodbye): the session ends the
+    /// linger after its connection goes, or after now if it has gone already.
+    pub(crate) fn goodbye(self: &Arc<Self>, id: SessionId) {
+        let Some(session) = self.get(id) else {
+            return;
+        };
+        if let Some(generation) = session.core.goodbye() {
+            self.expire_after(id, generation, self.linger());
+        }
+    }
+
+    /// How long a session outlives a client that said it is leaving.
+    fn linger(&self) -> Duration {
+        let limits = &self.shared.limits;
+        limits.linger.min(limits.grace)
+    }
+
+    /// Ends session `id` after `wait`, unless a connection attached since `generation`.
+    fn expire_after(self: &Arc<Self>, id: SessionId, generation: u64, wait: Duration) {
+        let hub = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if let Some(hub) = hub.upgrade() {
+                hub.expire(id, generation);
+            }
+        });
+    }
+
+    /// Mux: the client left component `conn_id` for good: runs the `disconnected` hook and
+    /// ends the session without a grace period.
+    pub(crate) async fn leave(&self, session: &Arc<Session<P, H>>, conn_id: u64) {
+        if session.core.detach(conn_id).is_none() {
+            return;
+        }
+        session.disconnect().await;
+        self.sessions().remove(&session.id());
+        session.core.end();
+    }
+
+    fn expire(&self, id: SessionId, generation: u64) {
+        let mut sessions = self.sessions();
+        let Some(session) = sessions.get(&id) else {
+            return;
+        };
+        if session.core.expire(generation) {
+            sessions.remove(&id);
+            Metrics::bump(&self.shared.metrics.sessions_expired);
+            tracing::debug!(session = %id, "session expired");
+        }
+    }
+}
