@@ -177,9 +177,9 @@ async fn measure(
         );
         let sent = now_us();
         match mode {
-            Mode::Broadcast => broadcaster.broadcast("all", Outgoing::push(text.into())),
+            Mode::Broadcast => broadcaster.broadcast("all", Outgoing::push(text.clone())),
             Mode::Publish => {
-                let publication = Publication::new(&template, Outgoing::push(text.into()))
+                let publication = Publication::new(&template, Outgoing::push(text.clone()))
                     .expect("a numbered frame template");
                 broadcaster.publish("all", publication);
             }

@@ -427,7 +427,7 @@ mod tests {
     }
 
     fn frame() -> Outgoing {
-        Outgoing::push(r#"{"type":"push","payload":0}"#.into())
+        Outgoing::push(r#"{"type":"push","payload":0}"#)
     }
 
     #[test]
@@ -450,7 +450,7 @@ mod tests {
     fn publication(n: u32) -> Publication {
         let template = format!(r#"{{"type":"msg","seq":0,"payload":{n},"topic":"t"}}"#);
         let push = format!(r#"{{"type":"push","payload":{n},"topic":"t"}}"#);
-        Publication::new(&template, Outgoing::push(push.into())).unwrap()
+        Publication::new(&template, Outgoing::push(push)).unwrap()
     }
 
     fn texts(replay: Replay) -> Vec<String> {

@@ -34,7 +34,7 @@
 //! pubsub.subscribe(ida, "room");
 //! pubsub.subscribe(idb, "room");
 //!
-//! pubsub.broadcast_from(ida, "room", Outgoing::push(r#"{"type":"push","payload":1}"#.into()));
+//! pubsub.broadcast_from(ida, "room", Outgoing::push(r#"{"type":"push","payload":1}"#));
 //! assert!(a.0.lock().unwrap().is_empty());
 //! assert_eq!(b.0.lock().unwrap().len(), 1);
 //! ```

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
@@ -498,8 +497,8 @@ fn decode(own_node: u128, payload: &[u8]) -> Option<Received> {
         let (msg, push) = frame.split_once('\n')?;
         return Some(Received::Topic(TopicFrame::new(
             seq,
-            Outgoing::new("msg", None, Utf8Bytes::from(msg.to_owned())),
-            Outgoing::push(Utf8Bytes::from(push.to_owned())),
+            Outgoing::new("msg", None, msg),
+            Outgoing::push(push),
         )));
     }
     if node == own_node {
@@ -517,7 +516,7 @@ fn decode(own_node: u128, payload: &[u8]) -> Option<Received> {
     };
     Some(Received::Broadcast {
         except,
-        frame: Outgoing::new(kind, None, Utf8Bytes::from(frame.to_owned())),
+        frame: Outgoing::new(kind, None, frame),
     })
 }
 
@@ -819,7 +818,7 @@ fn replay_from(after: Seq, answer: Vec<String>) -> Replay {
     match answer.next().as_deref() {
         Some("held") => Replay::Held(
             answer
-                .map(|text| Outgoing::new("msg", None, Utf8Bytes::from(text)))
+                .map(|text| Outgoing::new("msg", None, text))
                 .collect(),
         ),
         _ => Replay::Gone { head },
@@ -832,7 +831,7 @@ mod tests {
 
     #[test]
     fn published_messages_round_trip_and_own_ones_are_skipped() {
-        let frame = Outgoing::push(Utf8Bytes::from_static(r#"{"type":"push","payload":1}"#));
+        let frame = Outgoing::push(r#"{"type":"push","payload":1}"#);
         let from = SessionId::from_u128(5);
         let payload = encode(7, Some(from), &frame);
         assert!(decode(7, &payload).is_none());

@@ -29,8 +29,13 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// An encoded frame of type `kind`, sequenced if `seq` is set.
-    pub fn new(kind: &'static str, seq: Option<Seq>, text: Utf8Bytes) -> Self {
+    /// An encoded frame of type `kind`, sequenced if `seq` is set, from its JSON text.
+    pub fn new(kind: &'static str, seq: Option<Seq>, text: impl Into<String>) -> Self {
+        Self::shared(kind, seq, Utf8Bytes::from(text.into()))
+    }
+
+    /// A frame whose text is already shared bytes.
+    pub(crate) fn shared(kind: &'static str, seq: Option<Seq>, text: Utf8Bytes) -> Self {
         Self {
             kind,
             seq,
@@ -52,11 +57,11 @@ impl Outgoing {
     /// Encodes `frame`; its type and session sequence number are read from it.
     pub fn encode<S: Serialize>(frame: &ServerFrame<S>) -> Result<Self, EncodeError> {
         let text = frame.encode()?;
-        Ok(Self::new(frame.kind(), frame.seq(), Utf8Bytes::from(text)))
+        Ok(Self::new(frame.kind(), frame.seq(), text))
     }
 
-    /// An encoded `push` frame.
-    pub fn push(text: Utf8Bytes) -> Self {
+    /// An encoded `push` frame, from its JSON text.
+    pub fn push(text: impl Into<String>) -> Self {
         Self::new("push", None, text)
     }
 
@@ -100,7 +105,7 @@ impl Outgoing {
             topic: &'a str,
             state: &'a List,
         }
-        Self::new("presence_state", None, written(&Frame { topic, state }))
+        Self::shared("presence_state", None, written(&Frame { topic, state }))
     }
 
     /// A `presence_diff` frame: what changed in `topic`'s presence.
@@ -112,7 +117,7 @@ impl Outgoing {
             #[serde(flatten)]
             diff: &'a Diff,
         }
-        Self::new("presence_diff", None, written(&Frame { topic, diff }))
+        Self::shared("presence_diff", None, written(&Frame { topic, diff }))
     }
 
     /// The frame's `type`.
@@ -128,11 +133,6 @@ impl Outgoing {
     /// The frame's text.
     pub fn text(&self) -> &str {
         self.text.as_str()
-    }
-
-    /// The frame's text as shared bytes (cloning it does not copy the text).
-    pub fn bytes(&self) -> &Utf8Bytes {
-        &self.text
     }
 
     /// The frame with its MessagePack form made now, from `frame` (the same frame, typed),
@@ -368,7 +368,7 @@ impl Publication {
         let msg = format!("{}{seq}{}", Self::HEAD, self.tail);
         // Numbered by its topic, not the session: carries no session `seq` (SSE writes no
         // `id:` for it, and the session log never holds it).
-        let msg = Outgoing::new("msg", None, Utf8Bytes::from(msg));
+        let msg = Outgoing::new("msg", None, msg);
         TopicFrame::new(seq, msg, self.push.clone())
     }
 }
@@ -487,7 +487,7 @@ mod tests {
             transcode: counting,
         };
         let json = Wire::new::<serde_json::Value>(Codec::Json);
-        let frame = Outgoing::push(r#"{"type":"push","payload":1}"#.into());
+        let frame = Outgoing::push(r#"{"type":"push","payload":1}"#);
         let before = TRANSCODED.load(std::sync::atomic::Ordering::SeqCst);
         // A thousand clones, as the pub/sub hands them to subscribers; JSON ones and mux
         // components among them.

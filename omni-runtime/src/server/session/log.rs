@@ -167,12 +167,11 @@ impl Hasher for RefHasher {
 
 #[cfg(test)]
 mod tests {
-    use axum::extract::ws::Utf8Bytes;
 
     use super::*;
 
     fn frame(seq: Seq, size: usize) -> Outgoing {
-        Outgoing::new("msg", Some(seq), Utf8Bytes::from("x".repeat(size)))
+        Outgoing::new("msg", Some(seq), "x".repeat(size))
     }
 
     fn fill(log: &mut Log, n: Seq, size: usize) {

@@ -172,15 +172,12 @@ impl Topics {
 
 #[cfg(test)]
 mod tests {
-    use axum::extract::ws::Utf8Bytes;
 
     use super::*;
     use crate::server::encoded::Publication;
 
     fn message(seq: Seq) -> TopicFrame {
-        let push = Outgoing::push(Utf8Bytes::from(format!(
-            r#"{{"type":"push","payload":{seq},"topic":"t"}}"#
-        )));
+        let push = Outgoing::push(format!(r#"{{"type":"push","payload":{seq},"topic":"t"}}"#));
         let template = format!(r#"{{"type":"msg","seq":0,"payload":{seq},"topic":"t"}}"#);
         Publication::new(&template, push).unwrap().numbered(seq)
     }
