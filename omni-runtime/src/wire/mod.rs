@@ -19,6 +19,8 @@ pub mod batch;
 mod bytes;
 mod codec;
 pub mod connect;
+mod error;
+mod fields;
 mod frame;
 pub mod hello;
 mod json;
@@ -26,7 +28,7 @@ pub(crate) mod msgpack;
 
 pub use self::bytes::Bytes;
 pub use self::codec::{Codec, UnknownCodec};
+pub use self::error::{DecodeError, EncodeError};
 pub use self::frame::{ClientFrame, Cursors, ErrorCode, Ref, Seq, ServerFrame};
 #[cfg(feature = "server")]
 pub(crate) use self::json::decode_payload;
-pub use self::json::{DecodeError, EncodeError};

@@ -22,8 +22,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::fields::{Fast, Field, Fields, Key, key_str, kind_name};
 use super::frame::{ClientFrame, ServerFrame};
-use super::json::{Fast, Field, Fields, Key, key_str, kind_name};
 use super::{DecodeError, EncodeError};
 
 /// How deep a frame may nest, as in JSON: deeper is a `bad_frame`, never a stack overflow.
