@@ -43,6 +43,7 @@
 //! ```
 
 mod config;
+mod credentials;
 mod dialer;
 mod http;
 mod link;
@@ -60,8 +61,9 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 
+use self::config::Settings;
 pub use self::config::{Backoff, Heartbeat, Transport};
-use self::config::{Credentials, Settings};
+use self::credentials::Credentials;
 use self::dialer::{Dial, Ended};
 use self::link::Link;
 pub use self::mux::{Join, Mux, MuxBuilder};

@@ -41,7 +41,8 @@ use futures_util::future::BoxFuture;
 use serde::de::IgnoredAny;
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::config::{Credentials, Settings};
+use super::config::Settings;
+use super::credentials::Credentials;
 use super::dialer::{self, Dial, Ended};
 use super::link::{Link, Step};
 use super::tls;

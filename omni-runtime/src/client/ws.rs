@@ -21,18 +21,15 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::config::{Credentials, Settings};
+use super::config::Settings;
+use super::credentials::Credentials;
 use super::dialer::{self, Ended, fatal_init};
 use super::link::{Link, Step};
 use super::outbox::Batch;
-use super::tls;
+use super::tls::{self, Socket};
 use super::wire::{self, Frame};
 use super::{Config, Shared, url_for};
 use crate::{Protocol, TransportError};
-
-/// A client's WebSocket.
-pub(crate) type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// What a socket carries: one protocol's session, or a mux's components.
 pub(crate) trait Peer: Send {
