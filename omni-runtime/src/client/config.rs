@@ -1,8 +1,7 @@
-//! How a client connects, retries and checks its connection.
+//! The values a client is configured with: which transport it uses, how it retries, how it
+//! checks its connection.
 
 use std::time::Duration;
-
-use crate::wire::Codec;
 
 /// Which transport a client uses. All three carry the same frames and resume the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,46 +93,6 @@ impl Default for Heartbeat {
         Self {
             interval: Duration::from_secs(15),
             timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-/// What both builders configure: how a client connects, retries, checks and paces its
-/// connection.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Settings {
-    pub(crate) backoff: Backoff,
-    pub(crate) heartbeat: Heartbeat,
-    /// Messages that may wait for the server's acknowledgement (per component on a mux).
-    pub(crate) queue: usize,
-    /// Messages in flight at once (sent, not yet acknowledged).
-    pub(crate) window: usize,
-    pub(crate) connect_timeout: Duration,
-    /// A write that makes no progress for this long ends the connection.
-    pub(crate) write_timeout: Duration,
-    /// The WebSocket read buffer.
-    pub(crate) read_buffer: usize,
-    pub(crate) max_message_bytes: usize,
-    /// The encoding of every frame, both ways.
-    pub(crate) codec: Codec,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            backoff: Backoff::default(),
-            heartbeat: Heartbeat::default(),
-            queue: 1024,
-            // Well inside the 1024 refs a server remembers by default, so that a resend after a
-            // lost ack is always recognised (see `outbox::Queue`).
-            window: 256,
-            connect_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(10),
-            // tungstenite zero-fills its read buffer before every read: a small one is much
-            // faster than its 128 KiB default (DESIGN.md, performance notes).
-            read_buffer: 4 * 1024,
-            max_message_bytes: 64 * 1024,
-            codec: Codec::Json,
         }
     }
 }

@@ -278,7 +278,7 @@ mod tests {
     use tokio::sync::Notify;
 
     use super::*;
-    use crate::client::config::Settings;
+    use crate::client::options::Settings;
     use crate::protocol::tests_support::{Echo, EchoFromServer};
 
     type Frame = ServerFrame<EchoFromServer>;

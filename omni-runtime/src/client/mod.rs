@@ -48,6 +48,7 @@ mod dialer;
 mod http;
 mod link;
 mod mux;
+mod options;
 mod outbox;
 mod sse;
 mod tls;
@@ -61,12 +62,12 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 
-use self::config::Settings;
 pub use self::config::{Backoff, Heartbeat, Transport};
 use self::credentials::Credentials;
 use self::dialer::{Dial, Ended};
 use self::link::Link;
 pub use self::mux::{Join, Mux, MuxBuilder};
+use self::options::{Options, Settings};
 use self::outbox::Outbox;
 use self::wire::Frame;
 use crate::wire::Codec;
@@ -310,11 +311,8 @@ impl Config {
 pub struct ClientBuilder<P: Protocol> {
     url: String,
     transport: Transport,
-    settings: Settings,
+    options: Options,
     poll_interval: Duration,
-    /// PEM documents of roots to trust besides the default ones.
-    roots: Vec<Vec<u8>>,
-    credentials: Credentials,
     hook: Option<Hook<P::Client>>,
     protocol: PhantomData<fn() -> P>,
 }
@@ -329,52 +327,6 @@ where
         self
     }
 
-    /// Reconnection backoff.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.settings.backoff = backoff;
-        self
-    }
-
-    /// Liveness checking.
-    pub fn heartbeat(mut self, heartbeat: Heartbeat) -> Self {
-        self.settings.heartbeat = heartbeat;
-        self
-    }
-
-    /// How many messages may wait for the server's acknowledgement. Default 1024.
-    pub fn queue(mut self, capacity: usize) -> Self {
-        self.settings.queue = capacity.max(1);
-        self
-    }
-
-    /// How many messages may be on their way at once, sent but not yet acknowledged; more
-    /// go as acknowledgements arrive, so a backlog after a reconnect is paced by the server.
-    /// Keep it below the server's `Limits::remembered_refs` (default 1024), so that a message
-    /// resent after a lost acknowledgement is recognised and not handled twice. Default 256.
-    pub fn window(mut self, messages: usize) -> Self {
-        self.settings.window = messages.max(1);
-        self
-    }
-
-    /// How long a connection attempt may take. Default 10 s.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connect_timeout = timeout;
-        self
-    }
-
-    /// WebSocket only: a write that makes no progress for this long (the server stopped
-    /// reading) ends the connection, which is then replaced. Default 10 s.
-    pub fn write_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.write_timeout = timeout;
-        self
-    }
-
-    /// WebSocket only: the size of the socket's read buffer. Default 4 KiB.
-    pub fn read_buffer(mut self, bytes: usize) -> Self {
-        self.settings.read_buffer = bytes.max(1);
-        self
-    }
-
     /// HTTP transport only: how often to ask for server messages when the application sends
     /// nothing. Default 1 s.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
@@ -382,111 +334,7 @@ where
         self
     }
 
-    /// The server's frame limit (`Limits::max_frame_bytes`, default 64 KiB): a larger message
-    /// is refused by [`Client::send`], and HTTP requests are batched under it.
-    pub fn max_message_bytes(mut self, limit: usize) -> Self {
-        self.settings.max_message_bytes = limit;
-        self
-    }
-
-    /// The encoding of every frame, both ways. Default: [`Codec::Json`].
-    ///
-    /// [`Codec::MsgPack`] sends binary WebSocket messages (`?codec=msgpack`) or
-    /// `application/msgpack` HTTP bodies: smaller and quicker to read than JSON, and an
-    /// [`omni::Bytes`](crate::wire::Bytes) field travels as its bytes rather than as base64.
-    /// Server-Sent Events carry text only, so with [`Transport::Sse`] it is refused by
-    /// [`connect`](Self::connect) (a `TransportError::Init`). A server that does not offer
-    /// MessagePack (one from before it) answers in JSON: the client reports that as a
-    /// `TransportError::Init` and stops, rather than retrying.
-    ///
-    /// ```no_run
-    /// use omni::client::{Client, Transport};
-    /// use omni::wire::{Bytes, Codec};
-    ///
-    /// #[omni::protocol]
-    /// #[derive(Debug, Clone, PartialEq)]
-    /// enum Photos {
-    ///     #[client]
-    ///     Upload(Bytes),
-    ///     #[server]
-    ///     Stored(u64),
-    /// }
-    ///
-    /// # async fn run() {
-    /// let (client, messages) = Client::<Photos>::builder("http://127.0.0.1:3000/omni")
-    ///     .transport(Transport::Ws)
-    ///     .codec(Codec::MsgPack)
-    ///     .connect();
-    /// // 64 KiB of image: about 64 KiB on the wire, where JSON's base64 takes 86.
-    /// client.send(PhotosFromClient::Upload(Bytes(vec![0; 64 * 1024]))).unwrap();
-    /// # }
-    /// ```
-    pub fn codec(mut self, codec: Codec) -> Self {
-        self.settings.codec = codec;
-        self
-    }
-
-    /// Trusts the certificates in `pem` (one or more PEM `CERTIFICATE` blocks) as roots, on
-    /// top of the platform's: for a server whose certificate a private CA issued. A document
-    /// with no certificate in it is reported by [`connect`](Self::connect).
-    #[cfg(feature = "tls")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
-    pub fn root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.roots.push(pem.into());
-        self
-    }
-
-    /// Calls `provider` before every connection attempt (the first and each reconnect) for
-    /// headers to send with it: an `Authorization` with a fresh token, say. On the WebSocket
-    /// they go with the upgrade request; on HTTP and SSE with every request of the connection.
-    /// The server reads them in a middleware, which can insert what it learnt into the
-    /// request's extensions (the handler's `Context::extensions`) or refuse with 401.
-    ///
-    /// A provider that fails, or a server that answers a connection attempt with 401, is
-    /// reported as `TransportState::Unauthorized` and not retried: the client keeps its queue
-    /// and waits for [`Client::reconnect`]. A 401 to a later request of a connection that was
-    /// up (HTTP and SSE send the attempt's headers with each) means they expired: the client
-    /// reconnects, asking the provider again. A provider that hangs is given the connect
-    /// timeout, then the attempt counts as failed and is retried with backoff.
-    ///
-    /// ```no_run
-    /// use omni::client::{Client, HeaderMap, HeaderValue};
-    ///
-    /// #[omni::protocol]
-    /// #[derive(Debug, Clone, PartialEq)]
-    /// enum Echo {
-    ///     #[client]
-    ///     Say(String),
-    ///     #[server]
-    ///     Heard(String),
-    /// }
-    ///
-    /// async fn fresh_token() -> Result<String, std::io::Error> {
-    ///     Ok("a-short-lived-token".into())
-    /// }
-    ///
-    /// # async fn run() {
-    /// let (client, messages) = Client::<Echo>::builder("https://example.com/omni")
-    ///     .credentials(|| async {
-    ///         let token = fresh_token().await?;
-    ///         let mut headers = HeaderMap::new();
-    ///         let value = HeaderValue::try_from(format!("Bearer {token}"))
-    ///             .map_err(std::io::Error::other)?;
-    ///         headers.insert("authorization", value);
-    ///         Ok::<_, std::io::Error>(headers)
-    ///     })
-    ///     .connect();
-    /// # }
-    /// ```
-    pub fn credentials<F, Fut, E>(mut self, provider: F) -> Self
-    where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<HeaderMap, E>> + Send + 'static,
-        E: std::fmt::Display,
-    {
-        self.credentials = Credentials::new(provider);
-        self
-    }
+    options::setters!();
 
     /// Calls `hook` after every `welcome`, and sends the messages it returns on that
     /// connection before any queued one: the place to introduce the client again (join its
@@ -589,7 +437,12 @@ where
     /// for [`Client::reconnect`] (see [`credentials`](Self::credentials)). Everything else
     /// (refused, unreachable, dropped) is retried with backoff.
     pub fn connect(self) -> (Client<P>, Messages<P>) {
-        let shared = Arc::new(Shared::new(&self.settings, Arc::new(Notify::new())));
+        let Options {
+            settings,
+            roots,
+            credentials,
+        } = self.options;
+        let shared = Arc::new(Shared::new(&settings, Arc::new(Notify::new())));
         let (tx, rx) = mpsc::channel(1024);
         let client = Client {
             shared: shared.clone(),
@@ -597,25 +450,25 @@ where
         };
         let mut link = Link::<P>::new(shared, tx);
         link.hook = self.hook;
-        let setup = match (self.transport, self.settings.codec) {
+        let setup = match (self.transport, settings.codec) {
             // Refused here rather than by the server, with the way out.
             (Transport::Sse, Codec::MsgPack) => Err(format!(
                 "Server-Sent Events carry text, so they cannot carry {} frames: \
                  MessagePack is available on Transport::Ws and Transport::Http",
                 Codec::MsgPack
             )),
-            _ => setup(&self.url, &self.roots),
+            _ => setup(&self.url, &roots),
         };
         match setup {
             Ok((url, tls, http)) => {
                 let config = Config {
                     url,
                     transport: self.transport,
-                    settings: self.settings,
+                    settings,
                     poll_interval: self.poll_interval,
                     http,
                     tls,
-                    credentials: self.credentials,
+                    credentials,
                 };
                 let backoff = config.settings.backoff;
                 let shared = link.shared.clone();
@@ -659,10 +512,8 @@ impl<P: Protocol + Send> Client<P> {
         ClientBuilder {
             url: url.into(),
             transport: Transport::default(),
-            settings: Settings::default(),
+            options: Options::default(),
             poll_interval: http::DEFAULT_POLL,
-            roots: Vec::new(),
-            credentials: Credentials::default(),
             hook: None,
             protocol: PhantomData,
         }

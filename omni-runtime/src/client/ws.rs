@@ -21,10 +21,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::config::Settings;
 use super::credentials::Credentials;
 use super::dialer::{self, Ended, fatal_init};
 use super::link::{Link, Step};
+use super::options::Settings;
 use super::outbox::Batch;
 use super::tls::{self, Socket};
 use super::wire::{self, Frame};
