@@ -33,7 +33,6 @@
 //! ```
 
 use std::collections::HashSet;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,14 +40,16 @@ use futures_util::future::BoxFuture;
 use serde::de::IgnoredAny;
 use tokio::sync::{Notify, mpsc, watch};
 
+use super::connect::{ConnectInfo, Hook, url_for};
 use super::credentials::Credentials;
 use super::dialer::{self, Dial, Ended};
+use super::handle::{Client, Messages};
 use super::link::{Link, Step};
 use super::options::{self, Options, Settings};
+use super::shared::Shared;
 use super::tls;
 use super::wire::{self, Frame};
 use super::ws::{self, Out, Peer};
-use super::{Client, ConnectInfo, Hook, Messages, Shared, url_for};
 use crate::wire::Codec;
 use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, TransportError, TransportState};
 
@@ -64,7 +65,7 @@ impl MuxBuilder {
 
     /// Starts the socket's task (on the current tokio runtime). Components may be joined at
     /// once; they are sent when the socket is up. What no retry can fix (see
-    /// [`ClientBuilder::connect`](super::ClientBuilder::connect)) ends every component's
+    /// [`ClientBuilder::connect`](crate::client::ClientBuilder::connect)) ends every component's
     /// stream after one `TransportState::Error`.
     pub fn connect(self) -> Mux {
         let Options {
@@ -201,11 +202,7 @@ impl Mux {
         if self.inner.joins.send(Box::new(component)).is_err() {
             shared.closed.send_replace(true);
         }
-        let client = Client {
-            shared,
-            protocol: PhantomData,
-        };
-        (client, Messages { rx })
+        (Client::new(shared), Messages::new(rx))
     }
 
     /// Connects again now: after `TransportState::Unauthorized`, or instead of waiting out a
@@ -237,8 +234,8 @@ pub struct Join<'a, P: Protocol> {
 impl<P: Protocol + Send> Join<'_, P> {
     /// Calls `hook` after every `welcome` of the component, and sends the messages it returns
     /// before any queued one (see
-    /// [`ClientBuilder::on_connect`](super::ClientBuilder::on_connect)): on every socket the
-    /// join goes first, then the hook's messages, then the queue.
+    /// [`ClientBuilder::on_connect`](crate::client::ClientBuilder::on_connect)): on every socket
+    /// the join goes first, then the hook's messages, then the queue.
     pub fn on_connect(
         mut self,
         hook: impl Fn(ConnectInfo) -> Vec<P::Client> + Send + Sync + 'static,
