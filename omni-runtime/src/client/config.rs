@@ -1,14 +1,7 @@
-//! How a client connects, retries and checks its connection.
+//! The values a client is configured with: which transport it uses, how it retries, how it
+//! checks its connection.
 
-use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
-
-use futures_util::future::BoxFuture;
-use reqwest::header::HeaderMap;
-
-use super::dialer::Ended;
-use crate::wire::Codec;
 
 /// Which transport a client uses. All three carry the same frames and resume the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -100,86 +93,6 @@ impl Default for Heartbeat {
         Self {
             interval: Duration::from_secs(15),
             timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-/// What both builders configure: how a client connects, retries, checks and paces its
-/// connection.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Settings {
-    pub(crate) backoff: Backoff,
-    pub(crate) heartbeat: Heartbeat,
-    /// Messages that may wait for the server's acknowledgement (per component on a mux).
-    pub(crate) queue: usize,
-    /// Messages in flight at once (sent, not yet acknowledged).
-    pub(crate) window: usize,
-    pub(crate) connect_timeout: Duration,
-    /// A write that makes no progress for this long ends the connection.
-    pub(crate) write_timeout: Duration,
-    /// The WebSocket read buffer.
-    pub(crate) read_buffer: usize,
-    pub(crate) max_message_bytes: usize,
-    /// The encoding of every frame, both ways.
-    pub(crate) codec: Codec,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            backoff: Backoff::default(),
-            heartbeat: Heartbeat::default(),
-            queue: 1024,
-            // Well inside the 1024 refs a server remembers by default, so that a resend after a
-            // lost ack is always recognised (see `outbox::Queue`).
-            window: 256,
-            connect_timeout: Duration::from_secs(10),
-            write_timeout: Duration::from_secs(10),
-            // tungstenite zero-fills its read buffer before every read: a small one is much
-            // faster than its 128 KiB default (DESIGN.md, performance notes).
-            read_buffer: 4 * 1024,
-            max_message_bytes: 64 * 1024,
-            codec: Codec::Json,
-        }
-    }
-}
-
-/// The application's credentials provider, called before every connection attempt.
-type Provider = dyn Fn() -> BoxFuture<'static, Result<HeaderMap, String>> + Send + Sync;
-
-/// Where a client's connection attempts get their headers: nowhere, or the provider the
-/// application registered.
-#[derive(Clone, Default)]
-pub(crate) struct Credentials(Option<Arc<Provider>>);
-
-impl Credentials {
-    pub(crate) fn new<F, Fut, E>(provider: F) -> Self
-    where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<HeaderMap, E>> + Send + 'static,
-        E: std::fmt::Display,
-    {
-        Self(Some(Arc::new(move || {
-            let headers = provider();
-            Box::pin(async move { headers.await.map_err(|err| err.to_string()) })
-        })))
-    }
-
-    /// The headers for the next attempt. A provider that fails ends the attempt as refused
-    /// credentials; one that takes longer than `timeout` as a failed attempt, retried.
-    pub(crate) async fn headers(&self, timeout: Duration) -> Result<HeaderMap, Ended> {
-        let Some(provider) = &self.0 else {
-            return Ok(HeaderMap::new());
-        };
-        match tokio::time::timeout(timeout, provider()).await {
-            Ok(Ok(headers)) => Ok(headers),
-            Ok(Err(reason)) => Err(Ended::unauthorized(format!(
-                "the credentials provider failed: {reason}"
-            ))),
-            Err(_) => Err(Ended::dropped(
-                format!("the credentials provider gave nothing within {timeout:?}"),
-                false,
-            )),
         }
     }
 }

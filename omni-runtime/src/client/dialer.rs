@@ -6,7 +6,8 @@ use std::future::Future;
 
 use tokio::sync::{Notify, watch};
 
-use super::Backoff;
+use super::config::Backoff;
+use super::tls;
 use crate::{TransportError, TransportState};
 
 /// How a connection attempt ended.
@@ -66,7 +67,7 @@ impl Ended {
     /// An attempt that got no response: a TLS failure retrying cannot fix is fatal, anything
     /// else (refused, unreachable, cut short) is retried.
     pub(crate) fn failed(err: &(dyn std::error::Error + 'static)) -> Self {
-        match super::tls::permanent(err) {
+        match tls::permanent(err) {
             Some(error) => Self {
                 // No response: nothing went down (see `dial`).
                 code: 0,

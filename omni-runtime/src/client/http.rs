@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use super::connect::{self, Config, url_for};
 use super::dialer::{self, Ended, fatal_init};
 use super::link::{Link, Step};
 use super::wire;
-use super::{Config, SESSION_HEADER, url_for};
 use crate::wire::Codec;
+use crate::wire::connect::{LEAVE_HEADER, SESSION_HEADER};
 use crate::{Protocol, TransportError};
 
 /// Exchanges with the server until a request fails or the client closes.
@@ -92,7 +93,7 @@ pub(crate) async fn goodbye(
         .headers(headers.clone())
         .header("content-type", Codec::Json.content_type())
         .header(SESSION_HEADER, session.to_string())
-        .header(crate::wire::connect::LEAVE_HEADER, "1")
+        .header(LEAVE_HEADER, "1")
         .timeout(Duration::from_secs(2))
         .body("[]");
     if let Err(err) = request.send().await {
@@ -112,7 +113,7 @@ async fn exchange<P: Protocol>(
     // topics' messages, so each exchange replays what followed them.
     let after = link.session.map(|_| link.last_seq);
     let codec = link.shared.codec;
-    let mut frames = vec![super::hello::<P>(codec, after, Some(&link.topics))];
+    let mut frames = vec![connect::hello::<P>(codec, after, Some(&link.topics))];
     frames.extend(link.take_greeting());
     // With a connect hook, the first exchange of a connection only learns the session, so
     // that the hook's messages go before the queued ones.

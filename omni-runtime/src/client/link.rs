@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::connect::{ConnectInfo, Hook};
+use super::error::AckError;
+use super::shared::Shared;
 use super::wire::{self, Frame};
-use super::{AckError, ConnectInfo, Hook, Shared};
 use crate::TransportState;
 use crate::presence::List;
 use crate::{Cursors, ErrorCode, Protocol, Seq, ServerFrame, SessionId, TransportError};
@@ -278,7 +280,7 @@ mod tests {
     use tokio::sync::Notify;
 
     use super::*;
-    use crate::client::config::Settings;
+    use crate::client::options::Settings;
     use crate::protocol::tests_support::{Echo, EchoFromServer};
 
     type Frame = ServerFrame<EchoFromServer>;

@@ -33,7 +33,6 @@
 //! ```
 
 use std::collections::HashSet;
-use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,13 +40,16 @@ use futures_util::future::BoxFuture;
 use serde::de::IgnoredAny;
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::config::{Credentials, Settings};
+use super::connect::{ConnectInfo, Hook, url_for};
+use super::credentials::Credentials;
 use super::dialer::{self, Dial, Ended};
+use super::handle::{Client, Messages};
 use super::link::{Link, Step};
+use super::options::{self, Options, Settings};
+use super::shared::Shared;
 use super::tls;
 use super::wire::{self, Frame};
 use super::ws::{self, Out, Peer};
-use super::{Backoff, Client, ConnectInfo, HeaderMap, Heartbeat, Hook, Messages, Shared, url_for};
 use crate::wire::Codec;
 use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, TransportError, TransportState};
 
@@ -55,135 +57,32 @@ use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, TransportError, Trans
 #[must_use]
 pub struct MuxBuilder {
     url: String,
-    settings: Settings,
-    /// PEM documents of roots to trust besides the default ones.
-    roots: Vec<Vec<u8>>,
-    credentials: Credentials,
+    options: Options,
 }
 
 impl MuxBuilder {
-    /// Reconnection backoff.
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.settings.backoff = backoff;
-        self
-    }
-
-    /// Liveness checking.
-    pub fn heartbeat(mut self, heartbeat: Heartbeat) -> Self {
-        self.settings.heartbeat = heartbeat;
-        self
-    }
-
-    /// How many messages each component may have waiting for acknowledgement. Default 1024.
-    pub fn queue(mut self, capacity: usize) -> Self {
-        self.settings.queue = capacity.max(1);
-        self
-    }
-
-    /// How many messages each component may have on their way at once, sent but not yet
-    /// acknowledged (see [`ClientBuilder::window`](super::ClientBuilder::window)). Default 256.
-    pub fn window(mut self, messages: usize) -> Self {
-        self.settings.window = messages.max(1);
-        self
-    }
-
-    /// How long a connection attempt may take. Default 10 s.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.connect_timeout = timeout;
-        self
-    }
-
-    /// A write that makes no progress for this long (the server stopped reading) ends the
-    /// socket, which is then replaced. Default 10 s.
-    pub fn write_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.write_timeout = timeout;
-        self
-    }
-
-    /// The size of the socket's read buffer. Default 4 KiB.
-    pub fn read_buffer(mut self, bytes: usize) -> Self {
-        self.settings.read_buffer = bytes.max(1);
-        self
-    }
-
-    /// The server's frame limit: a larger message is refused by [`Client::send`].
-    pub fn max_message_bytes(mut self, limit: usize) -> Self {
-        self.settings.max_message_bytes = limit;
-        self
-    }
-
-    /// The encoding of every frame of every component, both ways (see
-    /// [`ClientBuilder::codec`](super::ClientBuilder::codec)): [`Codec::MsgPack`] asks for
-    /// `/mux?codec=msgpack`, whose frames are binary messages. Default: [`Codec::Json`].
-    ///
-    /// ```no_run
-    /// use omni::client::Mux;
-    /// use omni::wire::Codec;
-    ///
-    /// # async fn run() {
-    /// let mux = Mux::builder("http://127.0.0.1:3000/omni")
-    ///     .codec(Codec::MsgPack)
-    ///     .connect();
-    /// # }
-    /// ```
-    pub fn codec(mut self, codec: Codec) -> Self {
-        self.settings.codec = codec;
-        self
-    }
-
-    /// Trusts the certificates in `pem` as roots, on top of the platform's (see
-    /// [`ClientBuilder::root_certificate`](super::ClientBuilder::root_certificate)).
-    #[cfg(feature = "tls")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
-    pub fn root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.roots.push(pem.into());
-        self
-    }
-
-    /// Calls `provider` before every connection attempt for headers to send with the
-    /// socket's upgrade request (see
-    /// [`ClientBuilder::credentials`](super::ClientBuilder::credentials)). Refused credentials
-    /// are reported to every component as `TransportState::Unauthorized`; the mux then waits
-    /// for [`Mux::reconnect`].
-    ///
-    /// ```no_run
-    /// use omni::client::{HeaderMap, Mux};
-    ///
-    /// # async fn run() {
-    /// let mux = Mux::builder("https://example.com/omni")
-    ///     .credentials(|| async {
-    ///         let mut headers = HeaderMap::new();
-    ///         headers.insert("authorization", "Bearer a-short-lived-token".parse().unwrap());
-    ///         Ok::<_, std::convert::Infallible>(headers)
-    ///     })
-    ///     .connect();
-    /// # }
-    /// ```
-    pub fn credentials<F, Fut, E>(mut self, provider: F) -> Self
-    where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<HeaderMap, E>> + Send + 'static,
-        E: std::fmt::Display,
-    {
-        self.credentials = Credentials::new(provider);
-        self
-    }
+    options::setters!();
 
     /// Starts the socket's task (on the current tokio runtime). Components may be joined at
     /// once; they are sent when the socket is up. What no retry can fix (see
-    /// [`ClientBuilder::connect`](super::ClientBuilder::connect)) ends every component's
+    /// [`ClientBuilder::connect`](crate::client::ClientBuilder::connect)) ends every component's
     /// stream after one `TransportState::Error`.
     pub fn connect(self) -> Mux {
+        let Options {
+            settings,
+            roots,
+            credentials,
+        } = self.options;
         let (joins, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
             joins,
             wake: Arc::new(Notify::new()),
             reconnect: Arc::new(Notify::new()),
             closed: watch::channel(false).0,
-            settings: self.settings,
-            credentials: self.credentials,
+            settings,
+            credentials,
         });
-        tokio::spawn(run(rx, self.url, self.roots, inner.clone()));
+        tokio::spawn(run(rx, self.url, roots, inner.clone()));
         Mux { inner }
     }
 }
@@ -209,9 +108,7 @@ impl Mux {
     pub fn builder(url: impl Into<String>) -> MuxBuilder {
         MuxBuilder {
             url: url.into(),
-            settings: Settings::default(),
-            roots: Vec::new(),
-            credentials: Credentials::default(),
+            options: Options::default(),
         }
     }
 
@@ -305,11 +202,7 @@ impl Mux {
         if self.inner.joins.send(Box::new(component)).is_err() {
             shared.closed.send_replace(true);
         }
-        let client = Client {
-            shared,
-            protocol: PhantomData,
-        };
-        (client, Messages { rx })
+        (Client::new(shared), Messages::new(rx))
     }
 
     /// Connects again now: after `TransportState::Unauthorized`, or instead of waiting out a
@@ -341,8 +234,8 @@ pub struct Join<'a, P: Protocol> {
 impl<P: Protocol + Send> Join<'_, P> {
     /// Calls `hook` after every `welcome` of the component, and sends the messages it returns
     /// before any queued one (see
-    /// [`ClientBuilder::on_connect`](super::ClientBuilder::on_connect)): on every socket the
-    /// join goes first, then the hook's messages, then the queue.
+    /// [`ClientBuilder::on_connect`](crate::client::ClientBuilder::on_connect)): on every socket
+    /// the join goes first, then the hook's messages, then the queue.
     pub fn on_connect(
         mut self,
         hook: impl Fn(ConnectInfo) -> Vec<P::Client> + Send + Sync + 'static,

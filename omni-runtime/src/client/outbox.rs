@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, oneshot};
 
-use super::AckError;
+use super::error::AckError;
 use super::wire::Frame;
 use crate::Ref;
 
@@ -187,7 +187,7 @@ fn take<'a>(entries: impl Iterator<Item = &'a Entry>, limit: Batch) -> Vec<Frame
     out
 }
 
-/// The client's queue, shared by the application's [`Client`](super::Client) handles and
+/// The client's queue, shared by the application's [`Client`](crate::client::Client) handles and
 /// the connection; the only way to it.
 pub(crate) struct Outbox {
     queue: Mutex<Queue>,

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use eventsource_stream::Eventsource;
 use futures_util::{Future, StreamExt};
 
+use super::connect::{self, Config, url_for};
 use super::dialer::{self, Ended, fatal_init};
-use super::http::apply_frames;
+use super::http::{self, apply_frames};
 use super::link::{Link, Step};
 use super::wire;
-use super::{Config, SESSION_HEADER, url_for};
 use crate::Protocol;
 use crate::wire::Codec;
+use crate::wire::connect::SESSION_HEADER;
 
 type Uplink = Pin<Box<dyn Future<Output = Result<(u16, Vec<u8>), String>> + Send>>;
 
@@ -118,7 +119,7 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
                 }
             }
             _ = &mut closed => {
-                super::http::goodbye(config, &up, &headers, link.session).await;
+                http::goodbye(config, &up, &headers, link.session).await;
                 return Ended::closed(connected);
             }
         }
@@ -134,7 +135,7 @@ fn start_uplink<P: Protocol>(
 ) -> Option<Uplink> {
     // The server refuses a client built from another version of the protocol enum; the
     // connect hook's messages go before the queued ones.
-    let mut frames = vec![super::hello::<P>(Codec::Json, None, None)];
+    let mut frames = vec![connect::hello::<P>(Codec::Json, None, None)];
     frames.extend(link.take_greeting());
     frames.extend(link.shared.outbox.take_unsent(config.batch()));
     if frames.len() == 1 {

@@ -3,7 +3,8 @@
 //!
 //! The roots are the platform's (read by `rustls-native-certs`, which honours `SSL_CERT_FILE`
 //! and `SSL_CERT_DIR`), Mozilla's with the `tls-webpki-roots` feature, and whatever the
-//! builder was given ([`ClientBuilder::root_certificate`](super::ClientBuilder::root_certificate)).
+//! builder was given
+//! ([`ClientBuilder::root_certificate`](crate::client::ClientBuilder::root_certificate)).
 //! Without the `tls` feature there is no TLS at all, and an `https://` URL is refused at once.
 
 #[cfg(feature = "tls")]
@@ -11,8 +12,11 @@ use std::sync::Arc;
 
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use super::ws::Socket;
 use crate::TransportError;
+
+/// A client's WebSocket, as [`Connector::websocket`] opens it.
+pub(crate) type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// How a client's connections are secured.
 #[derive(Clone)]

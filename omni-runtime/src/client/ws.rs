@@ -21,18 +21,16 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::config::{Credentials, Settings};
+use super::connect::{self, Config, url_for};
+use super::credentials::Credentials;
 use super::dialer::{self, Ended, fatal_init};
 use super::link::{Link, Step};
+use super::options::Settings;
 use super::outbox::Batch;
-use super::tls;
+use super::shared::Shared;
+use super::tls::{self, Socket};
 use super::wire::{self, Frame};
-use super::{Config, Shared, url_for};
 use crate::{Protocol, TransportError};
-
-/// A client's WebSocket.
-pub(crate) type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// What a socket carries: one protocol's session, or a mux's components.
 pub(crate) trait Peer: Send {
@@ -304,7 +302,7 @@ struct Session<'a, P: Protocol> {
 impl<P: Protocol + Send> Peer for Session<'_, P> {
     fn opening(&mut self, out: &Out) {
         // The server refuses a client built from another version of the protocol enum.
-        out.frame(super::hello::<P>(self.link.shared.codec, None, None));
+        out.frame(connect::hello::<P>(self.link.shared.codec, None, None));
     }
 
     async fn on_frame(&mut self, bytes: &[u8], out: &Out) -> Result<(), Ended> {

@@ -1,0 +1,121 @@
+//! The state a client's handles and its connection task share: the queue, the session, the
+//! requests waiting for their reply, and how the client ended. Every transport, and every
+//! component of a mux, reaches its client through one [`Shared`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Notify, watch};
+
+use super::error::SendError;
+use super::options::Settings;
+use super::outbox::Outbox;
+use super::wire::{self, Frame};
+use crate::presence::Held;
+use crate::wire::Codec;
+use crate::{ClientFrame, Ref, SessionId, TransportError};
+
+/// Takes a copy of a request's reply, type-erased so the link needs no `Clone` bound.
+pub(crate) type Reply = Box<dyn FnOnce(&(dyn std::any::Any + Send)) + Send>;
+
+/// What the client and its background task share.
+pub(crate) struct Shared {
+    pub(crate) outbox: Outbox,
+    max_message_bytes: usize,
+    /// The encoding of the connection's frames, both ways.
+    pub(crate) codec: Codec,
+    /// Something was queued, the window opened, or (for a mux component) it was closed.
+    /// Shared by every component of a mux, whose one task serves them all.
+    pub(crate) wake: Arc<Notify>,
+    /// The application asks to connect now (after refused credentials, or during a
+    /// backoff). Shared by every component of a mux, which all ride one socket.
+    pub(crate) reconnect: Arc<Notify>,
+    pub(crate) closed: watch::Sender<bool>,
+    /// Why the client ended for good, when the server (or its URL) refused it: what `send`
+    /// and `acked` answer with afterwards.
+    refusal: Mutex<Option<TransportError>>,
+    /// The first outcome of connecting: welcomed into a session, or refused.
+    pub(crate) outcome: watch::Sender<Option<Result<SessionId, TransportError>>>,
+    /// The requests waiting for their reply, by `ref`: each takes a copy of the first
+    /// sequenced message that answers it (see [`Client::request`](crate::client::Client::request)).
+    pub(crate) requests: Mutex<HashMap<Ref, Reply>>,
+    pub(crate) session: Mutex<Option<SessionId>>,
+    /// Each topic's presence list, as the server's `presence_state` and `presence_diff`
+    /// frames left it.
+    pub(crate) presence: Mutex<BTreeMap<String, Held>>,
+    /// Mux only: the component's id, which every `msg` names.
+    pub(crate) component: Option<Arc<str>>,
+}
+
+impl Shared {
+    /// Ends the client for good because of `error`: what was waiting is told why.
+    pub(crate) fn refuse(&self, error: TransportError) {
+        *self.refusal.lock().unwrap() = Some(error.clone());
+        self.first_outcome(Err(error));
+        self.closed.send_replace(true);
+        self.wake.notify_one();
+    }
+
+    /// Records how connecting went, unless it is already known.
+    pub(crate) fn first_outcome(&self, outcome: Result<SessionId, TransportError>) {
+        self.outcome.send_if_modified(|held| {
+            let first = held.is_none();
+            if first {
+                *held = Some(outcome);
+            }
+            first
+        });
+    }
+
+    /// `payload` answered the message `reference`: a request waiting for it takes a copy.
+    pub(crate) fn replied(&self, reference: Ref, payload: &(dyn std::any::Any + Send)) {
+        if let Some(take) = self.requests.lock().unwrap().remove(&reference) {
+            take(payload);
+        }
+    }
+
+    /// The refusal that ended the client, if one did.
+    pub(crate) fn refusal(&self) -> Option<TransportError> {
+        self.refusal.lock().unwrap().clone()
+    }
+
+    /// `msg` as this client's `msg` frame with `reference`, if the server accepts its size.
+    pub(crate) fn encode(
+        &self,
+        msg: &impl serde::Serialize,
+        reference: Ref,
+    ) -> Result<Frame, SendError> {
+        let frame = ClientFrame::Msg {
+            payload: msg,
+            reference: Some(reference),
+            id: self.component.as_deref().map(str::to_owned),
+        };
+        let frame =
+            wire::encode(self.codec, &frame).map_err(|err| SendError::Encode(err.to_string()))?;
+        let limit = self.max_message_bytes;
+        if frame.len() > limit {
+            return Err(SendError::TooLarge {
+                size: frame.len(),
+                limit,
+            });
+        }
+        Ok(frame)
+    }
+
+    pub(crate) fn new(settings: &Settings, wake: Arc<Notify>) -> Self {
+        Self {
+            outbox: Outbox::new(settings.queue, settings.window, wake.clone()),
+            max_message_bytes: settings.max_message_bytes,
+            codec: settings.codec,
+            wake,
+            reconnect: Arc::new(Notify::new()),
+            closed: watch::channel(false).0,
+            refusal: Mutex::new(None),
+            outcome: watch::channel(None).0,
+            requests: Mutex::default(),
+            session: Mutex::new(None),
+            presence: Mutex::default(),
+            component: None,
+        }
+    }
+}
