@@ -16,7 +16,8 @@ use futures_util::StreamExt;
 use omni::client::{Client as RustClient, Transport};
 use omni::presence::{Diff, List};
 use omni::pubsub::{LocalPubSub, PubSub};
-use omni::server::{Endpoint, Limits};
+use omni::server::{Endpoint, Limits, Mux};
+use omni::token::Keys;
 use omni::{ClientFrame, Context, HandlerResult, ServerFrame, SessionId, TransportState};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -533,6 +534,52 @@ async fn the_rust_client_that_closes_leaves_within_the_default_linger_not_the_gr
         .await;
         assert!(pubsub.presence(ROOM).is_empty(), "{transport:?}");
     }
+}
+
+#[tokio::test]
+async fn a_mux_socket_closed_on_purpose_leaves_within_the_linger_not_the_grace() {
+    let linger = Duration::from_millis(500);
+    let pubsub: Arc<dyn PubSub> =
+        Arc::new(LocalPubSub::new().with_presence_interval(Duration::from_millis(20)));
+    let endpoint = Endpoint::<Lobby, _>::builder(Guest::default)
+        .pubsub(pubsub.clone())
+        .limits(Limits {
+            grace: Duration::from_secs(30),
+            linger,
+            ..Limits::default()
+        })
+        .build();
+    let mux = Mux::builder(Keys::new(b"the presence tests' key, thirty-two bytes").unwrap())
+        .module("lobby", &endpoint)
+        .build();
+    let token = mux.sign("lobby", &serde_json::json!({}), Duration::from_secs(60));
+    let addr = serve(endpoint.router().merge(mux.router())).await;
+    let (mut watcher, _) = join(addr).await;
+
+    let mut page = Client::connect(addr, "/mux").await;
+    let join = serde_json::json!({ "type": "join", "id": "c", "module": "lobby", "token": token });
+    page.send_text(join.to_string()).await;
+    let arrive = serde_json::json!({
+        "type": "msg", "id": "c", "ref": 1, "payload": { "kind": "Arrive", "data": "mo" }
+    });
+    page.send_text(arrive.to_string()).await;
+    assert_eq!(keys(&diff(presence(&mut watcher).await).joins), [("mo", 1)]);
+
+    // A closed tab: the socket's close frame says the client is leaving, so each of its
+    // components' sessions ends after the linger, 30 s before the grace would end it.
+    let away = CloseFrame {
+        code: CloseCode::Away,
+        reason: "".into(),
+    };
+    page.socket.close(Some(away)).await.unwrap();
+    leaves_within(
+        &mut watcher,
+        "mo",
+        linger + Duration::from_secs(2),
+        "a mux socket closed going away leaves after the linger",
+    )
+    .await;
+    assert!(pubsub.presence(ROOM).is_empty());
 }
 
 #[tokio::test]

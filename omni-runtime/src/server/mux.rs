@@ -59,6 +59,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -259,6 +260,8 @@ struct Start {
     extensions: axum::http::Extensions,
     inbox: mpsc::Receiver<Command>,
     ended: mpsc::UnboundedSender<(String, u64)>,
+    /// Set when the socket's client closed it saying it is leaving for good.
+    leaving: Arc<AtomicBool>,
 }
 
 /// What the socket hands a component.
@@ -343,6 +346,7 @@ where
         extensions,
         mut inbox,
         ended,
+        leaving,
     } = start;
     let mut attached =
         Attached::open(hub, resume.session, conn, extensions, props, resume.topics).await;
@@ -377,7 +381,12 @@ where
             }
             command = inbox.recv() => match command {
                 Some(command) => handle(&mut attached, command).await,
-                // The socket closed: the session waits for a resume.
+                // The socket closed: the session waits for a resume, or only the linger when
+                // the client said it is leaving (a closed tab).
+                None if leaving.load(Ordering::Acquire) => {
+                    attached.closed_leaving().await;
+                    break;
+                }
                 None => {
                     attached.closed().await;
                     break;
@@ -420,6 +429,9 @@ struct Socket {
     ended_rx: mpsc::UnboundedReceiver<(String, u64)>,
     extensions: axum::http::Extensions,
     codec: Codec,
+    /// The client closed the socket saying it is leaving: its components' sessions end after
+    /// the linger, not the grace period.
+    leaving: Arc<AtomicBool>,
 }
 
 impl ws::Reader for Socket {
@@ -461,12 +473,13 @@ async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensi
         ended_rx,
         extensions,
         codec,
+        leaving: Arc::default(),
     };
 
     async {
         let max = limits.max_frame_bytes;
         let mux = socket.mux.clone();
-        ws::read_loop(
+        let leaving = ws::read_loop(
             &mut stream,
             &mut writer,
             &mux.metrics,
@@ -475,6 +488,7 @@ async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensi
             &mut socket,
         )
         .await;
+        socket.leaving.store(leaving, Ordering::Release);
         writer.finish(&socket.mux.metrics).await;
         // Each component's task sees its inbox close, runs the `disconnected` hook, and its
         // session waits for a resume. The socket is done once they all are.
@@ -652,6 +666,7 @@ impl Socket {
                 extensions: self.extensions.clone(),
                 inbox: inbox_rx,
                 ended: self.ended.clone(),
+                leaving: self.leaving.clone(),
             },
         );
         self.tasks.push(task);
