@@ -171,9 +171,7 @@ test("omni.js with MessagePack: a rejected message, a message it cannot encode, 
       json.close();
       const ref = client.send({ kind: "Share", data: { name: "big.bin", data: new Uint8Array(size) } });
       const refusal = await new Promise((resolve, reject) => {
-        client.on("state", (state) => {
-          if (state.state === "error") resolve(state);
-        });
+        client.on("rejected", resolve);
         setTimeout(() => reject(new Error("no answer within 20 s")), 20_000);
       });
       const pending = client.pending().length;

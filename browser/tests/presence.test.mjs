@@ -346,10 +346,15 @@ test("omni.js against a scripted socket: the list, its changes, a new session, a
       s1.frame({ type: "presence_diff", topic: "room", joins: { ann: [{ meta: 1 }] } });
       const errors = states.filter((s) => s.state === "error").map((s) => s.error);
 
-      // A rejected message is answered: it leaves the queue, and the state says why.
+      // A rejected message is answered: it leaves the queue, and `rejected` says why; the
+      // connection's state is not touched.
+      const refusals = [];
+      client.on("rejected", (refusal) => refusals.push(refusal));
+      const statesBefore = states.length;
       const ref = client.send({ kind: "SetName", data: "" });
       s1.frame({ type: "error", code: "rejected", message: "a name is 1 to 40 characters", ref });
-      const rejected = states.at(-1);
+      const rejected = refusals.at(-1);
+      const statesOnRefusal = states.length - statesBefore;
       const pendingAfterRejected = client.pending().length;
 
       // A resumed session is sent the lists again: unchanged, nothing is reported.
@@ -388,6 +393,8 @@ test("omni.js against a scripted socket: the list, its changes, a new session, a
       m.frame({ type: "welcome", id: "c2", session: S2, seq: 0, resumed: false });
       m.frame({ type: "presence_state", id: "c1", topic: "room", state: { ann: [e("a1")] } });
       m.frame({ type: "presence_diff", id: "c1", topic: "room", joins: { bob: [e("b1")] } });
+      const componentRefusals = [];
+      component.on("rejected", (refusal) => componentRefusals.push(refusal));
       const componentRef = component.send({ kind: "SetName", data: "" });
       m.frame({ type: "error", id: "c1", code: "rejected", message: "no", ref: componentRef });
       const result = {
@@ -400,13 +407,15 @@ test("omni.js against a scripted socket: the list, its changes, a new session, a
         nowhere,
         errors,
         rejected,
+        statesOnRefusal,
         pendingAfterRejected,
         sameObject,
         afterFresh,
         componentEvents,
         componentList: component.presence("room"),
         otherList: other.presence("room"),
-        componentRejected: componentStates.at(-1),
+        componentRejected: componentRefusals.at(-1),
+        componentStatesAfter: componentStates.at(-1),
         componentPending: component.pending().length,
       };
       widgets.close();
@@ -441,13 +450,8 @@ test("omni.js against a scripted socket: the list, its changes, a new session, a
     assert.deepEqual(run.lobbyKeys.sort(), ["__proto__", "cy"], "a key is data, whatever its name");
     assert.deepEqual(run.nowhere, {});
     assert.deepEqual(run.errors, ["decode", "decode"], "malformed presence frames are decode errors");
-    assert.deepEqual(run.rejected, {
-      state: "error",
-      error: "rejected",
-      code: "rejected",
-      message: "a name is 1 to 40 characters",
-      ref: 1,
-    });
+    assert.deepEqual(run.rejected, { code: "rejected", message: "a name is 1 to 40 characters", ref: 1 });
+    assert.equal(run.statesOnRefusal, 0, "a refusal answers the message; the connection's state is untouched");
     assert.equal(run.pendingAfterRejected, 0, "a rejected message is answered");
 
     assert.deepEqual(between("resumed", "changed"), [], "the same lists again are no news");
@@ -478,6 +482,8 @@ test("omni.js against a scripted socket: the list, its changes, a new session, a
     assert.deepEqual(run.componentList, { ann: [e("a1")], bob: [e("b1")] });
     assert.deepEqual(run.otherList, {}, "another component's frames are not its");
     assert.equal(run.componentRejected.code, "rejected");
+    assert.equal(run.componentRejected.message, "no");
+    assert.notEqual(run.componentStatesAfter?.state, "error", "a component's refusal is not a state");
     assert.equal(run.componentPending, 0);
   } finally {
     await context.close();

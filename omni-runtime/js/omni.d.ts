@@ -100,9 +100,9 @@ export interface Options<C = never> {
 }
 
 /** Why a transport reports an error: `init` (could not connect), `decode` (a server frame
- * did not decode), `send` (the queue is full), `rejected` (the server's `error` frame, with its
- * code: e.g. `rejected` when the handler returned an error for message `ref`, `handler_failed`
- * when it panicked; both leave the connection open and the message answered). */
+ * did not decode), `send` (the queue is full), `rejected` (the server's `error` frame that
+ * answers no message, with its code: e.g. `handler_failed` when a hook panicked; an `error`
+ * answering a message goes to `acked`, `request` and the `rejected` listeners instead). */
 export type TransportError =
   | { error: "init" | "decode" | "send"; message: string }
   | { error: "rejected"; code: string; message: string; ref?: number };
@@ -158,6 +158,15 @@ export interface PresenceEvent {
   readonly list: PresenceList;
 }
 
+/** The server's refusal of message `ref`, as `rejected` listeners hear it (`acked` and
+ * `request` reject with it too): `code` is `rejected` when the handler returned an error,
+ * `handler_failed` when it panicked, `bad_payload` when the message did not decode. */
+export interface Refusal {
+  ref: number;
+  code: string;
+  message: string;
+}
+
 /** Why `acked` or `request` got no answer: a server error code, "closed", "unknown" or
  * "no_reply", and the reason. */
 export interface AnswerError extends Error {
@@ -209,6 +218,9 @@ export interface Stream<C, S> {
   on(event: "state", fn: (state: TransportState) => void): () => void;
   /** The server handled the message `ref`. */
   on(event: "ack", fn: (ref: number) => void): () => void;
+  /** The server refused the message `ref` (it is answered, and leaves the queue). A refusal
+   * is not a change of the connection: `state` listeners do not hear of it. */
+  on(event: "rejected", fn: (refusal: Refusal) => void): () => void;
   /** A topic's presence changed: on every `presence_diff`; on a `presence_state` (the whole
    * list, sent on subscribing and again after each reconnect) only when it differs from the
    * list held, by `ref`, so a resumed session hears nothing when no one came or went; and

@@ -6,7 +6,7 @@ import { PresenceLists, readList } from "./presence.js";
 import { encodeFrame, frameBytes } from "./wire.js";
 
 /** @import * as Api from "./omni.d.ts" */
-/** @import { Codec, ConnectHook, MessageFrame, PresenceEvent, TransportState } from "./omni.d.ts" */
+/** @import { Codec, ConnectHook, MessageFrame, PresenceEvent, Refusal, TransportState } from "./omni.d.ts" */
 /** @import { Store } from "./config.js" */
 /** @import { Conn, End } from "./dialer.js" */
 /** @import { Encoded, Frame, Outgoing } from "./wire.js" */
@@ -19,6 +19,7 @@ import { encodeFrame, frameBytes } from "./wire.js";
  *   message: [payload: S, frame: MessageFrame<S>],
  *   state: [state: TransportState],
  *   ack: [ref: number],
+ *   rejected: [refusal: Refusal],
  *   presence: [event: PresenceEvent],
  * }} Events
  */
@@ -98,7 +99,13 @@ export class Stream {
    */
   constructor({ storage, key, queue, maxBytes, id, noun, kinds, onConnect, codec }) {
     /** @type {{ [E in keyof Events<S>]: Set<(...args: Events<S>[E]) => void> }} */
-    this._listeners = { message: new Set(), state: new Set(), ack: new Set(), presence: new Set() };
+    this._listeners = {
+      message: new Set(),
+      state: new Set(),
+      ack: new Set(),
+      rejected: new Set(),
+      presence: new Set(),
+    };
     this._storage = storage;
     this._key = key;
     this._limit = queue;
@@ -297,7 +304,7 @@ export class Stream {
     return this._presence.get(String(topic));
   }
 
-  /** Adds a listener for "message", "state", "ack" or "presence"; returns a function that
+  /** Adds a listener for "message", "state", "ack", "rejected" or "presence"; returns a function that
    * removes it.
    *
    * @template {keyof Events<S>} E
@@ -307,7 +314,7 @@ export class Stream {
    */
   on(event, fn) {
     const set = this._listeners[event];
-    if (!set) throw new TypeError(`unknown event "${event}": use message, state, ack or presence`);
+    if (!set) throw new TypeError(`unknown event "${event}": use message, state, ack, rejected or presence`);
     set.add(fn);
     return () => set.delete(fn);
   }
@@ -371,8 +378,12 @@ export class Stream {
         return STEP.continue;
       case "error": {
         if (frame.ref !== undefined) {
+          // The answer to one message, not news of the connection: the call that sent it
+          // (`acked`, `request`) and the `rejected` listeners hear of it, the state does not.
           this._answered(frame.ref);
           this._settle(frame.ref, answerError(frame.code, frame.message));
+          this._emit("rejected", { ref: frame.ref, code: frame.code, message: frame.message ?? "" });
+          return STEP.continue;
         }
         const error = rejection(frame);
         if (frame.code === "version_mismatch") return { fatal: error };

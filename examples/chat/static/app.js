@@ -164,6 +164,12 @@ client.on("message", (payload, frame) => {
   }
 });
 
+// The server refused one of our messages (a name too long, a file too large): it is
+// answered, and the page says why.
+client.on("rejected", ({ code, message }) => {
+  $("problem").textContent = `${code}: ${message}`;
+});
+
 client.on("state", (state) => {
   if (state.state === "error") {
     $("problem").textContent = `${state.code ?? state.error}: ${state.message}`;
@@ -291,6 +297,11 @@ function mountCounter(root, id) {
     if (payload.kind === "Value") part("value").textContent = String(payload.data);
   });
   counter.on("ack", showPending);
+  counter.on("rejected", ({ code, message }) => {
+    showPending();
+    root.dataset.error = code;
+    part("problem").textContent = `${code}: ${message}`;
+  });
   counter.on("state", (state) => {
     showPending();
     if (state.state === "reset") {
