@@ -50,7 +50,8 @@ export class Client extends Stream {
       queue: merged.queue,
       maxBytes: merged.maxMessageBytes,
       noun: "client",
-      kinds: options.kinds,
+      kinds: options.kinds ?? options.schema?.client,
+      serverKinds: options.schema?.server,
       onConnect: options.onConnect,
     });
     this._base = base;
@@ -135,12 +136,15 @@ export class Client extends Stream {
 
   /** The `hello` to send first on a connection, or null when there is nothing to check. */
   _hello() {
-    const { protocol, version } = this._options;
+    const { protocol, schema } = this._options;
+    const version = schema?.id ?? this._options.version;
     if (protocol === undefined && version === undefined) return null;
     /** @type {Outgoing} */
     const hello = { type: "hello" };
     if (protocol !== undefined) hello.protocol = protocol;
     if (version !== undefined) hello.version = version;
+    // The older builds this one still talks to: a server of one of them serves it too.
+    if (schema?.compatible?.length) hello.compatible = [...schema.compatible];
     return encodeFrame(this._codec, hello);
   }
 

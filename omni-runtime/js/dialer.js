@@ -8,9 +8,10 @@ import { DEFAULTS } from "./config.js";
 /** @import { Encoded } from "./wire.js" */
 
 /**
- * The `error` transport state that ends a client (or component) for good.
+ * The transport state that ends a client (or component) for good: an `error`, or
+ * `incompatible` when the server does not serve this build's protocol version.
  *
- * @typedef {Extract<TransportState, { state: "error" }>} Fatal
+ * @typedef {Extract<TransportState, { state: "error" } | { state: "incompatible" }>} Fatal
  */
 
 /**

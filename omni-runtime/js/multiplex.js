@@ -91,8 +91,10 @@ export class Mux {
       id,
       module: String(module),
       token: String(token),
-      version: options.version,
-      kinds: options.kinds,
+      version: options.schema?.id ?? options.version,
+      compatible: options.schema?.compatible,
+      kinds: options.kinds ?? options.schema?.client,
+      serverKinds: options.schema?.server,
       onConnect: options.onConnect,
       refreshToken: options.refreshToken,
       key: options.queueKey ?? `omni:${this._base.href}:mux:${module}:${id}`,
@@ -136,6 +138,7 @@ export class Mux {
       frame.after = component._lastSeq;
     }
     if (component._version !== undefined) frame.version = component._version;
+    if (component._compatible?.length) frame.compatible = [...component._compatible];
     // The component follows sequenced topics like a single client: its cursors resume them.
     frame.topics = Object.fromEntries(component._topics);
     component._phase = "joining";
@@ -291,12 +294,14 @@ export class Component extends Stream {
    * @param {string} options.module
    * @param {string} options.token
    * @param {string | undefined} options.version
+   * @param {readonly string[] | undefined} [options.compatible]
+   * @param {Iterable<unknown> | ArrayLike<unknown> | undefined} [options.serverKinds]
    * @param {readonly string[] | undefined} options.kinds
    * @param {string} options.key
    * @param {Api.ConnectHook<C> | undefined} options.onConnect
    * @param {(() => string | Promise<string>) | undefined} options.refreshToken
    */
-  constructor(mux, { id, module, token, version, kinds, key, onConnect, refreshToken }) {
+  constructor(mux, { id, module, token, version, compatible, kinds, serverKinds, key, onConnect, refreshToken }) {
     const codec = mux._codec;
     super({
       storage: mux._storage,
@@ -306,6 +311,7 @@ export class Component extends Stream {
       id,
       noun: "component",
       kinds,
+      serverKinds,
       onConnect,
       codec,
     });
@@ -317,6 +323,7 @@ export class Component extends Stream {
     this._refreshToken = refreshToken ?? null;
     this._refreshed = false;
     this._version = version;
+    this._compatible = compatible;
     /** @type {Phase} */
     this._phase = "idle";
     /** @type {Timer} */

@@ -72,10 +72,16 @@ export interface Options<C = never> {
   codec?: Codec;
   /** The protocol's name, checked by the server in a `hello`. */
   protocol?: string;
-  /** The protocol's schema hash; a different one is refused with `version_mismatch`, for good. */
+  /** The protocol's schema as the generated module exports it (`SCHEMA`): its id, sent in the
+   * `hello`; the ids of the older builds it still talks to (`compatible`); and its message
+   * kinds. The server refuses a build it does not serve (the client enters `incompatible`, for
+   * good); a server message of a kind not in `server` (a newer server's) goes to `unknown`
+   * listeners. */
+  schema?: Schema;
+  /** The protocol's schema id alone (without `schema`); a different one is refused, for good. */
   version?: string;
   /** The `kind`s of the protocol's client messages (its `...FromClient` union), which
-   * `dispatch` sends. */
+   * `dispatch` sends. Default: `schema.client`. */
   kinds?: readonly string[];
   backoff?: Partial<Backoff>;
   heartbeat?: Partial<Heartbeat>;
@@ -122,6 +128,9 @@ export type TransportState =
    * that topic's messages; the server's snapshot of it follows. It concerns one topic, not
    * the connection: listeners hear it, but `state` keeps reporting the connection. */
   | { state: "topic_reset"; topic: string }
+  /** The server does not serve this build of the protocol (`version_mismatch`): `reason`
+   * names what changed. Not retried: a page offers a reload, which brings the server's build. */
+  | { state: "incompatible"; reason: string }
   /** The credentials provider threw, or the server answered 401 (seen on SSE only: a browser
    * cannot see a refused WebSocket handshake's status, which looks like a drop and is retried,
    * asking the provider again) to a connection attempt. Not retried: the queue waits for
@@ -156,6 +165,19 @@ export interface PresenceEvent {
   readonly joins: PresenceList;
   readonly leaves: PresenceList;
   readonly list: PresenceList;
+}
+
+/** A protocol's schema, as `omni::typescript` writes it into the generated module
+ * (`export const SCHEMA`). */
+export interface Schema {
+  /** The schema id (16 hex characters). */
+  readonly id: string;
+  /** The ids of the older released schemas this build still talks to. */
+  readonly compatible?: readonly string[];
+  /** The kinds of the client messages. */
+  readonly client?: readonly string[];
+  /** The kinds of the server messages. */
+  readonly server?: readonly string[];
 }
 
 /** The server's refusal of message `ref`, as `rejected` listeners hear it (`acked` and
@@ -221,6 +243,10 @@ export interface Stream<C, S> {
   /** The server refused the message `ref` (it is answered, and leaves the queue). A refusal
    * is not a change of the connection: `state` listeners do not hear of it. */
   on(event: "rejected", fn: (refusal: Refusal) => void): () => void;
+  /** A server message of a kind this build does not know (`schema.server`): a newer server's,
+   * during a deploy. It is counted as received (and its number kept), not handed to
+   * `message` listeners. */
+  on(event: "unknown", fn: (payload: unknown, frame: MessageFrame<unknown>) => void): () => void;
   /** A topic's presence changed: on every `presence_diff`; on a `presence_state` (the whole
    * list, sent on subscribing and again after each reconnect) only when it differs from the
    * list held, by `ref`, so a resumed session hears nothing when no one came or went; and
@@ -259,7 +285,9 @@ export interface MuxOptions {
 }
 
 export interface JoinOptions<C = never> {
-  /** The module protocol's schema hash; a different one is refused with `version_mismatch`. */
+  /** The module protocol's schema (`SCHEMA` of its generated module): as `Options.schema`. */
+  schema?: Schema;
+  /** The module protocol's schema id alone; a build the server does not serve is refused. */
   version?: string;
   /** The `kind`s of the module protocol's client messages, which `dispatch` sends. */
   kinds?: readonly string[];

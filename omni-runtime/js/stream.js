@@ -8,7 +8,7 @@ import { encodeFrame, frameBytes } from "./wire.js";
 /** @import * as Api from "./omni.d.ts" */
 /** @import { Codec, ConnectHook, MessageFrame, PresenceEvent, Refusal, TransportState } from "./omni.d.ts" */
 /** @import { Store } from "./config.js" */
-/** @import { Conn, End } from "./dialer.js" */
+/** @import { Conn, End, Fatal } from "./dialer.js" */
 /** @import { Encoded, Frame, Outgoing } from "./wire.js" */
 
 /**
@@ -20,6 +20,7 @@ import { encodeFrame, frameBytes } from "./wire.js";
  *   state: [state: TransportState],
  *   ack: [ref: number],
  *   rejected: [refusal: Refusal],
+ *   unknown: [payload: unknown, frame: MessageFrame<unknown>],
  *   presence: [event: PresenceEvent],
  * }} Events
  */
@@ -49,7 +50,7 @@ import { encodeFrame, frameBytes } from "./wire.js";
  * What a frame asks of the connection: nothing, the flush of a welcomed one, a resume after a
  * gap, or its end for good.
  *
- * @typedef {typeof STEP[keyof typeof STEP] | { fatal: Rejection }} Step
+ * @typedef {typeof STEP[keyof typeof STEP] | { fatal: Fatal }} Step
  */
 
 /** Bytes as base64, for storage, which keeps text.
@@ -94,16 +95,18 @@ export class Stream {
    * @param {string} [options.id]
    * @param {string} options.noun
    * @param {Iterable<unknown> | ArrayLike<unknown> | undefined} options.kinds
+   * @param {Iterable<unknown> | ArrayLike<unknown> | undefined} [options.serverKinds]
    * @param {ConnectHook<C> | undefined} options.onConnect
    * @param {Codec} options.codec
    */
-  constructor({ storage, key, queue, maxBytes, id, noun, kinds, onConnect, codec }) {
+  constructor({ storage, key, queue, maxBytes, id, noun, kinds, serverKinds, onConnect, codec }) {
     /** @type {{ [E in keyof Events<S>]: Set<(...args: Events<S>[E]) => void> }} */
     this._listeners = {
       message: new Set(),
       state: new Set(),
       ack: new Set(),
       rejected: new Set(),
+      unknown: new Set(),
       presence: new Set(),
     };
     this._storage = storage;
@@ -116,6 +119,9 @@ export class Stream {
     // The protocol's client message kinds, which `dispatch` sends; JavaScript cannot tell
     // them from the page's own messages by itself.
     this._kinds = kinds === undefined ? null : new Set(Array.from(kinds, String));
+    // The server message kinds this page was built with (its schema's): a message of another
+    // kind comes from a newer server, and goes to `unknown` listeners, not `message` ones.
+    this._serverKinds = serverKinds === undefined ? null : new Set(Array.from(serverKinds, String));
     /** @type {string | null} */
     this._session = null;
     this._lastSeq = 0;
@@ -304,7 +310,21 @@ export class Stream {
     return this._presence.get(String(topic));
   }
 
-  /** Adds a listener for "message", "state", "ack", "rejected" or "presence"; returns a function that
+  /** Hands a message's payload to the `message` listeners, or to the `unknown` ones when its
+   * kind is not one this page knows (a newer server's): its number still counts.
+   *
+   * @param {Frame} frame
+   */
+  _deliver(frame) {
+    const kind = /** @type {{ kind?: unknown } | null} */ (frame.payload)?.kind;
+    if (this._serverKinds && !this._serverKinds.has(String(kind))) {
+      this._emit("unknown", frame.payload, /** @type {MessageFrame<unknown>} */ (frame));
+      return;
+    }
+    this._emit("message", frame.payload, /** @type {MessageFrame<S>} */ (frame));
+  }
+
+  /** Adds a listener for "message", "state", "ack", "rejected", "unknown" or "presence"; returns a function that
    * removes it.
    *
    * @template {keyof Events<S>} E
@@ -314,7 +334,7 @@ export class Stream {
    */
   on(event, fn) {
     const set = this._listeners[event];
-    if (!set) throw new TypeError(`unknown event "${event}": use message, state, ack, rejected or presence`);
+    if (!set) throw new TypeError(`unknown event "${event}": use message, state, ack, rejected, unknown or presence`);
     set.add(fn);
     return () => set.delete(fn);
   }
@@ -366,10 +386,10 @@ export class Stream {
             this._replies.set(frame.ref, frame.payload);
           }
         }
-        this._emit("message", frame.payload, /** @type {MessageFrame<S>} */ (frame));
+        this._deliver(frame);
         return STEP.continue;
       case "push":
-        this._emit("message", frame.payload, /** @type {MessageFrame<S>} */ (frame));
+        this._deliver(frame);
         return STEP.continue;
       case "ack":
         this._answered(frame.ref);
@@ -386,7 +406,11 @@ export class Stream {
           return STEP.continue;
         }
         const error = rejection(frame);
-        if (frame.code === "version_mismatch") return { fatal: error };
+        // A build the server does not serve: retrying cannot help, a reload (of a newer page)
+        // can.
+        if (frame.code === "version_mismatch") {
+          return { fatal: { state: "incompatible", reason: frame.message ?? "" } };
+        }
         this._emitState(error);
         return STEP.continue;
       }
@@ -441,7 +465,7 @@ export class Stream {
     this._resets.delete(frame.topic);
     this._topics.set(frame.topic, frame.seq);
     this._save();
-    this._emit("message", frame.payload, /** @type {MessageFrame<S>} */ (frame));
+    this._deliver(frame);
     return STEP.continue;
   }
 
@@ -720,7 +744,12 @@ export function afterFrame(client, step, conn) {
   }
   if (step === STEP.gap) return { code: 1006, reason: "missed frames; resuming" };
   if (typeof step === "object") {
-    return { code: 1008, reason: `server refused (${step.fatal.code}): ${step.fatal.message}`, fatal: step.fatal };
+    const fatal = step.fatal;
+    const why =
+      fatal.state === "incompatible"
+        ? fatal.reason
+        : `${"code" in fatal ? fatal.code : fatal.error}: ${fatal.message}`;
+    return { code: 1008, reason: `server refused (${why})`, fatal: step.fatal };
   }
   return null;
 }
