@@ -406,6 +406,7 @@ async fn a_mux_component_speaks_msgpack_with_its_id() {
         session: None,
         after: None,
         version: None,
+        compatible: None,
         topics: None,
     })
     .await;

@@ -363,6 +363,7 @@ async fn hello_naming_another_protocol_is_a_version_mismatch_then_1008() {
         .send(ClientFrame::<()>::Hello {
             protocol: Some("Other".into()),
             version: None,
+            compatible: None,
             session: None,
             after: None,
             topics: None,
@@ -383,6 +384,7 @@ async fn join(client: &mut Client, mux: &Mux, id: &str, module: &str) {
             session: None,
             after: None,
             version: None,
+            compatible: None,
             topics: None,
         })
         .await;
@@ -541,6 +543,7 @@ async fn hellos_resuming_the_own_session_past_its_end_run_no_hooks() {
             .send(ClientFrame::<()>::Hello {
                 protocol: None,
                 version: None,
+                compatible: None,
                 session: Some(session),
                 after: Some(1_000_000),
                 topics: None,

@@ -154,6 +154,7 @@ fn join(id: &str, module: &str, token: String) -> ClientFrame<()> {
         session: None,
         after: None,
         version: None,
+        compatible: None,
     }
 }
 
@@ -631,6 +632,7 @@ async fn a_component_resumes_on_a_new_socket_with_exactly_what_it_missed() {
             session: Some(session),
             after: Some(1),
             version: None,
+            compatible: None,
         })
         .await;
     assert_eq!(
@@ -672,6 +674,7 @@ async fn a_component_resumes_on_a_new_socket_with_exactly_what_it_missed() {
             session: Some(SessionId::from_u128(42)),
             after: Some(9),
             version: Some("not the version".into()),
+            compatible: None,
         })
         .await;
     assert_eq!(

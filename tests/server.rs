@@ -472,6 +472,7 @@ async fn hello_with_another_version_is_refused_and_closed() {
             topics: None,
             protocol: None,
             version: Some("0000000000000000".into()),
+            compatible: None,
             session: None,
             after: None,
         })
@@ -492,6 +493,7 @@ async fn hello_with_another_version_is_refused_and_closed() {
             topics: None,
             protocol: Some("Probe".into()),
             version: Some(<Probe as omni::Protocol>::VERSION.into()),
+            compatible: None,
             session: None,
             after: None,
         })
@@ -605,6 +607,7 @@ async fn hello_resumes_onto_an_open_connection() {
             topics: None,
             protocol: None,
             version: None,
+            compatible: None,
             session: Some(session),
             after: Some(1),
         })

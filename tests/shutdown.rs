@@ -188,6 +188,7 @@ async fn hold(url: String, modules: &[&str], ready: Arc<Semaphore>) -> Held {
             session: None,
             after: None,
             version: None,
+            compatible: None,
             topics: None,
         };
         socket

@@ -208,6 +208,7 @@ fn join_frame(mux: &Mux, id: &str, module: &str) -> ClientFrame<()> {
         session: None,
         after: None,
         version: None,
+        compatible: None,
         topics: None,
     }
 }

@@ -78,8 +78,29 @@ pub enum TransportState {
         /// The server's status or the provider's error.
         reason: String,
     },
+    /// The server does not serve this build of the protocol (`version_mismatch`): `reason`
+    /// names what changed (a removed message, a new required field) or says the server does
+    /// not know this build's schema. The client does not retry: a newer build is needed.
+    Incompatible {
+        /// The server's reason.
+        reason: String,
+    },
     /// Something failed; the connection may still be up.
     Error(TransportError),
+}
+
+impl TransportState {
+    /// The state that reports `error`, which ended the client for good: a refused version is
+    /// [`Incompatible`](Self::Incompatible), anything else an [`Error`](Self::Error).
+    pub(crate) fn fatal(error: TransportError) -> Self {
+        match error {
+            TransportError::Rejected {
+                code: ErrorCode::VersionMismatch,
+                message,
+            } => Self::Incompatible { reason: message },
+            error => Self::Error(error),
+        }
+    }
 }
 
 /// Why a transport reports an error.

@@ -125,19 +125,21 @@ fn client_frame<C: Clone + std::fmt::Debug + 'static>(
         (
             opt_text(),
             opt_text(),
+            option::of(vec(text(), 0..3)),
             option::of(session()),
             option::of(any::<u64>()),
             option::of(cursors()),
         )
-            .prop_map(
-                |(protocol, version, session, after, topics)| ClientFrame::Hello {
+            .prop_map(|(protocol, version, compatible, session, after, topics)| {
+                ClientFrame::Hello {
                     topics,
                     protocol,
                     version,
+                    compatible,
                     session,
                     after,
                 }
-            ),
+            }),
         (payload, option::of(any::<u64>()), opt_text()).prop_map(|(payload, reference, id)| {
             ClientFrame::Msg {
                 payload,
@@ -150,19 +152,23 @@ fn client_frame<C: Clone + std::fmt::Debug + 'static>(
             option::of(session()),
             option::of(any::<u64>()),
             opt_text(),
+            option::of(vec(text(), 0..3)),
             option::of(cursors()),
         )
-            .prop_map(|((id, module, token), session, after, version, topics)| {
-                ClientFrame::Join {
-                    topics,
-                    id,
-                    module,
-                    token,
-                    session,
-                    after,
-                    version,
+            .prop_map(
+                |((id, module, token), session, after, version, compatible, topics)| {
+                    ClientFrame::Join {
+                        compatible,
+                        topics,
+                        id,
+                        module,
+                        token,
+                        session,
+                        after,
+                        version,
+                    }
                 }
-            }),
+            ),
         text().prop_map(|id| ClientFrame::Leave { id }),
     ]
 }

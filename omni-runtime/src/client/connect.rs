@@ -101,6 +101,7 @@ pub(crate) fn hello<P: Protocol>(
     let hello = ClientFrame::<()>::Hello {
         protocol: Some(P::NAME.to_owned()),
         version: Some(P::VERSION.to_owned()),
+        compatible: None,
         session: None,
         after,
         topics: topics.cloned(),

@@ -171,7 +171,7 @@ pub(crate) async fn dial(
             target.report(state).await;
         }
         if let Some(error) = ended.fatal {
-            target.report(TransportState::Error(error.clone())).await;
+            target.report(TransportState::fatal(error.clone())).await;
             target.refused(&error);
             closing.send_replace(true);
             return;

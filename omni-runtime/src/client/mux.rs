@@ -317,6 +317,7 @@ impl<P: Protocol + Send> Member for Component<P> {
             session: resume.map(|(session, _)| session),
             after: resume.map(|(_, after)| after),
             version: Some(P::VERSION.to_owned()),
+            compatible: None,
             topics: Some(self.link.topics.clone()),
         };
         // Strings, numbers and a map of them: nothing in it can fail to encode.
@@ -626,7 +627,7 @@ async fn route(
         }
         Step::Gap => Err(Ended::dropped("missed frames; resuming", true)),
         Step::Fatal(error) => {
-            member.state(TransportState::Error(error.clone())).await;
+            member.state(TransportState::fatal(error.clone())).await;
             member.shared().refuse(error);
             let member = members.remove(at);
             welcomed.remove(member.id());

@@ -87,8 +87,9 @@ use super::shutdown::tracker::Tracker;
 use super::ws::{self, Incoming};
 use crate::SessionId;
 use crate::token::Keys;
+use crate::wire::hello::Served;
 use crate::wire::msgpack::{self, Transcode};
-use crate::wire::{Codec, decode_payload, hello};
+use crate::wire::{Codec, decode_payload};
 use crate::{
     ClientFrame, Cursors, DecodeError, Dispatch, ErrorCode, Protocol, Ref, Seq, ServerFrame,
 };
@@ -234,7 +235,8 @@ async fn mux_route(State(mux): State<Mux>, request: Request) -> Response {
 /// A module: an endpoint with its protocol type erased, so one socket can hold components
 /// of different protocols.
 trait Module: Send + Sync + 'static {
-    fn version(&self) -> &'static str;
+    /// The builds of its protocol it serves.
+    fn served(&self) -> &Served;
 
     /// How its frames are read for a MessagePack socket (as its protocol's messages).
     fn transcode(&self) -> Transcode;
@@ -312,8 +314,8 @@ where
     P: Protocol + Dispatch<H>,
     H: Send + 'static,
 {
-    fn version(&self) -> &'static str {
-        P::VERSION
+    fn served(&self) -> &Served {
+        &self.served
     }
 
     fn transcode(&self) -> Transcode {
@@ -573,6 +575,7 @@ impl Socket {
                 session,
                 after,
                 version,
+                compatible,
                 topics,
             } => {
                 let join = Join {
@@ -584,6 +587,7 @@ impl Socket {
                         topics,
                     },
                     version,
+                    compatible: compatible.unwrap_or_default(),
                 };
                 if let Err(frame) = self.join(join) {
                     self.reply(frame);
@@ -622,11 +626,11 @@ impl Socket {
                 return Err(refuse(err.code(), err.to_string()));
             }
         };
-        if let Err(message) = hello::check(
+        if let Err(message) = module.served().check(
             &join.module,
-            module.version(),
             None,
             join.version.as_deref(),
+            &join.compatible,
         ) {
             let module = &join.module;
             return Err(refuse(
@@ -700,6 +704,7 @@ struct Join {
     token: String,
     resume: Resume,
     version: Option<String>,
+    compatible: Vec<String>,
 }
 
 fn unknown_id(id: String, reference: Option<Ref>) -> ServerFrame<()> {

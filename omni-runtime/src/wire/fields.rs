@@ -186,6 +186,7 @@ field_table! {
     id: String = "id",
     protocol: String = "protocol",
     version: String = "version",
+    compatible: Vec<String> = "compatible",
     session: SessionId = "session",
     after: Seq = "after",
     module: String = "module",

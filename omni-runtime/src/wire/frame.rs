@@ -62,10 +62,17 @@ pub enum ClientFrame<C> {
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional)]
         protocol: Option<String>,
-        /// The client's schema hash; a different one is refused with `version_mismatch`.
+        /// The client's schema id: a server serves it when it is the server's own, one of the
+        /// older ids the server still serves, or when the client declares the server's id
+        /// compatible (see `compatible`); otherwise `version_mismatch`.
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional)]
         version: Option<String>,
+        /// The ids of the older schemas the client's build still talks to: a server built from
+        /// one of them serves this (newer) client.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        compatible: Option<Vec<String>>,
         /// The session to resume.
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional)]
@@ -110,11 +117,14 @@ pub enum ClientFrame<C> {
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional)]
         after: Option<Seq>,
-        /// The client's schema hash for the module's protocol; a different one is refused
-        /// with `version_mismatch`.
+        /// The client's schema id for the module's protocol, checked as `hello`'s is.
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional)]
         version: Option<String>,
+        /// The older schema ids the client's build still talks to, as in `hello`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        compatible: Option<Vec<String>>,
         /// The component's topic cursors, as in `hello`.
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional, type = "Record<string, number>")]

@@ -60,6 +60,7 @@ impl<C: DeserializeOwned> ClientFrame<C> {
             "hello" => ClientFrame::Hello {
                 protocol: f.optional(|f| &mut f.protocol, "protocol")?,
                 version: f.optional(|f| &mut f.version, "version")?,
+                compatible: f.optional(|f| &mut f.compatible, "compatible")?,
                 session: f.optional(|f| &mut f.session, "session")?,
                 after: f.optional(|f| &mut f.after, "after")?,
                 topics: f.optional(|f| &mut f.topics, "topics")?,
@@ -76,6 +77,7 @@ impl<C: DeserializeOwned> ClientFrame<C> {
                 session: f.optional(|f| &mut f.session, "session")?,
                 after: f.optional(|f| &mut f.after, "after")?,
                 version: f.optional(|f| &mut f.version, "version")?,
+                compatible: f.optional(|f| &mut f.compatible, "compatible")?,
                 topics: f.optional(|f| &mut f.topics, "topics")?,
             },
             "leave" => ClientFrame::Leave {

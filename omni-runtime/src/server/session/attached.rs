@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tracing::Instrument;
 
 use super::handler::Session;
-use super::hello::{Flow, Resume};
+use super::hello::{Flow, Resume, Version};
 use super::registry::Sessions;
 use crate::server::conn::Conn;
 use crate::server::metrics::Metrics;
@@ -94,6 +94,7 @@ where
             ClientFrame::Hello {
                 protocol,
                 version,
+                compatible,
                 session: resume,
                 after,
                 topics,
@@ -103,15 +104,17 @@ where
                     after,
                     topics,
                 };
-                // Rare, and its future is large (a resume runs hooks and catch-ups): boxed, so
-                // every connection's future stays small.
-                Box::pin(self.sessions.hello(
-                    &self.session,
-                    self.conn_id,
+                let version = Version {
                     protocol,
                     version,
-                    resume,
-                ))
+                    compatible: compatible.unwrap_or_default(),
+                };
+                // Rare, and its future is large (a resume runs hooks and catch-ups): boxed, so
+                // every connection's future stays small.
+                Box::pin(
+                    self.sessions
+                        .hello(&self.session, self.conn_id, version, resume),
+                )
                 .await
             }
             ClientFrame::Join { .. } | ClientFrame::Leave { .. } => {

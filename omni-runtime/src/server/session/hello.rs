@@ -7,7 +7,6 @@ use super::core::Resumed;
 use super::handler::Session;
 use super::registry::Sessions;
 use crate::server::conn::Stop;
-use crate::wire::hello;
 use crate::{Cursors, Dispatch, ErrorCode, Protocol, Seq, SessionId};
 
 /// Where a connection goes after a frame.
@@ -15,6 +14,13 @@ pub(crate) enum Flow<P: Protocol, H> {
     Continue,
     /// A `hello` resumed another session onto this connection.
     Switch(Arc<Session<P, H>>),
+}
+
+/// What a `hello` says of the client's build.
+pub(crate) struct Version {
+    pub(crate) protocol: Option<String>,
+    pub(crate) version: Option<String>,
+    pub(crate) compatible: Vec<String>,
 }
 
 /// What a `hello` asks to resume.
@@ -34,11 +40,15 @@ where
         &self,
         session: &Arc<Session<P, H>>,
         conn_id: u64,
-        protocol: Option<String>,
-        version: Option<String>,
+        version: Version,
         resume: Resume,
     ) -> Flow<P, H> {
-        let checked = hello::check(P::NAME, P::VERSION, protocol.as_deref(), version.as_deref());
+        let checked = self.served.check(
+            P::NAME,
+            version.protocol.as_deref(),
+            version.version.as_deref(),
+            &version.compatible,
+        );
         if let Err(message) = checked {
             session
                 .core

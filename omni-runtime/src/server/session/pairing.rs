@@ -516,6 +516,7 @@ async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     let hello = ClientFrame::Hello {
                         protocol: None,
                         version: None,
+                        compatible: None,
                         session: target,
                         after: Some(after),
                         topics: None,

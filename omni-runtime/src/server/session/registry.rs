@@ -11,11 +11,14 @@ use super::handler::{Factory, Session};
 use crate::server::conn::Conn;
 use crate::server::endpoint::Shared;
 use crate::server::metrics::Metrics;
+use crate::wire::hello::Served;
 use crate::{Context, Cursors, Dispatch, Protocol, Sender, Seq, SessionId};
 
 /// An endpoint's sessions, by id.
 pub(crate) struct Sessions<P: Protocol, H> {
     pub(crate) shared: Arc<Shared>,
+    /// The builds of the protocol this endpoint serves.
+    pub(crate) served: Served,
     factory: Arc<Factory<H>>,
     sessions: Mutex<HashMap<SessionId, Arc<Session<P, H>>>>,
 }
@@ -28,6 +31,7 @@ where
     pub(crate) fn new(shared: Arc<Shared>, factory: Factory<H>) -> Self {
         Self {
             shared,
+            served: Served::new(P::VERSION),
             factory: Arc::new(factory),
             sessions: Mutex::new(HashMap::new()),
         }
