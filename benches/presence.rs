@@ -5,7 +5,7 @@
 //! size of the list a new subscriber is sent first.
 //!
 //! `cargo bench --bench presence` (in memory, through `omni::test` clients: the real hub,
-//! sessions and pub/sub, without sockets, whose cost the fan-out bench measures).
+//! sessions and pub/sub, without sockets, whose cost `perf/`'s fan-out measures).
 #![allow(missing_docs)]
 
 use std::sync::Arc;

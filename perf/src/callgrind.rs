@@ -8,19 +8,20 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::child::Child;
-use crate::{Options, Target, median};
+use crate::{Options, RATIOS, Target, median};
 
 pub fn run(options: &Options) {
     let connections = options.get("connections", 50);
     let trips = options.get("callgrind-trips", 200);
     let warmup = options.get("callgrind-warmup", 20);
     let repeats = options.get("repeats", 3) as usize;
+    let targets = Target::list(options);
     let dir = profile_dir();
     std::fs::create_dir_all(&dir).expect("a directory for the profiles");
 
     let k = connections * trips;
     let mut rows = Vec::new();
-    for target in Target::ALL {
+    for target in targets {
         let mut per_trip = Vec::new();
         let mut totals = Vec::new();
         for repeat in 0..repeats {
@@ -58,15 +59,12 @@ pub fn run(options: &Options) {
             totals[0].1
         );
     }
-    let cost = |t: Target| rows.iter().find(|r| r.0 == t).map_or(f64::NAN, |r| r.1);
+    let cost = |t: Target| rows.iter().find(|r| r.0 == t).map(|r| r.1);
     println!("\n| ratio of instructions per round trip | |\n|---|---|");
-    for (a, b) in [
-        (Target::Omni, Target::Typed),
-        (Target::Omni, Target::Jsonrpsee),
-        (Target::OmniRef, Target::Typed),
-        (Target::Typed, Target::Raw),
-    ] {
-        println!("| {}/{} | {:.2} |", a.name(), b.name(), cost(a) / cost(b));
+    for (a, b) in RATIOS {
+        if let (Some(x), Some(y)) = (cost(a), cost(b)) {
+            println!("| {}/{} | {:.2} |", a.name(), b.name(), x / y);
+        }
     }
     println!();
 }

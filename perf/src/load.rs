@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
+use omni::wire::{ClientFrame, ServerFrame};
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::Target;
+use crate::bench::{BenchFromClient, BenchFromServer};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -52,26 +54,31 @@ pub fn main(args: &[String]) {
     );
 }
 
-/// The text of round trip `n`: the same `"round trip N"` string for every target, in the
-/// envelope that target speaks.
-fn request(target: Target, n: usize) -> String {
-    match target {
-        // The raw server echoes whatever it gets; give it omni's frame so the bytes match.
-        Target::Raw | Target::Omni => {
-            format!(r#"{{"type":"msg","payload":{{"kind":"Echo","data":"round trip {n}"}}}}"#)
-        }
-        Target::Typed | Target::OmniRef => format!(
-            r#"{{"type":"msg","payload":{{"kind":"Echo","data":"round trip {n}"}},"ref":{n}}}"#
-        ),
-        Target::Jsonrpsee => {
-            format!(r#"{{"jsonrpc":"2.0","id":{n},"method":"echo","params":["round trip {n}"]}}"#)
-        }
+/// Round trip `n`: the same `"round trip N"` string for every target, in the envelope that
+/// target speaks.
+fn request(target: Target, n: usize) -> Message {
+    if target.msgpack() {
+        let frame = ClientFrame::Msg {
+            payload: BenchFromClient::Echo(format!("round trip {n}")),
+            reference: Some(n as u64),
+            id: None,
+        };
+        return Message::Binary(frame.encode_msgpack().expect("a request encodes").into());
     }
+    let text = if target == Target::Jsonrpsee {
+        format!(r#"{{"jsonrpc":"2.0","id":{n},"method":"echo","params":["round trip {n}"]}}"#)
+    } else if target.sends_ref() {
+        format!(r#"{{"type":"msg","payload":{{"kind":"Echo","data":"round trip {n}"}},"ref":{n}}}"#)
+    } else {
+        // The raw server echoes whatever it gets; it is given omni's frame so the bytes match.
+        format!(r#"{{"type":"msg","payload":{{"kind":"Echo","data":"round trip {n}"}}}}"#)
+    };
+    Message::Text(text.into())
 }
 
-/// Frames that answer one request: omni with a `ref` sends the reply and an `ack`.
+/// Frames that answer one request: the reply, and the `ack` of a target that sends one.
 fn replies(target: Target) -> usize {
-    if target == Target::OmniRef { 2 } else { 1 }
+    if target.acks() { 2 } else { 1 }
 }
 
 async fn run(target: Target, url: &str, connections: usize, trips: usize, warmup: usize) -> Stats {
@@ -128,11 +135,11 @@ async fn connect(target: Target, url: &str) -> Socket {
     let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
         .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-    if matches!(target, Target::Omni | Target::OmniRef) {
+    if target.server() == Target::Omni.name() {
         // omni greets every new session with a `welcome`.
-        let welcome = next_text(&mut socket).await;
+        let welcome = decode(target, &next_frame(&mut socket, target).await);
         assert!(
-            welcome.contains("welcome"),
+            matches!(welcome, ServerFrame::Welcome { .. }),
             "expected a welcome: {welcome:?}"
         );
     }
@@ -140,41 +147,70 @@ async fn connect(target: Target, url: &str) -> Socket {
 }
 
 /// Sends request `n` and reads its reply frames into `frames`.
-async fn round_trip(socket: &mut Socket, target: Target, n: usize, frames: &mut Vec<Utf8Bytes>) {
-    socket
-        .send(Message::Text(request(target, n).into()))
-        .await
-        .expect("send");
+async fn round_trip(socket: &mut Socket, target: Target, n: usize, frames: &mut Vec<Bytes>) {
+    socket.send(request(target, n)).await.expect("send");
     frames.clear();
     for _ in 0..replies(target) {
-        frames.push(next_text(socket).await);
+        frames.push(next_frame(socket, target).await);
     }
 }
 
 /// During warm-up only: a server that answers with an error would otherwise look fast.
-fn check(target: Target, n: usize, frames: &[Utf8Bytes]) {
+fn check(target: Target, n: usize, frames: &[Bytes]) {
     let data = format!("round trip {n}");
+    if !target.omni_frames() {
+        assert!(
+            frames
+                .iter()
+                .any(|f| f.windows(data.len()).any(|w| w == data.as_bytes())),
+            "{}: no echo of {data:?} in {frames:?}",
+            target.name()
+        );
+        return;
+    }
+    let frames: Vec<_> = frames.iter().map(|f| decode(target, f)).collect();
+    let reference = target.sends_ref().then_some(n as u64);
     assert!(
-        frames.iter().any(|f| f.contains(&data)),
-        "{}: no echo of {data:?} in {frames:?}",
+        frames.iter().any(|f| matches!(
+            f,
+            ServerFrame::Msg { payload: BenchFromServer::Echoed(text), reference: r, .. }
+                if *text == data && *r == reference
+        )),
+        "{}: no echo of {data:?} with ref {reference:?} in {frames:?}",
         target.name()
     );
-    if target == Target::OmniRef {
+    if target.acks() {
         assert!(
-            frames.iter().any(|f| f.contains(r#""ack""#)),
-            "no ack in {frames:?}"
+            frames.iter().any(|f| matches!(
+                f,
+                ServerFrame::Ack { reference: r, .. } if Some(*r) == reference
+            )),
+            "{}: no ack of {n} in {frames:?}",
+            target.name()
         );
     }
 }
 
-/// The next text frame. No timeout here: the driver kills a client that takes too long.
-async fn next_text(socket: &mut Socket) -> Utf8Bytes {
+/// One of omni's frames, as omni's own decoder reads it.
+fn decode(target: Target, frame: &[u8]) -> ServerFrame<BenchFromServer> {
+    let decoded = if target.msgpack() {
+        ServerFrame::decode_msgpack(frame)
+    } else {
+        ServerFrame::decode(frame)
+    };
+    decoded.unwrap_or_else(|e| panic!("{}: an unreadable frame: {e}", target.name()))
+}
+
+/// The next frame: text, or binary for a MessagePack target. No timeout here: the driver
+/// kills a client that takes too long.
+async fn next_frame(socket: &mut Socket, target: Target) -> Bytes {
     loop {
         match socket.next().await {
-            Some(Ok(Message::Text(text))) => return text,
+            Some(Ok(Message::Text(text))) if !target.msgpack() => return text.into(),
+            Some(Ok(Message::Binary(bytes))) if target.msgpack() => return bytes,
             // tungstenite answers pings itself; nothing else is expected.
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            other => panic!("unexpected {other:?}"),
+            other => panic!("{}: unexpected {other:?}", target.name()),
         }
     }
 }

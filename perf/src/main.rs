@@ -2,7 +2,9 @@
 //! jsonrpsee: round trips, instructions per round trip under callgrind, and fan-out.
 //!
 //! `cargo run --release -- all` runs everything and prints markdown tables; `roundtrip`,
-//! `callgrind` and `fanout` run one part. The same binary is also every server and every load
+//! `callgrind` and `fanout` run one part. Options add servers to the default ones:
+//! `--targets` a typed server that acks and omni in MessagePack, `--fanout` omni's sequenced
+//! topics and Redis (run it with no subcommand for the list). The same binary is also every server and every load
 //! client (the `serve`, `load`, `fanout-serve` and `subscribe` subcommands), started by the
 //! driver as child processes so that a server never shares its process, heap or runtime with
 //! the load that measures it.
@@ -10,6 +12,7 @@
 //! `storm` is apart (not in `all`): the reconnect storm of issue 14 against the chat demo,
 //! with its own children (`storm-clients`, `storm-proxy`); see `storm.rs`.
 
+mod bench;
 mod blip_proxy;
 mod callgrind;
 /// The chat demo's protocol, from the demo's own source, so the storm's clients speak it.
@@ -27,7 +30,8 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What a load client talks to, and how. `OmniRef` is the omni server driven with a `ref` on
-/// every message, so each round trip is answered by a `msg` and an `ack`.
+/// every message, so each round trip is answered by a `msg` and an `ack`; `TypedAck` is the
+/// typed server answering the same way; `OmniMsgpack` is `OmniRef` in MessagePack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
     Raw,
@@ -35,16 +39,23 @@ pub enum Target {
     Jsonrpsee,
     Omni,
     OmniRef,
+    TypedAck,
+    OmniMsgpack,
 }
 
 impl Target {
-    pub const ALL: [Target; 5] = [
+    pub const ALL: [Target; 7] = [
         Target::Raw,
         Target::Typed,
         Target::Jsonrpsee,
         Target::Omni,
         Target::OmniRef,
+        Target::TypedAck,
+        Target::OmniMsgpack,
     ];
+
+    /// What `roundtrip` and `callgrind` run without `--targets`.
+    pub const DEFAULT: &str = "raw,typed,jsonrpsee,omni,omni-ref";
 
     pub fn name(self) -> &'static str {
         match self {
@@ -53,6 +64,8 @@ impl Target {
             Target::Jsonrpsee => "jsonrpsee",
             Target::Omni => "omni",
             Target::OmniRef => "omni-ref",
+            Target::TypedAck => "typed-ack",
+            Target::OmniMsgpack => "omni-msgpack",
         }
     }
 
@@ -60,10 +73,22 @@ impl Target {
         Target::ALL.into_iter().find(|t| t.name() == name)
     }
 
-    /// The server process this target runs against (`omni-ref` shares omni's).
+    /// The targets `--targets` names, in its order.
+    pub fn list(options: &Options) -> Vec<Target> {
+        options
+            .text("targets", Target::DEFAULT)
+            .split(',')
+            .map(|name| {
+                Target::parse(name).unwrap_or_else(|| usage(&format!("no target called {name}")))
+            })
+            .collect()
+    }
+
+    /// The server process this target runs against.
     pub fn server(self) -> &'static str {
         match self {
-            Target::OmniRef => Target::Omni.name(),
+            Target::OmniRef | Target::OmniMsgpack => Target::Omni.name(),
+            Target::TypedAck => Target::Typed.name(),
             other => other.name(),
         }
     }
@@ -72,11 +97,50 @@ impl Target {
     pub fn path(self) -> &'static str {
         match self {
             Target::Raw | Target::Typed => "/ws",
+            Target::TypedAck => "/ws-ack",
             Target::Jsonrpsee => "/",
             Target::Omni | Target::OmniRef => "/omni/ws",
+            Target::OmniMsgpack => "/omni/ws?codec=msgpack",
         }
     }
+
+    /// Whether it answers with omni's frames (the raw server echoes the request, jsonrpsee
+    /// speaks JSON-RPC).
+    pub fn omni_frames(self) -> bool {
+        !matches!(self, Target::Raw | Target::Jsonrpsee)
+    }
+
+    /// Whether every request carries a `ref` (the typed server's replies echo it).
+    pub fn sends_ref(self) -> bool {
+        matches!(
+            self,
+            Target::Typed | Target::TypedAck | Target::OmniRef | Target::OmniMsgpack
+        )
+    }
+
+    /// Whether a request is answered by a reply and an `ack`.
+    pub fn acks(self) -> bool {
+        matches!(
+            self,
+            Target::TypedAck | Target::OmniRef | Target::OmniMsgpack
+        )
+    }
+
+    /// Whether its frames are MessagePack, in binary WebSocket messages.
+    pub fn msgpack(self) -> bool {
+        self == Target::OmniMsgpack
+    }
 }
+
+/// Ratios worth printing, each when both of its targets ran.
+pub const RATIOS: [(Target, Target); 6] = [
+    (Target::Omni, Target::Typed),
+    (Target::Omni, Target::Jsonrpsee),
+    (Target::OmniRef, Target::Typed),
+    (Target::Typed, Target::Raw),
+    (Target::OmniRef, Target::TypedAck),
+    (Target::OmniMsgpack, Target::OmniRef),
+];
 
 /// `--name value` options after the subcommand, with defaults.
 pub struct Options(HashMap<String, String>);
@@ -118,12 +182,21 @@ fn usage(problem: &str) -> ! {
     eprintln!(
         "{problem}\n\n\
          usage: omni-perf all | roundtrip | callgrind | fanout | storm [--option value]...\n  \
-         roundtrip: --runs 9 --connections 50 --trips 400 --warmup 50 --modes pinned,free\n  \
-         callgrind: --connections 50 --callgrind-trips 200 --callgrind-warmup 20 --repeats 3\n  \
-         fanout:    --subscribers 10000 --rounds 15 --passes 3\n  \
+         roundtrip: --runs 9 --connections 50 --trips 400 --warmup 50 --modes pinned,free\n             \
+         --targets {}\n  \
+         callgrind: --connections 50 --callgrind-trips 200 --callgrind-warmup 20 --repeats 3\n             \
+         --targets (as roundtrip's)\n  \
+         fanout:    --subscribers 10000 --rounds 15 --passes 3 --fanout {}\n             \
+         --redis URL (default: $OMNI_REDIS_URL, or a redis-server started on a free port)\n  \
          storm:     --clients 1000 --scenario both|kill|blip --per-child 5000 --senders 100\n             \
          --connect-rate 2000 --setup 90 --settle 60 --confirm 30 --backlog N --demo PATH\n\
-         `all` accepts all of these but storm's, and does not run the storm."
+         `all` accepts all of these but storm's, and does not run the storm.\n\
+         targets: {}\n\
+         fan-out servers: {}",
+        Target::DEFAULT,
+        fanout::DEFAULT,
+        Target::ALL.map(Target::name).join(", "),
+        fanout::names(),
     );
     std::process::exit(2)
 }
@@ -160,7 +233,7 @@ fn main() {
         // The child processes.
         "serve" => servers::serve(rest.first().map_or("", String::as_str)),
         "load" => load::main(rest),
-        "fanout-serve" => fanout::serve(rest.first().map_or("", String::as_str)),
+        "fanout-serve" => fanout::serve(rest),
         "subscribe" => fanout::subscribe(rest),
         "storm-clients" => storm_clients::main(rest),
         "storm-proxy" => blip_proxy::main(rest),

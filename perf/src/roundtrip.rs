@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::child::Child;
 use crate::load::Stats;
-use crate::{Options, Target, median};
+use crate::{Options, RATIOS, Target, median};
 
 pub fn run(options: &Options) {
     let runs = options.get("runs", 9) as usize;
@@ -14,6 +14,7 @@ pub fn run(options: &Options) {
     let trips = options.get("trips", 400);
     let warmup = options.get("warmup", 50);
     let modes = options.text("modes", "pinned,free");
+    let targets = Target::list(options);
 
     for mode in modes.split(',') {
         let pinned = match mode {
@@ -25,8 +26,8 @@ pub fn run(options: &Options) {
         for run in 0..runs {
             // Interleaved: a burst of noise on the machine hits every target in some run, and
             // rotating the order keeps any one target from always going first.
-            for i in 0..Target::ALL.len() {
-                let target = Target::ALL[(run + i) % Target::ALL.len()];
+            for i in 0..targets.len() {
+                let target = targets[(run + i) % targets.len()];
                 let stats = once(target, pinned, connections, trips, warmup);
                 eprintln!(
                     "  {mode} run {}/{runs} {:<9} {:>8.0}/s p50 {:>6.0} µs p99 {:>6.0} µs",
@@ -39,7 +40,7 @@ pub fn run(options: &Options) {
                 results.entry(target).or_default().push(stats);
             }
         }
-        report(mode, runs, connections, trips, &results);
+        report(mode, runs, connections, trips, &targets, &results);
     }
 }
 
@@ -91,6 +92,7 @@ fn report(
     runs: usize,
     connections: u64,
     trips: u64,
+    targets: &[Target],
     results: &HashMap<Target, Vec<Stats>>,
 ) {
     let how = if mode == "pinned" {
@@ -113,7 +115,7 @@ fn report(
             digits = digits
         )
     };
-    for target in Target::ALL {
+    for &target in targets {
         let stats = &results[&target];
         let pick = |f: fn(&Stats) -> f64| stats.iter().map(f).collect::<Vec<_>>();
         println!(
@@ -127,12 +129,10 @@ fn report(
     println!(
         "\n| ratio of throughputs | ratio of medians | per-run ratios, median (min–max) |\n|---|---|---|"
     );
-    for (a, b) in [
-        (Target::Omni, Target::Typed),
-        (Target::Omni, Target::Jsonrpsee),
-        (Target::OmniRef, Target::Typed),
-        (Target::Typed, Target::Raw),
-    ] {
+    for (a, b) in RATIOS {
+        if !(targets.contains(&a) && targets.contains(&b)) {
+            continue;
+        }
         let throughputs =
             |t: Target| -> Vec<f64> { results[&t].iter().map(|s| s.throughput).collect() };
         let (xs, ys) = (throughputs(a), throughputs(b));

@@ -6,34 +6,16 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::routing::get;
 use omni::server::Endpoint;
-use omni::{Context, HandlerResult};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::net::TcpListener;
 
+use crate::bench::{Bench, Echoer};
 use crate::child::stdin_closed;
 
 /// Every WebSocket server here reads through a 4 KiB buffer, omni's default, instead of
 /// tungstenite's 128 KiB, so no server wins by buffering.
 const READ_BUFFER: usize = 4 * 1024;
-
-#[omni::protocol]
-#[derive(Debug, Clone, PartialEq)]
-pub enum Bench {
-    #[client]
-    Echo(String),
-    #[server]
-    Echoed(String),
-}
-
-struct Echoer;
-
-impl BenchHandler for Echoer {
-    async fn echo(&mut self, cx: &mut Context<Bench>, text: String) -> HandlerResult {
-        cx.send(BenchFromServer::Echoed(text));
-        Ok(())
-    }
-}
 
 pub fn serve(kind: &str) {
     let runtime = crate::runtime();
@@ -46,7 +28,7 @@ pub fn serve(kind: &str) {
                 "raw" => axum_serve(listener, raw_router()).await,
                 "typed" => axum_serve(listener, typed_router()).await,
                 "omni" => {
-                    let endpoint = Endpoint::<Bench, _>::new(|| Echoer);
+                    let endpoint = Endpoint::<Bench, _>::new(Echoer::default);
                     axum_serve(
                         listener,
                         axum::Router::new().nest("/omni", endpoint.router()),
@@ -129,18 +111,31 @@ struct OutFrame {
     reference: Option<u64>,
 }
 
-/// The same protocol as omni's (sequenced `msg` carrying the `ref`), written by hand, with one
-/// reply frame per message: no `ack`, no session, no resume log.
-fn typed_router() -> axum::Router {
-    axum::Router::new().route(
-        "/ws",
-        get(|ws: WebSocketUpgrade| async move {
-            ws.read_buffer_size(READ_BUFFER).on_upgrade(typed_socket)
-        }),
-    )
+#[derive(Serialize)]
+struct AckFrame {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(rename = "ref")]
+    reference: u64,
 }
 
-async fn typed_socket(mut socket: WebSocket) {
+/// The same protocol as omni's (sequenced `msg` carrying the `ref`), written by hand, with no
+/// session and no resume log. On `/ws` a message is answered with one reply frame and no
+/// `ack`; on `/ws-ack` a message with a `ref` is also acknowledged, as omni does, the reply
+/// and the `ack` each written and flushed on its own.
+fn typed_router() -> axum::Router {
+    let route = |acks: bool| {
+        get(move |ws: WebSocketUpgrade| async move {
+            ws.read_buffer_size(READ_BUFFER)
+                .on_upgrade(move |socket| typed_socket(socket, acks))
+        })
+    };
+    axum::Router::new()
+        .route("/ws", route(false))
+        .route("/ws-ack", route(true))
+}
+
+async fn typed_socket(mut socket: WebSocket, acks: bool) {
     let mut seq = 0;
     while let Some(Ok(message)) = socket.recv().await {
         let Message::Text(text) = message else {
@@ -165,6 +160,16 @@ async fn typed_socket(mut socket: WebSocket) {
         let reply = serde_json::to_string(&reply).expect("a reply encodes");
         if socket.send(Message::Text(reply.into())).await.is_err() {
             return;
+        }
+        if let Some(reference) = frame.reference.filter(|_| acks) {
+            let ack = AckFrame {
+                kind: "ack",
+                reference,
+            };
+            let ack = serde_json::to_string(&ack).expect("an ack encodes");
+            if socket.send(Message::Text(ack.into())).await.is_err() {
+                return;
+            }
         }
     }
 }
