@@ -12,6 +12,7 @@ mod attr;
 mod case;
 mod ctxt;
 mod expand;
+mod serde_attr;
 mod validate;
 mod wire;
 

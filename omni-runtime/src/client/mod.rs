@@ -82,7 +82,7 @@ const BATCH: usize = 64;
 fn hello<P: Protocol>(codec: Codec, after: Option<Seq>, topics: Option<&Cursors>) -> Frame {
     let hello = ClientFrame::<()>::Hello {
         protocol: Some(P::NAME.to_owned()),
-        version: Some(P::VERSION.to_owned()),
+        version: Some(P::version().to_owned()),
         session: None,
         after,
         topics: topics.cloned(),

@@ -423,7 +423,7 @@ impl<P: Protocol + Send> Member for Component<P> {
             token: self.token.clone(),
             session: resume.map(|(session, _)| session),
             after: resume.map(|(_, after)| after),
-            version: Some(P::VERSION.to_owned()),
+            version: Some(P::version().to_owned()),
             topics: Some(self.link.topics.clone()),
         };
         // Strings, numbers and a map of them: nothing in it can fail to encode.

@@ -309,7 +309,7 @@ where
     H: Send + 'static,
 {
     fn version(&self) -> &'static str {
-        P::VERSION
+        P::version()
     }
 
     fn transcode(&self) -> Transcode {
