@@ -166,11 +166,11 @@ pub mod __private {
 
     pub use omni_runtime::schema;
     pub use omni_runtime::typescript::build as typescript;
-    pub use std::collections::BTreeMap;
-    pub use std::sync::OnceLock;
     pub use omni_runtime::{Context, Dispatch, HandlerResult, Protocol, TransportState};
+    pub use std::collections::BTreeMap;
     pub use std::path::PathBuf;
     pub use std::string::{String, ToString};
+    pub use std::sync::OnceLock;
     pub use std::vec::Vec;
 
     /// Required of a protocol field's type whose type is not `Serialize + DeserializeOwned`,

@@ -576,7 +576,7 @@ impl<'a> Generator<'a> {
                 VERSION.get_or_init(|| <Self as #private::Protocol>::schema().id())
             }
             fn schema() -> #schema::Schema {
-                use #schema::probe::{Described as _, Undescribed as _};
+                use #schema::probe::{Described as _, Stranded as _, Undescribed as _};
                 let mut __omni_registry = #schema::Registry::new();
                 let __omni_types = &mut __omni_registry;
                 let mut __omni_schema = #schema::Schema::new(#name);
@@ -783,7 +783,7 @@ fn payload(schema: &TokenStream, fields: &Fields) -> TokenStream {
 pub(crate) fn describe_field(ty: &Type) -> TokenStream {
     let written = written(ty);
     quote_spanned! {ty.span()=>
-        (&&::omni::__private::schema::probe::Field::<#ty>::new(#written)).shape(__omni_types)
+        (&&&::omni::__private::schema::probe::Field::<#ty>::new(#written)).shape(__omni_types)
     }
 }
 

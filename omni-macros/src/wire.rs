@@ -87,7 +87,7 @@ fn describe_impl(item: &DeriveInput) -> TokenStream {
             #[automatically_derived]
             impl #impl_generics #schema::Describe for #ident #ty_generics #where_clause {
                 fn describe(__omni_types: &mut #schema::Registry) -> #schema::Shape {
-                    use #schema::probe::{Described as _, Undescribed as _};
+                    use #schema::probe::{Described as _, Stranded as _, Undescribed as _};
                     #shape
                 }
             }
@@ -103,7 +103,7 @@ fn describe_impl(item: &DeriveInput) -> TokenStream {
         #[automatically_derived]
         impl #impl_generics #schema::Describe for #ident #ty_generics #where_clause {
             fn describe(__omni_types: &mut #schema::Registry) -> #schema::Shape {
-                use #schema::probe::{Described as _, Undescribed as _};
+                use #schema::probe::{Described as _, Stranded as _, Undescribed as _};
                 let __omni_name = #name;
                 __omni_types.named::<Self>(__omni_name, |__omni_types| #body)
             }
@@ -176,10 +176,13 @@ fn enum_body(container: &Container, data: &syn::DataEnum) -> TokenStream {
         }
         let variant_cfgs = cfgs(&variant.attrs);
         let rust_name = variant.ident.unraw().to_string();
-        let wire_name = attrs.rename.clone().unwrap_or_else(|| match container.rename_all {
-            Some(rule) => rule.apply(&rust_name),
-            None => rust_name,
-        });
+        let wire_name = attrs
+            .rename
+            .clone()
+            .unwrap_or_else(|| match container.rename_all {
+                Some(rule) => rule.apply(&rust_name),
+                None => rust_name,
+            });
         let payload = if let Some(with) = &attrs.with {
             let opaque = format!("{} with {with}", variant.ident);
             quote!(#schema::Payload::One(#schema::Shape::Opaque(#private::String::from(#opaque))))
@@ -245,7 +248,10 @@ fn named_fields(rule: Option<RenameRule>, all_default: bool, fields: &Fields) ->
         if attrs.flatten && attrs.with.is_none() {
             return Some(quote! {
                 #(#cfgs)*
-                #schema::probe::flatten(__omni_types, &mut __omni_fields, #rust_name, #shape);
+                {
+                    let __omni_shape = #shape;
+                    #schema::probe::flatten(__omni_types, &mut __omni_fields, #rust_name, __omni_shape);
+                }
             });
         }
         // A reader needs the field unless serde fills it in: a default, a skipped read, or an
@@ -293,8 +299,5 @@ fn member_shape(field: &syn::Field) -> TokenStream {
 }
 
 fn cfgs(attrs: &[syn::Attribute]) -> Vec<&syn::Attribute> {
-    attrs
-        .iter()
-        .filter(|a| a.path().is_ident("cfg"))
-        .collect()
+    attrs.iter().filter(|a| a.path().is_ident("cfg")).collect()
 }

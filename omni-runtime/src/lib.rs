@@ -23,10 +23,10 @@ pub mod client;
 pub mod context;
 pub mod presence;
 pub mod protocol;
-pub mod schema;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod pubsub;
+pub mod schema;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;

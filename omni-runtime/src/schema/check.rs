@@ -71,7 +71,11 @@ impl Checked {
     fn note(&self, dir: &Path) -> Option<String> {
         let file = dir.join(format!("{}.json", self.id));
         if self.recorded {
-            Some(format!("omni: recorded schema {} in {}", self.id, file.display()))
+            Some(format!(
+                "omni: recorded schema {} in {}",
+                self.id,
+                file.display()
+            ))
         } else if !self.kept {
             Some(format!(
                 "omni: schema {} is not kept in {}; when releasing it, run the tests with \
@@ -185,7 +189,10 @@ pub fn check_schema(current: &Schema, dir: &Path, record: bool) -> Result<Checke
     let mut compared = Vec::new();
     let mut against = Vec::new();
     for (path, schema) in read_dir(dir)? {
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
         let held = schema.id();
         if held != stem {
             return Err(CheckError::Misnamed { path, id: held });
@@ -262,7 +269,10 @@ fn read_dir(dir: &Path) -> Result<Vec<(PathBuf, Schema)>, CheckError> {
 /// The schemas of the versions `P` keeps (`#[omni::protocol(schemas = "dir")]` embeds them),
 /// for a server deciding which clients it still serves.
 pub fn kept<P: Protocol>() -> Result<Vec<Schema>, SchemaError> {
-    P::kept().iter().map(|text| Schema::from_json(text)).collect()
+    P::kept()
+        .iter()
+        .map(|text| Schema::from_json(text))
+        .collect()
 }
 
 /// The ids of the kept versions of `P` that its current schema is compatible with: builds of

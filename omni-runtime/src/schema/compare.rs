@@ -48,7 +48,7 @@ impl fmt::Display for Change {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Report {
-    /// Every change, in the order met: client variants, server variants, then what they reach.
+    /// Every change, in the order met: `#[client]` variants (and what they reach) first.
     pub changes: Vec<Change>,
     /// Opaque types both schemas name: the same by name, their insides unchecked.
     pub unchecked: BTreeSet<String>,
@@ -290,7 +290,14 @@ impl Walk<'_> {
         }
         match (before, after) {
             (Resolved::Struct(_, a), Resolved::Struct(name, b)) => {
-                self.fields(path, name, &a.fields, &b.fields, a.deny_unknown_fields, b.deny_unknown_fields);
+                self.fields(
+                    path,
+                    name,
+                    &a.fields,
+                    &b.fields,
+                    a.deny_unknown_fields,
+                    b.deny_unknown_fields,
+                );
             }
             (Resolved::Enum(_, a), Resolved::Enum(name, b)) => self.enums(path, name, a, b),
             (Resolved::UnitStruct(_), Resolved::UnitStruct(_)) => {}
@@ -370,7 +377,11 @@ impl Walk<'_> {
                         format!("builds at {since} read it as absent"),
                     )
                 };
-                let required = if before.required { "required" } else { "optional" };
+                let required = if before.required {
+                    "required"
+                } else {
+                    "optional"
+                };
                 self.push(
                     &here,
                     severity,
@@ -421,7 +432,11 @@ impl Walk<'_> {
                     format!("builds at {since} ignore it, and their messages read it as absent"),
                 )
             };
-            let required = if after.required { "required" } else { "optional" };
+            let required = if after.required {
+                "required"
+            } else {
+                "optional"
+            };
             self.push(
                 &here,
                 severity,
@@ -454,7 +469,11 @@ impl Walk<'_> {
                 ),
             }
         }
-        for name in new.variants.keys().filter(|n| !old.variants.contains_key(*n)) {
+        for name in new
+            .variants
+            .keys()
+            .filter(|n| !old.variants.contains_key(*n))
+        {
             self.push(
                 &format!("{path}::{name}"),
                 Severity::Breaking,
@@ -474,5 +493,402 @@ fn describe_payload(payload: &Payload) -> String {
             "fields {{{}}}",
             fields.keys().cloned().collect::<Vec<_>>().join(", ")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::schema::Tagging;
+
+    fn field(shape: Shape) -> Field {
+        Field::new(shape)
+    }
+
+    fn fields(entries: &[(&str, Field)]) -> BTreeMap<String, Field> {
+        entries
+            .iter()
+            .map(|(name, f)| ((*name).to_owned(), f.clone()))
+            .collect()
+    }
+
+    fn item(def: StructDef) -> Schema {
+        let mut schema = Schema::new("Msg");
+        schema
+            .client
+            .insert("Send".into(), Payload::One(Shape::Ref("Item".into())));
+        schema.types.insert("Item".into(), TypeDef::Struct(def));
+        schema
+    }
+
+    fn item_fields(entries: &[(&str, Field)]) -> Schema {
+        item(StructDef::new(fields(entries)))
+    }
+
+    fn kind(entries: &[(&str, Payload)], tagging: Tagging) -> Schema {
+        let mut schema = Schema::new("Msg");
+        schema
+            .server
+            .insert("Changed".into(), Payload::One(Shape::Ref("Kind".into())));
+        let variants = entries
+            .iter()
+            .map(|(name, p)| ((*name).to_owned(), p.clone()))
+            .collect();
+        schema.types.insert(
+            "Kind".into(),
+            TypeDef::Enum(EnumDef::new(tagging, variants)),
+        );
+        schema
+    }
+
+    fn variants(client: &[&str], server: &[&str]) -> Schema {
+        let mut schema = Schema::new("Msg");
+        for name in client {
+            schema.client.insert((*name).into(), Payload::Unit);
+        }
+        for name in server {
+            schema.server.insert((*name).into(), Payload::Unit);
+        }
+        schema
+    }
+
+    /// Each rule: old, new, and the one change expected (its `what`, and whether it breaks).
+    #[test]
+    fn each_rule_of_the_table() {
+        let id = || field(Shape::String);
+        let optional = || field(Shape::Option(Shape::String.boxed()));
+        let defaulted = || field(Shape::U32).with_required(false);
+        let unit = || Payload::Unit;
+        let cases: Vec<(&str, Schema, Schema, &str, Severity)> = vec![
+            (
+                "new #[server] variant",
+                variants(&["A"], &["B"]),
+                variants(&["A"], &["B", "C"]),
+                "added #[server] variant C",
+                Severity::Compatible,
+            ),
+            (
+                "new #[client] variant",
+                variants(&["A"], &[]),
+                variants(&["A", "Z"], &[]),
+                "added #[client] variant Z",
+                Severity::Compatible,
+            ),
+            (
+                "removed #[server] variant",
+                variants(&[], &["B", "C"]),
+                variants(&[], &["B"]),
+                "removed #[server] variant C",
+                Severity::Compatible,
+            ),
+            (
+                "removed #[client] variant",
+                variants(&["A", "Z"], &[]),
+                variants(&["A"], &[]),
+                "removed #[client] variant Z",
+                Severity::Breaking,
+            ),
+            (
+                "new optional field",
+                item_fields(&[("id", id())]),
+                item_fields(&[("id", id()), ("note", optional())]),
+                "added optional field #[client] Send.data.note of Item",
+                Severity::Compatible,
+            ),
+            (
+                "new defaulted field",
+                item_fields(&[("id", id())]),
+                item_fields(&[("id", id()), ("count", defaulted())]),
+                "added optional field #[client] Send.data.count of Item",
+                Severity::Compatible,
+            ),
+            (
+                "new required field",
+                item_fields(&[("id", id())]),
+                item_fields(&[("id", id()), ("author", id())]),
+                "added required field #[client] Send.data.author of Item",
+                Severity::Breaking,
+            ),
+            (
+                "removed optional field",
+                item_fields(&[("id", id()), ("note", optional())]),
+                item_fields(&[("id", id())]),
+                "removed optional field #[client] Send.data.note of Item",
+                Severity::Compatible,
+            ),
+            (
+                "removed required field",
+                item_fields(&[("id", id()), ("author", id())]),
+                item_fields(&[("id", id())]),
+                "removed required field #[client] Send.data.author of Item",
+                Severity::Breaking,
+            ),
+            (
+                "field becomes required",
+                item_fields(&[("count", defaulted())]),
+                item_fields(&[("count", field(Shape::U32))]),
+                "made field #[client] Send.data.count of Item required",
+                Severity::Breaking,
+            ),
+            (
+                "field becomes optional",
+                item_fields(&[("count", field(Shape::U32))]),
+                item_fields(&[("count", defaulted())]),
+                "made field #[client] Send.data.count of Item optional",
+                Severity::Compatible,
+            ),
+            (
+                "field may now be left out",
+                item_fields(&[("count", field(Shape::U32))]),
+                item_fields(&[("count", defaulted().omittable())]),
+                "field #[client] Send.data.count of Item may now be left out",
+                Severity::Breaking,
+            ),
+            (
+                "integer width",
+                item_fields(&[("count", field(Shape::U32))]),
+                item_fields(&[("count", field(Shape::U64))]),
+                "changed the type at #[client] Send.data.count from u32 to u64",
+                Severity::Breaking,
+            ),
+            (
+                "new field where unknown fields are refused",
+                item(StructDef::new(fields(&[("id", id())])).deny_unknown_fields(true)),
+                item(
+                    StructDef::new(fields(&[("id", id()), ("note", optional())]))
+                        .deny_unknown_fields(true),
+                ),
+                "added optional field #[client] Send.data.note of Item",
+                Severity::Breaking,
+            ),
+            (
+                "removed optional field where unknown fields are refused",
+                item(
+                    StructDef::new(fields(&[("id", id()), ("note", optional())]))
+                        .deny_unknown_fields(true),
+                ),
+                item(StructDef::new(fields(&[("id", id())])).deny_unknown_fields(true)),
+                "removed optional field #[client] Send.data.note of Item",
+                Severity::Breaking,
+            ),
+            (
+                "new variant of a nested enum",
+                kind(&[("A", unit())], Tagging::External),
+                kind(&[("A", unit()), ("B", unit())], Tagging::External),
+                "added variant B to enum Kind at #[server] Changed.data",
+                Severity::Breaking,
+            ),
+            (
+                "removed variant of a nested enum",
+                kind(&[("A", unit()), ("B", unit())], Tagging::External),
+                kind(&[("A", unit())], Tagging::External),
+                "removed variant B of enum Kind at #[server] Changed.data",
+                Severity::Breaking,
+            ),
+            (
+                "changed tagging",
+                kind(&[("A", unit())], Tagging::External),
+                kind(&[("A", unit())], Tagging::Internal { tag: "t".into() }),
+                "changed how enum Kind at #[server] Changed.data is tagged",
+                Severity::Breaking,
+            ),
+            (
+                "changed payload of a nested variant",
+                kind(&[("A", unit())], Tagging::Untagged),
+                kind(&[("A", Payload::One(Shape::Bool))], Tagging::Untagged),
+                "changed the payload at #[server] Changed.data::A from nothing to one value (bool)",
+                Severity::Breaking,
+            ),
+            (
+                "changed payload of a message",
+                variants(&["A"], &[]),
+                {
+                    let mut s = variants(&[], &[]);
+                    s.client
+                        .insert("A".into(), Payload::Tuple(vec![Shape::U8, Shape::U8]));
+                    s
+                },
+                "changed the payload at #[client] A.data from nothing to 2 values",
+                Severity::Breaking,
+            ),
+            (
+                "opaque type renamed",
+                item_fields(&[("at", field(Shape::Opaque("DateTime".into())))]),
+                item_fields(&[("at", field(Shape::Opaque("Timestamp".into())))]),
+                "changed the type at #[client] Send.data.at from opaque<DateTime> to \
+                 opaque<Timestamp>",
+                Severity::Breaking,
+            ),
+        ];
+        for (rule, old, new, what, severity) in cases {
+            let report = compare(&old, &new);
+            let first = report
+                .changes
+                .first()
+                .unwrap_or_else(|| panic!("{rule}: no change found"));
+            assert_eq!(first.what, what, "{rule}");
+            assert_eq!(first.severity, severity, "{rule}: {first}");
+            assert!(
+                first.to_string().starts_with(&format!("{what}: ")),
+                "{rule}"
+            );
+        }
+    }
+
+    #[test]
+    fn option_of_t_is_another_type() {
+        let old = item_fields(&[("id", field(Shape::String))]);
+        let new = item_fields(&[("id", field(Shape::Option(Shape::String.boxed())))]);
+        let report = compare(&old, &new);
+        let breaking: Vec<_> = report.breaking().map(|c| c.what.clone()).collect();
+        assert_eq!(
+            breaking,
+            ["changed the type at #[client] Send.data.id from string to option<string>"]
+        );
+    }
+
+    #[test]
+    fn opaque_types_are_noted_unchecked() {
+        let schema = item_fields(&[("at", field(Shape::Opaque("DateTime".into())))]);
+        let report = compare(&schema, &schema);
+        assert!(report.changes.is_empty());
+        assert_eq!(report.unchecked.iter().collect::<Vec<_>>(), ["DateTime"]);
+    }
+
+    #[test]
+    fn a_recursive_type_ends_and_reports_once() {
+        let tree = |extra: bool| {
+            let mut entries = vec![(
+                "children",
+                field(Shape::Seq(Shape::Ref("Tree".into()).boxed())),
+            )];
+            if extra {
+                entries.push(("label", field(Shape::String)));
+            }
+            let mut schema = Schema::new("Msg");
+            schema
+                .server
+                .insert("Tree".into(), Payload::One(Shape::Ref("Tree".into())));
+            schema
+                .client
+                .insert("Plant".into(), Payload::One(Shape::Ref("Tree".into())));
+            schema.types.insert(
+                "Tree".into(),
+                TypeDef::Struct(StructDef::new(fields(&entries))),
+            );
+            schema
+        };
+        let report = compare(&tree(false), &tree(true));
+        assert_eq!(report.changes.len(), 1, "{:#?}", report.changes);
+        assert_eq!(report.changes[0].path, "#[client] Plant.data.label");
+    }
+
+    fn shape() -> impl Strategy<Value = Shape> {
+        let leaf = prop_oneof![
+            Just(Shape::Bool),
+            Just(Shape::U8),
+            Just(Shape::I64),
+            Just(Shape::F64),
+            Just(Shape::String),
+            Just(Shape::Bytes),
+            Just(Shape::Unit),
+            Just(Shape::Any),
+            "[A-C]".prop_map(Shape::Ref),
+            "[a-z]{1,6}".prop_map(Shape::Opaque),
+        ];
+        leaf.prop_recursive(3, 16, 3, |inner| {
+            prop_oneof![
+                inner.clone().prop_map(|s| Shape::Option(s.boxed())),
+                inner.clone().prop_map(|s| Shape::Seq(s.boxed())),
+                (inner.clone(), inner.clone()).prop_map(|(k, v)| Shape::Map {
+                    key: k.boxed(),
+                    value: v.boxed()
+                }),
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Shape::Tuple),
+                (inner, 0usize..4).prop_map(|(of, len)| Shape::Array {
+                    of: of.boxed(),
+                    len
+                }),
+            ]
+        })
+    }
+
+    fn field_strategy() -> impl Strategy<Value = Field> {
+        (shape(), any::<bool>(), any::<bool>()).prop_map(|(shape, required, omit)| {
+            let field = Field::new(shape).with_required(required);
+            if omit { field.omittable() } else { field }
+        })
+    }
+
+    fn payload() -> impl Strategy<Value = Payload> {
+        prop_oneof![
+            Just(Payload::Unit),
+            shape().prop_map(Payload::One),
+            prop::collection::vec(shape(), 0..3).prop_map(Payload::Tuple),
+            prop::collection::btree_map("[a-z_]{1,8}", field_strategy(), 0..4)
+                .prop_map(Payload::Fields),
+        ]
+    }
+
+    fn tagging() -> impl Strategy<Value = Tagging> {
+        prop_oneof![
+            Just(Tagging::External),
+            Just(Tagging::Untagged),
+            "[a-z]{1,4}".prop_map(|tag| Tagging::Internal { tag }),
+            ("[a-z]{1,4}", "[a-z]{1,4}")
+                .prop_map(|(tag, content)| Tagging::Adjacent { tag, content }),
+        ]
+    }
+
+    fn type_def() -> impl Strategy<Value = TypeDef> {
+        prop_oneof![
+            (
+                prop::collection::btree_map("[a-z_]{1,8}", field_strategy(), 0..4),
+                any::<bool>()
+            )
+                .prop_map(|(f, deny)| TypeDef::Struct(StructDef::new(f).deny_unknown_fields(deny))),
+            shape().prop_map(TypeDef::Newtype),
+            prop::collection::vec(shape(), 0..3).prop_map(TypeDef::TupleStruct),
+            Just(TypeDef::UnitStruct),
+            (
+                tagging(),
+                prop::collection::btree_map("[A-Z][a-z]{0,5}", payload(), 0..4)
+            )
+                .prop_map(|(t, v)| TypeDef::Enum(EnumDef::new(t, v))),
+        ]
+    }
+
+    prop_compose! {
+        fn schemas()(
+            name in "[A-Za-z]{1,8}",
+            client in prop::collection::btree_map("[A-Za-z]{1,8}", payload(), 0..4),
+            server in prop::collection::btree_map("[A-Za-z]{1,8}", payload(), 0..4),
+            types in prop::collection::btree_map("[A-C]", type_def(), 0..3),
+        ) -> Schema {
+            let mut schema = Schema::new(name);
+            schema.client = client;
+            schema.server = server;
+            schema.types = types;
+            schema
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_schema_has_no_changes_against_itself(schema in schemas()) {
+            let report = compare(&schema, &schema);
+            prop_assert!(report.changes.is_empty(), "{:#?}", report.changes);
+        }
+
+        #[test]
+        fn the_document_round_trips(schema in schemas()) {
+            let text = schema.to_json();
+            prop_assert_eq!(Schema::from_json(&text).unwrap(), schema.clone());
+            prop_assert_eq!(schema.to_json(), text);
+        }
     }
 }

@@ -220,13 +220,18 @@ pub mod probe {
 
     use std::collections::BTreeMap;
 
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
     use super::{Describe, Registry};
     use crate::schema::{Field as FieldDef, Shape, TypeDef};
 
-    /// A field's type, probed by autoref specialization: `(&&Field::<T>::new("T")).shape(..)`
-    /// with [`Described`] and [`Undescribed`] in scope resolves to the `&Field<T>` impl when
-    /// `T: Describe`, and to the `Field<T>` one, which is deprecated so the user is warned on
-    /// the field's type, otherwise.
+    /// A field's type, probed by autoref specialization:
+    /// `(&&&Field::<T>::new("T")).shape(..)` with [`Described`], [`Undescribed`] and
+    /// [`Stranded`] in scope resolves to the `&&Field<T>` impl when `T: Describe`; to the
+    /// `&Field<T>` one when `T` travels without it, which is deprecated so the user is warned
+    /// on the field's type; and to the `Field<T>` one when `T` cannot travel at all, which the
+    /// macro reports as an error already, so no warning is added to it.
     pub struct Field<T: ?Sized> {
         written: &'static str,
         ty: PhantomData<fn() -> PhantomData<T>>,
@@ -240,6 +245,10 @@ pub mod probe {
                 ty: PhantomData,
             }
         }
+
+        fn opaque(&self) -> Shape {
+            Shape::Opaque(self.written.to_owned())
+        }
     }
 
     /// A field type that describes itself.
@@ -248,13 +257,13 @@ pub mod probe {
         fn shape(&self, types: &mut Registry) -> Shape;
     }
 
-    impl<T: Describe + ?Sized> Described for &Field<T> {
+    impl<T: Describe + ?Sized> Described for &&Field<T> {
         fn shape(&self, types: &mut Registry) -> Shape {
             T::describe(types)
         }
     }
 
-    /// A field type without a [`Describe`] impl: described by name only.
+    /// A field type that travels without a [`Describe`] impl: described by name only.
     pub trait Undescribed {
         /// `opaque(<the type as written>)`.
         #[deprecated(
@@ -265,9 +274,21 @@ pub mod probe {
         fn shape(&self, types: &mut Registry) -> Shape;
     }
 
-    impl<T: ?Sized> Undescribed for Field<T> {
+    impl<T: Serialize + DeserializeOwned> Undescribed for &Field<T> {
         fn shape(&self, _: &mut Registry) -> Shape {
-            Shape::Opaque(self.written.to_owned())
+            self.opaque()
+        }
+    }
+
+    /// A field type that cannot travel: an error of its own already, so no warning.
+    pub trait Stranded {
+        /// `opaque(<the type as written>)`.
+        fn shape(&self, types: &mut Registry) -> Shape;
+    }
+
+    impl<T: ?Sized> Stranded for Field<T> {
+        fn shape(&self, _: &mut Registry) -> Shape {
+            self.opaque()
         }
     }
 
@@ -364,8 +385,14 @@ mod tests {
         let cases = [
             (types.describe::<usize>(), "u64"),
             (types.describe::<Box<str>>(), "string"),
-            (types.describe::<HashMap<String, Vec<u8>>>(), "map<string, seq<u8>>"),
-            (types.describe::<(u8, Option<Bytes>)>(), "(u8, option<bytes>)"),
+            (
+                types.describe::<HashMap<String, Vec<u8>>>(),
+                "map<string, seq<u8>>",
+            ),
+            (
+                types.describe::<(u8, Option<Bytes>)>(),
+                "(u8, option<bytes>)",
+            ),
             (types.describe::<[i16; 3]>(), "[i16; 3]"),
             (types.describe::<Arc<serde_json::Value>>(), "any"),
         ];

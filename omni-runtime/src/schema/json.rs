@@ -109,7 +109,12 @@ mod tests {
     #[test]
     fn a_long_value_opens_until_its_parts_fit() {
         let fields: serde_json::Map<String, serde_json::Value> = (0..6)
-            .map(|i| (format!("field_number_{i}"), json!({"shape": "string", "required": true})))
+            .map(|i| {
+                (
+                    format!("field_number_{i}"),
+                    json!({"shape": "string", "required": true}),
+                )
+            })
             .collect();
         let doc = json!({"types": {"Wide": {"struct": {"fields": fields}}}});
         let text = pretty(&doc);

@@ -61,7 +61,7 @@ mod describe;
 mod json;
 mod model;
 
-pub use self::check::{Checked, CheckError, RECORD_VAR, check, check_schema, compatible, kept};
+pub use self::check::{CheckError, Checked, RECORD_VAR, check, check_schema, compatible, kept};
 pub use self::compare::{Change, Report, Severity, compare};
 #[doc(hidden)]
 pub use self::describe::probe;

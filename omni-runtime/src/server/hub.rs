@@ -332,7 +332,12 @@ where
         version: Option<String>,
         resume: Resume,
     ) -> Flow<P, H> {
-        let checked = hello::check(P::NAME, P::version(), protocol.as_deref(), version.as_deref());
+        let checked = hello::check(
+            P::NAME,
+            P::version(),
+            protocol.as_deref(),
+            version.as_deref(),
+        );
         if let Err(message) = checked {
             session
                 .core
