@@ -69,7 +69,7 @@ mod v2_optional {
         pub who: String,
     }
 
-    #[omni::protocol]
+    #[omni::protocol(schemas = "tests/schema_kept")]
     #[derive(Debug, Clone, PartialEq)]
     pub enum Msg {
         #[client]
@@ -88,7 +88,7 @@ mod v2_optional {
 mod v3_removed {
     pub use super::v1::ChatMessage;
 
-    #[omni::protocol]
+    #[omni::protocol(schemas = "tests/schema_kept")]
     #[derive(Debug, Clone, PartialEq)]
     pub enum Msg {
         #[client]
@@ -324,6 +324,25 @@ fn the_document_reads_back_and_is_golden() {
         "update the document in docs/PROTOCOL.md's \"Schema and compatibility\":\n{text}"
     );
     insta::assert_snapshot!(text);
+}
+
+/// `tests/schema_kept/` keeps v1's schema; the protocols that name it embed it.
+#[test]
+fn kept_versions_are_embedded_and_sorted_by_compatibility() {
+    let v1 = schema::<v1::Msg>();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/schema_kept");
+    assert!(
+        check_schema(&v1, &dir, false).unwrap().kept,
+        "the fixture is v1's"
+    );
+
+    assert_eq!(v1::Msg::kept(), &[] as &[&str], "kept nothing unless told");
+    assert_eq!(
+        omni::schema::kept::<v3_removed::Msg>().unwrap(),
+        [v1.clone()]
+    );
+    assert_eq!(omni::schema::compatible::<v2_optional::Msg>(), [v1.id()]);
+    assert!(omni::schema::compatible::<v3_removed::Msg>().is_empty());
 }
 
 /// A directory of its own under the system's temp dir, removed when dropped.
