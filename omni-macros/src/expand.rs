@@ -554,7 +554,7 @@ impl<'a> Generator<'a> {
                 let payload = payload(&schema, &v.original.fields);
                 quote! {
                     #(#cfgs)*
-                    __omni_schema.#side.insert(#private::String::from(#wire_name), #payload);
+                    __omni_schema.#side.insert(#private::ToString::to_string(#wire_name), #payload);
                 }
             });
             quote!(#(#variants)*)
@@ -763,7 +763,7 @@ fn payload(schema: &TokenStream, fields: &Fields) -> TokenStream {
                 quote! {
                     #(#cfgs)*
                     __omni_items.insert(
-                        #private::String::from(#key),
+                        #private::ToString::to_string(#key),
                         #schema::Field::new(#shape).with_required(#required),
                     );
                 }

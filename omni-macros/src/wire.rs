@@ -60,21 +60,25 @@ fn describe_impl(item: &DeriveInput) -> TokenStream {
 
     let base = ident.unraw().to_string();
     let name = if params.is_empty() {
-        quote!(#private::String::from(#base))
+        quote!(#private::ToString::to_string(#base))
     } else {
         // Each argument is described first: its own name, or its shape for a std type.
         let args = item.generics.params.iter().filter_map(|param| match param {
-            GenericParam::Type(param) => {
-                let ident = &param.ident;
-                Some(quote!(#private::ToString::to_string(&<#ident as #schema::Describe>::describe(__omni_types))))
-            }
+            GenericParam::Type(param) => Some(&param.ident),
             _ => None,
         });
+        let pushes = args.enumerate().map(|(i, ident)| {
+            let comma = (i > 0).then(|| quote!(__omni_name.push_str(", ");));
+            quote! {
+                #comma
+                let __omni_arg = <#ident as #schema::Describe>::describe(__omni_types);
+                __omni_name.push_str(&#private::ToString::to_string(&__omni_arg));
+            }
+        });
         quote! {{
-            let __omni_args: #private::Vec<#private::String> = #private::Vec::from([#(#args),*]);
-            let mut __omni_name = #private::String::from(#base);
+            let mut __omni_name = #private::ToString::to_string(#base);
             __omni_name.push('<');
-            __omni_name.push_str(&__omni_args.join(", "));
+            #(#pushes)*
             __omni_name.push('>');
             __omni_name
         }}
@@ -161,11 +165,11 @@ fn enum_body(container: &Container, data: &syn::DataEnum) -> TokenStream {
     let tagging = match (&container.tag, &container.content, container.untagged) {
         (_, _, true) => quote!(#schema::Tagging::Untagged),
         (Some(tag), Some(content), false) => quote!(#schema::Tagging::Adjacent {
-            tag: #private::String::from(#tag),
-            content: #private::String::from(#content),
+            tag: #private::ToString::to_string(#tag),
+            content: #private::ToString::to_string(#content),
         }),
         (Some(tag), None, false) => quote!(#schema::Tagging::Internal {
-            tag: #private::String::from(#tag),
+            tag: #private::ToString::to_string(#tag),
         }),
         (None, _, false) => quote!(#schema::Tagging::External),
     };
@@ -185,7 +189,7 @@ fn enum_body(container: &Container, data: &syn::DataEnum) -> TokenStream {
             });
         let payload = if let Some(with) = &attrs.with {
             let opaque = format!("{} with {with}", variant.ident);
-            quote!(#schema::Payload::One(#schema::Shape::Opaque(#private::String::from(#opaque))))
+            quote!(#schema::Payload::One(#schema::Shape::Opaque(#private::ToString::to_string(#opaque))))
         } else {
             let kept: Vec<_> = variant
                 .fields
@@ -219,7 +223,7 @@ fn enum_body(container: &Container, data: &syn::DataEnum) -> TokenStream {
         };
         Some(quote! {
             #(#variant_cfgs)*
-            __omni_variants.insert(#private::String::from(#wire_name), #payload);
+            __omni_variants.insert(#private::ToString::to_string(#wire_name), #payload);
         })
     });
     quote!({
@@ -271,7 +275,7 @@ fn named_fields(rule: Option<RenameRule>, all_default: bool, fields: &Fields) ->
         Some(quote! {
             #(#cfgs)*
             __omni_fields.insert(
-                #private::String::from(#wire_name),
+                #private::ToString::to_string(#wire_name),
                 #schema::Field::new(#shape) #required #omit,
             );
         })
@@ -291,7 +295,7 @@ fn member_shape(field: &syn::Field) -> TokenStream {
             let ty = &field.ty;
             let opaque = format!("{} with {with}", quote!(#ty).to_string().replace(' ', ""));
             quote_spanned! {field.ty.span()=>
-                ::omni::__private::schema::Shape::Opaque(::omni::__private::String::from(#opaque))
+                ::omni::__private::schema::Shape::Opaque(::omni::__private::ToString::to_string(#opaque))
             }
         }
         None => describe_field(&field.ty),

@@ -7,19 +7,13 @@ pub struct Plain {
     pub id: u32,
 }
 
-#[omni::wire]
-#[derive(Debug, Clone, PartialEq)]
-pub struct Wrapped {
-    pub inner: Plain,
-}
-
 #[omni::protocol]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
     #[client]
     Send(Plain),
     #[server]
-    Echo { value: Wrapped, list: Vec<Plain> },
+    Echo { value: u32, list: Vec<Plain> },
 }
 
 fn main() {
