@@ -14,7 +14,7 @@ mod app;
 use app::{ChatMessage, Msg, MsgFromClient, MsgFromServer, Status};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    println!("protocol {} version {}\n", Msg::NAME, Msg::VERSION);
+    println!("protocol {} version {}\n", Msg::NAME, Msg::version());
 
     let message = ChatMessage {
         id: "m1".into(),

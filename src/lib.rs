@@ -112,6 +112,7 @@
 //! | test a handler in memory | [`test::TestClient`] |
 //! | the wire contract: frames, codecs, connect parameters | [`mod@wire`], `docs/PROTOCOL.md` |
 //! | TypeScript declarations of the wire types | [`typescript`] |
+//! | the protocol's schema, compatibility of two versions, the check for released ones | [`schema`] |
 //!
 //! Features: `server`, `client`, `tls` (default), `tls-webpki-roots`, `redis`. serde, serde_json,
 //! axum and ts-rs come through omni ([`serde`], [`serde_json`], `omni::axum`, [`ts_rs`]), so
@@ -129,7 +130,7 @@ pub use omni_runtime::{
     HandlerResult, Protocol, Ref, Sender, Seq, ServerFrame, SessionGone, SessionId, TransportError,
     TransportState,
 };
-pub use omni_runtime::{context, presence, session, token, transport, typescript, wire};
+pub use omni_runtime::{context, presence, schema, session, token, transport, typescript, wire};
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub use omni_runtime::{pubsub, server, test};
@@ -163,10 +164,13 @@ pub mod __private {
     pub use serde_json;
     pub use ts_rs;
 
+    pub use omni_runtime::schema;
     pub use omni_runtime::typescript::build as typescript;
     pub use omni_runtime::{Context, Dispatch, HandlerResult, Protocol, TransportState};
+    pub use std::collections::BTreeMap;
     pub use std::path::PathBuf;
-    pub use std::string::String;
+    pub use std::string::{String, ToString};
+    pub use std::sync::OnceLock;
     pub use std::vec::Vec;
 
     /// Required of a protocol field's type whose type is not `Serialize + DeserializeOwned`,

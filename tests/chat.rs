@@ -237,3 +237,10 @@ async fn the_room_keeps_its_last_messages_and_a_new_connection_gets_only_those()
         "exactly the newest are kept"
     );
 }
+
+/// The demo's protocol stays compatible with its released versions, kept in
+/// `examples/chat/protocol/`: record a release with `OMNI_SCHEMA=record cargo test --test chat`.
+#[test]
+fn protocol_stays_compatible_with_released_versions() {
+    omni::schema::check::<app::Msg>("examples/chat/protocol");
+}

@@ -604,6 +604,13 @@ static COUNTED_READS: AtomicUsize = AtomicUsize::new(0);
 #[derive(Debug, Clone, PartialEq, Serialize)]
 struct Counted(u32);
 
+/// Written as the number it holds, for the protocol's schema.
+impl omni::schema::Describe for Counted {
+    fn describe(_: &mut omni::schema::Registry) -> omni::schema::Shape {
+        omni::schema::Shape::U32
+    }
+}
+
 impl<'de> Deserialize<'de> for Counted {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         COUNTED_READS.fetch_add(1, Ordering::SeqCst);

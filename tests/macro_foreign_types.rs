@@ -5,7 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
-#[allow(dead_code)]
+// The schema knows these field types by name only, and says so with a warning.
+#[allow(dead_code, deprecated)]
 mod foreign {
     include!("ui/pass/foreign_types.rs");
 

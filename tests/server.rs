@@ -208,7 +208,7 @@ fn welcome_fields(frame: &Down) -> (SessionId, u64, bool) {
             ..
         } => {
             assert_eq!(protocol, "Probe");
-            assert_eq!(version, <Probe as omni::Protocol>::VERSION);
+            assert_eq!(version, <Probe as omni::Protocol>::version());
             (*session, *seq, *resumed)
         }
         other => panic!("expected welcome, got {other:?}"),
@@ -492,7 +492,7 @@ async fn hello_with_another_version_is_refused_and_closed() {
         .send(ClientFrame::<()>::Hello {
             topics: None,
             protocol: Some("Probe".into()),
-            version: Some(<Probe as omni::Protocol>::VERSION.into()),
+            version: Some(<Probe as omni::Protocol>::version().into()),
             compatible: None,
             session: None,
             after: None,

@@ -57,8 +57,9 @@ pub enum Status {
     Sent,
 }
 
-/// Everything that can happen in the chat.
-#[omni::protocol]
+/// Everything that can happen in the chat. The schemas of its released versions are kept in
+/// `protocol/` (checked by `tests/chat.rs`) and embedded, for the server's negotiation.
+#[omni::protocol(schemas = "examples/chat/protocol")]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
     /// The draft input changed; local only.

@@ -1,9 +1,11 @@
 //! The protocol model: the user's enum, read once, with every name the expansion needs
 //! resolved. Each part keeps a reference to the syn node it came from, for spans.
 
+use std::path::PathBuf;
+
 use proc_macro2::Span;
 use syn::ext::IdentExt;
-use syn::{Attribute, Field, Fields, Ident, ItemEnum, Type};
+use syn::{Attribute, Field, Ident, ItemEnum, LitStr};
 
 use crate::attr::{self, Direction};
 use crate::case::snake_case;
@@ -19,6 +21,8 @@ pub(crate) struct Protocol<'a> {
     pub server: Ident,
     pub handler: Ident,
     pub transport: Ident,
+    /// The kept schema documents to embed (`schemas = "dir"`): absolute paths, sorted.
+    pub kept: Vec<String>,
 }
 
 /// One variant of the user's enum.
@@ -45,8 +49,14 @@ impl<'a> Protocol<'a> {
             .iter()
             .map(|variant| Variant::from_syn(variant, &options, cx))
             .collect();
+        let kept = options
+            .schemas
+            .as_ref()
+            .map(|dir| kept_files(dir, cx))
+            .unwrap_or_default();
         Protocol {
             item,
+            kept,
             variants,
             name: options
                 .name
@@ -70,49 +80,6 @@ impl<'a> Protocol<'a> {
         self.variants
             .iter()
             .filter(move |v| v.direction == Some(direction))
-    }
-
-    /// The schema hash `hello` carries: FNV-1a over every wire variant's direction, wire name,
-    /// field names and field types as written, in a canonical order, so reordering variants
-    /// does not change it but renaming or retyping anything that travels does.
-    pub(crate) fn schema_hash(&self) -> String {
-        let mut entries: Vec<String> = self
-            .variants
-            .iter()
-            .filter_map(|v| {
-                let direction = v.direction?;
-                let fields: Vec<String> = v
-                    .fields()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| {
-                        let name = f
-                            .ident
-                            .as_ref()
-                            .map_or_else(|| i.to_string(), |id| id.unraw().to_string());
-                        format!("{name}:{}", type_key(&f.ty))
-                    })
-                    .collect();
-                let shape = match v.original.fields {
-                    Fields::Named(_) => "{}",
-                    Fields::Unnamed(_) => "()",
-                    Fields::Unit => "",
-                };
-                Some(format!(
-                    "{}:{}{shape}[{}]",
-                    direction.attr_name(),
-                    v.wire_name,
-                    fields.join(",")
-                ))
-            })
-            .collect();
-        entries.sort();
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in entries.join(";").bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        format!("{hash:016x}")
     }
 }
 
@@ -156,9 +123,32 @@ impl<'a> Variant<'a> {
     }
 }
 
-/// A field type as a whitespace-free string, for the schema hash.
-fn type_key(ty: &Type) -> String {
-    quote::quote!(#ty).to_string().replace(' ', "")
+/// The `*.json` files in the directory `dir` names, relative to the crate's manifest, read
+/// now: `include_str!` of each makes cargo rebuild when one changes.
+fn kept_files(dir: &LitStr, cx: &mut Ctxt) -> Vec<String> {
+    let root = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(PathBuf::new, PathBuf::from);
+    let path = root.join(dir.value());
+    let entries = match std::fs::read_dir(&path) {
+        Ok(entries) => entries,
+        Err(err) => {
+            cx.error_spanned_by(
+                dir,
+                format_args!(
+                    "cannot read the kept schemas in `{}`: {err}; create the directory (`omni::\
+                     schema::check` with `OMNI_SCHEMA=record` fills it)",
+                    path.display()
+                ),
+            );
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<String> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|file| file.extension().is_some_and(|ext| ext == "json"))
+        .filter_map(|file| file.to_str().map(str::to_owned))
+        .collect();
+    files.sort();
+    files
 }
 
 /// `FetchAll` -> `fetch_all`; a keyword becomes a raw identifier (`Move` -> `r#move`), and the

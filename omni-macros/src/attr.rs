@@ -9,7 +9,8 @@ use syn::{Attribute, Ident, LitStr, Meta, Token};
 use crate::case::RenameRule;
 use crate::ctxt::Ctxt;
 
-const CONTAINER_OPTIONS: &str = "`client`, `server`, `handler`, `transport`, `name`, `rename_all`";
+const CONTAINER_OPTIONS: &str =
+    "`client`, `server`, `handler`, `transport`, `name`, `rename_all`, `schemas`";
 const VARIANT_OPTIONS: &str = "`rename`";
 
 /// Options given to `#[omni::protocol(...)]`.
@@ -27,6 +28,8 @@ pub(crate) struct Container {
     pub name: Option<LitStr>,
     /// How wire names are derived from variant names.
     pub rename_all: Option<RenameRule>,
+    /// The directory of kept schema documents to embed, relative to the crate's manifest.
+    pub schemas: Option<LitStr>,
 }
 
 impl Container {
@@ -43,6 +46,8 @@ impl Container {
                 set_once(cx, &mut out.transport, &meta, value(&meta, "transport")?)
             } else if meta.path.is_ident("name") {
                 set_once(cx, &mut out.name, &meta, value(&meta, "name")?)
+            } else if meta.path.is_ident("schemas") {
+                set_once(cx, &mut out.schemas, &meta, value(&meta, "schemas")?)
             } else if meta.path.is_ident("rename_all") {
                 let lit: LitStr = value(&meta, "rename_all")?;
                 match RenameRule::from_str(&lit.value()) {
@@ -70,6 +75,7 @@ impl Container {
                         "transport",
                         "name",
                         "rename_all",
+                        "schemas",
                     ],
                     &format!("one of: {CONTAINER_OPTIONS}"),
                 )));
@@ -275,6 +281,7 @@ fn value<T: syn::parse::Parse>(meta: &ParseNestedMeta, option: &str) -> syn::Res
     if !meta.input.peek(Token![=]) {
         let example = match option {
             "name" | "rename" => format!("{option} = \"...\""),
+            "schemas" => format!("{option} = \"protocol\""),
             "rename_all" => format!("{option} = \"snake_case\""),
             _ => format!("{option} = Name"),
         };
@@ -284,7 +291,7 @@ fn value<T: syn::parse::Parse>(meta: &ParseNestedMeta, option: &str) -> syn::Res
 }
 
 /// Steps over an unknown option's value so the options after it are still checked.
-fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
+pub(crate) fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
     if meta.input.peek(Token![=]) {
         meta.value()?.parse::<syn::Expr>()?;
     } else if meta.input.peek(syn::token::Paren) {

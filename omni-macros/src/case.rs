@@ -53,6 +53,28 @@ impl RenameRule {
     }
 }
 
+impl RenameRule {
+    /// Applies the rule to a field name, which Rust spells in snake_case, as serde does.
+    pub(crate) fn apply_to_field(self, field: &str) -> String {
+        match self {
+            Self::Lower | Self::Snake => field.to_owned(),
+            Self::Upper | Self::ScreamingSnake => field.to_ascii_uppercase(),
+            Self::Pascal => field
+                .split('_')
+                .map(|part| {
+                    let mut chars = part.chars();
+                    chars.next().map_or_else(String::new, |first| {
+                        first.to_ascii_uppercase().to_string() + chars.as_str()
+                    })
+                })
+                .collect(),
+            Self::Camel => Self::Camel.apply(&Self::Pascal.apply_to_field(field)),
+            Self::Kebab => field.replace('_', "-"),
+            Self::ScreamingKebab => field.replace('_', "-").to_ascii_uppercase(),
+        }
+    }
+}
+
 /// `FetchAll` -> `fetch_all`; an underscore goes before every uppercase letter but the first.
 pub(crate) fn snake_case(pascal: &str) -> String {
     let mut out = String::with_capacity(pascal.len() + 4);
@@ -83,6 +105,23 @@ mod tests {
         ];
         for (rule, expected) in cases {
             assert_eq!(rule.apply("FetchAll"), expected, "{rule:?}");
+        }
+    }
+
+    #[test]
+    fn field_rules_match_serde_spelling() {
+        let cases = [
+            (RenameRule::Lower, "sent_at"),
+            (RenameRule::Upper, "SENT_AT"),
+            (RenameRule::Pascal, "SentAt"),
+            (RenameRule::Camel, "sentAt"),
+            (RenameRule::Snake, "sent_at"),
+            (RenameRule::ScreamingSnake, "SENT_AT"),
+            (RenameRule::Kebab, "sent-at"),
+            (RenameRule::ScreamingKebab, "SENT-AT"),
+        ];
+        for (rule, expected) in cases {
+            assert_eq!(rule.apply_to_field("sent_at"), expected, "{rule:?}");
         }
     }
 

@@ -491,7 +491,7 @@ impl<'a> Generator<'a> {
         } = self.protocol;
         let private = &self.private;
         let ident = &item.ident;
-        let version = self.protocol.schema_hash();
+        let schema = self.schema_fns();
         let into = |direction: Direction| {
             let wire = self.wire_ident(direction);
             let arms = self.protocol.wire_variants(direction).map(|v| {
@@ -516,7 +516,7 @@ impl<'a> Generator<'a> {
             #[automatically_derived]
             impl #private::Protocol for #ident {
                 const NAME: &'static str = #name;
-                const VERSION: &'static str = #version;
+                #schema
                 type Client = #client;
                 type Server = #server;
 
@@ -536,6 +536,56 @@ impl<'a> Generator<'a> {
                     #ident::#transport(state)
                 }
             }
+        }
+    }
+
+    /// `version()`, `schema()` and, with `schemas = "dir"`, `kept()` of the `Protocol` impl.
+    /// Each field is described through an autoref probe (see `schema::probe`): by its own
+    /// `Describe` impl when it has one, else by name, with a deprecation warning on its type.
+    fn schema_fns(&self) -> TokenStream {
+        let private = &self.private;
+        let schema = quote!(#private::schema);
+        let name = &self.protocol.name;
+        let inserts = [Direction::Client, Direction::Server].map(|direction| {
+            let side = Ident::new(direction.attr_name(), Span::call_site());
+            let variants = self.protocol.wire_variants(direction).map(|v| {
+                let cfgs = v.cfg_attrs();
+                let wire_name = &v.wire_name;
+                let payload = payload(&schema, &v.original.fields);
+                quote! {
+                    #(#cfgs)*
+                    __omni_schema.#side.insert(#private::ToString::to_string(#wire_name), #payload);
+                }
+            });
+            quote!(#(#variants)*)
+        });
+        let [client, server] = inserts;
+        let kept = if self.protocol.kept.is_empty() {
+            TokenStream::new()
+        } else {
+            let files = &self.protocol.kept;
+            quote! {
+                fn kept() -> &'static [&'static str] {
+                    &[#(::core::include_str!(#files)),*]
+                }
+            }
+        };
+        quote! {
+            fn version() -> &'static str {
+                static VERSION: #private::OnceLock<#private::String> = #private::OnceLock::new();
+                VERSION.get_or_init(|| <Self as #private::Protocol>::schema().id())
+            }
+            fn schema() -> #schema::Schema {
+                use #schema::probe::{Described as _, Stranded as _, Undescribed as _};
+                let mut __omni_registry = #schema::Registry::new();
+                let __omni_types = &mut __omni_registry;
+                let mut __omni_schema = #schema::Schema::new(#name);
+                #client
+                #server
+                __omni_schema.types = __omni_registry.into_types();
+                __omni_schema
+            }
+            #kept
         }
     }
 
@@ -679,6 +729,61 @@ impl ToTokens for Generator<'_> {
         tokens.extend(self.protocol_impl());
         tokens.extend(self.handler_trait());
         tokens.extend(self.dispatch_impl());
+    }
+}
+
+/// A variant's `Payload`, built in the generated `schema()`. A named field that is not written
+/// as an `Option` is required: the wire enum reads it through a helper that needs it.
+fn payload(schema: &TokenStream, fields: &Fields) -> TokenStream {
+    let private = quote!(::omni::__private);
+    match fields {
+        Fields::Unit => quote!(#schema::Payload::Unit),
+        Fields::Unnamed(f) if f.unnamed.len() == 1 => {
+            let shape = describe_field(&f.unnamed[0].ty);
+            quote!(#schema::Payload::One(#shape))
+        }
+        Fields::Unnamed(f) => {
+            let items = f.unnamed.iter().map(|field| {
+                let cfgs = field.attrs.iter().filter(|a| is_cfg(a));
+                let shape = describe_field(&field.ty);
+                quote!(#(#cfgs)* __omni_items.push(#shape);)
+            });
+            quote!(#schema::Payload::Tuple({
+                let mut __omni_items = #private::Vec::new();
+                #(#items)*
+                __omni_items
+            }))
+        }
+        Fields::Named(f) => {
+            let items = f.named.iter().map(|field| {
+                let cfgs = field.attrs.iter().filter(|a| is_cfg(a));
+                let key = field.ident.as_ref().map(|i| i.unraw().to_string());
+                let shape = describe_field(&field.ty);
+                let required = !is_option(&field.ty);
+                quote! {
+                    #(#cfgs)*
+                    __omni_items.insert(
+                        #private::ToString::to_string(#key),
+                        #schema::Field::new(#shape).with_required(#required),
+                    );
+                }
+            });
+            quote!(#schema::Payload::Fields({
+                let mut __omni_items = #private::BTreeMap::new();
+                #(#items)*
+                __omni_items
+            }))
+        }
+    }
+}
+
+/// The shape of a field's type, through the `schema::probe` autoref probe, spanned on the type
+/// so a type with no `Describe` impl is warned about where it is written. Expects
+/// `__omni_types` (the registry) in scope.
+pub(crate) fn describe_field(ty: &Type) -> TokenStream {
+    let written = written(ty);
+    quote_spanned! {ty.span()=>
+        (&&&::omni::__private::schema::probe::Field::<#ty>::new(#written)).shape(__omni_types)
     }
 }
 

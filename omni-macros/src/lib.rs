@@ -12,6 +12,7 @@ mod attr;
 mod case;
 mod ctxt;
 mod expand;
+mod serde_attr;
 mod validate;
 mod wire;
 
@@ -43,6 +44,7 @@ mod snapshots;
 /// | the enum | `handler = "ChatHandler"` | the handler trait's name (default `MsgHandler`) |
 /// | the enum | `transport = "Link"` | the added transport variant's name (default `Transport`) |
 /// | the enum | `name = "chat"` | the protocol's name on the wire, checked by `hello` (default: the enum's name) |
+/// | the enum | `schemas = "protocol"` | embeds every `*.json` kept schema in that directory (relative to the crate's manifest) as `Protocol::kept()`; see `omni::schema::check` |
 /// | the enum | `rename_all = "snake_case"` | wire names from variant names: `lowercase`, `UPPERCASE`, `PascalCase`, `camelCase`, `snake_case`, `SCREAMING_SNAKE_CASE`, `kebab-case`, `SCREAMING-KEBAB-CASE` |
 /// | a variant | `#[client]` | sent by clients: a client wire variant and a handler method |
 /// | a variant | `#[server]` | sent by the server: a server wire variant |
@@ -61,7 +63,9 @@ mod snapshots;
 ///   `&mut omni::Context<Msg>`), and the hooks `connected`, `disconnected` and
 ///   `snapshot(topic)`, which do nothing unless written. Native `async fn` in traits: no
 ///   `async_trait`.
-/// - `impl omni::Protocol for Msg`: the name, both wire types, the schema version, and the
+/// - `impl omni::Protocol for Msg`: the name, both wire types, the structural schema
+///   (`schema()`, every wire variant and the types its fields reach) and its id
+///   (`version()`, computed once), and the
 ///   conversions the runtime uses (`into_client()` is what a client sends: local variants stay
 ///   local; `transport(state)`); and
 ///   `impl<H: MsgHandler> omni::Dispatch<H> for Msg` (matches a client message onto its method).
@@ -73,6 +77,10 @@ mod snapshots;
 /// or twice, an unknown or repeated option, duplicate wire names, names that collide with a
 /// generated item, a field that borrows (`&str`: use `String`), or one that is not
 /// `Serialize + DeserializeOwned`, and an enum with no `#[client]` or `#[server]` variant.
+///
+/// A field type that travels but has no `omni::schema::Describe` impl (a type with only serde
+/// derives, or from another crate) is a warning on that type: the schema knows it by name
+/// only, so a change inside it goes unchecked. Put `#[omni::wire]` on it.
 #[proc_macro_attribute]
 pub fn protocol(args: TokenStream, input: TokenStream) -> TokenStream {
     expand::protocol(args.into(), input.into()).into()
@@ -80,7 +88,8 @@ pub fn protocol(args: TokenStream, input: TokenStream) -> TokenStream {
 
 /// Derives `Serialize`, `Deserialize` and `TS` for a type that travels inside protocol
 /// messages, through `omni`'s re-exports, so the app needs neither serde nor ts-rs in its own
-/// manifest:
+/// manifest, and `omni::schema::Describe`, which describes the type's wire form for the
+/// protocol's schema as its `#[serde(...)]` attributes shape it:
 ///
 /// ```text
 /// #[omni::wire]

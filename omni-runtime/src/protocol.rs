@@ -17,7 +17,7 @@
 //!
 //! // Generic code reaches the generated items through the trait.
 //! fn describe<P: Protocol>() -> String {
-//!     format!("{} v{}", P::NAME, P::VERSION)
+//!     format!("{} v{}", P::NAME, P::version())
 //! }
 //! assert!(describe::<Echo>().starts_with("Echo v"));
 //! assert_eq!(Echo::from_client(EchoFromClient::Say("hi".into())), Echo::Say("hi".into()));
@@ -28,6 +28,7 @@ use std::future::Future;
 use serde::{Serialize, de::DeserializeOwned};
 use ts_rs::TS;
 
+use crate::schema::Schema;
 use crate::{Context, TransportState};
 
 /// The error a handler returns: anything that implements `std::error::Error`, boxed.
@@ -49,9 +50,20 @@ pub type HandlerResult = Result<(), BoxError>;
 pub trait Protocol: Sized + 'static {
     /// The protocol's name, sent in `welcome` and checked in `hello`.
     const NAME: &'static str;
-    /// The schema hash, 16 lowercase hex characters: it changes when a wire variant's name, a
-    /// field's name or a field's type changes, so mismatched builds are refused.
-    const VERSION: &'static str;
+    /// The schema's id, 16 lowercase hex characters: [`Schema::id`] of [`schema`](Self::schema),
+    /// computed once. Any change to what travels changes it, down to a field of a nested type.
+    fn version() -> &'static str;
+
+    /// The structural description of everything that travels: each wire variant, and every
+    /// type its fields reach.
+    fn schema() -> Schema;
+
+    /// The schema documents of the released versions this build keeps (`<id>.json` files,
+    /// embedded by `#[omni::protocol(schemas = "dir")]`); none by default. See
+    /// [`schema::compatible`](crate::schema::compatible).
+    fn kept() -> &'static [&'static str] {
+        &[]
+    }
 
     /// The messages a client sends (the `#[client]` variants).
     type Client: Serialize + DeserializeOwned + TS + Send + 'static;
@@ -118,6 +130,7 @@ pub mod tests_support {
 
     use super::Protocol;
     use crate::TransportState;
+    use crate::schema::{Payload, Schema, Shape};
 
     /// The application's enum.
     #[derive(Debug, Clone, PartialEq)]
@@ -148,7 +161,20 @@ pub mod tests_support {
 
     impl Protocol for Echo {
         const NAME: &'static str = "Echo";
-        const VERSION: &'static str = "0123456789abcdef";
+        fn version() -> &'static str {
+            static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            VERSION.get_or_init(|| Self::schema().id())
+        }
+        fn schema() -> Schema {
+            let mut schema = Schema::new(Self::NAME);
+            schema
+                .client
+                .insert("Say".to_owned(), Payload::One(Shape::String));
+            schema
+                .server
+                .insert("Heard".to_owned(), Payload::One(Shape::String));
+            schema
+        }
         type Client = EchoFromClient;
         type Server = EchoFromServer;
 

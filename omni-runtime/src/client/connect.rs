@@ -100,8 +100,8 @@ pub(crate) fn hello<P: Protocol>(
 ) -> Frame {
     let hello = ClientFrame::<()>::Hello {
         protocol: Some(P::NAME.to_owned()),
-        version: Some(P::VERSION.to_owned()),
-        compatible: None,
+        version: Some(P::version().to_owned()),
+        compatible: compatible::<P>(),
         session: None,
         after,
         topics: topics.cloned(),
@@ -178,4 +178,11 @@ mod tests {
             format!("ws://127.0.0.1:3000/omni/mux?codec=msgpack&session={id}&after=4")
         );
     }
+}
+
+/// The older schema ids this build declares it still talks to, for `hello` and `join`: none
+/// (and no key on the wire) when it keeps no compatible version.
+pub(crate) fn compatible<P: Protocol>() -> Option<Vec<String>> {
+    let ids = crate::schema::compatible::<P>();
+    (!ids.is_empty()).then_some(ids)
 }

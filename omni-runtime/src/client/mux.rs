@@ -316,8 +316,8 @@ impl<P: Protocol + Send> Member for Component<P> {
             token: self.token.clone(),
             session: resume.map(|(session, _)| session),
             after: resume.map(|(_, after)| after),
-            version: Some(P::VERSION.to_owned()),
-            compatible: None,
+            version: Some(P::version().to_owned()),
+            compatible: super::connect::compatible::<P>(),
             topics: Some(self.link.topics.clone()),
         };
         // Strings, numbers and a map of them: nothing in it can fail to encode.

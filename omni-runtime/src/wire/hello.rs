@@ -60,6 +60,12 @@ impl Served {
         &self.own
     }
 
+    /// The older schema ids it serves too: the ids a client of this build declares
+    /// `compatible` in its `hello`, so that a server of one of them serves it.
+    pub fn older(&self) -> impl Iterator<Item = &str> {
+        self.older.iter().map(String::as_str)
+    }
+
     /// Whether a server of protocol `name` serves a client whose `hello` names `protocol`,
     /// schema `version` and the older schemas it declares `compatible` (an absent protocol or
     /// version is not checked). `Err` holds the reason the `version_mismatch` error gives.

@@ -73,5 +73,5 @@ impl MsgHandler for Handler {
 
 fn main() {
     let _ = Handler;
-    let _ = <Msg as ::omni::Protocol>::VERSION;
+    let _ = <Msg as ::omni::Protocol>::version();
 }

@@ -38,7 +38,7 @@ impl CounterHandler for Both {
 fn main() {
     assert_eq!(Chat::NAME, "chat");
     assert_eq!(Counter::NAME, "Counter");
-    assert_ne!(Chat::VERSION, Counter::VERSION);
+    assert_ne!(Chat::version(), Counter::version());
     let _ = Counter::Net(omni::TransportState::Connecting);
     let _ = Chat::Transport(omni::TransportState::Connecting);
     let _ = Both;

@@ -145,7 +145,7 @@ impl<P: Protocol> SessionCore<P> {
                 seq: inner.log.last_seq(),
                 resumed: after.is_some(),
                 protocol: P::NAME.to_owned(),
-                version: P::VERSION.to_owned(),
+                version: P::version().to_owned(),
                 codec,
                 id: None,
             };

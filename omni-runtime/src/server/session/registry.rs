@@ -18,7 +18,7 @@ use crate::{Context, Cursors, Dispatch, Protocol, Sender, Seq, SessionId};
 pub(crate) struct Sessions<P: Protocol, H> {
     pub(crate) shared: Arc<Shared>,
     /// The builds of the protocol this endpoint serves.
-    pub(crate) served: Served,
+    pub(crate) served: Arc<Served>,
     factory: Arc<Factory<H>>,
     sessions: Mutex<HashMap<SessionId, Arc<Session<P, H>>>>,
 }
@@ -31,7 +31,7 @@ where
     pub(crate) fn new(shared: Arc<Shared>, factory: Factory<H>) -> Self {
         Self {
             shared,
-            served: Served::new(P::VERSION),
+            served: crate::schema::served::<P>(),
             factory: Arc::new(factory),
             sessions: Mutex::new(HashMap::new()),
         }
