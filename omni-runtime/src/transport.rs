@@ -85,6 +85,15 @@ pub enum TransportState {
         /// The server's reason.
         reason: String,
     },
+    /// The server sent a message of a kind this build does not know (a newer server's,
+    /// during a deploy): it is counted ([`Client::unknown_messages`]) and skipped, its place in
+    /// the sequence kept, and the connection goes on.
+    ///
+    /// [`Client::unknown_messages`]: crate::client::Client::unknown_messages
+    UnknownMessage {
+        /// The message's `kind`.
+        kind: String,
+    },
     /// Something failed; the connection may still be up.
     Error(TransportError),
 }
@@ -92,6 +101,7 @@ pub enum TransportState {
 impl TransportState {
     /// The state that reports `error`, which ended the client for good: a refused version is
     /// [`Incompatible`](Self::Incompatible), anything else an [`Error`](Self::Error).
+    #[cfg(feature = "client")]
     pub(crate) fn fatal(error: TransportError) -> Self {
         match error {
             TransportError::Rejected {

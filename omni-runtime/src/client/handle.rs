@@ -233,6 +233,15 @@ impl<P: Protocol + Send> Client<P> {
         }
     }
 
+    /// How many server messages of kinds this build does not know arrived (each also
+    /// reported as [`TransportState::UnknownMessage`](crate::TransportState::UnknownMessage)):
+    /// a newer server's, during a deploy.
+    pub fn unknown_messages(&self) -> u64 {
+        self.shared
+            .unknown
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Messages sent but not yet acknowledged by the server.
     pub fn unacknowledged(&self) -> usize {
         self.shared.outbox.len()

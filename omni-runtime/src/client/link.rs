@@ -2,6 +2,9 @@
 //! into the application's messages, and answering the outbox.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde::de::IgnoredAny;
 
 use tokio::sync::mpsc;
 
@@ -9,9 +12,17 @@ use super::connect::{ConnectInfo, Hook};
 use super::error::AckError;
 use super::shared::Shared;
 use super::wire::{self, Frame};
+use crate::TransportError;
 use crate::TransportState;
 use crate::presence::List;
-use crate::{Cursors, ErrorCode, Protocol, Seq, ServerFrame, SessionId, TransportError};
+use crate::{Cursors, DecodeError, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
+
+/// A server message as this build reads it: one of its protocol's, or one of a kind it does
+/// not know (a newer server's), which is counted and reported, never fatal.
+pub(crate) enum Incoming<S> {
+    Known(S),
+    Unknown(String),
+}
 
 /// What a frame asks of the transport.
 #[derive(Debug, PartialEq, Eq)]
@@ -114,10 +125,38 @@ impl<P: Protocol> Link<P> {
     /// Decodes (in the client's codec) and applies one server frame.
     pub(crate) async fn receive(&mut self, bytes: &[u8]) -> Step {
         match wire::decode::<P::Server>(self.shared.codec, bytes) {
-            Ok(frame) => self.on_frame(frame).await,
-            Err(err) => {
-                self.undecodable(err.to_string()).await;
-                Step::Continue
+            Ok(frame) => self.on_incoming(frame.map_payload(Incoming::Known)).await,
+            Err(err) => match self.unknown(&err, bytes) {
+                Some(frame) => self.on_incoming(frame).await,
+                None => {
+                    self.undecodable(err.to_string()).await;
+                    Step::Continue
+                }
+            },
+        }
+    }
+
+    /// A frame whose payload did not decode because this build has no such server message
+    /// (a newer server's, during a deploy), read again without its payload: it still counts
+    /// in the sequence, so nothing is lost or asked for again.
+    fn unknown(&self, err: &DecodeError, bytes: &[u8]) -> Option<ServerFrame<Incoming<P::Server>>> {
+        let kind = err.payload_kind()?;
+        if err.code() != ErrorCode::BadPayload || crate::schema::kinds::<P>().server.contains(kind)
+        {
+            return None;
+        }
+        let frame = wire::decode::<IgnoredAny>(self.shared.codec, bytes).ok()?;
+        Some(frame.map_payload(|_| Incoming::Unknown(kind.to_owned())))
+    }
+
+    /// Hands a server message to the application, or reports one this build does not know.
+    async fn deliver(&self, payload: Incoming<P::Server>) {
+        match payload {
+            Incoming::Known(msg) => self.emit(P::from_server(msg)).await,
+            Incoming::Unknown(kind) => {
+                self.shared.unknown.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(kind, "a server message this build does not know");
+                self.state(TransportState::UnknownMessage { kind }).await;
             }
         }
     }
@@ -128,7 +167,12 @@ impl<P: Protocol> Link<P> {
             .await;
     }
 
+    #[cfg(test)]
     pub(crate) async fn on_frame(&mut self, frame: ServerFrame<P::Server>) -> Step {
+        self.on_incoming(frame.map_payload(Incoming::Known)).await
+    }
+
+    async fn on_incoming(&mut self, frame: ServerFrame<Incoming<P::Server>>) -> Step {
         match frame {
             ServerFrame::Welcome {
                 session,
@@ -185,7 +229,7 @@ impl<P: Protocol> Link<P> {
                 }
                 self.resets.remove(&topic);
                 self.topics.insert(topic, seq);
-                self.emit(P::from_server(payload)).await;
+                self.deliver(payload).await;
                 Step::Continue
             }
             ServerFrame::Msg {
@@ -203,14 +247,14 @@ impl<P: Protocol> Link<P> {
                     return Step::Gap;
                 }
                 self.last_seq = seq;
-                if let Some(reference) = reference {
-                    self.shared.replied(reference, &payload);
+                if let (Some(reference), Incoming::Known(payload)) = (reference, &payload) {
+                    self.shared.replied(reference, payload);
                 }
-                self.emit(P::from_server(payload)).await;
+                self.deliver(payload).await;
                 Step::Continue
             }
             ServerFrame::Push { payload, .. } => {
-                self.emit(P::from_server(payload)).await;
+                self.deliver(payload).await;
                 Step::Continue
             }
             ServerFrame::Ack { reference, .. } => {
@@ -350,6 +394,41 @@ mod tests {
         // The same session welcomed again (a resume) keeps the resume point.
         assert_eq!(link.on_frame(welcome(1, 9)).await, Step::Welcomed);
         assert_eq!(link.resume_point(), Some((session, 2)));
+    }
+
+    #[tokio::test]
+    async fn a_server_message_this_build_does_not_know_is_reported_and_keeps_its_number() {
+        let (mut link, mut rx) = link();
+        link.on_frame(welcome(1, 0)).await;
+        heard(&mut rx);
+        assert_eq!(link.on_frame(msg(1, None)).await, Step::Continue);
+        let newer = br#"{"type":"msg","seq":2,"payload":{"kind":"Shouted","data":"HI"}}"#;
+        assert_eq!(link.receive(newer).await, Step::Continue);
+        // 3 follows 2 without a gap: the unknown message took its place in the sequence.
+        assert_eq!(link.on_frame(msg(3, None)).await, Step::Continue);
+        let push = br#"{"type":"push","payload":{"kind":"Whispered"}}"#;
+        assert_eq!(link.receive(push).await, Step::Continue);
+        assert_eq!(
+            heard(&mut rx),
+            [
+                Echo::Heard("1".into()),
+                Echo::Transport(TransportState::UnknownMessage {
+                    kind: "Shouted".into()
+                }),
+                Echo::Heard("3".into()),
+                Echo::Transport(TransportState::UnknownMessage {
+                    kind: "Whispered".into()
+                }),
+            ]
+        );
+        assert_eq!(link.shared.unknown.load(Ordering::Relaxed), 2);
+        // A known kind that does not decode is a decode error, as before.
+        let broken = br#"{"type":"msg","seq":4,"payload":{"kind":"Heard","data":7}}"#;
+        assert_eq!(link.receive(broken).await, Step::Continue);
+        assert!(matches!(
+            &heard(&mut rx)[..],
+            [Echo::Transport(TransportState::Error(TransportError::Decode { .. }))]
+        ));
     }
 
     #[tokio::test]

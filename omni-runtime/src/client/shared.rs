@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     /// sequenced message that answers it (see [`Client::request`](crate::client::Client::request)).
     pub(crate) requests: Mutex<HashMap<Ref, Reply>>,
     pub(crate) session: Mutex<Option<SessionId>>,
+    /// Server messages of kinds this build does not know, so far.
+    pub(crate) unknown: std::sync::atomic::AtomicU64,
     /// Each topic's presence list, as the server's `presence_state` and `presence_diff`
     /// frames left it.
     pub(crate) presence: Mutex<BTreeMap<String, Held>>,
@@ -115,6 +117,7 @@ impl Shared {
             requests: Mutex::default(),
             session: Mutex::new(None),
             presence: Mutex::default(),
+            unknown: std::sync::atomic::AtomicU64::new(0),
             component: None,
         }
     }

@@ -70,6 +70,7 @@ pub use self::describe::{Describe, Registry};
 pub use self::model::{
     EnumDef, FORMAT, Field, Payload, Schema, SchemaError, Shape, StructDef, Tagging, TypeDef,
 };
+pub(crate) use self::served::kinds;
 pub use self::served::served;
 
 use crate::Protocol;

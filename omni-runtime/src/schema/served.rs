@@ -1,8 +1,10 @@
-//! Which builds of a protocol this build serves, from the versions it keeps: the compatible
-//! ones are served, the others refused with their breaking changes as the reason.
+//! What a build knows of its own protocol at run time, worked out once from its schema:
+//! which builds it serves (from the versions it keeps: the compatible ones, the others refused
+//! with their breaking changes as the reason), and the message kinds it knows, so that a
+//! message of another kind is told apart from a malformed one.
 
 use std::any::TypeId;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::compare::compare;
@@ -14,7 +16,29 @@ use crate::wire::hello::Served;
 /// kept version its schema is compatible with, and every other kept version with its
 /// breaking changes. Worked out once per protocol (it reads and compares every kept schema).
 pub fn served<P: Protocol>() -> Arc<Served> {
-    static SERVED: OnceLock<Mutex<HashMap<TypeId, Arc<Served>>>> = OnceLock::new();
+    known::<P>().served.clone()
+}
+
+/// The message kinds of `P`'s build: its `#[client]` and `#[server]` variants' wire names.
+#[derive(Debug)]
+pub(crate) struct Kinds {
+    pub(crate) client: BTreeSet<String>,
+    pub(crate) server: BTreeSet<String>,
+}
+
+/// The kinds of `P`'s messages, for telling an unknown message from a malformed one.
+pub(crate) fn kinds<P: Protocol>() -> Arc<Kinds> {
+    known::<P>().kinds.clone()
+}
+
+/// What is worked out once per protocol.
+struct Known {
+    served: Arc<Served>,
+    kinds: Arc<Kinds>,
+}
+
+fn known<P: Protocol>() -> Arc<Known> {
+    static SERVED: OnceLock<Mutex<HashMap<TypeId, Arc<Known>>>> = OnceLock::new();
     let cache = SERVED.get_or_init(Mutex::default);
     if let Some(served) = cache
         .lock()
@@ -25,7 +49,15 @@ pub fn served<P: Protocol>() -> Arc<Served> {
     }
     // Outside the lock: a protocol's schema may be large, and another protocol may be asked
     // for meanwhile. Two threads may both work it out; they get the same answer.
-    let served = Arc::new(work_out::<P>());
+    let schema = P::schema();
+    let kinds = Kinds {
+        client: schema.client.keys().cloned().collect(),
+        server: schema.server.keys().cloned().collect(),
+    };
+    let served = Arc::new(Known {
+        served: Arc::new(work_out::<P>(&schema)),
+        kinds: Arc::new(kinds),
+    });
     cache
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -34,9 +66,8 @@ pub fn served<P: Protocol>() -> Arc<Served> {
         .clone()
 }
 
-fn work_out<P: Protocol>() -> Served {
+fn work_out<P: Protocol>(current: &Schema) -> Served {
     let own = P::version();
-    let current = P::schema();
     let mut served = Served::new(own);
     // A kept file that does not read is left out: the `check` test reports it.
     for kept in P::kept()
@@ -47,7 +78,7 @@ fn work_out<P: Protocol>() -> Served {
         if id == own {
             continue;
         }
-        let report = compare(&kept, &current);
+        let report = compare(&kept, current);
         served = if report.is_compatible() {
             served.serving(id)
         } else {

@@ -13,6 +13,8 @@ pub struct DecodeError {
     pub(super) message: String,
     pub(super) reference: Option<Ref>,
     pub(super) id: Option<String>,
+    /// A `bad_payload`'s `kind`, when the payload was an object naming one.
+    pub(super) kind: Option<String>,
 }
 
 impl DecodeError {
@@ -22,6 +24,23 @@ impl DecodeError {
             message: message.into(),
             reference: None,
             id: None,
+            kind: None,
+        }
+    }
+
+    /// A `bad_payload` naming `reference` and `id`, whose payload named `kind`.
+    pub(super) fn bad_payload(
+        message: String,
+        reference: Option<Ref>,
+        id: Option<String>,
+        kind: Option<String>,
+    ) -> Self {
+        Self {
+            code: ErrorCode::BadPayload,
+            message,
+            reference,
+            id,
+            kind,
         }
     }
 
@@ -39,6 +58,13 @@ impl DecodeError {
     /// The component `id` of the offending frame, when it could be read.
     pub fn id(&self) -> Option<&str> {
         self.id.as_deref()
+    }
+
+    /// The `kind` a payload that did not decode names (`{"kind": "…", …}`): a peer's side of
+    /// the protocol tells from it whether the message is one its build does not know (a newer
+    /// build's) rather than a malformed one.
+    pub fn payload_kind(&self) -> Option<&str> {
+        self.kind.as_deref()
     }
 }
 

@@ -42,6 +42,8 @@ macro_rules! field_table {
             /// The frame's `ref` and `id`, for errors.
             named: (Option<Ref>, Option<String>),
             pub(super) payload: Field<P>,
+            /// The `kind` of a payload that did not decode, for the error.
+            pub(super) payload_kind: Option<String>,
             $(pub(super) $field: Field<$ty>,)*
         }
 
@@ -51,6 +53,7 @@ macro_rules! field_table {
                     kind: Cow::Borrowed(""),
                     named: (None, None),
                     payload: Field::Absent,
+                    payload_kind: None,
                     $($field: Field::Absent,)*
                 }
             }
@@ -69,6 +72,7 @@ macro_rules! field_table {
                     kind: kind_name(&env.kind),
                     named: (None, None),
                     payload,
+                    payload_kind: None,
                     $($field: lenient(env.$field),)*
                 }
             }
@@ -268,7 +272,12 @@ impl<P: DeserializeOwned> Fields<P> {
                 Err(e) => Field::Bad(without_position(&e)),
             },
         };
+        let kind = match (&payload, env.payload) {
+            (Field::Bad(_), Some(raw)) => json_kind(raw),
+            _ => None,
+        };
         let mut fields = Self::from_envelope(env, payload);
+        fields.payload_kind = kind;
         fields.name();
         Ok(fields)
     }
@@ -287,6 +296,7 @@ impl<P> Fields<P> {
             message,
             reference: self.named.0,
             id: self.named.1.clone(),
+            kind: None,
         }
     }
 
@@ -320,10 +330,12 @@ impl<P> Fields<P> {
         match std::mem::replace(&mut self.payload, Field::Absent) {
             Field::Value(v) => Ok(v),
             Field::Absent => Err(self.bad(format!("`{}` frame needs `payload`", self.kind))),
-            Field::Bad(message) => Err(DecodeError {
-                code: ErrorCode::BadPayload,
-                ..self.bad(message)
-            }),
+            Field::Bad(message) => Err(DecodeError::bad_payload(
+                message,
+                self.named.0,
+                self.named.1.clone(),
+                self.payload_kind.take(),
+            )),
         }
     }
 
@@ -339,6 +351,15 @@ impl<P> Fields<P> {
     pub(super) fn unknown(&self) -> DecodeError {
         self.bad(format!("unknown frame type `{}`", self.kind))
     }
+}
+
+/// The `kind` a JSON payload names, if it is an object with a string `kind`.
+pub(super) fn json_kind(raw: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Kind {
+        kind: String,
+    }
+    serde_json::from_str::<Kind>(raw.get()).ok().map(|k| k.kind)
 }
 
 fn lenient<T: DeserializeOwned>(raw: Option<&RawValue>) -> Field<T> {

@@ -303,6 +303,66 @@ pub enum ServerFrame<S> {
 }
 
 impl<S> ServerFrame<S> {
+    /// The same frame with its payload (of a `msg` or `push`) made into a `T` by `f`.
+    pub fn map_payload<T>(self, f: impl FnOnce(S) -> T) -> ServerFrame<T> {
+        match self {
+            Self::Msg {
+                seq,
+                payload,
+                reference,
+                topic,
+                id,
+            } => ServerFrame::Msg {
+                seq,
+                payload: f(payload),
+                reference,
+                topic,
+                id,
+            },
+            Self::Push { payload, topic, id } => ServerFrame::Push {
+                payload: f(payload),
+                topic,
+                id,
+            },
+            Self::Welcome {
+                session,
+                seq,
+                resumed,
+                protocol,
+                version,
+                codec,
+                id,
+            } => ServerFrame::Welcome {
+                session,
+                seq,
+                resumed,
+                protocol,
+                version,
+                codec,
+                id,
+            },
+            Self::Ack { reference, id } => ServerFrame::Ack { reference, id },
+            Self::Error {
+                code,
+                message,
+                reference,
+                id,
+            } => ServerFrame::Error {
+                code,
+                message,
+                reference,
+                id,
+            },
+            Self::Reset { seq, topic, id } => ServerFrame::Reset { seq, topic, id },
+            Self::PresenceState { topic, state, id } => {
+                ServerFrame::PresenceState { topic, state, id }
+            }
+            Self::PresenceDiff { topic, diff, id } => ServerFrame::PresenceDiff { topic, diff, id },
+            Self::Joined { id } => ServerFrame::Joined { id },
+            Self::Left { id } => ServerFrame::Left { id },
+        }
+    }
+
     /// An `error` frame with no `ref` or `id`.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::Error {
@@ -399,6 +459,9 @@ error_codes! {
     HandlerFailed = "handler_failed",
     /// The connection's outbound queue overflowed; it is closed.
     SlowConsumer = "slow_consumer",
+    /// The message (its `ref`) is of a kind the server's build does not know: a newer
+    /// client's, or one the server's build removed. The connection stays open.
+    UnknownMessage = "unknown_message",
 }
 
 impl ErrorCode {

@@ -15,11 +15,14 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+#[cfg(feature = "server")]
 use serde_json::value::RawValue;
 
-use super::error::{DecodeError, EncodeError, without_position};
+use super::error::{DecodeError, EncodeError};
 use super::fields::Fields;
-use super::frame::{ClientFrame, ErrorCode, Ref, ServerFrame};
+#[cfg(feature = "server")]
+use super::frame::Ref;
+use super::frame::{ClientFrame, ServerFrame};
 use crate::presence::Diff;
 
 /// Decodes a payload that an envelope decode kept as raw JSON (the mux routes a frame on its
@@ -31,11 +34,13 @@ pub(crate) fn decode_payload<C: DeserializeOwned>(
     reference: Option<Ref>,
     id: Option<&str>,
 ) -> Result<C, DecodeError> {
-    serde_json::from_str(raw.get()).map_err(|e| DecodeError {
-        code: ErrorCode::BadPayload,
-        message: without_position(&e),
-        reference,
-        id: id.map(str::to_owned),
+    serde_json::from_str(raw.get()).map_err(|e| {
+        DecodeError::bad_payload(
+            super::error::without_position(&e),
+            reference,
+            id.map(str::to_owned),
+            super::fields::json_kind(raw),
+        )
     })
 }
 
@@ -190,6 +195,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::ErrorCode;
 
     fn careful_client(bytes: &[u8]) -> Result<ClientFrame<Value>, DecodeError> {
         ClientFrame::from_fields(&mut Fields::read_carefully(bytes)?)

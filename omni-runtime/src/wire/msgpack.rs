@@ -93,7 +93,13 @@ impl<P: DeserializeOwned> Fields<P> {
                         )));
                     }
                 },
-                Key::Payload => fields.payload = decoded(value),
+                Key::Payload => {
+                    let kind = packed_kind(&value);
+                    fields.payload = decoded(value);
+                    if matches!(fields.payload, Field::Bad(_)) {
+                        fields.payload_kind = kind;
+                    }
+                }
                 Key::Other => {}
                 key => fields.put_packed(key, value),
             }
@@ -116,6 +122,19 @@ pub(super) fn lenient<T: DeserializeOwned>(value: rmpv::Value) -> Field<T> {
 }
 
 /// A payload decoded on its own: `nil` is a value (a unit payload), as in JSON.
+/// The `kind` a MessagePack payload names, if it is a map with a string `kind`.
+fn packed_kind(value: &rmpv::Value) -> Option<String> {
+    let rmpv::Value::Map(entries) = value else {
+        return None;
+    };
+    entries.iter().find_map(|(key, value)| match (key, value) {
+        (rmpv::Value::String(k), rmpv::Value::String(v)) if k.as_str() == Some("kind") => {
+            v.as_str().map(str::to_owned)
+        }
+        _ => None,
+    })
+}
+
 fn decoded<T: DeserializeOwned>(value: rmpv::Value) -> Field<T> {
     match read::<T>(&value) {
         Ok(value) => Field::Value(value),

@@ -71,6 +71,18 @@ where
         let frame = match frame {
             Ok(frame) => frame,
             Err(err) => {
+                if let Some(kind) = unknown_kind::<P>(&err) {
+                    // A newer client's message (or one this build removed): answered, so the
+                    // client's call settles, and the connection goes on.
+                    tracing::debug!(session = %self.session.id(), kind, "unknown client message");
+                    let message = format!(
+                        "this server's build of protocol `{}` has no client message `{kind}`",
+                        P::NAME
+                    );
+                    let core = &self.session.core;
+                    core.error(ErrorCode::UnknownMessage, message, err.reference());
+                    return false;
+                }
                 Metrics::bump(&self.sessions.shared.metrics.decode_errors);
                 tracing::debug!(session = %self.session.id(), %err, "undecodable client frame");
                 self.session
@@ -154,4 +166,12 @@ where
     pub(crate) async fn leave(self) {
         self.sessions.leave(&self.session, self.conn_id).await;
     }
+}
+
+/// The kind of a client message that did not decode because `P`'s build has no such message
+/// (rather than because it is malformed).
+fn unknown_kind<P: Protocol>(err: &DecodeError) -> Option<&str> {
+    let kind = err.payload_kind()?;
+    (err.code() == ErrorCode::BadPayload && !crate::schema::kinds::<P>().client.contains(kind))
+        .then_some(kind)
 }
