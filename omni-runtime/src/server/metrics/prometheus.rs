@@ -421,7 +421,7 @@ impl Collector for Prometheus {
             ),
             (
                 "omni_sessions_reset",
-                "Resumes answered with reset: the session or what the client missed was gone",
+                "Reset frames sent: a resume whose session or missed frames were gone, or a topic whose log no longer held them",
                 |m| load(&m.sessions_reset),
             ),
             (
