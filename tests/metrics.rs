@@ -5,7 +5,6 @@
 mod common;
 
 #[path = "../examples/chat/app.rs"]
-#[allow(dead_code)]
 mod app;
 
 use std::collections::{BTreeMap, BTreeSet};
