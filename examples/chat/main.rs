@@ -1,7 +1,8 @@
 //! The chat demo: `cargo run --example chat`, then open http://127.0.0.1:3000/ in two tabs.
 //!
 //! `--help` lists the options. The protocol is served under `/omni`
-//! (`/omni/ws`, `/omni/http`, `/omni/sse`, `/omni/mux`); the page is at `/`. The demo answers
+//! (`/omni/ws`, `/omni/http`, `/omni/sse`, `/omni/mux`); the page is at `/`; `/healthz`,
+//! `/readyz` and Prometheus's `/metrics` are there for an operator. The demo answers
 //! to `localhost`, `127.x.y.z` and `[::1]` on any port, and to the names given with
 //! `--allow-host`: a page on any other name (DNS rebinding) gets a 403 that says why.
 
@@ -18,7 +19,7 @@ use omni::axum::http::{HeaderName, StatusCode, header};
 use omni::axum::middleware::map_response;
 use omni::axum::response::{Html, IntoResponse, Response};
 use omni::axum::routing::get;
-use omni::server::{Hosts, Limits, Mux, Origins, Refused, Server, Shutdown, bind};
+use omni::server::{Hosts, Limits, Mux, Origins, Prometheus, Refused, Server, Shutdown, bind};
 use omni::token::Keys;
 
 const USAGE: &str = "\
@@ -161,6 +162,9 @@ async fn run(options: Options) -> Result<(), String> {
         .endpoint(&endpoint)
         .mux(&mux)
         .drain(Duration::from_secs(5));
+    // Prometheus scrapes /metrics: the room's endpoint, and the mux with both its modules. A
+    // server facing the internet mounts it on a port of its own, or behind its own auth.
+    let metrics = Prometheus::new().endpoint(&endpoint).mux(&mux);
     let router = omni::axum::Router::new()
         .route("/", get(page))
         .route("/token/{module}", get(fresh_token))
@@ -171,6 +175,7 @@ async fn run(options: Options) -> Result<(), String> {
         .route("/app.css", get(|| async { asset("text/css", APP_CSS) }))
         .nest("/omni", endpoint.router().merge(mux.router()))
         .merge(shutdown.health())
+        .merge(metrics.router())
         .layer(map_response(explain_refusal));
 
     let tls = match (&options.tls_cert, &options.tls_key) {

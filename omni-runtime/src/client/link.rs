@@ -427,7 +427,9 @@ mod tests {
         assert_eq!(link.receive(broken).await, Step::Continue);
         assert!(matches!(
             &heard(&mut rx)[..],
-            [Echo::Transport(TransportState::Error(TransportError::Decode { .. }))]
+            [Echo::Transport(TransportState::Error(
+                TransportError::Decode { .. }
+            ))]
         ));
     }
 

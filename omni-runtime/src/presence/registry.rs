@@ -298,7 +298,6 @@ impl Registry {
     }
 
     /// How many entries this registry holds.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.places.len()
     }

@@ -10,6 +10,7 @@ use futures_util::future::BoxFuture;
 use crate::SessionId;
 use crate::presence::{List, Meta};
 use crate::server::encoded::{Outgoing, Publication, TopicFrame};
+use crate::server::metrics::Read;
 use crate::wire::Seq;
 
 /// How often, at most, a topic's presence changes go out, by default.
@@ -99,6 +100,40 @@ pub trait PubSub: Send + Sync + 'static {
     /// delivers the frame `watcher` makes from the list (if any) to the topic's subscribers
     /// in this process.
     fn watch_presence(&self, topic: &str, watcher: PresenceWatcher);
+
+    /// What the backend tells the metrics when they are read. Not public API: a backend of
+    /// an application's own reports nothing.
+    #[doc(hidden)]
+    fn report(&self) -> Report {
+        Report::default()
+    }
+}
+
+/// What a backend reports to the metrics (see [`PubSub::report`]). Not public API.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+#[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+pub struct Report {
+    /// Topics with a subscriber in this process.
+    pub(crate) topics: usize,
+    /// Presence entries this process knows, its own and other processes'.
+    pub(crate) presence_entries: usize,
+    /// How many sessions each broadcast reached in this process.
+    pub(crate) fanout: Option<Read>,
+    pub(crate) redis: Option<RedisReport>,
+}
+
+/// How a backend's link to Redis is doing.
+#[derive(Debug)]
+#[cfg_attr(not(all(feature = "redis", feature = "prometheus")), allow(dead_code))]
+pub(crate) struct RedisReport {
+    /// Both connections are up.
+    pub(crate) up: bool,
+    pub(crate) reconnects: u64,
+    /// Broadcasts not published to other processes.
+    pub(crate) dropped: u64,
+    /// How long a publish took, in seconds.
+    pub(crate) publish: Read,
 }
 
 /// Makes a frame from a topic's presence list: see [`PubSub::watch_presence`].

@@ -8,12 +8,13 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use super::backend::{
-    Member, PRESENCE_INTERVAL, PresenceWatcher, PubSub, Replay, TOPIC_LOG, topic_origin,
+    Member, PRESENCE_INTERVAL, PresenceWatcher, PubSub, Replay, Report, TOPIC_LOG, topic_origin,
 };
 use crate::SessionId;
 use crate::presence::registry::Changes;
 use crate::presence::{self, List, Meta};
 use crate::server::encoded::{Outgoing, Publication, TopicFrame};
+use crate::server::metrics::Histogram;
 use crate::wire::Seq;
 
 /// One sequenced topic's number and log, in process.
@@ -66,6 +67,8 @@ struct Local {
     /// each flush, to tell the others.
     on_changes: OnceLock<Box<dyn Fn(Changes) + Send + Sync>>,
     watchers: RwLock<HashMap<String, Vec<PresenceWatcher>>>,
+    /// How many members each broadcast reached.
+    fanout: Histogram,
 }
 
 impl Default for LocalPubSub {
@@ -124,6 +127,7 @@ impl LocalPubSub {
                 flush_due: AtomicBool::new(false),
                 on_changes: OnceLock::new(),
                 watchers: RwLock::default(),
+                fanout: Histogram::counts(),
             }),
         }
     }
@@ -181,13 +185,17 @@ impl Local {
     fn each(&self, topic: &str, except: Option<SessionId>, mut deliver: impl FnMut(&dyn Member)) {
         let registry = self.read();
         let Some(subscribers) = registry.topics.get(topic) else {
+            self.fanout.observe(0);
             return;
         };
+        let mut reached = 0;
         for (id, member) in subscribers {
             if Some(*id) != except {
                 deliver(member.as_ref());
+                reached += 1;
             }
         }
+        self.fanout.observe(reached);
     }
 
     // The registries hold no invariant a panic elsewhere could break halfway.
@@ -400,6 +408,15 @@ impl PubSub for LocalPubSub {
         presence
             .state(topic, true)
             .unwrap_or_else(|| Outgoing::presence_state(topic, &List::new()))
+    }
+
+    fn report(&self) -> Report {
+        Report {
+            topics: self.local.read().topics.len(),
+            presence_entries: self.lock_presence().len(),
+            fanout: Some(self.local.fanout.read(1.0)),
+            redis: None,
+        }
     }
 
     fn watch_presence(&self, topic: &str, watcher: PresenceWatcher) {

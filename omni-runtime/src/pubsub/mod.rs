@@ -44,6 +44,8 @@ mod local;
 #[cfg(feature = "redis")]
 mod redis;
 
+#[doc(hidden)]
+pub use self::backend::Report;
 pub use self::backend::{
     Member, PRESENCE_INTERVAL, PresenceWatcher, PubSub, Replay, TOPIC_LOG, topic_origin,
 };

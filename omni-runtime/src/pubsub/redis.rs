@@ -9,9 +9,12 @@ use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
-use super::backend::{Member, PresenceWatcher, PubSub, Replay, TOPIC_LOG, topic_origin};
+use super::backend::{
+    Member, PresenceWatcher, PubSub, RedisReport, Replay, Report, TOPIC_LOG, topic_origin,
+};
 use super::local::LocalPubSub;
 use crate::server::encoded::{Outgoing, Publication, TopicFrame};
+use crate::server::metrics::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::presence::peers::{Heard, Peers};
@@ -138,6 +141,8 @@ struct Inner {
     presence_seq: AtomicU64,
     peers: Mutex<Peers>,
     heartbeat: Mutex<Duration>,
+    /// How long each broadcast and topic message took to reach Redis, in nanoseconds.
+    publish_latency: Histogram,
 }
 
 /// How the connection to Redis is doing, from [`RedisPubSub::health`].
@@ -181,6 +186,7 @@ impl RedisPubSub {
             presence_seq: AtomicU64::new(0),
             peers: Mutex::new(Peers::new(PRESENCE_EXPIRY)),
             heartbeat: Mutex::new(HEARTBEAT),
+            publish_latency: Histogram::durations(),
         });
         let weak = Arc::downgrade(&inner);
         inner.local.on_presence_changes(move |changes| {
@@ -449,6 +455,18 @@ impl PubSub for RedisPubSub {
         self.inner.local.presence_state(topic, then)
     }
 
+    fn report(&self) -> Report {
+        let mut report = self.inner.local.report();
+        let health = self.health();
+        report.redis = Some(RedisReport {
+            up: PubSub::ready(self).is_ok(),
+            reconnects: health.reconnects,
+            dropped: health.dropped,
+            publish: self.inner.publish_latency.read(1e-9),
+        });
+        report
+    }
+
     fn watch_presence(&self, topic: &str, watcher: PresenceWatcher) {
         self.inner.local.watch_presence(topic, watcher);
     }
@@ -713,8 +731,15 @@ async fn publisher(inner: Weak<Inner>, client: redis::Client, mut queue: mpsc::R
                 }
             }
             let conn = connection.as_mut().expect("connected above");
+            let timed = !matches!(current, Command::Replay { .. });
+            let started = std::time::Instant::now();
             match run(&strong, conn, current).await {
-                Ok(()) => strong.publishing.store(true, Ordering::SeqCst),
+                Ok(()) => {
+                    if timed {
+                        strong.publish_latency.observe_duration(started.elapsed());
+                    }
+                    strong.publishing.store(true, Ordering::SeqCst);
+                }
                 Err((err, retry)) => {
                     strong.publishing.store(false, Ordering::SeqCst);
                     *strong.last_error.lock().unwrap() = Some(err.to_string());

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{Notify, watch};
 
 use super::encoded::{ComponentId, Outgoing};
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Transport};
 use super::queue::{self, Receiver, Sender, TrySendError};
 use crate::wire::Codec;
 
@@ -110,7 +110,8 @@ impl Item {
 }
 
 /// A connection's handle with id `id` and a queue of `queue` items and `queue_bytes` bytes,
-/// and the ends its transport reads.
+/// and the ends its transport reads. A live one is a WebSocket until its transport says
+/// otherwise; one that is not is an HTTP request.
 pub(crate) fn connection(id: u64, queue: usize, queue_bytes: usize, live: bool) -> (Conn, ConnRx) {
     let (tx, rx) = queue::queue(queue.max(2), queue_bytes);
     let (stop, stop_rx) = watch::channel(None);
@@ -119,6 +120,7 @@ pub(crate) fn connection(id: u64, queue: usize, queue_bytes: usize, live: bool) 
         tx,
         stop,
         live,
+        transport: if live { Transport::Ws } else { Transport::Http },
         codec: Codec::Json,
         component: None,
     };
@@ -154,6 +156,8 @@ pub(crate) struct Conn {
     pub(crate) live: bool,
     /// The codec its frames are written in (the queue holds them as JSON either way).
     pub(crate) codec: Codec,
+    /// How it reaches the client: the label its frames are counted under.
+    pub(crate) transport: Transport,
     /// Mux: the component this connection is, on a socket shared with others.
     component: Option<Component>,
 }
@@ -208,6 +212,7 @@ impl Conn {
             stop: self.stop.clone(),
             live: true,
             codec: self.codec,
+            transport: Transport::Mux,
             component: Some(Component { id, left }),
         }
     }
@@ -232,9 +237,10 @@ impl Conn {
         let Some(item) = self.addressed(item) else {
             return false;
         };
+        let counted = Counted::of(&item);
         match self.tx.try_send(item) {
-            Ok(()) => {
-                Metrics::bump(&metrics.frames_out);
+            Ok(depth) => {
+                counted.count(self.transport, metrics, depth);
                 true
             }
             Err(TrySendError::Full(_)) => {
@@ -256,13 +262,14 @@ impl Conn {
     /// quarters full): then the frame is dropped and counted, and the connection stays open.
     /// Returns whether it was queued.
     pub(crate) fn queue_ephemeral(&self, frame: Outgoing, metrics: &Metrics) -> bool {
+        let kind = frame.kind();
         let item = Item::Frame(frame, None);
         let Some(item) = self.addressed(item) else {
             return false;
         };
         match self.tx.try_send_spare(item) {
-            Ok(()) => {
-                Metrics::bump(&metrics.frames_out);
+            Ok(depth) => {
+                metrics.frame_out(self.transport, kind, depth);
                 true
             }
             Err(TrySendError::Full(_)) => {
@@ -325,6 +332,34 @@ impl Component {
                 Item::Left(self.id.clone())
             }
         })
+    }
+}
+
+/// What an item queued counts as, taken before the queue has it.
+enum Counted {
+    Frame(&'static str),
+    /// A replay's frames, by type; rare enough to gather.
+    Frames(Vec<&'static str>),
+    Nothing,
+}
+
+impl Counted {
+    fn of(item: &Item) -> Self {
+        match item {
+            Item::Frame(frame, _) => Counted::Frame(frame.kind()),
+            Item::Replay(frames, _) => Counted::Frames(frames.iter().map(Outgoing::kind).collect()),
+            Item::Left(_) => Counted::Frame("left"),
+            // A refresh becomes a frame only in the writer, uncounted; a close is no frame.
+            Item::Close(_) | Item::Refresh(..) => Counted::Nothing,
+        }
+    }
+
+    fn count(self, transport: Transport, metrics: &Metrics, depth: usize) {
+        match self {
+            Counted::Frame(kind) => metrics.frame_out(transport, kind, depth),
+            Counted::Frames(kinds) => metrics.frames_out(transport, kinds.into_iter(), depth),
+            Counted::Nothing => {}
+        }
     }
 }
 

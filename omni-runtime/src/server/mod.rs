@@ -48,7 +48,7 @@ mod endpoint;
 mod http;
 mod io;
 mod limits;
-mod metrics;
+pub(crate) mod metrics;
 mod mux;
 mod origin;
 mod query;
@@ -65,6 +65,9 @@ pub use self::endpoint::{Endpoint, EndpointBuilder, websocket};
 pub use self::http::SESSION_HEADER;
 pub use self::limits::Limits;
 pub use self::metrics::MetricsSnapshot;
+#[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
+pub use self::metrics::Prometheus;
 pub use self::mux::{Mux, MuxBuilder};
 pub use self::origin::{Hosts, Origins, Refused};
 pub use self::serve::{Server, bind};

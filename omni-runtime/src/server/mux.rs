@@ -79,7 +79,9 @@ use super::conn::{self, Conn, Item, Left};
 use super::encoded::{ComponentId, Outgoing, Wire};
 use super::endpoint::Endpoint;
 use super::limits::Limits;
-use super::metrics::Metrics;
+#[cfg(feature = "prometheus")]
+use super::metrics::Source;
+use super::metrics::{FrameIn, Metrics, Transport};
 use super::origin::Admission;
 use super::origin::{Hosts, Origins};
 use super::session::{Attached, Sessions};
@@ -160,7 +162,7 @@ impl MuxBuilder {
                 modules: self.modules,
                 limits: self.limits,
                 admission: self.admission,
-                metrics: Metrics::default(),
+                metrics: Metrics::new("mux"),
                 shutdown: watch::channel(false).0,
                 tracker: Arc::default(),
             }),
@@ -222,6 +224,17 @@ impl Mux {
     pub(crate) fn connections(&self) -> Arc<Tracker> {
         self.inner.tracker.clone()
     }
+
+    /// The counters of its sockets (its modules' sessions count in their endpoints').
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Its modules' endpoints, for their metrics.
+    #[cfg(feature = "prometheus")]
+    pub(crate) fn modules(&self) -> impl Iterator<Item = Arc<dyn Source>> + '_ {
+        self.inner.modules.values().map(|module| module.source())
+    }
 }
 
 async fn mux_route(State(mux): State<Mux>, request: Request) -> Response {
@@ -243,6 +256,10 @@ trait Module: Send + Sync + 'static {
 
     /// Starts (or resumes) a session as a component of `socket`, in a task of its own.
     fn start(&self, socket: &Conn, start: Start) -> JoinHandle<()>;
+
+    /// Its endpoint, as the metrics read it.
+    #[cfg(feature = "prometheus")]
+    fn source(&self) -> Arc<dyn Source>;
 }
 
 /// What a `join` asks to resume: the component's session, and its topics.
@@ -320,6 +337,11 @@ where
 
     fn transcode(&self) -> Transcode {
         msgpack::transcode::<P::Server>
+    }
+
+    #[cfg(feature = "prometheus")]
+    fn source(&self) -> Arc<dyn Source> {
+        Arc::new(self.clone())
     }
 
     fn start(&self, socket: &Conn, start: Start) -> JoinHandle<()> {
@@ -457,6 +479,8 @@ async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensi
     let (mut conn, rx) =
         conn::connection(0, limits.outbound_queue, limits.outbound_queue_bytes, true);
     conn.codec = codec;
+    conn.transport = Transport::Mux;
+    mux.metrics.opened(Transport::Mux, codec);
     let stopper = conn.stopper();
     let span = tracing::info_span!("omni.mux");
     // The socket's own frames (`joined`, errors) have no payload; components' frames are read
@@ -498,6 +522,7 @@ async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensi
         for task in socket.tasks.drain(..) {
             let _ = task.await;
         }
+        socket.mux.metrics.closed(Transport::Mux, codec);
     }
     .instrument(span)
     .await;
@@ -519,6 +544,7 @@ impl Socket {
                     .await;
             }
             _ => {
+                self.counted(FrameIn::Invalid);
                 let (code, message) = ws::wrong_kind(codec);
                 self.reply(ServerFrame::error(code, message));
             }
@@ -535,11 +561,20 @@ impl Socket {
         let frame = match frame {
             Ok(frame) => frame,
             Err(err) => {
+                self.counted(FrameIn::Invalid);
                 tracing::debug!(%err, "undecodable mux frame");
                 self.reply(ServerFrame::from(&err));
                 return;
             }
         };
+        // A component's `msg` is counted by its endpoint, with its protocol.
+        match &frame {
+            ClientFrame::Msg { id: Some(_), .. } => {}
+            ClientFrame::Msg { .. } => self.counted(FrameIn::Msg),
+            ClientFrame::Hello { .. } => self.counted(FrameIn::Hello),
+            ClientFrame::Join { .. } => self.counted(FrameIn::Join),
+            ClientFrame::Leave { .. } => self.counted(FrameIn::Leave),
+        }
         match frame {
             ClientFrame::Msg {
                 id: Some(id),
@@ -684,6 +719,11 @@ impl Socket {
             },
         );
         Ok(())
+    }
+
+    /// Counts a frame the socket handles itself, as the mux's.
+    fn counted(&self, frame: FrameIn) {
+        self.mux.metrics.frame_in(Transport::Mux, frame);
     }
 
     /// Queues a frame of the socket's own (not a component's) for the client.

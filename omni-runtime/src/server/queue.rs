@@ -80,22 +80,27 @@ pub(crate) struct Sender<T> {
 }
 
 impl<T: Weigh> Sender<T> {
-    /// Queues `item` without waiting.
-    pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
+    /// Queues `item` without waiting; returns how many items the queue then holds.
+    pub(crate) fn try_send(&self, item: T) -> Result<usize, TrySendError<T>> {
         self.send_below(self.shared.bound, self.shared.max_bytes, item)
     }
 
     /// Queues `item` without waiting if the queue is less than three quarters full, in items
     /// and in bytes: what may be dropped (an ephemeral frame) leaves the last quarter to what
     /// may not.
-    pub(crate) fn try_send_spare(&self, item: T) -> Result<(), TrySendError<T>> {
+    pub(crate) fn try_send_spare(&self, item: T) -> Result<usize, TrySendError<T>> {
         let Shared {
             bound, max_bytes, ..
         } = *self.shared;
         self.send_below(bound - bound / 4, max_bytes - max_bytes / 4, item)
     }
 
-    fn send_below(&self, limit: usize, max_bytes: usize, item: T) -> Result<(), TrySendError<T>> {
+    fn send_below(
+        &self,
+        limit: usize,
+        max_bytes: usize,
+        item: T,
+    ) -> Result<usize, TrySendError<T>> {
         let weight = item.weight();
         let mut state = self.shared.lock();
         if !state.receiving {
@@ -107,9 +112,10 @@ impl<T: Weigh> Sender<T> {
         }
         state.bytes += weight;
         state.items.push_back(item);
+        let depth = state.items.len();
         drop(state);
         self.shared.waker.wake();
-        Ok(())
+        Ok(depth)
     }
 
     /// Queues `item` past the bound. Only for what is bounded otherwise (one presence refresh
@@ -256,11 +262,15 @@ mod tests {
     fn spare_items_stop_at_three_quarters_and_leave_room_for_the_rest() {
         let (tx, mut rx) = queue(8, usize::MAX);
         for n in 0..6 {
-            assert_eq!(tx.try_send_spare(n), Ok(()));
+            assert_eq!(
+                tx.try_send_spare(n),
+                Ok(n as usize + 1),
+                "the depth after it"
+            );
         }
         assert_eq!(tx.try_send_spare(6), Err(TrySendError::Full(6)));
-        assert_eq!(tx.try_send(6), Ok(()));
-        assert_eq!(tx.try_send(7), Ok(()));
+        assert_eq!(tx.try_send(6), Ok(7));
+        assert_eq!(tx.try_send(7), Ok(8));
         assert_eq!(tx.try_send(8), Err(TrySendError::Full(8)));
         assert_eq!(rx.try_recv(), Some(0));
         assert_eq!(tx.try_send_spare(9), Err(TrySendError::Full(9)));
@@ -269,11 +279,11 @@ mod tests {
     #[test]
     fn items_come_out_in_order_up_to_the_bound() {
         let (tx, mut rx) = queue(2, usize::MAX);
-        assert_eq!(tx.try_send(1), Ok(()));
-        assert_eq!(tx.try_send(2), Ok(()));
+        assert_eq!(tx.try_send(1), Ok(1));
+        assert_eq!(tx.try_send(2), Ok(2));
         assert_eq!(tx.try_send(3), Err(TrySendError::Full(3)));
         assert_eq!(rx.try_recv(), Some(1));
-        assert_eq!(tx.try_send(3), Ok(()));
+        assert_eq!(tx.try_send(3), Ok(2));
         assert_eq!(rx.recv().now_or_never(), Some(Some(2)));
         assert_eq!(rx.try_recv(), Some(3));
         assert_eq!(rx.try_recv(), None);
@@ -313,7 +323,7 @@ mod tests {
         let (tx, mut rx) = queue(100, 10);
         assert_eq!(
             tx.try_send("0123456789abcdef"),
-            Ok(()),
+            Ok(1),
             "alone, over the bound"
         );
         assert_eq!(
@@ -322,8 +332,8 @@ mod tests {
             "nothing behind it"
         );
         assert_eq!(rx.try_recv(), Some("0123456789abcdef"));
-        assert_eq!(tx.try_send("0123"), Ok(()));
-        assert_eq!(tx.try_send("456789"), Ok(()));
+        assert_eq!(tx.try_send("0123"), Ok(1));
+        assert_eq!(tx.try_send("456789"), Ok(2));
         assert_eq!(
             tx.try_send("a"),
             Err(TrySendError::Full("a")),
@@ -335,8 +345,8 @@ mod tests {
             Err(TrySendError::Full("abc")),
             "past 3/4"
         );
-        assert_eq!(tx.try_send_spare("ab"), Ok(()));
-        assert_eq!(tx.try_send("ab"), Ok(()));
+        assert_eq!(tx.try_send_spare("ab"), Ok(2));
+        assert_eq!(tx.try_send("ab"), Ok(3));
         assert_eq!(tx.shared.lock().bytes, 10);
         while rx.try_recv().is_some() {}
         assert_eq!(tx.shared.lock().bytes, 0, "the count follows what leaves");

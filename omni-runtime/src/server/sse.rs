@@ -5,7 +5,6 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -18,10 +17,11 @@ use tracing::Instrument;
 use super::conn::{ConnRx, Item, Stop, shutting_down};
 use super::encoded::Outgoing;
 use super::endpoint::Shared;
-use super::metrics::Metrics;
+use super::metrics::{Metrics, Transport};
 use super::queue::Closer;
 use super::session::{Attached, Sessions};
 use super::shutdown::tracker::Open;
+use crate::wire::Codec;
 use crate::{Cursors, Dispatch, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
 
 /// Opens an event stream on a new session, or on `resume`'s session from just after its
@@ -37,8 +37,9 @@ where
     H: Send + 'static,
 {
     let shared = hub.shared.clone();
-    Metrics::bump(&shared.metrics.connections_opened);
-    let (conn, rx) = shared.connection(true);
+    shared.metrics.opened(Transport::Sse, Codec::Json);
+    let (mut conn, rx) = shared.connection(true);
+    conn.transport = Transport::Sse;
     let conn_id = conn.id;
     let span = tracing::info_span!("omni.sse", conn = conn_id);
     let attached = Attached::open(hub, resume, conn, extensions, Value::Null, topics)
@@ -58,7 +59,7 @@ where
             rx.frames.closer(),
             taken.clone(),
             guard.clone(),
-            shared.limits.write_timeout,
+            shared.clone(),
         )
         .instrument(span),
     );
@@ -144,11 +145,12 @@ async fn watchdog<P, H>(
     closer: Closer<Item>,
     taken: Arc<AtomicU64>,
     guard: Arc<Mutex<Guard<P, H>>>,
-    timeout: Duration,
+    shared: Arc<Shared>,
 ) where
     P: Protocol + Dispatch<H>,
     H: Send + 'static,
 {
+    let timeout = shared.limits.write_timeout;
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + timeout, timeout);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen = taken.load(Ordering::Relaxed);
@@ -168,6 +170,8 @@ async fn watchdog<P, H>(
                 let now = taken.load(Ordering::Relaxed);
                 if now == seen && !closer.is_empty() {
                     tracing::warn!(?timeout, "an event stream made no progress: closing it");
+                    Metrics::bump(&shared.metrics.slow_consumers);
+                    Metrics::bump(&shared.metrics.write_timeouts);
                     break;
                 }
                 seen = now;
@@ -200,7 +204,7 @@ where
         let Some(attached) = self.attached.take() else {
             return;
         };
-        Metrics::bump(&self.metrics.metrics.connections_closed);
+        self.metrics.metrics.closed(Transport::Sse, Codec::Json);
         tracing::debug!(session = %attached.session().id(), "sse stream closed");
         // The disconnect hook is async; a runtime is always present where hyper drops bodies.
         if let Ok(handle) = tokio::runtime::Handle::try_current() {

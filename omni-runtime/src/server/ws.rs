@@ -15,7 +15,7 @@ use tracing::Instrument;
 use super::conn::{ConnRx, Stop};
 use super::encoded::Wire;
 use super::limits::Limits;
-use super::metrics::Metrics;
+use super::metrics::{FrameIn, Metrics, Transport};
 use super::session::{Attached, Sessions};
 use super::writer::{Ended, Writer};
 use crate::wire::Codec;
@@ -36,7 +36,7 @@ pub(crate) async fn run<P, H>(
     let shared = hub.shared.clone();
     // Counted until the close frame is written: a graceful shutdown waits for it.
     let _open = shared.tracker.enter();
-    Metrics::bump(&shared.metrics.connections_opened);
+    shared.metrics.opened(Transport::Ws, codec);
     let (mut conn, rx) = shared.connection(true);
     conn.codec = codec;
     let conn_id = conn.id;
@@ -72,7 +72,7 @@ pub(crate) async fn run<P, H>(
         } else {
             reader.attached.closed().await;
         }
-        Metrics::bump(&shared.metrics.connections_closed);
+        shared.metrics.closed(Transport::Ws, codec);
     }
     .instrument(span)
     .await;
@@ -141,6 +141,10 @@ where
         let Some(frame) = decode::<P::Client>(incoming, self.codec) else {
             let (code, message) = wrong_kind(self.codec);
             let core = &self.attached.session().core;
+            core.shared
+                .metrics
+                .frame_in(Transport::Ws, FrameIn::Invalid);
+            Metrics::bump(&core.shared.metrics.decode_errors);
             core.error(code, message.into(), None);
             return;
         };
@@ -168,6 +172,7 @@ impl WriterTask {
         self.done = true;
         if let Ok(Ended::Stuck) = ended {
             Metrics::bump(&metrics.slow_consumers);
+            Metrics::bump(&metrics.write_timeouts);
         }
     }
 

@@ -144,7 +144,7 @@ where
         for (topic, watcher) in self.presence_messages {
             pubsub.watch_presence(&topic, watcher);
         }
-        let shared = Arc::new(Shared::new(self.limits, pubsub));
+        let shared = Arc::new(Shared::new(P::NAME, self.limits, pubsub));
         Endpoint {
             sessions: Arc::new(Sessions::new(shared, self.factory)),
             admission: Arc::new(self.admission),

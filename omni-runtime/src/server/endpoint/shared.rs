@@ -24,12 +24,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(limits: Limits, pubsub: Arc<dyn PubSub>) -> Self {
+    /// The shared state of an endpoint serving protocol `protocol` (its name).
+    pub(crate) fn new(protocol: &'static str, limits: Limits, pubsub: Arc<dyn PubSub>) -> Self {
         Self {
             limits,
             tracker: Arc::default(),
             pubsub,
-            metrics: Metrics::default(),
+            metrics: Metrics::new(protocol),
             shutdown: watch::channel(false).0,
             next_conn: AtomicU64::new(1),
         }

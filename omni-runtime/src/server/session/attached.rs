@@ -9,7 +9,7 @@ use super::handler::Session;
 use super::hello::{Flow, Resume, Version};
 use super::registry::Sessions;
 use crate::server::conn::Conn;
-use crate::server::metrics::Metrics;
+use crate::server::metrics::{FrameIn, Metrics, Transport};
 use crate::{ClientFrame, Cursors, DecodeError, Dispatch, ErrorCode, Protocol, Seq, SessionId};
 
 /// A connection attached to a session of an endpoint: what a transport holds to hand the session
@@ -18,6 +18,8 @@ pub(crate) struct Attached<P: Protocol, H> {
     sessions: Arc<Sessions<P, H>>,
     session: Arc<Session<P, H>>,
     pub(super) conn_id: u64,
+    /// The label its client's frames are counted under.
+    transport: Transport,
 }
 
 impl<P, H> Attached<P, H>
@@ -35,16 +37,19 @@ where
         topics: Option<Cursors>,
     ) -> Self {
         let conn_id = conn.id;
+        let transport = conn.transport;
         let session = sessions.open(resume, conn, extensions, props, topics).await;
         Self {
             sessions,
             session,
             conn_id,
+            transport,
         }
     }
 
     /// Connection `conn_id` (already attached, or 0 for frames that arrive outside any
-    /// connection of the session: an SSE stream's uplink) on `session`.
+    /// connection of the session: an SSE stream's uplink) on `session`. Its frames come in
+    /// HTTP requests.
     pub(crate) fn new(
         sessions: Arc<Sessions<P, H>>,
         session: Arc<Session<P, H>>,
@@ -54,6 +59,7 @@ where
             sessions,
             session,
             conn_id,
+            transport: Transport::Http,
         }
     }
 
@@ -67,7 +73,15 @@ where
         &mut self,
         frame: Result<ClientFrame<P::Client>, DecodeError>,
     ) -> bool {
-        Metrics::bump(&self.sessions.shared.metrics.frames_in);
+        let metrics = &self.sessions.shared.metrics;
+        let kind = match &frame {
+            Ok(ClientFrame::Msg { .. }) => FrameIn::Msg,
+            Ok(ClientFrame::Hello { .. }) => FrameIn::Hello,
+            Ok(ClientFrame::Join { .. }) => FrameIn::Join,
+            Ok(ClientFrame::Leave { .. }) => FrameIn::Leave,
+            Err(_) => FrameIn::Invalid,
+        };
+        metrics.frame_in(self.transport, kind);
         let frame = match frame {
             Ok(frame) => frame,
             Err(err) => {
@@ -83,7 +97,7 @@ where
                     core.error(ErrorCode::UnknownMessage, message, err.reference());
                     return false;
                 }
-                Metrics::bump(&self.sessions.shared.metrics.decode_errors);
+                Metrics::bump(&metrics.decode_errors);
                 tracing::debug!(session = %self.session.id(), %err, "undecodable client frame");
                 self.session
                     .core

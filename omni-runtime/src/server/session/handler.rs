@@ -3,6 +3,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures_util::FutureExt;
 
@@ -94,9 +95,12 @@ where
         }
         let mut state = self.state.lock().await;
         let State { handler, cx, .. } = &mut *state;
+        let started = Instant::now();
         let outcome = AssertUnwindSafe(P::dispatch(handler, cx, payload))
             .catch_unwind()
             .await;
+        let metrics = &self.core.shared.metrics;
+        metrics.handler_duration.observe_duration(started.elapsed());
         let mut effects = cx.take_effects();
         match outcome {
             // The effects, then the ack, then the catch-ups of the topics it subscribed to.
@@ -111,7 +115,7 @@ where
             // The handler refused the message: the error answers it, what the method did
             // before refusing is dropped, and the handler keeps its state.
             Ok(Err(err)) => {
-                Metrics::bump(&self.core.shared.metrics.handler_failures);
+                Metrics::bump(&metrics.handler_rejections);
                 tracing::debug!(session = %self.id(), %err, "handler refused a message");
                 state.cx.recycle(effects);
                 let message = err.to_string();
@@ -166,7 +170,7 @@ where
         match flatten(outcome) {
             Ok(()) => self.core.apply(&mut effects, None),
             Err(message) => {
-                Metrics::bump(&self.core.shared.metrics.handler_failures);
+                Metrics::bump(&self.core.shared.metrics.hook_failures);
                 tracing::warn!(session = %self.id(), %message, "handler hook failed");
                 // The fresh handler has not been connected: no `disconnected` is due to it.
                 state.connected = false;
@@ -211,6 +215,7 @@ where
                             continue;
                         }
                         Replay::Gone { head } => {
+                            Metrics::bump(&self.core.shared.metrics.replay_fallbacks);
                             self.core.topic_reset(&topic, head);
                             (topic, Some(head))
                         }
@@ -228,7 +233,7 @@ where
     /// is connected again so it can restore its subscriptions (the old one is disconnected
     /// first, so whatever it counted is given back).
     async fn fail(&self, message: String, reference: Option<Ref>) {
-        Metrics::bump(&self.core.shared.metrics.handler_failures);
+        Metrics::bump(&self.core.shared.metrics.handler_panics);
         tracing::warn!(session = %self.id(), %message, "handler failed; restarting it");
         self.core
             .error(ErrorCode::HandlerFailed, message, reference);

@@ -47,7 +47,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -57,6 +57,7 @@ pub(super) mod tracker;
 
 use self::tracker::Tracker;
 use super::endpoint::Endpoint;
+use super::metrics::Metrics;
 use super::mux::Mux;
 use crate::{Dispatch, Protocol};
 
@@ -66,6 +67,8 @@ trait Target: Send + Sync {
     fn tracker(&self) -> Arc<Tracker>;
     /// Whether it can serve a new client now.
     fn ready(&self) -> Result<(), String>;
+    /// Its counters, where the drain's length is kept.
+    fn metrics(&self) -> &Metrics;
 }
 
 impl<P, H> Target for Endpoint<P, H>
@@ -84,6 +87,10 @@ where
     fn ready(&self) -> Result<(), String> {
         self.registry().shared.pubsub.ready()
     }
+
+    fn metrics(&self) -> &Metrics {
+        &self.registry().shared.metrics
+    }
 }
 
 impl Target for Mux {
@@ -97,6 +104,10 @@ impl Target for Mux {
 
     fn ready(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    fn metrics(&self) -> &Metrics {
+        Mux::metrics(self)
     }
 }
 
@@ -113,6 +124,8 @@ struct Inner {
     drain: Mutex<Duration>,
     /// Set when the shutdown starts, before any connection is closed.
     draining: AtomicBool,
+    /// When it started, for the length of the drain.
+    started: Mutex<Option<Instant>>,
 }
 
 impl Default for Shutdown {
@@ -129,6 +142,7 @@ impl Shutdown {
                 targets: Mutex::new(Vec::new()),
                 drain: Mutex::new(Duration::from_secs(10)),
                 draining: AtomicBool::new(false),
+                started: Mutex::new(None),
             }),
         }
     }
@@ -191,6 +205,11 @@ impl Shutdown {
     /// the first close frame is written.
     pub fn now(&self) {
         self.inner.draining.store(true, Ordering::SeqCst);
+        self.inner
+            .started
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(Instant::now);
         for target in self
             .inner
             .targets
@@ -265,7 +284,24 @@ impl Shutdown {
             .unwrap_or_else(PoisonError::into_inner);
         let all = futures_util::future::join_all(trackers.iter().map(|t| t.idle()));
         let done = tokio::time::timeout(drain, all).await.is_ok();
-        if !done {
+        let started = *self
+            .inner
+            .started
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let took = started.map(|at| at.elapsed()).unwrap_or_default();
+        for target in self
+            .inner
+            .targets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            target.metrics().drained(took);
+        }
+        if done {
+            tracing::info!(?took, "every connection closed");
+        } else {
             tracing::warn!(?drain, "connections still open after the drain time");
         }
         done
