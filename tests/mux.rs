@@ -291,13 +291,21 @@ async fn components_of_two_modules_share_a_socket_and_every_frame_names_its_id()
         }
         other => panic!("expected Said, got {other:?}"),
     }
-    // A payload of the wrong module's protocol is that component's `bad_payload`.
+    // A message of the other module's protocol is one this component's build does not know.
     client
         .send(msg("p1", json!({"kind": "Add", "data": 1}), 10))
         .await;
     assert_eq!(
         error(&mut client).await,
-        (ErrorCode::BadPayload, Some("p1".into()), Some(10))
+        (ErrorCode::UnknownMessage, Some("p1".into()), Some(10))
+    );
+    // One of its own kinds that does not decode is its `bad_payload`.
+    client
+        .send(msg("p1", json!({"kind": "Say", "data": 5}), 11))
+        .await;
+    assert_eq!(
+        error(&mut client).await,
+        (ErrorCode::BadPayload, Some("p1".into()), Some(11))
     );
     assert_eq!(server.hooks.connected.load(Ordering::SeqCst), 2);
 }

@@ -87,6 +87,8 @@ fn test(args: Vec<OsString>) -> ExitCode {
             "--all-features",
             "--test",
             "redis",
+            "--test",
+            "evolution",
             "--",
             "--ignored",
         ])

@@ -599,14 +599,24 @@ async fn route(
                 return Ok(());
             }
             let member = &mut members[at];
-            member.receive(bytes).await;
+            // A refused version is fatal to the link (the others it reports itself): say so
+            // to the component, as a single client's dialer does.
+            if let Step::Fatal(error) = member.receive(bytes).await {
+                member.state(TransportState::fatal(error.clone())).await;
+                member.shared().refuse(error);
+            }
             member.shared().closed.send_replace(true);
             members.remove(at);
             return Ok(());
         }
         ServerFrame::Error { code, .. } if !welcomed.contains(id) && refuses_join(*code) => {
             let member = &mut members[at];
-            member.receive(bytes).await;
+            // A refused version is fatal to the link (the others it reports itself): say so
+            // to the component, as a single client's dialer does.
+            if let Step::Fatal(error) = member.receive(bytes).await {
+                member.state(TransportState::fatal(error.clone())).await;
+                member.shared().refuse(error);
+            }
             member.shared().closed.send_replace(true);
             members.remove(at);
             return Ok(());
