@@ -34,9 +34,16 @@ export type ClientFrame<C> = { "type": "hello",
  */
 protocol?: string, 
 /**
- * The client's schema hash; a different one is refused with `version_mismatch`.
+ * The client's schema id: a server serves it when it is the server's own, one of the
+ * older ids the server still serves, or when the client declares the server's id
+ * compatible (see `compatible`); otherwise `version_mismatch`.
  */
 version?: string, 
+/**
+ * The ids of the older schemas the client's build still talks to: a server built from
+ * one of them serves this (newer) client.
+ */
+compatible?: Array<string>, 
 /**
  * The session to resume.
  */
@@ -84,10 +91,13 @@ session?: SessionId,
  */
 after?: number, 
 /**
- * The client's schema hash for the module's protocol; a different one is refused
- * with `version_mismatch`.
+ * The client's schema id for the module's protocol, checked as `hello`'s is.
  */
 version?: string, 
+/**
+ * The older schema ids the client's build still talks to, as in `hello`.
+ */
+compatible?: Array<string>, 
 /**
  * The component's topic cursors, as in `hello`.
  */
@@ -114,7 +124,7 @@ meta: Meta, };
 /**
  * The stable error codes of `error` frames.
  */
-export type ErrorCode = "bad_frame" | "bad_payload" | "too_large" | "version_mismatch" | "bad_token" | "unknown_module" | "duplicate_id" | "unknown_id" | "rejected" | "handler_failed" | "slow_consumer";
+export type ErrorCode = "bad_frame" | "bad_payload" | "too_large" | "version_mismatch" | "bad_token" | "unknown_module" | "duplicate_id" | "unknown_id" | "rejected" | "handler_failed" | "slow_consumer" | "unknown_message";
 
 /**
  * The metadata of an [`Entry`]: any JSON value, kept as its text (cheap to clone and to
