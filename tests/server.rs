@@ -331,8 +331,9 @@ async fn bad_frames_get_error_frames_and_the_connection_stays_open() {
         ("not json", ErrorCode::BadFrame, None),
         (r#"{"type":"dance","ref":3}"#, ErrorCode::BadFrame, Some(3)),
         (
+            // A kind this build has no message of: unknown, not malformed.
             r#"{"type":"msg","payload":{"kind":"Nope"},"ref":4}"#,
-            ErrorCode::BadPayload,
+            ErrorCode::UnknownMessage,
             Some(4),
         ),
         (

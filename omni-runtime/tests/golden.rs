@@ -472,6 +472,10 @@ fn error() {
             r#"{"type":"error","code":"slow_consumer","message":"m"}"#,
         ),
         (
+            ErrorCode::UnknownMessage,
+            r#"{"type":"error","code":"unknown_message","message":"m"}"#,
+        ),
+        (
             ErrorCode::Unknown,
             r#"{"type":"error","code":"unknown","message":"m"}"#,
         ),
@@ -662,6 +666,7 @@ fn every_error_code_is_listed_and_documented() {
             "rejected",
             "handler_failed",
             "slow_consumer",
+            "unknown_message",
         ]
     );
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/PROTOCOL.md"))
@@ -716,6 +721,8 @@ fn json_examples(doc: &str) -> Vec<Example> {
             let side = match section {
                 "Client frames" => Side::Client,
                 "Server frames" => Side::Server,
+                // A schema document, not a frame: `tests/schema.rs` keeps it exact.
+                "Schema and compatibility" => continue,
                 other => panic!(
                     "PROTOCOL.md:{n}: a json example under `## {other}`; examples belong under \
                      `## Client frames` or `## Server frames`"
@@ -874,6 +881,33 @@ struct Shown {
 
 fn shown_in_prose() -> Vec<Shown> {
     vec![
+        // "Negotiation": a refused build is told the breaking change.
+        Shown {
+            text: r#"{"type":"error","code":"version_mismatch","message":"this server (schema 7d0e…) no longer serves clients of schema 3f2a…: removed #[client] variant Ping: clients built with 3f2a… would be refused"}"#,
+            frame: Frame::Server(ServerFrame::Error {
+                code: ErrorCode::VersionMismatch,
+                message: "this server (schema 7d0e…) no longer serves clients of schema 3f2a…: \
+                          removed #[client] variant Ping: clients built with 3f2a… would be \
+                          refused"
+                    .into(),
+                reference: None,
+                id: None,
+            }),
+            exact: true,
+        },
+        // "A client of build 2 talking to a server of build 1".
+        Shown {
+            text: r#"{"type":"hello","version":"b2b2b2b2b2b2b2b2","compatible":["a1a1a1a1a1a1a1a1"]}"#,
+            frame: Frame::Client(ClientFrame::Hello {
+                protocol: None,
+                version: Some("b2b2b2b2b2b2b2b2".into()),
+                compatible: Some(vec!["a1a1a1a1a1a1a1a1".into()]),
+                session: None,
+                after: None,
+                topics: None,
+            }),
+            exact: true,
+        },
         // "A key that only other frame types use is not checked either (... is a valid `hello`)".
         Shown {
             text: r#"{"type":"hello","seq":"x"}"#,

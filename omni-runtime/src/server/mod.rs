@@ -67,7 +67,7 @@ pub use self::limits::Limits;
 pub use self::metrics::MetricsSnapshot;
 #[cfg(feature = "prometheus")]
 #[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
-pub use self::metrics::Prometheus;
+pub use self::metrics::prometheus::Prometheus;
 pub use self::mux::{Mux, MuxBuilder};
 pub use self::origin::{Hosts, Origins, Refused};
 pub use self::serve::{Server, bind};

@@ -80,7 +80,7 @@ use super::encoded::{ComponentId, Outgoing, Wire};
 use super::endpoint::Endpoint;
 use super::limits::Limits;
 #[cfg(feature = "prometheus")]
-use super::metrics::Source;
+use super::metrics::source::Source;
 use super::metrics::{FrameIn, Metrics, Transport};
 use super::origin::Admission;
 use super::origin::{Hosts, Origins};

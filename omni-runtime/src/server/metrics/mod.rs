@@ -1,4 +1,4 @@
-//! Counters an application can export: to Prometheus with [`Prometheus`] (feature
+//! Counters an application can export: to Prometheus with [`Prometheus`](crate::server::Prometheus) (feature
 //! `prometheus`), or read from Rust with [`Endpoint::metrics`](super::Endpoint::metrics).
 //!
 //! Each endpoint (and each mux) owns its counters, plain atomics; a label from a bounded set
@@ -8,16 +8,14 @@
 
 mod histogram;
 #[cfg(feature = "prometheus")]
-mod prometheus;
+pub(super) mod prometheus;
+#[cfg(feature = "prometheus")]
+pub(super) mod source;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub(crate) use self::histogram::{Histogram, Read};
-#[cfg(feature = "prometheus")]
-pub use self::prometheus::Prometheus;
-#[cfg(feature = "prometheus")]
-pub(crate) use self::prometheus::Source;
 use crate::wire::Codec;
 
 /// How a connection reaches the server: the `transport` label.

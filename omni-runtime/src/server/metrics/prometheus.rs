@@ -12,24 +12,13 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use super::source::Source;
 use super::{ByTransport, CODECS, FRAMES_IN, FRAMES_OUT, Histogram, Metrics, Read, Transport};
 use crate::pubsub::{PubSub, Report};
 use crate::server::Endpoint;
 use crate::server::mux::Mux;
 use crate::server::session::Sessions;
 use crate::{Dispatch, Protocol};
-
-/// What [`Prometheus`] reads: an endpoint's sessions, or a mux's sockets.
-pub(crate) trait Source: Send + Sync + 'static {
-    fn metrics(&self) -> &Metrics;
-    /// Sessions held now; `None` for a mux, whose sessions are its modules'.
-    fn sessions(&self) -> Option<usize>;
-    fn pubsub(&self) -> Option<Arc<dyn PubSub>>;
-    /// The transports it serves.
-    fn transports(&self) -> &'static [Transport] {
-        &Transport::ALL
-    }
-}
 
 impl<P, H> Source for Arc<Sessions<P, H>>
 where
