@@ -474,8 +474,7 @@ fn assert_well_formed(states: &[TransportState], transport: Transport) {
             (
                 TransportState::Error(_)
                 | TransportState::Reset
-                | TransportState::TopicReset { .. }
-                | TransportState::Presence { .. },
+                | TransportState::TopicReset { .. },
                 _,
             ) => true,
             // These clients have no credentials to refuse.

@@ -18,7 +18,7 @@ use omni::presence::{Diff, List};
 use omni::pubsub::{LocalPubSub, PubSub};
 use omni::server::{Endpoint, Limits, Mux};
 use omni::token::Keys;
-use omni::{ClientFrame, Context, HandlerResult, ServerFrame, SessionId, TransportState};
+use omni::{ClientFrame, Context, HandlerResult, ServerFrame, SessionId};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -299,9 +299,11 @@ async fn a_client_that_was_away_is_shown_leaves_it_missed_even_when_the_list_is_
 async fn the_rust_client_keeps_a_correct_list_through_a_dropped_connection() {
     let (addr, pubsub) = server(Duration::from_millis(20), Duration::from_secs(30)).await;
     let proxy = Proxy::start(addr).await;
-    let (client, mut messages) = RustClient::<Lobby>::builder(format!("http://{}", proxy.addr))
+    let (client, _messages) = RustClient::<Lobby>::builder(format!("http://{}", proxy.addr))
         .transport(Transport::Ws)
         .connect();
+    // Presence changes are application data, on a stream of their own.
+    let mut messages = client.presence_changes();
     client.send(LobbyFromClient::Arrive("me".into())).unwrap();
     let (mut other, _) = join(addr).await;
     arrive(&mut other, "other", 1).await;
@@ -309,7 +311,7 @@ async fn the_rust_client_keeps_a_correct_list_through_a_dropped_connection() {
     // Waits until the client's list has `want` keys, checking every event against it.
     async fn settle(
         client: &RustClient<Lobby>,
-        messages: &mut omni::client::Messages<Lobby>,
+        messages: &mut omni::client::PresenceChanges,
         want: &[&str],
     ) -> Vec<Diff> {
         let mut seen = Vec::new();
@@ -319,11 +321,9 @@ async fn the_rust_client_keeps_a_correct_list_through_a_dropped_connection() {
                 if list.keys().map(String::as_str).collect::<Vec<_>>() == want {
                     return;
                 }
-                if let Some(Lobby::Transport(TransportState::Presence { topic, diff })) =
-                    messages.recv().await
-                {
-                    assert_eq!(topic, ROOM);
-                    seen.push(diff);
+                if let Some(change) = messages.recv().await {
+                    assert_eq!(change.topic, ROOM);
+                    seen.push(change.diff);
                 }
             }
         })

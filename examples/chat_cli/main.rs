@@ -28,8 +28,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use app::{ChatMessage, Msg, Status};
+use omni::TransportState;
 use omni::client::{Client, Transport};
-use omni::{ErrorCode, TransportError, TransportState};
 use tokio::io::AsyncBufReadExt;
 
 struct Args {
@@ -300,9 +300,8 @@ async fn main() -> ExitCode {
         update(&mut model, msg);
         terminal.render(view(&model));
 
-        if let Some(TransportState::Error(TransportError::Rejected { code, .. })) = &model.transport
-            && *code == ErrorCode::VersionMismatch
-        {
+        if let Some(TransportState::Incompatible { reason }) = &model.transport {
+            eprintln!("chat_cli: this build is no longer served: {reason}");
             return ExitCode::FAILURE;
         }
         if let Some(TransportState::Unauthorized { reason }) = &model.transport {
@@ -359,11 +358,8 @@ fn describe(state: &TransportState) -> String {
         TransportState::TopicReset { topic } => {
             format!("missed too much of `{topic}`; reloading it")
         }
-        TransportState::Presence { topic, diff } => {
-            let changes: Vec<String> = (diff.joins.keys().map(|name| format!("+{name}")))
-                .chain(diff.leaves.keys().map(|name| format!("-{name}")))
-                .collect();
-            format!("in `{topic}`: {}", changes.join(" "))
+        TransportState::Incompatible { reason } => {
+            format!("this build is no longer served: {reason}")
         }
         TransportState::Unauthorized { reason } => format!("not authorized: {reason}"),
         TransportState::Error(err) => format!("error: {err}"),

@@ -123,11 +123,18 @@ impl<'a> Variant<'a> {
     }
 }
 
-/// The `*.json` files in the directory `dir` names, relative to the crate's manifest, read
-/// now: `include_str!` of each makes cargo rebuild when one changes.
+/// The `*.json` files in the directory `dir` names, read now: `include_str!` of each makes
+/// cargo rebuild when one changes. `dir` is relative to the crate's manifest, or, when it is
+/// not there, to the nearest directory above it that has it: a crate that includes a
+/// protocol's source from another package of the repository (a benchmark harness, say)
+/// finds the same kept versions.
 fn kept_files(dir: &LitStr, cx: &mut Ctxt) -> Vec<String> {
     let root = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(PathBuf::new, PathBuf::from);
-    let path = root.join(dir.value());
+    let path = root
+        .ancestors()
+        .map(|base| base.join(dir.value()))
+        .find(|path| path.is_dir())
+        .unwrap_or_else(|| root.join(dir.value()));
     let entries = match std::fs::read_dir(&path) {
         Ok(entries) => entries,
         Err(err) => {

@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::presence::Diff;
 use crate::{ErrorCode, SessionId};
 
 /// A change in the client's connection to the server.
@@ -62,14 +61,6 @@ pub enum TransportState {
     TopicReset {
         /// The topic.
         topic: String,
-    },
-    /// Who is on `topic` changed (see [`presence`](crate::presence)): `diff` says how. The
-    /// whole list is the client's `presence(topic)`.
-    Presence {
-        /// The topic.
-        topic: String,
-        /// The entries that joined and left.
-        diff: Diff,
     },
     /// The server refused the client's credentials (HTTP 401), or the credentials provider
     /// failed. The client does not retry: it keeps its queue and waits until the application

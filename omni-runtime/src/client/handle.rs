@@ -252,13 +252,33 @@ impl<P: Protocol + Send> Client<P> {
         *self.shared.session.lock().unwrap()
     }
 
-    /// Who is on `topic` (a topic this client's session is subscribed to), as of the last
-    /// `TransportState::Presence` the message stream delivered: empty for a topic without
-    /// presence. Kept correct through reconnects: a resumed session gets the list again and
-    /// the stream reports only what changed meanwhile.
+    /// Who is on `topic` (a topic this client's session is subscribed to), as last heard:
+    /// empty for a topic without presence. Kept correct through reconnects: a resumed session
+    /// gets the list again, and [`presence_changes`](Self::presence_changes) reports only what
+    /// changed meanwhile.
     pub fn presence(&self, topic: &str) -> crate::presence::List {
         let lists = self.shared.presence.lock().unwrap();
         lists.get(topic).map(|held| held.list()).unwrap_or_default()
+    }
+
+    /// The changes of every topic's presence from now on: application data, so apart from the
+    /// message stream (which carries the protocol's messages and the connection's states).
+    ///
+    /// ```no_run
+    /// # #[omni::protocol]
+    /// # #[derive(Debug, Clone, PartialEq)]
+    /// # enum Room { #[client] Say(String), #[server] Said(String) }
+    /// # async fn show(client: omni::client::Client<Room>) {
+    /// let mut changes = client.presence_changes();
+    /// while let Some(change) = changes.recv().await {
+    ///     println!("{}: {} joined, {} left", change.topic, change.diff.joins.len(), change.diff.leaves.len());
+    /// }
+    /// # }
+    /// ```
+    pub fn presence_changes(&self) -> PresenceChanges {
+        PresenceChanges {
+            changes: self.shared.presence_changes.subscribe(),
+        }
     }
 
     /// Connects again now: after `TransportState::Unauthorized` (once the application has
@@ -302,5 +322,27 @@ impl<P> futures_util::Stream for Messages<P> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<P>> {
         self.rx.poll_recv(cx)
+    }
+}
+
+/// The presence changes of a client's topics, from [`Client::presence_changes`].
+pub struct PresenceChanges {
+    changes: tokio::sync::broadcast::Receiver<crate::presence::Change>,
+}
+
+impl PresenceChanges {
+    /// The next change; `None` once the client is gone. A listener that fell more than 1,024
+    /// changes behind skips the oldest it missed (logged): [`Client::presence`] still has the
+    /// whole list.
+    pub async fn recv(&mut self) -> Option<crate::presence::Change> {
+        loop {
+            match self.changes.recv().await {
+                Ok(change) => return Some(change),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "a presence listener fell behind");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
     }
 }

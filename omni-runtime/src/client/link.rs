@@ -202,7 +202,7 @@ impl<P: Protocol> Link<P> {
                     for (topic, mut held) in lists {
                         let diff = held.replace(List::new());
                         if !diff.is_empty() {
-                            self.state(TransportState::Presence { topic, diff }).await;
+                            self.shared.presence_changed(topic, diff);
                         }
                     }
                 }
@@ -302,7 +302,7 @@ impl<P: Protocol> Link<P> {
                     lists.entry(topic.clone()).or_default().replace(state)
                 };
                 if !diff.is_empty() {
-                    self.state(TransportState::Presence { topic, diff }).await;
+                    self.shared.presence_changed(topic, diff);
                 }
                 Step::Continue
             }
@@ -311,7 +311,7 @@ impl<P: Protocol> Link<P> {
                     let mut lists = self.shared.presence.lock().unwrap();
                     lists.entry(topic.clone()).or_default().apply(&diff);
                 }
-                self.state(TransportState::Presence { topic, diff }).await;
+                self.shared.presence_changed(topic, diff);
                 Step::Continue
             }
             ServerFrame::Joined { .. } | ServerFrame::Left { .. } => Step::Continue,

@@ -64,7 +64,7 @@ pub use self::builder::ClientBuilder;
 pub use self::config::{Backoff, Heartbeat, Transport};
 pub use self::connect::ConnectInfo;
 pub use self::error::{AckError, RequestError, SendError};
-pub use self::handle::{Client, Messages};
+pub use self::handle::{Client, Messages, PresenceChanges};
 pub use self::mux::{Join, Mux, MuxBuilder};
 /// The headers a credentials provider returns (see [`ClientBuilder::credentials`]).
 pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};

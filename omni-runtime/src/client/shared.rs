@@ -40,6 +40,10 @@ pub(crate) struct Shared {
     /// sequenced message that answers it (see [`Client::request`](crate::client::Client::request)).
     pub(crate) requests: Mutex<HashMap<Ref, Reply>>,
     pub(crate) session: Mutex<Option<SessionId>>,
+    /// Presence changes, for whoever listens ([`Client::presence_changes`]).
+    ///
+    /// [`Client::presence_changes`]: super::Client::presence_changes
+    pub(crate) presence_changes: tokio::sync::broadcast::Sender<crate::presence::Change>,
     /// Server messages of kinds this build does not know, so far.
     pub(crate) unknown: std::sync::atomic::AtomicU64,
     /// Each topic's presence list, as the server's `presence_state` and `presence_diff`
@@ -118,7 +122,23 @@ impl Shared {
             session: Mutex::new(None),
             presence: Mutex::default(),
             unknown: std::sync::atomic::AtomicU64::new(0),
+            presence_changes: tokio::sync::broadcast::channel(PRESENCE_CHANGES).0,
             component: None,
+        }
+    }
+}
+
+/// Presence changes a listener may fall behind by before it misses some (it is told, and
+/// `Client::presence` still has the whole list).
+const PRESENCE_CHANGES: usize = 1024;
+
+impl Shared {
+    /// Tells the presence listeners, if any, that `topic` changed.
+    pub(crate) fn presence_changed(&self, topic: String, diff: crate::presence::Diff) {
+        if self.presence_changes.receiver_count() > 0 {
+            let _ = self
+                .presence_changes
+                .send(crate::presence::Change { topic, diff });
         }
     }
 }

@@ -168,6 +168,17 @@ pub struct Diff {
     pub leaves: List,
 }
 
+/// A change of a topic's presence, as a client hears it
+/// ([`Client::presence_changes`](crate::client::Client::presence_changes)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Change {
+    /// The topic.
+    pub topic: String,
+    /// The entries that joined and left.
+    pub diff: Diff,
+}
+
 impl Diff {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {

@@ -112,6 +112,7 @@ pub fn compare(old: &Schema, new: &Schema) -> Report {
         new,
         since: format!("{}…", &old_id[..old_id.len().min(8)]),
         visited: BTreeSet::new(),
+        depth: 0,
         report: Report::default(),
     };
     walk.variants(Side::Client, &old.client, &new.client);
@@ -141,8 +142,15 @@ struct Walk<'a> {
     since: String,
     /// Pairs of named types (old, new) already compared: each once, and recursion ends.
     visited: BTreeSet<(String, String)>,
+    /// How deep `shape` is: a type that reaches itself through an unnamed shape (a newtype of
+    /// `Option<Self>`, a tuple struct holding itself) is only seen again under another
+    /// name pair, so recursion is also bounded by depth.
+    depth: usize,
     report: Report,
 }
+
+/// Nesting `shape` goes no deeper than: far beyond any message a person writes.
+const MAX_DEPTH: usize = 128;
 
 /// A shape with named types looked up: what the wire holds.
 enum Resolved<'a> {
@@ -274,6 +282,15 @@ impl Walk<'_> {
     }
 
     fn shape(&mut self, path: &str, old: &Shape, new: &Shape) {
+        if self.depth >= MAX_DEPTH {
+            return;
+        }
+        self.depth += 1;
+        self.shape_within(path, old, new);
+        self.depth -= 1;
+    }
+
+    fn shape_within(&mut self, path: &str, old: &Shape, new: &Shape) {
         let before = Self::resolve(self.old, old);
         let after = Self::resolve(self.new, new);
         let named = |r: &Resolved| match r {
@@ -757,6 +774,25 @@ mod tests {
         let report = compare(&schema, &schema);
         assert!(report.changes.is_empty());
         assert_eq!(report.unchecked.iter().collect::<Vec<_>>(), ["DateTime"]);
+    }
+
+    #[test]
+    fn a_type_that_holds_itself_through_an_unnamed_shape_ends() {
+        // `struct Loop(Option<Box<Loop>>)` and `struct Pair(Box<Pair>, u8)`: no name is met
+        // twice in a row on both sides, so only the depth bound ends the walk.
+        let mut schema = Schema::new("Msg");
+        let looped = Shape::Option(Shape::Ref("Loop".into()).boxed());
+        schema.types.insert("Loop".into(), TypeDef::Newtype(looped));
+        let pair = vec![Shape::Ref("Pair".into()), Shape::U8];
+        schema
+            .types
+            .insert("Pair".into(), TypeDef::TupleStruct(pair));
+        for name in ["Loop", "Pair"] {
+            schema
+                .client
+                .insert(name.into(), Payload::One(Shape::Ref(name.into())));
+        }
+        assert!(compare(&schema, &schema).changes.is_empty());
     }
 
     #[test]
