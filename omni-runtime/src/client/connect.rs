@@ -127,6 +127,13 @@ pub struct ConnectInfo {
 /// A connect hook: the messages to send first on a connection.
 pub(crate) type Hook<C> = Arc<dyn Fn(ConnectInfo) -> Vec<C> + Send + Sync>;
 
+/// The older schema ids this build declares it still talks to, for `hello` and `join`: none
+/// (and no key on the wire) when it keeps no compatible version.
+pub(crate) fn compatible<P: Protocol>() -> Option<Vec<String>> {
+    let ids = crate::schema::compatible::<P>();
+    (!ids.is_empty()).then_some(ids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,11 +185,4 @@ mod tests {
             format!("ws://127.0.0.1:3000/omni/mux?codec=msgpack&session={id}&after=4")
         );
     }
-}
-
-/// The older schema ids this build declares it still talks to, for `hello` and `join`: none
-/// (and no key on the wire) when it keeps no compatible version.
-pub(crate) fn compatible<P: Protocol>() -> Option<Vec<String>> {
-    let ids = crate::schema::compatible::<P>();
-    (!ids.is_empty()).then_some(ids)
 }
