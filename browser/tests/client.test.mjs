@@ -19,7 +19,7 @@ after(async () => {
 });
 
 for (const transport of ["ws", "sse"]) {
-  test(`version_mismatch is fatal (${transport})`, { timeout: 60_000 }, async () => {
+  test(`version_mismatch is fatal: the incompatible state (${transport})`, { timeout: 60_000 }, async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     await page.goto(`${server.url}/?transport=${transport}`);
@@ -30,7 +30,7 @@ for (const transport of ["ws", "sse"]) {
       const refused = new Promise((resolve, reject) => {
         client.on("state", (state) => {
           states.push(state);
-          if (state.code === "version_mismatch") resolve();
+          if (state.state === "incompatible") resolve();
         });
         setTimeout(() => reject(new Error(`not refused within 20 s: ${JSON.stringify(states)}`)), 20_000);
       });
@@ -48,8 +48,10 @@ for (const transport of ["ws", "sse"]) {
       return { states, sendAfter };
     }, transport);
     const kinds = outcome.states.map((s) => s.state);
-    const refused = outcome.states.findIndex((s) => s.code === "version_mismatch");
+    // A build the server does not serve: the `incompatible` state, with the server's reason.
+    const refused = outcome.states.findIndex((s) => s.state === "incompatible");
     assert.ok(refused >= 0, `refused: ${JSON.stringify(outcome.states)}`);
+    assert.match(outcome.states[refused].reason, /does not know client schema 0000000000000000/);
     assert.equal(refused, kinds.length - 1, "nothing follows the refusal");
     assert.equal(kinds.filter((k) => k === "connecting").length, 1, "no retry");
     assert.match(outcome.sendAfter, /closed/);
