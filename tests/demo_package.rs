@@ -37,13 +37,12 @@ fn built_for_the_demo(features: &[&str]) -> Vec<String> {
     crates
 }
 
-const ONLY_FOR_TESTS: [&str; 7] = [
+const ONLY_FOR_TESTS: [&str; 6] = [
     "criterion",
     "proptest",
     "trybuild",
     "insta",
     "rcgen",
-    "reqwest",
     "libfuzzer-sys",
 ];
 
