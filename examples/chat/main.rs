@@ -1,4 +1,5 @@
-//! The chat demo: `cargo run --example chat`, then open http://127.0.0.1:3000/ in two tabs.
+//! The chat demo: `cargo run -p omni-demo` (or `--example chat`), then open
+//! http://127.0.0.1:3000/ in two tabs.
 //!
 //! `--help` lists the options. The protocol is served under `/omni`
 //! (`/omni/ws`, `/omni/http`, `/omni/sse`, `/omni/mux`); the page is at `/`; `/healthz`,
@@ -10,7 +11,6 @@ mod app;
 mod counter;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use omni::axum::body::Body;
@@ -111,7 +111,7 @@ async fn run(options: Options) -> Result<(), String> {
         #[cfg(not(feature = "redis"))]
         Some(_) => {
             return Err(
-                "--redis needs the redis feature: cargo run --features redis --example chat".into(),
+                "--redis needs the redis feature: cargo run -p omni-demo --features redis".into(),
             );
         }
     };
@@ -178,9 +178,20 @@ async fn run(options: Options) -> Result<(), String> {
         .merge(metrics.router())
         .layer(map_response(explain_refusal));
 
+    #[cfg(feature = "tls")]
     let tls = match (&options.tls_cert, &options.tls_key) {
         (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
         _ => None,
+    };
+    // Built without TLS (the demo package's default): nothing to serve it with.
+    #[cfg(not(feature = "tls"))]
+    let tls: Option<()> = match (&options.tls_cert, &options.tls_key) {
+        (None, None) => None,
+        _ => {
+            return Err(
+                "--tls-cert needs the tls feature: cargo run -p omni-demo --features tls".into(),
+            );
+        }
     };
 
     let cannot_listen = |e: std::io::Error| format!("cannot listen on 127.0.0.1:{port}: {e}");
@@ -198,6 +209,7 @@ async fn run(options: Options) -> Result<(), String> {
     let server = Server::new()
         .header_read_timeout(Duration::from_secs(10))
         .shutdown(shutdown);
+    #[cfg(feature = "tls")]
     let server = match tls {
         Some(tls) => server.tls(tls),
         None => server,
@@ -317,7 +329,10 @@ fn token_keys() -> Result<Keys, String> {
 
 /// The server's side of TLS: the certificate chain in `cert` and the private key in `key`,
 /// both PEM files.
-fn tls_config(cert: &str, key: &str) -> Result<Arc<rustls::ServerConfig>, String> {
+#[cfg(feature = "tls")]
+fn tls_config(cert: &str, key: &str) -> Result<std::sync::Arc<rustls::ServerConfig>, String> {
+    use std::sync::Arc;
+
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
