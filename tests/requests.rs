@@ -118,3 +118,23 @@ async fn a_request_gets_its_reply_its_refusal_or_no_reply() {
         client.close();
     }
 }
+
+#[tokio::test]
+async fn a_request_nobody_answers_in_time_ends_with_timeout() {
+    // No server listens there: the message waits in the queue, and the call gives up on time.
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = nowhere.local_addr().unwrap();
+    drop(nowhere);
+    let timeout = std::time::Duration::from_millis(300);
+    let (client, _messages) = Client::<Board>::builder(format!("http://{addr}/omni"))
+        .request_timeout(timeout)
+        .connect();
+    let started = tokio::time::Instant::now();
+    let outcome = tokio::time::timeout(PATIENCE, client.request(BoardFromClient::Add("x".into())))
+        .await
+        .expect("the request gives up by itself");
+    assert_eq!(outcome, Err(RequestError::Timeout(timeout)));
+    assert!(started.elapsed() >= timeout);
+    // The message itself is still queued, for when the server is back.
+    assert_eq!(client.unacknowledged(), 1);
+}

@@ -45,6 +45,9 @@ pub enum RequestError {
     /// The handler acknowledged the message without replying to it.
     #[error("the server handled the message without replying")]
     NoReply,
+    /// No answer came within the client's request timeout (`request_timeout`, default 60 s).
+    #[error("no answer within {0:?}")]
+    Timeout(std::time::Duration),
 }
 
 /// Why a message could not be queued.
@@ -61,8 +64,8 @@ pub enum SendError {
     #[error("the client is closed")]
     Closed,
     /// The server (or the URL) refused the client for good: a 403 or 404, a TLS failure, a
-    /// server of another protocol version. The stream said so, once, as a
-    /// `TransportState::Error`.
+    /// server that no longer serves this build. The stream said so, once, as a
+    /// `TransportState::Error` (or `Incompatible`).
     #[error("the client was refused: {0}")]
     Refused(TransportError),
     /// The message could not be encoded.

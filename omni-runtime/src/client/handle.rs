@@ -217,10 +217,23 @@ impl<P: Protocol + Send> Client<P> {
             reference
         };
         let mut reply = std::pin::pin!(reply);
-        let answer = tokio::select! {
-            biased;
-            Ok(payload) = &mut reply => return Ok(payload),
-            answer = self.acked(reference) => answer,
+        let timeout = self.shared.request_timeout;
+        let waited = tokio::time::timeout(timeout, async {
+            tokio::select! {
+                biased;
+                Ok(payload) = &mut reply => Ok(payload),
+                answer = self.acked(reference) => Err(answer),
+            }
+        })
+        .await;
+        let answer = match waited {
+            Ok(Ok(payload)) => return Ok(payload),
+            Ok(Err(answer)) => answer,
+            Err(_) => {
+                // Given up on: a late reply has nobody to go to.
+                self.shared.requests.lock().unwrap().remove(&reference);
+                return Err(RequestError::Timeout(timeout));
+            }
         };
         self.shared.requests.lock().unwrap().remove(&reference);
         // The reply, when there is one, is handled before the `ack` that follows it.

@@ -27,6 +27,8 @@ pub(crate) struct Settings {
     pub(crate) connect_timeout: Duration,
     /// A write that makes no progress for this long ends the connection.
     pub(crate) write_timeout: Duration,
+    /// How long `Client::request` waits for its answer.
+    pub(crate) request_timeout: Duration,
     /// The WebSocket read buffer.
     pub(crate) read_buffer: usize,
     pub(crate) max_message_bytes: usize,
@@ -45,6 +47,8 @@ impl Default for Settings {
             window: 256,
             connect_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
+            // A reply that has not come in a minute is not coming in time for anyone waiting.
+            request_timeout: Duration::from_secs(60),
             // tungstenite zero-fills its read buffer before every read: a small one is much
             // faster than its 128 KiB default (DESIGN.md, performance notes).
             read_buffer: 4 * 1024,
@@ -86,6 +90,10 @@ impl Options {
 
     pub(crate) fn write_timeout(&mut self, timeout: Duration) {
         self.settings.write_timeout = timeout;
+    }
+
+    pub(crate) fn request_timeout(&mut self, timeout: Duration) {
+        self.settings.request_timeout = timeout;
     }
 
     pub(crate) fn read_buffer(&mut self, bytes: usize) {
@@ -159,6 +167,15 @@ macro_rules! setters {
         /// server stopped reading) ends the connection, which is then replaced. Default 10 s.
         pub fn write_timeout(mut self, timeout: ::std::time::Duration) -> Self {
             self.options.write_timeout(timeout);
+            self
+        }
+
+        /// How long [`Client::request`](crate::client::Client::request) waits for the message's
+        /// answer (offline time included) before it gives up with
+        /// [`RequestError::Timeout`](crate::client::RequestError::Timeout); the message stays
+        /// queued, and a late reply is dropped. Default 60 s.
+        pub fn request_timeout(mut self, timeout: ::std::time::Duration) -> Self {
+            self.options.request_timeout(timeout);
             self
         }
 

@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     ///
     /// [`Client::presence_changes`]: super::Client::presence_changes
     pub(crate) presence_changes: tokio::sync::broadcast::Sender<crate::presence::Change>,
+    /// How long `Client::request` waits for an answer.
+    pub(crate) request_timeout: std::time::Duration,
     /// Server messages of kinds this build does not know, so far.
     pub(crate) unknown: std::sync::atomic::AtomicU64,
     /// Each topic's presence list, as the server's `presence_state` and `presence_diff`
@@ -112,6 +114,7 @@ impl Shared {
         Self {
             outbox: Outbox::new(settings.queue, settings.window, wake.clone()),
             max_message_bytes: settings.max_message_bytes,
+            request_timeout: settings.request_timeout,
             codec: settings.codec,
             wake,
             reconnect: Arc::new(Notify::new()),
