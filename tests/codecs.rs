@@ -600,9 +600,24 @@ async fn a_topic_log_and_a_session_log_replay_exactly_to_either_codec() {
 /// this counts those re-encodings.
 static COUNTED_READS: AtomicUsize = AtomicUsize::new(0);
 
-/// A number whose every read is counted in [`COUNTED_READS`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Held by a test while it counts: the counters are shared by the tests running in parallel.
+static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// How many times a [`Counted`] was written, in either codec: a reply to a MessagePack client
+/// is written once, as MessagePack, not once per codec.
+static COUNTED_WRITES: AtomicUsize = AtomicUsize::new(0);
+
+/// A number whose every read is counted in [`COUNTED_READS`], and every write in
+/// [`COUNTED_WRITES`].
+#[derive(Debug, Clone, PartialEq)]
 struct Counted(u32);
+
+impl Serialize for Counted {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        COUNTED_WRITES.fetch_add(1, Ordering::SeqCst);
+        self.0.serialize(serializer)
+    }
+}
 
 /// Written as the number it holds, for the protocol's schema.
 impl omni::schema::Describe for Counted {
@@ -628,6 +643,9 @@ enum Fan {
     /// Broadcast on topic `fan` as `Heard`.
     #[client]
     Shout(u32),
+    /// Answered to its sender alone, as `Heard`.
+    #[client]
+    Echo(u32),
     #[server]
     Heard(Counted),
 }
@@ -642,6 +660,11 @@ impl FanHandler for Crowd {
 
     async fn shout(&mut self, cx: &mut Context<Fan>, n: u32) -> HandlerResult {
         cx.broadcast("fan", FanFromServer::Heard(Counted(n)));
+        Ok(())
+    }
+
+    async fn echo(&mut self, cx: &mut Context<Fan>, n: u32) -> HandlerResult {
+        cx.send(FanFromServer::Heard(Counted(n)));
         Ok(())
     }
 }
@@ -677,6 +700,7 @@ async fn a_broadcast_is_re_encoded_once_for_all_its_msgpack_subscribers() {
     let mut shouter = Peer::connect(addr, "/omni/ws", Codec::Json).await;
     shouter.welcome().await;
 
+    let _alone = ALONE.lock().await;
     let before = COUNTED_READS.load(Ordering::SeqCst);
     shouter
         .send(ClientFrame::Msg {
@@ -699,4 +723,63 @@ async fn a_broadcast_is_re_encoded_once_for_all_its_msgpack_subscribers() {
         1,
         "re-encodings of one broadcast to {PACKED} MessagePack subscribers"
     );
+}
+
+#[tokio::test]
+async fn a_reply_to_a_msgpack_client_is_encoded_once_and_resumes_as_json() {
+    let endpoint: Endpoint<Fan, Crowd> = Endpoint::builder(|| Crowd).build();
+    let addr = serve(omni::axum::Router::new().nest("/omni", endpoint.router())).await;
+    let mut peer = Peer::connect(addr, "/omni/ws", Codec::MsgPack).await;
+    let (session, _) = peer.welcome().await;
+    let _alone = ALONE.lock().await;
+    let (writes, reads) = (
+        COUNTED_WRITES.load(Ordering::SeqCst),
+        COUNTED_READS.load(Ordering::SeqCst),
+    );
+    peer.send(ClientFrame::Msg {
+        payload: FanFromClient::Echo(7),
+        reference: Some(1),
+        id: None,
+    })
+    .await;
+    let heard = serde_json::json!({"kind": "Heard", "data": 7});
+    let mut seq = None;
+    while seq.is_none() {
+        match peer.next::<serde_json::Value>().await {
+            ServerFrame::Msg {
+                seq: n, payload, ..
+            } if payload == heard => seq = Some(n),
+            ServerFrame::Ack { .. } => {}
+            other => panic!("expected the reply, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        (
+            COUNTED_WRITES.load(Ordering::SeqCst) - writes,
+            COUNTED_READS.load(Ordering::SeqCst) - reads
+        ),
+        (1, 0),
+        "writes and reads of one reply to a MessagePack client"
+    );
+    // The log holds it as MessagePack; a resume on JSON gets the same frame as JSON text.
+    drop(peer);
+    let path = format!("/omni/ws?session={session}&after=0");
+    let mut json = Peer::connect(addr, &path, Codec::Json).await;
+    assert!(matches!(
+        json.next::<serde_json::Value>().await,
+        ServerFrame::Welcome { resumed: true, .. }
+    ));
+    match json.next::<serde_json::Value>().await {
+        ServerFrame::Msg {
+            seq: n,
+            payload,
+            reference,
+            ..
+        } => {
+            assert_eq!((Some(n), payload, reference), (seq, heard, Some(1)));
+        }
+        other => panic!("expected the replayed reply, got {other:?}"),
+    }
+    // Read back once, to be written as JSON, on the resume alone.
+    assert_eq!(COUNTED_READS.load(Ordering::SeqCst) - reads, 1);
 }

@@ -89,8 +89,8 @@ impl queue::Weigh for Item {
     /// per topic is queued.
     fn weight(&self) -> usize {
         match self {
-            Item::Frame(frame, _) => frame.text().len(),
-            Item::Replay(frames, _) => frames.iter().map(|f| f.text().len()).sum(),
+            Item::Frame(frame, _) => frame.size(),
+            Item::Replay(frames, _) => frames.iter().map(Outgoing::size).sum(),
             Item::Close(_) | Item::Left(_) | Item::Refresh(..) => 0,
         }
     }

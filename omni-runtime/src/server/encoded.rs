@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 use axum::body::Bytes;
 use axum::extract::ws::{Message, Utf8Bytes};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::presence::{Diff, List};
 use crate::wire::msgpack::{self, Transcode};
@@ -14,18 +15,39 @@ use crate::wire::{Codec, EncodeError, Ref, Seq, ServerFrame};
 /// recipient, and what a transport needs to know without parsing it (SSE writes `event:` and
 /// `id:` lines from it).
 ///
-/// A frame is held as JSON: logs replay it and Redis carries it to either codec. A MessagePack
-/// connection's writer re-encodes it with its protocol's types; a frame made
-/// for many recipients (a broadcast) keeps that form, so it is made once per process, not once
-/// per subscriber.
+/// A frame is held in one form, and the other is made from it only when a recipient needs it.
+/// Most are held as JSON: logs replay them and Redis carries them to either codec, and a
+/// frame made for many recipients (a broadcast) makes its MessagePack form once per process,
+/// not once per subscriber. A reply on a MessagePack session is held as MessagePack, encoded
+/// once from the message itself: its JSON form is made only if the session resumes on a JSON
+/// connection and replays it.
 #[derive(Clone, Debug)]
 pub struct Outgoing {
     kind: &'static str,
     seq: Option<Seq>,
-    text: Utf8Bytes,
-    /// The MessagePack form, made on first demand for every recipient: `None` for a frame
-    /// with one recipient (a reply, an `ack`), which would only pay for the sharing.
-    packed: Option<Arc<OnceLock<Bytes>>>,
+    form: Form,
+}
+
+#[derive(Clone, Debug)]
+enum Form {
+    /// Held as JSON text.
+    Text {
+        text: Utf8Bytes,
+        /// The MessagePack form, made on first demand for every recipient: `None` for a
+        /// frame with one recipient, which would only pay for the sharing.
+        packed: Option<Arc<OnceLock<Bytes>>>,
+    },
+    /// Held as MessagePack, written for one session's protocol.
+    Packed(Arc<Packed>),
+}
+
+#[derive(Debug)]
+struct Packed {
+    bytes: Bytes,
+    /// The JSON form, made on first demand: shared by the copies in the log and the queue.
+    text: OnceLock<Utf8Bytes>,
+    /// Reads `bytes` as the protocol that wrote them and writes the frame as JSON.
+    unpack: Transcode,
 }
 
 impl Outgoing {
@@ -39,8 +61,10 @@ impl Outgoing {
         Self {
             kind,
             seq,
-            text,
-            packed: Some(Arc::default()),
+            form: Form::Text {
+                text,
+                packed: Some(Arc::default()),
+            },
         }
     }
 
@@ -49,8 +73,20 @@ impl Outgoing {
         Self {
             kind,
             seq,
-            text,
-            packed: None,
+            form: Form::Text { text, packed: None },
+        }
+    }
+
+    /// A frame held as MessagePack, which `unpack` turns into JSON when asked.
+    fn packed(kind: &'static str, seq: Option<Seq>, bytes: Vec<u8>, unpack: Transcode) -> Self {
+        Self {
+            kind,
+            seq,
+            form: Form::Packed(Arc::new(Packed {
+                bytes: Bytes::from(bytes),
+                text: OnceLock::new(),
+                unpack,
+            })),
         }
     }
 
@@ -76,6 +112,20 @@ impl Outgoing {
         Self::single("ack", None, utf8(text))
     }
 
+    /// [`ack`](Self::ack) for a MessagePack connection: the same template, in MessagePack.
+    pub(crate) fn ack_packed(reference: Ref) -> Self {
+        let mut bytes = Vec::with_capacity(24);
+        bytes.extend_from_slice(b"\x82\xa4type\xa3ack\xa3ref");
+        // Writing into a vector cannot fail.
+        let _ = rmp::encode::write_uint(&mut bytes, reference);
+        Self::packed(
+            "ack",
+            None,
+            bytes,
+            msgpack::untranscode::<serde_json::Value>,
+        )
+    }
+
     /// A session's sequenced `msg` numbered `seq`, answering `reference`: the reply to nearly
     /// every client message, so written from a template around the payload; the bytes are
     /// those of [`ServerFrame::Msg`] without `topic` and `id`.
@@ -95,6 +145,29 @@ impl Outgoing {
         }
         text.push(b'}');
         Ok(Self::single("msg", Some(seq), utf8(text)))
+    }
+
+    /// [`msg`](Self::msg) for a session speaking MessagePack: encoded once, as MessagePack,
+    /// from the message itself; `S` reads it back should the frame be replayed as JSON.
+    pub(crate) fn msg_packed<S: Serialize + DeserializeOwned>(
+        seq: Seq,
+        payload: &S,
+        reference: Option<Ref>,
+    ) -> Result<Self, EncodeError> {
+        let frame = ServerFrame::Msg {
+            seq,
+            payload,
+            reference,
+            topic: None,
+            id: None,
+        };
+        let bytes = frame.encode_msgpack()?;
+        Ok(Self::packed(
+            "msg",
+            Some(seq),
+            bytes,
+            msgpack::untranscode::<S>,
+        ))
     }
 
     /// A `presence_state` frame: `topic`'s whole presence list.
@@ -130,26 +203,40 @@ impl Outgoing {
         self.seq
     }
 
-    /// The frame's text.
+    /// The frame's JSON text (made now, for a frame held as MessagePack).
     pub fn text(&self) -> &str {
-        self.text.as_str()
+        self.json().as_str()
     }
 
-    /// The frame with its MessagePack form made now, from `frame` (the same frame, typed),
-    /// for a connection known to speak MessagePack: its writer then has nothing to re-read.
-    pub(crate) fn with_msgpack<S: Serialize>(mut self, frame: &ServerFrame<S>) -> Self {
-        if let Ok(packed) = frame.encode_msgpack() {
-            self.packed = Some(Arc::new(OnceLock::from(Bytes::from(packed))));
+    /// The bytes the frame holds, in the form it is held in: what keeping it costs.
+    pub(crate) fn size(&self) -> usize {
+        match &self.form {
+            Form::Text { text, .. } => text.len(),
+            Form::Packed(packed) => packed.bytes.len(),
         }
-        self
     }
 
-    /// The frame's MessagePack form, its payload read as `transcode`'s protocol reads it.
-    fn packed(&self, transcode: Transcode) -> Bytes {
-        let make = || Bytes::from(transcode(self.text.as_str().as_bytes()));
-        match &self.packed {
-            Some(cell) => cell.get_or_init(make).clone(),
-            None => make(),
+    fn json(&self) -> &Utf8Bytes {
+        match &self.form {
+            Form::Text { text, .. } => text,
+            Form::Packed(packed) => packed
+                .text
+                .get_or_init(|| utf8((packed.unpack)(&packed.bytes))),
+        }
+    }
+
+    /// The frame's MessagePack form; a frame held as JSON has its payload read as
+    /// `transcode`'s protocol reads it.
+    pub(crate) fn msgpack(&self, transcode: Transcode) -> Bytes {
+        match &self.form {
+            Form::Packed(packed) => packed.bytes.clone(),
+            Form::Text { text, packed } => {
+                let make = || Bytes::from(transcode(text.as_str().as_bytes()));
+                match packed {
+                    Some(cell) => cell.get_or_init(make).clone(),
+                    None => make(),
+                }
+            }
         }
     }
 
@@ -157,15 +244,15 @@ impl Outgoing {
     /// a mux socket, for component `to`, with the component's `id` in it.
     pub(crate) fn message(&self, wire: Wire, to: Option<&ComponentId>) -> Message {
         match (wire.codec, to) {
-            (Codec::MsgPack, None) => Message::Binary(self.packed(wire.transcode)),
+            (Codec::MsgPack, None) => Message::Binary(self.msgpack(wire.transcode)),
             (Codec::MsgPack, Some(id)) => {
-                let packed = self.packed(id.0.transcode);
+                let packed = self.msgpack(id.0.transcode);
                 match msgpack::tagged(&packed, id.as_str()) {
                     Some(tagged) => Message::Binary(Bytes::from(tagged)),
                     None => Message::Binary(packed),
                 }
             }
-            (_, None) => Message::Text(self.text.clone()),
+            (_, None) => Message::Text(self.json().clone()),
             (_, Some(id)) => Message::Text(self.tagged(id)),
         }
     }
@@ -184,7 +271,7 @@ impl Outgoing {
                 false,
                 "an encoded frame does not start with its type: {text}"
             );
-            return self.text.clone();
+            return self.json().clone();
         }
         let member = &id.0.member;
         let mut tagged = String::with_capacity(text.len() + member.len());
@@ -224,7 +311,7 @@ pub(crate) struct Wire {
 
 impl Wire {
     /// The wire of a connection of protocol `S` (its server messages) speaking `codec`.
-    pub(crate) fn new<S: serde::de::DeserializeOwned + Serialize>(codec: Codec) -> Self {
+    pub(crate) fn new<S: DeserializeOwned + Serialize>(codec: Codec) -> Self {
         Self {
             codec,
             transcode: msgpack::transcode::<S>,
@@ -508,36 +595,72 @@ mod tests {
         assert_eq!(after - before, 1);
         // A reply has one recipient: nothing is kept for others.
         let ack = Outgoing::ack(3);
-        assert!(ack.packed.is_none());
+        assert!(matches!(ack.form, Form::Text { packed: None, .. }));
+    }
+
+    /// Bytes that serde_json turns into base64 text and MessagePack into `bin`: the payload
+    /// a typed re-encoding exists for.
+    #[derive(Serialize, serde::Deserialize, Debug, PartialEq)]
+    #[serde(tag = "kind", content = "data")]
+    enum Reply {
+        Said(String),
+        Blob(crate::wire::Bytes),
+    }
+
+    proptest::proptest! {
+        /// A reply held as MessagePack is, in each codec, exactly what the same reply held as
+        /// JSON gives: a session that resumes on the other codec replays it unchanged.
+        #[test]
+        fn a_reply_held_as_msgpack_is_what_one_held_as_json_gives(
+            seq in 0u64..u64::MAX,
+            reference in proptest::option::of(0u64..u64::MAX),
+            text in ".*",
+            blob in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let msgpack = Wire::new::<Reply>(Codec::MsgPack);
+            let json = Wire::new::<Reply>(Codec::Json);
+            for payload in [Reply::Said(text.clone()), Reply::Blob(blob.clone().into())] {
+                let held_json = Outgoing::msg(seq, &payload, reference).unwrap();
+                let held_packed = Outgoing::msg_packed(seq, &payload, reference).unwrap();
+                proptest::prop_assert_eq!(held_packed.seq(), Some(seq));
+                proptest::prop_assert_eq!(held_packed.kind(), "msg");
+                proptest::prop_assert_eq!(
+                    held_json.message(msgpack, None),
+                    held_packed.message(msgpack, None)
+                );
+                proptest::prop_assert_eq!(
+                    held_json.message(json, None),
+                    held_packed.message(json, None)
+                );
+                proptest::prop_assert_eq!(held_json.text(), held_packed.text());
+            }
+            if let Some(reference) = reference {
+                let (a, b) = (Outgoing::ack(reference), Outgoing::ack_packed(reference));
+                proptest::prop_assert_eq!(a.message(msgpack, None), b.message(msgpack, None));
+                proptest::prop_assert_eq!(a.text(), b.text());
+                let typed = ServerFrame::<()>::Ack { reference, id: None };
+                proptest::prop_assert_eq!(
+                    b.message(msgpack, None),
+                    Message::Binary(Bytes::from(typed.encode_msgpack().unwrap()))
+                );
+            }
+        }
     }
 
     #[test]
-    fn a_reply_encoded_for_msgpack_is_what_the_writer_would_make() {
-        let payload = json!({"kind": "Said", "data": "hi"});
-        let typed = ServerFrame::Msg {
-            seq: 9,
-            payload: &payload,
-            reference: Some(4),
-            topic: None,
-            id: None,
-        };
-        let plain = Outgoing::msg(9, &payload, Some(4)).unwrap();
-        let made = plain.clone().with_msgpack(&typed);
-        let wire = Wire::new::<serde_json::Value>(Codec::MsgPack);
-        let (Message::Binary(a), Message::Binary(b)) =
-            (plain.message(wire, None), made.message(wire, None))
-        else {
-            panic!("binary")
-        };
-        assert_eq!(a, b);
-        let ack = Outgoing::ack(4).with_msgpack(&ServerFrame::<()>::Ack {
-            reference: 4,
-            id: None,
-        });
-        assert_eq!(
-            ack.message(wire, None),
-            Outgoing::ack(4).message(wire, None)
-        );
+    fn a_reply_held_as_msgpack_is_tagged_for_a_component_in_either_codec() {
+        let id = ComponentId::new("c1", msgpack::transcode::<Reply>);
+        let packed = Outgoing::msg_packed(3, &Reply::Said("hi".into()), Some(1)).unwrap();
+        let plain = Outgoing::msg(3, &Reply::Said("hi".into()), Some(1)).unwrap();
+        for codec in [Codec::MsgPack, Codec::Json] {
+            let wire = Wire::new::<Reply>(codec);
+            assert_eq!(
+                packed.message(wire, Some(&id)),
+                plain.message(wire, Some(&id))
+            );
+        }
+        // The log weighs a frame in the form it holds.
+        assert!(packed.size() < plain.size());
     }
 
     #[test]

@@ -107,7 +107,7 @@ where
     let mut out = Vec::new();
     let transcode: Transcode = msgpack::transcode::<P::Server>;
     let encoded = |frame: &Outgoing| match codec {
-        Codec::MsgPack => transcode(frame.text().as_bytes()),
+        Codec::MsgPack => Vec::from(frame.msgpack(transcode)),
         _ => frame.text().as_bytes().to_vec(),
     };
     while let Some(item) = rx.frames.try_recv() {

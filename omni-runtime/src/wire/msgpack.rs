@@ -228,6 +228,25 @@ pub(crate) fn transcode<S: DeserializeOwned + Serialize>(json: &[u8]) -> Vec<u8>
 }
 
 #[cfg(feature = "server")]
+/// The other way: writes a MessagePack server frame the runtime holds (a reply on a
+/// MessagePack session) as JSON, reading its payload as `S`, for a session that resumes on a
+/// JSON connection. What `S` reads from `bin` ([`Bytes`](super::Bytes)) it writes as base64
+/// text, as it would have written it in the first place.
+pub(crate) fn untranscode<S: DeserializeOwned + Serialize>(packed: &[u8]) -> Vec<u8> {
+    let json = match ServerFrame::<S>::decode_msgpack(packed) {
+        Ok(frame) => frame.encode().map_err(|err| err.to_string()),
+        Err(_) => ServerFrame::<serde_json::Value>::decode_msgpack(packed)
+            .map_err(|err| err.to_string())
+            .and_then(|frame| frame.encode().map_err(|err| err.to_string())),
+    };
+    // As above: the runtime wrote these bytes itself, so they always read back.
+    json.map(String::into_bytes).unwrap_or_else(|err| {
+        tracing::error!(%err, "a frame could not be re-encoded as JSON");
+        Vec::new()
+    })
+}
+
+#[cfg(feature = "server")]
 /// [`transcode`] for one protocol, as a plain function a connection keeps.
 pub(crate) type Transcode = fn(&[u8]) -> Vec<u8>;
 

@@ -430,12 +430,7 @@ impl<P: Protocol> SessionCore<P> {
             let inner = held.get_or_insert_with(|| self.lock());
             inner.refs.insert(reference);
             let ack = match inner.conn.as_ref().map(|conn| conn.codec) {
-                Some(Codec::MsgPack) => {
-                    Outgoing::ack(reference).with_msgpack(&ServerFrame::<()>::Ack {
-                        reference,
-                        id: None,
-                    })
-                }
+                Some(Codec::MsgPack) => Outgoing::ack_packed(reference),
                 _ => Outgoing::ack(reference),
             };
             inner.deliver(Item::Frame(ack, None), self.metrics());
@@ -445,7 +440,13 @@ impl<P: Protocol> SessionCore<P> {
 
     fn sequenced(&self, inner: &mut Inner, msg: &P::Server, reference: Option<Ref>) {
         let seq = inner.log.next_seq();
-        let out = match Outgoing::msg(seq, msg, reference) {
+        // A MessagePack connection's reply is encoded once, as MessagePack, and the log keeps
+        // that form: it is written as JSON only if the session resumes on a JSON connection.
+        let encoded = match inner.conn.as_ref().map(|conn| conn.codec) {
+            Some(Codec::MsgPack) => Outgoing::msg_packed(seq, msg, reference),
+            _ => Outgoing::msg(seq, msg, reference),
+        };
+        let out = match encoded {
             Ok(out) => out,
             Err(err) => {
                 tracing::error!(session = %self.id, %err, "could not encode a server message");
@@ -458,18 +459,6 @@ impl<P: Protocol> SessionCore<P> {
                 self.deliver_encoded(inner, &error);
                 return;
             }
-        };
-        // A MessagePack connection gets the reply encoded from the message itself, not
-        // re-read from its JSON; the log keeps the JSON, which replays to either codec.
-        let out = match inner.conn.as_ref().map(|conn| conn.codec) {
-            Some(Codec::MsgPack) => out.with_msgpack(&ServerFrame::Msg {
-                seq,
-                payload: msg,
-                reference,
-                topic: None,
-                id: None,
-            }),
-            _ => out,
         };
         inner.log.push(out.clone());
         inner.deliver(Item::Frame(out, None), self.metrics());

@@ -97,9 +97,9 @@ impl Log {
     }
 }
 
-/// What a kept frame costs: its text and its entry.
+/// What a kept frame costs: its bytes, in the form it is held in, and its entry.
 fn cost(frame: &Outgoing) -> usize {
-    frame.text().len() + std::mem::size_of::<Outgoing>()
+    frame.size() + std::mem::size_of::<Outgoing>()
 }
 
 /// The last client `ref`s handled, so a message resent after a reconnect is acknowledged
