@@ -38,16 +38,15 @@ enum Form {
         packed: Option<Arc<OnceLock<Bytes>>>,
     },
     /// Held as MessagePack, written for one session's protocol.
-    Packed(Arc<Packed>),
-}
-
-#[derive(Debug)]
-struct Packed {
-    bytes: Bytes,
-    /// The JSON form, made on first demand: shared by the copies in the log and the queue.
-    text: OnceLock<Utf8Bytes>,
-    /// Reads `bytes` as the protocol that wrote them and writes the frame as JSON.
-    unpack: Transcode,
+    Packed {
+        bytes: Bytes,
+        /// The JSON form, made on first demand (a resume on a JSON connection replays it).
+        /// Inline: a reply is cloned into the log and the queue, and only the log's copy may
+        /// ever need it, so sharing it would cost an allocation per reply for nothing.
+        text: OnceLock<Utf8Bytes>,
+        /// Reads `bytes` as the protocol that wrote them and writes the frame as JSON.
+        unpack: Transcode,
+    },
 }
 
 impl Outgoing {
@@ -82,11 +81,11 @@ impl Outgoing {
         Self {
             kind,
             seq,
-            form: Form::Packed(Arc::new(Packed {
+            form: Form::Packed {
                 bytes: Bytes::from(bytes),
                 text: OnceLock::new(),
                 unpack,
-            })),
+            },
         }
     }
 
@@ -212,16 +211,18 @@ impl Outgoing {
     pub(crate) fn size(&self) -> usize {
         match &self.form {
             Form::Text { text, .. } => text.len(),
-            Form::Packed(packed) => packed.bytes.len(),
+            Form::Packed { bytes, .. } => bytes.len(),
         }
     }
 
     fn json(&self) -> &Utf8Bytes {
         match &self.form {
             Form::Text { text, .. } => text,
-            Form::Packed(packed) => packed
-                .text
-                .get_or_init(|| utf8((packed.unpack)(&packed.bytes))),
+            Form::Packed {
+                bytes,
+                text,
+                unpack,
+            } => text.get_or_init(|| utf8(unpack(bytes))),
         }
     }
 
@@ -229,7 +230,7 @@ impl Outgoing {
     /// `transcode`'s protocol reads it.
     pub(crate) fn msgpack(&self, transcode: Transcode) -> Bytes {
         match &self.form {
-            Form::Packed(packed) => packed.bytes.clone(),
+            Form::Packed { bytes, .. } => bytes.clone(),
             Form::Text { text, packed } => {
                 let make = || Bytes::from(transcode(text.as_str().as_bytes()));
                 match packed {

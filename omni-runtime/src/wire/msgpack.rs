@@ -36,16 +36,67 @@ pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Encode
     Ok(out)
 }
 
+/// The length of the MessagePack value `bytes` starts with, read from its markers alone
+/// (nothing is decoded), or `None` if the bytes end before it does.
+/// Every value takes at least one byte, so the walk ends within `bytes.len()` steps whatever
+/// lengths the markers claim.
+fn value_len(bytes: &[u8]) -> Option<usize> {
+    // A big-endian length of `n` bytes at `at`.
+    let len = |at: usize, n: usize| -> Option<usize> {
+        let raw = bytes.get(at..at.checked_add(n)?)?;
+        Some(
+            raw.iter()
+                .fold(0usize, |sum, b| (sum << 8) | usize::from(*b)),
+        )
+    };
+    let (mut at, mut pending) = (0usize, 1usize);
+    while pending > 0 {
+        pending -= 1;
+        let marker = *bytes.get(at)?;
+        at += 1;
+        // The bytes after the marker, and the values nested in it.
+        let (skip, nested) = match marker {
+            // 0xc1 is unused: a reader refuses it; counted as one byte, as rmpv does.
+            0x00..=0x7f | 0xc0..=0xc3 | 0xe0..=0xff => (0, 0),
+            0x80..=0x8f => (0, 2 * usize::from(marker & 0x0f)),
+            0x90..=0x9f => (0, usize::from(marker & 0x0f)),
+            0xa0..=0xbf => (usize::from(marker & 0x1f), 0),
+            0xc4 | 0xd9 => (1 + len(at, 1)?, 0),
+            0xc5 | 0xda => (2 + len(at, 2)?, 0),
+            0xc6 | 0xdb => (4 + len(at, 4)?, 0),
+            0xc7 => (2 + len(at, 1)?, 0),
+            0xc8 => (3 + len(at, 2)?, 0),
+            0xc9 => (5 + len(at, 4)?, 0),
+            0xcc | 0xd0 => (1, 0),
+            0xcd | 0xd1 => (2, 0),
+            0xca | 0xce | 0xd2 => (4, 0),
+            0xcb | 0xcf | 0xd3 => (8, 0),
+            0xd4 => (2, 0),
+            0xd5 => (3, 0),
+            0xd6 => (5, 0),
+            0xd7 => (9, 0),
+            0xd8 => (17, 0),
+            0xdc => (2, len(at, 2)?),
+            0xdd => (4, len(at, 4)?),
+            0xde => (2, 2 * len(at, 2)?),
+            0xdf => (4, len(at, 4)?.checked_mul(2)?),
+        };
+        at = at.checked_add(skip)?;
+        pending = pending.checked_add(nested)?;
+    }
+    (at <= bytes.len()).then_some(at)
+}
+
 impl<P: DeserializeOwned> Fields<P> {
     /// Reads a MessagePack frame's fields into `self` (made empty): in one pass when the frame
     /// is well formed, else field by field, for a precise error.
     fn read_packed(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
-        let mut rest = bytes;
-        let mut de = rmp_serde::Deserializer::new(&mut rest);
+        // Read in place: strings are borrowed from `bytes`, not copied into a buffer first.
+        let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
         de.set_max_depth(MAX_DEPTH);
         let fast = serde::de::DeserializeSeed::deserialize(Fast(self), &mut de);
-        drop(de);
-        if fast.is_ok() && rest.is_empty() {
+        // That reader does not say where it stopped: the frame's markers do.
+        if fast.is_ok() && value_len(bytes) == Some(bytes.len()) {
             self.name();
         } else {
             *self = Self::read_packed_carefully(bytes)?;
@@ -381,6 +432,50 @@ mod tests {
                 pairs.insert(at.min(pairs.len()), (Value::from("type"), kind));
                 packed(&Value::Map(pairs))
             })
+    }
+
+    proptest! {
+        /// The markers give a value's length exactly: what rmpv reads, with anything after it.
+        #[test]
+        fn value_len_is_where_a_value_ends(value in packed_value(), tail in proptest::collection::vec(any::<u8>(), 0..4)) {
+            let mut bytes = packed(&value);
+            let end = bytes.len();
+            bytes.extend_from_slice(&tail);
+            prop_assert_eq!(value_len(&bytes), Some(end));
+            prop_assert_eq!(value_len(&bytes[..end - 1]), None);
+        }
+
+        /// Arbitrary bytes: where rmpv reads a value, the same length; never a panic.
+        #[test]
+        fn value_len_agrees_with_rmpv(bytes in proptest::collection::vec(any::<u8>(), 0..48)) {
+            let mut rest = &bytes[..];
+            if rmpv::decode::read_value(&mut rest).is_ok() {
+                prop_assert_eq!(value_len(&bytes), Some(bytes.len() - rest.len()));
+            }
+        }
+    }
+
+    /// Any MessagePack value, of every marker family.
+    fn packed_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Nil),
+            any::<bool>().prop_map(Value::Boolean),
+            any::<u64>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f32>().prop_map(Value::F32),
+            any::<f64>().prop_map(Value::F64),
+            ".{0,40}".prop_map(Value::from),
+            (0usize..300).prop_map(|n| Value::from("s".repeat(n))),
+            proptest::collection::vec(any::<u8>(), 0..300).prop_map(Value::Binary),
+            (any::<i8>(), proptest::collection::vec(any::<u8>(), 0..20))
+                .prop_map(|(tag, data)| Value::Ext(tag, data)),
+        ];
+        leaf.prop_recursive(3, 40, 20, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..20).prop_map(Value::Array),
+                proptest::collection::vec((inner.clone(), inner), 0..20).prop_map(Value::Map),
+            ]
+        })
     }
 
     proptest! {
