@@ -525,13 +525,13 @@ mod tests {
 
     /// The list a `presence_state` frame carries.
     fn state_of(frame: &Outgoing) -> List {
-        let mut value: serde_json::Value = serde_json::from_str(frame.text()).unwrap();
+        let mut value: serde_json::Value = serde_json::from_str(&frame.text()).unwrap();
         serde_json::from_value(value["state"].take()).unwrap()
     }
 
     /// What a `presence_diff` frame carries.
     fn diff_of(frame: &Outgoing) -> Diff {
-        serde_json::from_str(frame.text()).unwrap()
+        serde_json::from_str(&frame.text()).unwrap()
     }
 
     fn sorted(mut list: List) -> List {

@@ -472,7 +472,7 @@ mod tests {
 
     fn texts(replay: Replay) -> Vec<String> {
         match replay {
-            Replay::Held(frames) => frames.iter().map(|f| f.text().to_owned()).collect(),
+            Replay::Held(frames) => frames.iter().map(|f| f.text().into_owned()).collect(),
             Replay::Gone { head } => vec![format!("gone at {head}")],
         }
     }

@@ -22,7 +22,7 @@
 //! struct Inbox(Mutex<Vec<String>>);
 //! impl Member for Inbox {
 //!     fn deliver(&self, frame: Outgoing) {
-//!         self.0.lock().unwrap().push(frame.text().to_owned());
+//!         self.0.lock().unwrap().push(frame.text().into_owned());
 //!     }
 //! }
 //!

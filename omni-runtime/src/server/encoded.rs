@@ -1,5 +1,6 @@
 //! Encoded server frames, and the edits made to them without decoding them again.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
@@ -40,11 +41,9 @@ enum Form {
     /// Held as MessagePack, written for one session's protocol.
     Packed {
         bytes: Bytes,
-        /// The JSON form, made on first demand (a resume on a JSON connection replays it).
-        /// Inline: a reply is cloned into the log and the queue, and only the log's copy may
-        /// ever need it, so sharing it would cost an allocation per reply for nothing.
-        text: OnceLock<Utf8Bytes>,
-        /// Reads `bytes` as the protocol that wrote them and writes the frame as JSON.
+        /// Reads `bytes` as the protocol that wrote them and writes the frame as JSON: only a
+        /// resume on a JSON connection needs that, so the JSON is not kept (the frame stays
+        /// as small as one held as JSON, and every queued frame is).
         unpack: Transcode,
     },
 }
@@ -83,7 +82,6 @@ impl Outgoing {
             seq,
             form: Form::Packed {
                 bytes: Bytes::from(bytes),
-                text: OnceLock::new(),
                 unpack,
             },
         }
@@ -202,9 +200,13 @@ impl Outgoing {
         self.seq
     }
 
-    /// The frame's JSON text (made now, for a frame held as MessagePack).
-    pub fn text(&self) -> &str {
-        self.json().as_str()
+    /// The frame's JSON text: borrowed, or, for a frame held as MessagePack (a reply on a
+    /// MessagePack session), written now.
+    pub fn text(&self) -> Cow<'_, str> {
+        match &self.form {
+            Form::Text { text, .. } => Cow::Borrowed(text.as_str()),
+            Form::Packed { bytes, unpack } => Cow::Owned(unpacked(bytes, *unpack)),
+        }
     }
 
     /// The bytes the frame holds, in the form it is held in: what keeping it costs.
@@ -215,14 +217,11 @@ impl Outgoing {
         }
     }
 
-    fn json(&self) -> &Utf8Bytes {
+    /// The frame's JSON text as a message body: shared, or written now.
+    fn json(&self) -> Utf8Bytes {
         match &self.form {
-            Form::Text { text, .. } => text,
-            Form::Packed {
-                bytes,
-                text,
-                unpack,
-            } => text.get_or_init(|| utf8(unpack(bytes))),
+            Form::Text { text, .. } => text.clone(),
+            Form::Packed { bytes, unpack } => Utf8Bytes::from(unpacked(bytes, *unpack)),
         }
     }
 
@@ -253,7 +252,7 @@ impl Outgoing {
                     None => Message::Binary(packed),
                 }
             }
-            (_, None) => Message::Text(self.json().clone()),
+            (_, None) => Message::Text(self.json()),
             (_, Some(id)) => Message::Text(self.tagged(id)),
         }
     }
@@ -272,7 +271,7 @@ impl Outgoing {
                 false,
                 "an encoded frame does not start with its type: {text}"
             );
-            return self.json().clone();
+            return self.json();
         }
         let member = &id.0.member;
         let mut tagged = String::with_capacity(text.len() + member.len());
@@ -281,6 +280,11 @@ impl Outgoing {
         tagged.push_str(&text[head..]);
         Utf8Bytes::from(tagged)
     }
+}
+
+/// A frame held as MessagePack, written as JSON by `unpack`.
+fn unpacked(bytes: &[u8], unpack: Transcode) -> String {
+    string(unpack(bytes))
 }
 
 /// A frame made only of strings, maps and JSON text, which serde_json always writes.
@@ -296,10 +300,13 @@ fn number(text: &mut Vec<u8>, n: u64) {
 
 /// Text that serde_json wrote, with the templates' ASCII around it.
 fn utf8(text: Vec<u8>) -> Utf8Bytes {
-    match String::from_utf8(text) {
-        Ok(text) => Utf8Bytes::from(text),
-        Err(err) => Utf8Bytes::from(String::from_utf8_lossy(err.as_bytes()).into_owned()),
-    }
+    Utf8Bytes::from(string(text))
+}
+
+/// serde_json writes UTF-8 only; were it ever not to, the text is repaired, not refused.
+fn string(text: Vec<u8>) -> String {
+    String::from_utf8(text)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }
 
 /// How a connection's frames are written: in which codec, and for MessagePack, how to read a
@@ -675,7 +682,7 @@ mod tests {
             "a topic number is not a session seq"
         );
         assert_eq!(
-            decoded(frame.sequenced().text()),
+            decoded(&frame.sequenced().text()),
             ServerFrame::Msg {
                 seq: 41,
                 payload: json!({"kind": "Said"}),

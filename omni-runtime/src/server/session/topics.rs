@@ -183,7 +183,7 @@ mod tests {
     }
 
     fn texts(frames: impl IntoIterator<Item = Outgoing>) -> Vec<String> {
-        frames.into_iter().map(|f| f.text().to_owned()).collect()
+        frames.into_iter().map(|f| f.text().into_owned()).collect()
     }
 
     fn msg(seq: Seq) -> String {
@@ -211,13 +211,13 @@ mod tests {
         assert_eq!(
             topics
                 .deliver("t", &message(13))
-                .map(|f| f.text().to_owned()),
+                .map(|f| f.text().into_owned()),
             None
         );
         assert_eq!(
             topics
                 .deliver("t", &message(14))
-                .map(|f| f.text().to_owned()),
+                .map(|f| f.text().into_owned()),
             Some(msg(14))
         );
     }
@@ -388,7 +388,7 @@ mod tests {
         }
 
         fn seen(frame: &Outgoing) -> (usize, Seen) {
-            let value: serde_json::Value = serde_json::from_str(frame.text()).unwrap();
+            let value: serde_json::Value = serde_json::from_str(&frame.text()).unwrap();
             let topic = index(value["topic"].as_str().unwrap());
             match value["type"].as_str() {
                 Some("msg") => (topic, Seen::Msg(value["seq"].as_u64().unwrap())),
