@@ -659,3 +659,339 @@ mod topics {
         redis.stop();
     }
 }
+
+/// Subscriptions that follow each node's own topics, watched from outside: on the real
+/// redis-server (`PUBSUB NUMSUB`) and in what each node's subscriber connection received.
+mod following {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use omni::SessionId;
+    use omni::pubsub::{Member, Outgoing, PubSub, Publication, RedisPubSub, Replay, TopicFrame};
+
+    use super::common::feed::{
+        Down, FEED, Posts, connect, cursor, next, node, numbered, post, snapshot, topic_msg,
+    };
+    use super::common::until;
+    use super::{prefix, redis_url, within};
+
+    /// Keeps what it is handed: ephemeral frames by text, topic messages by number.
+    #[derive(Default)]
+    struct Inbox {
+        pushes: Mutex<Vec<String>>,
+        numbers: Mutex<Vec<u64>>,
+    }
+
+    impl Member for Inbox {
+        fn deliver(&self, frame: Outgoing) {
+            self.pushes.lock().unwrap().push(frame.text().to_owned());
+        }
+
+        fn deliver_topic(&self, _: &str, frame: &TopicFrame) {
+            self.numbers.lock().unwrap().push(frame.seq());
+        }
+    }
+
+    async fn backend(url: &str, prefix: &str) -> Arc<RedisPubSub> {
+        let pubsub = Arc::new(RedisPubSub::with_prefix(url, prefix).unwrap());
+        assert!(pubsub.ready(Duration::from_secs(10)).await);
+        pubsub
+    }
+
+    async fn redis() -> redis::aio::MultiplexedConnection {
+        redis::Client::open(redis_url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// Subscribers to `channel` on the real server, as it counts them.
+    async fn numsub(conn: &mut redis::aio::MultiplexedConnection, channel: &str) -> i64 {
+        let answer: (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(conn)
+            .await
+            .unwrap();
+        answer.1
+    }
+
+    fn channel(prefix: &str, topic: &str) -> String {
+        format!("{{{prefix}{topic}}}")
+    }
+
+    fn publication(n: usize) -> Publication {
+        let template = format!(r#"{{"type":"msg","seq":0,"payload":{n},"topic":"t"}}"#);
+        let push = Outgoing::push(format!(r#"{{"type":"push","payload":{n},"topic":"t"}}"#));
+        Publication::new(&template, push).unwrap()
+    }
+
+    async fn numsub_becomes(
+        conn: &mut redis::aio::MultiplexedConnection,
+        channel: &str,
+        want: i64,
+    ) {
+        within(&format!("{channel} has {want} subscribers"), async {
+            while numsub(conn, channel).await != want {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a redis-server: run `cargo xtask test`"]
+    async fn two_nodes_on_disjoint_topics_each_receive_only_their_own() {
+        let (url, prefix) = (redis_url(), prefix());
+        let mut conn = redis().await;
+        let a = backend(&url, &prefix).await;
+        let b = backend(&url, &prefix).await;
+        let (on_a, on_b) = (Arc::new(Inbox::default()), Arc::new(Inbox::default()));
+        let (ida, idb) = (SessionId::from_u128(1), SessionId::from_u128(2));
+        a.register(ida, on_a.clone());
+        b.register(idb, on_b.clone());
+        a.subscribe(ida, "a");
+        b.subscribe(idb, "b");
+        numsub_becomes(&mut conn, &channel(&prefix, "a"), 1).await;
+        numsub_becomes(&mut conn, &channel(&prefix, "b"), 1).await;
+        let (before_a, before_b) = (a.received(), b.received());
+
+        // Each node publishes on the other's topic, b ten times as much.
+        for n in 0..20 {
+            b.broadcast("a", Outgoing::push(format!(r#"{{"n":{n}}}"#)));
+        }
+        for n in 0..200 {
+            a.broadcast("b", Outgoing::push(format!(r#"{{"n":{n}}}"#)));
+        }
+        until("a has its topic's 20", || on_a.pushes.lock().unwrap().len() == 20).await;
+        until("b has its topic's 200", || on_b.pushes.lock().unwrap().len() == 200).await;
+        // What each subscriber connection received: its own topic's traffic (and at most a
+        // few presence heartbeats on the node channel), none of the other's.
+        let (got_a, got_b) = (a.received() - before_a, b.received() - before_b);
+        assert!((20..30).contains(&got_a), "a received {got_a}");
+        assert!((200..210).contains(&got_b), "b received {got_b}");
+
+        // The last local subscriber leaves: the subscription goes.
+        a.unsubscribe(ida, "a");
+        numsub_becomes(&mut conn, &channel(&prefix, "a"), 0).await;
+        b.unregister(idb);
+        numsub_becomes(&mut conn, &channel(&prefix, "b"), 0).await;
+        assert_eq!(numsub(&mut conn, &prefix).await, 2, "the node channel stays");
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a redis-server: run `cargo xtask test`"]
+    async fn many_sessions_joining_and_leaving_leave_exactly_the_topics_still_subscribed() {
+        let (url, prefix) = (redis_url(), prefix());
+        let mut conn = redis().await;
+        let node = backend(&url, &prefix).await;
+        let inbox = Arc::new(Inbox::default());
+        let ids: Vec<SessionId> = (0..20).map(SessionId::from_u128).collect();
+        for id in &ids {
+            node.register(*id, inbox.clone());
+        }
+        // A storm of subscribes and unsubscribes, most undone at once: the connection
+        // follows in batches and ends on exactly the topics with a subscriber.
+        let mut model: std::collections::HashMap<String, std::collections::HashSet<SessionId>> =
+            Default::default();
+        for round in 0..50 {
+            for (i, id) in ids.iter().enumerate() {
+                let topic = format!("t{}", (i + round) % 7);
+                node.subscribe(*id, &topic);
+                model.entry(topic.clone()).or_default().insert(*id);
+                if (i * 7 + round) % 5 != 0 {
+                    node.unsubscribe(*id, &topic);
+                    model.entry(topic).or_default().remove(id);
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        for t in 0..7 {
+            let topic = format!("t{t}");
+            let want = i64::from(model.get(&topic).is_some_and(|ids| !ids.is_empty()));
+            numsub_becomes(&mut conn, &channel(&prefix, &topic), want).await;
+        }
+        for id in &ids {
+            node.unregister(*id);
+        }
+        for t in 0..7 {
+            numsub_becomes(&mut conn, &channel(&prefix, &format!("t{t}")), 0).await;
+        }
+    }
+
+    /// Joins (first subscriber of the node), leaves and publishes, interleaved in many
+    /// ways on real Redis: whoever holds a topic's number (its head when it joined) gets
+    /// every later number once, in order.
+    #[tokio::test]
+    #[ignore = "needs a redis-server: run `cargo xtask test`"]
+    async fn rapid_joins_and_leaves_lose_and_double_no_numbered_message() {
+        let (url, prefix) = (redis_url(), prefix());
+        let publisher = backend(&url, &prefix).await;
+        let node = backend(&url, &prefix).await;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let publishing = {
+            let (publisher, stop) = (publisher.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    publisher.publish("t", publication(n));
+                    n += 1;
+                    // Paced, so the queue to Redis never overflows.
+                    if n % 8 == 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            })
+        };
+        let mut conn = redis().await;
+        for round in 0..60u128 {
+            let id = SessionId::from_u128(round);
+            let inbox = Arc::new(Inbox::default());
+            node.register(id, inbox.clone());
+            node.subscribe(id, "t");
+            if round % 3 == 1 {
+                // Left and back before the subscription settled.
+                node.unsubscribe(id, "t");
+                tokio::task::yield_now().await;
+                node.subscribe(id, "t");
+            }
+            // As a session does: the replay starts once the node receives the topic.
+            let Replay::Gone { head: held } = node.replay("t", 0).await else {
+                panic!("0 is never held");
+            };
+            // Wait for a few numbers past it, then check them all.
+            let last = held + 5;
+            within("numbers past the join", async {
+                while !inbox.numbers.lock().unwrap().contains(&last) {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await;
+            let numbers = inbox.numbers.lock().unwrap().clone();
+            let after: Vec<u64> = numbers.iter().copied().filter(|n| *n > held).collect();
+            let want: Vec<u64> = (held + 1..=*after.last().unwrap()).collect();
+            assert_eq!(after, want, "round {round}: a number lost or doubled");
+            assert!(
+                numbers.windows(2).all(|w| w[0] < w[1]),
+                "round {round}: out of order or doubled: {numbers:?}"
+            );
+            node.unregister(id);
+            if round % 2 == 0 {
+                // Sometimes the unsubscribe settles before the next join, sometimes not.
+                numsub_becomes(&mut conn, &channel(&prefix, "t"), 0).await;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        publishing.await.unwrap();
+    }
+
+    /// A client's first subscription on a node, while another node publishes as fast as it
+    /// can: the snapshot and the numbered messages after it hold every post, each number
+    /// once and in order.
+    #[tokio::test]
+    #[ignore = "needs a redis-server: run `cargo xtask test`"]
+    async fn a_message_published_while_a_nodes_first_subscriber_joins_arrives_once() {
+        let (url, prefix) = (redis_url(), prefix());
+        let posts = Posts::default();
+        let a = node(backend(&url, &prefix).await, &posts).await;
+        let mut poster = connect(a, None).await;
+        snapshot(&mut poster).await;
+        let mut reference = 0;
+        for round in 0..10 {
+            // A node of its own: the reader is its first subscriber to the feed.
+            let b = node(backend(&url, &prefix).await, &posts).await;
+            let joining = tokio::spawn(async move {
+                let mut reader = connect(b, Some("{}")).await;
+                let seen = snapshot(&mut reader).await;
+                (reader, seen)
+            });
+            let mut posted = Vec::new();
+            while !joining.is_finished() {
+                reference += 1;
+                let text = format!("{round}.{reference}");
+                post(&mut poster, &text, reference).await;
+                posted.push(text);
+            }
+            let (mut reader, mut seen) = joining.await.unwrap();
+            // One more after the join, so that the reader is known to have it all.
+            reference += 1;
+            let last = format!("{round}.{reference}");
+            post(&mut poster, &last, reference).await;
+            let mut previous = None;
+            loop {
+                let (seq, text) = numbered(&mut reader).await;
+                if let Some(previous) = previous {
+                    assert_eq!(seq, previous + 1, "round {round}: a gap or a repeat");
+                }
+                previous = Some(seq);
+                if !seen.contains(&text) {
+                    seen.push(text.clone());
+                }
+                if text == last {
+                    break;
+                }
+            }
+            for text in posted {
+                assert!(seen.contains(&text), "round {round}: {text} never reached the reader");
+            }
+        }
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a redis-server: run `cargo xtask test`"]
+    async fn a_topic_idle_past_its_expiry_leaves_redis_and_an_old_cursor_gets_a_reset() {
+        let (url, prefix) = (redis_url(), prefix());
+        let posts = Posts::default();
+        let pubsub = Arc::new(
+            RedisPubSub::with_prefix(&url, &prefix)
+                .unwrap()
+                .with_topic_expiry(Duration::from_secs(1)),
+        );
+        assert!(pubsub.ready(Duration::from_secs(10)).await);
+        let a = node(pubsub, &posts).await;
+        let mut poster = connect(a, None).await;
+        snapshot(&mut poster).await;
+        let mut reader = connect(a, Some("{}")).await;
+        snapshot(&mut reader).await;
+        post(&mut poster, "one", 1).await;
+        post(&mut poster, "two", 2).await;
+        numbered(&mut reader).await;
+        let (held, _) = numbered(&mut reader).await;
+        drop(reader);
+
+        let mut conn = redis().await;
+        let tag = channel(&prefix, FEED);
+        let keys = [format!("{tag}:seq"), format!("{tag}:log")];
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&keys[0])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!((1..=1000).contains(&ttl), "the counter expires: {ttl}");
+        within("the topic's keys expire", async {
+            loop {
+                let exists: i64 = redis::cmd("EXISTS")
+                    .arg(&keys[..])
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                if exists == 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+
+        let mut reader = connect(a, Some(&cursor(held))).await;
+        let Down::Reset { seq: head, topic, .. } = next(&mut reader).await else {
+            panic!("expected a reset");
+        };
+        assert_eq!(topic.as_deref(), Some(FEED));
+        assert!(head > held, "the new numbering starts above the old: {head} > {held}");
+        assert_eq!(snapshot(&mut reader).await, ["one", "two"]);
+        post(&mut poster, "three", 3).await;
+        assert_eq!(next(&mut reader).await, topic_msg(head + 1, "three"));
+    }
+}
