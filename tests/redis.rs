@@ -764,8 +764,14 @@ mod following {
         for n in 0..200 {
             a.broadcast("b", Outgoing::push(format!(r#"{{"n":{n}}}"#)));
         }
-        until("a has its topic's 20", || on_a.pushes.lock().unwrap().len() == 20).await;
-        until("b has its topic's 200", || on_b.pushes.lock().unwrap().len() == 200).await;
+        until("a has its topic's 20", || {
+            on_a.pushes.lock().unwrap().len() == 20
+        })
+        .await;
+        until("b has its topic's 200", || {
+            on_b.pushes.lock().unwrap().len() == 200
+        })
+        .await;
         // What each subscriber connection received: its own topic's traffic (and at most a
         // few presence heartbeats on the node channel), none of the other's.
         let (got_a, got_b) = (a.received() - before_a, b.received() - before_b);
@@ -777,7 +783,11 @@ mod following {
         numsub_becomes(&mut conn, &channel(&prefix, "a"), 0).await;
         b.unregister(idb);
         numsub_becomes(&mut conn, &channel(&prefix, "b"), 0).await;
-        assert_eq!(numsub(&mut conn, &prefix).await, 2, "the node channel stays");
+        assert_eq!(
+            numsub(&mut conn, &prefix).await,
+            2,
+            "the node channel stays"
+        );
     }
 
     #[tokio::test]
@@ -895,9 +905,12 @@ mod following {
         let (url, prefix) = (redis_url(), prefix());
         let posts = Posts::default();
         let a = node(backend(&url, &prefix).await, &posts).await;
-        let mut poster = connect(a, None).await;
-        snapshot(&mut poster).await;
-        let mut reference = 0;
+        let mut posters = Vec::new();
+        for _ in 0..6 {
+            let mut poster = connect(a, None).await;
+            snapshot(&mut poster).await;
+            posters.push(poster);
+        }
         for round in 0..10 {
             // A node of its own: the reader is its first subscriber to the feed.
             let b = node(backend(&url, &prefix).await, &posts).await;
@@ -906,34 +919,51 @@ mod following {
                 let seen = snapshot(&mut reader).await;
                 (reader, seen)
             });
-            let mut posted = Vec::new();
-            while !joining.is_finished() {
-                reference += 1;
-                let text = format!("{round}.{reference}");
-                post(&mut poster, &text, reference).await;
-                posted.push(text);
+            // Several posters at once, until the reader has its snapshot.
+            let mut posting = Vec::new();
+            for (p, mut poster) in posters.drain(..).enumerate() {
+                let joining = joining.abort_handle();
+                posting.push(tokio::spawn(async move {
+                    let mut posted = Vec::new();
+                    // A session answers a reference it handled without handling it again.
+                    let mut reference = round * 100_000;
+                    while !joining.is_finished() {
+                        reference += 1;
+                        let text = format!("{round}.{p}.{reference}");
+                        post(&mut poster, &text, reference).await;
+                        posted.push(text);
+                    }
+                    // One more after the join, so that the reader is known to have it all.
+                    reference += 1;
+                    let last = format!("{round}.{p}.{reference}");
+                    post(&mut poster, &last, reference).await;
+                    posted.push(last);
+                    (poster, posted)
+                }));
             }
             let (mut reader, mut seen) = joining.await.unwrap();
-            // One more after the join, so that the reader is known to have it all.
-            reference += 1;
-            let last = format!("{round}.{reference}");
-            post(&mut poster, &last, reference).await;
+            let mut posted = Vec::new();
+            for posting in posting {
+                let (poster, texts) = posting.await.unwrap();
+                posters.push(poster);
+                posted.extend(texts);
+            }
             let mut previous = None;
-            loop {
-                let (seq, text) = numbered(&mut reader).await;
+            while !posted.iter().all(|text| seen.contains(text)) {
+                let Ok((seq, text)) =
+                    tokio::time::timeout(Duration::from_secs(3), numbered(&mut reader)).await
+                else {
+                    let missing: Vec<&String> =
+                        posted.iter().filter(|text| !seen.contains(text)).collect();
+                    panic!("round {round}: {missing:?} never reached the reader; it has {seen:?}");
+                };
                 if let Some(previous) = previous {
                     assert_eq!(seq, previous + 1, "round {round}: a gap or a repeat");
                 }
                 previous = Some(seq);
                 if !seen.contains(&text) {
-                    seen.push(text.clone());
+                    seen.push(text);
                 }
-                if text == last {
-                    break;
-                }
-            }
-            for text in posted {
-                assert!(seen.contains(&text), "round {round}: {text} never reached the reader");
             }
         }
     }
@@ -985,11 +1015,17 @@ mod following {
         .await;
 
         let mut reader = connect(a, Some(&cursor(held))).await;
-        let Down::Reset { seq: head, topic, .. } = next(&mut reader).await else {
+        let Down::Reset {
+            seq: head, topic, ..
+        } = next(&mut reader).await
+        else {
             panic!("expected a reset");
         };
         assert_eq!(topic.as_deref(), Some(FEED));
-        assert!(head > held, "the new numbering starts above the old: {head} > {held}");
+        assert!(
+            head > held,
+            "the new numbering starts above the old: {head} > {held}"
+        );
         assert_eq!(snapshot(&mut reader).await, ["one", "two"]);
         post(&mut poster, "three", 3).await;
         assert_eq!(next(&mut reader).await, topic_msg(head + 1, "three"));
