@@ -1031,3 +1031,105 @@ mod following {
         assert_eq!(next(&mut reader).await, topic_msg(head + 1, "three"));
     }
 }
+
+/// The figures in BENCHMARKS.md: what each of 4 nodes, each on its own topic, receives from
+/// Redis, against what a connection on the whole prefix (`PSUBSCRIBE`, as every node did
+/// before) receives. `cargo xtask test` runs it; it prints the figures.
+#[tokio::test]
+#[ignore = "needs a redis-server: run `cargo xtask test`"]
+async fn inbound_traffic_per_node_is_its_own_topics() {
+    use futures_util::StreamExt;
+    use omni::SessionId;
+    use omni::pubsub::Outgoing;
+
+    struct Nothing;
+    impl omni::pubsub::Member for Nothing {
+        fn deliver(&self, _: Outgoing) {}
+    }
+
+    const EACH: u64 = 2000;
+    let (url, prefix) = (redis_url(), prefix());
+    let mut whole = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    // Topic channels are `{prefix+topic}`; the node channel is the prefix itself.
+    whole.psubscribe(format!("{{{prefix}*")).await.unwrap();
+    whole.psubscribe(format!("{prefix}*")).await.unwrap();
+    let mut nodes = Vec::new();
+    for n in 0..4u128 {
+        let pubsub = Arc::new(RedisPubSub::with_prefix(&url, &prefix).unwrap());
+        assert!(pubsub.ready(Duration::from_secs(10)).await);
+        pubsub.register(SessionId::from_u128(n), Arc::new(Nothing));
+        pubsub.subscribe(SessionId::from_u128(n), &format!("room{n}"));
+        nodes.push(pubsub);
+    }
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for n in 0..4 {
+        loop {
+            let (_, subscribers): (String, i64) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(format!("{{{prefix}room{n}}}"))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if subscribers == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    let before: Vec<u64> = nodes.iter().map(|n| n.received()).collect();
+    // Each node's subscriber publishes on its own topic (a room whose members are all on it).
+    for (n, node) in nodes.iter().enumerate() {
+        for i in 0..EACH {
+            node.broadcast(
+                &format!("room{n}"),
+                Outgoing::push(format!(r#"{{"i":{i}}}"#)),
+            );
+        }
+    }
+    let mut seen = 0;
+    let mut stream = whole.on_message();
+    within("the whole prefix's traffic", async {
+        while seen < 4 * EACH {
+            if stream
+                .next()
+                .await
+                .unwrap()
+                .get_channel_name()
+                .starts_with('{')
+            {
+                seen += 1;
+            }
+        }
+    })
+    .await;
+    drop(stream);
+    // Every broadcast went through Redis; each node's own come back to it as well (and are
+    // skipped there: delivered locally already).
+    until("each node received its own topic's traffic", || {
+        nodes
+            .iter()
+            .zip(&before)
+            .all(|(node, before)| node.received() - before >= EACH)
+    })
+    .await;
+    let per_node: Vec<u64> = nodes
+        .iter()
+        .zip(&before)
+        .map(|(node, before)| node.received() - before)
+        .collect();
+    eprintln!(
+        "4 nodes x {EACH} broadcasts on their own topics: a PSUBSCRIBE on the prefix received \
+         {seen}; each node's subscriber connection received {per_node:?}"
+    );
+    for received in per_node {
+        assert!(received < EACH + EACH / 10, "a node received {received}");
+    }
+}
