@@ -659,3 +659,477 @@ mod topics {
         redis.stop();
     }
 }
+
+/// Subscriptions that follow each node's own topics, watched from outside: on the real
+/// redis-server (`PUBSUB NUMSUB`) and in what each node's subscriber connection received.
+mod following {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use omni::SessionId;
+    use omni::pubsub::{Member, Outgoing, PubSub, Publication, RedisPubSub, Replay, TopicFrame};
+
+    use super::common::feed::{
+        Down, FEED, Posts, connect, cursor, next, node, numbered, post, snapshot, topic_msg,
+    };
+    use super::common::until;
+    use super::{prefix, redis_url, within};
+
+    /// Keeps what it is handed: ephemeral frames by text, topic messages by number.
+    #[derive(Default)]
+    struct Inbox {
+        pushes: Mutex<Vec<String>>,
+        numbers: Mutex<Vec<u64>>,
+    }
+
+    impl Member for Inbox {
+        fn deliver(&self, frame: Outgoing) {
+            self.pushes.lock().unwrap().push(frame.text().to_owned());
+        }
+
+        fn deliver_topic(&self, _: &str, frame: &TopicFrame) {
+            self.numbers.lock().unwrap().push(frame.seq());
+        }
+    }
+
+    async fn backend(url: &str, prefix: &str) -> Arc<RedisPubSub> {
+        let pubsub = Arc::new(RedisPubSub::with_prefix(url, prefix).unwrap());
+        assert!(pubsub.ready(Duration::from_secs(10)).await);
+        pubsub
+    }
+
+    async fn redis() -> redis::aio::MultiplexedConnection {
+        redis::Client::open(redis_url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// Subscribers to `channel` on the real server, as it counts them.
+    async fn numsub(conn: &mut redis::aio::MultiplexedConnection, channel: &str) -> i64 {
+        let answer: (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(conn)
+            .await
+            .unwrap();
+        answer.1
+    }
+
+    fn channel(prefix: &str, topic: &str) -> String {
+        format!("{{{prefix}{topic}}}")
+    }
+
+    fn publication(n: usize) -> Publication {
+        let template = format!(r#"{{"type":"msg","seq":0,"payload":{n},"topic":"t"}}"#);
+        let push = Outgoing::push(format!(r#"{{"type":"push","payload":{n},"topic":"t"}}"#));
+        Publication::new(&template, push).unwrap()
+    }
+
+    async fn numsub_becomes(
+        conn: &mut redis::aio::MultiplexedConnection,
+        channel: &str,
+        want: i64,
+    ) {
+        within(&format!("{channel} has {want} subscribers"), async {
+            while numsub(conn, channel).await != want {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a redis-server: run `cargo xtask test`"]
+    async fn two_nodes_on_disjoint_topics_each_receive_only_their_own() {
+        let (url, prefix) = (redis_url(), prefix());
+        let mut conn = redis().await;
+        let a = backend(&url, &prefix).await;
+        let b = backend(&url, &prefix).await;
+        let (on_a, on_b) = (Arc::new(Inbox::default()), Arc::new(Inbox::default()));
+        let (ida, idb) = (SessionId::from_u128(1), SessionId::from_u128(2));
+        a.register(ida, on_a.clone());
+        b.register(idb, on_b.clone());
+        a.subscribe(ida, "a");
+        b.subscribe(idb, "b");
+        numsub_becomes(&mut conn, &channel(&prefix, "a"), 1).await;
+        numsub_becomes(&mut conn, &channel(&prefix, "b"), 1).await;
+        let (before_a, before_b) = (a.received(), b.received());
+
+        // Each node publishes on the other's topic, b ten times as much.
+        for n in 0..20 {
+            b.broadcast("a", Outgoing::push(format!(r#"{{"n":{n}}}"#)));
+        }
+        for n in 0..200 {
+            a.broadcast("b", Outgoing::push(format!(r#"{{"n":{n}}}"#)));
+        }
+        until("a has its topic's 20", || {
+            on_a.pushes.lock().unwrap().len() == 20
+        })
+        .await;
+        until("b has its topic's 200", || {
+            on_b.pushes.lock().unwrap().len() == 200
+        })
+        .await;
+        // What each subscriber connection received: its own topic's traffic (and at most a
+        // few presence heartbeats on the node channel), none of the other's.
+        let (got_a, got_b) = (a.received() - before_a, b.received() - before_b);
+        assert!((20..30).contains(&got_a), "a received {got_a}");
+        assert!((200..210).contains(&got_b), "b received {got_b}");
+
+        // The last local subscriber leaves: the subscription goes.
+        a.unsubscribe(ida, "a");
+        numsub_becomes(&mut conn, &channel(&prefix, "a"), 0).await;
+        b.unregister(idb);
+        numsub_becomes(&mut conn, &channel(&prefix, "b"), 0).await;
+        assert_eq!(
+            numsub(&mut conn, &prefix).await,
+            2,
+            "the node channel stays"
+        );
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a redis-server: run `cargo xtask test`"]
+    async fn many_sessions_joining_and_leaving_leave_exactly_the_topics_still_subscribed() {
+        let (url, prefix) = (redis_url(), prefix());
+        let mut conn = redis().await;
+        let node = backend(&url, &prefix).await;
+        let inbox = Arc::new(Inbox::default());
+        let ids: Vec<SessionId> = (0..20).map(SessionId::from_u128).collect();
+        for id in &ids {
+            node.register(*id, inbox.clone());
+        }
+        // A storm of subscribes and unsubscribes, most undone at once: the connection
+        // follows in batches and ends on exactly the topics with a subscriber.
+        let mut model: std::collections::HashMap<String, std::collections::HashSet<SessionId>> =
+            Default::default();
+        for round in 0..50 {
+            for (i, id) in ids.iter().enumerate() {
+                let topic = format!("t{}", (i + round) % 7);
+                node.subscribe(*id, &topic);
+                model.entry(topic.clone()).or_default().insert(*id);
+                if (i * 7 + round) % 5 != 0 {
+                    node.unsubscribe(*id, &topic);
+                    model.entry(topic).or_default().remove(id);
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        for t in 0..7 {
+            let topic = format!("t{t}");
+            let want = i64::from(model.get(&topic).is_some_and(|ids| !ids.is_empty()));
+            numsub_becomes(&mut conn, &channel(&prefix, &topic), want).await;
+        }
+        for id in &ids {
+            node.unregister(*id);
+        }
+        for t in 0..7 {
+            numsub_becomes(&mut conn, &channel(&prefix, &format!("t{t}")), 0).await;
+        }
+    }
+
+    /// Joins (first subscriber of the node), leaves and publishes, interleaved in many
+    /// ways on real Redis: whoever holds a topic's number (its head when it joined) gets
+    /// every later number once, in order.
+    #[tokio::test]
+    #[ignore = "needs a redis-server: run `cargo xtask test`"]
+    async fn rapid_joins_and_leaves_lose_and_double_no_numbered_message() {
+        let (url, prefix) = (redis_url(), prefix());
+        let publisher = backend(&url, &prefix).await;
+        let node = backend(&url, &prefix).await;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let publishing = {
+            let (publisher, stop) = (publisher.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    publisher.publish("t", publication(n));
+                    n += 1;
+                    // Paced, so the queue to Redis never overflows.
+                    if n % 8 == 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            })
+        };
+        let mut conn = redis().await;
+        for round in 0..60u128 {
+            let id = SessionId::from_u128(round);
+            let inbox = Arc::new(Inbox::default());
+            node.register(id, inbox.clone());
+            node.subscribe(id, "t");
+            if round % 3 == 1 {
+                // Left and back before the subscription settled.
+                node.unsubscribe(id, "t");
+                tokio::task::yield_now().await;
+                node.subscribe(id, "t");
+            }
+            // As a session does: the replay starts once the node receives the topic.
+            let Replay::Gone { head: held } = node.replay("t", 0).await else {
+                panic!("0 is never held");
+            };
+            // Wait for a few numbers past it, then check them all.
+            let last = held + 5;
+            within("numbers past the join", async {
+                while !inbox.numbers.lock().unwrap().contains(&last) {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await;
+            let numbers = inbox.numbers.lock().unwrap().clone();
+            let after: Vec<u64> = numbers.iter().copied().filter(|n| *n > held).collect();
+            let want: Vec<u64> = (held + 1..=*after.last().unwrap()).collect();
+            assert_eq!(after, want, "round {round}: a number lost or doubled");
+            assert!(
+                numbers.windows(2).all(|w| w[0] < w[1]),
+                "round {round}: out of order or doubled: {numbers:?}"
+            );
+            node.unregister(id);
+            if round % 2 == 0 {
+                // Sometimes the unsubscribe settles before the next join, sometimes not.
+                numsub_becomes(&mut conn, &channel(&prefix, "t"), 0).await;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        publishing.await.unwrap();
+    }
+
+    /// A client's first subscription on a node, while another node publishes as fast as it
+    /// can: the snapshot and the numbered messages after it hold every post, each number
+    /// once and in order.
+    #[tokio::test]
+    #[ignore = "needs a redis-server: run `cargo xtask test`"]
+    async fn a_message_published_while_a_nodes_first_subscriber_joins_arrives_once() {
+        let (url, prefix) = (redis_url(), prefix());
+        let posts = Posts::default();
+        let a = node(backend(&url, &prefix).await, &posts).await;
+        let mut posters = Vec::new();
+        for _ in 0..6 {
+            let mut poster = connect(a, None).await;
+            snapshot(&mut poster).await;
+            posters.push(poster);
+        }
+        for round in 0..10 {
+            // A node of its own: the reader is its first subscriber to the feed.
+            let b = node(backend(&url, &prefix).await, &posts).await;
+            let joining = tokio::spawn(async move {
+                let mut reader = connect(b, Some("{}")).await;
+                let seen = snapshot(&mut reader).await;
+                (reader, seen)
+            });
+            // Several posters at once, until the reader has its snapshot.
+            let mut posting = Vec::new();
+            for (p, mut poster) in posters.drain(..).enumerate() {
+                let joining = joining.abort_handle();
+                posting.push(tokio::spawn(async move {
+                    let mut posted = Vec::new();
+                    // A session answers a reference it handled without handling it again.
+                    let mut reference = round * 100_000;
+                    while !joining.is_finished() {
+                        reference += 1;
+                        let text = format!("{round}.{p}.{reference}");
+                        post(&mut poster, &text, reference).await;
+                        posted.push(text);
+                    }
+                    // One more after the join, so that the reader is known to have it all.
+                    reference += 1;
+                    let last = format!("{round}.{p}.{reference}");
+                    post(&mut poster, &last, reference).await;
+                    posted.push(last);
+                    (poster, posted)
+                }));
+            }
+            let (mut reader, mut seen) = joining.await.unwrap();
+            let mut posted = Vec::new();
+            for posting in posting {
+                let (poster, texts) = posting.await.unwrap();
+                posters.push(poster);
+                posted.extend(texts);
+            }
+            let mut previous = None;
+            while !posted.iter().all(|text| seen.contains(text)) {
+                let Ok((seq, text)) =
+                    tokio::time::timeout(Duration::from_secs(3), numbered(&mut reader)).await
+                else {
+                    let missing: Vec<&String> =
+                        posted.iter().filter(|text| !seen.contains(text)).collect();
+                    panic!("round {round}: {missing:?} never reached the reader; it has {seen:?}");
+                };
+                if let Some(previous) = previous {
+                    assert_eq!(seq, previous + 1, "round {round}: a gap or a repeat");
+                }
+                previous = Some(seq);
+                if !seen.contains(&text) {
+                    seen.push(text);
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    #[ignore = "needs a redis-server: run `cargo xtask test`"]
+    async fn a_topic_idle_past_its_expiry_leaves_redis_and_an_old_cursor_gets_a_reset() {
+        let (url, prefix) = (redis_url(), prefix());
+        let posts = Posts::default();
+        let pubsub = Arc::new(
+            RedisPubSub::with_prefix(&url, &prefix)
+                .unwrap()
+                .with_topic_expiry(Duration::from_secs(1)),
+        );
+        assert!(pubsub.ready(Duration::from_secs(10)).await);
+        let a = node(pubsub, &posts).await;
+        let mut poster = connect(a, None).await;
+        snapshot(&mut poster).await;
+        let mut reader = connect(a, Some("{}")).await;
+        snapshot(&mut reader).await;
+        post(&mut poster, "one", 1).await;
+        post(&mut poster, "two", 2).await;
+        numbered(&mut reader).await;
+        let (held, _) = numbered(&mut reader).await;
+        drop(reader);
+
+        let mut conn = redis().await;
+        let tag = channel(&prefix, FEED);
+        let keys = [format!("{tag}:seq"), format!("{tag}:log")];
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&keys[0])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!((1..=1000).contains(&ttl), "the counter expires: {ttl}");
+        within("the topic's keys expire", async {
+            loop {
+                let exists: i64 = redis::cmd("EXISTS")
+                    .arg(&keys[..])
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                if exists == 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+
+        let mut reader = connect(a, Some(&cursor(held))).await;
+        let Down::Reset {
+            seq: head, topic, ..
+        } = next(&mut reader).await
+        else {
+            panic!("expected a reset");
+        };
+        assert_eq!(topic.as_deref(), Some(FEED));
+        assert!(
+            head > held,
+            "the new numbering starts above the old: {head} > {held}"
+        );
+        assert_eq!(snapshot(&mut reader).await, ["one", "two"]);
+        post(&mut poster, "three", 3).await;
+        assert_eq!(next(&mut reader).await, topic_msg(head + 1, "three"));
+    }
+}
+
+/// The figures in BENCHMARKS.md: what each of 4 nodes, each on its own topic, receives from
+/// Redis, against what a connection on the whole prefix (`PSUBSCRIBE`, as every node did
+/// before) receives. `cargo xtask test` runs it; it prints the figures.
+#[tokio::test]
+#[ignore = "needs a redis-server: run `cargo xtask test`"]
+async fn inbound_traffic_per_node_is_its_own_topics() {
+    use futures_util::StreamExt;
+    use omni::SessionId;
+    use omni::pubsub::Outgoing;
+
+    struct Nothing;
+    impl omni::pubsub::Member for Nothing {
+        fn deliver(&self, _: Outgoing) {}
+    }
+
+    const EACH: u64 = 2000;
+    let (url, prefix) = (redis_url(), prefix());
+    let mut whole = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    // Topic channels are `{prefix+topic}`; the node channel is the prefix itself.
+    whole.psubscribe(format!("{{{prefix}*")).await.unwrap();
+    whole.psubscribe(format!("{prefix}*")).await.unwrap();
+    let mut nodes = Vec::new();
+    for n in 0..4u128 {
+        let pubsub = Arc::new(RedisPubSub::with_prefix(&url, &prefix).unwrap());
+        assert!(pubsub.ready(Duration::from_secs(10)).await);
+        pubsub.register(SessionId::from_u128(n), Arc::new(Nothing));
+        pubsub.subscribe(SessionId::from_u128(n), &format!("room{n}"));
+        nodes.push(pubsub);
+    }
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    for n in 0..4 {
+        loop {
+            let (_, subscribers): (String, i64) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(format!("{{{prefix}room{n}}}"))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if subscribers == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    let before: Vec<u64> = nodes.iter().map(|n| n.received()).collect();
+    // Each node's subscriber publishes on its own topic (a room whose members are all on it).
+    for (n, node) in nodes.iter().enumerate() {
+        for i in 0..EACH {
+            node.broadcast(
+                &format!("room{n}"),
+                Outgoing::push(format!(r#"{{"i":{i}}}"#)),
+            );
+        }
+    }
+    let mut seen = 0;
+    let mut stream = whole.on_message();
+    within("the whole prefix's traffic", async {
+        while seen < 4 * EACH {
+            if stream
+                .next()
+                .await
+                .unwrap()
+                .get_channel_name()
+                .starts_with('{')
+            {
+                seen += 1;
+            }
+        }
+    })
+    .await;
+    drop(stream);
+    // Every broadcast went through Redis; each node's own come back to it as well (and are
+    // skipped there: delivered locally already).
+    until("each node received its own topic's traffic", || {
+        nodes
+            .iter()
+            .zip(&before)
+            .all(|(node, before)| node.received() - before >= EACH)
+    })
+    .await;
+    let per_node: Vec<u64> = nodes
+        .iter()
+        .zip(&before)
+        .map(|(node, before)| node.received() - before)
+        .collect();
+    eprintln!(
+        "4 nodes x {EACH} broadcasts on their own topics: a PSUBSCRIBE on the prefix received \
+         {seen}; each node's subscriber connection received {per_node:?}"
+    );
+    for received in per_node {
+        assert!(received < EACH + EACH / 10, "a node received {received}");
+    }
+}

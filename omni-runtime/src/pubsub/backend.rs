@@ -77,6 +77,15 @@ pub trait PubSub: Send + Sync + 'static {
     fn publish(&self, topic: &str, publication: Publication);
     /// The messages of `topic` after number `after`, if the log still holds all of them.
     fn replay(&self, topic: &str, after: Seq) -> BoxFuture<'static, Replay>;
+    /// Resolves once what is published on `topic` from now on reaches this process's
+    /// subscribers to it. A backend spanning processes may need a round trip to start
+    /// receiving a topic after its first subscriber here; a session waits for this before it
+    /// takes the handler's snapshot of the topic, so that no message falls between the
+    /// snapshot and the live ones. By default at once.
+    fn listening(&self, topic: &str) -> BoxFuture<'static, ()> {
+        let _ = topic;
+        Box::pin(std::future::ready(()))
+    }
     /// Tracks session `id` under `key` in `topic`'s presence (see [`crate::presence`]).
     fn track(&self, id: SessionId, topic: &str, key: &str, meta: Meta);
     /// Stops tracking session `id` under `key` in `topic`.

@@ -147,6 +147,17 @@ impl LocalPubSub {
             .each(topic, None, |member| member.deliver_topic(topic, frame));
     }
 
+    /// The topics session `id` is subscribed to.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn topics_of(&self, id: SessionId) -> Vec<String> {
+        self.local
+            .read()
+            .subscriptions
+            .get(&id)
+            .map(|topics| topics.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// How many sessions are subscribed to `topic`.
     pub fn subscribers(&self, topic: &str) -> usize {
         self.local.read().topics.get(topic).map_or(0, HashMap::len)

@@ -221,7 +221,10 @@ where
                         }
                     }
                 }
-                TopicSync::Snapshot(topic) => (topic, None),
+                TopicSync::Snapshot(topic) => {
+                    self.core.shared.pubsub.listening(&topic).await;
+                    (topic, None)
+                }
             };
             let more = self.run_hook(state, Hook::Snapshot(topic.clone())).await;
             self.core.topic_live(&topic, head);

@@ -1,0 +1,98 @@
+//! The names a topic uses in Redis. A topic's counter, stream and channel share one hash tag
+//! (`{prefix+topic}`), so Redis Cluster keeps them on one slot and the publish script, which
+//! touches all three, stays atomic there.
+
+/// One topic's names in Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct TopicKeys {
+    /// The last number given (a string key).
+    pub(super) counter: String,
+    /// The last messages, for replay (a capped stream).
+    pub(super) stream: String,
+    /// Where its broadcasts and numbered messages are published.
+    pub(super) channel: String,
+}
+
+impl TopicKeys {
+    pub(super) fn new(prefix: &str, topic: &str) -> Self {
+        let mut tag = String::with_capacity(prefix.len() + topic.len() + 2);
+        tag.push('{');
+        escape_into(&mut tag, prefix);
+        escape_into(&mut tag, topic);
+        tag.push('}');
+        Self {
+            counter: format!("{tag}:seq"),
+            stream: format!("{tag}:log"),
+            channel: tag,
+        }
+    }
+}
+
+/// The channel of what concerns every process (presence announcements, heartbeats): the
+/// prefix itself. A topic's channel starts with `{` and an escaped prefix, so it can never
+/// be this one.
+pub(super) fn node_channel(prefix: &str) -> String {
+    prefix.to_owned()
+}
+
+/// Percent-escapes the characters that would end or split a hash tag (`{`, `}`) and the
+/// escape itself: the tag is then the whole name, and two names never escape alike.
+fn escape_into(out: &mut String, name: &str) {
+    for c in name.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '{' => out.push_str("%7B"),
+            '}' => out.push_str("%7D"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What Redis Cluster hashes of a key: the text between the first `{` and the first `}`
+    /// after it, if not empty; otherwise the whole key.
+    fn hashed(key: &str) -> &str {
+        if let Some(open) = key.find('{')
+            && let Some(len) = key[open + 1..].find('}')
+            && len > 0
+        {
+            return &key[open + 1..open + 1 + len];
+        }
+        key
+    }
+
+    #[test]
+    fn a_topics_names_share_one_tag_that_is_the_whole_topic() {
+        for topic in ["room", "a}b", "{x}", "}", "{", "", "50%", "%7D", "ü{}}{"] {
+            let keys = TopicKeys::new("omni:", topic);
+            let tag = hashed(&keys.counter);
+            assert_eq!(tag, hashed(&keys.stream), "{topic:?}");
+            assert_eq!(tag, hashed(&keys.channel), "{topic:?}");
+            assert!(!tag.contains(['{', '}']), "{topic:?}");
+            // The tag names the topic whole: no two topics share it.
+            let unescaped = tag
+                .replace("%7B", "{")
+                .replace("%7D", "}")
+                .replace("%25", "%");
+            assert_eq!(unescaped, format!("omni:{topic}"));
+        }
+        assert_ne!(
+            TopicKeys::new("omni:", "%7D").channel,
+            TopicKeys::new("omni:", "}").channel
+        );
+        assert_eq!(TopicKeys::new("omni:", "room").counter, "{omni:room}:seq");
+    }
+
+    #[test]
+    fn the_node_channel_is_no_topics_channel() {
+        for prefix in ["omni:", "{omni}:", ""] {
+            let node = node_channel(prefix);
+            for topic in ["", "room", "}"] {
+                assert_ne!(TopicKeys::new(prefix, topic).channel, node);
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The publishing connection: broadcasts, numbered topic messages and replays, run in
+//! order from one queue, with the scripts that number, log and expire a topic's messages.
+
+use std::sync::Weak;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::keys::TopicKeys;
+use super::{Inner, backoff};
+use crate::Seq;
+use crate::pubsub::backend::{Replay, topic_origin};
+use crate::server::encoded::{Outgoing, Publication};
+
+/// Numbers a topic message, logs it and publishes it, atomically, so that every process sees
+/// a topic's messages in the order of their numbers and the log never misses one. A counter
+/// that does not exist (first use, expired, or lost with Redis's data) starts at the
+/// publisher's [`topic_origin`], and a stream left from before it is dropped: numbers in the
+/// log are always contiguous. Both keys expire after the topic's idle time, counted from its
+/// last message. Numbers are formatted with `%d`: Lua would write a large one in exponent
+/// notation.
+/// KEYS: counter, stream, channel. ARGV: frame head, frame tail, push frame, message header,
+/// log length, origin, idle time in milliseconds.
+const PUBLISH_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2])
+  redis.call('SET', KEYS[1], ARGV[6])
+end
+local seq = string.format('%d', redis.call('INCR', KEYS[1]))
+local msg = ARGV[1] .. seq .. ARGV[2]
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], '0-' .. seq, 'f', msg)
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+redis.call('PUBLISH', KEYS[3], ARGV[4] .. ' ' .. seq .. '\n' .. msg .. '\n' .. ARGV[3])
+return seq
+";
+
+/// The messages after a cursor, if the stream still holds all of them: `{head, 'held',
+/// frames…}`, or `{head, 'gone'}`. A topic without a counter (never used, or expired) starts
+/// its numbering here, as the publish script would, so that the `reset` a cursor gets names
+/// the number the next message follows.
+/// KEYS: counter, stream. ARGV: the cursor, origin, idle time in milliseconds.
+const REPLAY_SCRIPT: &str = r"
+local head = redis.call('GET', KEYS[1])
+if not head then
+  redis.call('DEL', KEYS[2])
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  head = ARGV[2]
+end
+head = tonumber(head)
+local after = tonumber(ARGV[1])
+local shown = string.format('%d', head)
+if after == head then return {shown, 'held'} end
+if after > head then return {shown, 'gone'} end
+local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+if #first == 0 or tonumber(string.sub(first[1][1], 3)) > after + 1 then
+  return {shown, 'gone'}
+end
+local out = {shown, 'held'}
+local from = '0-' .. string.format('%d', after + 1)
+for _, entry in ipairs(redis.call('XRANGE', KEYS[2], from, '+')) do
+  out[#out + 1] = entry[2][2]
+end
+return out
+";
+
+/// Work for the publishing connection, in order.
+pub(super) enum Command {
+    Broadcast {
+        channel: String,
+        payload: Vec<u8>,
+    },
+    Publish {
+        topic: String,
+        publication: Publication,
+    },
+    Replay {
+        topic: String,
+        after: Seq,
+        reply: oneshot::Sender<Replay>,
+    },
+}
+
+/// Runs the queued commands on one connection, reconnecting when one fails. A broadcast
+/// that fails is dropped (counted in `dropped`); a topic message is retried until Redis is
+/// back, since its subscribers would otherwise miss a number.
+pub(super) async fn publisher(
+    inner: Weak<Inner>,
+    client: redis::Client,
+    mut queue: mpsc::Receiver<Command>,
+) {
+    let mut connection: Option<redis::aio::MultiplexedConnection> = None;
+    let mut attempt = 0;
+    while let Some(command) = queue.recv().await {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let mut command = Some(command);
+        while let Some(current) = command.take() {
+            if matches!(current, Command::Publish { .. })
+                && !strong.subscribed.load(Ordering::SeqCst)
+            {
+                // This process's subscribers receive a topic message through the subscription:
+                // publishing while it is down would skip them.
+                command = Some(current);
+                attempt += 1;
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+            if connection.is_none() {
+                let connect = client.get_multiplexed_async_connection();
+                match tokio::time::timeout(Duration::from_secs(2), connect).await {
+                    Ok(Ok(conn)) => {
+                        connection = Some(conn);
+                        attempt = 0;
+                    }
+                    _ => {
+                        strong.publishing.store(false, Ordering::SeqCst);
+                        attempt += 1;
+                        command = unreachable(&strong, current);
+                        if command.is_some() {
+                            tokio::time::sleep(backoff(attempt)).await;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let conn = connection.as_mut().expect("connected above");
+            let timed = !matches!(current, Command::Replay { .. });
+            let started = std::time::Instant::now();
+            match run(&strong, conn, current).await {
+                Ok(()) => {
+                    if timed {
+                        strong.publish_latency.observe_duration(started.elapsed());
+                    }
+                    strong.publishing.store(true, Ordering::SeqCst);
+                }
+                Err((err, retry)) => {
+                    strong.publishing.store(false, Ordering::SeqCst);
+                    *strong.last_error.lock().unwrap() = Some(err.to_string());
+                    tracing::warn!(%err, "redis publish failed");
+                    let lost = err.is_io_error()
+                        || err.is_connection_dropped()
+                        || err.is_connection_refusal()
+                        || err.is_timeout();
+                    if lost {
+                        connection = None;
+                    }
+                    match retry {
+                        Some(retry) if lost => {
+                            attempt += 1;
+                            tokio::time::sleep(backoff(attempt)).await;
+                            command = Some(retry);
+                        }
+                        _ => {
+                            strong.dropped.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Redis cannot be reached for `command`: a broadcast stays local, a replay is answered
+/// "gone" (by its caller's timeout), a topic message is kept for a retry.
+fn unreachable(inner: &Inner, command: Command) -> Option<Command> {
+    match command {
+        Command::Publish { .. } => Some(command),
+        Command::Broadcast { .. } => {
+            inner.dropped.fetch_add(1, Ordering::SeqCst);
+            None
+        }
+        Command::Replay { .. } => None,
+    }
+}
+
+/// Runs one command. On failure, a topic message comes back to be retried.
+async fn run(
+    inner: &Inner,
+    conn: &mut redis::aio::MultiplexedConnection,
+    command: Command,
+) -> Result<(), (redis::RedisError, Option<Command>)> {
+    match command {
+        Command::Broadcast { channel, payload } => {
+            let published: Result<i64, _> = redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(&payload)
+                .query_async(conn)
+                .await;
+            published.map(drop).map_err(|err| (err, None))
+        }
+        Command::Publish { topic, publication } => {
+            let header = format!("{:032x} - topic", inner.node);
+            let keys = TopicKeys::new(&inner.prefix, &topic);
+            let published: Result<String, _> = redis::cmd("EVAL")
+                .arg(PUBLISH_SCRIPT)
+                .arg(3)
+                .arg(&keys.counter)
+                .arg(&keys.stream)
+                .arg(&keys.channel)
+                .arg(Publication::HEAD)
+                .arg(publication.tail())
+                .arg(publication.push().text())
+                .arg(header)
+                .arg(inner.log_frames.load(Ordering::SeqCst))
+                .arg(topic_origin())
+                .arg(inner.idle_millis())
+                .query_async(conn)
+                .await;
+            match published {
+                Ok(_) => Ok(()),
+                Err(err) => Err((err, Some(Command::Publish { topic, publication }))),
+            }
+        }
+        Command::Replay {
+            topic,
+            after,
+            reply,
+        } => {
+            let keys = TopicKeys::new(&inner.prefix, &topic);
+            let answer: Result<Vec<String>, _> = redis::cmd("EVAL")
+                .arg(REPLAY_SCRIPT)
+                .arg(2)
+                .arg(&keys.counter)
+                .arg(&keys.stream)
+                .arg(after)
+                .arg(topic_origin())
+                .arg(inner.idle_millis())
+                .query_async(conn)
+                .await;
+            let answer = answer.map_err(|err| (err, None))?;
+            let _ = reply.send(replay_from(after, answer));
+            Ok(())
+        }
+    }
+}
+
+/// Reads the replay script's answer.
+fn replay_from(after: Seq, answer: Vec<String>) -> Replay {
+    let mut answer = answer.into_iter();
+    let head = answer.next().and_then(|h| h.parse().ok()).unwrap_or(after);
+    match answer.next().as_deref() {
+        Some("held") => Replay::Held(
+            answer
+                .map(|text| Outgoing::new("msg", None, text))
+                .collect(),
+        ),
+        _ => Replay::Gone { head },
+    }
+}
