@@ -684,7 +684,7 @@ mod following {
 
     impl Member for Inbox {
         fn deliver(&self, frame: Outgoing) {
-            self.pushes.lock().unwrap().push(frame.text().to_owned());
+            self.pushes.lock().unwrap().push(frame.text().into_owned());
         }
 
         fn deliver_topic(&self, _: &str, frame: &TopicFrame) {
