@@ -31,7 +31,8 @@ const MAX_DEPTH: usize = 128;
 
 /// Encodes `value` as MessagePack, structs as maps: the form every frame and payload takes.
 pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> {
-    let mut out = Vec::with_capacity(64);
+    // A reply's frame fits, as in the JSON templates: no growing on the way.
+    let mut out = Vec::with_capacity(128);
     value.serialize(&mut rmp_serde::Serializer::new(&mut out).with_struct_map())?;
     Ok(out)
 }
@@ -41,50 +42,61 @@ pub(crate) fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Encode
 /// Every value takes at least one byte, so the walk ends within `bytes.len()` steps whatever
 /// lengths the markers claim.
 fn value_len(bytes: &[u8]) -> Option<usize> {
+    let (mut at, mut pending) = (0usize, 1usize);
+    while pending > 0 {
+        pending -= 1;
+        let marker = *bytes.get(at)?;
+        at += 1;
+        // The fixed forms, which nearly every frame is made of, first; neither sum can
+        // overflow, as each step adds at most 31 to either.
+        match marker {
+            // 0xc1 is unused: a reader refuses it; counted as one byte, as rmpv does.
+            0x00..=0x7f | 0xc0..=0xc3 | 0xe0..=0xff => {}
+            0x80..=0x8f => pending += 2 * usize::from(marker & 0x0f),
+            0x90..=0x9f => pending += usize::from(marker & 0x0f),
+            0xa0..=0xbf => at += usize::from(marker & 0x1f),
+            _ => {
+                let (skip, nested) = sized(bytes, at, marker)?;
+                at = at.checked_add(skip)?;
+                pending = pending.checked_add(nested)?;
+            }
+        }
+    }
+    (at <= bytes.len()).then_some(at)
+}
+
+/// For a marker with a size (0xc4 to 0xdf): the bytes after it and the values nested in it.
+fn sized(bytes: &[u8], at: usize, marker: u8) -> Option<(usize, usize)> {
     // A big-endian length of `n` bytes at `at`.
-    let len = |at: usize, n: usize| -> Option<usize> {
+    let len = |n: usize| -> Option<usize> {
         let raw = bytes.get(at..at.checked_add(n)?)?;
         Some(
             raw.iter()
                 .fold(0usize, |sum, b| (sum << 8) | usize::from(*b)),
         )
     };
-    let (mut at, mut pending) = (0usize, 1usize);
-    while pending > 0 {
-        pending -= 1;
-        let marker = *bytes.get(at)?;
-        at += 1;
-        // The bytes after the marker, and the values nested in it.
-        let (skip, nested) = match marker {
-            // 0xc1 is unused: a reader refuses it; counted as one byte, as rmpv does.
-            0x00..=0x7f | 0xc0..=0xc3 | 0xe0..=0xff => (0, 0),
-            0x80..=0x8f => (0, 2 * usize::from(marker & 0x0f)),
-            0x90..=0x9f => (0, usize::from(marker & 0x0f)),
-            0xa0..=0xbf => (usize::from(marker & 0x1f), 0),
-            0xc4 | 0xd9 => (1 + len(at, 1)?, 0),
-            0xc5 | 0xda => (2 + len(at, 2)?, 0),
-            0xc6 | 0xdb => (4 + len(at, 4)?, 0),
-            0xc7 => (2 + len(at, 1)?, 0),
-            0xc8 => (3 + len(at, 2)?, 0),
-            0xc9 => (5 + len(at, 4)?, 0),
-            0xcc | 0xd0 => (1, 0),
-            0xcd | 0xd1 => (2, 0),
-            0xca | 0xce | 0xd2 => (4, 0),
-            0xcb | 0xcf | 0xd3 => (8, 0),
-            0xd4 => (2, 0),
-            0xd5 => (3, 0),
-            0xd6 => (5, 0),
-            0xd7 => (9, 0),
-            0xd8 => (17, 0),
-            0xdc => (2, len(at, 2)?),
-            0xdd => (4, len(at, 4)?),
-            0xde => (2, 2 * len(at, 2)?),
-            0xdf => (4, len(at, 4)?.checked_mul(2)?),
-        };
-        at = at.checked_add(skip)?;
-        pending = pending.checked_add(nested)?;
-    }
-    (at <= bytes.len()).then_some(at)
+    Some(match marker {
+        0xc4 | 0xd9 => (1 + len(1)?, 0),
+        0xc5 | 0xda => (2 + len(2)?, 0),
+        0xc6 | 0xdb => (4 + len(4)?, 0),
+        0xc7 => (2 + len(1)?, 0),
+        0xc8 => (3 + len(2)?, 0),
+        0xc9 => (5 + len(4)?, 0),
+        0xcc | 0xd0 => (1, 0),
+        0xcd | 0xd1 => (2, 0),
+        0xca | 0xce | 0xd2 => (4, 0),
+        0xcb | 0xcf | 0xd3 => (8, 0),
+        0xd4 => (2, 0),
+        0xd5 => (3, 0),
+        0xd6 => (5, 0),
+        0xd7 => (9, 0),
+        0xd8 => (17, 0),
+        0xdc => (2, len(2)?),
+        0xdd => (4, len(4)?),
+        0xde => (2, 2 * len(2)?),
+        0xdf => (4, len(4)?.checked_mul(2)?),
+        _ => return None,
+    })
 }
 
 impl<P: DeserializeOwned> Fields<P> {
