@@ -1,5 +1,7 @@
 //! The Rust client: a typed connection to an omni endpoint over WebSocket, HTTP or SSE that
-//! reconnects by itself, resumes its session, and loses and doubles nothing.
+//! reconnects by itself and resumes its session: while the session lives (on its server, within
+//! the grace period), it loses and doubles nothing. What holds across a server restart is in
+//! the README's "What is delivered, and how often".
 //!
 //! [`Client::builder`] takes the endpoint's URL prefix (the one the server nests its router
 //! under). [`ClientBuilder::connect`] starts the connection in the background and returns the
