@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{ChatDown, ChatUp, message};
-use omni_runtime::wire::Codec;
+use omni_runtime::wire::{Codec, TraceParent};
 use omni_runtime::{ClientFrame, ErrorCode, ServerFrame, SessionId};
 use serde_json::{Value, json};
 
@@ -204,9 +204,11 @@ fn hello() {
             compatible: None,
             session: Some(SESSION),
             after: Some(41),
-            traceparent: None,
+            traceparent: TraceParent::parse(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
         },
-        r#"{"type":"hello","protocol":"Chat","version":"9c1e4f2a7b3d6e05","session":"5f0c1a2b3c4d5e6f708192a3b4c5d6e7","after":41}"#,
+        r#"{"type":"hello","protocol":"Chat","version":"9c1e4f2a7b3d6e05","session":"5f0c1a2b3c4d5e6f708192a3b4c5d6e7","after":41,"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}"#,
     );
     client(
         ClientFrame::Hello {
@@ -216,7 +218,7 @@ fn hello() {
             compatible: None,
             session: None,
             after: None,
-            traceparent: omni_runtime::wire::TraceParent::parse(
+            traceparent: TraceParent::parse(
                 "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             ),
         },
