@@ -408,6 +408,7 @@ async fn a_mux_component_speaks_msgpack_with_its_id() {
         version: None,
         compatible: None,
         topics: None,
+        traceparent: None,
     })
     .await;
     assert!(matches!(

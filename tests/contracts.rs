@@ -367,6 +367,7 @@ async fn hello_naming_another_protocol_is_a_version_mismatch_then_1008() {
             session: None,
             after: None,
             topics: None,
+            traceparent: None,
         })
         .await;
     assert_eq!(error_code(&mut client).await, ErrorCode::VersionMismatch);
@@ -386,6 +387,7 @@ async fn join(client: &mut Client, mux: &Mux, id: &str, module: &str) {
             version: None,
             compatible: None,
             topics: None,
+            traceparent: None,
         })
         .await;
     assert!(matches!(
@@ -547,6 +549,7 @@ async fn hellos_resuming_the_own_session_past_its_end_run_no_hooks() {
                 session: Some(session),
                 after: Some(1_000_000),
                 topics: None,
+                traceparent: None,
             })
             .await;
     }

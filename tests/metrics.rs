@@ -95,18 +95,28 @@ impl Scrape {
         Self { families, samples }
     }
 
-    /// The sum of `name`'s series that carry all of `labels`.
-    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.samples
-            .iter()
-            .filter(|s| s.name == name)
-            .filter(|s| {
-                labels
+    /// `name`'s series that carry all of `labels`.
+    fn series<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&str, &str)],
+    ) -> impl Iterator<Item = &'a Sample> {
+        self.samples.iter().filter(move |s| {
+            s.name == name
+                && labels
                     .iter()
                     .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(v))
-            })
-            .map(|s| s.value)
-            .sum()
+        })
+    }
+
+    /// The sum of `name`'s series that carry all of `labels`.
+    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.series(name, labels).map(|s| s.value).sum()
+    }
+
+    /// Whether `name` has a series carrying all of `labels`.
+    fn has_series(&self, name: &str, labels: &[(&str, &str)]) -> bool {
+        self.series(name, labels).next().is_some()
     }
 
     /// Whether `name` has a series at all.
@@ -214,6 +224,19 @@ async fn the_demo_s_metrics_move_as_clients_chat_reconnect_get_rejected_and_over
     );
     assert!(now.sum("omni_handler_duration_seconds_sum", &[CHAT]) > 0.0);
     assert_eq!(delta(&now, "omni_broadcasts_total", &[CHAT]), 3.0);
+    let kind = |kind| [CHAT, ("kind", kind)];
+    assert_eq!(
+        delta(&now, "omni_messages_received_total", &kind("Send")),
+        3.0
+    );
+    // Each confirmed to its sender and published on the room; hooks may send more.
+    assert!(delta(&now, "omni_messages_sent_total", &kind("Upsert")) >= 6.0);
+    // Every kind of the schema is a series from the start, at 0 until one is sent.
+    assert!(now.has_series("omni_messages_sent_total", &kind("Shared")));
+    assert_eq!(
+        delta(&now, "omni_messages_sent_total", &kind("Shared")),
+        0.0
+    );
     // Each reply and each published message, to two connections: at least six.
     assert!(delta(&now, "omni_frames_sent_total", &msgs) >= 6.0);
     assert!(
@@ -273,6 +296,25 @@ async fn the_demo_s_metrics_move_as_clients_chat_reconnect_get_rejected_and_over
     assert_eq!(delta(&now, "omni_decode_errors_total", &[CHAT]), 1.0);
     let invalid = [CHAT, WS, ("type", "invalid")];
     assert_eq!(delta(&now, "omni_frames_received_total", &invalid), 1.0);
+
+    // A message of a kind this build does not know: counted under `unknown`, never under the
+    // name the client made up.
+    raw.send_text(r#"{"type":"msg","ref":1,"payload":{"kind":"Teleport","data":null}}"#)
+        .await;
+    loop {
+        if let ServerFrame::Error { code, .. } = raw.next::<serde_json::Value>().await {
+            assert_eq!(code, ErrorCode::UnknownMessage);
+            break;
+        }
+    }
+    let now = scrape(&demo).await;
+    assert_eq!(delta(&now, "omni_unknown_messages_total", &[CHAT]), 1.0);
+    assert_eq!(
+        delta(&now, "omni_messages_received_total", &kind("unknown")),
+        1.0
+    );
+    assert!(!now.has_series("omni_messages_received_total", &kind("Teleport")));
+    assert_eq!(delta(&now, "omni_decode_errors_total", &[CHAT]), 1.0);
 
     // The connection drops without a close frame, and its client resumes within the grace.
     drop(raw);

@@ -155,6 +155,7 @@ fn join(id: &str, module: &str, token: String) -> ClientFrame<()> {
         after: None,
         version: None,
         compatible: None,
+        traceparent: None,
     }
 }
 
@@ -641,6 +642,7 @@ async fn a_component_resumes_on_a_new_socket_with_exactly_what_it_missed() {
             after: Some(1),
             version: None,
             compatible: None,
+            traceparent: None,
         })
         .await;
     assert_eq!(
@@ -683,6 +685,7 @@ async fn a_component_resumes_on_a_new_socket_with_exactly_what_it_missed() {
             after: Some(9),
             version: Some("not the version".into()),
             compatible: None,
+            traceparent: None,
         })
         .await;
     assert_eq!(

@@ -476,6 +476,7 @@ async fn hello_with_another_version_is_refused_and_closed() {
             compatible: None,
             session: None,
             after: None,
+            traceparent: None,
         })
         .await;
     assert!(matches!(
@@ -497,6 +498,7 @@ async fn hello_with_another_version_is_refused_and_closed() {
             compatible: None,
             session: None,
             after: None,
+            traceparent: None,
         })
         .await;
     assert!(client.quiet_for(Duration::from_millis(100)).await);
@@ -611,6 +613,7 @@ async fn hello_resumes_onto_an_open_connection() {
             compatible: None,
             session: Some(session),
             after: Some(1),
+            traceparent: None,
         })
         .await;
     let (id, seq, resumed) = welcome_fields(&second.next().await);

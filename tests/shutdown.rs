@@ -190,6 +190,7 @@ async fn hold(url: String, modules: &[&str], ready: Arc<Semaphore>) -> Held {
             version: None,
             compatible: None,
             topics: None,
+            traceparent: None,
         };
         socket
             .send(Message::Text(join.encode().unwrap().into()))

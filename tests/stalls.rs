@@ -210,6 +210,7 @@ fn join_frame(mux: &Mux, id: &str, module: &str) -> ClientFrame<()> {
         version: None,
         compatible: None,
         topics: None,
+        traceparent: None,
     }
 }
 

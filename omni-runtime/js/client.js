@@ -134,18 +134,30 @@ export class Client extends Stream {
     return url.href;
   }
 
-  /** The `hello` to send first on a connection, or null when there is nothing to check. */
+  /** The `hello` to send first on a connection, or null when there is nothing to say. */
   _hello() {
     const { protocol, schema } = this._options;
     const version = schema?.id ?? this._options.version;
-    if (protocol === undefined && version === undefined) return null;
+    const traceparent = this._traceparent();
+    if (protocol === undefined && version === undefined && traceparent === undefined) {
+      return null;
+    }
     /** @type {Outgoing} */
     const hello = { type: "hello" };
     if (protocol !== undefined) hello.protocol = protocol;
     if (version !== undefined) hello.version = version;
+    if (traceparent !== undefined) hello.traceparent = traceparent;
     // The older builds this one still talks to: a server of one of them serves it too.
     if (schema?.compatible?.length) hello.compatible = [...schema.compatible];
     return encodeFrame(this._codec, hello);
+  }
+
+  /** This connect's W3C trace context: the option's string, or what its function returns now
+   * (a new one per connect, say). The server checks it and ignores a malformed one. */
+  _traceparent() {
+    const option = this._options.traceparent;
+    const value = typeof option === "function" ? option() : option;
+    return typeof value === "string" && value !== "" ? value : undefined;
   }
 
   /** Decodes and applies one server frame; returns what it asks of the transport.

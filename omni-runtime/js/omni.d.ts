@@ -72,6 +72,11 @@ export interface Options<C = never> {
   codec?: Codec;
   /** The protocol's name, checked by the server in a `hello`. */
   protocol?: string;
+  /** A W3C trace context (`00-<32 hex>-<16 hex>-<2 hex>`) sent in each connection's `hello`,
+   * so that the server's spans for the session join the page's trace; or a function called
+   * at every connect that returns one (or `undefined` for none). A malformed one is ignored
+   * by the server. */
+  traceparent?: string | (() => string | undefined);
   /** The protocol's schema as the generated module exports it (`SCHEMA`): its id, sent in the
    * `hello`; the ids of the older builds it still talks to (`compatible`); and its message
    * kinds. The server refuses a build it does not serve (the client enters `incompatible`, for

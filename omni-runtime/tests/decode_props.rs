@@ -138,6 +138,7 @@ fn client_frame<C: Clone + std::fmt::Debug + 'static>(
                     compatible,
                     session,
                     after,
+                    traceparent: None,
                 }
             }),
         (payload, option::of(any::<u64>()), opt_text()).prop_map(|(payload, reference, id)| {
@@ -166,6 +167,7 @@ fn client_frame<C: Clone + std::fmt::Debug + 'static>(
                         session,
                         after,
                         version,
+                        traceparent: None,
                     }
                 }
             ),

@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{ChatDown, ChatUp, message};
-use omni_runtime::wire::Codec;
+use omni_runtime::wire::{Codec, TraceParent};
 use omni_runtime::{ClientFrame, ErrorCode, ServerFrame, SessionId};
 use serde_json::{Value, json};
 
@@ -180,6 +180,7 @@ fn hello() {
             compatible: None,
             session: None,
             after: None,
+            traceparent: None,
         },
         r#"{"type":"hello"}"#,
     );
@@ -191,6 +192,7 @@ fn hello() {
             compatible: None,
             session: None,
             after: None,
+            traceparent: None,
         },
         r#"{"type":"hello","version":"9c1e4f2a7b3d6e05"}"#,
     );
@@ -202,8 +204,25 @@ fn hello() {
             compatible: None,
             session: Some(SESSION),
             after: Some(41),
+            traceparent: TraceParent::parse(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
         },
-        r#"{"type":"hello","protocol":"Chat","version":"9c1e4f2a7b3d6e05","session":"5f0c1a2b3c4d5e6f708192a3b4c5d6e7","after":41}"#,
+        r#"{"type":"hello","protocol":"Chat","version":"9c1e4f2a7b3d6e05","session":"5f0c1a2b3c4d5e6f708192a3b4c5d6e7","after":41,"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}"#,
+    );
+    client(
+        ClientFrame::Hello {
+            topics: None,
+            protocol: Some("Chat".into()),
+            version: None,
+            compatible: None,
+            session: None,
+            after: None,
+            traceparent: TraceParent::parse(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        },
+        r#"{"type":"hello","protocol":"Chat","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}"#,
     );
     // Empty cursors are written: they say the client follows sequenced topics.
     client(
@@ -214,6 +233,7 @@ fn hello() {
             compatible: None,
             session: None,
             after: None,
+            traceparent: None,
         },
         r#"{"type":"hello","topics":{}}"#,
     );
@@ -228,6 +248,7 @@ fn hello() {
             compatible: None,
             session: Some(SESSION),
             after: Some(41),
+            traceparent: None,
         },
         r#"{"type":"hello","protocol":"Chat","session":"5f0c1a2b3c4d5e6f708192a3b4c5d6e7","after":41,"topics":{"lobby":0,"room":1763791200000017}}"#,
     );
@@ -292,6 +313,7 @@ fn join() {
             after: None,
             version: None,
             compatible: None,
+            traceparent: None,
         },
         r#"{"type":"join","id":"c1","module":"counter","token":"opaque-token-issued-by-the-server"}"#,
     );
@@ -305,6 +327,7 @@ fn join() {
             after: Some(3),
             version: Some("9c1e4f2a7b3d6e05".into()),
             compatible: None,
+            traceparent: None,
         },
         r#"{"type":"join","id":"c1","module":"counter","token":"t","session":"5f0c1a2b3c4d5e6f708192a3b4c5d6e7","after":3,"version":"9c1e4f2a7b3d6e05","topics":{"room":17}}"#,
     );
@@ -905,6 +928,7 @@ fn shown_in_prose() -> Vec<Shown> {
                 session: None,
                 after: None,
                 topics: None,
+                traceparent: None,
             }),
             exact: true,
         },
@@ -918,6 +942,7 @@ fn shown_in_prose() -> Vec<Shown> {
                 session: None,
                 after: None,
                 topics: None,
+                traceparent: None,
             }),
             exact: false,
         },

@@ -11,8 +11,8 @@ use super::options::Settings;
 use super::outbox;
 use super::tls;
 use super::wire::{self, Frame};
-use crate::wire::Codec;
 use crate::wire::connect::Connect;
+use crate::wire::{Codec, TraceParent};
 use crate::{ClientFrame, Cursors, Protocol, Seq, SessionId};
 
 /// Most messages one HTTP request carries.
@@ -97,6 +97,7 @@ pub(crate) fn hello<P: Protocol>(
     codec: Codec,
     after: Option<Seq>,
     topics: Option<&Cursors>,
+    traceparent: Option<TraceParent>,
 ) -> Frame {
     let hello = ClientFrame::<()>::Hello {
         protocol: Some(P::NAME.to_owned()),
@@ -105,6 +106,7 @@ pub(crate) fn hello<P: Protocol>(
         session: None,
         after,
         topics: topics.cloned(),
+        traceparent,
     };
     // Strings, numbers and a map of them: nothing in it can fail to encode.
     wire::encode(codec, &hello).unwrap_or(Frame::Text(String::new()))

@@ -7,8 +7,8 @@ use super::connect::{self, Config, url_for};
 use super::dialer::{self, Ended, fatal_init};
 use super::link::{Link, Step};
 use super::wire;
-use crate::wire::Codec;
 use crate::wire::connect::{LEAVE_HEADER, SESSION_HEADER};
+use crate::wire::{Codec, TRACEPARENT};
 use crate::{Protocol, TransportError};
 
 /// Exchanges with the server until a request fails or the client closes.
@@ -113,7 +113,12 @@ async fn exchange<P: Protocol>(
     // topics' messages, so each exchange replays what followed them.
     let after = link.session.map(|_| link.last_seq);
     let codec = link.shared.codec;
-    let mut frames = vec![connect::hello::<P>(codec, after, Some(&link.topics))];
+    let mut frames = vec![connect::hello::<P>(
+        codec,
+        after,
+        Some(&link.topics),
+        link.shared.traceparent,
+    )];
     frames.extend(link.take_greeting());
     // With a connect hook, the first exchange of a connection only learns the session, so
     // that the hook's messages go before the queued ones.
@@ -129,6 +134,9 @@ async fn exchange<P: Protocol>(
         .body(wire::body(codec, &frames));
     if let Some(session) = link.session {
         request = request.header(SESSION_HEADER, session.to_string());
+    }
+    if let Some(parent) = link.shared.traceparent {
+        request = request.header(TRACEPARENT, parent.to_string());
     }
     let response = request.send().await.map_err(|e| Ended::failed(&e))?;
     let status = response.status().as_u16();

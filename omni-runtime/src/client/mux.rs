@@ -319,6 +319,7 @@ impl<P: Protocol + Send> Member for Component<P> {
             version: Some(P::version().to_owned()),
             compatible: super::connect::compatible::<P>(),
             topics: Some(self.link.topics.clone()),
+            traceparent: self.link.shared.traceparent,
         };
         // Strings, numbers and a map of them: nothing in it can fail to encode.
         wire::encode(self.link.shared.codec, &join).unwrap_or(Frame::Text(String::new()))

@@ -13,7 +13,7 @@ use reqwest::header::HeaderMap;
 
 use super::config::{Backoff, Heartbeat};
 use super::credentials::Credentials;
-use crate::wire::Codec;
+use crate::wire::{Codec, TraceParent};
 
 /// What every connection reads of the options: copied into each transport's task.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +34,8 @@ pub(crate) struct Settings {
     pub(crate) max_message_bytes: usize,
     /// The encoding of every frame, both ways.
     pub(crate) codec: Codec,
+    /// The trace context sent in `hello` and `join`, and as a header of HTTP requests.
+    pub(crate) traceparent: Option<TraceParent>,
 }
 
 impl Default for Settings {
@@ -54,6 +56,7 @@ impl Default for Settings {
             read_buffer: 4 * 1024,
             max_message_bytes: 64 * 1024,
             codec: Codec::Json,
+            traceparent: None,
         }
     }
 }
@@ -106,6 +109,10 @@ impl Options {
 
     pub(crate) fn codec(&mut self, codec: Codec) {
         self.settings.codec = codec;
+    }
+
+    pub(crate) fn traceparent(&mut self, parent: TraceParent) {
+        self.settings.traceparent = Some(parent);
     }
 
     #[cfg(feature = "tls")]
@@ -236,6 +243,30 @@ macro_rules! setters {
         /// ```
         pub fn codec(mut self, codec: $crate::wire::Codec) -> Self {
             self.options.codec(codec);
+            self
+        }
+
+        /// A W3C trace context to send with every connect: in `hello` (and each mux `join`),
+        /// and as the `traceparent` header of HTTP requests. The server's spans for the
+        /// session then join this trace (with its `opentelemetry` feature, as children of
+        /// `parent`'s span). Servers that predate it ignore it.
+        ///
+        /// ```no_run
+        /// # #[omni::protocol]
+        /// # #[derive(Debug, Clone, PartialEq)]
+        /// # enum Echo { #[client] Say(String), #[server] Heard(String) }
+        /// # fn run() -> Option<()> {
+        /// use omni::wire::TraceParent;
+        ///
+        /// let parent = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")?;
+        /// let (client, messages) = omni::client::Client::<Echo>::builder("http://127.0.0.1:3000/omni")
+        ///     .traceparent(parent)
+        ///     .connect();
+        /// # Some(())
+        /// # }
+        /// ```
+        pub fn traceparent(mut self, parent: $crate::wire::TraceParent) -> Self {
+            self.options.traceparent(parent);
             self
         }
 

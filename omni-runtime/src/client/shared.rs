@@ -12,7 +12,7 @@ use super::options::Settings;
 use super::outbox::Outbox;
 use super::wire::{self, Frame};
 use crate::presence::Held;
-use crate::wire::Codec;
+use crate::wire::{Codec, TraceParent};
 use crate::{ClientFrame, Ref, SessionId, TransportError};
 
 /// Takes a copy of a request's reply, type-erased so the link needs no `Clone` bound.
@@ -24,6 +24,8 @@ pub(crate) struct Shared {
     max_message_bytes: usize,
     /// The encoding of the connection's frames, both ways.
     pub(crate) codec: Codec,
+    /// The trace context sent in `hello` and `join`.
+    pub(crate) traceparent: Option<TraceParent>,
     /// Something was queued, the window opened, or (for a mux component) it was closed.
     /// Shared by every component of a mux, whose one task serves them all.
     pub(crate) wake: Arc<Notify>,
@@ -116,6 +118,7 @@ impl Shared {
             max_message_bytes: settings.max_message_bytes,
             request_timeout: settings.request_timeout,
             codec: settings.codec,
+            traceparent: settings.traceparent,
             wake,
             reconnect: Arc::new(Notify::new()),
             closed: watch::channel(false).0,

@@ -135,7 +135,12 @@ fn start_uplink<P: Protocol>(
 ) -> Option<Uplink> {
     // The server refuses a client built from another version of the protocol enum; the
     // connect hook's messages go before the queued ones.
-    let mut frames = vec![connect::hello::<P>(Codec::Json, None, None)];
+    let mut frames = vec![connect::hello::<P>(
+        Codec::Json,
+        None,
+        None,
+        link.shared.traceparent,
+    )];
     frames.extend(link.take_greeting());
     frames.extend(link.shared.outbox.take_unsent(config.batch()));
     if frames.len() == 1 {

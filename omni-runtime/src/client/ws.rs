@@ -302,7 +302,12 @@ struct Session<'a, P: Protocol> {
 impl<P: Protocol + Send> Peer for Session<'_, P> {
     fn opening(&mut self, out: &Out) {
         // The server refuses a client built from another version of the protocol enum.
-        out.frame(connect::hello::<P>(self.link.shared.codec, None, None));
+        out.frame(connect::hello::<P>(
+            self.link.shared.codec,
+            None,
+            None,
+            self.link.shared.traceparent,
+        ));
     }
 
     async fn on_frame(&mut self, bytes: &[u8], out: &Out) -> Result<(), Ended> {

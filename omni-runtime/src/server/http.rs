@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 use super::conn::Item;
 use super::encoded::Outgoing;
@@ -24,6 +25,30 @@ const LEAVE_HEADER: HeaderName = HeaderName::from_static(connect::LEAVE_HEADER);
 
 /// Handles one POST. The body is one client frame or an array of them.
 pub(crate) async fn post<P, H>(
+    hub: Arc<Sessions<P, H>>,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    body: Bytes,
+) -> Response
+where
+    P: Protocol + Dispatch<H>,
+    H: Send + 'static,
+{
+    let span = tracing::info_span!(
+        "omni.http",
+        traceparent = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    if let Some(parent) = super::trace::from_headers(&headers) {
+        super::trace::adopt(&span, parent);
+    }
+    handle(hub, headers, extensions, body)
+        .instrument(span)
+        .await
+}
+
+/// [`post`], in the request's span.
+async fn handle<P, H>(
     hub: Arc<Sessions<P, H>>,
     headers: HeaderMap,
     extensions: axum::http::Extensions,

@@ -57,6 +57,7 @@ mod serve;
 pub(crate) mod session;
 mod shutdown;
 mod sse;
+mod trace;
 mod writer;
 mod ws;
 

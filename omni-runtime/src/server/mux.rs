@@ -91,7 +91,7 @@ use crate::SessionId;
 use crate::token::Keys;
 use crate::wire::hello::Served;
 use crate::wire::msgpack::{self, Transcode};
-use crate::wire::{Codec, decode_payload};
+use crate::wire::{Codec, TraceParent, decode_payload};
 use crate::{
     ClientFrame, Cursors, DecodeError, Dispatch, ErrorCode, Protocol, Ref, Seq, ServerFrame,
 };
@@ -210,8 +210,9 @@ impl Mux {
         };
         let inner = self.inner.clone();
         let extensions = request.extensions.clone();
+        let trace = super::trace::from_headers(&request.headers);
         ws::configure(upgrade, &self.inner.limits)
-            .on_upgrade(move |socket| run(inner, socket, extensions, codec))
+            .on_upgrade(move |socket| run(inner, socket, extensions, codec, trace))
     }
 
     /// Closes every mux socket (1001, "server shutting down"); their components' sessions
@@ -281,6 +282,8 @@ struct Start {
     ended: mpsc::UnboundedSender<(String, u64)>,
     /// Set when the socket's client closed it saying it is leaving for good.
     leaving: Arc<AtomicBool>,
+    /// The trace context the `join` sent.
+    trace: Option<TraceParent>,
 }
 
 /// What the socket hands a component.
@@ -345,7 +348,16 @@ where
     }
 
     fn start(&self, socket: &Conn, start: Start) -> JoinHandle<()> {
-        let span = tracing::info_span!("omni.mux.component", id = start.id.as_str());
+        let span = tracing::info_span!(
+            "omni.mux.component",
+            id = start.id.as_str(),
+            traceparent = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        // The join's trace context, else the socket's (the span's parent).
+        if let Some(parent) = start.trace {
+            super::trace::adopt(&span, parent);
+        }
         // The component's view of the socket, for its session; the connection id is the
         // endpoint's, so a resume elsewhere tells the two connections of one session apart.
         let conn_id = self.shared.next_conn_id();
@@ -371,6 +383,7 @@ where
         mut inbox,
         ended,
         leaving,
+        trace: _,
     } = start;
     let mut attached =
         Attached::open(hub, resume.session, conn, extensions, props, resume.topics).await;
@@ -473,7 +486,13 @@ impl ws::Reader for Socket {
     }
 }
 
-async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensions, codec: Codec) {
+async fn run(
+    mux: Arc<Inner>,
+    socket: WebSocket,
+    extensions: axum::http::Extensions,
+    codec: Codec,
+    trace: Option<TraceParent>,
+) {
     let _open = mux.tracker.enter();
     let limits = mux.limits.clone();
     let (mut conn, rx) =
@@ -482,7 +501,14 @@ async fn run(mux: Arc<Inner>, socket: WebSocket, extensions: axum::http::Extensi
     conn.transport = Transport::Mux;
     mux.metrics.opened(Transport::Mux, codec);
     let stopper = conn.stopper();
-    let span = tracing::info_span!("omni.mux");
+    let span = tracing::info_span!(
+        "omni.mux",
+        traceparent = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    if let Some(parent) = trace {
+        super::trace::adopt(&span, parent);
+    }
     // The socket's own frames (`joined`, errors) have no payload; components' frames are read
     // with their module's types (see `ComponentId`).
     let wire = Wire::new::<Value>(codec);
@@ -612,6 +638,7 @@ impl Socket {
                 version,
                 compatible,
                 topics,
+                traceparent,
             } => {
                 let join = Join {
                     id,
@@ -623,6 +650,7 @@ impl Socket {
                     },
                     version,
                     compatible: compatible.unwrap_or_default(),
+                    trace: traceparent,
                 };
                 if let Err(frame) = self.join(join) {
                     self.reply(frame);
@@ -706,6 +734,7 @@ impl Socket {
                 inbox: inbox_rx,
                 ended: self.ended.clone(),
                 leaving: self.leaving.clone(),
+                trace: join.trace,
             },
         );
         self.tasks.push(task);
@@ -745,6 +774,7 @@ struct Join {
     resume: Resume,
     version: Option<String>,
     compatible: Vec<String>,
+    trace: Option<TraceParent>,
 }
 
 fn unknown_id(id: String, reference: Option<Ref>) -> ServerFrame<()> {

@@ -21,7 +21,7 @@ use super::metrics::{Metrics, Transport};
 use super::queue::Closer;
 use super::session::{Attached, Sessions};
 use super::shutdown::tracker::Open;
-use crate::wire::Codec;
+use crate::wire::{Codec, TraceParent};
 use crate::{Cursors, Dispatch, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
 
 /// Opens an event stream on a new session, or on `resume`'s session from just after its
@@ -31,6 +31,7 @@ pub(crate) async fn get<P, H>(
     resume: Option<(SessionId, Seq)>,
     topics: Option<Cursors>,
     extensions: axum::http::Extensions,
+    trace: Option<TraceParent>,
 ) -> Response
 where
     P: Protocol + Dispatch<H>,
@@ -41,7 +42,15 @@ where
     let (mut conn, rx) = shared.connection(true);
     conn.transport = Transport::Sse;
     let conn_id = conn.id;
-    let span = tracing::info_span!("omni.sse", conn = conn_id);
+    let span = tracing::info_span!(
+        "omni.sse",
+        conn = conn_id,
+        traceparent = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    if let Some(parent) = trace {
+        super::trace::adopt(&span, parent);
+    }
     let attached = Attached::open(hub, resume, conn, extensions, Value::Null, topics)
         .instrument(span.clone())
         .await;

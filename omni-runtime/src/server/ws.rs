@@ -18,7 +18,7 @@ use super::limits::Limits;
 use super::metrics::{FrameIn, Metrics, Transport};
 use super::session::{Attached, Sessions};
 use super::writer::{Ended, Writer};
-use crate::wire::Codec;
+use crate::wire::{Codec, TraceParent};
 use crate::{ClientFrame, Cursors, DecodeError, Dispatch, ErrorCode, Protocol, Seq, SessionId};
 
 /// Runs one WebSocket connection, speaking `codec`, until either side closes it.
@@ -29,6 +29,7 @@ pub(crate) async fn run<P, H>(
     topics: Option<Cursors>,
     extensions: axum::http::Extensions,
     codec: Codec,
+    trace: Option<TraceParent>,
 ) where
     P: Protocol + Dispatch<H>,
     H: Send + 'static,
@@ -41,7 +42,16 @@ pub(crate) async fn run<P, H>(
     conn.codec = codec;
     let conn_id = conn.id;
     let stopper = conn.stopper();
-    let span = tracing::info_span!("omni.ws", session = tracing::field::Empty, conn = conn_id);
+    let span = tracing::info_span!(
+        "omni.ws",
+        session = tracing::field::Empty,
+        conn = conn_id,
+        traceparent = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    if let Some(parent) = trace {
+        super::trace::adopt(&span, parent);
+    }
     let (mut stream, mut writer) = split(
         socket,
         rx,

@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 
 use super::error::{DecodeError, without_position};
 use super::frame::{Cursors, ErrorCode, Ref, Seq};
+use super::trace::TraceParent;
 use crate::SessionId;
 use crate::presence::List;
 
@@ -205,6 +206,7 @@ field_table! {
     joins: List = "joins",
     leaves: List = "leaves",
     codec: String = "codec",
+    traceparent: String = "traceparent",
 }
 
 /// The frame types of v1.
@@ -312,6 +314,15 @@ impl<P> Fields<P> {
             Field::Bad(why) => {
                 Err(self.bad(format!("`{}` frame has a bad `{name}`: {why}", self.kind)))
             }
+        }
+    }
+
+    /// The `traceparent`, if it is a valid one: unlike every other field, a malformed one
+    /// (or one of the wrong type) is dropped, not refused, as W3C Trace Context asks.
+    pub(super) fn traceparent(&mut self) -> Option<TraceParent> {
+        match std::mem::replace(&mut self.traceparent, Field::Absent) {
+            Field::Value(text) => TraceParent::parse(&text),
+            Field::Absent | Field::Bad(_) => None,
         }
     }
 

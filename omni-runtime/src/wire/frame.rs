@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
 use super::Codec;
+use super::trace::TraceParent;
 use crate::SessionId;
 use crate::presence::{Diff, List};
 
@@ -87,6 +88,11 @@ pub enum ClientFrame<C> {
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional, type = "Record<string, number>")]
         topics: Option<Cursors>,
+        /// The client's W3C trace context: the server's spans for this session join its
+        /// trace. A malformed one is ignored; servers that predate it ignore the field.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional, type = "string")]
+        traceparent: Option<TraceParent>,
     },
     /// A client message.
     Msg {
@@ -129,6 +135,10 @@ pub enum ClientFrame<C> {
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional, type = "Record<string, number>")]
         topics: Option<Cursors>,
+        /// The client's W3C trace context for the component's session, as in `hello`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional, type = "string")]
+        traceparent: Option<TraceParent>,
     },
     /// Mux: stop component `id`.
     Leave {

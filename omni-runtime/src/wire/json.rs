@@ -69,6 +69,7 @@ impl<C: DeserializeOwned> ClientFrame<C> {
                 session: f.optional(|f| &mut f.session, "session")?,
                 after: f.optional(|f| &mut f.after, "after")?,
                 topics: f.optional(|f| &mut f.topics, "topics")?,
+                traceparent: f.traceparent(),
             },
             "msg" => ClientFrame::Msg {
                 reference: f.optional(|f| &mut f.reference, "ref")?,
@@ -84,6 +85,7 @@ impl<C: DeserializeOwned> ClientFrame<C> {
                 version: f.optional(|f| &mut f.version, "version")?,
                 compatible: f.optional(|f| &mut f.compatible, "compatible")?,
                 topics: f.optional(|f| &mut f.topics, "topics")?,
+                traceparent: f.traceparent(),
             },
             "leave" => ClientFrame::Leave {
                 id: f.required(|f| &mut f.id, "id")?,

@@ -17,11 +17,11 @@ pub(crate) use self::shared::Shared;
 use super::browser;
 use super::encoded::Outgoing;
 use super::limits::Limits;
-use super::metrics::MetricsSnapshot;
+use super::metrics::{Metrics, MetricsSnapshot};
 use super::origin::{Admission, Hosts, Origins};
 use super::query;
 use super::session::{Factory, Sessions};
-use super::{http, sse, ws};
+use super::{http, sse, trace, ws};
 use crate::ServerFrame;
 use crate::presence::List;
 use crate::pubsub::{LocalPubSub, PresenceWatcher, PubSub};
@@ -144,7 +144,7 @@ where
         for (topic, watcher) in self.presence_messages {
             pubsub.watch_presence(&topic, watcher);
         }
-        let shared = Arc::new(Shared::new(P::NAME, self.limits, pubsub));
+        let shared = Arc::new(Shared::new(Metrics::of::<P>(), self.limits, pubsub));
         Endpoint {
             sessions: Arc::new(Sessions::new(shared, self.factory)),
             admission: Arc::new(self.admission),
@@ -276,8 +276,10 @@ where
         let topics = query.and_then(|q| q.cursors());
         let sessions = self.sessions.clone();
         let extensions = request.extensions.clone();
-        ws::configure(upgrade, &self.sessions.shared.limits)
-            .on_upgrade(move |socket| ws::run(sessions, socket, resume, topics, extensions, codec))
+        let trace = trace::from_headers(&request.headers);
+        ws::configure(upgrade, &self.sessions.shared.limits).on_upgrade(move |socket| {
+            ws::run(sessions, socket, resume, topics, extensions, codec, trace)
+        })
     }
 
     /// Serves one already-upgraded WebSocket on this endpoint (a new session).
@@ -289,6 +291,7 @@ where
             None,
             axum::http::Extensions::new(),
             Codec::Json,
+            None,
         )
         .await;
     }
@@ -392,7 +395,8 @@ where
     let resume = sse::resume_point(query.session, query.after, &headers);
     let topics = query.cursors();
     let extensions = request.into_parts().0.extensions;
-    sse::get(endpoint.sessions.clone(), resume, topics, extensions).await
+    let trace = trace::from_headers(&headers);
+    sse::get(endpoint.sessions.clone(), resume, topics, extensions, trace).await
 }
 
 /// Runs one WebSocket with a protocol and a handler, inside your own axum handler, without an

@@ -24,13 +24,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The shared state of an endpoint serving protocol `protocol` (its name).
-    pub(crate) fn new(protocol: &'static str, limits: Limits, pubsub: Arc<dyn PubSub>) -> Self {
+    /// The shared state of an endpoint counting into `metrics`.
+    pub(crate) fn new(metrics: Metrics, limits: Limits, pubsub: Arc<dyn PubSub>) -> Self {
         Self {
             limits,
             tracker: Arc::default(),
             pubsub,
-            metrics: Metrics::new(protocol),
+            metrics,
             shutdown: watch::channel(false).0,
             next_conn: AtomicU64::new(1),
         }

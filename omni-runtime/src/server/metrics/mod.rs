@@ -7,6 +7,7 @@
 //! allocation. They are read, and labelled, only when scraped.
 
 mod histogram;
+mod kinds;
 #[cfg(feature = "prometheus")]
 pub(super) mod prometheus;
 #[cfg(feature = "prometheus")]
@@ -16,6 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub(crate) use self::histogram::{Histogram, Read};
+pub(crate) use self::kinds::ByKind;
+use crate::Protocol;
 use crate::wire::Codec;
 
 /// How a connection reaches the server: the `transport` label.
@@ -126,7 +129,13 @@ pub(crate) struct Metrics {
     pub(crate) sessions_expired: AtomicU64,
     frames_in: ByTransport<5>,
     frames_out: ByTransport<11>,
+    /// Client messages by kind: each handled one, and those of a kind this build lacks.
+    pub(crate) messages_in: ByKind,
+    /// Server messages by kind, as handlers send them (a broadcast counts once).
+    pub(crate) messages_out: ByKind,
     pub(crate) decode_errors: AtomicU64,
+    /// Client messages of a kind this build does not know, answered `unknown_message`.
+    pub(crate) unknown_messages: AtomicU64,
     /// How long a handler method took, messages only (not hooks), in nanoseconds.
     pub(crate) handler_duration: Histogram,
     /// A handler method returned `Err`.
@@ -148,9 +157,27 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
+    /// A mux's own counters: its sockets carry frames, and the messages are its modules'.
     pub(crate) fn new(protocol: &'static str) -> Self {
+        Self::with_kinds(protocol, ByKind::none(), ByKind::none())
+    }
+
+    /// The counters of an endpoint serving `P`, one per message kind of its schema made now,
+    /// so that counting a message later is an index and an atomic add.
+    pub(crate) fn of<P: Protocol>() -> Self {
+        let kinds = crate::schema::kinds::<P>();
+        Self::with_kinds(
+            P::NAME,
+            ByKind::new(kinds.client.iter().cloned()),
+            ByKind::new(kinds.server.iter().cloned()),
+        )
+    }
+
+    fn with_kinds(protocol: &'static str, messages_in: ByKind, messages_out: ByKind) -> Self {
         Self {
             protocol,
+            messages_in,
+            messages_out,
             connections_opened: zeroed(),
             connections_closed: zeroed(),
             sessions_created: AtomicU64::new(0),
@@ -160,6 +187,7 @@ impl Metrics {
             frames_in: zeroed(),
             frames_out: zeroed(),
             decode_errors: AtomicU64::new(0),
+            unknown_messages: AtomicU64::new(0),
             handler_duration: Histogram::durations(),
             handler_rejections: AtomicU64::new(0),
             handler_panics: AtomicU64::new(0),

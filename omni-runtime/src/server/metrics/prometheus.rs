@@ -13,7 +13,9 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::source::Source;
-use super::{ByTransport, CODECS, FRAMES_IN, FRAMES_OUT, Histogram, Metrics, Read, Transport};
+use super::{
+    ByKind, ByTransport, CODECS, FRAMES_IN, FRAMES_OUT, Histogram, Metrics, Read, Transport,
+};
 use crate::pubsub::{PubSub, Report};
 use crate::server::Endpoint;
 use crate::server::mux::Mux;
@@ -327,6 +329,28 @@ fn per_connection(
     })
 }
 
+/// A counter per endpoint and message kind.
+fn per_kind(
+    encoder: &mut DescriptorEncoder,
+    sources: &[&dyn Source],
+    name: &str,
+    help: &str,
+    counters: impl Fn(&Metrics) -> &ByKind,
+) -> fmt::Result {
+    family(encoder, name, help, MetricType::Counter, |family| {
+        for &source in sources.iter().filter(|s| s.sessions().is_some()) {
+            let metrics = source.metrics();
+            for (kind, count) in counters(metrics).each() {
+                family.value(
+                    &[("protocol", metrics.protocol), ("kind", kind)],
+                    load(count),
+                )?;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// A counter per source, transport and frame type.
 fn per_frame<const N: usize>(
     encoder: &mut DescriptorEncoder,
@@ -439,11 +463,30 @@ impl Collector for Prometheus {
             &FRAMES_OUT,
             |m| &m.frames_out,
         )?;
+        per_kind(
+            e,
+            sources,
+            "omni_messages_received",
+            "Client messages by kind: the protocol's variant name, or unknown for a kind this build lacks",
+            |m| &m.messages_in,
+        )?;
+        per_kind(
+            e,
+            sources,
+            "omni_messages_sent",
+            "Server messages handlers sent, by kind (a broadcast or topic message counts once)",
+            |m| &m.messages_out,
+        )?;
         for (name, help, counter) in [
             (
                 "omni_decode_errors",
                 "Client frames answered with bad_frame or bad_payload",
                 (|m: &Metrics| load(&m.decode_errors)) as fn(&Metrics) -> u64,
+            ),
+            (
+                "omni_unknown_messages",
+                "Client messages of a kind this build does not know (answered with unknown_message)",
+                |m| load(&m.unknown_messages),
             ),
             (
                 "omni_handler_rejections",

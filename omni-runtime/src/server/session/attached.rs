@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
-use tracing::Instrument;
+use tracing::{Instrument, Span};
 
 use super::handler::Session;
 use super::hello::{Flow, Resume, Version};
 use super::registry::Sessions;
 use crate::server::conn::Conn;
 use crate::server::metrics::{FrameIn, Metrics, Transport};
+use crate::server::trace;
+use crate::wire::TraceParent;
 use crate::{ClientFrame, Cursors, DecodeError, Dispatch, ErrorCode, Protocol, Seq, SessionId};
 
 /// A connection attached to a session of an endpoint: what a transport holds to hand the session
@@ -20,6 +22,12 @@ pub(crate) struct Attached<P: Protocol, H> {
     pub(super) conn_id: u64,
     /// The label its client's frames are counted under.
     transport: Transport,
+    /// The session's span on this connection, which each message's span is a child of: a
+    /// child of the connection's span, or of the client's trace once its `hello` names one.
+    span: Span,
+    /// The trace context the client's `hello` sent, kept for the span of a session it
+    /// resumes.
+    trace: Option<TraceParent>,
 }
 
 impl<P, H> Attached<P, H>
@@ -40,10 +48,12 @@ where
         let transport = conn.transport;
         let session = sessions.open(resume, conn, extensions, props, topics).await;
         Self {
+            span: session_span(session.id(), None),
             sessions,
             session,
             conn_id,
             transport,
+            trace: None,
         }
     }
 
@@ -56,10 +66,12 @@ where
         conn_id: u64,
     ) -> Self {
         Self {
+            span: session_span(session.id(), None),
             sessions,
             session,
             conn_id,
             transport: Transport::Http,
+            trace: None,
         }
     }
 
@@ -88,6 +100,8 @@ where
                 if let Some(kind) = unknown_kind::<P>(&err) {
                     // A newer client's message (or one this build removed): answered, so the
                     // client's call settles, and the connection goes on.
+                    Metrics::bump(&metrics.unknown_messages);
+                    metrics.messages_in.unknown();
                     tracing::debug!(session = %self.session.id(), kind, "unknown client message");
                     let message = format!(
                         "this server's build of protocol `{}` has no client message `{kind}`",
@@ -109,8 +123,8 @@ where
             ClientFrame::Msg {
                 payload, reference, ..
             } => {
-                let span =
-                    tracing::debug_span!("omni.msg", session = %self.session.id(), reference);
+                let kind = metrics.messages_in.count(&payload);
+                let span = tracing::debug_span!(parent: &self.span, "omni.msg", kind, reference);
                 self.session
                     .dispatch(payload, reference)
                     .instrument(span)
@@ -124,7 +138,15 @@ where
                 session: resume,
                 after,
                 topics,
+                traceparent,
             } => {
+                if let Some(parent) = traceparent {
+                    // The connection's span has started: it gets the fields, and a new span
+                    // for the session gets the parent.
+                    trace::record(&Span::current(), parent);
+                    self.trace = Some(parent);
+                    self.span = session_span(self.session.id(), self.trace);
+                }
                 let resume = Resume {
                     session: resume,
                     after,
@@ -155,6 +177,7 @@ where
         match flow {
             Flow::Continue => false,
             Flow::Switch(to) => {
+                self.span = session_span(to.id(), self.trace);
                 self.session = to;
                 true
             }
@@ -180,6 +203,21 @@ where
     pub(crate) async fn leave(self) {
         self.sessions.leave(&self.session, self.conn_id).await;
     }
+}
+
+/// A span for `session`'s handling on one connection, in the current span (the connection's),
+/// joining the client's trace when it sent one.
+fn session_span(session: SessionId, trace: Option<TraceParent>) -> Span {
+    let span = tracing::info_span!(
+        "omni.session",
+        %session,
+        traceparent = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    if let Some(parent) = trace {
+        trace::adopt(&span, parent);
+    }
+    span
 }
 
 /// The kind of a client message that did not decode because `P`'s build has no such message

@@ -520,6 +520,7 @@ async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                         session: target,
                         after: Some(after),
                         topics: None,
+                        traceparent: None,
                     };
                     attached.handle(Ok(hello)).await;
                 }
