@@ -22,7 +22,11 @@ use crate::wire::{Codec, TraceParent};
 use crate::{ClientFrame, Cursors, DecodeError, Dispatch, ErrorCode, Protocol, Seq, SessionId};
 
 /// Runs one WebSocket connection, speaking `codec`, until either side closes it.
-pub(crate) async fn run<P, H>(
+///
+/// A plain function around the connection's future, so that what is only needed to start
+/// it (the socket before its split, the resume parameters) is not kept in the future for the
+/// connection's life: an idle connection is mostly this future, and it is made small.
+pub(crate) fn run<P, H>(
     hub: Arc<Sessions<P, H>>,
     socket: WebSocket,
     resume: Option<(SessionId, Seq)>,
@@ -30,13 +34,14 @@ pub(crate) async fn run<P, H>(
     extensions: axum::http::Extensions,
     codec: Codec,
     trace: Option<TraceParent>,
-) where
+) -> impl Future<Output = ()> + Send + use<P, H>
+where
     P: Protocol + Dispatch<H>,
     H: Send + 'static,
 {
     let shared = hub.shared.clone();
     // Counted until the close frame is written: a graceful shutdown waits for it.
-    let _open = shared.tracker.enter();
+    let open_guard = shared.tracker.enter();
     shared.metrics.opened(Transport::Ws, codec);
     let (mut conn, rx) = shared.connection(true);
     conn.codec = codec;
@@ -60,12 +65,23 @@ pub(crate) async fn run<P, H>(
         Wire::new::<P::Server>(codec),
         &span,
     );
-    let open = Attached::open(hub, resume, conn, extensions, Value::Null, topics);
-    let attached = open.instrument(span.clone()).await;
-    span.record("session", tracing::field::display(attached.session().id()));
-    let max = shared.limits.max_frame_bytes;
+    // Boxed: run once, and much larger than the rest of the connection's future.
+    let open = Box::pin(Attached::open(
+        hub,
+        resume,
+        conn,
+        extensions,
+        Value::Null,
+        topics,
+    ));
 
-    async {
+    async move {
+        let _open = open_guard;
+        let attached = open.await;
+        // The span this future runs in: not kept apart from it.
+        tracing::Span::current()
+            .record("session", tracing::field::display(attached.session().id()));
+        let max = shared.limits.max_frame_bytes;
         let mut reader = Session { attached, codec };
         let leaving = read_loop(
             &mut stream,
@@ -74,18 +90,20 @@ pub(crate) async fn run<P, H>(
             max,
             &stopper,
             &mut reader,
-        );
-        let leaving = leaving.await;
+        )
+        .await;
         writer.finish(&shared.metrics).await;
-        if leaving {
-            reader.attached.closed_leaving().await;
-        } else {
-            reader.attached.closed().await;
-        }
+        let closed = async {
+            if leaving {
+                reader.attached.closed_leaving().await;
+            } else {
+                reader.attached.closed().await;
+            }
+        };
+        Box::pin(closed).await;
         shared.metrics.closed(Transport::Ws, codec);
     }
     .instrument(span)
-    .await;
 }
 
 /// What a socket's reader does with the frames that arrive: the one read loop,
@@ -130,7 +148,9 @@ pub(crate) async fn read_loop<R: Reader>(
                 return false;
             }
             Incoming::End => return leaving,
-            incoming => reader.frame(incoming).await,
+            // Boxed: handling a frame runs the handler, whose future is most of what a
+            // connection would otherwise hold, even while it waits for its next frame.
+            incoming => Box::pin(reader.frame(incoming)).await,
         }
     }
 }
