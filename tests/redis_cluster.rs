@@ -98,6 +98,8 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("redis-server on {port} did not listen within {PATIENCE:?}");
     }
 
@@ -360,13 +362,14 @@ async fn next(client: &mut Client) -> ServerFrame<RoomsFromServer> {
     .unwrap_or_else(|_| panic!("no frame within {PATIENCE:?}"))
 }
 
+/// Topic messages received: `(topic, seq, text)`.
+type Numbered = Vec<(String, u64, String)>;
+/// Broadcasts received: `(topic, text)`.
+type Heard = Vec<(String, String)>;
+
 /// What a member received: `(topic, seq, text)` of each topic message, `(topic, text)` of
 /// each broadcast, until it has `posts` and `says` of them.
-async fn received(
-    client: &mut Client,
-    posts: usize,
-    says: usize,
-) -> (Vec<(String, u64, String)>, Vec<(String, String)>) {
+async fn received(client: &mut Client, posts: usize, says: usize) -> (Numbered, Heard) {
     let (mut numbered, mut heard) = (Vec::new(), Vec::new());
     while numbered.len() < posts || heard.len() < says {
         match next(client).await {
@@ -440,11 +443,7 @@ async fn send(client: &mut Client, msg: RoomsFromClient, reference: &mut u64) {
 }
 
 /// Reads `client`'s frames into `seen` until the topic message `text` is among them.
-async fn until_posted(
-    client: &mut Client,
-    seen: &mut (Vec<(String, u64, String)>, Vec<(String, String)>),
-    text: &str,
-) {
+async fn until_posted(client: &mut Client, seen: &mut (Numbered, Heard), text: &str) {
     while !seen.0.iter().any(|(_, _, t)| t == text) {
         let (numbered, heard) = received(client, 1, 0).await;
         seen.0.extend(numbered);
