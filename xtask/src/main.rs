@@ -18,7 +18,8 @@ usage: cargo xtask <task> [args...]
 tasks:
   test [args...]   start a redis-server (installing it when missing), run
                    `cargo test --workspace --all-features [args...]`, then the Redis tests
-                   and the browser tests
+                   (the Redis Cluster ones too, when redis-cli is on the PATH) and the
+                   browser tests
   ts [--check] [--strict]
                    write the chat demo's TypeScript declarations (--check: fail if stale;
                    --strict: fail if a field type is declared as unknown)
@@ -81,17 +82,25 @@ fn test(args: Vec<OsString>) -> ExitCode {
     }
 
     let mut with_redis = cargo();
+    with_redis.args([
+        "test",
+        "--all-features",
+        "--test",
+        "redis",
+        "--test",
+        "evolution",
+    ]);
+    // The cluster tests start their own redis-server processes and make them a cluster with
+    // redis-cli (Debian's redis-server brings it along).
+    if redis::which("redis-cli") {
+        with_redis
+            .args(["--test", "redis_cluster"])
+            .env(redis::CLUSTER_VAR, "1");
+    } else {
+        eprintln!("xtask: redis-cli is not on the PATH: the Redis Cluster tests are skipped");
+    }
     with_redis
-        .args([
-            "test",
-            "--all-features",
-            "--test",
-            "redis",
-            "--test",
-            "evolution",
-            "--",
-            "--ignored",
-        ])
+        .args(["--", "--ignored"])
         .env(redis::URL_VAR, server.url());
     let status = run(with_redis);
     if status != ExitCode::SUCCESS {

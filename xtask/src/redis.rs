@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 /// The variable the Redis tests read the server's URL from.
 pub const URL_VAR: &str = "OMNI_REDIS_URL";
 
+/// Set for the Redis Cluster tests: they may start redis-server and redis-cli themselves.
+pub const CLUSTER_VAR: &str = "OMNI_REDIS_CLUSTER";
+
 /// A running redis-server, stopped on drop.
 pub struct Server {
     child: Child,

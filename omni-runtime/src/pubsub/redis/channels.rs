@@ -44,6 +44,11 @@ impl Channels {
         }
     }
 
+    /// The channels always wanted, once the mode (and so their names) is known.
+    pub(super) fn fix(&mut self, fixed: Vec<String>) {
+        self.fixed = fixed;
+    }
+
     /// `topic` has `subscribers` in this process now. Returns whether the channels wanted
     /// changed (a batch is due).
     pub(super) fn set(&mut self, topic: &str, channel: &str, subscribers: usize) -> bool {
@@ -111,6 +116,37 @@ impl Channels {
             if self.asked.contains(channel) {
                 self.confirmed.insert(channel.clone());
             }
+        }
+    }
+
+    /// The server dropped these subscriptions while the connection stayed up (a cluster slot
+    /// moved to another node, or a node was lost): those still wanted are asked for again in
+    /// the next batch, and are not live until confirmed. Returns whether a batch is due.
+    pub(super) fn lost<'a>(&mut self, channels: impl IntoIterator<Item = &'a str>) -> bool {
+        let mut due = false;
+        for channel in channels {
+            self.confirmed.remove(channel);
+            let wanted = self.fixed.iter().any(|fixed| fixed == channel)
+                || self.by_channel.contains_key(channel);
+            // One no longer wanted stays asked for: its `UNSUBSCRIBE` is still due.
+            if wanted && self.asked.remove(channel) {
+                due = true;
+            }
+        }
+        due
+    }
+
+    /// Every channel asked for on the current connection, for [`lost`](Self::lost) when
+    /// the server may have dropped any of them.
+    pub(super) fn asked(&self) -> Vec<String> {
+        self.asked.iter().cloned().collect()
+    }
+
+    /// A `SUBSCRIBE` of these channels failed: they are asked for again in a later batch.
+    pub(super) fn refused(&mut self, channels: &[String]) {
+        for channel in channels {
+            self.asked.remove(channel);
+            self.confirmed.remove(channel);
         }
     }
 
@@ -198,6 +234,45 @@ mod tests {
         assert_eq!(again.subscribe, names(&["{a}"]));
         c.confirm(&again.subscribe);
         assert!(c.live("a"));
+    }
+
+    #[test]
+    fn a_subscription_the_server_dropped_is_asked_for_again() {
+        let mut c = channels();
+        c.set("a", "{a}", 1);
+        c.set("b", "{b}", 1);
+        let first = c.batch();
+        c.confirm(&first.subscribe);
+        assert!(c.lost(["{a}"]));
+        assert!(!c.live("a"), "not live until confirmed again");
+        assert!(c.live("b"));
+        assert_eq!(c.batch().subscribe, names(&["{a}"]));
+        // Dropped when it was no longer wanted: its unsubscribe still goes, nothing is asked.
+        c.set("b", "{b}", 0);
+        assert!(!c.lost(["{b}"]));
+        assert_eq!(
+            c.batch(),
+            Batch {
+                subscribe: vec![],
+                unsubscribe: names(&["{b}"])
+            }
+        );
+        // A node lost: every channel may be gone; the fixed one too.
+        c.confirm(&names(&["{a}"]));
+        let asked = c.asked();
+        assert!(c.lost(asked.iter().map(String::as_str)));
+        assert_eq!(c.batch().subscribe, names(&["node", "{a}"]));
+    }
+
+    #[test]
+    fn a_refused_subscription_is_asked_for_in_the_next_batch() {
+        let mut c = channels();
+        c.set("a", "{a}", 1);
+        let batch = c.batch();
+        c.refused(&names(&["{a}"]));
+        c.confirm(&batch.subscribe);
+        assert!(!c.live("a"));
+        assert_eq!(c.batch().subscribe, names(&["{a}"]));
     }
 
     #[test]

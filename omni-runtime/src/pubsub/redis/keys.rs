@@ -2,6 +2,8 @@
 //! (`{prefix+topic}`), so Redis Cluster keeps them on one slot and the publish script, which
 //! touches all three, stays atomic there.
 
+use super::servers::Mode;
+
 /// One topic's names in Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct TopicKeys {
@@ -28,11 +30,21 @@ impl TopicKeys {
     }
 }
 
-/// The channel of what concerns every process (presence announcements, heartbeats): the
-/// prefix itself. A topic's channel starts with `{` and an escaped prefix, so it can never
-/// be this one.
-pub(super) fn node_channel(prefix: &str) -> String {
-    prefix.to_owned()
+/// The channel of what concerns every process (presence announcements, heartbeats). On a
+/// single Redis, the prefix itself: a topic's channel starts with `{` and an escaped prefix,
+/// so it can never be this one. On a cluster, sharded channels need a slot, so it is
+/// `{prefix}:nodes`: tagged like a topic's keys, but no topic's channel has a suffix.
+pub(super) fn node_channel(prefix: &str, mode: Mode) -> String {
+    match mode {
+        Mode::Single => prefix.to_owned(),
+        Mode::Cluster => {
+            let mut channel = String::with_capacity(prefix.len() + 8);
+            channel.push('{');
+            escape_into(&mut channel, prefix);
+            channel.push_str("}:nodes");
+            channel
+        }
+    }
 }
 
 /// Percent-escapes the characters that would end or split a hash tag (`{`, `}`) and the
@@ -88,11 +100,21 @@ mod tests {
 
     #[test]
     fn the_node_channel_is_no_topics_channel() {
-        for prefix in ["omni:", "{omni}:", ""] {
-            let node = node_channel(prefix);
-            for topic in ["", "room", "}"] {
-                assert_ne!(TopicKeys::new(prefix, topic).channel, node);
+        for mode in [Mode::Single, Mode::Cluster] {
+            for prefix in ["omni:", "{omni}:", ""] {
+                let node = node_channel(prefix, mode);
+                for topic in ["", "room", "}", "}:nodes", ":nodes"] {
+                    assert_ne!(TopicKeys::new(prefix, topic).channel, node);
+                }
             }
         }
+        assert_eq!(node_channel("omni:", Mode::Single), "omni:");
+        assert_eq!(node_channel("omni:", Mode::Cluster), "{omni:}:nodes");
+    }
+
+    #[test]
+    fn the_cluster_node_channel_has_a_slot_of_its_own_tag() {
+        // Tagged, so a cluster hashes the prefix alone: one slot, whatever follows.
+        assert_eq!(hashed(&node_channel("a}b{", Mode::Cluster)), "a%7Db%7B");
     }
 }

@@ -6,6 +6,8 @@ mod channels;
 mod keys;
 mod message;
 mod publisher;
+mod servers;
+mod sharded;
 mod subscriber;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -19,6 +21,7 @@ use self::channels::Channels;
 use self::keys::{TopicKeys, node_channel};
 use self::message::{Announcement, AnnouncementKind, encode, node_name};
 use self::publisher::{Command, publisher};
+use self::servers::{Mode, Servers};
 use self::subscriber::subscriber;
 use super::backend::{Member, PresenceWatcher, PubSub, RedisReport, Replay, Report, TOPIC_LOG};
 use super::local::LocalPubSub;
@@ -150,6 +153,12 @@ pub struct RedisHealth {
 impl RedisPubSub {
     /// Connects to the Redis at `url` with the channel prefix `omni:`. Needs a tokio runtime:
     /// the connections live in tasks of their own, which end when this value is dropped.
+    ///
+    /// `url` names one server, or a Redis Cluster: a node of it (the server says it is one),
+    /// or several nodes separated by commas (`redis://10.0.0.1:7000,redis://10.0.0.2:7000`).
+    /// On a cluster the other nodes are found from these, a topic's channel is a sharded
+    /// channel (`SSUBSCRIBE`/`SPUBLISH`, Redis 7) on the slot of its keys, and subscriptions
+    /// follow their slots when a master fails over or a slot moves.
     pub fn connect(url: &str) -> Result<Self, redis::RedisError> {
         Self::with_prefix(url, "omni:")
     }
@@ -158,7 +167,7 @@ impl RedisPubSub {
     /// topic's are `{prefix+topic}:seq`, `{prefix+topic}:log` and `{prefix+topic}`):
     /// deployments sharing one Redis stay apart with different prefixes.
     pub fn with_prefix(url: &str, prefix: &str) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
+        let servers = Servers::parse(url)?;
         let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
         // One pending wake-up is enough: the subscriber takes every change in one batch.
         let (channels_changed, changes) = mpsc::channel(1);
@@ -169,7 +178,8 @@ impl RedisPubSub {
             publish,
             log_frames: AtomicUsize::new(TOPIC_LOG),
             idle: AtomicU64::new(millis(TOPIC_EXPIRY)),
-            channels: Mutex::new(Channels::new(vec![node_channel(prefix)])),
+            // The node channel's name waits for the mode.
+            channels: Mutex::new(Channels::new(Vec::new())),
             channels_changed,
             live: Notify::new(),
             received: AtomicU64::new(0),
@@ -190,8 +200,7 @@ impl RedisPubSub {
                 inner.announce(&Announcement::changes(seq, changes));
             }
         });
-        tokio::spawn(subscriber(Arc::downgrade(&inner), client.clone(), changes));
-        tokio::spawn(publisher(Arc::downgrade(&inner), client, queue));
+        tokio::spawn(start(Arc::downgrade(&inner), servers, changes, queue));
         tokio::spawn(heartbeat(Arc::downgrade(&inner)));
         Ok(Self { inner })
     }
@@ -259,9 +268,11 @@ impl RedisPubSub {
     }
 
     fn send_broadcast(&self, topic: &str, except: Option<SessionId>, frame: &Outgoing) {
-        let channel = TopicKeys::new(&self.inner.prefix, topic).channel;
         let payload = encode(self.inner.node, except, frame);
-        self.queue(Command::Broadcast { channel, payload });
+        self.queue(Command::Broadcast {
+            topic: Some(topic.to_owned()),
+            payload,
+        });
     }
 
     fn queue(&self, command: Command) {
@@ -329,7 +340,7 @@ impl Inner {
         };
         let payload = format!("{:032x} - presence\n{json}", self.node).into_bytes();
         let command = Command::Broadcast {
-            channel: node_channel(&self.prefix),
+            topic: None,
             payload,
         };
         if self.publish.try_send(command).is_err() {
@@ -538,6 +549,48 @@ impl PubSub for RedisPubSub {
     fn watch_presence(&self, topic: &str, watcher: PresenceWatcher) {
         self.inner.local.watch_presence(topic, watcher);
     }
+}
+
+/// Finds out whether the servers are a cluster (retrying until one answers), then runs the
+/// subscriber and publishing connections for that mode.
+async fn start(
+    inner: Weak<Inner>,
+    servers: Servers,
+    changes: mpsc::Receiver<()>,
+    queue: mpsc::Receiver<Command>,
+) {
+    let mut attempt = 0;
+    let mode = loop {
+        match servers.mode().await {
+            Ok(mode) => break mode,
+            Err(err) => record(&inner, &err.to_string()),
+        }
+        attempt += 1;
+        tokio::time::sleep(backoff(attempt)).await;
+        if inner.strong_count() == 0 {
+            return;
+        }
+    };
+    let Some(strong) = inner.upgrade() else {
+        return;
+    };
+    strong
+        .channels()
+        .fix(vec![node_channel(&strong.prefix, mode)]);
+    drop(strong);
+    let subscriber = async {
+        match mode {
+            Mode::Single => match servers.client() {
+                Ok(client) => subscriber(inner.clone(), client, changes).await,
+                Err(err) => record(&inner, &err.to_string()),
+            },
+            Mode::Cluster => sharded::subscriber(inner.clone(), servers.clone(), changes).await,
+        }
+    };
+    tokio::join!(
+        subscriber,
+        publisher(inner.clone(), servers.clone(), mode, queue)
+    );
 }
 
 /// Tells the other processes this one is alive, and removes the presence entries of those

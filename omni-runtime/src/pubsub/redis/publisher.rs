@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::keys::TopicKeys;
+use super::keys::{TopicKeys, node_channel};
+use super::servers::{Connection, Mode, Servers};
 use super::{Inner, backoff};
 use crate::Seq;
 use crate::pubsub::backend::{Replay, topic_origin};
@@ -19,9 +20,10 @@ use crate::server::encoded::{Outgoing, Publication};
 /// publisher's [`topic_origin`], and a stream left from before it is dropped: numbers in the
 /// log are always contiguous. Both keys expire after the topic's idle time, counted from its
 /// last message. Numbers are formatted with `%d`: Lua would write a large one in exponent
-/// notation.
+/// notation. The publishing command is `PUBLISH`, or `SPUBLISH` on a cluster (allowed in a
+/// script there because the channel, listed in KEYS, has the counter's slot).
 /// KEYS: counter, stream, channel. ARGV: frame head, frame tail, push frame, message header,
-/// log length, origin, idle time in milliseconds.
+/// log length, origin, idle time in milliseconds, publishing command.
 const PUBLISH_SCRIPT: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[2])
@@ -32,7 +34,7 @@ local msg = ARGV[1] .. seq .. ARGV[2]
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], '0-' .. seq, 'f', msg)
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
-redis.call('PUBLISH', KEYS[3], ARGV[4] .. ' ' .. seq .. '\n' .. msg .. '\n' .. ARGV[3])
+redis.call(ARGV[8], KEYS[3], ARGV[4] .. ' ' .. seq .. '\n' .. msg .. '\n' .. ARGV[3])
 return seq
 ";
 
@@ -67,8 +69,9 @@ return out
 
 /// Work for the publishing connection, in order.
 pub(super) enum Command {
+    /// On `topic`'s channel, or on the node channel (`None`).
     Broadcast {
-        channel: String,
+        topic: Option<String>,
         payload: Vec<u8>,
     },
     Publish {
@@ -87,10 +90,11 @@ pub(super) enum Command {
 /// back, since its subscribers would otherwise miss a number.
 pub(super) async fn publisher(
     inner: Weak<Inner>,
-    client: redis::Client,
+    servers: Servers,
+    mode: Mode,
     mut queue: mpsc::Receiver<Command>,
 ) {
-    let mut connection: Option<redis::aio::MultiplexedConnection> = None;
+    let mut connection: Option<Connection> = None;
     let mut attempt = 0;
     while let Some(command) = queue.recv().await {
         let Some(strong) = inner.upgrade() else {
@@ -109,8 +113,8 @@ pub(super) async fn publisher(
                 continue;
             }
             if connection.is_none() {
-                let connect = client.get_multiplexed_async_connection();
-                match tokio::time::timeout(Duration::from_secs(2), connect).await {
+                let connect = servers.connect(mode);
+                match tokio::time::timeout(Duration::from_secs(5), connect).await {
                     Ok(Ok(conn)) => {
                         connection = Some(conn);
                         attempt = 0;
@@ -129,7 +133,7 @@ pub(super) async fn publisher(
             let conn = connection.as_mut().expect("connected above");
             let timed = !matches!(current, Command::Replay { .. });
             let started = std::time::Instant::now();
-            match run(&strong, conn, current).await {
+            match run(&strong, mode, conn, current).await {
                 Ok(()) => {
                     if timed {
                         strong.publish_latency.observe_duration(started.elapsed());
@@ -144,11 +148,14 @@ pub(super) async fn publisher(
                         || err.is_connection_dropped()
                         || err.is_connection_refusal()
                         || err.is_timeout();
-                    if lost {
+                    if lost || err.is_unrecoverable_error() {
                         connection = None;
                     }
+                    // Worth another try: the connection, or a cluster failing over.
+                    let transient =
+                        lost || !matches!(err.retry_method(), redis::RetryMethod::NoRetry);
                     match retry {
-                        Some(retry) if lost => {
+                        Some(retry) if transient => {
                             attempt += 1;
                             tokio::time::sleep(backoff(attempt)).await;
                             command = Some(retry);
@@ -179,12 +186,17 @@ fn unreachable(inner: &Inner, command: Command) -> Option<Command> {
 /// Runs one command. On failure, a topic message comes back to be retried.
 async fn run(
     inner: &Inner,
-    conn: &mut redis::aio::MultiplexedConnection,
+    mode: Mode,
+    conn: &mut Connection,
     command: Command,
 ) -> Result<(), (redis::RedisError, Option<Command>)> {
     match command {
-        Command::Broadcast { channel, payload } => {
-            let published: Result<i64, _> = redis::cmd("PUBLISH")
+        Command::Broadcast { topic, payload } => {
+            let channel = match topic {
+                Some(topic) => TopicKeys::new(&inner.prefix, &topic).channel,
+                None => node_channel(&inner.prefix, mode),
+            };
+            let published: Result<i64, _> = redis::cmd(mode.publish())
                 .arg(&channel)
                 .arg(&payload)
                 .query_async(conn)
@@ -207,6 +219,7 @@ async fn run(
                 .arg(inner.log_frames.load(Ordering::SeqCst))
                 .arg(topic_origin())
                 .arg(inner.idle_millis())
+                .arg(mode.publish())
                 .query_async(conn)
                 .await;
             match published {

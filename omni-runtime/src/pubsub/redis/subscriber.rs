@@ -114,7 +114,7 @@ async fn follow(inner: &Weak<Inner>, sink: &mut PubSubSink) -> redis::RedisResul
     Ok(())
 }
 
-async fn confirmed(
+pub(super) async fn confirmed(
     command: impl Future<Output = redis::RedisResult<()>>,
 ) -> redis::RedisResult<()> {
     match tokio::time::timeout(CONFIRM_TIMEOUT, command).await {
@@ -127,7 +127,7 @@ async fn confirmed(
 }
 
 /// Hands a message that arrived to the local subscribers of its topic, or to presence.
-fn deliver(inner: &Inner, message: &redis::Msg) {
+pub(super) fn deliver(inner: &Inner, message: &redis::Msg) {
     inner.received.fetch_add(1, Ordering::Relaxed);
     let channel = message.get_channel_name();
     let topic = inner.channels().topic(channel).map(str::to_owned);
