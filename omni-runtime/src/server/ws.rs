@@ -148,9 +148,7 @@ pub(crate) async fn read_loop<R: Reader>(
                 return false;
             }
             Incoming::End => return leaving,
-            // Boxed: handling a frame runs the handler, whose future is most of what a
-            // connection would otherwise hold, even while it waits for its next frame.
-            incoming => Box::pin(reader.frame(incoming)).await,
+            incoming => reader.frame(incoming).await,
         }
     }
 }
@@ -178,7 +176,10 @@ where
             core.error(code, message.into(), None);
             return;
         };
-        if self.attached.handle(frame).await {
+        // Boxed: handling a frame runs the handler, whose future would otherwise be most of
+        // what a connection holds, even while it waits for its next frame. For a small
+        // handler it is under 1 KiB, which the allocator serves from its per-thread cache.
+        if Box::pin(self.attached.handle(frame)).await {
             let id = self.attached.session().id();
             tracing::Span::current().record("session", tracing::field::display(id));
         }

@@ -4,7 +4,7 @@
 //! build does not know is counted under [`UNKNOWN`], never under the client's string.
 
 use std::fmt;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use serde::Serialize;
 use serde::ser::{self, Impossible};
@@ -19,7 +19,13 @@ pub(crate) const UNKNOWN: &str = "unknown";
 pub(crate) struct ByKind {
     names: Box<[String]>,
     counts: Box<[AtomicU64]>,
+    /// Where each variant index's name is in `names`, once seen ([`NOT_SEEN`] before): the
+    /// kind of every later message of that variant is found without comparing strings.
+    seen: Box<[AtomicU32]>,
 }
+
+/// A variant index whose name has not been looked up yet.
+const NOT_SEEN: u32 = u32::MAX;
 
 impl ByKind {
     /// Counters for `names`, which must be sorted (a schema's keys are).
@@ -27,7 +33,13 @@ impl ByKind {
         let names: Box<[String]> = names.into_iter().collect();
         debug_assert!(names.is_sorted());
         let counts = (0..=names.len()).map(|_| AtomicU64::new(0)).collect();
-        Self { names, counts }
+        // A wire enum has one variant per kind, so its indexes are below the names' count.
+        let seen = names.iter().map(|_| AtomicU32::new(NOT_SEEN)).collect();
+        Self {
+            names,
+            counts,
+            seen,
+        }
     }
 
     /// No kinds at all: a mux's own sockets carry no messages of one protocol.
@@ -38,7 +50,7 @@ impl ByKind {
     /// Counts `message` under its variant's name, and returns that name.
     pub(crate) fn count<M: Serialize>(&self, message: &M) -> &str {
         let at = message
-            .serialize(TagOf { names: &self.names })
+            .serialize(TagOf { kinds: self })
             .ok()
             .flatten()
             .unwrap_or(self.names.len());
@@ -69,7 +81,7 @@ fn position(names: &[String], kind: &str) -> Option<usize> {
 /// whose `kind` field is the variant; this serializer looks that name up and skips the
 /// `data` field, so nothing is encoded or allocated.
 struct TagOf<'n> {
-    names: &'n [String],
+    kinds: &'n ByKind,
 }
 
 /// Not a wire enum: the message is counted under [`UNKNOWN`].
@@ -204,7 +216,7 @@ impl<'n> ser::Serializer for TagOf<'n> {
 
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Tagged<'n>, NotTagged> {
         Ok(Tagged {
-            names: self.names,
+            kinds: self.kinds,
             found: None,
         })
     }
@@ -212,7 +224,7 @@ impl<'n> ser::Serializer for TagOf<'n> {
 
 /// The struct serde writes for an adjacently tagged variant.
 struct Tagged<'n> {
-    names: &'n [String],
+    kinds: &'n ByKind,
     found: Option<usize>,
 }
 
@@ -227,7 +239,7 @@ impl ser::SerializeStruct for Tagged<'_> {
     ) -> Result<(), NotTagged> {
         // The `data` field is never looked at: that is what makes this cheap.
         if key == "kind" {
-            self.found = value.serialize(Name { names: self.names })?;
+            self.found = value.serialize(Name { kinds: self.kinds })?;
         }
         Ok(())
     }
@@ -239,7 +251,7 @@ impl ser::SerializeStruct for Tagged<'_> {
 
 /// The tag's value: serde writes it as a unit variant (older serde as a string).
 struct Name<'n> {
-    names: &'n [String],
+    kinds: &'n ByKind,
 }
 
 impl ser::Serializer for Name<'_> {
@@ -256,16 +268,31 @@ impl ser::Serializer for Name<'_> {
     refuse_scalars!();
 
     fn serialize_str(self, kind: &str) -> Result<Option<usize>, NotTagged> {
-        Ok(position(self.names, kind))
+        Ok(position(&self.kinds.names, kind))
     }
 
     fn serialize_unit_variant(
         self,
         _: &'static str,
-        _: u32,
+        index: u32,
         kind: &'static str,
     ) -> Result<Option<usize>, NotTagged> {
-        Ok(position(self.names, kind))
+        let Some(slot) = usize::try_from(index)
+            .ok()
+            .and_then(|index| self.kinds.seen.get(index))
+        else {
+            return Ok(position(&self.kinds.names, kind));
+        };
+        match slot.load(Ordering::Relaxed) {
+            NOT_SEEN => {
+                let at = position(&self.kinds.names, kind);
+                if let Some(at) = at.and_then(|at| u32::try_from(at).ok()) {
+                    slot.store(at, Ordering::Relaxed);
+                }
+                Ok(at)
+            }
+            at => Ok(Some(at as usize)),
+        }
     }
 
     fn serialize_struct(
