@@ -88,6 +88,8 @@ fn test(args: Vec<OsString>) -> ExitCode {
         "--test",
         "redis",
         "--test",
+        "redis_metrics",
+        "--test",
         "evolution",
     ]);
     // The cluster tests start their own redis-server processes and make them a cluster with
