@@ -57,7 +57,12 @@ after?: number,
  * their messages then arrive as `msg` frames with `topic`, and the topics named
  * resume after their cursor.
  */
-topics?: Record<string, number>, } | { "type": "msg", 
+topics?: Record<string, number>, 
+/**
+ * The client's W3C trace context: the server's spans for this session join its
+ * trace. A malformed one is ignored; servers that predate it ignore the field.
+ */
+traceparent?: string, } | { "type": "msg", 
 /**
  * The protocol's client wire enum.
  */
@@ -101,7 +106,11 @@ compatible?: Array<string>,
 /**
  * The component's topic cursors, as in `hello`.
  */
-topics?: Record<string, number>, } | { "type": "leave", 
+topics?: Record<string, number>, 
+/**
+ * The client's W3C trace context for the component's session, as in `hello`.
+ */
+traceparent?: string, } | { "type": "leave", 
 /**
  * The component's id.
  */
