@@ -176,10 +176,7 @@ where
             core.error(code, message.into(), None);
             return;
         };
-        // Boxed: handling a frame runs the handler, whose future would otherwise be most of
-        // what a connection holds, even while it waits for its next frame. For a small
-        // handler it is under 1 KiB, which the allocator serves from its per-thread cache.
-        if Box::pin(self.attached.handle(frame)).await {
+        if self.attached.handle(frame).await {
             let id = self.attached.session().id();
             tracing::Span::current().record("session", tracing::field::display(id));
         }
