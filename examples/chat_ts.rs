@@ -7,6 +7,9 @@
 mod app;
 #[path = "chat/counter.rs"]
 mod counter;
+#[cfg(feature = "redis")]
+#[path = "chat/store.rs"]
+mod store;
 
 fn main() {
     match std::env::args().nth(1).as_deref() {

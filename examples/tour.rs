@@ -10,6 +10,9 @@ use omni::{ClientFrame, Protocol, ServerFrame};
 // The chat demo's protocol: `ChatMessage`, `Status` and the `Msg` enum.
 #[path = "chat/app.rs"]
 mod app;
+#[cfg(feature = "redis")]
+#[path = "chat/store.rs"]
+mod store;
 
 use app::{ChatMessage, Msg, MsgFromClient, MsgFromServer, Status};
 

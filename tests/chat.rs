@@ -5,6 +5,9 @@ mod common;
 
 #[path = "../examples/chat/app.rs"]
 mod app;
+#[cfg(feature = "redis")]
+#[path = "../examples/chat/store.rs"]
+mod store;
 
 use std::collections::BTreeMap;
 

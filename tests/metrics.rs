@@ -6,6 +6,9 @@ mod common;
 
 #[path = "../examples/chat/app.rs"]
 mod app;
+#[cfg(feature = "redis")]
+#[path = "../examples/chat/store.rs"]
+mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Child;

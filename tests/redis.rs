@@ -298,6 +298,9 @@ async fn a_redis_restart_is_survived_and_reported() {
 mod chat;
 #[path = "../examples/chat/counter.rs"]
 mod counter;
+#[cfg(feature = "redis")]
+#[path = "../examples/chat/store.rs"]
+mod store;
 
 #[tokio::test]
 #[ignore = "needs a redis-server: run `cargo xtask test`"]

@@ -3,7 +3,11 @@
 //! are ignored by a plain `cargo test`; `cargo xtask test` runs them, with
 //! `OMNI_REDIS_CLUSTER=1`, when redis-server and redis-cli are on the PATH.
 
+#[path = "../examples/chat/app.rs"]
+mod chat;
 mod common;
+#[path = "../examples/chat/store.rs"]
+mod store;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -696,4 +700,71 @@ async fn a_master_killed_fails_over_and_its_topics_carry_on() {
         posts, want,
         "every message once, in order, across the failover"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server and redis-cli: run `cargo xtask test`"]
+async fn the_chat_demo_s_room_lives_on_a_cluster_found_from_one_node_or_listed() {
+    let cluster = Cluster::start();
+    let ports = cluster.ports();
+    let name = format!("chat-{:x}", rand::random::<u64>());
+    // What `--redis` is given: one node (the others are found from it), or several.
+    let one = Cluster::url(ports[0]);
+    let listed = format!("{},{}", Cluster::url(ports[1]), Cluster::url(ports[2]));
+    let mut servers = Vec::new();
+    for url in [&one, &listed] {
+        let room = chat::Room::with_redis(url, &name).await.unwrap();
+        assert!(matches!(
+            room.shared().unwrap().redis,
+            store::Store::Cluster(_)
+        ));
+        let router = omni::axum::Router::new().nest("/omni", room.endpoint().router());
+        servers.push(serve(router).await);
+    }
+    let mut ada = Client::connect(servers[0], "/omni/ws").await;
+    let mut bob = Client::connect(servers[1], "/omni/ws").await;
+    let message = chat::ChatMessage {
+        id: "m1".into(),
+        author: "ada".into(),
+        text: "across a cluster".into(),
+        status: chat::Status::Sending,
+        sent_at: 0,
+    };
+    ada.msg(chat::MsgFromClient::Send(message), 1).await;
+    // Pushed to bob on the other server, and kept in the cluster: the other server answers
+    // FetchAll with it.
+    let upsert = |frame: ServerFrame<chat::MsgFromServer>| match frame {
+        ServerFrame::Push {
+            payload: chat::MsgFromServer::Upsert(map),
+            ..
+        }
+        | ServerFrame::Msg {
+            payload: chat::MsgFromServer::Upsert(map),
+            ..
+        } => map.get("m1").cloned(),
+        _ => None,
+    };
+    let deadline = Instant::now() + PATIENCE;
+    let pushed = loop {
+        assert!(Instant::now() < deadline, "ada's message never reached bob");
+        if let Some(found) = upsert(bob.next::<chat::MsgFromServer>().await) {
+            break found;
+        }
+    };
+    assert_eq!(
+        (pushed.text.as_str(), pushed.status),
+        ("across a cluster", chat::Status::Sent)
+    );
+    bob.msg(chat::MsgFromClient::FetchAll, 2).await;
+    loop {
+        assert!(Instant::now() < deadline, "no answer to FetchAll");
+        if let ServerFrame::Msg {
+            payload: chat::MsgFromServer::Upsert(map),
+            ..
+        } = bob.next::<chat::MsgFromServer>().await
+        {
+            assert_eq!(map["m1"].text, "across a cluster");
+            break;
+        }
+    }
 }

@@ -120,19 +120,19 @@ struct History {
 #[cfg(feature = "redis")]
 #[derive(Clone)]
 pub struct Shared {
-    pub redis: redis::aio::ConnectionManager,
+    pub redis: crate::store::Store,
     pub pubsub: Arc<omni::pubsub::RedisPubSub>,
     /// Key prefix, so that several rooms can share one Redis.
     keys: String,
 }
 
 impl Room {
-    /// A room whose messages, presence and broadcasts live in the Redis at `url`, shared
-    /// by every server started with the same `url` and `name`.
+    /// A room whose messages, presence and broadcasts live in the Redis at `url` (a server,
+    /// a cluster node, or several cluster nodes separated by commas), shared by every server
+    /// started with the same `url` and `name`.
     #[cfg(feature = "redis")]
     pub async fn with_redis(url: &str, name: &str) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        let redis = redis::aio::ConnectionManager::new(client).await?;
+        let redis = crate::store::Store::connect(url).await?;
         let pubsub = Arc::new(omni::pubsub::RedisPubSub::with_prefix(
             url,
             &format!("{name}:topic:"),

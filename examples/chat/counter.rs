@@ -31,18 +31,14 @@ pub enum Counter {
 pub struct Shared {
     local: Arc<AtomicI64>,
     #[cfg(feature = "redis")]
-    redis: Option<(
-        redis::aio::ConnectionManager,
-        String,
-        Arc<omni::pubsub::RedisPubSub>,
-    )>,
+    redis: Option<(crate::store::Store, String, Arc<omni::pubsub::RedisPubSub>)>,
 }
 
 impl Shared {
     /// A counter kept under `key` in the Redis the room uses, broadcast through its pub/sub.
     #[cfg(feature = "redis")]
     pub fn with_redis(
-        redis: redis::aio::ConnectionManager,
+        redis: crate::store::Store,
         key: String,
         pubsub: Arc<omni::pubsub::RedisPubSub>,
     ) -> Self {

@@ -9,6 +9,8 @@
 
 mod app;
 mod counter;
+#[cfg(feature = "redis")]
+mod store;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -40,7 +42,8 @@ options:
                       thousands of clients reconnecting after a restart wait rather than
                       fail (Linux caps it at net.core.somaxconn)
   --redis URL         share the room with every server started with the same Redis (built
-                      with --features redis)
+                      with --features redis): a server, a cluster node (the others are
+                      found from it), or several nodes separated by commas
   --tls-cert PATH --tls-key PATH
                       serve HTTPS and WSS only: the PEM certificate chain and its key
   -h, --help          print this message and exit

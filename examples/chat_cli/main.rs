@@ -22,6 +22,9 @@
 
 #[path = "../chat/app.rs"]
 mod app;
+#[cfg(feature = "redis")]
+#[path = "../chat/store.rs"]
+mod store;
 
 use std::collections::{BTreeMap, HashSet};
 use std::process::ExitCode;
