@@ -70,6 +70,11 @@ pub use self::describe::{Describe, Registry};
 pub use self::model::{
     EnumDef, FORMAT, Field, Payload, Schema, SchemaError, Shape, StructDef, Tagging, TypeDef,
 };
+// Read by the server and the client runtimes; a build with neither has no use for it.
+#[cfg_attr(
+    not(any(feature = "server", feature = "client")),
+    allow(unused_imports)
+)]
 pub(crate) use self::served::kinds;
 pub use self::served::served;
 

@@ -29,6 +29,7 @@ pub(crate) struct Kinds {
 }
 
 /// The kinds of `P`'s messages, for telling an unknown message from a malformed one.
+#[cfg_attr(not(any(feature = "server", feature = "client")), allow(dead_code))]
 pub(crate) fn kinds<P: Protocol>() -> Arc<Kinds> {
     known::<P>().kinds.clone()
 }
