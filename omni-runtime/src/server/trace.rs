@@ -39,9 +39,10 @@ mod otel {
     use opentelemetry::trace::{
         SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
     };
+    use tracing::Span;
     use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-    use super::*;
+    use crate::wire::TraceParent;
 
     pub(super) fn set_parent(span: &Span, parent: TraceParent) {
         let remote = SpanContext::new(

@@ -5,11 +5,12 @@ use std::sync::Weak;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
+use super::command::Command;
+use super::inner::{Inner, backoff};
 use super::keys::{TopicKeys, node_channel};
 use super::servers::{Connection, Mode, Servers};
-use super::{Inner, backoff};
 use crate::Seq;
 use crate::pubsub::backend::{Replay, topic_origin};
 use crate::server::encoded::{Outgoing, Publication};
@@ -66,24 +67,6 @@ for _, entry in ipairs(redis.call('XRANGE', KEYS[2], from, '+')) do
 end
 return out
 ";
-
-/// Work for the publishing connection, in order.
-pub(super) enum Command {
-    /// On `topic`'s channel, or on the node channel (`None`).
-    Broadcast {
-        topic: Option<String>,
-        payload: Vec<u8>,
-    },
-    Publish {
-        topic: String,
-        publication: Publication,
-    },
-    Replay {
-        topic: String,
-        after: Seq,
-        reply: oneshot::Sender<Replay>,
-    },
-}
 
 /// Runs the queued commands on one connection, reconnecting when one fails. A broadcast
 /// that fails is dropped (counted in `dropped`); a topic message is retried until Redis is

@@ -17,10 +17,10 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::inner::{Inner, backoff, record};
 use super::message::AnnouncementKind;
 use super::servers::Servers;
 use super::subscriber::{confirmed, deliver};
-use super::{Inner, backoff, record};
 
 /// Slots whose subscriptions are sent at once: a process coming back with many topics does
 /// not open thousands of requests together.

@@ -9,8 +9,8 @@ use futures_util::StreamExt;
 use redis::aio::PubSubSink;
 use tokio::sync::mpsc;
 
+use super::inner::{Inner, backoff, record};
 use super::message::{AnnouncementKind, Received, decode};
-use super::{Inner, backoff, record};
 use crate::pubsub::PubSub;
 
 /// Channels per `SUBSCRIBE` or `UNSUBSCRIBE`: a process with many topics coming back after a
