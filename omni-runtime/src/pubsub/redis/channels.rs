@@ -4,6 +4,7 @@
 //! the old ones) whenever it changed, and reports when a subscription is confirmed.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// What the subscriber connection must send to match the wanted channels.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -26,7 +27,8 @@ pub(super) struct Channels {
     /// Each topic with a subscriber in this process: its channel.
     topics: HashMap<String, String>,
     /// The topic of each wanted channel.
-    by_channel: HashMap<String, String>,
+    /// Shared, so that a message's topic is taken out of the lock without a copy.
+    by_channel: HashMap<String, Arc<str>>,
     /// Asked for on the current connection (a `SUBSCRIBE` sent, confirmed or not).
     asked: HashSet<String>,
     /// Confirmed on the current connection, and still wanted.
@@ -57,7 +59,7 @@ impl Channels {
                 return false;
             }
             self.topics.insert(topic.to_owned(), channel.to_owned());
-            self.by_channel.insert(channel.to_owned(), topic.to_owned());
+            self.by_channel.insert(channel.to_owned(), Arc::from(topic));
             true
         } else {
             let Some(channel) = self.topics.remove(topic) else {
@@ -71,8 +73,8 @@ impl Channels {
     }
 
     /// The topic whose messages arrive on `channel`, while it is wanted.
-    pub(super) fn topic(&self, channel: &str) -> Option<&str> {
-        self.by_channel.get(channel).map(String::as_str)
+    pub(super) fn topic(&self, channel: &str) -> Option<Arc<str>> {
+        self.by_channel.get(channel).cloned()
     }
 
     /// Whether a message published on `topic` from now on reaches this process: its
@@ -184,9 +186,9 @@ mod tests {
         assert!(c.batch().is_empty(), "asked once");
         c.confirm(&batch.subscribe);
         assert!(c.live("a") && c.live("b"));
-        assert_eq!(c.topic("{a}"), Some("a"));
+        assert_eq!(c.topic("{a}").as_deref(), Some("a"));
         assert!(c.set("a", "{a}", 0));
-        assert_eq!(c.topic("{a}"), None);
+        assert_eq!(c.topic("{a}").as_deref(), None);
         assert_eq!(
             c.batch(),
             Batch {

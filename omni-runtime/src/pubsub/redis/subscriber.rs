@@ -130,7 +130,7 @@ pub(super) async fn confirmed(
 pub(super) fn deliver(inner: &Inner, message: &redis::Msg) {
     inner.received.fetch_add(1, Ordering::Relaxed);
     let channel = message.get_channel_name();
-    let topic = inner.channels().topic(channel).map(str::to_owned);
+    let topic = inner.channels().topic(channel);
     match (decode(inner.node, message.get_payload_bytes()), topic) {
         (Some(Received::Presence(node, announcement)), _) => {
             inner.heard_presence(node, announcement);
