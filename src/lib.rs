@@ -166,6 +166,7 @@ pub mod __private {
 
     pub use omni_runtime::schema;
     pub use omni_runtime::typescript::build as typescript;
+    pub use omni_runtime::wire::Kinds;
     pub use omni_runtime::{Context, Dispatch, HandlerResult, Protocol, TransportState};
     pub use std::collections::BTreeMap;
     pub use std::path::PathBuf;

@@ -451,6 +451,32 @@ impl<'a> Generator<'a> {
         out
     }
 
+    /// `Kinds` for a wire enum: its wire names in declaration order, and a `match` from a
+    /// message to its name's index, so counting messages by kind encodes nothing. A variant
+    /// behind a `cfg` keeps its index whether it is built or not.
+    fn kinds_impl(&self, direction: Direction) -> TokenStream {
+        let private = &self.private;
+        let wire = self.wire_ident(direction);
+        let variants: Vec<&Variant> = self.protocol.wire_variants(direction).collect();
+        let names = variants.iter().map(|v| &v.wire_name);
+        let arms = variants.iter().enumerate().map(|(index, v)| {
+            let cfgs = v.cfg_attrs();
+            let name = v.ident();
+            quote!(#(#cfgs)* #wire::#name { .. } => #index,)
+        });
+        quote! {
+            #[automatically_derived]
+            impl #private::Kinds for #wire {
+                const KINDS: &'static [&'static str] = &[#(#names),*];
+                fn kind_index(&self) -> usize {
+                    match *self {
+                        #(#arms)*
+                    }
+                }
+            }
+        }
+    }
+
     /// `From<wire enum>` for the user's enum, both ways.
     fn conversions(&self) -> TokenStream {
         let Protocol { item, .. } = self.protocol;
@@ -725,6 +751,8 @@ impl ToTokens for Generator<'_> {
         tokens.extend(self.wire_enum(Direction::Server));
         tokens.extend(self.typescript_impl(Direction::Client));
         tokens.extend(self.typescript_impl(Direction::Server));
+        tokens.extend(self.kinds_impl(Direction::Client));
+        tokens.extend(self.kinds_impl(Direction::Server));
         tokens.extend(self.conversions());
         tokens.extend(self.protocol_impl());
         tokens.extend(self.handler_trait());

@@ -29,6 +29,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use ts_rs::TS;
 
 use crate::schema::Schema;
+use crate::wire::Kinds;
 use crate::{Context, TransportState};
 
 /// The error a handler returns: anything that implements `std::error::Error`, boxed.
@@ -66,9 +67,9 @@ pub trait Protocol: Sized + 'static {
     }
 
     /// The messages a client sends (the `#[client]` variants).
-    type Client: Serialize + DeserializeOwned + TS + Send + 'static;
+    type Client: Serialize + DeserializeOwned + TS + Kinds + Send + 'static;
     /// The messages a server sends (the `#[server]` variants).
-    type Server: Serialize + DeserializeOwned + TS + Send + 'static;
+    type Server: Serialize + DeserializeOwned + TS + Kinds + Send + 'static;
 
     /// Lifts a message received from a client into the application's enum.
     fn from_client(msg: Self::Client) -> Self;
@@ -131,6 +132,7 @@ pub mod tests_support {
     use super::Protocol;
     use crate::TransportState;
     use crate::schema::{Payload, Schema, Shape};
+    use crate::wire::Kinds;
 
     /// The application's enum.
     #[derive(Debug, Clone, PartialEq)]
@@ -157,6 +159,20 @@ pub mod tests_support {
     pub enum EchoFromServer {
         /// Something was heard.
         Heard(String),
+    }
+
+    impl Kinds for EchoFromClient {
+        const KINDS: &'static [&'static str] = &["Say"];
+        fn kind_index(&self) -> usize {
+            0
+        }
+    }
+
+    impl Kinds for EchoFromServer {
+        const KINDS: &'static [&'static str] = &["Heard"];
+        fn kind_index(&self) -> usize {
+            0
+        }
     }
 
     impl Protocol for Echo {

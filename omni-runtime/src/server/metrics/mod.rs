@@ -19,7 +19,7 @@ use std::time::Duration;
 pub(crate) use self::histogram::{Histogram, Read};
 pub(crate) use self::kinds::ByKind;
 use crate::Protocol;
-use crate::wire::Codec;
+use crate::wire::{Codec, Kinds};
 
 /// How a connection reaches the server: the `transport` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,8 +168,8 @@ impl Metrics {
         let kinds = crate::schema::kinds::<P>();
         Self::with_kinds(
             P::NAME,
-            ByKind::new(kinds.client.iter().cloned()),
-            ByKind::new(kinds.server.iter().cloned()),
+            ByKind::new(kinds.client.iter().cloned(), <P::Client as Kinds>::KINDS),
+            ByKind::new(kinds.server.iter().cloned(), <P::Server as Kinds>::KINDS),
         )
     }
 
