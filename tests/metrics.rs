@@ -594,3 +594,45 @@ async fn a_write_that_makes_no_progress_counts_as_a_write_timeout() {
         .sum("omni_shutdown_drain_seconds", &[echo]);
     assert!(drain > 0.0 && drain < PATIENCE.as_secs_f64(), "{drain}");
 }
+
+#[tokio::test]
+async fn a_message_sent_later_through_a_sender_is_counted_by_kind() {
+    use common::echo::{Echo, EchoFromClient, EchoFromServer, EchoHandler};
+    use omni::server::{Endpoint, Prometheus};
+    use omni::{Context, HandlerResult};
+
+    /// Answers from a task of its own, after the handler has returned.
+    struct Later;
+
+    impl EchoHandler for Later {
+        async fn say(&mut self, cx: &mut Context<Echo>, text: String) -> HandlerResult {
+            let sender = cx.sender();
+            tokio::spawn(async move { sender.send(EchoFromServer::Heard(text)) });
+            Ok(())
+        }
+    }
+
+    let endpoint = Endpoint::<Echo, _>::builder(|| Later).build();
+    let router = omni::axum::Router::new()
+        .nest("/omni", endpoint.router())
+        .merge(Prometheus::new().endpoint(&endpoint).router());
+    let addr = common::serve(router).await;
+    let mut client = Client::connect(addr, "/omni/ws").await;
+    welcomed(&mut client).await;
+    client.msg(EchoFromClient::Say("hi".into()), 1).await;
+    let mut heard = false;
+    while !heard {
+        heard = matches!(
+            client.next::<EchoFromServer>().await,
+            ServerFrame::Msg {
+                payload: EchoFromServer::Heard(_),
+                ..
+            }
+        );
+    }
+    let now = scrape_port(addr.port()).await;
+    let sent = [("protocol", "Echo"), ("kind", "Heard")];
+    assert_eq!(now.sum("omni_messages_sent_total", &sent), 1.0);
+    let received = [("protocol", "Echo"), ("kind", "Say")];
+    assert_eq!(now.sum("omni_messages_received_total", &received), 1.0);
+}

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 pub(crate) use self::histogram::{Histogram, Read};
 pub(crate) use self::kinds::ByKind;
-use crate::Protocol;
 use crate::wire::{Codec, Kinds};
+use crate::{Effect, Protocol};
 
 /// How a connection reaches the server: the `transport` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,6 +242,21 @@ impl Metrics {
         // A plain load nearly always: the mark rises rarely.
         if depth > self.queue_high_water.load(Ordering::Relaxed) {
             self.queue_high_water.fetch_max(depth, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts the server messages among `effects` by kind, before they are carried out.
+    pub(crate) fn sent<P: Protocol>(&self, effects: &[Effect<P>]) {
+        for effect in effects {
+            match effect {
+                Effect::Send(msg)
+                | Effect::Push(msg)
+                | Effect::Broadcast { msg, .. }
+                | Effect::Publish { msg, .. } => {
+                    self.messages_out.count(msg);
+                }
+                _ => {}
+            }
         }
     }
 

@@ -571,8 +571,10 @@ impl<P: Protocol> Sink<P> for SessionCore<P> {
         if self.lock().ended {
             return Err(SessionGone);
         }
+        let mut effects = vec![effect];
+        self.shared.metrics.sent(&effects);
         // A sender cannot subscribe, so nothing is left to catch up.
-        let _ = self.apply(&mut vec![effect], None);
+        let _ = self.apply(&mut effects, None);
         Ok(())
     }
 }

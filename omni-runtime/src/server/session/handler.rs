@@ -10,9 +10,7 @@ use futures_util::FutureExt;
 use super::core::{SessionCore, TopicSync};
 use crate::pubsub::Replay;
 use crate::server::metrics::Metrics;
-use crate::{
-    Context, Cursors, Dispatch, Effect, ErrorCode, HandlerResult, Protocol, Ref, SessionId,
-};
+use crate::{Context, Cursors, Dispatch, ErrorCode, HandlerResult, Protocol, Ref, SessionId};
 
 /// Makes a fresh handler for each session (and again after a handler fails), from the props
 /// of the session (a mux component's verified token props; `null` on a plain endpoint).
@@ -107,7 +105,7 @@ where
         match outcome {
             // The effects, then the ack, then the catch-ups of the topics it subscribed to.
             Ok(Ok(())) => {
-                count_sent(metrics, &effects);
+                metrics.sent(&effects);
                 let syncs = self.core.apply(&mut effects, reference);
                 state.cx.recycle(effects);
                 if !syncs.is_empty() {
@@ -172,7 +170,7 @@ where
         let mut effects = cx.take_effects();
         match flatten(outcome) {
             Ok(()) => {
-                count_sent(&self.core.shared.metrics, &effects);
+                self.core.shared.metrics.sent(&effects);
                 self.core.apply(&mut effects, None)
             }
             Err(message) => {
@@ -261,21 +259,6 @@ where
         }
         if self.core.has_live_connection() {
             self.connect().await;
-        }
-    }
-}
-
-/// Counts the messages among a handler's effects by kind, before they are carried out.
-fn count_sent<P: Protocol>(metrics: &Metrics, effects: &[Effect<P>]) {
-    for effect in effects {
-        match effect {
-            Effect::Send(msg)
-            | Effect::Push(msg)
-            | Effect::Broadcast { msg, .. }
-            | Effect::Publish { msg, .. } => {
-                metrics.messages_out.count(msg);
-            }
-            _ => {}
         }
     }
 }
