@@ -1,6 +1,6 @@
 // A client: one session of an endpoint over a connection of its own, WebSocket or SSE.
 
-import { baseUrl, endpointUrl, pickStorage, withDefaults } from "./config.js";
+import { baseUrl, endpointUrl, pickStorage, traceparentOf, withDefaults } from "./config.js";
 import { Dialer, NO_CREDENTIALS } from "./dialer.js";
 import { openSse } from "./eventstream.js";
 import { afterFrame, Stream } from "./stream.js";
@@ -138,7 +138,7 @@ export class Client extends Stream {
   _hello() {
     const { protocol, schema } = this._options;
     const version = schema?.id ?? this._options.version;
-    const traceparent = this._traceparent();
+    const traceparent = traceparentOf(this._options.traceparent);
     if (protocol === undefined && version === undefined && traceparent === undefined) {
       return null;
     }
@@ -150,14 +150,6 @@ export class Client extends Stream {
     // The older builds this one still talks to: a server of one of them serves it too.
     if (schema?.compatible?.length) hello.compatible = [...schema.compatible];
     return encodeFrame(this._codec, hello);
-  }
-
-  /** This connect's W3C trace context: the option's string, or what its function returns now
-   * (a new one per connect, say). The server checks it and ignores a malformed one. */
-  _traceparent() {
-    const option = this._options.traceparent;
-    const value = typeof option === "function" ? option() : option;
-    return typeof value === "string" && value !== "" ? value : undefined;
   }
 
   /** Decodes and applies one server frame; returns what it asks of the transport.

@@ -74,3 +74,15 @@ function defaultStorage() {
     return null; // Access refused (sandboxed frame, privacy settings).
   }
 }
+
+/** A connect's W3C trace context from a `traceparent` option: the string, or what the
+ * function returns now (a new one per connect, say). The server checks it and ignores a
+ * malformed one, so it is only checked for being a non-empty string here.
+ *
+ * @param {string | (() => string | undefined) | undefined} option
+ * @returns {string | undefined}
+ */
+export function traceparentOf(option) {
+  const value = typeof option === "function" ? option() : option;
+  return typeof value === "string" && value !== "" ? value : undefined;
+}

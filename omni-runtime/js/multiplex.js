@@ -1,6 +1,6 @@
 // The mux: components, each a session of its own module, over one WebSocket (`{url}/mux`).
 
-import { baseUrl, endpointUrl, pickStorage, withDefaults } from "./config.js";
+import { baseUrl, endpointUrl, pickStorage, traceparentOf, withDefaults } from "./config.js";
 import { backoffDelay, Dialer, NO_CREDENTIALS } from "./dialer.js";
 import { rejection, STEP, Stream } from "./stream.js";
 import { encodeFrame, pickCodec } from "./wire.js";
@@ -97,6 +97,7 @@ export class Mux {
       serverKinds: options.schema?.server,
       onConnect: options.onConnect,
       refreshToken: options.refreshToken,
+      traceparent: options.traceparent,
       key: options.queueKey ?? `omni:${this._base.href}:mux:${module}:${id}`,
     });
     this._components.set(id, component);
@@ -139,6 +140,8 @@ export class Mux {
     }
     if (component._version !== undefined) frame.version = component._version;
     if (component._compatible?.length) frame.compatible = [...component._compatible];
+    const traceparent = traceparentOf(component._traceparent);
+    if (traceparent !== undefined) frame.traceparent = traceparent;
     // The component follows sequenced topics like a single client: its cursors resume them.
     frame.topics = Object.fromEntries(component._topics);
     component._phase = "joining";
@@ -300,8 +303,9 @@ export class Component extends Stream {
    * @param {string} options.key
    * @param {Api.ConnectHook<C> | undefined} options.onConnect
    * @param {(() => string | Promise<string>) | undefined} options.refreshToken
+   * @param {string | (() => string | undefined) | undefined} options.traceparent
    */
-  constructor(mux, { id, module, token, version, compatible, kinds, serverKinds, key, onConnect, refreshToken }) {
+  constructor(mux, { id, module, token, version, compatible, kinds, serverKinds, key, onConnect, refreshToken, traceparent }) {
     const codec = mux._codec;
     super({
       storage: mux._storage,
@@ -324,6 +328,7 @@ export class Component extends Stream {
     this._refreshed = false;
     this._version = version;
     this._compatible = compatible;
+    this._traceparent = traceparent;
     /** @type {Phase} */
     this._phase = "idle";
     /** @type {Timer} */

@@ -306,6 +306,10 @@ export interface JoinOptions<C = never> {
    * of stopping. Asked once, and again only after the component was welcomed since; one that
    * throws or takes longer than the connect timeout stops the component with `bad_token`. */
   refreshToken?: () => string | Promise<string>;
+  /** A W3C trace context sent in each of the component's `join`s, as `Options.traceparent`
+   * is in a connection's `hello`: the server's spans for the component's session join that
+   * trace. */
+  traceparent?: string | (() => string | undefined);
 }
 
 /** One component on a mux socket: a session of its module, with its own messages, queue and
