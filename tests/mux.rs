@@ -156,6 +156,7 @@ fn join(id: &str, module: &str, token: String) -> ClientFrame<()> {
         version: None,
         compatible: None,
         traceparent: None,
+        presence: None,
     }
 }
 
@@ -643,6 +644,7 @@ async fn a_component_resumes_on_a_new_socket_with_exactly_what_it_missed() {
             version: None,
             compatible: None,
             traceparent: None,
+            presence: None,
         })
         .await;
     assert_eq!(
@@ -686,6 +688,7 @@ async fn a_component_resumes_on_a_new_socket_with_exactly_what_it_missed() {
             version: Some("not the version".into()),
             compatible: None,
             traceparent: None,
+            presence: None,
         })
         .await;
     assert_eq!(

@@ -7,6 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{ChatDown, ChatMessage, ChatUp};
+use omni_runtime::presence::{Mode, Modes};
 use omni_runtime::wire::Codec;
 use omni_runtime::{ClientFrame, Cursors, DecodeError, ErrorCode, ServerFrame, SessionId};
 use proptest::collection::{btree_map, vec};
@@ -16,14 +17,26 @@ use proptest::sample::{Index, select};
 use proptest::strategy::Union;
 use serde_json::{Map, Value};
 
-const FRAME_TYPES: [&str; 11] = [
-    "hello", "msg", "join", "leave", "welcome", "push", "ack", "error", "reset", "joined", "left",
+const FRAME_TYPES: [&str; 12] = [
+    "hello",
+    "msg",
+    "join",
+    "leave",
+    "welcome",
+    "push",
+    "ack",
+    "error",
+    "reset",
+    "joined",
+    "left",
+    "presence_count",
 ];
 
 /// Every key some frame reads, plus the payload's own.
-const FIELDS: [&str; 18] = [
+const FIELDS: [&str; 21] = [
     "type", "payload", "ref", "id", "protocol", "version", "session", "after", "module", "token",
-    "seq", "resumed", "topic", "topics", "code", "message", "kind", "data",
+    "seq", "resumed", "topic", "topics", "code", "message", "kind", "data", "presence", "keys",
+    "entries",
 ];
 
 fn config() -> ProptestConfig {
@@ -74,6 +87,20 @@ fn session() -> impl Strategy<Value = SessionId> {
 /// client follows topics).
 fn cursors() -> impl Strategy<Value = Cursors> {
     btree_map(text(), any::<u64>(), 0..3)
+}
+
+/// Presence modes, as a `join` carries them: a few topics, and sometimes the rest.
+fn modes() -> impl Strategy<Value = Modes> {
+    let mode = || select(&[Mode::List, Mode::Count, Mode::None][..]);
+    (btree_map(text(), mode(), 0..3), option::of(mode())).prop_map(|(topics, rest)| {
+        let modes = topics
+            .into_iter()
+            .fold(Modes::new(), |modes, (topic, mode)| modes.topic(topic, mode));
+        match rest {
+            Some(mode) => modes.otherwise(mode),
+            None => modes,
+        }
+    })
 }
 
 fn chat_message() -> impl Strategy<Value = ChatMessage> {
@@ -155,12 +182,14 @@ fn client_frame<C: Clone + std::fmt::Debug + 'static>(
             opt_text(),
             option::of(vec(text(), 0..3)),
             option::of(cursors()),
+            option::of(modes()),
         )
             .prop_map(
-                |((id, module, token), session, after, version, compatible, topics)| {
+                |((id, module, token), session, after, version, compatible, topics, presence)| {
                     ClientFrame::Join {
                         compatible,
                         topics,
+                        presence,
                         id,
                         module,
                         token,
@@ -233,6 +262,14 @@ fn server_frame<S: Clone + std::fmt::Debug + 'static>(
             seq,
             id
         }),
+        (text(), any::<u64>(), any::<u64>(), opt_text()).prop_map(
+            |(topic, keys, entries, id)| ServerFrame::PresenceCount {
+                topic,
+                keys,
+                entries,
+                id,
+            }
+        ),
         text().prop_map(|id| ServerFrame::Joined { id }),
         text().prop_map(|id| ServerFrame::Left { id }),
     ]
@@ -242,7 +279,7 @@ fn server_frame<S: Clone + std::fmt::Debug + 'static>(
 fn field_value(name: &'static str) -> BoxedStrategy<Value> {
     let typed = match name {
         "type" => select(&FRAME_TYPES[..]).prop_map(Value::from).boxed(),
-        "ref" | "seq" | "after" => any::<u64>().prop_map(Value::from).boxed(),
+        "ref" | "seq" | "after" | "keys" | "entries" => any::<u64>().prop_map(Value::from).boxed(),
         "session" => session().prop_map(|s| Value::from(s.to_string())).boxed(),
         "resumed" => any::<bool>().prop_map(Value::from).boxed(),
         "code" => error_code().prop_map(|c| Value::from(c.as_str())).boxed(),

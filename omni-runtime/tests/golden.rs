@@ -314,6 +314,7 @@ fn join() {
             version: None,
             compatible: None,
             traceparent: None,
+            presence: None,
         },
         r#"{"type":"join","id":"c1","module":"counter","token":"opaque-token-issued-by-the-server"}"#,
     );
@@ -328,8 +329,28 @@ fn join() {
             version: Some("9c1e4f2a7b3d6e05".into()),
             compatible: None,
             traceparent: None,
+            presence: None,
         },
         r#"{"type":"join","id":"c1","module":"counter","token":"t","session":"5f0c1a2b3c4d5e6f708192a3b4c5d6e7","after":3,"version":"9c1e4f2a7b3d6e05","topics":{"room":17}}"#,
+    );
+    client(
+        ClientFrame::Join {
+            topics: None,
+            id: "c2".into(),
+            module: "chat".into(),
+            token: "t".into(),
+            session: None,
+            after: None,
+            version: None,
+            compatible: None,
+            traceparent: None,
+            presence: Some(
+                omni_runtime::presence::Modes::new()
+                    .topic("lobby", omni_runtime::presence::Mode::Count)
+                    .otherwise(omni_runtime::presence::Mode::None),
+            ),
+        },
+        r#"{"type":"join","id":"c2","module":"chat","token":"t","presence":{"*":"none","lobby":"count"}}"#,
     );
 }
 
@@ -632,8 +653,21 @@ fn presence_diff() {
     );
 }
 
+#[test]
+fn presence_count() {
+    server(
+        ServerFrame::PresenceCount {
+            topic: "lobby".into(),
+            keys: 9876,
+            entries: 10012,
+            id: None,
+        },
+        r#"{"type":"presence_count","topic":"lobby","keys":9876,"entries":10012}"#,
+    );
+}
+
 const CLIENT_TYPES: [&str; 4] = ["hello", "msg", "join", "leave"];
-const SERVER_TYPES: [&str; 10] = [
+const SERVER_TYPES: [&str; 11] = [
     "welcome",
     "msg",
     "push",
@@ -642,6 +676,7 @@ const SERVER_TYPES: [&str; 10] = [
     "reset",
     "presence_state",
     "presence_diff",
+    "presence_count",
     "joined",
     "left",
 ];
@@ -664,6 +699,7 @@ fn every_type_is_listed(client: ClientFrame<()>, server: ServerFrame<()>) {
         | S::Reset { .. }
         | S::PresenceState { .. }
         | S::PresenceDiff { .. }
+        | S::PresenceCount { .. }
         | S::Joined { .. }
         | S::Left { .. } => {}
     }
@@ -810,7 +846,7 @@ fn protocol_md_examples_are_exact() {
         documented, expected,
         "PROTOCOL.md has exactly one example per frame type, in declaration order"
     );
-    assert_eq!(examples.len(), 14);
+    assert_eq!(examples.len(), 15);
 }
 
 /// A frame, of either side.

@@ -167,8 +167,11 @@ where
             settings,
             roots,
             credentials,
+            presence,
         } = self.options;
-        let shared = Arc::new(Shared::new(&settings, Arc::new(Notify::new())));
+        let mut shared = Shared::new(&settings, Arc::new(Notify::new()));
+        shared.presence_modes = presence;
+        let shared = Arc::new(shared);
         let (tx, rx) = mpsc::channel(1024);
         let client = Client::new(shared.clone());
         let mut link = Link::<P>::new(shared, tx);

@@ -11,6 +11,7 @@ use super::options::Settings;
 use super::outbox;
 use super::tls;
 use super::wire::{self, Frame};
+use crate::presence::Modes;
 use crate::wire::connect::Connect;
 use crate::wire::{Codec, TraceParent};
 use crate::{ClientFrame, Cursors, Protocol, Seq, SessionId};
@@ -56,8 +57,8 @@ pub(crate) fn setup(
 }
 
 /// `{base}/{path}`, in the WebSocket scheme if asked (otherwise in the HTTP one), with the
-/// codec (unless JSON, which every server speaks), a resume point and topic cursors in the
-/// query.
+/// codec (unless JSON, which every server speaks), a resume point, topic cursors and presence
+/// modes in the query.
 pub(crate) fn url_for(
     base: &reqwest::Url,
     path: &str,
@@ -65,6 +66,7 @@ pub(crate) fn url_for(
     codec: Codec,
     resume: Option<(SessionId, Seq)>,
     topics: Option<&Cursors>,
+    presence: &Modes,
 ) -> Result<reqwest::Url, String> {
     let mut url = base.clone();
     let joined = format!("{}/{path}", url.path().trim_end_matches('/'));
@@ -83,6 +85,7 @@ pub(crate) fn url_for(
         codec,
         resume,
         topics: topics.cloned(),
+        presence: presence.clone(),
     };
     let pairs = connect.pairs();
     if !pairs.is_empty() {
@@ -145,19 +148,19 @@ mod tests {
         let base = reqwest::Url::parse("http://127.0.0.1:3000/omni/").unwrap();
         let id = SessionId::from_u128(1);
         assert_eq!(
-            url_for(&base, "ws", true, Codec::Json, Some((id, 4)), None)
+            url_for(&base, "ws", true, Codec::Json, Some((id, 4)), None, &Modes::new())
                 .unwrap()
                 .as_str(),
             format!("ws://127.0.0.1:3000/omni/ws?session={id}&after=4")
         );
         assert_eq!(
-            url_for(&base, "http", false, Codec::Json, None, None)
+            url_for(&base, "http", false, Codec::Json, None, None, &Modes::new())
                 .unwrap()
                 .as_str(),
             "http://127.0.0.1:3000/omni/http"
         );
         let tls = reqwest::Url::parse("https://example.com").unwrap();
-        let secure = url_for(&tls, "ws", true, Codec::Json, None, None);
+        let secure = url_for(&tls, "ws", true, Codec::Json, None, None, &Modes::new());
         if cfg!(feature = "tls") {
             assert_eq!(secure.unwrap().as_str(), "wss://example.com/ws");
         } else {
@@ -166,22 +169,22 @@ mod tests {
         // Any scheme of the two pairs serves every transport; no other does.
         let ws = reqwest::Url::parse("ws://127.0.0.1:3000/omni").unwrap();
         assert_eq!(
-            url_for(&ws, "http", false, Codec::Json, None, None)
+            url_for(&ws, "http", false, Codec::Json, None, None, &Modes::new())
                 .unwrap()
                 .as_str(),
             "http://127.0.0.1:3000/omni/http"
         );
         let ftp = reqwest::Url::parse("ftp://127.0.0.1/omni").unwrap();
-        assert!(url_for(&ftp, "http", false, Codec::Json, None, None).is_err());
+        assert!(url_for(&ftp, "http", false, Codec::Json, None, None, &Modes::new()).is_err());
         let topics = Cursors::from([("room".to_owned(), 17)]);
         assert_eq!(
-            url_for(&base, "ws", true, Codec::Json, None, Some(&topics))
+            url_for(&base, "ws", true, Codec::Json, None, Some(&topics), &Modes::new())
                 .unwrap()
                 .as_str(),
             "ws://127.0.0.1:3000/omni/ws?topics=%7B%22room%22%3A17%7D"
         );
         assert_eq!(
-            url_for(&base, "mux", true, Codec::MsgPack, Some((id, 4)), None)
+            url_for(&base, "mux", true, Codec::MsgPack, Some((id, 4)), None, &Modes::new())
                 .unwrap()
                 .as_str(),
             format!("ws://127.0.0.1:3000/omni/mux?codec=msgpack&session={id}&after=4")

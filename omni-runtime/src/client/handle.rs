@@ -274,6 +274,14 @@ impl<P: Protocol + Send> Client<P> {
         lists.get(topic).map(|held| held.list()).unwrap_or_default()
     }
 
+    /// How many are on `topic`, for a topic this client asked only to count
+    /// ([`Mode::Count`](crate::presence::Mode::Count), see
+    /// [`ClientBuilder::presence`](crate::client::ClientBuilder::presence)), as last heard;
+    /// `None` before the first count.
+    pub fn presence_count(&self, topic: &str) -> Option<crate::presence::Count> {
+        self.shared.presence_counts.lock().unwrap().get(topic).copied()
+    }
+
     /// The changes of every topic's presence from now on: application data, so apart from the
     /// message stream (which carries the protocol's messages and the connection's states).
     ///

@@ -314,6 +314,16 @@ impl<P: Protocol> Link<P> {
                 self.shared.presence_changed(topic, diff);
                 Step::Continue
             }
+            ServerFrame::PresenceCount {
+                topic,
+                keys,
+                entries,
+                ..
+            } => {
+                let count = crate::presence::Count::new(keys, entries);
+                self.shared.presence_counted(topic, count);
+                Step::Continue
+            }
             ServerFrame::Joined { .. } | ServerFrame::Left { .. } => Step::Continue,
         }
     }

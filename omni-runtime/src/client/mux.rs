@@ -50,6 +50,7 @@ use super::shared::Shared;
 use super::tls;
 use super::wire::{self, Frame};
 use super::ws::{self, Out, Peer};
+use crate::presence::Modes;
 use crate::wire::Codec;
 use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, TransportError, TransportState};
 
@@ -72,6 +73,7 @@ impl MuxBuilder {
             settings,
             roots,
             credentials,
+            presence,
         } = self.options;
         let (joins, rx) = mpsc::unbounded_channel();
         let inner = Arc::new(Inner {
@@ -81,6 +83,7 @@ impl MuxBuilder {
             closed: watch::channel(false).0,
             settings,
             credentials,
+            presence,
         });
         tokio::spawn(run(rx, self.url, roots, inner.clone()));
         Mux { inner }
@@ -100,6 +103,8 @@ struct Inner {
     closed: watch::Sender<bool>,
     settings: Settings,
     credentials: Credentials,
+    /// What each component is shown of each topic's presence, sent in its `join`.
+    presence: Modes,
 }
 
 impl Mux {
@@ -185,6 +190,7 @@ impl Mux {
         } = join;
         let mut shared = Shared::new(&self.inner.settings, self.inner.wake.clone());
         shared.component = Some(id.as_str().into());
+        shared.presence_modes = self.inner.presence.clone();
         shared.reconnect = self.inner.reconnect.clone();
         let shared = Arc::new(shared);
         let (tx, rx) = mpsc::channel(1024);
@@ -320,6 +326,8 @@ impl<P: Protocol + Send> Member for Component<P> {
             compatible: super::connect::compatible::<P>(),
             topics: Some(self.link.topics.clone()),
             traceparent: self.link.shared.traceparent,
+            presence: Some(self.link.shared.presence_modes.clone())
+                .filter(|modes| !modes.is_default()),
         };
         // Strings, numbers and a map of them: nothing in it can fail to encode.
         wire::encode(self.link.shared.codec, &join).unwrap_or(Frame::Text(String::new()))
@@ -372,7 +380,7 @@ async fn run(
 ) {
     let setup = reqwest::Url::parse(&url)
         .map_err(|e| e.to_string())
-        .and_then(|base| url_for(&base, "mux", true, inner.settings.codec, None, None))
+        .and_then(|base| url_for(&base, "mux", true, inner.settings.codec, None, None, &Modes::new()))
         .map_err(|message| format!("bad mux URL `{url}`: {message}"))
         .and_then(|url| Ok((url, tls::Connector::new(&roots)?)));
     let (url, tls) = match setup {
@@ -668,7 +676,8 @@ fn frame_id<S>(frame: &ServerFrame<S>) -> Option<&str> {
         | ServerFrame::Error { id, .. }
         | ServerFrame::Reset { id, .. }
         | ServerFrame::PresenceState { id, .. }
-        | ServerFrame::PresenceDiff { id, .. } => id.as_deref(),
+        | ServerFrame::PresenceDiff { id, .. }
+        | ServerFrame::PresenceCount { id, .. } => id.as_deref(),
         ServerFrame::Joined { id } | ServerFrame::Left { id } => Some(id),
     }
 }

@@ -13,6 +13,7 @@ use reqwest::header::HeaderMap;
 
 use super::config::{Backoff, Heartbeat};
 use super::credentials::Credentials;
+use crate::presence::Modes;
 use crate::wire::{Codec, TraceParent};
 
 /// What every connection reads of the options: copied into each transport's task.
@@ -68,6 +69,8 @@ pub(crate) struct Options {
     /// PEM documents of roots to trust besides the default ones.
     pub(crate) roots: Vec<Vec<u8>>,
     pub(crate) credentials: Credentials,
+    /// What the client (each component, on a mux) is shown of each topic's presence.
+    pub(crate) presence: Modes,
 }
 
 impl Options {
@@ -113,6 +116,10 @@ impl Options {
 
     pub(crate) fn traceparent(&mut self, parent: TraceParent) {
         self.settings.traceparent = Some(parent);
+    }
+
+    pub(crate) fn presence(&mut self, modes: Modes) {
+        self.presence = modes;
     }
 
     #[cfg(feature = "tls")]
@@ -267,6 +274,28 @@ macro_rules! setters {
         /// ```
         pub fn traceparent(mut self, parent: $crate::wire::TraceParent) -> Self {
             self.options.traceparent(parent);
+            self
+        }
+
+        /// What the client is shown of each topic's presence (on a mux, each component):
+        /// the whole list (the default), only the count, or nothing. A topic shown as a
+        /// count has no list on the client ([`Client::presence`](crate::client::Client::presence)
+        /// is empty for it); its count is in
+        /// [`Client::presence_count`](crate::client::Client::presence_count) and in each
+        /// [`Change`](crate::presence::Change).
+        ///
+        /// ```no_run
+        /// # #[omni::protocol]
+        /// # #[derive(Debug, Clone, PartialEq)]
+        /// # enum Echo { #[client] Say(String), #[server] Heard(String) }
+        /// use omni::presence::{Mode, Modes};
+        ///
+        /// let (client, messages) = omni::client::Client::<Echo>::builder("http://127.0.0.1:3000/omni")
+        ///     .presence(Modes::new().topic("lobby", Mode::Count).otherwise(Mode::None))
+        ///     .connect();
+        /// ```
+        pub fn presence(mut self, modes: $crate::presence::Modes) -> Self {
+            self.options.presence(modes);
             self
         }
 

@@ -53,6 +53,10 @@ pub(crate) struct Shared {
     /// Each topic's presence list, as the server's `presence_state` and `presence_diff`
     /// frames left it.
     pub(crate) presence: Mutex<BTreeMap<String, Held>>,
+    /// What the client asked to be shown of each topic's presence.
+    pub(crate) presence_modes: crate::presence::Modes,
+    /// The count of each topic the client asked only to count, as the server last said.
+    pub(crate) presence_counts: Mutex<BTreeMap<String, crate::presence::Count>>,
     /// Mux only: the component's id, which every `msg` names.
     pub(crate) component: Option<Arc<str>>,
 }
@@ -127,6 +131,8 @@ impl Shared {
             requests: Mutex::default(),
             session: Mutex::new(None),
             presence: Mutex::default(),
+            presence_modes: crate::presence::Modes::default(),
+            presence_counts: Mutex::default(),
             unknown: std::sync::atomic::AtomicU64::new(0),
             presence_changes: tokio::sync::broadcast::channel(PRESENCE_CHANGES).0,
             component: None,
@@ -141,10 +147,32 @@ const PRESENCE_CHANGES: usize = 1024;
 impl Shared {
     /// Tells the presence listeners, if any, that `topic` changed.
     pub(crate) fn presence_changed(&self, topic: String, diff: crate::presence::Diff) {
+        self.tell_presence(crate::presence::Change {
+            topic,
+            diff,
+            count: None,
+        });
+    }
+
+    /// A topic's new count, for a client that asked only to count it.
+    pub(crate) fn presence_counted(&self, topic: String, count: crate::presence::Count) {
+        let before = self
+            .presence_counts
+            .lock()
+            .unwrap()
+            .insert(topic.clone(), count);
+        if before != Some(count) {
+            self.tell_presence(crate::presence::Change {
+                topic,
+                diff: crate::presence::Diff::default(),
+                count: Some(count),
+            });
+        }
+    }
+
+    fn tell_presence(&self, change: crate::presence::Change) {
         if self.presence_changes.receiver_count() > 0 {
-            let _ = self
-                .presence_changes
-                .send(crate::presence::Change { topic, diff });
+            let _ = self.presence_changes.send(change);
         }
     }
 }

@@ -15,6 +15,7 @@ use super::http::{self, apply_frames};
 use super::link::{Link, Step};
 use super::wire;
 use crate::Protocol;
+use crate::presence::Modes;
 use crate::wire::Codec;
 use crate::wire::connect::SESSION_HEADER;
 
@@ -31,8 +32,9 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
             Codec::Json,
             link.resume_point(),
             Some(&link.topics),
+            &link.shared.presence_modes,
         ),
-        url_for(&config.url, "http", false, Codec::Json, None, None),
+        url_for(&config.url, "http", false, Codec::Json, None, None, &Modes::new()),
     ) {
         (Ok(down), Ok(up)) => (down, up),
         (Err(message), _) | (_, Err(message)) => return fatal_init(message),

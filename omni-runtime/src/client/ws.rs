@@ -275,7 +275,15 @@ pub(crate) async fn connection(
 pub(crate) async fn session<P: Protocol + Send>(link: &mut Link<P>, config: &Config) -> Ended {
     let resume = link.resume_point();
     let codec = config.settings.codec;
-    let url = match url_for(&config.url, "ws", true, codec, resume, Some(&link.topics)) {
+    let url = match url_for(
+        &config.url,
+        "ws",
+        true,
+        codec,
+        resume,
+        Some(&link.topics),
+        &link.shared.presence_modes,
+    ) {
         Ok(url) => url,
         Err(message) => return fatal_init(message),
     };

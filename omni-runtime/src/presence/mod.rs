@@ -16,7 +16,8 @@
 //!
 //! With the Redis backend every server sees every server's entries; a server that dies without
 //! a word has its entries removed by the others once its heartbeats stop (see
-//! `RedisPubSub::with_presence_timing`). Nothing is ever a bare counter.
+//! `RedisPubSub::with_presence_timing`). Nothing is ever a bare counter on the server; a client
+//! chooses per topic what it is shown ([`Mode`]): the list, only the count, or nothing.
 //!
 //! ```
 //! use omni::presence::{Diff, List};
@@ -35,6 +36,7 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 
+mod mode;
 #[cfg(feature = "redis")]
 pub(crate) mod peers;
 #[cfg(feature = "server")]
@@ -49,6 +51,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use ts_rs::TS;
+
+pub use self::mode::{Count, Mode, Modes};
 
 /// A topic's presence: for each key, the sessions tracked under it, oldest first.
 pub type List = BTreeMap<String, Vec<Entry>>;
@@ -175,8 +179,10 @@ pub struct Diff {
 pub struct Change {
     /// The topic.
     pub topic: String,
-    /// The entries that joined and left.
+    /// The entries that joined and left; empty for a topic the client asked only to count.
     pub diff: Diff,
+    /// For a topic the client asked only to count ([`Mode::Count`]): how many are there now.
+    pub count: Option<Count>,
 }
 
 impl Diff {

@@ -64,6 +64,10 @@ struct Topic {
     /// are idempotent (a join of a ref held, a leave of a ref gone, change nothing), so the
     /// state followed by the diff is right either way.
     state: Option<Outgoing>,
+    /// Its `presence_count` frame, encoded on demand as `state` is.
+    count: Option<Outgoing>,
+    /// How many entries `list` holds over all its keys.
+    entries: usize,
     /// Whether a state was handed out since the last flush. A subscriber may then hold an
     /// entry that joins and leaves within the interval (or miss one that leaves and joins
     /// again), so such pairs are sent rather than cancelled.
@@ -263,6 +267,7 @@ impl Registry {
             let diff = pending.into_diff();
             if let Some(t) = self.topics.get_mut(&topic) {
                 t.state = None;
+                t.count = None;
                 t.observed = false;
             }
             if self.topics.get(&topic).is_some_and(|t| t.list.is_empty()) {
@@ -294,6 +299,20 @@ impl Registry {
                 )
             }
             None => empty.then(|| Outgoing::presence_state(topic, &List::new())),
+        }
+    }
+
+    /// `topic`'s `presence_count` frame, encoded once per change: zero for a topic nobody is
+    /// tracked in.
+    pub(crate) fn count(&mut self, topic: &str) -> Outgoing {
+        match self.topics.get_mut(topic) {
+            Some(t) => {
+                let (keys, entries) = (t.list.len(), t.entries);
+                t.count
+                    .get_or_insert_with(|| Outgoing::presence_count(topic, keys, entries))
+                    .clone()
+            }
+            None => Outgoing::presence_count(topic, 0, 0),
         }
     }
 
@@ -357,13 +376,9 @@ impl Registry {
             };
             self.own_joins.insert(reference, tracked);
         }
-        self.topics
-            .entry(topic.to_owned())
-            .or_default()
-            .list
-            .entry(key.to_owned())
-            .or_default()
-            .push(entry);
+        let held = self.topics.entry(topic.to_owned()).or_default();
+        held.entries += 1;
+        held.list.entry(key.to_owned()).or_default().push(entry);
     }
 
     fn remove(&mut self, reference: &str) -> Option<(Place, Entry)> {
@@ -375,6 +390,7 @@ impl Registry {
         if entries.is_empty() {
             topic.list.remove(&place.key);
         }
+        topic.entries -= 1;
         match place.owner {
             Owner::Node(node) => {
                 if let Some(refs) = self.nodes.get_mut(&node) {

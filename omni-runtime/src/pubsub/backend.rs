@@ -43,19 +43,30 @@ pub trait Member: Send + Sync + 'static {
         self.deliver(frame.push().clone());
     }
 
-    /// Hands the member a presence frame of `topic`: `diff` when it changed (the member may
-    /// send `state()`, the whole list, instead: after it dropped a diff, say), or the state
-    /// when `diff` is `None` (it subscribed, or reconnected). By default it receives the diff,
-    /// or the state.
-    fn deliver_presence(
-        &self,
-        topic: &str,
-        diff: Option<&Outgoing>,
-        state: &mut dyn FnMut() -> Outgoing,
-    ) {
+    /// Hands the member a presence frame of `topic`, chosen from `frames`: its diff when it
+    /// changed (the member may send the whole list instead: after it dropped a diff, say),
+    /// the state when there is no diff (it subscribed, or reconnected), or the count, for a
+    /// client that asked only for that. By default it receives the diff, or the state.
+    fn deliver_presence(&self, topic: &str, frames: &mut dyn PresenceFrames) {
         let _ = topic;
-        self.deliver(diff.cloned().unwrap_or_else(state));
+        let frame = match frames.diff() {
+            Some(diff) => diff.clone(),
+            None => frames.state(),
+        };
+        self.deliver(frame);
     }
+}
+
+/// The frames of one presence change of a topic, as a backend hands them to its members: each
+/// made on first demand, and once for all the members that are given it.
+pub trait PresenceFrames {
+    /// What changed, or `None` when the member is being shown the topic (it subscribed, or
+    /// its client reconnected).
+    fn diff(&self) -> Option<&Outgoing>;
+    /// The topic's whole list (`presence_state`).
+    fn state(&mut self) -> Outgoing;
+    /// How many keys and entries the topic has (`presence_count`).
+    fn count(&mut self) -> Outgoing;
 }
 
 /// A topic registry and broadcaster.
@@ -105,6 +116,12 @@ pub trait PubSub: Send + Sync + 'static {
     /// `topic`'s `presence_state` frame now (empty if nobody is tracked there). `then` runs
     /// before any later change can be sent to subscribers.
     fn presence_state(&self, topic: &str, then: &mut dyn FnMut()) -> Outgoing;
+    /// `topic`'s `presence_count` frame now: by default counted from
+    /// [`presence`](Self::presence).
+    fn presence_count(&self, topic: &str) -> Outgoing {
+        let list = self.presence(topic);
+        Outgoing::presence_count(topic, list.len(), list.values().map(Vec::len).sum())
+    }
     /// After each change to `topic`'s presence, and to each new subscriber with the list,
     /// delivers the frame `watcher` makes from the list (if any) to the topic's subscribers
     /// in this process.

@@ -8,7 +8,8 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use super::backend::{
-    Member, PRESENCE_INTERVAL, PresenceWatcher, PubSub, Replay, Report, TOPIC_LOG, topic_origin,
+    Member, PRESENCE_INTERVAL, PresenceFrames, PresenceWatcher, PubSub, Replay, Report, TOPIC_LOG,
+    topic_origin,
 };
 use crate::SessionId;
 use crate::presence::registry::Changes;
@@ -259,18 +260,13 @@ impl Local {
             tell(changes);
         }
         for (topic, diff) in diffs {
-            let frame = Outgoing::presence_diff(&topic, &diff);
-            let mut state = None;
+            let mut frames = Frames {
+                presence: &mut presence,
+                topic: &topic,
+                diff: Some(Outgoing::presence_diff(&topic, &diff)),
+            };
             self.each(&topic, None, |member| {
-                member.deliver_presence(&topic, Some(&frame), &mut || {
-                    state
-                        .get_or_insert_with(|| {
-                            presence
-                                .state(&topic, true)
-                                .unwrap_or_else(|| frame.clone())
-                        })
-                        .clone()
-                });
+                member.deliver_presence(&topic, &mut frames);
             });
             for derived in self.derived(&topic, &presence) {
                 self.each(&topic, None, |member| member.deliver(derived.clone()));
@@ -287,6 +283,31 @@ impl Local {
         let empty = List::new();
         let list = presence.list(topic).unwrap_or(&empty);
         watchers.iter().filter_map(|watch| watch(list)).collect()
+    }
+}
+
+/// One presence change (or showing) of a topic: the registry makes and keeps each frame, once
+/// for all the members given it.
+struct Frames<'a> {
+    presence: &'a mut presence::registry::Registry,
+    topic: &'a str,
+    diff: Option<Outgoing>,
+}
+
+impl PresenceFrames for Frames<'_> {
+    fn diff(&self) -> Option<&Outgoing> {
+        self.diff.as_ref()
+    }
+
+    fn state(&mut self) -> Outgoing {
+        match self.presence.state(self.topic, true) {
+            Some(state) => state,
+            None => Outgoing::presence_state(self.topic, &List::new()),
+        }
+    }
+
+    fn count(&mut self) -> Outgoing {
+        self.presence.count(self.topic)
     }
 }
 
@@ -394,16 +415,19 @@ impl PubSub for LocalPubSub {
     fn show_presence(&self, topic: &str, member: &dyn Member, always: bool) -> bool {
         // Held while the member queues it, so that no flush's diff can pass it.
         let mut presence = self.lock_presence();
-        match presence.state(topic, always) {
-            Some(state) => {
-                member.deliver_presence(topic, None, &mut || state.clone());
-                for derived in self.local.derived(topic, &presence) {
-                    member.deliver(derived);
-                }
-                true
-            }
-            None => false,
+        if presence.list(topic).is_none() && !always {
+            return false;
         }
+        let mut frames = Frames {
+            presence: &mut presence,
+            topic,
+            diff: None,
+        };
+        member.deliver_presence(topic, &mut frames);
+        for derived in self.local.derived(topic, &presence) {
+            member.deliver(derived);
+        }
+        true
     }
 
     fn presence(&self, topic: &str) -> List {
@@ -411,6 +435,10 @@ impl PubSub for LocalPubSub {
             .list(topic)
             .cloned()
             .unwrap_or_default()
+    }
+
+    fn presence_count(&self, topic: &str) -> Outgoing {
+        self.lock_presence().count(topic)
     }
 
     fn presence_state(&self, topic: &str, then: &mut dyn FnMut()) -> Outgoing {

@@ -47,7 +47,8 @@ mod redis;
 #[doc(hidden)]
 pub use self::backend::Report;
 pub use self::backend::{
-    Member, PRESENCE_INTERVAL, PresenceWatcher, PubSub, Replay, TOPIC_LOG, topic_origin,
+    Member, PRESENCE_INTERVAL, PresenceFrames, PresenceWatcher, PubSub, Replay, TOPIC_LOG,
+    topic_origin,
 };
 pub use self::local::LocalPubSub;
 #[cfg(feature = "redis")]

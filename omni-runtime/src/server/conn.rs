@@ -10,6 +10,7 @@ use tokio::sync::{Notify, watch};
 use super::encoded::{ComponentId, Outgoing};
 use super::metrics::{Metrics, Transport};
 use super::queue::{self, Receiver, Sender, TrySendError};
+use crate::presence::{Mode, Modes};
 use crate::wire::Codec;
 
 /// Why a connection is being closed, and how.
@@ -122,6 +123,7 @@ pub(crate) fn connection(id: u64, queue: usize, queue_bytes: usize, live: bool) 
         live,
         transport: if live { Transport::Ws } else { Transport::Http },
         codec: Codec::Json,
+        presence: None,
         component: None,
     };
     (
@@ -158,6 +160,9 @@ pub(crate) struct Conn {
     pub(crate) codec: Codec,
     /// How it reaches the client: the label its frames are counted under.
     pub(crate) transport: Transport,
+    /// What its client asked to be shown of each topic's presence; `None`, every topic's
+    /// whole list (boxed: most clients ask for nothing, and a connection is kept small).
+    pub(crate) presence: Option<Arc<Modes>>,
     /// Mux: the component this connection is, on a socket shared with others.
     component: Option<Component>,
 }
@@ -213,8 +218,19 @@ impl Conn {
             live: true,
             codec: self.codec,
             transport: Transport::Mux,
+            presence: None,
             component: Some(Component { id, left }),
         }
+    }
+
+    /// What its client is shown of `topic`'s presence.
+    pub(crate) fn presence_mode(&self, topic: &str) -> Mode {
+        self.presence.as_ref().map_or(Mode::List, |modes| modes.of(topic))
+    }
+
+    /// Shows its client each topic's presence as `modes` says.
+    pub(crate) fn show_presence_as(&mut self, modes: Modes) {
+        self.presence = (!modes.is_default()).then(|| Arc::new(modes));
     }
 
     /// The connection's stop signal, for the transport's reader (it stops the writer with

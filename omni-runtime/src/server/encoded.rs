@@ -190,6 +190,23 @@ impl Outgoing {
         Self::shared("presence_diff", None, written(&Frame { topic, diff }))
     }
 
+    /// A `presence_count` frame: how many keys and entries `topic`'s presence holds.
+    pub fn presence_count(topic: &str, keys: usize, entries: usize) -> Self {
+        #[derive(Serialize)]
+        #[serde(tag = "type", rename = "presence_count")]
+        struct Frame<'a> {
+            topic: &'a str,
+            keys: usize,
+            entries: usize,
+        }
+        let frame = Frame {
+            topic,
+            keys,
+            entries,
+        };
+        Self::shared("presence_count", None, written(&frame))
+    }
+
     /// The frame's `type`.
     pub fn kind(&self) -> &'static str {
         self.kind

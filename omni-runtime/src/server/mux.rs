@@ -88,6 +88,7 @@ use super::session::{Attached, Sessions};
 use super::shutdown::tracker::Tracker;
 use super::ws::{self, Incoming};
 use crate::SessionId;
+use crate::presence::Modes;
 use crate::token::Keys;
 use crate::wire::hello::Served;
 use crate::wire::msgpack::{self, Transcode};
@@ -263,10 +264,12 @@ trait Module: Send + Sync + 'static {
     fn source(&self) -> Arc<dyn Source>;
 }
 
-/// What a `join` asks to resume: the component's session, and its topics.
+/// What a `join` asks to resume: the component's session, and its topics, and what it is
+/// shown of their presence.
 struct Resume {
     session: Option<(SessionId, Seq)>,
     topics: Option<Cursors>,
+    presence: Modes,
 }
 
 /// Everything a component's task starts from.
@@ -361,7 +364,8 @@ where
         // The component's view of the socket, for its session; the connection id is the
         // endpoint's, so a resume elsewhere tells the two connections of one session apart.
         let conn_id = self.shared.next_conn_id();
-        let conn = socket.component(conn_id, start.id.clone(), start.left.clone());
+        let mut conn = socket.component(conn_id, start.id.clone(), start.left.clone());
+        conn.show_presence_as(start.resume.presence.clone());
         tokio::spawn(component(self.clone(), conn, start).instrument(span))
     }
 }
@@ -639,6 +643,7 @@ impl Socket {
                 compatible,
                 topics,
                 traceparent,
+                presence,
             } => {
                 let join = Join {
                     id,
@@ -647,6 +652,7 @@ impl Socket {
                     resume: Resume {
                         session: session.map(|s| (s, after.unwrap_or(0))),
                         topics,
+                        presence: presence.unwrap_or_default(),
                     },
                     version,
                     compatible: compatible.unwrap_or_default(),

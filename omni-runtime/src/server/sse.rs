@@ -18,18 +18,19 @@ use super::conn::{ConnRx, Item, Stop, shutting_down};
 use super::encoded::Outgoing;
 use super::endpoint::Shared;
 use super::metrics::{Metrics, Transport};
+use super::query::Follow;
 use super::queue::Closer;
 use super::session::{Attached, Sessions};
 use super::shutdown::tracker::Open;
 use crate::wire::{Codec, TraceParent};
-use crate::{Cursors, Dispatch, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
+use crate::{Dispatch, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
 
 /// Opens an event stream on a new session, or on `resume`'s session from just after its
 /// sequence number.
 pub(crate) async fn get<P, H>(
     hub: Arc<Sessions<P, H>>,
     resume: Option<(SessionId, Seq)>,
-    topics: Option<Cursors>,
+    follow: Follow,
     extensions: axum::http::Extensions,
     trace: Option<TraceParent>,
 ) -> Response
@@ -41,6 +42,7 @@ where
     shared.metrics.opened(Transport::Sse, Codec::Json);
     let (mut conn, rx) = shared.connection(true);
     conn.transport = Transport::Sse;
+    conn.show_presence_as(follow.presence);
     let conn_id = conn.id;
     let span = tracing::info_span!(
         "omni.sse",
@@ -51,7 +53,7 @@ where
     if let Some(parent) = trace {
         super::trace::adopt(&span, parent);
     }
-    let attached = Attached::open(hub, resume, conn, extensions, Value::Null, topics)
+    let attached = Attached::open(hub, resume, conn, extensions, Value::Null, follow.topics)
         .instrument(span.clone())
         .await;
     let session = attached.session().id();

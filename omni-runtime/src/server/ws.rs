@@ -16,10 +16,11 @@ use super::conn::{ConnRx, Stop};
 use super::encoded::Wire;
 use super::limits::Limits;
 use super::metrics::{FrameIn, Metrics, Transport};
+use super::query::Follow;
 use super::session::{Attached, Sessions};
 use super::writer::{Ended, Writer};
 use crate::wire::{Codec, TraceParent};
-use crate::{ClientFrame, Cursors, DecodeError, Dispatch, ErrorCode, Protocol, Seq, SessionId};
+use crate::{ClientFrame, DecodeError, Dispatch, ErrorCode, Protocol, Seq, SessionId};
 
 /// Runs one WebSocket connection, speaking `codec`, until either side closes it.
 ///
@@ -30,7 +31,7 @@ pub(crate) fn run<P, H>(
     hub: Arc<Sessions<P, H>>,
     socket: WebSocket,
     resume: Option<(SessionId, Seq)>,
-    topics: Option<Cursors>,
+    follow: Follow,
     extensions: axum::http::Extensions,
     codec: Codec,
     trace: Option<TraceParent>,
@@ -45,6 +46,7 @@ where
     shared.metrics.opened(Transport::Ws, codec);
     let (mut conn, rx) = shared.connection(true);
     conn.codec = codec;
+    conn.show_presence_as(follow.presence);
     let conn_id = conn.id;
     let stopper = conn.stopper();
     let span = tracing::info_span!(
@@ -72,7 +74,7 @@ where
         conn,
         extensions,
         Value::Null,
-        topics,
+        follow.topics,
     ));
 
     async move {

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::{Codec, Cursors, Seq, UnknownCodec};
 use crate::SessionId;
+use crate::presence::Modes;
 
 /// The header that ties an HTTP request (a `POST /http`, the uplink of an event stream) to
 /// its session.
@@ -33,6 +34,9 @@ pub const AFTER: &str = "after";
 /// The parameter with the topic cursors, a JSON object (`{"room":17}`); present, even empty,
 /// it says the client follows sequenced topics.
 pub const TOPICS: &str = "topics";
+/// The parameter with the presence modes, a JSON object (`{"lobby":"count","*":"none"}`, see
+/// [`Modes`]); absent, every topic's whole list.
+pub const PRESENCE: &str = "presence";
 
 /// What a connect URL asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,6 +48,8 @@ pub struct Connect {
     pub resume: Option<(SessionId, Seq)>,
     /// The topic cursors of a client that follows sequenced topics.
     pub topics: Option<Cursors>,
+    /// What the client is shown of each topic's presence.
+    pub presence: Modes,
 }
 
 impl Connect {
@@ -69,6 +75,13 @@ impl Connect {
         self
     }
 
+    /// Shows each topic's presence as `presence` says.
+    #[must_use]
+    pub fn presence(mut self, presence: Modes) -> Self {
+        self.presence = presence;
+        self
+    }
+
     /// The query parameters, in order: none for a fresh JSON connection.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
         let mut pairs = Vec::new();
@@ -82,6 +95,11 @@ impl Connect {
         if let Some(topics) = &self.topics {
             // A map of strings to numbers always serialises.
             pairs.push((TOPICS, serde_json::to_string(topics).unwrap_or_default()));
+        }
+        if !self.presence.is_default() {
+            // A map of strings to modes always serialises.
+            let modes = serde_json::to_string(&self.presence).unwrap_or_default();
+            pairs.push((PRESENCE, modes));
         }
         pairs
     }
@@ -132,6 +150,7 @@ pub struct Resume {
     /// The last sequence number the client holds.
     pub after: Option<Seq>,
     topics: Option<String>,
+    presence: Option<String>,
 }
 
 impl Resume {
@@ -140,11 +159,19 @@ impl Resume {
         let topics = self.topics.as_deref()?;
         serde_json::from_str(topics).ok()
     }
+
+    /// The presence modes. Unreadable ones are the default, every topic's whole list: more
+    /// than was asked for, never less.
+    pub fn presence(&self) -> Modes {
+        let modes = self.presence.as_deref().unwrap_or_default();
+        serde_json::from_str(modes).unwrap_or_default()
+    }
 }
 
 #[cfg(all(test, feature = "server"))]
 mod tests {
     use super::*;
+    use crate::presence::Mode;
 
     #[test]
     fn what_the_client_writes_the_server_reads() {
@@ -153,12 +180,15 @@ mod tests {
             codec: Codec::MsgPack,
             resume: Some((session, 17)),
             topics: Some([("room".to_owned(), 4)].into_iter().collect()),
+            presence: Modes::new().topic("lobby", Mode::Count),
         };
         let query = serde_urlencoded::to_string(written.pairs()).unwrap();
         assert_eq!(codec(&query).unwrap(), Codec::MsgPack);
         let read = resume(&query).unwrap();
         assert_eq!((read.session, read.after), (Some(session), Some(17)));
         assert_eq!(read.cursors(), written.topics);
+        assert_eq!(read.presence(), written.presence);
+        assert_eq!(resume("presence=%7Bnope").unwrap().presence(), Modes::new());
         assert!(Connect::default().pairs().is_empty());
     }
 

@@ -12,7 +12,7 @@ use super::error::{DecodeError, without_position};
 use super::frame::{Cursors, ErrorCode, Ref, Seq};
 use super::trace::TraceParent;
 use crate::SessionId;
-use crate::presence::List;
+use crate::presence::{List, Modes};
 
 /// A frame's field as read: absent (or `null`), a value, or present with the wrong type. A
 /// wrong type is kept as the decoder's message and reported only by a frame type that uses
@@ -207,10 +207,13 @@ field_table! {
     leaves: List = "leaves",
     codec: String = "codec",
     traceparent: String = "traceparent",
+    presence: Modes = "presence",
+    keys: u64 = "keys",
+    entries: u64 = "entries",
 }
 
 /// The frame types of v1.
-const KINDS: [&str; 13] = [
+const KINDS: [&str; 14] = [
     "hello",
     "msg",
     "join",
@@ -224,6 +227,7 @@ const KINDS: [&str; 13] = [
     "left",
     "presence_state",
     "presence_diff",
+    "presence_count",
 ];
 
 /// A frame's `type` as kept: a v1 type without an allocation, any other as read.

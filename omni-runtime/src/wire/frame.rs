@@ -35,7 +35,7 @@ use ts_rs::TS;
 use super::Codec;
 use super::trace::TraceParent;
 use crate::SessionId;
-use crate::presence::{Diff, List};
+use crate::presence::{Diff, List, Modes};
 
 /// A sequence number: the position of a sequenced server frame in its session, from 1.
 /// `0` means "nothing yet" in `welcome` and `hello.after`.
@@ -139,6 +139,11 @@ pub enum ClientFrame<C> {
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional, type = "string")]
         traceparent: Option<TraceParent>,
+        /// What the component is shown of each topic's presence, as the connect URL's
+        /// `presence` parameter says for a connection; absent, every topic's whole list.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional, type = "Record<string, \"list\" | \"count\" | \"none\">")]
+        presence: Option<Modes>,
     },
     /// Mux: stop component `id`.
     Leave {
@@ -300,6 +305,21 @@ pub enum ServerFrame<S> {
         #[ts(optional)]
         id: Option<String>,
     },
+    /// How many are in a topic's presence: sent instead of `presence_state` and
+    /// `presence_diff` to a client that asked for the topic's count, when it subscribes and
+    /// after each change (coalesced as diffs are).
+    PresenceCount {
+        /// The topic.
+        topic: String,
+        /// How many keys are tracked (users, say).
+        keys: u64,
+        /// How many entries, over all keys (a user's tabs, say).
+        entries: u64,
+        /// Mux only: the component.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        id: Option<String>,
+    },
     /// Mux: component `id` started.
     Joined {
         /// The component.
@@ -368,6 +388,17 @@ impl<S> ServerFrame<S> {
                 ServerFrame::PresenceState { topic, state, id }
             }
             Self::PresenceDiff { topic, diff, id } => ServerFrame::PresenceDiff { topic, diff, id },
+            Self::PresenceCount {
+                topic,
+                keys,
+                entries,
+                id,
+            } => ServerFrame::PresenceCount {
+                topic,
+                keys,
+                entries,
+                id,
+            },
             Self::Joined { id } => ServerFrame::Joined { id },
             Self::Left { id } => ServerFrame::Left { id },
         }
@@ -394,6 +425,7 @@ impl<S> ServerFrame<S> {
             Self::Reset { .. } => "reset",
             Self::PresenceState { .. } => "presence_state",
             Self::PresenceDiff { .. } => "presence_diff",
+            Self::PresenceCount { .. } => "presence_count",
             Self::Joined { .. } => "joined",
             Self::Left { .. } => "left",
         }

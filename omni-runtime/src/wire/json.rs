@@ -86,6 +86,7 @@ impl<C: DeserializeOwned> ClientFrame<C> {
                 compatible: f.optional(|f| &mut f.compatible, "compatible")?,
                 topics: f.optional(|f| &mut f.topics, "topics")?,
                 traceparent: f.traceparent(),
+                presence: f.optional(|f| &mut f.presence, "presence")?,
             },
             "leave" => ClientFrame::Leave {
                 id: f.required(|f| &mut f.id, "id")?,
@@ -163,6 +164,12 @@ impl<S: DeserializeOwned> ServerFrame<S> {
                     joins: f.optional(|f| &mut f.joins, "joins")?.unwrap_or_default(),
                     leaves: f.optional(|f| &mut f.leaves, "leaves")?.unwrap_or_default(),
                 },
+                id: f.optional(|f| &mut f.id, "id")?,
+            },
+            "presence_count" => ServerFrame::PresenceCount {
+                topic: f.required(|f| &mut f.topic, "topic")?,
+                keys: f.required(|f| &mut f.keys, "keys")?,
+                entries: f.required(|f| &mut f.entries, "entries")?,
                 id: f.optional(|f| &mut f.id, "id")?,
             },
             "joined" => ServerFrame::Joined {

@@ -366,6 +366,10 @@ impl PubSub for RedisPubSub {
         self.inner.local.presence(topic)
     }
 
+    fn presence_count(&self, topic: &str) -> Outgoing {
+        self.inner.local.presence_count(topic)
+    }
+
     fn presence_state(&self, topic: &str, then: &mut dyn FnMut()) -> Outgoing {
         self.inner.local.presence_state(topic, then)
     }

@@ -273,12 +273,12 @@ where
         let resume = query
             .as_ref()
             .and_then(|q| q.session.map(|id| (id, q.after.unwrap_or(0))));
-        let topics = query.and_then(|q| q.cursors());
+        let follow = query.as_ref().map(query::Follow::of).unwrap_or_default();
         let sessions = self.sessions.clone();
         let extensions = request.extensions.clone();
         let trace = trace::from_headers(&request.headers);
         ws::configure(upgrade, &self.sessions.shared.limits).on_upgrade(move |socket| {
-            ws::run(sessions, socket, resume, topics, extensions, codec, trace)
+            ws::run(sessions, socket, resume, follow, extensions, codec, trace)
         })
     }
 
@@ -288,7 +288,7 @@ where
             self.sessions.clone(),
             socket,
             None,
-            None,
+            query::Follow::default(),
             axum::http::Extensions::new(),
             Codec::Json,
             None,
@@ -393,10 +393,10 @@ where
         Err(err) => return query::unknown_codec(&err),
     }
     let resume = sse::resume_point(query.session, query.after, &headers);
-    let topics = query.cursors();
+    let follow = query::Follow::of(&query);
     let extensions = request.into_parts().0.extensions;
     let trace = trace::from_headers(&headers);
-    sse::get(endpoint.sessions.clone(), resume, topics, extensions, trace).await
+    sse::get(endpoint.sessions.clone(), resume, follow, extensions, trace).await
 }
 
 /// Runs one WebSocket with a protocol and a handler, inside your own axum handler, without an

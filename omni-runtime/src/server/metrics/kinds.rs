@@ -82,6 +82,7 @@ mod tests {
     use super::*;
 
     /// A wire enum as the macro numbers one: declaration order, wire names.
+    #[allow(dead_code)] // Only the variants are read.
     enum Wire {
         Say(String),
         Ping,

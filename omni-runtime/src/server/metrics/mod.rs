@@ -79,7 +79,7 @@ const FRAMES_IN: [&str; 5] = ["msg", "hello", "join", "leave", "invalid"];
 /// The server frame types (`ServerFrame::kind`), and `other` for a type added later, in the
 /// order of [`frame_out_index`].
 #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
-const FRAMES_OUT: [&str; 11] = [
+const FRAMES_OUT: [&str; 12] = [
     "welcome",
     "msg",
     "push",
@@ -90,6 +90,7 @@ const FRAMES_OUT: [&str; 11] = [
     "presence_diff",
     "joined",
     "left",
+    "presence_count",
     "other",
 ];
 
@@ -105,7 +106,8 @@ fn frame_out_index(kind: &str) -> usize {
         "presence_diff" => 7,
         "joined" => 8,
         "left" => 9,
-        _ => 10,
+        "presence_count" => 10,
+        _ => 11,
     }
 }
 
@@ -128,7 +130,7 @@ pub(crate) struct Metrics {
     pub(crate) sessions_reset: AtomicU64,
     pub(crate) sessions_expired: AtomicU64,
     frames_in: ByTransport<5>,
-    frames_out: ByTransport<11>,
+    frames_out: ByTransport<12>,
     /// Client messages by kind: each handled one, and those of a kind this build lacks.
     pub(crate) messages_in: ByKind,
     /// Server messages by kind, as handlers send them (a broadcast counts once).

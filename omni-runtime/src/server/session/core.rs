@@ -14,7 +14,8 @@ use super::log::{Log, Refs, Since};
 pub(crate) use super::topics::TopicSync;
 use super::topics::Topics;
 use crate::context::{SessionGone, Sink};
-use crate::pubsub::Member;
+use crate::presence::Mode;
+use crate::pubsub::{Member, PresenceFrames};
 use crate::server::conn::{Conn, Item, Refresh, Stop};
 use crate::server::encoded::{Outgoing, Publication, TopicFrame};
 use crate::server::endpoint::Shared;
@@ -517,38 +518,40 @@ impl<P: Protocol> Member for SessionCore<P> {
         self.lock().deliver_ephemeral(frame, self.metrics());
     }
 
-    fn deliver_presence(
-        &self,
-        topic: &str,
-        diff: Option<&Outgoing>,
-        state: &mut dyn FnMut() -> Outgoing,
-    ) {
+    fn deliver_presence(&self, topic: &str, frames: &mut dyn PresenceFrames) {
         let mut inner = self.lock();
         if !inner.presence_shown.contains(topic) {
             inner.presence_shown.insert(topic.to_owned());
         }
-        if inner.conn.is_none() {
+        let Some(mode) = inner.conn.as_ref().map(|c| c.presence_mode(topic)) else {
             // Nobody to tell now: the next connection is shown the whole list.
             return;
-        }
+        };
         if inner.presence_stale.contains(topic) {
             // The refresh queued will carry this too.
             return;
         }
-        let frame = match diff {
-            Some(diff) => diff.clone(),
-            None => state(),
+        let frame = match (mode, frames.diff()) {
+            (Mode::None, _) => return,
+            (Mode::Count, _) => frames.count(),
+            (_, Some(diff)) => diff.clone(),
+            (_, None) => frames.state(),
         };
         if inner.deliver_ephemeral(frame, self.metrics()) {
             return;
         }
-        // Falling behind: when the connection gets to it, it is sent the whole list as it is
-        // then, which supersedes every diff it missed.
+        // Falling behind: when the connection gets to it, it is sent the whole list (or the
+        // count) as it is then, which supersedes every frame it missed.
         inner.presence_stale.insert(topic.to_owned());
         let (me, topic) = (self.me.clone(), topic.to_owned());
         let refresh = Refresh::new(move || {
             let core = me.upgrade()?;
             let shared = core.shared.clone();
+            if mode == Mode::Count {
+                // Unmarked first: a change counted after this is sent after this count.
+                core.lock().presence_stale.remove(&topic);
+                return Some(shared.pubsub.presence_count(&topic));
+            }
             Some(shared.pubsub.presence_state(&topic, &mut || {
                 core.lock().presence_stale.remove(&topic);
             }))
