@@ -95,7 +95,9 @@ fn modes() -> impl Strategy<Value = Modes> {
     (btree_map(text(), mode(), 0..3), option::of(mode())).prop_map(|(topics, rest)| {
         let modes = topics
             .into_iter()
-            .fold(Modes::new(), |modes, (topic, mode)| modes.topic(topic, mode));
+            .fold(Modes::new(), |modes, (topic, mode)| {
+                modes.topic(topic, mode)
+            });
         match rest {
             Some(mode) => modes.otherwise(mode),
             None => modes,
@@ -262,14 +264,14 @@ fn server_frame<S: Clone + std::fmt::Debug + 'static>(
             seq,
             id
         }),
-        (text(), any::<u64>(), any::<u64>(), opt_text()).prop_map(
-            |(topic, keys, entries, id)| ServerFrame::PresenceCount {
+        (text(), any::<u64>(), any::<u64>(), opt_text()).prop_map(|(topic, keys, entries, id)| {
+            ServerFrame::PresenceCount {
                 topic,
                 keys,
                 entries,
                 id,
             }
-        ),
+        }),
         text().prop_map(|id| ServerFrame::Joined { id }),
         text().prop_map(|id| ServerFrame::Left { id }),
     ]

@@ -148,9 +148,17 @@ mod tests {
         let base = reqwest::Url::parse("http://127.0.0.1:3000/omni/").unwrap();
         let id = SessionId::from_u128(1);
         assert_eq!(
-            url_for(&base, "ws", true, Codec::Json, Some((id, 4)), None, &Modes::new())
-                .unwrap()
-                .as_str(),
+            url_for(
+                &base,
+                "ws",
+                true,
+                Codec::Json,
+                Some((id, 4)),
+                None,
+                &Modes::new()
+            )
+            .unwrap()
+            .as_str(),
             format!("ws://127.0.0.1:3000/omni/ws?session={id}&after=4")
         );
         assert_eq!(
@@ -178,15 +186,31 @@ mod tests {
         assert!(url_for(&ftp, "http", false, Codec::Json, None, None, &Modes::new()).is_err());
         let topics = Cursors::from([("room".to_owned(), 17)]);
         assert_eq!(
-            url_for(&base, "ws", true, Codec::Json, None, Some(&topics), &Modes::new())
-                .unwrap()
-                .as_str(),
+            url_for(
+                &base,
+                "ws",
+                true,
+                Codec::Json,
+                None,
+                Some(&topics),
+                &Modes::new()
+            )
+            .unwrap()
+            .as_str(),
             "ws://127.0.0.1:3000/omni/ws?topics=%7B%22room%22%3A17%7D"
         );
         assert_eq!(
-            url_for(&base, "mux", true, Codec::MsgPack, Some((id, 4)), None, &Modes::new())
-                .unwrap()
-                .as_str(),
+            url_for(
+                &base,
+                "mux",
+                true,
+                Codec::MsgPack,
+                Some((id, 4)),
+                None,
+                &Modes::new()
+            )
+            .unwrap()
+            .as_str(),
             format!("ws://127.0.0.1:3000/omni/mux?codec=msgpack&session={id}&after=4")
         );
     }

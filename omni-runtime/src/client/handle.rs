@@ -279,7 +279,12 @@ impl<P: Protocol + Send> Client<P> {
     /// [`ClientBuilder::presence`](crate::client::ClientBuilder::presence)), as last heard;
     /// `None` before the first count.
     pub fn presence_count(&self, topic: &str) -> Option<crate::presence::Count> {
-        self.shared.presence_counts.lock().unwrap().get(topic).copied()
+        self.shared
+            .presence_counts
+            .lock()
+            .unwrap()
+            .get(topic)
+            .copied()
     }
 
     /// The changes of every topic's presence from now on: application data, so apart from the

@@ -15,7 +15,15 @@ use crate::{Protocol, TransportError};
 /// Exchanges with the server until a request fails or the client closes.
 pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config) -> Ended {
     // The codec is the body's `Content-Type`, not a query parameter.
-    let url = match url_for(&config.url, "http", false, Codec::Json, None, None, &Modes::new()) {
+    let url = match url_for(
+        &config.url,
+        "http",
+        false,
+        Codec::Json,
+        None,
+        None,
+        &Modes::new(),
+    ) {
         Ok(url) => url,
         Err(message) => return fatal_init(message),
     };

@@ -380,7 +380,17 @@ async fn run(
 ) {
     let setup = reqwest::Url::parse(&url)
         .map_err(|e| e.to_string())
-        .and_then(|base| url_for(&base, "mux", true, inner.settings.codec, None, None, &Modes::new()))
+        .and_then(|base| {
+            url_for(
+                &base,
+                "mux",
+                true,
+                inner.settings.codec,
+                None,
+                None,
+                &Modes::new(),
+            )
+        })
         .map_err(|message| format!("bad mux URL `{url}`: {message}"))
         .and_then(|url| Ok((url, tls::Connector::new(&roots)?)));
     let (url, tls) = match setup {

@@ -34,7 +34,15 @@ pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config)
             Some(&link.topics),
             &link.shared.presence_modes,
         ),
-        url_for(&config.url, "http", false, Codec::Json, None, None, &Modes::new()),
+        url_for(
+            &config.url,
+            "http",
+            false,
+            Codec::Json,
+            None,
+            None,
+            &Modes::new(),
+        ),
     ) {
         (Ok(down), Ok(up)) => (down, up),
         (Err(message), _) | (_, Err(message)) => return fatal_init(message),

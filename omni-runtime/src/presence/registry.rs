@@ -672,6 +672,15 @@ mod tests {
                         let there = other.list(topic).cloned().unwrap_or_default();
                         prop_assert_eq!(seen(&there), model.seen(t), "{} on the other process", topic);
                     }
+                    // The count a counting subscriber is sent is the list's, keys and entries.
+                    for topic in TOPICS {
+                        let count: serde_json::Value =
+                            serde_json::from_str(&r.count(topic).text()).unwrap();
+                        let list = r.list(topic).cloned().unwrap_or_default();
+                        let entries: usize = list.values().map(Vec::len).sum();
+                        prop_assert_eq!(&count["keys"], &serde_json::Value::from(list.len()));
+                        prop_assert_eq!(&count["entries"], &serde_json::Value::from(entries));
+                    }
                 }
                 for s in &subscribers {
                     prop_assert_eq!(&seen(&s.holds), &s.owed, "{} after op {}", TOPICS[s.topic], i);

@@ -225,7 +225,9 @@ impl Conn {
 
     /// What its client is shown of `topic`'s presence.
     pub(crate) fn presence_mode(&self, topic: &str) -> Mode {
-        self.presence.as_ref().map_or(Mode::List, |modes| modes.of(topic))
+        self.presence
+            .as_ref()
+            .map_or(Mode::List, |modes| modes.of(topic))
     }
 
     /// Shows its client each topic's presence as `modes` says.
