@@ -1,6 +1,6 @@
 // A client: one session of an endpoint over a connection of its own, WebSocket or SSE.
 
-import { baseUrl, endpointUrl, pickStorage, traceparentOf, withDefaults } from "./config.js";
+import { baseUrl, endpointUrl, pickStorage, presenceModes, traceparentOf, withDefaults } from "./config.js";
 import { Dialer, NO_CREDENTIALS } from "./dialer.js";
 import { openSse } from "./eventstream.js";
 import { afterFrame, Stream } from "./stream.js";
@@ -43,6 +43,8 @@ export class Client extends Stream {
       // An event stream carries text: the server refuses MessagePack on it.
       throw new TypeError('codec "msgpack" needs transport "ws": SSE carries JSON only');
     }
+    // Checked now: a mode the server does not know would be a connect that never works.
+    const presence = presenceModes(merged.presence);
     super({
       codec,
       storage: pickStorage(options),
@@ -56,6 +58,7 @@ export class Client extends Stream {
     });
     this._base = base;
     this._options = merged;
+    this._presenceModes = presence;
     // What the credentials provider gave for the current connection.
     this._credentials = NO_CREDENTIALS;
     /** @type {Dialer<Conn>} */
@@ -131,6 +134,8 @@ export class Client extends Stream {
     // and replay them. Only here, never in `hello` as well, or a topic would be replayed
     // twice.
     if (resume) url.searchParams.set("topics", this._cursors());
+    // Only when asked: a client that says nothing is shown every topic's list.
+    if (resume && this._presenceModes) url.searchParams.set("presence", this._presenceModes);
     return url.href;
   }
 

@@ -75,6 +75,23 @@ function defaultStorage() {
   }
 }
 
+/** The `presence` option as the wire has it (a JSON object of topic to mode), or undefined
+ * when it asks for nothing but the default.
+ *
+ * @param {Readonly<Record<string, string>> | undefined} option
+ * @returns {string | undefined}
+ */
+export function presenceModes(option) {
+  if (option === undefined || option === null) return undefined;
+  const entries = Object.entries(option);
+  for (const [topic, mode] of entries) {
+    if (mode !== "list" && mode !== "count" && mode !== "none") {
+      throw new TypeError(`omni: presence mode "${mode}" for "${topic}": use "list", "count" or "none"`);
+    }
+  }
+  return entries.length === 0 ? undefined : JSON.stringify(Object.fromEntries(entries));
+}
+
 /** A connect's W3C trace context from a `traceparent` option: the string, or what the
  * function returns now (a new one per connect, say). The server checks it and ignores a
  * malformed one, so it is only checked for being a non-empty string here.

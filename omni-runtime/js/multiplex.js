@@ -1,6 +1,6 @@
 // The mux: components, each a session of its own module, over one WebSocket (`{url}/mux`).
 
-import { baseUrl, endpointUrl, pickStorage, traceparentOf, withDefaults } from "./config.js";
+import { baseUrl, endpointUrl, pickStorage, presenceModes, traceparentOf, withDefaults } from "./config.js";
 import { backoffDelay, Dialer, NO_CREDENTIALS } from "./dialer.js";
 import { rejection, STEP, Stream } from "./stream.js";
 import { encodeFrame, pickCodec } from "./wire.js";
@@ -98,6 +98,7 @@ export class Mux {
       onConnect: options.onConnect,
       refreshToken: options.refreshToken,
       traceparent: options.traceparent,
+      presence: presenceModes(options.presence),
       key: options.queueKey ?? `omni:${this._base.href}:mux:${module}:${id}`,
     });
     this._components.set(id, component);
@@ -142,6 +143,7 @@ export class Mux {
     if (component._compatible?.length) frame.compatible = [...component._compatible];
     const traceparent = traceparentOf(component._traceparent);
     if (traceparent !== undefined) frame.traceparent = traceparent;
+    if (component._presenceModes !== undefined) frame.presence = JSON.parse(component._presenceModes);
     // The component follows sequenced topics like a single client: its cursors resume them.
     frame.topics = Object.fromEntries(component._topics);
     component._phase = "joining";
@@ -304,8 +306,9 @@ export class Component extends Stream {
    * @param {Api.ConnectHook<C> | undefined} options.onConnect
    * @param {(() => string | Promise<string>) | undefined} options.refreshToken
    * @param {string | (() => string | undefined) | undefined} options.traceparent
+   * @param {string | undefined} options.presence the presence modes' JSON, if any
    */
-  constructor(mux, { id, module, token, version, compatible, kinds, serverKinds, key, onConnect, refreshToken, traceparent }) {
+  constructor(mux, { id, module, token, version, compatible, kinds, serverKinds, key, onConnect, refreshToken, traceparent, presence }) {
     const codec = mux._codec;
     super({
       storage: mux._storage,
@@ -329,6 +332,7 @@ export class Component extends Stream {
     this._version = version;
     this._compatible = compatible;
     this._traceparent = traceparent;
+    this._presenceModes = presence;
     /** @type {Phase} */
     this._phase = "idle";
     /** @type {Timer} */

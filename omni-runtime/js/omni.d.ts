@@ -77,6 +77,11 @@ export interface Options<C = never> {
    * at every connect that returns one (or `undefined` for none). A malformed one is ignored
    * by the server. */
   traceparent?: string | (() => string | undefined);
+  /** What the client is shown of each topic's presence: `{ lobby: "count", "*": "none" }`
+   * asks for the lobby's count only (`presenceCount`) and nothing of the other topics. By
+   * default every topic's whole list. Sent in the connect URL; a server never sends what
+   * was not asked for. */
+  presence?: PresenceModes;
   /** The protocol's schema as the generated module exports it (`SCHEMA`): its id, sent in the
    * `hello`; the ids of the older builds it still talks to (`compatible`); and its message
    * kinds. The server refuses a build it does not serve (the client enters `incompatible`, for
@@ -170,7 +175,23 @@ export interface PresenceEvent {
   readonly joins: PresenceList;
   readonly leaves: PresenceList;
   readonly list: PresenceList;
+  /** For a topic the client asked only to count: the new count (the lists are then empty). */
+  readonly count?: PresenceCount;
 }
+
+/** How many are in a topic's presence: keys (users, say) and entries over all keys (their
+ * tabs, say). */
+export interface PresenceCount {
+  readonly keys: number;
+  readonly entries: number;
+}
+
+/** What a client is shown of a topic's presence: the whole list (the default), only the
+ * count, or nothing. */
+export type PresenceMode = "list" | "count" | "none";
+
+/** A mode per topic; the key `"*"` stands for every topic not named. */
+export type PresenceModes = Readonly<Record<string, PresenceMode>>;
 
 /** A protocol's schema, as `omni::typescript` writes it into the generated module
  * (`export const SCHEMA`). */
@@ -239,6 +260,9 @@ export interface Stream<C, S> {
   /** The presence list of `topic` as last heard, frozen (a change replaces it, so it can be
    * compared by identity); `{}` for a topic with no one, or none heard of. */
   presence(topic: string): PresenceList;
+  /** How many are on `topic`, for a topic the client asked only to count; `undefined`
+   * before the first count. */
+  presenceCount(topic: string): PresenceCount | undefined;
   /** Every server message, exactly once and in order for sequenced ones (a sequenced
    * topic's messages too, on a `connect()` client). */
   on(event: "message", fn: (payload: S, frame: MessageFrame<S>) => void): () => void;
@@ -310,6 +334,8 @@ export interface JoinOptions<C = never> {
    * is in a connection's `hello`: the server's spans for the component's session join that
    * trace. */
   traceparent?: string | (() => string | undefined);
+  /** What the component is shown of each topic's presence, as `Options.presence`. */
+  presence?: PresenceModes;
 }
 
 /** One component on a mux socket: a session of its module, with its own messages, queue and

@@ -2,11 +2,11 @@
 // topic cursors, presence, the listeners, and what each server frame does to them.
 
 import { decodeMsgpack, encodeMsgpack, Packed } from "./msgpack.js";
-import { PresenceLists, readList } from "./presence.js";
+import { EMPTY, PresenceLists, readList } from "./presence.js";
 import { encodeFrame, frameBytes } from "./wire.js";
 
 /** @import * as Api from "./omni.d.ts" */
-/** @import { Codec, ConnectHook, MessageFrame, PresenceEvent, Refusal, TransportState } from "./omni.d.ts" */
+/** @import { Codec, ConnectHook, MessageFrame, PresenceCount, PresenceEvent, Refusal, TransportState } from "./omni.d.ts" */
 /** @import { Store } from "./config.js" */
 /** @import { Conn, End, Fatal } from "./dialer.js" */
 /** @import { Encoded, Frame, Outgoing } from "./wire.js" */
@@ -135,6 +135,9 @@ export class Stream {
     /** @type {Map<string, number>} */
     this._resets = new Map();
     this._presence = new PresenceLists();
+    // The count of each topic this client asked only to count (`presence_count` frames).
+    /** @type {Map<string, PresenceCount>} */
+    this._counts = new Map();
     this._nextRef = 1;
     /** @type {Entry<C>[]} */
     this._queue = [];
@@ -310,6 +313,15 @@ export class Stream {
     return this._presence.get(String(topic));
   }
 
+  /** How many are on `topic`, `{ keys, entries }`, for a topic this client asked only to
+   * count (the `presence` option); `undefined` before the first count.
+   *
+   * @param {string} topic
+   */
+  presenceCount(topic) {
+    return this._counts.get(String(topic));
+  }
+
   /** Hands a message's payload to the `message` listeners, or to the `unknown` ones when its
    * kind is not one this page knows (a newer server's): its number still counts.
    *
@@ -434,6 +446,8 @@ export class Stream {
         return this._onPresenceState(frame);
       case "presence_diff":
         return this._onPresenceDiff(frame);
+      case "presence_count":
+        return this._onPresenceCount(frame);
       case "joined":
       case "left":
         return STEP.continue;
@@ -499,9 +513,28 @@ export class Stream {
     return STEP.continue;
   }
 
+  /** A counted topic's new count, reported when it differs from the one held.
+   *
+   * @param {Frame} frame
+   * @returns {Step}
+   */
+  _onPresenceCount(frame) {
+    const { topic, keys, entries } = frame;
+    if (typeof topic !== "string" || !Number.isSafeInteger(keys) || !Number.isSafeInteger(entries)) {
+      return this._decodeError("a `presence_count` frame needs a `topic`, and `keys` and `entries` counts");
+    }
+    const held = this._counts.get(topic);
+    if (held?.keys === keys && held?.entries === entries) return STEP.continue;
+    const count = Object.freeze({ keys, entries });
+    this._counts.set(topic, count);
+    this._emit("presence", Object.freeze({ topic, joins: EMPTY, leaves: EMPTY, list: EMPTY, count }));
+    return STEP.continue;
+  }
+
   /** Every list held leaves: they belonged to a session that is gone. */
   _dropPresence() {
     for (const event of this._presence.clear()) this._emit("presence", event);
+    this._counts.clear();
   }
 
   /** The topic cursors as the JSON object the server reads: `{"room": 1763791200000017}`. */
