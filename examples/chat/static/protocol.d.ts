@@ -110,7 +110,12 @@ topics?: Record<string, number>,
 /**
  * The client's W3C trace context for the component's session, as in `hello`.
  */
-traceparent?: string, } | { "type": "leave", 
+traceparent?: string, 
+/**
+ * What the component is shown of each topic's presence, as the connect URL's
+ * `presence` parameter says for a connection; absent, every topic's whole list.
+ */
+presence?: Record<string, "list" | "count" | "none">, } | { "type": "leave", 
 /**
  * The component's id.
  */
@@ -281,7 +286,23 @@ joins?: { [key in string]: Array<Entry> },
 /**
  * Entries removed, by key (with the metadata they had).
  */
-leaves?: { [key in string]: Array<Entry> }, } | { "type": "joined", 
+leaves?: { [key in string]: Array<Entry> }, } | { "type": "presence_count", 
+/**
+ * The topic.
+ */
+topic: string, 
+/**
+ * How many keys are tracked (users, say).
+ */
+keys: number, 
+/**
+ * How many entries, over all keys (a user's tabs, say).
+ */
+entries: number, 
+/**
+ * Mux only: the component.
+ */
+id?: string, } | { "type": "joined", 
 /**
  * The component.
  */
