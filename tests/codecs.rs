@@ -409,6 +409,7 @@ async fn a_mux_component_speaks_msgpack_with_its_id() {
         compatible: None,
         topics: None,
         traceparent: None,
+        presence: None,
     })
     .await;
     assert!(matches!(

@@ -388,6 +388,7 @@ async fn join(client: &mut Client, mux: &Mux, id: &str, module: &str) {
             compatible: None,
             topics: None,
             traceparent: None,
+            presence: None,
         })
         .await;
     assert!(matches!(

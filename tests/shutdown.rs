@@ -191,6 +191,7 @@ async fn hold(url: String, modules: &[&str], ready: Arc<Semaphore>) -> Held {
             compatible: None,
             topics: None,
             traceparent: None,
+            presence: None,
         };
         socket
             .send(Message::Text(join.encode().unwrap().into()))

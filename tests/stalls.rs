@@ -211,6 +211,7 @@ fn join_frame(mux: &Mux, id: &str, module: &str) -> ClientFrame<()> {
         compatible: None,
         topics: None,
         traceparent: None,
+        presence: None,
     }
 }
 
