@@ -3,27 +3,17 @@
 // server carry no presence list at all.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { ChatServer, freePort, launchBrowser, recordFrames } from "./support.mjs";
+import { chatAndBrowser, recordFrames } from "./support.mjs";
 
-let browser;
-let server;
-before(async () => {
-  browser = await launchBrowser();
-  server = new ChatServer(await freePort());
-  await server.start();
-});
-after(async () => {
-  await browser?.close();
-  await server?.kill();
-});
+const env = chatAndBrowser();
 
 test("a client that asks for the room's count holds a count and no list", { timeout: 60_000 }, async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
   const frames = recordFrames(page, "/omni/ws");
-  await page.goto(server.url);
+  await page.goto(env.server.url);
   const seen = await page.evaluate(async () => {
     const { connect } = await import("/omni/omni.js");
     const client = connect("/omni", { presence: { "*": "count" }, storage: null });
@@ -53,9 +43,9 @@ test("a client that asks for the room's count holds a count and no list", { time
 });
 
 test("an unknown presence mode is refused when the client is made", { timeout: 60_000 }, async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
-  await page.goto(server.url);
+  await page.goto(env.server.url);
   const message = await page.evaluate(async () => {
     const { connect } = await import("/omni/omni.js");
     try {

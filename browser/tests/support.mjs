@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import net from "node:net";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
@@ -94,6 +95,22 @@ function launch(port) {
     child.once("error", reject);
     child.once("exit", (code) => reject(new Error(`chat exited with ${code}: ${output}`)));
   });
+}
+
+/** A chat server and a browser for the tests of one file: started before its first test and
+ * stopped after its last. The returned object's `server` and `browser` are set once started. */
+export function chatAndBrowser() {
+  const env = { server: null, browser: null };
+  before(async () => {
+    env.browser = await launchBrowser();
+    env.server = new ChatServer(await freePort());
+    await env.server.start();
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.kill();
+  });
+  return env;
 }
 
 export function launchBrowser() {

@@ -3,21 +3,11 @@
 // page's trace. The server side (the session's span adopting it) is tested in Rust.
 
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 
-import { ChatServer, freePort, launchBrowser, recordFrames, until } from "./support.mjs";
+import { chatAndBrowser, recordFrames, until } from "./support.mjs";
 
-let browser;
-let server;
-before(async () => {
-  browser = await launchBrowser();
-  server = new ChatServer(await freePort());
-  await server.start();
-});
-after(async () => {
-  await browser?.close();
-  await server?.kill();
-});
+const env = chatAndBrowser();
 
 const PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -37,10 +27,10 @@ function traced(frames, traceparent) {
 }
 
 test("a client sends its traceparent in the hello, and is welcomed", { timeout: 60_000 }, async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
   const frames = recordFrames(page, "/omni/ws");
-  await page.goto(server.url);
+  await page.goto(env.server.url);
   await page.evaluate(async (traceparent) => {
     const { connect } = await import("/omni/omni.js");
     connect("/omni", { traceparent, storage: null });
@@ -52,10 +42,10 @@ test("a client sends its traceparent in the hello, and is welcomed", { timeout: 
 });
 
 test("a mux component asks its traceparent function at each join", { timeout: 60_000 }, async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await context.newPage();
   const frames = recordFrames(page, "/omni/mux");
-  await page.goto(server.url);
+  await page.goto(env.server.url);
   await page.evaluate(async (traceparent) => {
     const { mux } = await import("/omni/omni.js");
     const token = await (await fetch("/token/counter", { cache: "no-store" })).text();
