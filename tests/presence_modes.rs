@@ -289,3 +289,69 @@ async fn a_mux_component_asks_in_its_join() {
         (&Value::from("error"), &Value::from("bad_frame"))
     );
 }
+
+/// Every presence byte `n` clients asking for `modes` receive while they all arrive in one
+/// room at once (what a server restart makes of a room: every client back, every entry new),
+/// until the room has been quiet for a second.
+async fn arrival_storm(n: usize, modes: &Modes) -> usize {
+    let pubsub = LocalPubSub::new();
+    let endpoint = Endpoint::<Hall, _>::builder(|| Guest)
+        .pubsub(std::sync::Arc::new(pubsub))
+        .build();
+    let addr = serve(endpoint.router()).await;
+    let path = path(modes);
+    let clients: Vec<_> = (0..n)
+        .map(|i| {
+            let path = path.clone();
+            tokio::spawn(async move {
+                let mut client = connect(addr, &path).await;
+                let mut bytes = 0;
+                let seen = handled(
+                    &mut client,
+                    HallFromClient::Arrive(format!("guest-{i:05}")),
+                    1,
+                )
+                .await;
+                for frame in seen {
+                    if frame["type"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("presence"))
+                    {
+                        bytes += frame.to_string().len();
+                    }
+                }
+                for (frame, size) in drain(&mut client, Duration::from_secs(1)).await {
+                    if frame["type"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("presence"))
+                    {
+                        bytes += size;
+                    }
+                }
+                bytes
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for client in clients {
+        total += client.await.unwrap();
+    }
+    total
+}
+
+/// The presence bytes of a room's arrival storm, for list subscribers (what every client got
+/// before presence modes) and for count subscribers. A measurement, not a check of a bound:
+/// `cargo test --release --all-features --test presence_modes -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn arrival_storm_presence_bytes_by_mode() {
+    for n in [500, 1_000, 2_000] {
+        let list = arrival_storm(n, &Modes::new()).await;
+        let count = arrival_storm(n, &Modes::new().topic(ROOM, Mode::Count)).await;
+        println!(
+            "{n} clients arriving at once: list {list} B, count {count} B, count/list {:.4}",
+            count as f64 / list as f64
+        );
+        assert!(count < list / 10, "{count} against {list}");
+    }
+}
