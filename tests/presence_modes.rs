@@ -1,7 +1,7 @@
 //! Presence modes over real sockets: a client that asks for a topic's count is sent
 //! `presence_count` frames and never the list, one that asks for nothing is sent no presence
-//! frame, the rest keep the list; the Rust client and a mux component ask the same way; and a
-//! count subscriber of a room of ten thousand is sent a few dozen bytes where a list
+//! frame, the rest keep the list; the Rust client and a mux component ask the same way; a
+//! counting client that falls behind is sent a count again, never a list; and a count subscriber of a room of ten thousand is sent a few dozen bytes where a list
 //! subscriber is sent hundreds of KiB.
 
 mod common;
@@ -13,7 +13,7 @@ use common::{Client, PATIENCE, serve};
 use omni::client::Client as RustClient;
 use omni::presence::{Count, Mode, Modes};
 use omni::pubsub::LocalPubSub;
-use omni::server::{Endpoint, Mux};
+use omni::server::{Endpoint, Limits, Mux};
 use omni::token::Keys;
 use omni::{Context, HandlerResult, ServerFrame};
 use serde_json::Value;
@@ -28,8 +28,13 @@ enum Hall {
     /// Track this session under `n` more keys: a crowd from one socket.
     #[client]
     Crowd(u32),
+    /// Say something to the whole room (a `push` to each of its subscribers).
+    #[client]
+    Shout(String),
     #[server]
     Noted,
+    #[server]
+    Heard(String),
 }
 
 const ROOM: &str = "hall";
@@ -46,6 +51,11 @@ impl HallHandler for Guest {
     async fn arrive(&mut self, cx: &mut Context<Hall>, name: String) -> HandlerResult {
         cx.track(ROOM, &name, serde_json::json!({ "name": name }));
         cx.send(HallFromServer::Noted);
+        Ok(())
+    }
+
+    async fn shout(&mut self, cx: &mut Context<Hall>, text: String) -> HandlerResult {
+        cx.broadcast(ROOM, HallFromServer::Heard(text));
         Ok(())
     }
 
@@ -288,6 +298,73 @@ async fn a_mux_component_asks_in_its_join() {
         (&refused["type"], &refused["code"]),
         (&Value::from("error"), &Value::from("bad_frame"))
     );
+}
+
+#[tokio::test]
+async fn a_lagging_counter_drops_counts_stays_open_and_is_sent_the_count_again() {
+    let endpoint = Endpoint::<Hall, _>::builder(|| Guest)
+        .pubsub(std::sync::Arc::new(
+            LocalPubSub::new().with_presence_interval(Duration::from_millis(5)),
+        ))
+        .limits(Limits {
+            outbound_queue: 16,
+            // Long enough that the lagging client is never taken for a stuck one.
+            write_timeout: Duration::from_secs(60),
+            ..Limits::default()
+        })
+        .build();
+    let addr = serve(endpoint.router()).await;
+    let counted = path(&Modes::new().topic(ROOM, Mode::Count));
+    let mut lagging = Client::connect_with_small_window(addr, &counted).await;
+    assert_eq!(text(&mut lagging).await["type"], "welcome");
+    handled(&mut lagging, HallFromClient::Arrive("lagging".into()), 1).await;
+    let mut busy = connect(addr, &path(&Modes::new().otherwise(Mode::None))).await;
+
+    // The lagging client stops reading while the room fills its window with shouts and its
+    // count keeps changing, until presence frames to it are dropped, a few times.
+    let padding = "x".repeat(8 * 1024);
+    let dropped = endpoint.metrics().ephemeral_dropped;
+    let mut reference = 1;
+    while endpoint.metrics().ephemeral_dropped < dropped + 8 {
+        reference += 1;
+        assert!(reference < 20_000, "nothing was dropped");
+        let name = format!("arrival-{reference}");
+        handled(&mut busy, HallFromClient::Arrive(name), reference).await;
+        let shout = HallFromClient::Shout(padding.clone());
+        handled(&mut busy, shout, reference + 100_000).await;
+    }
+    // Every arrival told (past the interval), the room is still.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let keys = presence_keys(addr).await;
+
+    // It reads again: what it missed is made up for by a count, never by a list, and the
+    // last count it is sent is the room's.
+    let mut last = None;
+    while last != Some(keys) {
+        let frame = tokio::time::timeout(PATIENCE, text(&mut lagging))
+            .await
+            .unwrap_or_else(|_| panic!("no count of {keys} keys; the last was {last:?}"));
+        let kind = frame["type"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            kind != "presence_state" && kind != "presence_diff",
+            "{frame}"
+        );
+        if kind == "presence_count" {
+            last = frame["keys"].as_u64();
+        }
+    }
+    assert_eq!(endpoint.metrics().slow_consumers, 0);
+}
+
+/// How many keys the room has now, as a client that asks for its count is told on connect.
+async fn presence_keys(addr: std::net::SocketAddr) -> u64 {
+    let mut counter = connect(addr, &path(&Modes::new().topic(ROOM, Mode::Count))).await;
+    loop {
+        let frame = text(&mut counter).await;
+        if frame["type"] == "presence_count" {
+            return frame["keys"].as_u64().unwrap();
+        }
+    }
 }
 
 /// Every presence byte `n` clients asking for `modes` receive while they all arrive in one
