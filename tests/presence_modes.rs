@@ -1,8 +1,9 @@
 //! Presence modes over real sockets: a client that asks for a topic's count is sent
 //! `presence_count` frames and never the list, one that asks for nothing is sent no presence
 //! frame, the rest keep the list; the Rust client and a mux component ask the same way; a
-//! counting client that falls behind is sent a count again, never a list; and a count subscriber of a room of ten thousand is sent a few dozen bytes where a list
-//! subscriber is sent hundreds of KiB.
+//! counting client that falls behind is sent a count again, never a list; and a count
+//! subscriber of a room of ten thousand is sent a few dozen bytes where a list subscriber is
+//! sent hundreds of KiB.
 
 mod common;
 
