@@ -127,8 +127,8 @@ pub use omni_runtime::client;
 pub use omni_runtime::wire::{Bytes, Codec};
 pub use omni_runtime::{
     BoxError, ClientFrame, Context, DecodeError, Dispatch, Effect, EncodeError, ErrorCode,
-    HandlerResult, Protocol, Ref, Sender, Seq, ServerFrame, SessionGone, SessionId, TransportError,
-    TransportState,
+    HandlerResult, MessageKey, Protocol, Ref, Sender, Seq, ServerFrame, SessionGone, SessionId,
+    TransportError, TransportState,
 };
 pub use omni_runtime::{context, presence, schema, session, token, transport, typescript, wire};
 #[cfg(feature = "server")]

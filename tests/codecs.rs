@@ -410,6 +410,7 @@ async fn a_mux_component_speaks_msgpack_with_its_id() {
         topics: None,
         traceparent: None,
         presence: None,
+        client: None,
     })
     .await;
     assert!(matches!(

@@ -389,6 +389,7 @@ async fn join(client: &mut Client, mux: &Mux, id: &str, module: &str) {
             topics: None,
             traceparent: None,
             presence: None,
+            client: None,
         })
         .await;
     assert!(matches!(

@@ -157,6 +157,7 @@ fn join(id: &str, module: &str, token: String) -> ClientFrame<()> {
         compatible: None,
         traceparent: None,
         presence: None,
+        client: None,
     }
 }
 
@@ -645,6 +646,7 @@ async fn a_component_resumes_on_a_new_socket_with_exactly_what_it_missed() {
             compatible: None,
             traceparent: None,
             presence: None,
+            client: None,
         })
         .await;
     assert_eq!(
@@ -689,6 +691,7 @@ async fn a_component_resumes_on_a_new_socket_with_exactly_what_it_missed() {
             compatible: None,
             traceparent: None,
             presence: None,
+            client: None,
         })
         .await;
     assert_eq!(

@@ -192,6 +192,7 @@ async fn hold(url: String, modules: &[&str], ready: Arc<Semaphore>) -> Held {
             topics: None,
             traceparent: None,
             presence: None,
+            client: None,
         };
         socket
             .send(Message::Text(join.encode().unwrap().into()))

@@ -212,6 +212,7 @@ fn join_frame(mux: &Mux, id: &str, module: &str) -> ClientFrame<()> {
         topics: None,
         traceparent: None,
         presence: None,
+        client: None,
     }
 }
 

@@ -43,7 +43,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::presence::Meta;
-use crate::{Protocol, SessionId};
+use crate::{Protocol, Ref, SessionId};
 
 /// What a handler asked the runtime to do, in the order it asked.
 #[non_exhaustive]
@@ -228,6 +228,24 @@ pub trait Sink<P: Protocol>: Send + Sync + 'static {
 #[error("the session has ended")]
 pub struct SessionGone;
 
+/// The key of one client message, from [`Context::message_key`]: the client's id and the
+/// message's `ref`, which the client keeps with the message until it is acknowledged. Its text
+/// form is `client.ref`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub struct MessageKey {
+    /// The id the client gave itself.
+    pub client: Arc<str>,
+    /// The message's `ref`.
+    pub reference: Ref,
+}
+
+impl fmt::Display for MessageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.client, self.reference)
+    }
+}
+
 /// A cloneable handle to one session, for tasks that send to it later (a timer, a database
 /// listener). Unlike the context's methods, its effects are carried out at once.
 pub struct Sender<P: Protocol> {
@@ -304,6 +322,10 @@ impl<P: Protocol> Sink<P> for Recorder<P> {
 /// One session's view of the runtime, handed to every handler method.
 pub struct Context<P: Protocol> {
     session: SessionId,
+    /// The id the session's client gave itself, if it did.
+    client: Option<Arc<str>>,
+    /// The `ref` of the message being handled.
+    reference: Option<Ref>,
     effects: Vec<Effect<P>>,
     sender: Sender<P>,
     recorder: Option<Arc<Recorder<P>>>,
@@ -325,6 +347,8 @@ impl<P: Protocol> Context<P> {
     pub fn with_sender(session: SessionId, sender: Sender<P>) -> Self {
         Self {
             session,
+            client: None,
+            reference: None,
             effects: Vec::new(),
             sender,
             recorder: None,
@@ -354,6 +378,27 @@ impl<P: Protocol> Context<P> {
     /// The session this connection belongs to; stable across resumes.
     pub fn session(&self) -> SessionId {
         self.session
+    }
+
+    /// The key of the message being handled: the same for every time its client sends it,
+    /// to this session or to a new one (after the server restarted, or the session expired,
+    /// a client sends again what was not acknowledged, and it may have been handled). An
+    /// application that must not apply a message twice keeps the keys it applied in its own
+    /// store, with what they did. `None` outside a message method, for a message without a
+    /// `ref`, and for a client that gave no id (the Rust client and omni.js give one).
+    pub fn message_key(&self) -> Option<MessageKey> {
+        Some(MessageKey {
+            client: self.client.clone()?,
+            reference: self.reference?,
+        })
+    }
+
+    pub(crate) fn set_client(&mut self, client: Option<Arc<str>>) {
+        self.client = client;
+    }
+
+    pub(crate) fn set_reference(&mut self, reference: Option<Ref>) {
+        self.reference = reference;
     }
 
     /// Sends a sequenced message to this client (replayed if the client resumes).

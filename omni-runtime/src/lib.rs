@@ -42,7 +42,7 @@ pub mod wire;
 #[cfg(feature = "server")]
 #[doc(hidden)]
 pub use axum;
-pub use context::{Context, Effect, Sender, SessionGone};
+pub use context::{Context, Effect, MessageKey, Sender, SessionGone};
 pub use protocol::{BoxError, Dispatch, HandlerResult, Protocol};
 pub use session::SessionId;
 pub use transport::{TransportError, TransportState};

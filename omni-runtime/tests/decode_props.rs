@@ -33,10 +33,10 @@ const FRAME_TYPES: [&str; 12] = [
 ];
 
 /// Every key some frame reads, plus the payload's own.
-const FIELDS: [&str; 21] = [
+const FIELDS: [&str; 22] = [
     "type", "payload", "ref", "id", "protocol", "version", "session", "after", "module", "token",
     "seq", "resumed", "topic", "topics", "code", "message", "kind", "data", "presence", "keys",
-    "entries",
+    "entries", "client",
 ];
 
 fn config() -> ProptestConfig {
@@ -185,13 +185,24 @@ fn client_frame<C: Clone + std::fmt::Debug + 'static>(
             option::of(vec(text(), 0..3)),
             option::of(cursors()),
             option::of(modes()),
+            opt_text(),
         )
             .prop_map(
-                |((id, module, token), session, after, version, compatible, topics, presence)| {
+                |(
+                    (id, module, token),
+                    session,
+                    after,
+                    version,
+                    compatible,
+                    topics,
+                    presence,
+                    client,
+                )| {
                     ClientFrame::Join {
                         compatible,
                         topics,
                         presence,
+                        client,
                         id,
                         module,
                         token,

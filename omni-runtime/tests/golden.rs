@@ -315,6 +315,7 @@ fn join() {
             compatible: None,
             traceparent: None,
             presence: None,
+            client: None,
         },
         r#"{"type":"join","id":"c1","module":"counter","token":"opaque-token-issued-by-the-server"}"#,
     );
@@ -330,6 +331,7 @@ fn join() {
             compatible: None,
             traceparent: None,
             presence: None,
+            client: None,
         },
         r#"{"type":"join","id":"c1","module":"counter","token":"t","session":"5f0c1a2b3c4d5e6f708192a3b4c5d6e7","after":3,"version":"9c1e4f2a7b3d6e05","topics":{"room":17}}"#,
     );
@@ -349,8 +351,9 @@ fn join() {
                     .topic("lobby", omni_runtime::presence::Mode::Count)
                     .otherwise(omni_runtime::presence::Mode::None),
             ),
+            client: Some("6b1f0c9e".into()),
         },
-        r#"{"type":"join","id":"c2","module":"chat","token":"t","presence":{"*":"none","lobby":"count"}}"#,
+        r#"{"type":"join","id":"c2","module":"chat","token":"t","presence":{"*":"none","lobby":"count"},"client":"6b1f0c9e"}"#,
     );
 }
 

@@ -11,7 +11,6 @@ use super::options::Settings;
 use super::outbox;
 use super::tls;
 use super::wire::{self, Frame};
-use crate::presence::Modes;
 use crate::wire::connect::Connect;
 use crate::wire::{Codec, TraceParent};
 use crate::{ClientFrame, Cursors, Protocol, Seq, SessionId};
@@ -56,17 +55,13 @@ pub(crate) fn setup(
     Ok((parsed, tls, http))
 }
 
-/// `{base}/{path}`, in the WebSocket scheme if asked (otherwise in the HTTP one), with the
-/// codec (unless JSON, which every server speaks), a resume point, topic cursors and presence
-/// modes in the query.
+/// `{base}/{path}`, in the WebSocket scheme if asked (otherwise in the HTTP one), with what
+/// `connect` asks for in the query (nothing for a fresh JSON connection).
 pub(crate) fn url_for(
     base: &reqwest::Url,
     path: &str,
     websocket: bool,
-    codec: Codec,
-    resume: Option<(SessionId, Seq)>,
-    topics: Option<&Cursors>,
-    presence: &Modes,
+    connect: &Connect,
 ) -> Result<reqwest::Url, String> {
     let mut url = base.clone();
     let joined = format!("{}/{path}", url.path().trim_end_matches('/'));
@@ -81,12 +76,6 @@ pub(crate) fn url_for(
     };
     url.set_scheme(scheme)
         .map_err(|()| format!("cannot use `{scheme}` with {base}"))?;
-    let connect = Connect {
-        codec,
-        resume,
-        topics: topics.cloned(),
-        presence: presence.clone(),
-    };
     let pairs = connect.pairs();
     if !pairs.is_empty() {
         url.query_pairs_mut().extend_pairs(pairs);
@@ -148,27 +137,19 @@ mod tests {
         let base = reqwest::Url::parse("http://127.0.0.1:3000/omni/").unwrap();
         let id = SessionId::from_u128(1);
         assert_eq!(
-            url_for(
-                &base,
-                "ws",
-                true,
-                Codec::Json,
-                Some((id, 4)),
-                None,
-                &Modes::new()
-            )
-            .unwrap()
-            .as_str(),
+            url_for(&base, "ws", true, &Connect::new(Codec::Json).resume(id, 4))
+                .unwrap()
+                .as_str(),
             format!("ws://127.0.0.1:3000/omni/ws?session={id}&after=4")
         );
         assert_eq!(
-            url_for(&base, "http", false, Codec::Json, None, None, &Modes::new())
+            url_for(&base, "http", false, &Connect::new(Codec::Json))
                 .unwrap()
                 .as_str(),
             "http://127.0.0.1:3000/omni/http"
         );
         let tls = reqwest::Url::parse("https://example.com").unwrap();
-        let secure = url_for(&tls, "ws", true, Codec::Json, None, None, &Modes::new());
+        let secure = url_for(&tls, "ws", true, &Connect::new(Codec::Json));
         if cfg!(feature = "tls") {
             assert_eq!(secure.unwrap().as_str(), "wss://example.com/ws");
         } else {
@@ -177,26 +158,18 @@ mod tests {
         // Any scheme of the two pairs serves every transport; no other does.
         let ws = reqwest::Url::parse("ws://127.0.0.1:3000/omni").unwrap();
         assert_eq!(
-            url_for(&ws, "http", false, Codec::Json, None, None, &Modes::new())
+            url_for(&ws, "http", false, &Connect::new(Codec::Json))
                 .unwrap()
                 .as_str(),
             "http://127.0.0.1:3000/omni/http"
         );
         let ftp = reqwest::Url::parse("ftp://127.0.0.1/omni").unwrap();
-        assert!(url_for(&ftp, "http", false, Codec::Json, None, None, &Modes::new()).is_err());
+        assert!(url_for(&ftp, "http", false, &Connect::new(Codec::Json)).is_err());
         let topics = Cursors::from([("room".to_owned(), 17)]);
         assert_eq!(
-            url_for(
-                &base,
-                "ws",
-                true,
-                Codec::Json,
-                None,
-                Some(&topics),
-                &Modes::new()
-            )
-            .unwrap()
-            .as_str(),
+            url_for(&base, "ws", true, &Connect::new(Codec::Json).topics(topics))
+                .unwrap()
+                .as_str(),
             "ws://127.0.0.1:3000/omni/ws?topics=%7B%22room%22%3A17%7D"
         );
         assert_eq!(
@@ -204,10 +177,7 @@ mod tests {
                 &base,
                 "mux",
                 true,
-                Codec::MsgPack,
-                Some((id, 4)),
-                None,
-                &Modes::new()
+                &Connect::new(Codec::MsgPack).resume(id, 4)
             )
             .unwrap()
             .as_str(),

@@ -7,23 +7,14 @@ use super::connect::{self, Config, url_for};
 use super::dialer::{self, Ended, fatal_init};
 use super::link::{Link, Step};
 use super::wire;
-use crate::presence::Modes;
-use crate::wire::connect::{LEAVE_HEADER, SESSION_HEADER};
+use crate::wire::connect::{Connect, LEAVE_HEADER, SESSION_HEADER};
 use crate::wire::{Codec, TRACEPARENT};
 use crate::{Protocol, TransportError};
 
 /// Exchanges with the server until a request fails or the client closes.
 pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config) -> Ended {
     // The codec is the body's `Content-Type`, not a query parameter.
-    let url = match url_for(
-        &config.url,
-        "http",
-        false,
-        Codec::Json,
-        None,
-        None,
-        &Modes::new(),
-    ) {
+    let url = match url_for(&config.url, "http", false, &Connect::new(Codec::Json)) {
         Ok(url) => url,
         Err(message) => return fatal_init(message),
     };

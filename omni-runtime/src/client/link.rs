@@ -15,6 +15,8 @@ use super::wire::{self, Frame};
 use crate::TransportError;
 use crate::TransportState;
 use crate::presence::List;
+use crate::wire::Codec;
+use crate::wire::connect::Connect;
 use crate::{Cursors, DecodeError, ErrorCode, Protocol, Seq, ServerFrame, SessionId};
 
 /// A server message as this build reads it: one of its protocol's, or one of a kind it does
@@ -120,6 +122,19 @@ impl<P: Protocol> Link<P> {
     /// The resume point to put in a connect URL or `hello`.
     pub(crate) fn resume_point(&self) -> Option<(SessionId, Seq)> {
         self.session.map(|s| (s, self.last_seq))
+    }
+
+    /// What a connect of this link asks for in `codec`: its resume point, its topics, the
+    /// presence it wants shown, and its client id.
+    pub(crate) fn connect_params(&self, codec: Codec) -> Connect {
+        let mut connect = Connect::new(codec)
+            .topics(self.topics.clone())
+            .presence(self.shared.presence_modes.clone());
+        if let Some((session, after)) = self.resume_point() {
+            connect = connect.resume(session, after);
+        }
+        connect.client = Some(self.shared.client_id.to_string());
+        connect
     }
 
     /// Decodes (in the client's codec) and applies one server frame.

@@ -52,6 +52,7 @@ use super::wire::{self, Frame};
 use super::ws::{self, Out, Peer};
 use crate::presence::Modes;
 use crate::wire::Codec;
+use crate::wire::connect::Connect;
 use crate::{ClientFrame, ErrorCode, Protocol, ServerFrame, TransportError, TransportState};
 
 /// Configures a [`Mux`].
@@ -328,6 +329,7 @@ impl<P: Protocol + Send> Member for Component<P> {
             traceparent: self.link.shared.traceparent,
             presence: Some(self.link.shared.presence_modes.clone())
                 .filter(|modes| !modes.is_default()),
+            client: Some(self.link.shared.client_id.to_string()),
         };
         // Strings, numbers and a map of them: nothing in it can fail to encode.
         wire::encode(self.link.shared.codec, &join).unwrap_or(Frame::Text(String::new()))
@@ -380,17 +382,7 @@ async fn run(
 ) {
     let setup = reqwest::Url::parse(&url)
         .map_err(|e| e.to_string())
-        .and_then(|base| {
-            url_for(
-                &base,
-                "mux",
-                true,
-                inner.settings.codec,
-                None,
-                None,
-                &Modes::new(),
-            )
-        })
+        .and_then(|base| url_for(&base, "mux", true, &Connect::new(inner.settings.codec)))
         .map_err(|message| format!("bad mux URL `{url}`: {message}"))
         .and_then(|url| Ok((url, tls::Connector::new(&roots)?)));
     let (url, tls) = match setup {

@@ -53,6 +53,9 @@ pub(crate) struct Shared {
     /// Each topic's presence list, as the server's `presence_state` and `presence_diff`
     /// frames left it.
     pub(crate) presence: Mutex<BTreeMap<String, Held>>,
+    /// This client's id, chosen when it is made: the messages it sends again to a new session
+    /// keep their key there (see `wire::connect::CLIENT`).
+    pub(crate) client_id: Arc<str>,
     /// What the client asked to be shown of each topic's presence.
     pub(crate) presence_modes: crate::presence::Modes,
     /// The count of each topic the client asked only to count, as the server last said.
@@ -132,6 +135,7 @@ impl Shared {
             session: Mutex::new(None),
             presence: Mutex::default(),
             presence_modes: crate::presence::Modes::default(),
+            client_id: format!("{:032x}", rand::random::<u128>()).into(),
             presence_counts: Mutex::default(),
             unknown: std::sync::atomic::AtomicU64::new(0),
             presence_changes: tokio::sync::broadcast::channel(PRESENCE_CHANGES).0,

@@ -15,9 +15,8 @@ use super::http::{self, apply_frames};
 use super::link::{Link, Step};
 use super::wire;
 use crate::Protocol;
-use crate::presence::Modes;
 use crate::wire::Codec;
-use crate::wire::connect::SESSION_HEADER;
+use crate::wire::connect::{Connect, SESSION_HEADER};
 
 type Uplink = Pin<Box<dyn Future<Output = Result<(u16, Vec<u8>), String>> + Send>>;
 
@@ -25,24 +24,8 @@ type Uplink = Pin<Box<dyn Future<Output = Result<(u16, Vec<u8>), String>> + Send
 /// and the builder refuses MessagePack for SSE.
 pub(crate) async fn connection<P: Protocol>(link: &mut Link<P>, config: &Config) -> Ended {
     let (down, up) = match (
-        url_for(
-            &config.url,
-            "sse",
-            false,
-            Codec::Json,
-            link.resume_point(),
-            Some(&link.topics),
-            &link.shared.presence_modes,
-        ),
-        url_for(
-            &config.url,
-            "http",
-            false,
-            Codec::Json,
-            None,
-            None,
-            &Modes::new(),
-        ),
+        url_for(&config.url, "sse", false, &link.connect_params(Codec::Json)),
+        url_for(&config.url, "http", false, &Connect::new(Codec::Json)),
     ) {
         (Ok(down), Ok(up)) => (down, up),
         (Err(message), _) | (_, Err(message)) => return fatal_init(message),

@@ -273,17 +273,8 @@ pub(crate) async fn connection(
 
 /// One WebSocket connection of a single-protocol client, resuming its session.
 pub(crate) async fn session<P: Protocol + Send>(link: &mut Link<P>, config: &Config) -> Ended {
-    let resume = link.resume_point();
     let codec = config.settings.codec;
-    let url = match url_for(
-        &config.url,
-        "ws",
-        true,
-        codec,
-        resume,
-        Some(&link.topics),
-        &link.shared.presence_modes,
-    ) {
+    let url = match url_for(&config.url, "ws", true, &link.connect_params(codec)) {
         Ok(url) => url,
         Err(message) => return fatal_init(message),
     };

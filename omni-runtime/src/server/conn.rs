@@ -124,6 +124,7 @@ pub(crate) fn connection(id: u64, queue: usize, queue_bytes: usize, live: bool) 
         transport: if live { Transport::Ws } else { Transport::Http },
         codec: Codec::Json,
         presence: None,
+        client: None,
         component: None,
     };
     (
@@ -163,6 +164,9 @@ pub(crate) struct Conn {
     /// What its client asked to be shown of each topic's presence; `None`, every topic's
     /// whole list (boxed: most clients ask for nothing, and a connection is kept small).
     pub(crate) presence: Option<Arc<Modes>>,
+    /// The id its client gave itself (`wire::connect::CLIENT`), if any: with a message's
+    /// `ref`, the message's key in any session.
+    pub(crate) client: Option<Arc<str>>,
     /// Mux: the component this connection is, on a socket shared with others.
     component: Option<Component>,
 }
@@ -219,6 +223,7 @@ impl Conn {
             codec: self.codec,
             transport: Transport::Mux,
             presence: None,
+            client: None,
             component: Some(Component { id, left }),
         }
     }

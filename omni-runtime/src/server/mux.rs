@@ -92,7 +92,7 @@ use crate::presence::Modes;
 use crate::token::Keys;
 use crate::wire::hello::Served;
 use crate::wire::msgpack::{self, Transcode};
-use crate::wire::{Codec, TraceParent, decode_payload};
+use crate::wire::{Codec, TraceParent, connect, decode_payload};
 use crate::{
     ClientFrame, Cursors, DecodeError, Dispatch, ErrorCode, Protocol, Ref, Seq, ServerFrame,
 };
@@ -270,6 +270,7 @@ struct Resume {
     session: Option<(SessionId, Seq)>,
     topics: Option<Cursors>,
     presence: Modes,
+    client: Option<Arc<str>>,
 }
 
 /// Everything a component's task starts from.
@@ -366,6 +367,7 @@ where
         let conn_id = self.shared.next_conn_id();
         let mut conn = socket.component(conn_id, start.id.clone(), start.left.clone());
         conn.show_presence_as(start.resume.presence.clone());
+        conn.client = start.resume.client.clone();
         tokio::spawn(component(self.clone(), conn, start).instrument(span))
     }
 }
@@ -644,6 +646,7 @@ impl Socket {
                 topics,
                 traceparent,
                 presence,
+                client,
             } => {
                 let join = Join {
                     id,
@@ -653,6 +656,10 @@ impl Socket {
                         session: session.map(|s| (s, after.unwrap_or(0))),
                         topics,
                         presence: presence.unwrap_or_default(),
+                        client: client
+                            .as_deref()
+                            .and_then(connect::client_id)
+                            .map(Arc::from),
                     },
                     version,
                     compatible: compatible.unwrap_or_default(),

@@ -23,6 +23,7 @@ pub(crate) fn unknown_codec(err: &connect::CodecError) -> Response {
 pub(crate) struct Follow {
     pub(crate) topics: Option<Cursors>,
     pub(crate) presence: Modes,
+    pub(crate) client: Option<std::sync::Arc<str>>,
 }
 
 impl Follow {
@@ -30,6 +31,7 @@ impl Follow {
         Self {
             topics: query.cursors(),
             presence: query.presence(),
+            client: query.client().map(Into::into),
         }
     }
 }

@@ -43,6 +43,7 @@ where
     let (mut conn, rx) = shared.connection(true);
     conn.transport = Transport::Sse;
     conn.show_presence_as(follow.presence);
+    conn.client = follow.client;
     let conn_id = conn.id;
     let span = tracing::info_span!(
         "omni.sse",

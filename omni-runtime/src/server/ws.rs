@@ -47,6 +47,7 @@ where
     let (mut conn, rx) = shared.connection(true);
     conn.codec = codec;
     conn.show_presence_as(follow.presence);
+    conn.client = follow.client;
     let conn_id = conn.id;
     let stopper = conn.stopper();
     let span = tracing::info_span!(

@@ -34,6 +34,10 @@ pub const AFTER: &str = "after";
 /// The parameter with the topic cursors, a JSON object (`{"room":17}`); present, even empty,
 /// it says the client follows sequenced topics.
 pub const TOPICS: &str = "topics";
+/// The parameter naming the client: an id it chooses once and keeps with its queue of
+/// unacknowledged messages, so that a message it sends again to another session (after its
+/// server restarted, say) has the same key there ([`client_id`] says which ids are read).
+pub const CLIENT: &str = "client";
 /// The parameter with the presence modes, a JSON object (`{"lobby":"count","*":"none"}`, see
 /// [`Modes`]); absent, every topic's whole list.
 pub const PRESENCE: &str = "presence";
@@ -50,6 +54,8 @@ pub struct Connect {
     pub topics: Option<Cursors>,
     /// What the client is shown of each topic's presence.
     pub presence: Modes,
+    /// The client's own id, kept with its queue (see [`CLIENT`]).
+    pub client: Option<String>,
 }
 
 impl Connect {
@@ -95,6 +101,9 @@ impl Connect {
         if let Some(topics) = &self.topics {
             // A map of strings to numbers always serialises.
             pairs.push((TOPICS, serde_json::to_string(topics).unwrap_or_default()));
+        }
+        if let Some(client) = &self.client {
+            pairs.push((CLIENT, client.clone()));
         }
         if !self.presence.is_default() {
             // A map of strings to modes always serialises.
@@ -151,6 +160,7 @@ pub struct Resume {
     pub after: Option<Seq>,
     topics: Option<String>,
     presence: Option<String>,
+    client: Option<String>,
 }
 
 impl Resume {
@@ -160,12 +170,27 @@ impl Resume {
         serde_json::from_str(topics).ok()
     }
 
+    /// The client's id, when it gave a readable one (see [`client_id`]).
+    pub fn client(&self) -> Option<&str> {
+        self.client.as_deref().and_then(client_id)
+    }
+
     /// The presence modes. Unreadable ones are the default, every topic's whole list: more
     /// than was asked for, never less.
     pub fn presence(&self) -> Modes {
         let modes = self.presence.as_deref().unwrap_or_default();
         serde_json::from_str(modes).unwrap_or_default()
     }
+}
+
+/// `id` if it can be a client's id: 1 to 64 characters from `A-Z a-z 0-9 - _ .`. Anything
+/// else is no id at all (its messages then have no key), never an error.
+pub fn client_id(id: &str) -> Option<&str> {
+    let fits = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    fits.then_some(id)
 }
 
 #[cfg(all(test, feature = "server"))]
@@ -181,6 +206,7 @@ mod tests {
             resume: Some((session, 17)),
             topics: Some([("room".to_owned(), 4)].into_iter().collect()),
             presence: Modes::new().topic("lobby", Mode::Count),
+            client: Some("c-1".to_owned()),
         };
         let query = serde_urlencoded::to_string(written.pairs()).unwrap();
         assert_eq!(codec(&query).unwrap(), Codec::MsgPack);
@@ -188,6 +214,9 @@ mod tests {
         assert_eq!((read.session, read.after), (Some(session), Some(17)));
         assert_eq!(read.cursors(), written.topics);
         assert_eq!(read.presence(), written.presence);
+        assert_eq!(read.client(), Some("c-1"));
+        assert_eq!(resume("client=a%20b").unwrap().client(), None);
+        assert_eq!(client_id(&"x".repeat(65)), None);
         assert_eq!(resume("presence=%7Bnope").unwrap().presence(), Modes::new());
         assert!(Connect::default().pairs().is_empty());
     }

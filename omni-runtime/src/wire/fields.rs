@@ -208,6 +208,7 @@ field_table! {
     codec: String = "codec",
     traceparent: String = "traceparent",
     presence: Modes = "presence",
+    client: String = "client",
     keys: u64 = "keys",
     entries: u64 = "entries",
 }

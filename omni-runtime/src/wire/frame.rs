@@ -144,6 +144,12 @@ pub enum ClientFrame<C> {
         #[serde(skip_serializing_if = "Option::is_none")]
         #[ts(optional, type = "Record<string, \"list\" | \"count\" | \"none\">")]
         presence: Option<Modes>,
+        /// The client's id, as the connect URL's `client` parameter gives it for a
+        /// connection: the key of each message the component sends stays the same in a new
+        /// session.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        client: Option<String>,
     },
     /// Mux: stop component `id`.
     Leave {

@@ -87,6 +87,7 @@ impl<C: DeserializeOwned> ClientFrame<C> {
                 topics: f.optional(|f| &mut f.topics, "topics")?,
                 traceparent: f.traceparent(),
                 presence: f.optional(|f| &mut f.presence, "presence")?,
+                client: f.optional(|f| &mut f.client, "client")?,
             },
             "leave" => ClientFrame::Leave {
                 id: f.required(|f| &mut f.id, "id")?,

@@ -69,6 +69,11 @@ impl<P: Protocol, H> Session<P, H> {
         self.state.lock().await.cx.set_extensions(extensions);
     }
 
+    /// The id the session's client gave itself, which keys its messages from now on.
+    pub(crate) async fn set_client(&self, client: Option<Arc<str>>) {
+        self.state.lock().await.cx.set_client(client);
+    }
+
     /// The extensions its handler sees now.
     pub(crate) async fn extensions(&self) -> axum::http::Extensions {
         self.state.lock().await.cx.extensions().clone()
@@ -96,9 +101,11 @@ where
         let mut state = self.state.lock().await;
         let State { handler, cx, .. } = &mut *state;
         let started = Instant::now();
+        cx.set_reference(reference);
         let outcome = AssertUnwindSafe(P::dispatch(handler, cx, payload))
             .catch_unwind()
             .await;
+        cx.set_reference(None);
         let metrics = &self.core.shared.metrics;
         metrics.handler_duration.observe_duration(started.elapsed());
         let mut effects = cx.take_effects();

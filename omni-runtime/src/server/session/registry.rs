@@ -80,6 +80,7 @@ where
         topics: Option<Cursors>,
     ) -> Arc<Session<P, H>> {
         let live = conn.live;
+        let client = conn.client.clone();
         if let Some((id, after)) = resume
             && let Some(session) = self.get(id)
         {
@@ -88,6 +89,7 @@ where
             return session;
         }
         let session = self.create(extensions, props);
+        session.set_client(client).await;
         session.core.attach(conn, None, true);
         // A new session has no subscriptions yet: its `connected` hook's subscribe uses them.
         let _ = session.core.follow_topics(topics, false);
@@ -112,6 +114,9 @@ where
     ) {
         let live = conn.live;
         session.set_extensions(extensions).await;
+        if conn.client.is_some() {
+            session.set_client(conn.client.clone()).await;
+        }
         let (resumed, displaced) = session.core.attach(conn, Some(after), true);
         session.follow(topics, true).await;
         if displaced {
