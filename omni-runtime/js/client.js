@@ -136,6 +136,8 @@ export class Client extends Stream {
     if (resume) url.searchParams.set("topics", this._cursors());
     // Only when asked: a client that says nothing is shown every topic's list.
     if (resume && this._presenceModes) url.searchParams.set("presence", this._presenceModes);
+    // Who this client is, so that a message sent again to a new session keeps its key.
+    if (resume) url.searchParams.set("client", this._clientId);
     return url.href;
   }
 

@@ -144,6 +144,7 @@ export class Mux {
     const traceparent = traceparentOf(component._traceparent);
     if (traceparent !== undefined) frame.traceparent = traceparent;
     if (component._presenceModes !== undefined) frame.presence = JSON.parse(component._presenceModes);
+    frame.client = component._clientId;
     // The component follows sequenced topics like a single client: its cursors resume them.
     frame.topics = Object.fromEntries(component._topics);
     component._phase = "joining";

@@ -139,6 +139,9 @@ export class Stream {
     /** @type {Map<string, PresenceCount>} */
     this._counts = new Map();
     this._nextRef = 1;
+    // This client's id, kept with its queue: with a message's ref it is the message's key on
+    // the server, the same for a message sent again to a new session.
+    this._clientId = newClientId();
     /** @type {Entry<C>[]} */
     this._queue = [];
     // The connect hook, and the frames it made for the current connection: they go before
@@ -669,6 +672,7 @@ export class Stream {
       this._lastSeq = Number.isSafeInteger(saved.lastSeq) ? saved.lastSeq : 0;
       this._topics = loadCursors(saved.topics);
       this._nextRef = Number.isSafeInteger(saved.nextRef) ? saved.nextRef : 1;
+      if (typeof saved.client === "string" && CLIENT_ID.test(saved.client)) this._clientId = saved.client;
       this._queue = Array.isArray(saved.queue)
         ? saved.queue.flatMap((/** @type {unknown} */ entry) => this._restore(entry))
         : [];
@@ -684,6 +688,7 @@ export class Stream {
       lastSeq: this._lastSeq,
       topics: Object.fromEntries(this._topics),
       nextRef: this._nextRef,
+      client: this._clientId,
       queue: this._queue.map((entry) => {
         if (!entry.packed) return { ref: entry.ref, payload: entry.payload };
         // JSON has no bytes: a MessagePack payload is kept as its encoding, whose `bin` values
@@ -795,4 +800,14 @@ export function afterFrame(client, step, conn) {
  */
 function answerError(code, reason) {
   return Object.assign(new Error(`omni: ${code}: ${reason}`), { code, reason });
+}
+
+/** What the server reads as a client id (`wire::connect::client_id`). */
+const CLIENT_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** A fresh client id: 128 random bits in hex. */
+function newClientId() {
+  const bytes = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }

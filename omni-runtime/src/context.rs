@@ -393,10 +393,12 @@ impl<P: Protocol> Context<P> {
         })
     }
 
+    #[cfg(feature = "server")]
     pub(crate) fn set_client(&mut self, client: Option<Arc<str>>) {
         self.client = client;
     }
 
+    #[cfg(feature = "server")]
     pub(crate) fn set_reference(&mut self, reference: Option<Ref>) {
         self.reference = reference;
     }

@@ -115,7 +115,13 @@ traceparent?: string,
  * What the component is shown of each topic's presence, as the connect URL's
  * `presence` parameter says for a connection; absent, every topic's whole list.
  */
-presence?: Record<string, "list" | "count" | "none">, } | { "type": "leave", 
+presence?: Record<string, "list" | "count" | "none">, 
+/**
+ * The client's id, as the connect URL's `client` parameter gives it for a
+ * connection: the key of each message the component sends stays the same in a new
+ * session.
+ */
+client?: string, } | { "type": "leave", 
 /**
  * The component's id.
  */
