@@ -326,6 +326,8 @@ pub struct Context<P: Protocol> {
     client: Option<Arc<str>>,
     /// The `ref` of the message being handled.
     reference: Option<Ref>,
+    /// The session was resumed from the session store: another process served it before.
+    moved: bool,
     effects: Vec<Effect<P>>,
     sender: Sender<P>,
     recorder: Option<Arc<Recorder<P>>>,
@@ -349,6 +351,7 @@ impl<P: Protocol> Context<P> {
             session,
             client: None,
             reference: None,
+            moved: false,
             effects: Vec::new(),
             sender,
             recorder: None,
@@ -391,6 +394,21 @@ impl<P: Protocol> Context<P> {
             client: self.client.clone()?,
             reference: self.reference?,
         })
+    }
+
+    /// Whether this session was resumed from a session store
+    /// ([`EndpointBuilder::session_store`](crate::server::EndpointBuilder::session_store)):
+    /// another server process served it before and this handler is new, though the client's
+    /// session is not (its sequence, and the messages it had handled, carried over). A
+    /// `connected` hook that sees it restores what the old handler held (its subscriptions,
+    /// its presence) without treating the client as new.
+    pub fn moved(&self) -> bool {
+        self.moved
+    }
+
+    #[cfg(feature = "server")]
+    pub(crate) fn set_moved(&mut self, moved: bool) {
+        self.moved = moved;
     }
 
     #[cfg(feature = "server")]

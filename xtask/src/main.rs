@@ -91,6 +91,8 @@ fn test(args: Vec<OsString>) -> ExitCode {
         "redis_metrics",
         "--test",
         "evolution",
+        "--test",
+        "session_store",
     ]);
     // The cluster tests start their own redis-server processes and make them a cluster with
     // redis-cli (Debian's redis-server brings it along).

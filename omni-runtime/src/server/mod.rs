@@ -72,4 +72,5 @@ pub use self::metrics::prometheus::Prometheus;
 pub use self::mux::{Mux, MuxBuilder};
 pub use self::origin::{Hosts, Origins, Refused};
 pub use self::serve::{Server, bind};
+pub use self::session::SessionStore;
 pub use self::shutdown::Shutdown;

@@ -30,6 +30,33 @@ impl TopicKeys {
     }
 }
 
+/// One session's names in Redis, for the session store: tagged by the session, so a cluster
+/// keeps them on one slot. The suffixes are none of a topic's, so no session key is ever a
+/// topic's, whatever the topic is called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SessionKeys {
+    /// Its claim, sequence number, client id and props (a hash).
+    pub(super) state: String,
+    /// The frames its log keeps (a list, oldest first).
+    pub(super) frames: String,
+    /// The client messages it handled (a list, newest first).
+    pub(super) refs: String,
+}
+
+impl SessionKeys {
+    pub(super) fn new(prefix: &str, session: crate::SessionId) -> Self {
+        let mut tag = String::with_capacity(prefix.len() + 44);
+        tag.push('{');
+        escape_into(&mut tag, prefix);
+        tag.push_str(&format!("session/{session}}}"));
+        Self {
+            state: format!("{tag}:session"),
+            frames: format!("{tag}:frames"),
+            refs: format!("{tag}:refs"),
+        }
+    }
+}
+
 /// The channel of what concerns every process (presence announcements, heartbeats). On a
 /// single Redis, the prefix itself: a topic's channel starts with `{` and an escaped prefix,
 /// so it can never be this one. On a cluster, sharded channels need a slot, so it is
@@ -96,6 +123,19 @@ mod tests {
             TopicKeys::new("omni:", "}").channel
         );
         assert_eq!(TopicKeys::new("omni:", "room").counter, "{omni:room}:seq");
+    }
+
+    #[test]
+    fn a_sessions_keys_share_a_tag_and_are_never_a_topics() {
+        let id = crate::SessionId::from_u128(7);
+        let keys = SessionKeys::new("omni:", id);
+        assert_eq!(hashed(&keys.state), hashed(&keys.frames));
+        assert_eq!(hashed(&keys.state), hashed(&keys.refs));
+        let topic = TopicKeys::new("omni:", &format!("session/{id}"));
+        let topic = [topic.counter, topic.stream, topic.channel];
+        for key in [&keys.state, &keys.frames, &keys.refs] {
+            assert!(!topic.contains(key), "{key}");
+        }
     }
 
     #[test]

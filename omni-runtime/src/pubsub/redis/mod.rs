@@ -9,6 +9,7 @@ mod keys;
 mod message;
 mod publisher;
 mod servers;
+mod sessions;
 mod sharded;
 mod subscriber;
 
@@ -26,6 +27,7 @@ use self::keys::node_channel;
 use self::message::{Announcement, AnnouncementKind, encode, node_name};
 use self::publisher::publisher;
 use self::servers::{Mode, Servers};
+use self::sessions::RedisSessions;
 use self::subscriber::subscriber;
 use super::backend::{Member, PresenceWatcher, PubSub, RedisReport, Replay, Report, TOPIC_LOG};
 use super::local::LocalPubSub;
@@ -38,6 +40,10 @@ use crate::{Seq, SessionId};
 /// How long a sequenced topic's counter and log stay in Redis after its last message, by
 /// default.
 pub const TOPIC_EXPIRY: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How long a session's state stays in Redis after its last change, by default (see
+/// [`RedisPubSub::with_session_expiry`]).
+pub const SESSION_EXPIRY: Duration = Duration::from_secs(60 * 60);
 
 /// How often a process says it is alive, by default.
 const HEARTBEAT: Duration = Duration::from_secs(3);
@@ -103,6 +109,7 @@ const PUBLISH_QUEUE: usize = 4096;
 /// ```
 pub struct RedisPubSub {
     inner: Arc<Inner>,
+    sessions: Arc<RedisSessions>,
 }
 
 /// How the connection to Redis is doing, from [`RedisPubSub::health`].
@@ -170,9 +177,36 @@ impl RedisPubSub {
                 inner.announce(&Announcement::changes(seq, changes));
             }
         });
+        let sessions = Arc::new(RedisSessions::new(
+            servers.clone(),
+            prefix,
+            millis(SESSION_EXPIRY),
+        ));
         tokio::spawn(start(Arc::downgrade(&inner), servers, changes, queue));
         tokio::spawn(heartbeat(Arc::downgrade(&inner)));
-        Ok(Self { inner })
+        Ok(Self { inner, sessions })
+    }
+
+    /// A session store in this Redis, for
+    /// [`EndpointBuilder::session_store`](crate::server::EndpointBuilder::session_store):
+    /// the sessions of every process that uses it can be resumed on any of them. A session's
+    /// keys are `{prefix session/ID}:session` (a hash: its claim, sequence number, client id
+    /// and props), `:frames` (the frames its log keeps) and `:refs` (the client messages it
+    /// handled, as many as it remembers), on one cluster slot. They go when the session ends,
+    /// and expire after [`with_session_expiry`](Self::with_session_expiry) without a change
+    /// (a session whose process died is never ended there). The store uses a connection of
+    /// its own, made on first use.
+    pub fn session_store(&self) -> crate::server::SessionStore {
+        crate::server::SessionStore::new(self.sessions.clone())
+    }
+
+    /// How long a session's state stays in Redis after its last change (default
+    /// [`SESSION_EXPIRY`], 1 h). A client resuming, on another process, a session idle for
+    /// longer is given a new one, with `reset`; on the process that has it, it resumes as
+    /// usual. Every process sharing the store should use the same.
+    pub fn with_session_expiry(self, idle: Duration) -> Self {
+        self.sessions.expiry.store(millis(idle), Ordering::Relaxed);
+        self
     }
 
     /// How often this process tells the others it is alive (default 3 s), and how long a

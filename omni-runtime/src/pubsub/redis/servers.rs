@@ -127,7 +127,9 @@ impl Servers {
     }
 }
 
-/// A command connection to a single Redis or to a cluster.
+/// A command connection to a single Redis or to a cluster. A clone shares it (commands from
+/// several tasks are pipelined on it).
+#[derive(Clone)]
 pub(super) enum Connection {
     Single(MultiplexedConnection),
     Cluster(ClusterConnection),

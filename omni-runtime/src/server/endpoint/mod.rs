@@ -20,7 +20,7 @@ use super::limits::Limits;
 use super::metrics::{Metrics, MetricsSnapshot};
 use super::origin::{Admission, Hosts, Origins};
 use super::query;
-use super::session::{Factory, Sessions};
+use super::session::{Factory, Saver, SessionStore, Sessions};
 use super::{http, sse, trace, ws};
 use crate::ServerFrame;
 use crate::presence::List;
@@ -50,6 +50,7 @@ pub struct EndpointBuilder<P, H> {
     factory: Factory<H>,
     limits: Limits,
     pubsub: Option<Arc<dyn PubSub>>,
+    sessions: Option<SessionStore>,
     admission: Admission,
     /// Messages derived from a topic's presence list, pushed when it changes.
     presence_messages: Vec<(String, PresenceWatcher)>,
@@ -71,6 +72,21 @@ where
     /// broadcasts. Default: a [`LocalPubSub`] of the endpoint's own.
     pub fn pubsub(mut self, pubsub: Arc<dyn PubSub>) -> Self {
         self.pubsub = Some(pubsub);
+        self
+    }
+
+    /// Keeps each session's resume state in `store` (see [`SessionStore`]), so that a client
+    /// whose server process died, or whose load balancer sends it to another process sharing
+    /// the store, resumes there exactly: no frame lost or doubled, its resent messages that
+    /// were handled answered, not handled again. The handler is made anew on the process
+    /// that resumes it, and its `connected` hook sees [`Context::moved`](crate::Context::moved).
+    ///
+    /// A sequenced frame or an `ack` reaches the client only once the store has it (one round
+    /// trip, shared by every session with something to save meanwhile). While the store cannot
+    /// be reached, frames go after a second's wait, unsaved, and a resume elsewhere across
+    /// them gets `reset`. Default: none, a session lives and dies with its process.
+    pub fn session_store(mut self, store: SessionStore) -> Self {
+        self.sessions = Some(store);
         self
     }
 
@@ -144,7 +160,8 @@ where
         for (topic, watcher) in self.presence_messages {
             pubsub.watch_presence(&topic, watcher);
         }
-        let shared = Arc::new(Shared::new(Metrics::of::<P>(), self.limits, pubsub));
+        let saver = self.sessions.map(Saver::start);
+        let shared = Arc::new(Shared::new(Metrics::of::<P>(), self.limits, pubsub, saver));
         Endpoint {
             sessions: Arc::new(Sessions::new(shared, self.factory)),
             admission: Arc::new(self.admission),
@@ -209,6 +226,7 @@ where
             factory: Box::new(factory),
             limits: Limits::default(),
             pubsub: None,
+            sessions: None,
             admission: Admission::default(),
             presence_messages: Vec::new(),
             protocol: std::marker::PhantomData,

@@ -10,6 +10,7 @@ use crate::pubsub::PubSub;
 use crate::server::conn::{Conn, ConnRx, connection};
 use crate::server::limits::Limits;
 use crate::server::metrics::Metrics;
+use crate::server::session::Saver;
 use crate::server::shutdown::tracker::Tracker;
 
 /// What an endpoint's sessions share.
@@ -18,6 +19,8 @@ pub(crate) struct Shared {
     /// The endpoint's open connections, which a graceful shutdown waits for.
     pub(crate) tracker: Arc<Tracker>,
     pub(crate) pubsub: Arc<dyn PubSub>,
+    /// Where sessions are saved for other processes to resume, if anywhere.
+    pub(crate) saver: Option<Saver>,
     pub(crate) metrics: Metrics,
     pub(crate) shutdown: watch::Sender<bool>,
     next_conn: AtomicU64,
@@ -25,11 +28,17 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// The shared state of an endpoint counting into `metrics`.
-    pub(crate) fn new(metrics: Metrics, limits: Limits, pubsub: Arc<dyn PubSub>) -> Self {
+    pub(crate) fn new(
+        metrics: Metrics,
+        limits: Limits,
+        pubsub: Arc<dyn PubSub>,
+        saver: Option<Saver>,
+    ) -> Self {
         Self {
             limits,
             tracker: Arc::default(),
             pubsub,
+            saver,
             metrics,
             shutdown: watch::channel(false).0,
             next_conn: AtomicU64::new(1),

@@ -127,6 +127,8 @@ pub(crate) struct Metrics {
     connections_closed: ByTransport<2>,
     pub(crate) sessions_created: AtomicU64,
     pub(crate) sessions_resumed: AtomicU64,
+    pub(crate) sessions_moved: AtomicU64,
+    pub(crate) session_saves_failed: AtomicU64,
     pub(crate) sessions_reset: AtomicU64,
     pub(crate) sessions_expired: AtomicU64,
     frames_in: ByTransport<5>,
@@ -184,6 +186,8 @@ impl Metrics {
             connections_closed: zeroed(),
             sessions_created: AtomicU64::new(0),
             sessions_resumed: AtomicU64::new(0),
+            sessions_moved: AtomicU64::new(0),
+            session_saves_failed: AtomicU64::new(0),
             sessions_reset: AtomicU64::new(0),
             sessions_expired: AtomicU64::new(0),
             frames_in: zeroed(),
@@ -274,6 +278,8 @@ impl Metrics {
             connections_closed: self.connections_closed.iter().flatten().map(get).sum(),
             sessions_created: get(&self.sessions_created),
             sessions_resumed: get(&self.sessions_resumed),
+            sessions_moved: get(&self.sessions_moved),
+            session_saves_failed: get(&self.session_saves_failed),
             sessions_reset: get(&self.sessions_reset),
             sessions_expired: get(&self.sessions_expired),
             frames_in: self.frames_in.iter().flatten().map(get).sum(),
@@ -302,6 +308,11 @@ pub struct MetricsSnapshot {
     pub sessions_created: u64,
     /// Resumes that found their session.
     pub sessions_resumed: u64,
+    /// Sessions resumed from the session store, which another process served before.
+    pub sessions_moved: u64,
+    /// Saves to the session store that failed or timed out: their frames went to the client
+    /// unsaved.
+    pub session_saves_failed: u64,
     /// Resumes answered with `reset`.
     pub sessions_reset: u64,
     /// Sessions dropped after their grace period.

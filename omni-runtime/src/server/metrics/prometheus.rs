@@ -433,6 +433,16 @@ impl Collector for Prometheus {
                 |m| load(&m.sessions_resumed),
             ),
             (
+                "omni_sessions_moved",
+                "Sessions resumed from the session store after another process served them",
+                |m| load(&m.sessions_moved),
+            ),
+            (
+                "omni_session_saves_failed",
+                "Saves to the session store that failed or timed out (their frames went unsaved)",
+                |m| load(&m.session_saves_failed),
+            ),
+            (
                 "omni_sessions_reset",
                 "Reset frames sent: a resume whose session or missed frames were gone, or a topic whose log no longer held them",
                 |m| load(&m.sessions_reset),

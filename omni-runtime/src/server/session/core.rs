@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use serde::Serialize;
 
+use super::gate::Gate;
 use super::log::{Log, Refs, Since};
+use super::store::{Claimed, Outcome, Save, Saving};
 pub(crate) use super::topics::TopicSync;
 use super::topics::Topics;
 use crate::context::{SessionGone, Sink};
@@ -54,6 +56,10 @@ struct Inner {
     /// refresh is queued that sends the whole list when the connection reaches it; their
     /// frames are not queued meanwhile.
     presence_stale: HashSet<String>,
+    /// With a session store: what waits for it to be saved.
+    gate: Option<Gate>,
+    /// Another process took the session over from the store: this one no longer serves it.
+    claimed_elsewhere: bool,
     /// Bumped on every attach, so a late expiry timer can tell it is stale.
     generation: u64,
     /// The client said it is leaving (a page's goodbye): the end of the connection attached
@@ -65,7 +71,15 @@ struct Inner {
 impl Inner {
     /// Queues `item` for the current connection without waiting: a full queue closes that
     /// connection as a slow consumer, so nobody else is held up by it.
-    fn deliver(&self, item: Item, metrics: &Metrics) {
+    /// With a session store, an item waits while a change before it is being saved.
+    fn deliver(&mut self, item: Item, metrics: &Metrics) {
+        let item = match &mut self.gate {
+            Some(gate) => match gate.hold(item) {
+                Some(item) => item,
+                None => return,
+            },
+            None => item,
+        };
         if let Some(conn) = &self.conn {
             conn.queue(item, metrics);
         }
@@ -91,8 +105,13 @@ impl Inner {
 }
 
 impl<P: Protocol> SessionCore<P> {
-    pub(crate) fn new(id: SessionId, shared: Arc<Shared>) -> Arc<Self> {
+    pub(crate) fn new(
+        id: SessionId,
+        shared: Arc<Shared>,
+        props: &Arc<serde_json::Value>,
+    ) -> Arc<Self> {
         let limits = &shared.limits;
+        let gate = shared.saver.as_ref().map(|_| Gate::new(1, props.clone()));
         let core = Arc::new_cyclic(|me| Self {
             id,
             me: me.clone(),
@@ -103,6 +122,8 @@ impl<P: Protocol> SessionCore<P> {
                 conn: None,
                 presence_shown: HashSet::new(),
                 presence_stale: HashSet::new(),
+                gate,
+                claimed_elsewhere: false,
                 generation: 0,
                 leaving: false,
                 ended: false,
@@ -112,6 +133,62 @@ impl<P: Protocol> SessionCore<P> {
         });
         shared.pubsub.register(id, core.clone());
         core
+    }
+
+    /// A session another process saved in the store, resumed here: its log and the messages
+    /// it handled are as the store had them, and its saves go under the new claim.
+    pub(crate) fn restore(id: SessionId, shared: Arc<Shared>, claimed: Claimed) -> Arc<Self> {
+        let props = Arc::new(claimed.props);
+        let core = Self::new(id, shared, &props);
+        {
+            let mut inner = core.lock();
+            inner.log.restore(claimed.last_seq, claimed.frames);
+            for reference in claimed.refs {
+                inner.refs.insert(reference);
+            }
+            let mut gate = Gate::new(claimed.epoch, props);
+            gate.client = claimed.client;
+            inner.gate = Some(gate);
+        }
+        core
+    }
+
+    /// The id the client gave itself, kept with the session in the store.
+    pub(crate) fn set_client(&self, client: Option<Arc<str>>) {
+        if let Some(gate) = &mut self.lock().gate {
+            gate.client = client;
+        }
+    }
+
+    /// Whether another process took the session over: it is not to be resumed here.
+    pub(crate) fn claimed_elsewhere(&self) -> bool {
+        self.lock().claimed_elsewhere
+    }
+
+    /// Records a change the store must have before the items after it go, and hands the
+    /// session to the saver if it is not queued there.
+    fn record(&self, inner: &mut Inner, change: impl FnOnce(&mut Gate) -> bool) {
+        if let Some(gate) = &mut inner.gate
+            && change(gate)
+        {
+            self.schedule();
+        }
+    }
+
+    fn schedule(&self) {
+        if let Some(saver) = &self.shared.saver {
+            let me: Weak<dyn Saving> = self.me.clone();
+            saver.schedule(me);
+        }
+    }
+
+    /// The session ends here: unless another process has it, it goes from the store too.
+    fn forget(&self, inner: &Inner) {
+        if let (Some(gate), Some(saver), false) =
+            (&inner.gate, &self.shared.saver, inner.claimed_elsewhere)
+        {
+            saver.forget(self.id, gate.epoch());
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -135,6 +212,9 @@ impl<P: Protocol> SessionCore<P> {
         // A refresh queued for the old connection goes with it; the new one is shown the
         // lists afresh (see `show_presence_again`).
         inner.presence_stale.clear();
+        if let Some(gate) = &mut inner.gate {
+            gate.drop_held();
+        }
         let codec = conn.codec;
         let displaced = inner.conn.replace(conn).is_some_and(|old| {
             old.displace();
@@ -150,11 +230,11 @@ impl<P: Protocol> SessionCore<P> {
                 codec,
                 id: None,
             };
-            self.deliver_encoded(&inner, &frame);
+            self.deliver_encoded(&mut inner, &frame);
         }
         let resumed = match after {
             None => Resumed::Exactly,
-            Some(after) => self.replay(&inner, after),
+            Some(after) => self.replay(&mut inner, after),
         };
         (resumed, displaced)
     }
@@ -166,10 +246,10 @@ impl<P: Protocol> SessionCore<P> {
 
     /// Sends `reset`: the client's state derives from frames this session cannot replay.
     pub(crate) fn reset(&self) {
-        self.send_reset(&self.lock());
+        self.send_reset(&mut self.lock());
     }
 
-    fn send_reset(&self, inner: &Inner) {
+    fn send_reset(&self, inner: &mut Inner) {
         let frame = ServerFrame::<()>::Reset {
             seq: inner.log.last_seq(),
             topic: None,
@@ -181,10 +261,10 @@ impl<P: Protocol> SessionCore<P> {
 
     /// Sends the logged frames after `after`, or `reset` if some of them are gone.
     pub(crate) fn replay_after(&self, after: Seq) -> Resumed {
-        self.replay(&self.lock(), after)
+        self.replay(&mut self.lock(), after)
     }
 
-    fn replay(&self, inner: &Inner, after: Seq) -> Resumed {
+    fn replay(&self, inner: &mut Inner, after: Seq) -> Resumed {
         match inner.log.since(after) {
             Since::Held(missed) => {
                 if !missed.is_empty() {
@@ -240,6 +320,7 @@ impl<P: Protocol> SessionCore<P> {
         }
         inner.ended = true;
         inner.release();
+        self.forget(&inner);
         drop(inner);
         self.shared.pubsub.unregister(self.id);
         self.shared.pubsub.untrack_all(self.id);
@@ -254,6 +335,7 @@ impl<P: Protocol> SessionCore<P> {
             conn.displace();
         }
         inner.release();
+        self.forget(&inner);
         drop(inner);
         self.shared.pubsub.unregister(self.id);
         self.shared.pubsub.untrack_all(self.id);
@@ -294,7 +376,7 @@ impl<P: Protocol> SessionCore<P> {
             reference,
             id: None,
         };
-        self.deliver_encoded(&self.lock(), &frame);
+        self.deliver_encoded(&mut self.lock(), &frame);
     }
 
     /// Queues a close of the current connection after what is already queued.
@@ -316,7 +398,7 @@ impl<P: Protocol> SessionCore<P> {
             topic: Some(topic.to_owned()),
             id: None,
         };
-        self.deliver_encoded(&self.lock(), &frame);
+        self.deliver_encoded(&mut self.lock(), &frame);
         Metrics::bump(&self.metrics().sessions_reset);
     }
 
@@ -430,6 +512,7 @@ impl<P: Protocol> SessionCore<P> {
         if let Some(reference) = ack {
             let inner = held.get_or_insert_with(|| self.lock());
             inner.refs.insert(reference);
+            self.record(inner, |gate| gate.handled(reference));
             let ack = match inner.conn.as_ref().map(|conn| conn.codec) {
                 Some(Codec::MsgPack) => Outgoing::ack_packed(reference),
                 _ => Outgoing::ack(reference),
@@ -462,6 +545,7 @@ impl<P: Protocol> SessionCore<P> {
             }
         };
         inner.log.push(out.clone());
+        self.record(inner, |gate| gate.frame(&out));
         inner.deliver(Item::Frame(out, None), self.metrics());
     }
 
@@ -505,7 +589,7 @@ impl<P: Protocol> SessionCore<P> {
         }
     }
 
-    fn deliver_encoded<S: Serialize>(&self, inner: &Inner, frame: &ServerFrame<S>) {
+    fn deliver_encoded<S: Serialize>(&self, inner: &mut Inner, frame: &ServerFrame<S>) {
         if let Some(out) = self.encode(frame) {
             inner.deliver(Item::Frame(out, None), self.metrics());
         }
@@ -565,6 +649,56 @@ impl<P: Protocol> Member for SessionCore<P> {
         let mut inner = self.lock();
         if let Some(out) = inner.topics.deliver(topic, frame) {
             inner.deliver(Item::Frame(out, None), self.metrics());
+        }
+    }
+}
+
+impl<P: Protocol> Saving for SessionCore<P> {
+    fn unsaved(&self) -> Option<Save> {
+        let mut inner = self.lock();
+        let keep = inner.log.len();
+        let gate = inner.gate.as_mut()?;
+        let unsaved = gate.take()?;
+        Some(Save {
+            id: self.id,
+            unsaved,
+            keep,
+            remembered: self.shared.limits.remembered_refs,
+            client: gate.client.clone(),
+            props: gate.props.clone(),
+        })
+    }
+
+    fn saved(&self, upto: u64, outcome: Outcome) {
+        let mut inner = self.lock();
+        let metrics = self.metrics();
+        match outcome {
+            Outcome::Saved => {}
+            Outcome::Failed => Metrics::bump(&metrics.session_saves_failed),
+            Outcome::Claimed => {
+                // What it held was never saved, and the client resumed elsewhere from what
+                // was: it goes, and so does this connection (the client has left it).
+                tracing::debug!(session = %self.id, "session claimed by another process");
+                inner.gate = None;
+                inner.claimed_elsewhere = true;
+                if let Some(conn) = &inner.conn {
+                    conn.queue(Item::Close(Stop::REPLACED), metrics);
+                }
+                return;
+            }
+        }
+        let Some(gate) = &mut inner.gate else {
+            return;
+        };
+        let (ready, more) = gate.saved(upto);
+        if let Some(conn) = &inner.conn {
+            for item in ready {
+                conn.queue(item, metrics);
+            }
+        }
+        drop(inner);
+        if more {
+            self.schedule();
         }
     }
 }

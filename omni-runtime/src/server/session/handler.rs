@@ -71,7 +71,13 @@ impl<P: Protocol, H> Session<P, H> {
 
     /// The id the session's client gave itself, which keys its messages from now on.
     pub(crate) async fn set_client(&self, client: Option<Arc<str>>) {
+        self.core.set_client(client.clone());
         self.state.lock().await.cx.set_client(client);
+    }
+
+    /// Marks the session as resumed from the store (its handler sees [`Context::moved`]).
+    pub(crate) async fn set_moved(&self) {
+        self.state.lock().await.cx.set_moved(true);
     }
 
     /// The extensions its handler sees now.

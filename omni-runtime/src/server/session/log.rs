@@ -69,6 +69,22 @@ impl Log {
         }
     }
 
+    /// The frames it keeps.
+    pub(crate) fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// Takes over a log saved elsewhere: numbered up to `last_seq`, keeping `frames`, the
+    /// last of which is `last_seq` (and within this log's bounds, which trim it as usual).
+    pub(crate) fn restore(&mut self, last_seq: Seq, frames: Vec<Outgoing>) {
+        self.clear();
+        self.last_seq = last_seq.saturating_sub(frames.len() as Seq);
+        for frame in frames {
+            self.push(frame);
+        }
+        self.last_seq = last_seq;
+    }
+
     /// The frames after `after`, if the log still holds every one of them.
     pub(crate) fn since(&self, after: Seq) -> Since {
         if after == self.last_seq {

@@ -6,10 +6,12 @@
 
 mod attached;
 mod core;
+mod gate;
 mod handler;
 mod hello;
 mod log;
 mod registry;
+pub(crate) mod store;
 mod topics;
 
 #[cfg(test)]
@@ -18,3 +20,5 @@ mod pairing;
 pub(crate) use self::attached::Attached;
 pub(crate) use self::handler::Factory;
 pub(crate) use self::registry::Sessions;
+pub(crate) use self::store::Saver;
+pub use self::store::SessionStore;

@@ -58,14 +58,46 @@ where
         props: serde_json::Value,
     ) -> Arc<Session<P, H>> {
         let id = SessionId::from_u128(rand::random());
-        let core = SessionCore::<P>::new(id, self.shared.clone());
+        let props = Arc::new(props);
+        let core = SessionCore::<P>::new(id, self.shared.clone(), &props);
+        Metrics::bump(&self.shared.metrics.sessions_created);
+        self.register(core, extensions, &props)
+    }
+
+    fn register(
+        &self,
+        core: Arc<SessionCore<P>>,
+        extensions: axum::http::Extensions,
+        props: &serde_json::Value,
+    ) -> Arc<Session<P, H>> {
+        let id = core.id;
         let sender = Sender::new(core.clone());
         let mut cx = Context::with_sender(id, sender);
         cx.set_extensions(extensions);
-        let session = Arc::new(Session::new(core, cx, props, self.factory.clone()));
+        let session = Arc::new(Session::new(core, cx, props.clone(), self.factory.clone()));
         self.sessions().insert(id, session.clone());
-        Metrics::bump(&self.shared.metrics.sessions_created);
         session
+    }
+
+    /// Session `id`, held here, or else taken over from the session store (another process
+    /// served it: the second value is then `true`, and its handler is new).
+    async fn find(&self, id: SessionId) -> Option<(Arc<Session<P, H>>, bool)> {
+        if let Some(session) = self.get(id) {
+            if !session.core.claimed_elsewhere() {
+                return Some((session, false));
+            }
+            // It moved on and came back: what this process held is stale.
+            self.sessions().remove(&id);
+            session.core.end();
+        }
+        let claimed = self.shared.saver.as_ref()?.claim(id).await?;
+        let (props, client) = (claimed.props.clone(), claimed.client.clone());
+        let core = SessionCore::restore(id, self.shared.clone(), claimed);
+        let session = self.register(core, axum::http::Extensions::new(), &props);
+        session.set_moved().await;
+        session.set_client(client).await;
+        tracing::debug!(session = %id, "session taken over from the store");
+        Some((session, true))
     }
 
     /// Opens a connection onto a session: the one `resume` names if it is still held
@@ -82,9 +114,9 @@ where
         let live = conn.live;
         let client = conn.client.clone();
         if let Some((id, after)) = resume
-            && let Some(session) = self.get(id)
+            && let Some((session, moved)) = self.find(id).await
         {
-            self.resume_onto(&session, conn, after, extensions, topics)
+            self.resume_onto(&session, conn, after, extensions, topics, moved)
                 .await;
             return session;
         }
@@ -111,6 +143,7 @@ where
         after: Seq,
         extensions: axum::http::Extensions,
         topics: Option<Cursors>,
+        moved: bool,
     ) {
         let live = conn.live;
         session.set_extensions(extensions).await;
@@ -118,12 +151,15 @@ where
             session.set_client(conn.client.clone()).await;
         }
         let (resumed, displaced) = session.core.attach(conn, Some(after), true);
-        session.follow(topics, true).await;
+        // A session taken over has no subscriptions yet: its `connected` hook makes them
+        // again, and the cursors wait for it.
+        session.follow(topics, !moved).await;
         if displaced {
             // The client came back before its old connection was noticed gone.
             session.disconnect().await;
         }
         match resumed {
+            Resumed::Exactly if moved => Metrics::bump(&self.shared.metrics.sessions_moved),
             Resumed::Exactly => Metrics::bump(&self.shared.metrics.sessions_resumed),
             Resumed::Reset => session.restart().await,
         }
@@ -145,7 +181,7 @@ where
         after: Seq,
         topics: Option<Cursors>,
     ) -> Option<Arc<Session<P, H>>> {
-        let Some(target) = self.get(target) else {
+        let Some((target, moved)) = self.find(target).await else {
             // Nothing to resume: the client keeps this session, and drops what it derived
             // from the old one (its topics may still resume).
             session.core.reset();
@@ -159,7 +195,7 @@ where
         self.sessions().remove(&session.id());
         session.core.end();
         let extensions = session.extensions().await;
-        self.resume_onto(&target, conn, after, extensions, topics)
+        self.resume_onto(&target, conn, after, extensions, topics, moved)
             .await;
         Some(target)
     }
@@ -186,7 +222,7 @@ where
         } else {
             self.shared.limits.grace
         };
-        self.expire_after(session.id(), generation, wait);
+        self.expire_after(session, generation, wait);
     }
 
     /// The client of session `id` says it is leaving (a page's goodbye): the session ends the
@@ -196,7 +232,7 @@ where
             return;
         };
         if let Some(generation) = session.core.goodbye() {
-            self.expire_after(id, generation, self.linger());
+            self.expire_after(&session, generation, self.linger());
         }
     }
 
@@ -206,13 +242,19 @@ where
         limits.linger.min(limits.grace)
     }
 
-    /// Ends session `id` after `wait`, unless a connection attached since `generation`.
-    fn expire_after(self: &Arc<Self>, id: SessionId, generation: u64, wait: Duration) {
+    /// Ends `session` after `wait`, unless a connection attached since `generation`.
+    fn expire_after(
+        self: &Arc<Self>,
+        session: &Arc<Session<P, H>>,
+        generation: u64,
+        wait: Duration,
+    ) {
         let hub = Arc::downgrade(self);
+        let session = Arc::downgrade(session);
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
-            if let Some(hub) = hub.upgrade() {
-                hub.expire(id, generation);
+            if let (Some(hub), Some(session)) = (hub.upgrade(), session.upgrade()) {
+                hub.expire(&session, generation);
             }
         });
     }
@@ -228,11 +270,16 @@ where
         session.core.end();
     }
 
-    fn expire(&self, id: SessionId, generation: u64) {
+    fn expire(&self, session: &Arc<Session<P, H>>, generation: u64) {
+        let id = session.id();
         let mut sessions = self.sessions();
-        let Some(session) = sessions.get(&id) else {
+        // The one registered under its id may be another by now (taken over from the store).
+        if !sessions
+            .get(&id)
+            .is_some_and(|held| Arc::ptr_eq(held, session))
+        {
             return;
-        };
+        }
         if session.core.expire(generation) {
             sessions.remove(&id);
             Metrics::bump(&self.shared.metrics.sessions_expired);

@@ -1,0 +1,176 @@
+//! Sessions kept in Redis outlive their server process: a client resumes on another process
+//! sharing the store, exactly, and the process it left can no longer send it anything.
+//! Ignored by a plain `cargo test`; `cargo xtask test` starts a redis-server and runs them.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{Client, PATIENCE, serve};
+use omni::pubsub::RedisPubSub;
+use omni::server::Endpoint;
+use omni::{Context, HandlerResult, ServerFrame, SessionId};
+
+#[omni::protocol]
+#[derive(Debug, Clone, PartialEq)]
+enum Tally {
+    #[client]
+    Add(u32),
+    #[server]
+    Total(u64),
+    /// Sent by `connected`: whether the session came from the store.
+    #[server]
+    Hello(bool),
+}
+
+/// Counts what it handles in `handled`, shared by every handler of a node.
+struct Counter {
+    handled: Arc<AtomicUsize>,
+    total: u64,
+}
+
+impl TallyHandler for Counter {
+    async fn connected(&mut self, cx: &mut Context<Tally>) -> HandlerResult {
+        cx.push(TallyFromServer::Hello(cx.moved()));
+        Ok(())
+    }
+
+    async fn add(&mut self, cx: &mut Context<Tally>, n: u32) -> HandlerResult {
+        self.handled.fetch_add(1, Ordering::SeqCst);
+        self.total += u64::from(n);
+        cx.send(TallyFromServer::Total(self.total));
+        Ok(())
+    }
+}
+
+fn redis_url() -> String {
+    std::env::var("OMNI_REDIS_URL")
+        .expect("OMNI_REDIS_URL names a redis-server: run these tests with `cargo xtask test`")
+}
+
+/// A server process stand-in: its own endpoint and Redis backend, sharing sessions through
+/// the store under `prefix`.
+async fn node(prefix: &str) -> (SocketAddr, Arc<AtomicUsize>) {
+    let redis = RedisPubSub::with_prefix(&redis_url(), prefix).unwrap();
+    assert!(redis.ready(PATIENCE).await, "redis up");
+    let store = redis.session_store();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let counted = handled.clone();
+    let endpoint = Endpoint::<Tally, _>::builder(move || Counter {
+        handled: counted.clone(),
+        total: 0,
+    })
+    .pubsub(Arc::new(redis))
+    .session_store(store)
+    .build();
+    (serve(endpoint.router()).await, handled)
+}
+
+type Frame = ServerFrame<TallyFromServer>;
+
+/// Reads frames until `n` sequenced messages and the acks of `refs` came; returns the
+/// messages' numbers and totals.
+async fn replies(client: &mut Client, n: usize, refs: &[u64]) -> Vec<(u64, u64)> {
+    let mut got = Vec::new();
+    let mut acked = Vec::new();
+    while got.len() < n || acked.len() < refs.len() {
+        match client.next::<TallyFromServer>().await {
+            Frame::Msg {
+                seq,
+                payload: TallyFromServer::Total(total),
+                ..
+            } => got.push((seq, total)),
+            Frame::Ack { reference, .. } => acked.push(reference),
+            Frame::Push { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(acked, refs);
+    got
+}
+
+async fn welcome(client: &mut Client) -> (SessionId, u64, bool) {
+    match client.next::<TallyFromServer>().await {
+        Frame::Welcome {
+            session,
+            seq,
+            resumed,
+            ..
+        } => (session, seq, resumed),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+async fn hello(client: &mut Client) -> bool {
+    match client.next::<TallyFromServer>().await {
+        Frame::Push {
+            payload: TallyFromServer::Hello(moved),
+            ..
+        } => moved,
+        other => panic!("expected the connected hook's push, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a redis-server: run with `cargo xtask test`"]
+async fn a_session_resumes_exactly_on_another_process_and_leaves_the_first() {
+    let prefix = format!("store-{}:", rand_suffix());
+    let (first, first_handled) = node(&prefix).await;
+    let (second, second_handled) = node(&prefix).await;
+
+    let mut old = Client::connect(first, "/ws").await;
+    let (session, seq, resumed) = welcome(&mut old).await;
+    assert_eq!((seq, resumed), (0, false));
+    assert!(!hello(&mut old).await, "a new session did not move");
+    for r in 1..=5 {
+        old.msg(TallyFromClient::Add(r as u32), r).await;
+    }
+    let got = replies(&mut old, 5, &[1, 2, 3, 4, 5]).await;
+    assert_eq!(got.last(), Some(&(5, 15)));
+
+    // The client comes back on the second process, having read up to 3.
+    let mut new = Client::connect(second, &format!("/ws?session={session}&after=3")).await;
+    assert_eq!(
+        welcome(&mut new).await,
+        (session, 5, true),
+        "resumed, not reset"
+    );
+    let mut seqs = Vec::new();
+    let mut moved = None;
+    while seqs.len() < 2 || moved.is_none() {
+        match new.next::<TallyFromServer>().await {
+            Frame::Msg { seq, .. } => seqs.push(seq),
+            Frame::Push {
+                payload: TallyFromServer::Hello(m),
+                ..
+            } => moved = Some(m),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seqs, vec![4, 5], "exactly what it missed");
+    assert_eq!(moved, Some(true), "the new handler knows the session moved");
+
+    // A message it had sent and that was handled is answered, not handled again.
+    new.msg(TallyFromClient::Add(5), 5).await;
+    assert_eq!(replies(&mut new, 0, &[5]).await, vec![]);
+    assert_eq!(second_handled.load(Ordering::SeqCst), 0);
+    // A new one is handled there, and numbered after the last.
+    new.msg(TallyFromClient::Add(100), 6).await;
+    assert_eq!(replies(&mut new, 1, &[6]).await, vec![(6, 100)]);
+    assert_eq!(second_handled.load(Ordering::SeqCst), 1);
+
+    // The first process still has its connection; what it handles now is never sent on it:
+    // its save is refused, and the connection is closed as resumed elsewhere.
+    old.msg(TallyFromClient::Add(1), 7).await;
+    assert_eq!(old.close_code().await, Some(4000));
+    assert_eq!(first_handled.load(Ordering::SeqCst), 6);
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
