@@ -5,10 +5,10 @@ mod common;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::own_redis::OwnRedis;
 use common::{Client, PATIENCE, serve, until};
 use omni::pubsub::{PubSub, RedisPubSub};
 use omni::server::Endpoint;
@@ -178,82 +178,10 @@ async fn broadcast_from_excludes_the_sender_on_every_node() {
     assert!(sender.quiet_for(Duration::from_millis(300)).await);
 }
 
-/// A redis-server of this test's own, to stop and start again.
-struct OwnRedis {
-    child: Option<Child>,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl OwnRedis {
-    /// A redis-server on a free port with an empty directory, and its URL.
-    fn fresh() -> (Self, String) {
-        let _ = redis_url();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!("omni-redis-test-{port}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        (Self::start(port, dir), format!("redis://127.0.0.1:{port}/"))
-    }
-
-    /// Starts it again, with its data lost (no persistence).
-    fn restart(&mut self) {
-        self.stop();
-        *self = Self::start(self.port, std::mem::take(&mut self.dir));
-    }
-
-    fn start(port: u16, dir: std::path::PathBuf) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no", "--dir"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (cargo xtask test installs it)");
-        let deadline = std::time::Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server on port {port}: not listening within {PATIENCE:?}"
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        Self {
-            child: Some(child),
-            port,
-            dir,
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[tokio::test]
 #[ignore = "needs a redis-server: run `cargo xtask test`"]
 async fn a_redis_restart_is_survived_and_reported() {
+    let _ = redis_url();
     let (mut redis, url) = OwnRedis::fresh();
     let prefix = prefix();
     let (a, pubsub_a) = node(&url, &prefix).await;
@@ -632,6 +560,7 @@ mod topics {
     #[tokio::test]
     #[ignore = "needs a redis-server: run `cargo xtask test`"]
     async fn topic_messages_published_while_redis_is_down_arrive_after_it_returns() {
+        let _ = redis_url();
         let (mut redis, url) = OwnRedis::fresh();
         let prefix = prefix();
         let posts = Posts::default();

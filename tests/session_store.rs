@@ -7,7 +7,9 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
+use common::own_redis::OwnRedis;
 use common::{Client, PATIENCE, serve};
 use omni::pubsub::RedisPubSub;
 use omni::server::Endpoint;
@@ -53,7 +55,15 @@ fn redis_url() -> String {
 /// A server process stand-in: its own endpoint and Redis backend, sharing sessions through
 /// the store under `prefix`.
 async fn node(prefix: &str) -> (SocketAddr, Arc<AtomicUsize>) {
-    let redis = RedisPubSub::with_prefix(&redis_url(), prefix).unwrap();
+    let (addr, handled, _) = node_on(&redis_url(), prefix).await;
+    (addr, handled)
+}
+
+async fn node_on(
+    url: &str,
+    prefix: &str,
+) -> (SocketAddr, Arc<AtomicUsize>, Endpoint<Tally, Counter>) {
+    let redis = RedisPubSub::with_prefix(url, prefix).unwrap();
     assert!(redis.ready(PATIENCE).await, "redis up");
     let store = redis.session_store();
     let handled = Arc::new(AtomicUsize::new(0));
@@ -65,7 +75,32 @@ async fn node(prefix: &str) -> (SocketAddr, Arc<AtomicUsize>) {
     .pubsub(Arc::new(redis))
     .session_store(store)
     .build();
-    (serve(endpoint.router()).await, handled)
+    (serve(endpoint.router()).await, handled, endpoint)
+}
+
+/// Runs one command on the Redis at `url`.
+async fn command(url: &str, words: &[&str]) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut cmd = redis::cmd(words[0]);
+    for word in &words[1..] {
+        cmd.arg(*word);
+    }
+    let _: redis::Value = cmd.query_async(&mut conn).await.unwrap();
+}
+
+/// Opens a session on `addr` and has `n` messages handled there; returns the session and
+/// the connection.
+async fn session_with(addr: SocketAddr, n: u64) -> (SessionId, Client) {
+    let mut client = Client::connect(addr, "/ws").await;
+    let (session, _, _) = welcome(&mut client).await;
+    hello(&mut client).await;
+    for r in 1..=n {
+        client.msg(TallyFromClient::Add(1), r).await;
+    }
+    let refs: Vec<u64> = (1..=n).collect();
+    replies(&mut client, n as usize, &refs).await;
+    (session, client)
 }
 
 type Frame = ServerFrame<TallyFromServer>;
@@ -173,4 +208,73 @@ fn rand_suffix() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64
+}
+
+#[tokio::test]
+#[ignore = "needs a redis-server: run with `cargo xtask test`"]
+async fn a_client_back_on_the_process_it_left_resumes_what_the_other_one_sent() {
+    let prefix = format!("store-back-{}:", rand_suffix());
+    let (first, _) = node(&prefix).await;
+    let (second, _) = node(&prefix).await;
+    let (session, old) = session_with(first, 2).await;
+    drop(old);
+
+    let mut there = Client::connect(second, &format!("/ws?session={session}&after=2")).await;
+    assert_eq!(welcome(&mut there).await, (session, 2, true));
+    assert!(hello(&mut there).await);
+    there.msg(TallyFromClient::Add(10), 3).await;
+    assert_eq!(replies(&mut there, 1, &[3]).await, vec![(3, 10)]);
+    drop(there);
+
+    // The first process still holds its own copy, which stopped at 2: it is stale, and the
+    // session is taken back from the store instead.
+    let mut back = Client::connect(first, &format!("/ws?session={session}&after=3")).await;
+    assert_eq!(
+        welcome(&mut back).await,
+        (session, 3, true),
+        "resumed where the second process left it, not reset"
+    );
+    assert!(hello(&mut back).await, "moved again");
+    back.msg(TallyFromClient::Add(1), 3).await;
+    assert_eq!(
+        replies(&mut back, 0, &[3]).await,
+        vec![],
+        "the message handled on the second process is known here"
+    );
+    back.msg(TallyFromClient::Add(5), 4).await;
+    assert_eq!(replies(&mut back, 1, &[4]).await, vec![(4, 5)]);
+}
+
+#[tokio::test]
+#[ignore = "needs a redis-server: run with `cargo xtask test`"]
+async fn a_reply_waits_for_its_save_and_a_store_that_does_not_answer_delays_it_half_a_second() {
+    // Its own Redis: a pause of the shared one would hold up the other tests.
+    let _ = redis_url();
+    let (_redis, url) = OwnRedis::fresh();
+    let (addr, _, endpoint) = node_on(&url, "store-pause:").await;
+    let (_, mut client) = session_with(addr, 1).await;
+
+    // Redis takes no writes for a while: the reply is handled but not sent until it is saved.
+    command(&url, &["CLIENT", "PAUSE", "300", "WRITE"]).await;
+    client.msg(TallyFromClient::Add(1), 2).await;
+    assert!(
+        client.quiet_for(Duration::from_millis(150)).await,
+        "nothing reaches the client before its save"
+    );
+    assert_eq!(replies(&mut client, 1, &[2]).await, vec![(2, 2)]);
+    assert_eq!(endpoint.metrics().session_saves_failed, 0);
+
+    // Longer than the save timeout: the reply goes unsaved after half a second, and is
+    // counted.
+    command(&url, &["CLIENT", "PAUSE", "3000", "WRITE"]).await;
+    let sent = std::time::Instant::now();
+    client.msg(TallyFromClient::Add(1), 3).await;
+    assert_eq!(replies(&mut client, 1, &[3]).await, vec![(3, 3)]);
+    let waited = sent.elapsed();
+    assert!(
+        waited >= Duration::from_millis(450) && waited < Duration::from_millis(2500),
+        "{waited:?}"
+    );
+    assert_eq!(endpoint.metrics().session_saves_failed, 1);
+    command(&url, &["CLIENT", "UNPAUSE"]).await;
 }

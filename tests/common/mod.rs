@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod echo;
 pub mod feed;
+pub mod own_redis;
 pub mod proxy;
 pub mod relay;
 pub mod stuck;

@@ -197,6 +197,25 @@ impl Store for RedisSessions {
         })
     }
 
+    fn epoch(&self, id: SessionId) -> BoxFuture<'_, Result<Option<u64>, ()>> {
+        Box::pin(async move {
+            let mut connection = self.connection().await.map_err(drop)?;
+            let keys = SessionKeys::new(&self.prefix, id);
+            let epoch: Result<Option<u64>, _> = redis::cmd("HGET")
+                .arg(&keys.state)
+                .arg("epoch")
+                .query_async(&mut connection)
+                .await;
+            match epoch {
+                Ok(epoch) => Ok(epoch),
+                Err(err) => {
+                    self.failed(&err).await;
+                    Err(())
+                }
+            }
+        })
+    }
+
     fn forget(&self, id: SessionId, epoch: u64) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let Ok(mut connection) = self.connection().await else {

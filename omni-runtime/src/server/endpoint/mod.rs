@@ -83,7 +83,7 @@ where
     ///
     /// A sequenced frame or an `ack` reaches the client only once the store has it (one round
     /// trip, shared by every session with something to save meanwhile). While the store cannot
-    /// be reached, frames go after a second's wait, unsaved, and a resume elsewhere across
+    /// be reached, frames go after half a second's wait, unsaved, and a resume elsewhere across
     /// them gets `reset`. Default: none, a session lives and dies with its process.
     pub fn session_store(mut self, store: SessionStore) -> Self {
         self.sessions = Some(store);

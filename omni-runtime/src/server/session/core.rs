@@ -165,6 +165,11 @@ impl<P: Protocol> SessionCore<P> {
         self.lock().claimed_elsewhere
     }
 
+    /// The claim this process holds the session under, with a store.
+    pub(crate) fn epoch(&self) -> Option<u64> {
+        self.lock().gate.as_ref().map(Gate::epoch)
+    }
+
     /// Records a change the store must have before the items after it go, and hands the
     /// session to the saver if it is not queued there.
     fn record(&self, inner: &mut Inner, change: impl FnOnce(&mut Gate) -> bool) {

@@ -227,4 +227,118 @@ mod tests {
         let (ready, _) = gate.saved(save.upto);
         assert!(ready.is_empty());
     }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Frame,
+        Handled,
+        Hold,
+        /// The saver takes a batch (if none is in flight) or finishes the one in flight.
+        Save,
+        Reconnect,
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            1 => Just(Step::Frame),
+            1 => Just(Step::Handled),
+            3 => Just(Step::Hold),
+            2 => Just(Step::Save),
+            1 => Just(Step::Reconnect),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the interleaving: items go in the order they came, none before every
+        /// change recorded ahead of it is saved, none twice; the session is queued with the
+        /// saver exactly when it has unsaved changes; and once all is saved, nothing waits.
+        #[test]
+        fn items_wait_for_what_came_before_them_and_no_longer(steps in proptest::collection::vec(step(), 1..80)) {
+            let mut gate = Gate::new(1, Arc::default());
+            let (mut made, mut saved, mut queued) = (0u64, 0u64, false);
+            let mut next_seq = 1;
+            let mut in_flight: Option<u64> = None;
+            // Each held item: its number and the changes made before it.
+            let mut waiting: VecDeque<(Seq, u64)> = VecDeque::new();
+            let mut last_out = 0;
+            let mut out = |seq: Seq, needs: u64, saved: u64| {
+                assert!(seq > last_out, "in order, once");
+                assert!(needs <= saved, "item {seq} went before its changes were saved");
+                last_out = seq;
+            };
+            let mut item_no = 0;
+            for step in steps {
+                match step {
+                    Step::Frame | Step::Handled => {
+                        let fresh = match step {
+                            Step::Frame => {
+                                next_seq += 1;
+                                gate.frame(&frame(next_seq - 1))
+                            }
+                            _ => gate.handled(made),
+                        };
+                        made += 1;
+                        assert_eq!(fresh, !queued, "queued once");
+                        queued = true;
+                    }
+                    Step::Hold => {
+                        item_no += 1;
+                        match gate.hold(item(item_no)) {
+                            Some(_) => {
+                                assert!(waiting.is_empty());
+                                out(item_no, made, saved);
+                            }
+                            None => waiting.push_back((item_no, made)),
+                        }
+                    }
+                    Step::Save => match in_flight.take() {
+                        None => {
+                            if let Some(save) = gate.take() {
+                                assert_eq!(save.upto, made);
+                                in_flight = Some(save.upto);
+                            } else {
+                                assert_eq!(made, saved);
+                            }
+                        }
+                        Some(upto) => {
+                            saved = upto;
+                            let (ready, more) = gate.saved(upto);
+                            for item in &ready {
+                                let Item::Frame(frame, _) = item else { unreachable!() };
+                                let (no, needs) = waiting.pop_front().expect("held");
+                                assert_eq!(frame.seq(), Some(no));
+                                out(no, needs, saved);
+                            }
+                            assert_eq!(more, made > saved);
+                            queued = more;
+                            if let Some(&(_, needs)) = waiting.front() {
+                                assert!(needs > saved, "an item that could go was kept");
+                            }
+                        }
+                    },
+                    Step::Reconnect => {
+                        gate.drop_held();
+                        waiting.clear();
+                    }
+                }
+            }
+            // The saver runs until nothing is left: everything still held goes.
+            if let Some(upto) = in_flight.take() {
+                let (ready, _) = gate.saved(upto);
+                for _ in &ready {
+                    waiting.pop_front();
+                }
+            }
+            if let Some(save) = gate.take() {
+                let (ready, more) = gate.saved(save.upto);
+                assert!(!more);
+                for _ in &ready {
+                    waiting.pop_front();
+                }
+            }
+            let (ready, _) = gate.saved(made);
+            assert_eq!(ready.len(), waiting.len(), "nothing waits once all is saved");
+        }
+    }
 }

@@ -83,7 +83,12 @@ where
     /// served it: the second value is then `true`, and its handler is new).
     async fn find(&self, id: SessionId) -> Option<(Arc<Session<P, H>>, bool)> {
         if let Some(session) = self.get(id) {
-            if !session.core.claimed_elsewhere() {
+            let current = !session.core.claimed_elsewhere()
+                && match (&self.shared.saver, session.core.epoch()) {
+                    (Some(saver), Some(epoch)) => saver.still_held(id, epoch).await,
+                    _ => true,
+                };
+            if current {
                 return Some((session, false));
             }
             // It moved on and came back: what this process held is stale.

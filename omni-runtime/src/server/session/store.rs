@@ -19,8 +19,9 @@ use crate::server::encoded::Outgoing;
 use crate::{Ref, Seq, SessionId};
 
 /// How long one round of saves may take before the sessions waiting on it let their frames
-/// go unsaved: a store that stalls slows clients by this much, then no more.
-const SAVE_TIMEOUT: Duration = Duration::from_secs(1);
+/// go unsaved: a store that stalls slows clients by this much, then no more. (Redis's own
+/// client gives up on an answer after as long.)
+const SAVE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How long a claim may take before the client is treated as unknown (and reset).
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(2);
@@ -102,6 +103,9 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// more, and returns its state; `None` when the store does not have it.
     fn claim(&self, id: SessionId) -> BoxFuture<'_, Option<Claimed>>;
 
+    /// The claim session `id` is held under now; `None` when the store does not have it.
+    fn epoch(&self, id: SessionId) -> BoxFuture<'_, Result<Option<u64>, ()>>;
+
     /// The session ended: its state goes, unless another process claimed it since `epoch`.
     fn forget(&self, id: SessionId, epoch: u64) -> BoxFuture<'_, ()>;
 }
@@ -182,6 +186,16 @@ impl Saver {
                 tracing::warn!(session = %id, "the session store did not answer a claim in time");
                 None
             }
+        }
+    }
+
+    /// Whether this process still holds session `id` under claim `epoch`: nobody took it over
+    /// since (a client that went to another process and came back finds a stale copy here).
+    /// When the store cannot tell, the copy here is taken to be current.
+    pub(crate) async fn still_held(&self, id: SessionId, epoch: u64) -> bool {
+        match tokio::time::timeout(CLAIM_TIMEOUT, self.store.epoch(id)).await {
+            Ok(Ok(Some(held))) => held == epoch,
+            Ok(Ok(None) | Err(())) | Err(_) => true,
         }
     }
 
