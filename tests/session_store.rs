@@ -278,3 +278,104 @@ async fn a_reply_waits_for_its_save_and_a_store_that_does_not_answer_delays_it_h
     assert_eq!(endpoint.metrics().session_saves_failed, 1);
     command(&url, &["CLIENT", "UNPAUSE"]).await;
 }
+
+#[path = "../examples/chat/app.rs"]
+mod chat;
+#[path = "../examples/chat/store.rs"]
+mod store;
+
+/// What the new user saw: one fast client, 400 messages, its server SIGKILLed mid-
+/// stream. With the demo's sessions in Redis, the client resumes on the other server in the
+/// same session: no reset, every message answered, and the server that takes over says the
+/// session moved.
+#[tokio::test]
+#[ignore = "needs a redis-server: run with `cargo xtask test`"]
+async fn a_client_of_a_sigkilled_demo_resumes_its_session_on_another() {
+    use chat::{ChatMessage, Msg, MsgFromClient, Status};
+    use common::demo::{chat_server_with, free_port};
+    use common::proxy::Proxy;
+    use omni::TransportState;
+
+    let _ = redis_url();
+    let (_redis, url) = OwnRedis::fresh();
+    let (first, second) = (free_port(), free_port());
+    let mut killed = chat_server_with(first, &["--redis", &url]);
+    let mut other = chat_server_with(second, &["--redis", &url]);
+    let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let proxy = Proxy::start(at(first)).await;
+
+    let (client, mut messages) =
+        omni::client::Client::<Msg>::builder(format!("http://{}/omni", proxy.addr)).connect();
+    let refs: Vec<_> = (0..400)
+        .map(|i| {
+            client
+                .send(MsgFromClient::Send(ChatMessage {
+                    id: format!("m{i}"),
+                    author: "kim".into(),
+                    text: i.to_string(),
+                    status: Status::Sending,
+                    sent_at: 0,
+                }))
+                .unwrap()
+        })
+        .collect();
+    // Mid-stream: a quarter answered, the rest in flight or queued.
+    tokio::time::timeout(PATIENCE, client.acked(refs[99]))
+        .await
+        .unwrap()
+        .unwrap();
+    let session = client.session().expect("connected");
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    proxy.set_upstream(at(second));
+    proxy.cut();
+
+    for reference in &refs {
+        tokio::time::timeout(PATIENCE, client.acked(*reference))
+            .await
+            .expect("every message answered")
+            .unwrap();
+    }
+    assert_eq!(client.session(), Some(session), "the same session");
+    let mut states = Vec::new();
+    while let Ok(Some(msg)) =
+        tokio::time::timeout(std::time::Duration::from_millis(200), messages.recv()).await
+    {
+        if let Msg::Transport(state) = msg {
+            states.push(state);
+        }
+    }
+    assert!(
+        !states.contains(&TransportState::Reset),
+        "resumed, not reset: {states:?}"
+    );
+    assert!(
+        states
+            .iter()
+            .filter(|s| matches!(s, TransportState::Connected { .. }))
+            .all(|s| *s == TransportState::Connected { session }),
+        "{states:?}"
+    );
+    let metrics = metrics_text(at(second)).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("omni_sessions_moved_total") && line.ends_with(" 1")),
+        "the second server took one session over:\n{metrics}"
+    );
+    let _ = other.kill();
+    let _ = other.wait();
+}
+
+/// The demo's Prometheus text, over a plain HTTP/1.1 request.
+async fn metrics_text(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).await.unwrap();
+    body
+}

@@ -109,6 +109,10 @@ pub struct Room {
 /// connection is sent grows with everything ever said.
 pub const HISTORY: usize = 200;
 
+/// How long a server keeps the name a client went by, for another to take its session over.
+#[cfg(feature = "redis")]
+const NAME_EXPIRY_SECS: u64 = 24 * 60 * 60;
+
 /// The stored messages by id, and their ids oldest first.
 #[derive(Default)]
 struct History {
@@ -122,6 +126,7 @@ struct History {
 pub struct Shared {
     pub redis: crate::store::Store,
     pub pubsub: Arc<omni::pubsub::RedisPubSub>,
+    pub sessions: omni::server::SessionStore,
     /// Key prefix, so that several rooms can share one Redis.
     keys: String,
 }
@@ -138,10 +143,13 @@ impl Room {
             &format!("{name}:topic:"),
         )?);
         pubsub.ready(std::time::Duration::from_secs(10)).await;
+        // Sessions live in Redis too: a client whose server dies resumes on another.
+        let sessions = pubsub.session_store();
         Ok(Self {
             shared: Some(Shared {
                 redis,
                 pubsub,
+                sessions,
                 keys: format!("{name}:"),
             }),
             ..Self::default()
@@ -173,7 +181,9 @@ impl Room {
         });
         #[cfg(feature = "redis")]
         let builder = match &self.shared {
-            Some(shared) => builder.pubsub(shared.pubsub.clone()),
+            Some(shared) => builder
+                .pubsub(shared.pubsub.clone())
+                .session_store(shared.sessions.clone()),
             None => builder,
         };
         builder
@@ -256,6 +266,36 @@ impl Room {
         Ok((confirmed, true))
     }
 
+    /// Keeps the name client `client` goes by, for the server that takes its session over.
+    async fn remember_name(&self, client: Option<&str>, name: &str) -> Result<(), omni::BoxError> {
+        #[cfg(feature = "redis")]
+        if let (Some(shared), Some(client)) = (&self.shared, client) {
+            let mut redis = shared.redis.clone();
+            let key = format!("{}name:{client}", shared.keys);
+            let _: () = redis::cmd("SET")
+                .arg(&key)
+                .arg(name)
+                .arg("EX")
+                .arg(NAME_EXPIRY_SECS)
+                .query_async(&mut redis)
+                .await?;
+        }
+        let _ = (client, name);
+        Ok(())
+    }
+
+    /// The name client `client` went by, if a server kept it.
+    async fn name_of(&self, client: Option<&str>) -> Result<Option<String>, omni::BoxError> {
+        #[cfg(feature = "redis")]
+        if let (Some(shared), Some(client)) = (&self.shared, client) {
+            let mut redis = shared.redis.clone();
+            let key = format!("{}name:{client}", shared.keys);
+            return Ok(redis::cmd("GET").arg(&key).query_async(&mut redis).await?);
+        }
+        let _ = client;
+        Ok(None)
+    }
+
     /// Every stored message (the last [`HISTORY`]).
     async fn all(&self) -> Result<BTreeMap<String, ChatMessage>, omni::BoxError> {
         #[cfg(feature = "redis")]
@@ -323,6 +363,7 @@ impl MsgHandler for ChatHandler {
             cx.untrack(ROOM, self.key());
             self.name = Some(name.to_owned());
             cx.track(ROOM, self.key(), serde_json::json!({}));
+            self.room.remember_name(cx.client(), name).await?;
         }
         Ok(())
     }
@@ -342,6 +383,10 @@ impl MsgHandler for ChatHandler {
     /// Runs after every (re)connection: tracking again what is tracked changes nothing, so a
     /// resumed session makes no leave and no join. Entries leave when the session ends.
     async fn connected(&mut self, cx: &mut Context<Msg>) -> HandlerResult {
+        if cx.moved() && self.name.is_none() {
+            // A new handler for a session another server served: the name it was given there.
+            self.name = self.room.name_of(cx.client()).await?;
+        }
         cx.subscribe(ROOM);
         cx.track(ROOM, self.key(), serde_json::json!({}));
         Ok(())

@@ -396,6 +396,14 @@ impl<P: Protocol> Context<P> {
         })
     }
 
+    /// The id the session's client gave itself (the Rust client and omni.js give one, kept
+    /// for the client's life, and for a page's across reloads): a key for what an application
+    /// keeps of a client beyond one handler, say what a handler made anew after
+    /// [`moved`](Self::moved) restores.
+    pub fn client(&self) -> Option<&str> {
+        self.client.as_deref()
+    }
+
     /// Whether this session was resumed from a session store
     /// ([`EndpointBuilder::session_store`](crate::server::EndpointBuilder::session_store)):
     /// another server process served it before and this handler is new, though the client's
