@@ -237,11 +237,14 @@ impl Room {
                         .arg(len - HISTORY)
                         .query_async(&mut redis)
                         .await?;
-                    let _: () = redis::cmd("HDEL")
-                        .arg(&key)
-                        .arg(old)
-                        .query_async(&mut redis)
-                        .await?;
+                    // Another server may have trimmed the same overflow first.
+                    if !old.is_empty() {
+                        let _: () = redis::cmd("HDEL")
+                            .arg(&key)
+                            .arg(old)
+                            .query_async(&mut redis)
+                            .await?;
+                    }
                 }
             }
             let stored = match stored {

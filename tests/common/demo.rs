@@ -36,16 +36,25 @@ pub fn chat_server_with(port: u16, args: &[&str]) -> Child {
     let mut child = Command::new(example("chat"))
         .args(["--port", &port.to_string()])
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("DEMO_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
     assert!(line.starts_with("chat listening"), "{line}");
+    if std::env::var_os("DEMO_LOG").is_some() {
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                eprintln!("demo {port}: {line}");
+            }
+        });
+    }
     child
 }
 

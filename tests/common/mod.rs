@@ -1,6 +1,8 @@
 //! Helpers for tests that drive a real server over real sockets.
 #![allow(dead_code)] // Each test file uses a part.
 
+pub mod balancer;
+pub mod cluster;
 pub mod demo;
 pub mod echo;
 pub mod feed;

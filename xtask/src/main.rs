@@ -98,7 +98,7 @@ fn test(args: Vec<OsString>) -> ExitCode {
     // redis-cli (Debian's redis-server brings it along).
     if redis::which("redis-cli") {
         with_redis
-            .args(["--test", "redis_cluster"])
+            .args(["--test", "redis_cluster", "--test", "soak"])
             .env(redis::CLUSTER_VAR, "1");
     } else {
         eprintln!("xtask: redis-cli is not on the PATH: the Redis Cluster tests are skipped");

@@ -106,10 +106,14 @@ impl RedisSessions {
     }
 
     /// Drops the connection after `err` if it was lost, so the next command makes a new one.
+    /// A cluster's connection stays: it follows failovers itself, and a new one would need a
+    /// seed node that may be the one that died.
     async fn failed(&self, err: &redis::RedisError) {
         tracing::warn!(%err, "session store command failed");
-        if err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal() {
-            *self.connection.lock().await = None;
+        let lost = err.is_io_error() || err.is_connection_dropped() || err.is_connection_refusal();
+        let mut held = self.connection.lock().await;
+        if lost && matches!(&*held, Some(Connection::Single(_))) {
+            *held = None;
         }
     }
 
