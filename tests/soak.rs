@@ -7,9 +7,10 @@
 //! converged within 15 s of each fault.
 //!
 //! Ignored by a plain `cargo test`; `cargo xtask test` runs the short variant (60 clients, a
-//! 5 s pause). `OMNI_SOAK_CLIENTS` and `OMNI_SOAK_PAUSE_SECS` make it longer (the issue's
-//! run: a few thousand clients and 30 s; clients beyond about 1,500 need a higher open-file
-//! limit than this one process has).
+//! message from each every 1.5 s, a 5 s pause). `OMNI_SOAK_CLIENTS`, `OMNI_SOAK_EVERY_MS` and
+//! `OMNI_SOAK_PAUSE_SECS` make it longer (the run: thousands of clients and 30 s).
+//! The clients and the balancer run in this process, three descriptors a client: a few
+//! thousand fit under its open-file limit.
 
 #[path = "../examples/chat/app.rs"]
 mod chat;
@@ -225,6 +226,7 @@ fn chatter(members: Arc<Mutex<Vec<Member>>>, stop: Arc<AtomicBool>, every: Durat
 async fn four_demo_nodes_on_a_cluster_survive_a_node_kill_a_failover_and_a_pause() {
     let clients = setting("OMNI_SOAK_CLIENTS", 60) as usize;
     let pause = Duration::from_secs(setting("OMNI_SOAK_PAUSE_SECS", 5));
+    let every = Duration::from_millis(setting("OMNI_SOAK_EVERY_MS", 1500));
     let mut cluster = Cluster::start();
     let seed = Cluster::url(cluster.ports()[0]);
 
@@ -251,7 +253,7 @@ async fn four_demo_nodes_on_a_cluster_survive_a_node_kill_a_failover_and_a_pause
     let members = Arc::new(Mutex::new(joined));
     converged(&members, n, "everyone joined").await;
     let stop = Arc::new(AtomicBool::new(false));
-    chatter(members.clone(), stop.clone(), Duration::from_millis(1500));
+    chatter(members.clone(), stop.clone(), every);
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // 1. A demo process dies without a word: its clients come back through the balancer.
