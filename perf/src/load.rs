@@ -135,7 +135,7 @@ async fn connect(target: Target, url: &str) -> Socket {
     let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
         .unwrap_or_else(|e| panic!("connect to {url}: {e}"));
-    if target.server() == Target::Omni.name() {
+    if target.omni() {
         // omni greets every new session with a `welcome`.
         let welcome = decode(target, &next_frame(&mut socket, target).await);
         assert!(

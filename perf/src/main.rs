@@ -41,10 +41,12 @@ pub enum Target {
     OmniRef,
     TypedAck,
     OmniMsgpack,
+    OmniRedis,
+    OmniStore,
 }
 
 impl Target {
-    pub const ALL: [Target; 7] = [
+    pub const ALL: [Target; 9] = [
         Target::Raw,
         Target::Typed,
         Target::Jsonrpsee,
@@ -52,6 +54,8 @@ impl Target {
         Target::OmniRef,
         Target::TypedAck,
         Target::OmniMsgpack,
+        Target::OmniRedis,
+        Target::OmniStore,
     ];
 
     /// What `roundtrip` and `callgrind` run without `--targets`.
@@ -66,6 +70,8 @@ impl Target {
             Target::OmniRef => "omni-ref",
             Target::TypedAck => "typed-ack",
             Target::OmniMsgpack => "omni-msgpack",
+            Target::OmniRedis => "omni-redis",
+            Target::OmniStore => "omni-store",
         }
     }
 
@@ -99,7 +105,7 @@ impl Target {
             Target::Raw | Target::Typed => "/ws",
             Target::TypedAck => "/ws-ack",
             Target::Jsonrpsee => "/",
-            Target::Omni | Target::OmniRef => "/omni/ws",
+            Target::Omni | Target::OmniRef | Target::OmniRedis | Target::OmniStore => "/omni/ws",
             Target::OmniMsgpack => "/omni/ws?codec=msgpack",
         }
     }
@@ -114,7 +120,12 @@ impl Target {
     pub fn sends_ref(self) -> bool {
         matches!(
             self,
-            Target::Typed | Target::TypedAck | Target::OmniRef | Target::OmniMsgpack
+            Target::Typed
+                | Target::TypedAck
+                | Target::OmniRef
+                | Target::OmniMsgpack
+                | Target::OmniRedis
+                | Target::OmniStore
         )
     }
 
@@ -122,7 +133,23 @@ impl Target {
     pub fn acks(self) -> bool {
         matches!(
             self,
-            Target::TypedAck | Target::OmniRef | Target::OmniMsgpack
+            Target::TypedAck
+                | Target::OmniRef
+                | Target::OmniMsgpack
+                | Target::OmniRedis
+                | Target::OmniStore
+        )
+    }
+
+    /// Whether it answers with omni's own server (a `welcome` first).
+    pub fn omni(self) -> bool {
+        matches!(
+            self,
+            Target::Omni
+                | Target::OmniRef
+                | Target::OmniMsgpack
+                | Target::OmniRedis
+                | Target::OmniStore
         )
     }
 
@@ -133,13 +160,15 @@ impl Target {
 }
 
 /// Ratios worth printing, each when both of its targets ran.
-pub const RATIOS: [(Target, Target); 6] = [
+pub const RATIOS: [(Target, Target); 8] = [
     (Target::Omni, Target::Typed),
     (Target::Omni, Target::Jsonrpsee),
     (Target::OmniRef, Target::Typed),
     (Target::Typed, Target::Raw),
     (Target::OmniRef, Target::TypedAck),
     (Target::OmniMsgpack, Target::OmniRef),
+    (Target::OmniRedis, Target::OmniRef),
+    (Target::OmniStore, Target::OmniRedis),
 ];
 
 /// `--name value` options after the subcommand, with defaults.

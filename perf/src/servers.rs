@@ -35,6 +35,28 @@ pub fn serve(kind: &str) {
                     )
                     .await
                 }
+                // The same endpoint on a Redis backend, and with its sessions in Redis: what a
+                // session store costs per round trip.
+                "omni-redis" | "omni-store" => {
+                    let url = std::env::var("OMNI_REDIS_URL")
+                        .expect("the omni-redis and omni-store targets need OMNI_REDIS_URL");
+                    let prefix = format!("perf-{}:", std::process::id());
+                    let redis = omni::pubsub::RedisPubSub::with_prefix(&url, &prefix).unwrap();
+                    assert!(redis.ready(Duration::from_secs(10)).await, "redis up");
+                    let sessions = redis.session_store();
+                    let builder = Endpoint::<Bench, _>::builder(Echoer::default)
+                        .pubsub(std::sync::Arc::new(redis));
+                    let builder = match kind {
+                        "omni-store" => builder.session_store(sessions),
+                        _ => builder,
+                    };
+                    let endpoint = builder.build();
+                    axum_serve(
+                        listener,
+                        axum::Router::new().nest("/omni", endpoint.router()),
+                    )
+                    .await
+                }
                 "jsonrpsee" => jsonrpsee_serve(listener).await,
                 other => panic!("no server called {other}"),
             }
