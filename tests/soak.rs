@@ -266,7 +266,10 @@ async fn four_demo_nodes_on_a_cluster_survive_a_node_kill_a_failover_and_a_pause
     eprintln!("soak: {moved} clients of the killed process are back");
     assert!(moved > 0, "the killed process had clients");
     let kill_took = converged(&members, n, "a demo process was SIGKILLed").await;
-    eprintln!("soak: {:?} into the chatter, a Redis master is killed", started.elapsed());
+    eprintln!(
+        "soak: {:?} into the chatter, a Redis master is killed",
+        started.elapsed()
+    );
 
     // 2. A Redis master dies: its replica takes over.
     let master = cluster_master(&cluster);
@@ -280,7 +283,10 @@ async fn four_demo_nodes_on_a_cluster_survive_a_node_kill_a_failover_and_a_pause
     let failover_took = converged(&members, n, "a Redis master was SIGKILLed").await;
 
     // 3. The whole cluster stops answering for a while.
-    eprintln!("soak: {:?} into the chatter, Redis is paused", started.elapsed());
+    eprintln!(
+        "soak: {:?} into the chatter, Redis is paused",
+        started.elapsed()
+    );
     for port in cluster.ports() {
         if port != master {
             cli(

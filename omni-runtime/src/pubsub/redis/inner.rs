@@ -24,6 +24,10 @@ pub(super) struct Inner {
     pub(super) node: u128,
     pub(super) prefix: String,
     pub(super) publish: mpsc::Sender<Command>,
+    /// Presence announcements and heartbeats, on a connection of their own: after an outage,
+    /// a backlog of topic messages must not hold them up past the others' expiry (they
+    /// would take this process for dead, and it them).
+    pub(super) announcements: mpsc::Sender<Command>,
     pub(super) log_frames: AtomicUsize,
     /// A sequenced topic's idle time before its keys expire, in milliseconds.
     pub(super) idle: AtomicU64,
@@ -115,7 +119,7 @@ impl Inner {
             topic: None,
             payload,
         };
-        if self.publish.try_send(command).is_err() {
+        if self.announcements.try_send(command).is_err() {
             self.dropped.fetch_add(1, Ordering::SeqCst);
         }
     }

@@ -53,6 +53,10 @@ const HEARTBEAT: Duration = Duration::from_secs(3);
 /// within this time (and at most one check period more).
 const PRESENCE_EXPIRY: Duration = Duration::from_secs(10);
 
+/// Presence announcements waiting while Redis is unreachable; past this they are dropped (the
+/// others notice the gap in the numbers, or the silence, and ask again).
+const ANNOUNCEMENT_QUEUE: usize = 256;
+
 /// Publishes waiting while Redis is unreachable; past this, broadcasts to other processes are
 /// dropped (local subscribers still get them).
 const PUBLISH_QUEUE: usize = 4096;
@@ -60,7 +64,8 @@ const PUBLISH_QUEUE: usize = 4096;
 /// A [`PubSub`] whose broadcasts reach subscribers on every server process that uses the same
 /// Redis (and the same channel prefix).
 ///
-/// Each process keeps one subscriber connection and one publishing connection, whatever the
+/// Each process keeps one subscriber connection and two publishing connections (messages;
+/// presence announcements, so that a backlog of messages never holds them up), whatever the
 /// number of clients. The subscriber connection is on a topic's channel only while this
 /// process has a subscriber to the topic: a process receives the traffic of its own topics,
 /// not the whole cluster's. A broadcast is delivered to this process's subscribers at once,
@@ -146,6 +151,7 @@ impl RedisPubSub {
     pub fn with_prefix(url: &str, prefix: &str) -> Result<Self, redis::RedisError> {
         let servers = Servers::parse(url)?;
         let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
+        let (announcements, announced) = mpsc::channel(ANNOUNCEMENT_QUEUE);
         // One pending wake-up is enough: the subscriber takes every change in one batch.
         let (channels_changed, changes) = mpsc::channel(1);
         let inner = Arc::new(Inner {
@@ -153,6 +159,7 @@ impl RedisPubSub {
             node: rand::random(),
             prefix: prefix.to_owned(),
             publish,
+            announcements,
             log_frames: AtomicUsize::new(TOPIC_LOG),
             idle: AtomicU64::new(millis(TOPIC_EXPIRY)),
             // The node channel's name waits for the mode.
@@ -182,7 +189,12 @@ impl RedisPubSub {
             prefix,
             millis(SESSION_EXPIRY),
         ));
-        tokio::spawn(start(Arc::downgrade(&inner), servers, changes, queue));
+        tokio::spawn(start(
+            Arc::downgrade(&inner),
+            servers,
+            changes,
+            [queue, announced],
+        ));
         tokio::spawn(heartbeat(Arc::downgrade(&inner)));
         Ok(Self { inner, sessions })
     }
@@ -431,7 +443,7 @@ async fn start(
     inner: Weak<Inner>,
     servers: Servers,
     changes: mpsc::Receiver<()>,
-    queue: mpsc::Receiver<Command>,
+    [queue, announced]: [mpsc::Receiver<Command>; 2],
 ) {
     let mut attempt = 0;
     let mode = loop {
@@ -463,7 +475,8 @@ async fn start(
     };
     tokio::join!(
         subscriber,
-        publisher(inner.clone(), servers.clone(), mode, queue)
+        publisher(inner.clone(), servers.clone(), mode, queue),
+        publisher(inner.clone(), servers.clone(), mode, announced),
     );
 }
 
