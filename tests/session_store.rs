@@ -279,6 +279,131 @@ async fn a_reply_waits_for_its_save_and_a_store_that_does_not_answer_delays_it_h
     command(&url, &["CLIENT", "UNPAUSE"]).await;
 }
 
+/// A mux node: the counter as module `tally` of a mux whose sessions are in the store.
+async fn mux_node(prefix: &str) -> (SocketAddr, omni::server::Mux, Arc<AtomicUsize>) {
+    let redis = RedisPubSub::with_prefix(&redis_url(), prefix).unwrap();
+    assert!(redis.ready(PATIENCE).await, "redis up");
+    let store = redis.session_store();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let counted = handled.clone();
+    let endpoint = Endpoint::<Tally, _>::builder(move || Counter {
+        handled: counted.clone(),
+        total: 0,
+    })
+    .pubsub(Arc::new(redis))
+    .session_store(store)
+    .build();
+    let keys = omni::token::Keys::new(b"the session store tests' key, 32 bytes or more").unwrap();
+    let mux = omni::server::Mux::builder(keys)
+        .module("tally", &endpoint)
+        .build();
+    let addr = serve(omni::axum::Router::new().nest("/omni", mux.router())).await;
+    (addr, mux, handled)
+}
+
+fn join(id: &str, token: String, resume: Option<(SessionId, u64)>) -> omni::ClientFrame<()> {
+    omni::ClientFrame::Join {
+        topics: None,
+        id: id.into(),
+        module: "tally".into(),
+        token,
+        session: resume.map(|(session, _)| session),
+        after: resume.map(|(_, after)| after),
+        version: None,
+        compatible: None,
+        traceparent: None,
+        presence: None,
+        client: None,
+    }
+}
+
+/// The frames of component `id` until `n` messages and the `ack` of `reference` came, and
+/// the connected hook's push if `hello` (whether it said the session moved).
+async fn component(client: &mut Client, n: usize, reference: u64) -> (Vec<u64>, Option<bool>) {
+    let (mut seqs, mut acked, mut hello) = (Vec::new(), false, None);
+    while seqs.len() < n || !acked {
+        match client.next::<TallyFromServer>().await {
+            Frame::Msg { seq, .. } => seqs.push(seq),
+            Frame::Ack { reference: r, .. } => acked |= r == reference,
+            Frame::Push {
+                payload: TallyFromServer::Hello(moved),
+                ..
+            } => hello = Some(moved),
+            Frame::Joined { .. } | Frame::Welcome { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    (seqs, hello)
+}
+
+#[tokio::test]
+#[ignore = "needs a redis-server: run with `cargo xtask test`"]
+async fn a_mux_component_resumes_its_session_on_another_process() {
+    let prefix = format!("store-mux-{}:", rand_suffix());
+    let (first, first_mux, _) = mux_node(&prefix).await;
+    let (second, _, second_handled) = mux_node(&prefix).await;
+    let token = first_mux.sign(
+        "tally",
+        &serde_json::json!({}),
+        std::time::Duration::from_secs(60),
+    );
+
+    let mut socket = Client::connect(first, "/omni/mux").await;
+    socket.send(join("a", token.clone(), None)).await;
+    assert!(matches!(
+        socket.next::<TallyFromServer>().await,
+        Frame::Joined { .. }
+    ));
+    let session = match socket.next::<TallyFromServer>().await {
+        Frame::Welcome { session, .. } => session,
+        other => panic!("expected welcome, got {other:?}"),
+    };
+    for r in 1..=2 {
+        socket
+            .send(omni::ClientFrame::Msg {
+                payload: TallyFromClient::Add(r as u32),
+                reference: Some(r),
+                id: Some("a".into()),
+            })
+            .await;
+    }
+    let (seqs, hello) = component(&mut socket, 2, 2).await;
+    assert_eq!((seqs, hello), (vec![1, 2], Some(false)));
+    drop(socket);
+
+    // The page comes back on the other process and joins again, resuming after 1.
+    let mut socket = Client::connect(second, "/omni/mux").await;
+    socket.send(join("b", token, Some((session, 1)))).await;
+    assert!(matches!(
+        socket.next::<TallyFromServer>().await,
+        Frame::Joined { .. }
+    ));
+    match socket.next::<TallyFromServer>().await {
+        Frame::Welcome {
+            session: resumed,
+            seq,
+            resumed: true,
+            ..
+        } => assert_eq!((resumed, seq), (session, 2)),
+        other => panic!("expected a resumed welcome, got {other:?}"),
+    }
+    socket
+        .send(omni::ClientFrame::Msg {
+            payload: TallyFromClient::Add(2),
+            reference: Some(2),
+            id: Some("b".into()),
+        })
+        .await;
+    let (seqs, hello) = component(&mut socket, 1, 2).await;
+    assert_eq!(
+        seqs,
+        vec![2],
+        "what it missed, and the resend answered, not handled"
+    );
+    assert_eq!(hello, Some(true));
+    assert_eq!(second_handled.load(Ordering::SeqCst), 0);
+}
+
 #[path = "../examples/chat/app.rs"]
 mod chat;
 #[path = "../examples/chat/store.rs"]
