@@ -279,6 +279,37 @@ async fn a_reply_waits_for_its_save_and_a_store_that_does_not_answer_delays_it_h
     command(&url, &["CLIENT", "UNPAUSE"]).await;
 }
 
+#[tokio::test]
+#[ignore = "needs a redis-server: run with `cargo xtask test`"]
+async fn a_hello_resumes_a_session_another_process_served() {
+    let prefix = format!("store-hello-{}:", rand_suffix());
+    let (first, _) = node(&prefix).await;
+    let (second, _) = node(&prefix).await;
+    let (session, old) = session_with(first, 2).await;
+    drop(old);
+
+    // A client that resumes with `hello` after connecting (the URL names no session).
+    let mut client = Client::connect(second, "/ws").await;
+    let (fresh, _, resumed) = welcome(&mut client).await;
+    assert!(!resumed);
+    assert_ne!(fresh, session);
+    assert!(!hello(&mut client).await);
+    client
+        .send(omni::ClientFrame::<()>::Hello {
+            protocol: None,
+            version: None,
+            compatible: None,
+            session: Some(session),
+            after: Some(1),
+            topics: None,
+            traceparent: None,
+        })
+        .await;
+    assert_eq!(welcome(&mut client).await, (session, 2, true));
+    let (seqs, moved) = component(&mut client, 1, 0).await;
+    assert_eq!((seqs, moved), (vec![2], Some(true)));
+}
+
 /// A mux node: the counter as module `tally` of a mux whose sessions are in the store.
 async fn mux_node(prefix: &str) -> (SocketAddr, omni::server::Mux, Arc<AtomicUsize>) {
     let redis = RedisPubSub::with_prefix(&redis_url(), prefix).unwrap();
@@ -317,11 +348,11 @@ fn join(id: &str, token: String, resume: Option<(SessionId, u64)>) -> omni::Clie
     }
 }
 
-/// The frames of component `id` until `n` messages and the `ack` of `reference` came, and
-/// the connected hook's push if `hello` (whether it said the session moved).
+/// The frames until `n` messages, the `ack` of `reference` (0: none) and the connected hook's
+/// push came; returns the messages' numbers and whether the push said the session moved.
 async fn component(client: &mut Client, n: usize, reference: u64) -> (Vec<u64>, Option<bool>) {
-    let (mut seqs, mut acked, mut hello) = (Vec::new(), false, None);
-    while seqs.len() < n || !acked {
+    let (mut seqs, mut acked, mut hello) = (Vec::new(), reference == 0, None);
+    while seqs.len() < n || !acked || hello.is_none() {
         match client.next::<TallyFromServer>().await {
             Frame::Msg { seq, .. } => seqs.push(seq),
             Frame::Ack { reference: r, .. } => acked |= r == reference,
