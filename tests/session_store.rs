@@ -63,6 +63,16 @@ async fn node_on(
     url: &str,
     prefix: &str,
 ) -> (SocketAddr, Arc<AtomicUsize>, Endpoint<Tally, Counter>) {
+    let (endpoint, handled) = counting_endpoint(url, prefix).await;
+    (serve(endpoint.router()).await, handled, endpoint)
+}
+
+/// The counter's endpoint, its sessions in the store under `prefix`, and how many messages
+/// its handlers handled.
+async fn counting_endpoint(
+    url: &str,
+    prefix: &str,
+) -> (Endpoint<Tally, Counter>, Arc<AtomicUsize>) {
     let redis = RedisPubSub::with_prefix(url, prefix).unwrap();
     assert!(redis.ready(PATIENCE).await, "redis up");
     let store = redis.session_store();
@@ -75,7 +85,7 @@ async fn node_on(
     .pubsub(Arc::new(redis))
     .session_store(store)
     .build();
-    (serve(endpoint.router()).await, handled, endpoint)
+    (endpoint, handled)
 }
 
 /// Runs one command on the Redis at `url`.
@@ -312,18 +322,7 @@ async fn a_hello_resumes_a_session_another_process_served() {
 
 /// A mux node: the counter as module `tally` of a mux whose sessions are in the store.
 async fn mux_node(prefix: &str) -> (SocketAddr, omni::server::Mux, Arc<AtomicUsize>) {
-    let redis = RedisPubSub::with_prefix(&redis_url(), prefix).unwrap();
-    assert!(redis.ready(PATIENCE).await, "redis up");
-    let store = redis.session_store();
-    let handled = Arc::new(AtomicUsize::new(0));
-    let counted = handled.clone();
-    let endpoint = Endpoint::<Tally, _>::builder(move || Counter {
-        handled: counted.clone(),
-        total: 0,
-    })
-    .pubsub(Arc::new(redis))
-    .session_store(store)
-    .build();
+    let (endpoint, handled) = counting_endpoint(&redis_url(), prefix).await;
     let keys = omni::token::Keys::new(b"the session store tests' key, 32 bytes or more").unwrap();
     let mux = omni::server::Mux::builder(keys)
         .module("tally", &endpoint)
