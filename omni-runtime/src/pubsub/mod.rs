@@ -53,5 +53,5 @@ pub use self::backend::{
 pub use self::local::LocalPubSub;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::{RedisHealth, RedisPubSub, TOPIC_EXPIRY};
+pub use self::redis::{RedisHealth, RedisPubSub, SESSION_EXPIRY, TOPIC_EXPIRY};
 pub use crate::server::encoded::{Outgoing, Publication, TopicFrame};
