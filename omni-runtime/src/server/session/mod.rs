@@ -2,7 +2,8 @@
 //! sessions (open, resume, move, expire), the [`handler`] each runs (methods and hooks, panics
 //! recovered), the `hello` that checks a client and resumes it ([`hello`]), the connection a
 //! transport holds ([`attached`]), and beneath them the protocol state ([`core`]) with its
-//! state machines: the sequence and resume [`log`] and the [`topics`].
+//! state machines: the sequence and resume [`log`], the [`topics`], and the [`gate`] that holds
+//! frames back until the session [`store`] has saved what they depend on.
 
 mod attached;
 mod core;

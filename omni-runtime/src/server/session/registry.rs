@@ -91,8 +91,10 @@ where
             if current {
                 return Some((session, false));
             }
-            // It moved on and came back: what this process held is stale.
+            // It moved on and came back: what this process held is stale. Its handler, if
+            // still connected, is disconnected: the hooks stay in pairs.
             self.sessions().remove(&id);
+            session.disconnect().await;
             session.core.end();
         }
         let claimed = self.shared.saver.as_ref()?.claim(id).await?;
