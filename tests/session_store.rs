@@ -63,7 +63,7 @@ async fn node_on(
     url: &str,
     prefix: &str,
 ) -> (SocketAddr, Arc<AtomicUsize>, Endpoint<Tally, Counter>) {
-    let (endpoint, handled) = counting_endpoint(url, prefix).await;
+    let (endpoint, handled) = counting_endpoint(url, prefix, None).await;
     (serve(endpoint.router()).await, handled, endpoint)
 }
 
@@ -72,8 +72,12 @@ async fn node_on(
 async fn counting_endpoint(
     url: &str,
     prefix: &str,
+    expiry: Option<Duration>,
 ) -> (Endpoint<Tally, Counter>, Arc<AtomicUsize>) {
-    let redis = RedisPubSub::with_prefix(url, prefix).unwrap();
+    let mut redis = RedisPubSub::with_prefix(url, prefix).unwrap();
+    if let Some(expiry) = expiry {
+        redis = redis.with_session_expiry(expiry);
+    }
     assert!(redis.ready(PATIENCE).await, "redis up");
     let store = redis.session_store();
     let handled = Arc::new(AtomicUsize::new(0));
@@ -320,9 +324,25 @@ async fn a_hello_resumes_a_session_another_process_served() {
     assert_eq!((seqs, moved), (vec![2], Some(true)));
 }
 
+#[tokio::test]
+#[ignore = "needs a redis-server: run with `cargo xtask test`"]
+async fn a_session_idle_longer_than_the_store_expiry_still_moves() {
+    let prefix = format!("store-idle-{}:", rand_suffix());
+    let expiry = Some(Duration::from_millis(900));
+    let (first, _) = counting_endpoint(&redis_url(), &prefix, expiry).await;
+    let (second, _) = counting_endpoint(&redis_url(), &prefix, expiry).await;
+    let (first, second) = (serve(first.router()).await, serve(second.router()).await);
+    let (session, _connected) = session_with(first, 2).await;
+
+    // Nothing changes for three expiries; the first process keeps the session alive there.
+    tokio::time::sleep(Duration::from_millis(2700)).await;
+    let mut client = Client::connect(second, &format!("/ws?session={session}&after=2")).await;
+    assert_eq!(welcome(&mut client).await, (session, 2, true), "not reset");
+}
+
 /// A mux node: the counter as module `tally` of a mux whose sessions are in the store.
 async fn mux_node(prefix: &str) -> (SocketAddr, omni::server::Mux, Arc<AtomicUsize>) {
-    let (endpoint, handled) = counting_endpoint(&redis_url(), prefix).await;
+    let (endpoint, handled) = counting_endpoint(&redis_url(), prefix, None).await;
     let keys = omni::token::Keys::new(b"the session store tests' key, 32 bytes or more").unwrap();
     let mux = omni::server::Mux::builder(keys)
         .module("tally", &endpoint)

@@ -204,18 +204,19 @@ impl RedisPubSub {
     /// the sessions of every process that uses it can be resumed on any of them. A session's
     /// keys are `{prefix session/ID}:session` (a hash: its claim, sequence number, client id
     /// and props), `:frames` (the frames its log keeps) and `:refs` (the client messages it
-    /// handled, as many as it remembers), on one cluster slot. They go when the session ends,
-    /// and expire after [`with_session_expiry`](Self::with_session_expiry) without a change
-    /// (a session whose process died is never ended there). The store uses a connection of
-    /// its own, made on first use.
+    /// handled, as many as it remembers), on one cluster slot. They go when the session ends;
+    /// the process holding a session touches its keys every third of
+    /// [`with_session_expiry`](Self::with_session_expiry), so they expire only that long
+    /// after the process stopped (it died: the session is never ended there). The store uses a
+    /// connection of its own, made on first use.
     pub fn session_store(&self) -> crate::server::SessionStore {
         crate::server::SessionStore::new(self.sessions.clone())
     }
 
-    /// How long a session's state stays in Redis after its last change (default
-    /// [`SESSION_EXPIRY`], 1 h). A client resuming, on another process, a session idle for
-    /// longer is given a new one, with `reset`; on the process that has it, it resumes as
-    /// usual. Every process sharing the store should use the same.
+    /// How long a session's state stays in Redis once no process holds it (default
+    /// [`SESSION_EXPIRY`], 1 h): a client whose process died resumes elsewhere within this
+    /// time; later, it is given a new session, with `reset`. Every process sharing the store
+    /// should use the same.
     pub fn with_session_expiry(self, idle: Duration) -> Self {
         self.sessions.expiry.store(millis(idle), Ordering::Relaxed);
         self

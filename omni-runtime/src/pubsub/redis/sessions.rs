@@ -117,7 +117,7 @@ impl RedisSessions {
         }
     }
 
-    fn expiry(&self) -> u64 {
+    fn expiry_millis(&self) -> u64 {
         self.expiry.load(Ordering::Relaxed)
     }
 
@@ -128,7 +128,7 @@ impl RedisSessions {
         call.key(&keys.frames)
             .key(&keys.refs)
             .arg(unsaved.epoch)
-            .arg(self.expiry())
+            .arg(self.expiry_millis())
             .arg(unsaved.first)
             .arg(save.keep)
             .arg(unsaved.frames.len())
@@ -188,7 +188,7 @@ impl Store for RedisSessions {
                 .key(&keys.state)
                 .key(&keys.frames)
                 .key(&keys.refs)
-                .arg(self.expiry())
+                .arg(self.expiry_millis())
                 .invoke_async::<Option<Vec<String>>>(&mut connection)
                 .await;
             match answer {
@@ -218,6 +218,37 @@ impl Store for RedisSessions {
                 }
             }
         })
+    }
+
+    fn touch<'a>(&'a self, ids: &'a [SessionId]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Ok(connection) = self.connection().await else {
+                return;
+            };
+            let expiry = self.expiry_millis();
+            let touches = ids.iter().map(|id| {
+                let mut connection = connection.clone();
+                let keys = SessionKeys::new(&self.prefix, *id);
+                async move {
+                    // Keys of a session never saved do not exist: nothing happens to them.
+                    let mut pipe = redis::pipe();
+                    for key in [&keys.state, &keys.frames, &keys.refs] {
+                        pipe.cmd("PEXPIRE").arg(key).arg(expiry).ignore();
+                    }
+                    pipe.query_async::<()>(&mut connection).await
+                }
+            });
+            for touched in join_all(touches).await {
+                if let Err(err) = touched {
+                    self.failed(&err).await;
+                    return;
+                }
+            }
+        })
+    }
+
+    fn expiry(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.expiry.load(Ordering::Relaxed))
     }
 
     fn forget(&self, id: SessionId, epoch: u64) -> BoxFuture<'_, ()> {

@@ -162,8 +162,10 @@ where
         }
         let saver = self.sessions.map(Saver::start);
         let shared = Arc::new(Shared::new(Metrics::of::<P>(), self.limits, pubsub, saver));
+        let sessions = Arc::new(Sessions::new(shared, self.factory));
+        sessions.keep_in_store();
         Endpoint {
-            sessions: Arc::new(Sessions::new(shared, self.factory)),
+            sessions,
             admission: Arc::new(self.admission),
         }
     }

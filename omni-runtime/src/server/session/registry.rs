@@ -8,11 +8,15 @@ use std::time::Duration;
 
 use super::core::{Resumed, SessionCore};
 use super::handler::{Factory, Session};
+use super::store::Saver;
 use crate::server::conn::Conn;
 use crate::server::endpoint::Shared;
 use crate::server::metrics::Metrics;
 use crate::wire::hello::Served;
 use crate::{Context, Cursors, Dispatch, Protocol, Sender, Seq, SessionId};
+
+/// Sessions touched in the store in one round trip, at most.
+const TOUCHED_AT_ONCE: usize = 1024;
 
 /// An endpoint's sessions, by id.
 pub(crate) struct Sessions<P: Protocol, H> {
@@ -35,6 +39,32 @@ where
             factory: Arc::new(factory),
             sessions: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// With a session store: touches every session held here in the store on the store's
+    /// schedule, so that one idle for longer than the store's expiry, its client still
+    /// connected, can still be resumed elsewhere.
+    pub(crate) fn keep_in_store(self: &Arc<Self>) {
+        let Some(every) = self.shared.saver.as_ref().map(Saver::touch_every) else {
+            return;
+        };
+        let sessions = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(strong) = sessions.upgrade() else {
+                    return;
+                };
+                let ids: Vec<SessionId> = strong.sessions().keys().copied().collect();
+                let shared = strong.shared.clone();
+                drop(strong);
+                if let Some(saver) = &shared.saver {
+                    for chunk in ids.chunks(TOUCHED_AT_ONCE) {
+                        saver.touch(chunk).await;
+                    }
+                }
+            }
+        });
     }
 
     pub(super) fn sessions(

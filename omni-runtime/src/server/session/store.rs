@@ -106,6 +106,12 @@ pub(crate) trait Store: Send + Sync + 'static {
     /// The claim session `id` is held under now; `None` when the store does not have it.
     fn epoch(&self, id: SessionId) -> BoxFuture<'_, Result<Option<u64>, ()>>;
 
+    /// Keeps the state of sessions `ids` (live here, maybe idle) from expiring.
+    fn touch<'a>(&'a self, ids: &'a [SessionId]) -> BoxFuture<'a, ()>;
+
+    /// How long the store keeps an untouched session: it is touched a few times within it.
+    fn expiry(&self) -> Duration;
+
     /// The session ended: its state goes, unless another process claimed it since `epoch`.
     fn forget(&self, id: SessionId, epoch: u64) -> BoxFuture<'_, ()>;
 }
@@ -197,6 +203,16 @@ impl Saver {
             Ok(Ok(Some(held))) => held == epoch,
             Ok(Ok(None) | Err(())) | Err(_) => true,
         }
+    }
+
+    /// Keeps the sessions `ids` in the store, on a schedule of [`touch_every`](Self::touch_every).
+    pub(crate) async fn touch(&self, ids: &[SessionId]) {
+        let _ = tokio::time::timeout(CLAIM_TIMEOUT, self.store.touch(ids)).await;
+    }
+
+    /// How often the sessions held here are touched: an idle one stays resumable elsewhere.
+    pub(crate) fn touch_every(&self) -> Duration {
+        (self.store.expiry() / 3).max(Duration::from_millis(100))
     }
 
     /// Session `id` ended here: its state goes from the store (in the background).
