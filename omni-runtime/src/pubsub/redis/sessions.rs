@@ -105,6 +105,17 @@ impl RedisSessions {
         Ok(connection)
     }
 
+    /// The shared connection, or `None` (reported) when Redis cannot be reached.
+    async fn connected(&self) -> Option<Connection> {
+        match self.connection().await {
+            Ok(connection) => Some(connection),
+            Err(err) => {
+                self.failed(&err).await;
+                None
+            }
+        }
+    }
+
     /// Drops the connection after `err` if it was lost, so the next command makes a new one.
     /// A cluster's connection stays: it follows failovers itself, and a new one would need a
     /// seed node that may be the one that died.
@@ -134,7 +145,7 @@ impl RedisSessions {
             .arg(unsaved.frames.len())
             .arg(save.remembered)
             .arg(save.client.as_deref().unwrap_or(""))
-            .arg(save.props.to_string());
+            .arg(&*save.props);
         for frame in &unsaved.frames {
             call.arg(&*frame.text());
         }
@@ -155,12 +166,8 @@ impl RedisSessions {
 impl Store for RedisSessions {
     fn save<'a>(&'a self, saves: &'a [Save]) -> BoxFuture<'a, Vec<Outcome>> {
         Box::pin(async move {
-            let connection = match self.connection().await {
-                Ok(connection) => connection,
-                Err(err) => {
-                    self.failed(&err).await;
-                    return vec![Outcome::Failed; saves.len()];
-                }
+            let Some(connection) = self.connected().await else {
+                return vec![Outcome::Failed; saves.len()];
             };
             // One script per session (their keys are on different slots of a cluster), all
             // sent at once on the shared connection: one round trip for the lot.
@@ -175,13 +182,7 @@ impl Store for RedisSessions {
 
     fn claim(&self, id: SessionId) -> BoxFuture<'_, Option<Claimed>> {
         Box::pin(async move {
-            let mut connection = match self.connection().await {
-                Ok(connection) => connection,
-                Err(err) => {
-                    self.failed(&err).await;
-                    return None;
-                }
-            };
+            let mut connection = self.connected().await?;
             let keys = SessionKeys::new(&self.prefix, id);
             let answer = self
                 .claim
@@ -203,7 +204,7 @@ impl Store for RedisSessions {
 
     fn epoch(&self, id: SessionId) -> BoxFuture<'_, Result<Option<u64>, ()>> {
         Box::pin(async move {
-            let mut connection = self.connection().await.map_err(drop)?;
+            let mut connection = self.connected().await.ok_or(())?;
             let keys = SessionKeys::new(&self.prefix, id);
             let epoch: Result<Option<u64>, _> = redis::cmd("HGET")
                 .arg(&keys.state)
@@ -222,7 +223,7 @@ impl Store for RedisSessions {
 
     fn touch<'a>(&'a self, ids: &'a [SessionId]) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let Ok(connection) = self.connection().await else {
+            let Some(connection) = self.connected().await else {
                 return;
             };
             let expiry = self.expiry_millis();
@@ -253,7 +254,7 @@ impl Store for RedisSessions {
 
     fn forget(&self, id: SessionId, epoch: u64) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            let Ok(mut connection) = self.connection().await else {
+            let Some(mut connection) = self.connected().await else {
                 return;
             };
             let keys = SessionKeys::new(&self.prefix, id);

@@ -105,13 +105,9 @@ impl Inner {
 }
 
 impl<P: Protocol> SessionCore<P> {
-    pub(crate) fn new(
-        id: SessionId,
-        shared: Arc<Shared>,
-        props: &Arc<serde_json::Value>,
-    ) -> Arc<Self> {
+    pub(crate) fn new(id: SessionId, shared: Arc<Shared>, props: &serde_json::Value) -> Arc<Self> {
         let limits = &shared.limits;
-        let gate = shared.saver.as_ref().map(|_| Gate::new(1, props.clone()));
+        let gate = shared.saver.as_ref().map(|_| Gate::new(1, props));
         let core = Arc::new_cyclic(|me| Self {
             id,
             me: me.clone(),
@@ -138,15 +134,14 @@ impl<P: Protocol> SessionCore<P> {
     /// A session another process saved in the store, resumed here: its log and the messages
     /// it handled are as the store had them, and its saves go under the new claim.
     pub(crate) fn restore(id: SessionId, shared: Arc<Shared>, claimed: Claimed) -> Arc<Self> {
-        let props = Arc::new(claimed.props);
-        let core = Self::new(id, shared, &props);
+        let core = Self::new(id, shared, &claimed.props);
         {
             let mut inner = core.lock();
             inner.log.restore(claimed.last_seq, claimed.frames);
             for reference in claimed.refs {
                 inner.refs.insert(reference);
             }
-            let mut gate = Gate::new(claimed.epoch, props);
+            let mut gate = Gate::new(claimed.epoch, &claimed.props);
             gate.client = claimed.client;
             inner.gate = Some(gate);
         }

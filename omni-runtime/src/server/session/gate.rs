@@ -32,10 +32,10 @@ pub(crate) struct Gate {
     refs: Vec<Ref>,
     /// Items for the connection, each with the changes that must be saved before it goes.
     held: VecDeque<(u64, Item)>,
-    /// Who the session's client is, and the props its handler is made from: a process that
-    /// resumes the session needs both.
+    /// Who the session's client is, and the props its handler is made from (as JSON, written
+    /// once, not per save): a process that resumes the session needs both.
     pub(crate) client: Option<Arc<str>>,
-    pub(crate) props: Arc<serde_json::Value>,
+    pub(crate) props: Arc<str>,
 }
 
 /// One save: what changed since the last, and the change count it brings the store to.
@@ -52,7 +52,7 @@ pub(crate) struct Unsaved {
 impl Gate {
     /// A gate for a session held under claim `epoch` (1 for a session this process opened),
     /// whose handler is made from `props`.
-    pub(crate) fn new(epoch: u64, props: Arc<serde_json::Value>) -> Self {
+    pub(crate) fn new(epoch: u64, props: &serde_json::Value) -> Self {
         Self {
             epoch,
             made: 0,
@@ -63,7 +63,7 @@ impl Gate {
             refs: Vec::new(),
             held: VecDeque::new(),
             client: None,
-            props,
+            props: props.to_string().into(),
         }
     }
 
@@ -167,14 +167,14 @@ mod tests {
 
     #[test]
     fn nothing_waits_while_everything_is_saved() {
-        let mut gate = Gate::new(1, Arc::default());
+        let mut gate = Gate::new(1, &serde_json::Value::Null);
         assert!(gate.hold(item(1)).is_some());
         assert!(gate.take().is_none());
     }
 
     #[test]
     fn a_frame_waits_for_its_save_and_what_follows_waits_behind_it() {
-        let mut gate = Gate::new(1, Arc::default());
+        let mut gate = Gate::new(1, &serde_json::Value::Null);
         assert!(gate.frame(&frame(1)), "the first change queues the session");
         assert!(gate.hold(item(1)).is_none());
         assert!(!gate.handled(7), "queued already");
@@ -204,7 +204,7 @@ mod tests {
 
     #[test]
     fn items_that_need_nothing_new_go_once_what_is_before_them_is_saved() {
-        let mut gate = Gate::new(1, Arc::default());
+        let mut gate = Gate::new(1, &serde_json::Value::Null);
         gate.frame(&frame(1));
         gate.hold(item(1));
         let save = gate.take().unwrap();
@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn a_new_connection_drops_what_was_held_for_the_old_one() {
-        let mut gate = Gate::new(3, Arc::default());
+        let mut gate = Gate::new(3, &serde_json::Value::Null);
         gate.frame(&frame(1));
         gate.hold(item(1));
         gate.drop_held();
@@ -255,7 +255,7 @@ mod tests {
         /// saver exactly when it has unsaved changes; and once all is saved, nothing waits.
         #[test]
         fn items_wait_for_what_came_before_them_and_no_longer(steps in proptest::collection::vec(step(), 1..80)) {
-            let mut gate = Gate::new(1, Arc::default());
+            let mut gate = Gate::new(1, &serde_json::Value::Null);
             let (mut made, mut saved, mut queued) = (0u64, 0u64, false);
             let mut next_seq = 1;
             let mut in_flight: Option<u64> = None;

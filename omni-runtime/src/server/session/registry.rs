@@ -88,7 +88,6 @@ where
         props: serde_json::Value,
     ) -> Arc<Session<P, H>> {
         let id = SessionId::from_u128(rand::random());
-        let props = Arc::new(props);
         let core = SessionCore::<P>::new(id, self.shared.clone(), &props);
         Metrics::bump(&self.shared.metrics.sessions_created);
         self.register(core, extensions, &props)

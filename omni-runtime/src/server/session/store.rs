@@ -126,7 +126,8 @@ pub(crate) struct Save {
     /// How many handled refs the session remembers.
     pub(crate) remembered: usize,
     pub(crate) client: Option<Arc<str>>,
-    pub(crate) props: Arc<serde_json::Value>,
+    /// As JSON.
+    pub(crate) props: Arc<str>,
 }
 
 /// How a save went.
