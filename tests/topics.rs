@@ -14,8 +14,8 @@ use common::feed::{
 };
 use common::proxy::Proxy;
 use omni::client::{Client as RustClient, Mux as MuxClient, Transport};
-use omni::pubsub::{LocalPubSub, PubSub};
-use omni::server::{Endpoint, Mux};
+use omni::pubsub::{LocalPubSub, PubSub, Publication};
+use omni::server::{Endpoint, Limits, Mux};
 use omni::token::Keys;
 
 #[tokio::test]
@@ -256,4 +256,69 @@ async fn the_rust_client_past_the_log_reports_a_topic_reset_and_takes_the_snapsh
     // The numbering goes on from the reset.
     post(&mut poster, "p7", 7).await;
     assert_eq!(collect(&mut messages, 1).await, (vec!["p7".into()], 0));
+}
+
+/// A burst on a topic (a backlog that arrives at once when Redis comes back, a room that
+/// shouts) is more than a reading follower's outbound queue holds: the follower is not
+/// closed as a slow consumer, and receives every message once, in order, the ones its queue
+/// could not take sent from the topic's log once it has drained.
+#[tokio::test]
+async fn a_follower_behind_a_burst_is_caught_up_from_the_log_not_closed() {
+    const BURST: u64 = 600;
+    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
+    let posts = Posts::default();
+    let endpoint = Endpoint::<Feed, _>::builder({
+        let posts = posts.clone();
+        move || Reader {
+            posts: posts.clone(),
+        }
+    })
+    .pubsub(pubsub.clone())
+    .limits(Limits {
+        outbound_queue: 8,
+        ..Limits::default()
+    })
+    .build();
+    let addr = common::serve(omni::axum::Router::new().nest("/omni", endpoint.router())).await;
+    // A follower too: a client given plain pushes has nothing to catch up from, and one
+    // that does not read through a burst is still closed as a slow consumer.
+    let mut poster = connect(addr, Some("{}")).await;
+    snapshot(&mut poster).await;
+    let mut reader = common::Client::connect_with_small_window(
+        addr,
+        &format!("/omni/ws?topics={}", common::feed::urlencode("{}")),
+    )
+    .await;
+    assert!(matches!(next(&mut reader).await, Down::Welcome { .. }));
+    assert!(snapshot(&mut reader).await.is_empty());
+    post(&mut poster, "first", 1).await;
+    let (first, _) = numbered(&mut reader).await;
+
+    // Published in one go, while the reader is not reading: far more than its queue holds,
+    // and large enough that the socket backs up too.
+    let padding = "x".repeat(2048);
+    for i in 1..=BURST {
+        let publication =
+            Publication::encode(FEED, &FeedFromServer::Posted(format!("{i}:{padding}"))).unwrap();
+        pubsub.publish(FEED, publication);
+    }
+    for i in 1..=BURST {
+        assert_eq!(
+            numbered(&mut reader).await,
+            (first + i, format!("{i}:{padding}")),
+            "each message of the burst once, in order"
+        );
+    }
+    post(&mut poster, "after", 2).await;
+    assert_eq!(
+        numbered(&mut reader).await,
+        (first + BURST + 1, "after".into())
+    );
+    assert!(reader.quiet_for(Duration::from_millis(200)).await);
+    let metrics = endpoint.metrics();
+    assert_eq!(metrics.slow_consumers, 0);
+    assert!(
+        metrics.topic_catch_ups >= 1,
+        "the queue never overflowed: the test proved nothing"
+    );
 }

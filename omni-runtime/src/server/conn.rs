@@ -257,28 +257,58 @@ impl Conn {
     /// Queues `item` without waiting; a full queue stops the connection as a slow consumer.
     /// Returns whether the item was queued.
     pub(crate) fn queue(&self, item: Item, metrics: &Metrics) -> bool {
+        match self.try_queue(item, metrics) {
+            Ok(queued) => queued,
+            Err(item) => {
+                self.slow_consumer(item, metrics);
+                false
+            }
+        }
+    }
+
+    /// Queues `item` without waiting: whether it was queued, or the item back when the
+    /// queue is full (the connection stays open).
+    pub(crate) fn try_queue(&self, item: Item, metrics: &Metrics) -> Result<bool, Item> {
         let Some(item) = self.addressed(item) else {
-            return false;
+            return Ok(false);
         };
         let counted = Counted::of(&item);
         match self.tx.try_send(item) {
             Ok(depth) => {
                 counted.count(self.transport, metrics, depth);
-                true
+                Ok(true)
             }
-            Err(TrySendError::Full(_)) => {
-                if self.stop.borrow().is_none() {
-                    Metrics::bump(&metrics.slow_consumers);
-                    tracing::warn!(
-                        conn = self.id,
-                        "outbound queue full: closing as slow consumer"
-                    );
-                }
-                self.stop.send_replace(Some(Stop::SLOW_CONSUMER));
-                false
-            }
-            Err(TrySendError::Closed(_)) => false,
+            Err(TrySendError::Full(item)) => Err(item),
+            Err(TrySendError::Closed(_)) => Ok(false),
         }
+    }
+
+    /// Stops the connection as a slow consumer: it could not take `item`.
+    pub(crate) fn slow_consumer(&self, item: Item, metrics: &Metrics) {
+        drop(item);
+        if self.stop.borrow().is_none() {
+            Metrics::bump(&metrics.slow_consumers);
+            tracing::warn!(
+                conn = self.id,
+                "outbound queue full: closing as slow consumer"
+            );
+        }
+        self.stop.send_replace(Some(Stop::SLOW_CONSUMER));
+    }
+
+    /// Queues `item` even past the queue's bound, counted: for what is bounded otherwise (a
+    /// topic's catch-up, at most its log).
+    pub(crate) fn queue_over(&self, item: Item, metrics: &Metrics) {
+        if let Some(item) = self.addressed(item) {
+            let counted = Counted::of(&item);
+            let depth = self.tx.send_over(item);
+            counted.count(self.transport, metrics, depth);
+        }
+    }
+
+    /// Resolves once the connection's queue has drained to a quarter, or it is gone.
+    pub(crate) fn drained(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.tx.drained()
     }
 
     /// Queues an ephemeral frame unless the connection is falling behind (its queue three

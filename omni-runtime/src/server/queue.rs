@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
+use tokio::sync::Notify;
 
 /// Capacity kept after a burst is drained; a larger buffer is given back.
 const KEEP: usize = 64;
@@ -25,6 +26,8 @@ struct Shared<T> {
     state: Mutex<State<T>>,
     /// The receiving task, when it waits for an item.
     waker: AtomicWaker,
+    /// Whoever waits for the queue to drain (see [`Sender::drained`]).
+    drain: Notify,
     bound: usize,
     max_bytes: usize,
 }
@@ -35,12 +38,28 @@ struct State<T> {
     bytes: usize,
     senders: usize,
     receiving: bool,
+    /// Someone waits for the queue to drain: the receiver tells them once it is a quarter
+    /// full or less.
+    draining: bool,
 }
 
 impl<T> Shared<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         // A panic while locked leaves a consistent deque: nothing here runs user code.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `state` is a quarter full or less, in items and in bytes.
+    fn drained(&self, state: &State<T>) -> bool {
+        state.items.len() <= self.bound / 4 && state.bytes <= self.max_bytes / 4
+    }
+
+    /// Tells whoever waits for a drain, once the queue is drained or ended.
+    fn drain_checked(&self, state: &mut State<T>) {
+        if state.draining && (!state.receiving || self.drained(state)) {
+            state.draining = false;
+            self.drain.notify_waiters();
+        }
     }
 }
 
@@ -54,8 +73,10 @@ pub(crate) fn queue<T: Weigh>(bound: usize, max_bytes: usize) -> (Sender<T>, Rec
             bytes: 0,
             senders: 1,
             receiving: true,
+            draining: false,
         }),
         waker: AtomicWaker::new(),
+        drain: Notify::new(),
         bound: bound.max(1),
         max_bytes,
     });
@@ -118,18 +139,46 @@ impl<T: Weigh> Sender<T> {
         Ok(depth)
     }
 
+    /// Resolves once the queue holds a quarter of its bound or less, in items and in bytes,
+    /// or nobody receives any more: when a producer that fell behind may send a catch-up.
+    pub(crate) fn drained(&self) -> impl Future<Output = ()> + Send + 'static
+    where
+        T: Send + 'static,
+    {
+        let shared = self.shared.clone();
+        async move {
+            loop {
+                let notified = shared.drain.notified();
+                let mut notified = std::pin::pin!(notified);
+                // Registered before looking, so a drain in between is not missed.
+                notified.as_mut().enable();
+                {
+                    let mut state = shared.lock();
+                    if !state.receiving || shared.drained(&state) {
+                        return;
+                    }
+                    state.draining = true;
+                }
+                notified.await;
+            }
+        }
+    }
+
     /// Queues `item` past the bound. Only for what is bounded otherwise (one presence refresh
-    /// per topic at most).
-    pub(crate) fn send_over(&self, item: T) {
+    /// per topic at most, a topic's catch-up).
+    /// Returns how many items the queue then holds.
+    pub(crate) fn send_over(&self, item: T) -> usize {
         let weight = item.weight();
         let mut state = self.shared.lock();
         if !state.receiving {
-            return;
+            return state.items.len();
         }
         state.bytes += weight;
         state.items.push_back(item);
+        let depth = state.items.len();
         drop(state);
         self.shared.waker.wake();
+        depth
     }
 }
 
@@ -188,6 +237,7 @@ impl<T: Weigh> Receiver<T> {
                 if state.items.is_empty() && state.items.capacity() > KEEP {
                     state.items = VecDeque::new();
                 }
+                self.shared.drain_checked(&mut state);
                 Some(Some(item))
             }
             None if state.senders == 0 || !state.receiving => Some(None),
@@ -222,6 +272,7 @@ impl<T> Closer<T> {
         state.receiving = false;
         state.items = VecDeque::new();
         state.bytes = 0;
+        self.shared.drain_checked(&mut state);
         drop(state);
         self.shared.waker.wake();
     }
@@ -237,6 +288,7 @@ impl<T> Drop for Receiver<T> {
         state.receiving = false;
         state.items = VecDeque::new();
         state.bytes = 0;
+        self.shared.drain_checked(&mut state);
     }
 }
 
@@ -366,6 +418,35 @@ mod tests {
             Some(None),
             "ended while a sender lives"
         );
+    }
+
+    #[test]
+    fn a_drain_is_told_at_a_quarter_full_or_when_the_receiver_goes() {
+        let (tx, mut rx) = queue(8, usize::MAX);
+        for n in 0..8 {
+            tx.try_send(n).unwrap();
+        }
+        let mut drained = Box::pin(tx.drained());
+        assert_eq!(drained.as_mut().now_or_never(), None, "full");
+        for n in 0..5 {
+            assert_eq!(rx.try_recv(), Some(n));
+            assert_eq!(drained.as_mut().now_or_never(), None, "{} left", 7 - n);
+        }
+        assert_eq!(rx.try_recv(), Some(5));
+        assert_eq!(
+            drained.as_mut().now_or_never(),
+            Some(()),
+            "two left of eight"
+        );
+        assert_eq!(tx.drained().now_or_never(), Some(()), "drained already");
+
+        for n in 0..8 {
+            let _ = tx.try_send(n);
+        }
+        let mut drained = Box::pin(tx.drained());
+        assert_eq!(drained.as_mut().now_or_never(), None);
+        drop(rx);
+        assert_eq!(drained.as_mut().now_or_never(), Some(()), "nobody reads");
     }
 
     #[tokio::test]

@@ -152,6 +152,9 @@ pub(crate) struct Metrics {
     pub(crate) slow_consumers: AtomicU64,
     pub(crate) write_timeouts: AtomicU64,
     pub(crate) ephemeral_dropped: AtomicU64,
+    /// A sequenced topic's message a connection's queue could not take: the topic is sent
+    /// from its log once the connection drains, and the connection stays open.
+    pub(crate) topic_catch_ups: AtomicU64,
     /// The most items any one outbound queue held.
     queue_high_water: AtomicU64,
     /// A resume whose topic log no longer held what the client missed: a snapshot instead.
@@ -200,6 +203,7 @@ impl Metrics {
             hook_failures: AtomicU64::new(0),
             broadcasts: AtomicU64::new(0),
             slow_consumers: AtomicU64::new(0),
+            topic_catch_ups: AtomicU64::new(0),
             write_timeouts: AtomicU64::new(0),
             ephemeral_dropped: AtomicU64::new(0),
             queue_high_water: AtomicU64::new(0),
@@ -291,6 +295,7 @@ impl Metrics {
             slow_consumers: get(&self.slow_consumers),
             broadcasts: get(&self.broadcasts),
             ephemeral_dropped: get(&self.ephemeral_dropped),
+            topic_catch_ups: get(&self.topic_catch_ups),
         }
     }
 }
@@ -333,4 +338,7 @@ pub struct MetricsSnapshot {
     /// Ephemeral frames (`push`, presence) not queued to a connection that was falling
     /// behind: it stays open, and its next presence frame is the whole list.
     pub ephemeral_dropped: u64,
+    /// Times a connection fell behind on a sequenced topic (its queue was full): it stays
+    /// open, and the topic is sent from its log once the connection has drained.
+    pub topic_catch_ups: u64,
 }

@@ -534,6 +534,11 @@ impl Collector for Prometheus {
                 |m| load(&m.ephemeral_dropped),
             ),
             (
+                "omni_topic_catch_ups",
+                "Connections that fell behind on a sequenced topic and were caught up from its log",
+                |m| load(&m.topic_catch_ups),
+            ),
+            (
                 "omni_replay_fallbacks",
                 "Topic catch-ups that got a snapshot because the log no longer held what was missed",
                 |m| load(&m.replay_fallbacks),

@@ -6,7 +6,9 @@
 
 use std::collections::HashSet;
 use std::marker::PhantomData;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+
+use futures_util::future::BoxFuture;
 
 use serde::Serialize;
 
@@ -41,8 +43,14 @@ pub(crate) struct SessionCore<P> {
     me: Weak<Self>,
     pub(crate) shared: Arc<Shared>,
     inner: Mutex<Inner>,
+    /// Starts a topic's catch-up once the future given resolves (the connection drained):
+    /// set by the session around this core, as the catch-up may run its handler's snapshot.
+    catch_up: OnceLock<CatchUp>,
     protocol: PhantomData<fn() -> P>,
 }
+
+/// See [`SessionCore::on_behind`].
+pub(crate) type CatchUp = Box<dyn Fn(String, BoxFuture<'static, ()>) + Send + Sync>;
 
 struct Inner {
     log: Log,
@@ -82,6 +90,38 @@ impl Inner {
         };
         if let Some(conn) = &self.conn {
             conn.queue(item, metrics);
+        }
+    }
+
+    /// Queues a topic's message for the current connection without waiting, like
+    /// [`deliver`](Self::deliver), but gives it back when the queue is full rather than
+    /// closing the connection: the topic's log holds it, and a catch-up can send it later.
+    fn deliver_or_return(&mut self, item: Item, metrics: &Metrics) -> Result<(), Item> {
+        let item = match &mut self.gate {
+            Some(gate) => match gate.hold(item) {
+                Some(item) => item,
+                None => return Ok(()),
+            },
+            None => item,
+        };
+        match &self.conn {
+            Some(conn) => conn.try_queue(item, metrics).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// Queues `item` even past the queue's bound: a topic's catch-up, bounded by the topic's
+    /// log, sent once the connection has drained.
+    fn deliver_over(&mut self, item: Item, metrics: &Metrics) {
+        let item = match &mut self.gate {
+            Some(gate) => match gate.hold(item) {
+                Some(item) => item,
+                None => return,
+            },
+            None => item,
+        };
+        if let Some(conn) = &self.conn {
+            conn.queue_over(item, metrics);
         }
     }
 
@@ -125,6 +165,7 @@ impl<P: Protocol> SessionCore<P> {
                 ended: false,
             }),
             shared: shared.clone(),
+            catch_up: OnceLock::new(),
             protocol: PhantomData,
         });
         shared.pubsub.register(id, core.clone());
@@ -407,7 +448,7 @@ impl<P: Protocol> SessionCore<P> {
         let last = after + missed.len() as Seq;
         let mut inner = self.lock();
         if !missed.is_empty() {
-            inner.deliver(Item::Replay(missed, None), self.metrics());
+            inner.deliver_over(Item::Replay(missed, None), self.metrics());
         }
         self.go_live(&mut inner, topic, Some(last));
     }
@@ -421,9 +462,20 @@ impl<P: Protocol> SessionCore<P> {
     fn go_live(&self, inner: &mut Inner, topic: &str, last: Option<Seq>) {
         let waited = inner.topics.live(topic, last);
         if !waited.is_empty() {
-            // One queue item: a burst that waited never overflows the queue.
-            inner.deliver(Item::Replay(waited, None), self.metrics());
+            // One queue item, past the bound: a burst that waited never overflows the queue.
+            inner.deliver_over(Item::Replay(waited, None), self.metrics());
         }
+    }
+
+    /// Sets what runs a topic's catch-up (see [`catch_up`](Self::catch_up)).
+    pub(crate) fn on_behind(&self, catch_up: CatchUp) {
+        let _ = self.catch_up.set(catch_up);
+    }
+
+    /// Starts catching up `topic`, which fell behind: returns the catch-up due, if it is
+    /// still behind (a resume may have caught it up since).
+    pub(crate) fn catch_up(&self, topic: &str) -> Option<TopicSync> {
+        self.lock().topics.catch_up(topic)
     }
 
     /// Carries out a handler's effects, in order, then acknowledges `ack` (the client message
@@ -647,8 +699,28 @@ impl<P: Protocol> Member for SessionCore<P> {
 
     fn deliver_topic(&self, topic: &str, frame: &TopicFrame) {
         let mut inner = self.lock();
-        if let Some(out) = inner.topics.deliver(topic, frame) {
-            inner.deliver(Item::Frame(out, None), self.metrics());
+        let Some(out) = inner.topics.deliver(topic, frame) else {
+            return;
+        };
+        let metrics = self.metrics();
+        let Err(item) = inner.deliver_or_return(Item::Frame(out, None), metrics) else {
+            return;
+        };
+        // The connection cannot take it now (a burst: a backlog after an outage, a room
+        // that shouts). A sequenced topic is sent from its log once the connection has
+        // drained, rather than closing a client that reads; what has no number to catch up
+        // from closes it as before.
+        let catch_up = self
+            .catch_up
+            .get()
+            .filter(|_| inner.conn.is_some() && inner.topics.fall_behind(topic, frame));
+        match (&inner.conn, catch_up) {
+            (Some(conn), Some(catch_up)) => {
+                Metrics::bump(&metrics.topic_catch_ups);
+                catch_up(topic.to_owned(), Box::pin(conn.drained()));
+            }
+            (Some(conn), _) => conn.slow_consumer(item, metrics),
+            (None, _) => {}
         }
     }
 }

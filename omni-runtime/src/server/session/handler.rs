@@ -198,6 +198,26 @@ where
         }
     }
 
+    /// Lets the core hand this session the topics its connection fell behind on: each is
+    /// caught up from its log (or given the handler's snapshot, past the log) once the
+    /// connection has drained.
+    pub(crate) fn catch_up_when_behind(self: &Arc<Self>) {
+        let session = Arc::downgrade(self);
+        self.core.on_behind(Box::new(move |topic, drained| {
+            let session = session.clone();
+            tokio::spawn(async move {
+                drained.await;
+                let Some(session) = session.upgrade() else {
+                    return;
+                };
+                let mut state = session.state.lock().await;
+                if let Some(sync) = session.core.catch_up(&topic) {
+                    session.sync(&mut state, vec![sync]).await;
+                }
+            });
+        }));
+    }
+
     /// Takes the client's topic cursors and catches it up on the topics the session is
     /// already subscribed to (see [`SessionCore::follow_topics`]).
     pub(crate) async fn follow(&self, topics: Option<Cursors>, resumed: bool) {

@@ -104,6 +104,7 @@ where
         let mut cx = Context::with_sender(id, sender);
         cx.set_extensions(extensions);
         let session = Arc::new(Session::new(core, cx, props.clone(), self.factory.clone()));
+        session.catch_up_when_behind();
         self.sessions().insert(id, session.clone());
         session
     }

@@ -32,6 +32,9 @@ enum State {
     Buffering(Vec<TopicFrame>),
     /// Messages go straight to the client; `last` is the last number it was sent.
     Live { last: Option<Seq> },
+    /// The connection could not take a message (its queue was full): what follows `last` is
+    /// dropped here, and sent from the topic's log once the connection has caught up.
+    Behind { last: Option<Seq> },
 }
 
 /// A session's subscriptions.
@@ -126,6 +129,7 @@ impl Topics {
                 waiting.push(frame.clone());
                 None
             }
+            State::Behind { .. } => None,
             State::Live { last } => {
                 if following {
                     // A replay and the live stream may overlap: each number goes once.
@@ -162,6 +166,44 @@ impl Topics {
         }
         *state = State::Live { last };
         out
+    }
+
+    /// The connection could not take `frame` of `topic` (just returned by
+    /// [`deliver`](Self::deliver)): the topic falls behind, and what follows waits in its
+    /// log. Returns whether it did (it had been live, and the client follows topics; a push
+    /// a client cannot take has no number to catch up from).
+    pub(crate) fn fall_behind(&mut self, topic: &str, frame: &TopicFrame) -> bool {
+        if self.cursors.is_none() {
+            return false;
+        }
+        match self.subscribed.get_mut(topic) {
+            Some(state @ State::Live { .. }) => {
+                // The frame itself was not sent: the catch-up starts with it.
+                *state = State::Behind {
+                    last: Some(frame.seq().saturating_sub(1)),
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Starts catching up a topic that fell behind: from the number it was sent last, which
+    /// [`live`](Self::live) ends. `None` when it is not behind (a resume caught it up since,
+    /// or it was left).
+    pub(crate) fn catch_up(&mut self, topic: &str) -> Option<TopicSync> {
+        let state = self.subscribed.get_mut(topic)?;
+        let State::Behind { last } = *state else {
+            return None;
+        };
+        *state = State::Buffering(Vec::new());
+        Some(match last {
+            Some(after) => TopicSync::Replay {
+                topic: topic.to_owned(),
+                after,
+            },
+            None => TopicSync::Snapshot(topic.to_owned()),
+        })
     }
 
     /// Gives the memory back (the session ended).
@@ -336,6 +378,11 @@ mod tests {
             Publish(usize),
             /// The oldest live copy on its way for the topic reaches the session.
             Arrive(usize),
+            /// As `Arrive`, but the connection's queue is full: a message to send is refused,
+            /// and the topic falls behind.
+            Refuse(usize),
+            /// The connection has drained: a topic that fell behind starts its catch-up.
+            Drain(usize),
             Subscribe(usize),
             Unsubscribe(usize),
             Follow {
@@ -359,6 +406,8 @@ mod tests {
             prop_oneof![
                 4 => topic.clone().prop_map(Step::Publish),
                 4 => topic.clone().prop_map(Step::Arrive),
+                1 => topic.clone().prop_map(Step::Refuse),
+                1 => topic.clone().prop_map(Step::Drain),
                 2 => topic.clone().prop_map(Step::Subscribe),
                 1 => topic.prop_map(Step::Unsubscribe),
                 1 => ([cursor.clone(), cursor.clone(), cursor], any::<bool>())
@@ -424,9 +473,10 @@ mod tests {
                 }
             }
 
-            fn arrive(&mut self, topic: usize) {
+            fn arrive(&mut self, topic: usize, refused: bool) {
                 if let Some(frame) = self.on_the_way[topic].pop_front()
                     && let Some(out) = self.topics.deliver(TOPICS[topic], &frame)
+                    && !(refused && self.topics.fall_behind(TOPICS[topic], &frame))
                 {
                     self.sent.push(seen(&out));
                 }
@@ -481,6 +531,8 @@ mod tests {
         enum Phase {
             Unsubscribed,
             Live,
+            /// A message was refused: nothing is sent until the catch-up from the log.
+            Behind,
             /// Live copies wait from when `arrived` was `start`. Once done, the client holds
             /// every number up to `base`, then up to at least `upto` (the head its replay or
             /// reset was fetched at).
@@ -528,7 +580,7 @@ mod tests {
         }
 
         impl Model {
-            fn arrive(&mut self, topic: usize) {
+            fn arrive(&mut self, topic: usize, refused: bool) {
                 let t = &mut self.topics[topic];
                 if t.arrived == t.head {
                     return;
@@ -539,13 +591,33 @@ mod tests {
                     return;
                 }
                 if !self.following {
+                    // A push has no number to catch up from: the connection would be closed,
+                    // which is not this state machine's to model.
                     self.expected.push((topic, Seen::Push));
                 } else if n > t.base {
                     assert_eq!(n, t.base + 1, "the model skipped a number");
+                    if refused {
+                        t.phase = Phase::Behind;
+                        return;
+                    }
                     t.base = n;
                     t.last = Some(n);
                     self.expected.push((topic, Seen::Msg(n)));
                 }
+            }
+
+            /// The catch-up a topic that fell behind starts once its connection drained:
+            /// from the last number it was sent.
+            fn drain(&mut self, topic: usize) -> Option<TopicSync> {
+                let t = &mut self.topics[topic];
+                if t.phase != Phase::Behind {
+                    return None;
+                }
+                t.catch_up();
+                Some(TopicSync::Replay {
+                    topic: TOPICS[topic].to_owned(),
+                    after: t.base,
+                })
             }
 
             /// The catch-up a subscription starts now.
@@ -695,19 +767,32 @@ mod tests {
                 due: VecDeque::new(),
                 sent: Vec::new(),
             };
-            // In the end every live copy arrives and every catch-up finishes.
+            // In the end every live copy arrives, every connection drains and every catch-up
+            // finishes.
             let arrivals =
                 (0..TOPICS.len()).flat_map(|t| std::iter::repeat_n(Step::Arrive(t), steps.len()));
+            let drains = (0..TOPICS.len()).map(Step::Drain);
             let advances = std::iter::repeat_n(Step::Advance, 2 * TOPICS.len() * steps.len());
-            for step in steps.iter().cloned().chain(arrivals).chain(advances) {
+            let end = arrivals.chain(drains).chain(advances);
+            for step in steps.iter().cloned().chain(end) {
                 match &step {
                     Step::Publish(topic) => {
                         model.topics[*topic].head += 1;
                         session.publish(*topic);
                     }
                     Step::Arrive(topic) => {
-                        model.arrive(*topic);
-                        session.arrive(*topic);
+                        model.arrive(*topic, false);
+                        session.arrive(*topic, false);
+                    }
+                    Step::Refuse(topic) => {
+                        model.arrive(*topic, true);
+                        session.arrive(*topic, true);
+                    }
+                    Step::Drain(topic) => {
+                        let expected = model.drain(*topic);
+                        let sync = session.topics.catch_up(TOPICS[*topic]);
+                        prop_assert_eq!(&sync, &expected);
+                        session.due.extend(sync.map(|sync| (sync, None)));
                     }
                     Step::Subscribe(topic) => {
                         let expected = model.subscribe(*topic);
@@ -768,7 +853,7 @@ mod tests {
                         TOPICS[topic]
                     ),
                     Phase::Live => {}
-                    Phase::CatchingUp { .. } => {
+                    Phase::CatchingUp { .. } | Phase::Behind => {
                         prop_assert!(false, "{} never caught up", TOPICS[topic]);
                     }
                 }
@@ -779,9 +864,10 @@ mod tests {
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(512))]
 
-            /// Whatever the interleaving of catch-ups, `follow`s and live copies, the client
-            /// is sent exactly what the model says, step by step: each topic's numbers after
-            /// its cursor, once each, in order, with no gap.
+            /// Whatever the interleaving of catch-ups, `follow`s, live copies and messages
+            /// the connection could not take, the client is sent exactly what the model says,
+            /// step by step: each topic's numbers after its cursor, once each, in order, with
+            /// no gap.
             #[test]
             fn a_follower_gets_exactly_the_numbers_after_its_cursor(
                 steps in proptest::collection::vec(step(), 1..60),
