@@ -364,12 +364,37 @@ async fn four_demo_nodes_on_a_cluster_survive_a_node_kill_a_failover_and_a_pause
         }
     }
     assert_eq!(resets, 0, "no client was reset");
+    // The backlog the pause leaves arrives at once: its followers are caught up from the
+    // topic's log, never closed for it.
+    let (mut slow, mut caught_up) = (0.0, 0.0);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for port in &ports[1..] {
+        let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        slow += counter(&text, "omni_slow_consumers_total");
+        caught_up += counter(&text, "omni_topic_catch_ups_total");
+    }
+    eprintln!("soak: {slow} slow consumers, {caught_up} topic catch-ups on the nodes left");
+    assert_eq!(slow, 0.0, "a node closed a client as a slow consumer");
     eprintln!(
         "soak: {clients} clients, {} messages, presence converged {kill_took:?} after the \
          node kill, {failover_took:?} after the failover, {pause_took:?} after a {pause:?} pause",
         all.len()
     );
     drop(nodes);
+}
+
+/// The sum of a counter's series in a Prometheus scrape.
+fn counter(scrape: &str, name: &str) -> f64 {
+    scrape
+        .lines()
+        .filter(|line| line.starts_with(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// The port of a master that serves slots, other than the seed the demo was given (a

@@ -241,14 +241,18 @@ impl Diff {
 
 /// A topic's list as a client keeps it: each entry found by its ref, so that applying a diff
 /// costs what the diff carries, not the size of the list (one key may hold thousands of
-/// entries: every anonymous visitor of a busy room).
+/// entries: every anonymous visitor of a busy room). Each string is held once: an entry's
+/// ref is shared by the index and the entry, its key by all the key's entries, and metadata
+/// written alike (`null`, `{}` for anonymous visitors) by every entry that has it.
 #[cfg(feature = "client")]
 #[derive(Debug, Default)]
 pub(crate) struct Held {
-    /// For each key, its entries in the order they joined.
-    keys: BTreeMap<String, BTreeMap<u64, Entry>>,
+    /// For each key, its entries (ref and metadata) in the order they joined.
+    keys: BTreeMap<Arc<str>, Entries>,
     /// Where each entry is: its key and its place in the key's order.
-    refs: std::collections::HashMap<String, (String, u64)>,
+    refs: std::collections::HashMap<Arc<str>, (Arc<str>, u64)>,
+    /// One copy of each metadata some entry holds, and how many entries hold it.
+    metas: std::collections::HashMap<Meta, usize>,
     joined: u64,
 }
 
@@ -258,37 +262,76 @@ impl Held {
     pub(crate) fn apply(&mut self, diff: &Diff) {
         for (key, gone) in &diff.leaves {
             for entry in gone {
-                // A leave names its key: the entry goes only from there, as in `apply_to`.
-                let Some(&(_, at)) = self
-                    .refs
-                    .get(&entry.reference)
-                    .filter(|(held, _)| held == key)
-                else {
-                    continue;
-                };
-                self.refs.remove(&entry.reference);
-                if let Some(entries) = self.keys.get_mut(key) {
-                    entries.remove(&at);
-                    if entries.is_empty() {
-                        self.keys.remove(key);
-                    }
-                }
+                self.remove(key, &entry.reference);
             }
         }
         for (key, entries) in &diff.joins {
             for entry in entries {
-                if self.refs.contains_key(&entry.reference) {
-                    continue;
-                }
-                self.joined += 1;
-                self.refs
-                    .insert(entry.reference.clone(), (key.clone(), self.joined));
-                self.keys
-                    .entry(key.clone())
-                    .or_default()
-                    .insert(self.joined, entry.clone());
+                self.insert(key, entry);
             }
         }
+    }
+
+    /// Removes the entry `reference` if it is held under `key` (a leave names its key: the
+    /// entry goes only from there, as in [`Diff::apply_to`]).
+    fn remove(&mut self, key: &str, reference: &str) {
+        let Some(&(_, at)) = self.refs.get(reference).filter(|(held, _)| &**held == key) else {
+            return;
+        };
+        self.refs.remove(reference);
+        let Some(entries) = self.keys.get_mut(key) else {
+            return;
+        };
+        if let Some((_, meta)) = entries.remove(at)
+            && let Some(holders) = self.metas.get_mut(&meta)
+        {
+            *holders -= 1;
+            if *holders == 0 {
+                self.metas.remove(&meta);
+            }
+        }
+        if entries.is_empty() {
+            self.keys.remove(key);
+        }
+    }
+
+    /// Adds `entry` under `key` unless its ref is held.
+    fn insert(&mut self, key: &str, entry: &Entry) {
+        if self.refs.contains_key(entry.reference.as_str()) {
+            return;
+        }
+        let meta = match self.metas.entry(entry.meta.clone()) {
+            std::collections::hash_map::Entry::Occupied(mut held) => {
+                *held.get_mut() += 1;
+                held.key().clone()
+            }
+            std::collections::hash_map::Entry::Vacant(fresh) => {
+                let meta = fresh.key().clone();
+                fresh.insert(1);
+                meta
+            }
+        };
+        let key: Arc<str> = match self.keys.get_key_value(key) {
+            Some((held, _)) => held.clone(),
+            None => Arc::from(key),
+        };
+        let reference: Arc<str> = Arc::from(entry.reference.as_str());
+        self.joined += 1;
+        self.refs
+            .insert(reference.clone(), (key.clone(), self.joined));
+        self.keys
+            .entry(key)
+            .or_default()
+            .insert(self.joined, (reference, meta));
+    }
+
+    /// The entries held under `key`, in the order they joined.
+    #[cfg(test)]
+    fn of(&self, key: &str) -> Vec<&(Arc<str>, Meta)> {
+        self.keys
+            .get(key)
+            .map(|e| e.values().collect())
+            .unwrap_or_default()
     }
 
     /// Replaces the list with `list`; returns what changed.
@@ -302,18 +345,18 @@ impl Held {
         for (key, entries) in &self.keys {
             let gone: Vec<Entry> = entries
                 .values()
-                .filter(|e| !new.contains(e.reference.as_str()))
-                .cloned()
+                .filter(|(reference, _)| !new.contains(&**reference))
+                .map(|(reference, meta)| entry_of(reference, meta))
                 .collect();
             if !gone.is_empty() {
-                leaves.insert(key.clone(), gone);
+                leaves.insert(key.to_string(), gone);
             }
         }
         let mut joins = List::new();
         for (key, entries) in list {
             let fresh: Vec<Entry> = entries
                 .into_iter()
-                .filter(|e| !self.refs.contains_key(&e.reference))
+                .filter(|e| !self.refs.contains_key(e.reference.as_str()))
                 .collect();
             if !fresh.is_empty() {
                 joins.insert(key, fresh);
@@ -328,8 +371,76 @@ impl Held {
     pub(crate) fn list(&self) -> List {
         self.keys
             .iter()
-            .map(|(key, entries)| (key.clone(), entries.values().cloned().collect()))
+            .map(|(key, entries)| {
+                let entries = entries.values().map(|(r, meta)| entry_of(r, meta));
+                (key.to_string(), entries.collect())
+            })
             .collect()
+    }
+}
+
+/// One key's entries in the order they joined, by their place in that order. Most keys hold
+/// one entry (a user with one tab): that one is kept inline, since a map of one entry costs
+/// a whole node.
+#[cfg(feature = "client")]
+#[derive(Debug, Default)]
+enum Entries {
+    #[default]
+    None,
+    One(u64, (Arc<str>, Meta)),
+    Many(BTreeMap<u64, (Arc<str>, Meta)>),
+}
+
+#[cfg(feature = "client")]
+impl Entries {
+    fn insert(&mut self, at: u64, entry: (Arc<str>, Meta)) {
+        *self = match std::mem::take(self) {
+            Entries::None => Entries::One(at, entry),
+            Entries::One(first, held) => Entries::Many([(first, held), (at, entry)].into()),
+            Entries::Many(mut map) => {
+                map.insert(at, entry);
+                Entries::Many(map)
+            }
+        };
+    }
+
+    fn remove(&mut self, at: u64) -> Option<(Arc<str>, Meta)> {
+        match self {
+            Entries::One(held, _) if *held == at => match std::mem::take(self) {
+                Entries::One(_, entry) => Some(entry),
+                _ => None,
+            },
+            Entries::Many(map) => {
+                let entry = map.remove(&at);
+                if map.len() == 1
+                    && let Some((at, last)) = map.pop_first()
+                {
+                    *self = Entries::One(at, last);
+                }
+                entry
+            }
+            _ => None,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Entries::None)
+    }
+
+    fn values(&self) -> Box<dyn Iterator<Item = &(Arc<str>, Meta)> + '_> {
+        match self {
+            Entries::None => Box::new(std::iter::empty()),
+            Entries::One(_, entry) => Box::new(std::iter::once(entry)),
+            Entries::Many(map) => Box::new(map.values()),
+        }
+    }
+}
+
+#[cfg(feature = "client")]
+fn entry_of(reference: &str, meta: &Meta) -> Entry {
+    Entry {
+        reference: reference.to_owned(),
+        meta: meta.clone(),
     }
 }
 
@@ -411,6 +522,41 @@ mod tests {
             }
             prop_assert_eq!(got, again);
         }
+    }
+
+    /// Entries written alike share their strings, and what no entry holds any more is let go.
+    #[cfg(feature = "client")]
+    #[test]
+    fn the_client_holds_each_string_once() {
+        let mut held = Held::default();
+        let list: List = [(
+            "anon".to_owned(),
+            (0..3).map(|i| entry(&format!("r{i}"))).collect(),
+        )]
+        .into();
+        held.replace(list);
+        let metas: Vec<_> = held.of("anon").iter().map(|(_, m)| m.0.clone()).collect();
+        assert!(Arc::ptr_eq(&metas[0], &metas[1]) && Arc::ptr_eq(&metas[1], &metas[2]));
+        let (key, _) = held.keys.get_key_value("anon").unwrap();
+        let (index_ref, (index_key, _)) = held.refs.get_key_value("r1").unwrap();
+        assert!(Arc::ptr_eq(key, index_key), "the key is held once");
+        assert!(
+            Arc::ptr_eq(index_ref, &held.of("anon")[1].0),
+            "so is the ref"
+        );
+        drop(metas);
+        let mut other = entry("r9");
+        other.meta = Meta::new(&serde_json::json!({"name": "ann"})).unwrap();
+        held.apply(&Diff {
+            joins: [("ann".to_owned(), vec![other.clone()])].into(),
+            leaves: List::new(),
+        });
+        assert_eq!(held.metas.len(), 2);
+        held.apply(&Diff {
+            joins: List::new(),
+            leaves: [("ann".to_owned(), vec![other])].into(),
+        });
+        assert_eq!(held.metas.len(), 1, "a metadata nobody holds is let go");
     }
 
     #[test]
