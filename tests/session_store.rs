@@ -554,3 +554,64 @@ async fn metrics_text(addr: SocketAddr) -> String {
     stream.read_to_string(&mut body).await.unwrap();
     body
 }
+
+/// A follower whose session waits for a save (Redis takes no writes) while a burst of its
+/// topic arrives: the session holds back no more than a queue's worth of it, and the rest is
+/// sent from the topic's log once the save is done and the connection has drained. Every
+/// message once, in order, after the reply the save held; nobody closed as a slow consumer.
+#[tokio::test]
+#[ignore = "needs a redis-server: run with `cargo xtask test`"]
+async fn a_burst_while_a_save_waits_is_caught_up_from_the_log_not_held_or_closed() {
+    use common::feed::{FEED, snapshot};
+    use common::feed::{Feed, FeedFromClient, FeedFromServer, Posts, Reader, connect, numbered};
+    use omni::pubsub::{LocalPubSub, PubSub, Publication};
+
+    const BURST: u64 = 600;
+    let _ = redis_url();
+    // Its own Redis: a pause of the shared one would hold up the other tests.
+    let (_redis, url) = OwnRedis::fresh();
+    let redis = RedisPubSub::with_prefix(&url, "store-burst:").unwrap();
+    assert!(redis.ready(PATIENCE).await, "redis up");
+    // Topics in process: only the saves go to Redis.
+    let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
+    let posts = Posts::default();
+    let endpoint = Endpoint::<Feed, _>::builder({
+        let posts = posts.clone();
+        move || Reader {
+            posts: posts.clone(),
+        }
+    })
+    .pubsub(pubsub.clone())
+    .session_store(redis.session_store())
+    .limits(omni::server::Limits {
+        outbound_queue: 8,
+        ..omni::server::Limits::default()
+    })
+    .build();
+    let addr = serve(omni::axum::Router::new().nest("/omni", endpoint.router())).await;
+    let mut reader = connect(addr, Some("{}")).await;
+    assert!(snapshot(&mut reader).await.is_empty());
+
+    // The reader's post is handled; its ack waits for a save Redis does not take yet, and
+    // every frame after it waits behind it.
+    command(&url, &["CLIENT", "PAUSE", "500", "WRITE"]).await;
+    reader.msg(FeedFromClient::Post("mine".into()), 1).await;
+    common::until("the post handled", || posts.0.lock().unwrap().len() == 1).await;
+    for i in 1..=BURST {
+        let publication = Publication::encode(FEED, &FeedFromServer::Posted(i.to_string()));
+        pubsub.publish(FEED, publication.unwrap());
+    }
+    let (first, mine) = numbered(&mut reader).await;
+    assert_eq!(mine, "mine");
+    for i in 1..=BURST {
+        assert_eq!(
+            numbered(&mut reader).await,
+            (first + i, i.to_string()),
+            "each message of the burst once, in order"
+        );
+    }
+    assert!(reader.quiet_for(Duration::from_millis(200)).await);
+    let metrics = endpoint.metrics();
+    assert_eq!(metrics.slow_consumers, 0);
+    assert!(metrics.topic_catch_ups >= 1, "nothing was refused");
+}

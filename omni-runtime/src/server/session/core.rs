@@ -93,23 +93,6 @@ impl Inner {
         }
     }
 
-    /// Queues a topic's message for the current connection without waiting, like
-    /// [`deliver`](Self::deliver), but gives it back when the queue is full rather than
-    /// closing the connection: the topic's log holds it, and a catch-up can send it later.
-    fn deliver_or_return(&mut self, item: Item, metrics: &Metrics) -> Result<(), Item> {
-        let item = match &mut self.gate {
-            Some(gate) => match gate.hold(item) {
-                Some(item) => item,
-                None => return Ok(()),
-            },
-            None => item,
-        };
-        match &self.conn {
-            Some(conn) => conn.try_queue(item, metrics).map(drop),
-            None => Ok(()),
-        }
-    }
-
     /// Queues `item` even past the queue's bound: a topic's catch-up, bounded by the topic's
     /// log, sent once the connection has drained.
     fn deliver_over(&mut self, item: Item, metrics: &Metrics) {
@@ -702,25 +685,45 @@ impl<P: Protocol> Member for SessionCore<P> {
         let Some(out) = inner.topics.deliver(topic, frame) else {
             return;
         };
+        let item = Item::Frame(out, None);
+        let limit = self.shared.limits.outbound_queue;
+        let item = match &mut inner.gate {
+            Some(gate) => match gate.hold_topic(item, (topic, frame.seq()), limit) {
+                Ok(Some(item)) => item,
+                Ok(None) => return,
+                Err(item) => return self.fall_behind(&mut inner, topic, frame.seq(), item),
+            },
+            None => item,
+        };
+        let refused = match &inner.conn {
+            Some(conn) => conn.try_queue(item, self.metrics()).err(),
+            None => None,
+        };
+        if let Some(item) = refused {
+            self.fall_behind(&mut inner, topic, frame.seq(), item);
+        }
+    }
+}
+
+impl<P: Protocol> SessionCore<P> {
+    /// The connection cannot take message `seq` of `topic` now (a burst: a backlog after an
+    /// outage, a room that shouts), nor can the gate hold more. A sequenced topic is sent
+    /// from its log once the connection has drained, rather than closing a client that
+    /// reads; what has no number to catch up from (a push) closes it as before.
+    fn fall_behind(&self, inner: &mut Inner, topic: &str, seq: Seq, item: Item) {
         let metrics = self.metrics();
-        let Err(item) = inner.deliver_or_return(Item::Frame(out, None), metrics) else {
+        // What the gate still holds of the topic is dropped: the catch-up sends it.
+        let held = inner.gate.as_mut().and_then(|gate| gate.drop_topic(topic));
+        let first = held.map_or(seq, |held| held.min(seq));
+        let Some(conn) = &inner.conn else {
             return;
         };
-        // The connection cannot take it now (a burst: a backlog after an outage, a room
-        // that shouts). A sequenced topic is sent from its log once the connection has
-        // drained, rather than closing a client that reads; what has no number to catch up
-        // from closes it as before.
-        let catch_up = self
-            .catch_up
-            .get()
-            .filter(|_| inner.conn.is_some() && inner.topics.fall_behind(topic, frame));
-        match (&inner.conn, catch_up) {
-            (Some(conn), Some(catch_up)) => {
+        match self.catch_up.get() {
+            Some(catch_up) if inner.topics.fall_behind(topic, first) => {
                 Metrics::bump(&metrics.topic_catch_ups);
                 catch_up(topic.to_owned(), Box::pin(conn.drained()));
             }
-            (Some(conn), _) => conn.slow_consumer(item, metrics),
-            (None, _) => {}
+            _ => conn.slow_consumer(item, metrics),
         }
     }
 }
@@ -763,9 +766,26 @@ impl<P: Protocol> Saving for SessionCore<P> {
             return;
         };
         let (ready, more) = gate.saved(upto);
-        if let Some(conn) = &inner.conn {
-            for item in ready {
-                conn.queue(item, metrics);
+        for (item, mark) in ready {
+            let Some(conn) = &inner.conn else {
+                break;
+            };
+            let Some(mark) = mark else {
+                match item {
+                    // A catch-up, bounded by its topic's log.
+                    Item::Replay(..) => conn.queue_over(item, metrics),
+                    item => {
+                        conn.queue(item, metrics);
+                    }
+                }
+                continue;
+            };
+            if inner.topics.is_behind(&mark.topic) {
+                // Fell behind since: its catch-up sends this.
+                continue;
+            }
+            if let Err(item) = conn.try_queue(item, metrics) {
+                self.fall_behind(&mut inner, &mark.topic, mark.seq, item);
             }
         }
         drop(inner);

@@ -30,12 +30,21 @@ pub(crate) struct Gate {
     first: Seq,
     /// Client messages handled, not yet saved.
     refs: Vec<Ref>,
-    /// Items for the connection, each with the changes that must be saved before it goes.
-    held: VecDeque<(u64, Item)>,
+    /// Items for the connection, each with the changes that must be saved before it goes,
+    /// and, for a sequenced topic's message, its topic and number.
+    held: VecDeque<(u64, Item, Option<TopicMark>)>,
     /// Who the session's client is, and the props its handler is made from (as JSON, written
     /// once, not per save): a process that resumes the session needs both.
     pub(crate) client: Option<Arc<str>>,
     pub(crate) props: Arc<str>,
+}
+
+/// A held message of a sequenced topic: its topic and number, so that the topic can be caught
+/// up from its log instead, should the connection not take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TopicMark {
+    pub(crate) topic: String,
+    pub(crate) seq: Seq,
 }
 
 /// One save: what changed since the last, and the change count it brings the store to.
@@ -98,8 +107,45 @@ impl Gate {
         if self.made == self.saved && self.held.is_empty() {
             return Some(item);
         }
-        self.held.push_back((self.made, item));
+        self.held.push_back((self.made, item, None));
         None
+    }
+
+    /// As [`hold`](Self::hold), for message `seq` of a sequenced topic, but refused
+    /// (`Err`) when `limit` items wait already: the topic then catches up from its log, so
+    /// what a burst leaves waiting is bounded like a connection's queue.
+    pub(crate) fn hold_topic(
+        &mut self,
+        item: Item,
+        (topic, seq): (&str, Seq),
+        limit: usize,
+    ) -> Result<Option<Item>, Item> {
+        if self.made == self.saved && self.held.is_empty() {
+            return Ok(Some(item));
+        }
+        if self.held.len() >= limit {
+            return Err(item);
+        }
+        let mark = TopicMark {
+            topic: topic.to_owned(),
+            seq,
+        };
+        self.held.push_back((self.made, item, Some(mark)));
+        Ok(None)
+    }
+
+    /// Drops the held messages of `topic` (it fell behind: its catch-up from the log sends
+    /// them); returns the number of the first, if any.
+    pub(crate) fn drop_topic(&mut self, topic: &str) -> Option<Seq> {
+        let mut first = None;
+        self.held.retain(|(_, _, mark)| match mark {
+            Some(mark) if mark.topic == topic => {
+                first = first.or(Some(mark.seq));
+                false
+            }
+            _ => true,
+        });
+        first
     }
 
     /// What the saver writes next, if anything changed.
@@ -118,16 +164,16 @@ impl Gate {
 
     /// The store has the changes up to `upto`: returns the items that may go now, and whether
     /// more changes wait for a save (the session stays queued with the saver).
-    pub(crate) fn saved(&mut self, upto: u64) -> (Vec<Item>, bool) {
+    pub(crate) fn saved(&mut self, upto: u64) -> (Vec<(Item, Option<TopicMark>)>, bool) {
         self.saved = self.saved.max(upto);
         let mut ready = Vec::new();
         while self
             .held
             .front()
-            .is_some_and(|(needs, _)| *needs <= self.saved)
+            .is_some_and(|(needs, _, _)| *needs <= self.saved)
         {
-            if let Some((_, item)) = self.held.pop_front() {
-                ready.push(item);
+            if let Some((_, item, mark)) = self.held.pop_front() {
+                ready.push((item, mark));
             }
         }
         let more = self.made > self.saved;
@@ -155,10 +201,10 @@ mod tests {
         Item::Frame(frame(seq), None)
     }
 
-    fn seqs(items: &[Item]) -> Vec<Option<Seq>> {
+    fn seqs(items: &[(Item, Option<TopicMark>)]) -> Vec<Option<Seq>> {
         items
             .iter()
-            .map(|item| match item {
+            .map(|(item, _)| match item {
                 Item::Frame(frame, _) => frame.seq(),
                 _ => None,
             })
@@ -226,6 +272,40 @@ mod tests {
         assert_eq!(save.frames.len(), 1, "the change itself is still saved");
         let (ready, _) = gate.saved(save.upto);
         assert!(ready.is_empty());
+    }
+
+    fn mark(topic: &str, seq: Seq) -> TopicMark {
+        TopicMark {
+            topic: topic.to_owned(),
+            seq,
+        }
+    }
+
+    #[test]
+    fn a_topic_s_messages_wait_up_to_a_limit_and_can_be_dropped_for_a_catch_up() {
+        let mut gate = Gate::new(1, &serde_json::Value::Null);
+        assert!(matches!(
+            gate.hold_topic(item(10), ("t", 10), 2),
+            Ok(Some(_))
+        ));
+        gate.frame(&frame(1));
+        gate.hold(item(1));
+        assert!(matches!(gate.hold_topic(item(11), ("t", 11), 2), Ok(None)));
+        assert!(
+            matches!(gate.hold_topic(item(12), ("t", 12), 2), Err(_)),
+            "two wait already"
+        );
+        assert!(matches!(gate.hold_topic(item(5), ("u", 5), 3), Ok(None)));
+        assert_eq!(gate.drop_topic("t"), Some(11), "the first of t held");
+        assert_eq!(gate.drop_topic("t"), None);
+        let save = gate.take().unwrap();
+        let (ready, _) = gate.saved(save.upto);
+        assert_eq!(seqs(&ready), vec![Some(1), Some(5)]);
+        assert_eq!(
+            ready[1].1,
+            Some(mark("u", 5)),
+            "a topic's message keeps its mark"
+        );
     }
 
     #[derive(Debug, Clone)]
@@ -304,7 +384,7 @@ mod tests {
                         Some(upto) => {
                             saved = upto;
                             let (ready, more) = gate.saved(upto);
-                            for item in &ready {
+                            for (item, _) in &ready {
                                 let Item::Frame(frame, _) = item else { unreachable!() };
                                 let (no, needs) = waiting.pop_front().expect("held");
                                 assert_eq!(frame.seq(), Some(no));

@@ -168,24 +168,29 @@ impl Topics {
         out
     }
 
-    /// The connection could not take `frame` of `topic` (just returned by
-    /// [`deliver`](Self::deliver)): the topic falls behind, and what follows waits in its
-    /// log. Returns whether it did (it had been live, and the client follows topics; a push
-    /// a client cannot take has no number to catch up from).
-    pub(crate) fn fall_behind(&mut self, topic: &str, frame: &TopicFrame) -> bool {
+    /// The connection could not take message `first` of `topic` (returned by
+    /// [`deliver`](Self::deliver), like those after it): the topic falls behind, and what
+    /// follows waits in its log. Returns whether it did (it had been live, and the client
+    /// follows topics; a push a client cannot take has no number to catch up from).
+    pub(crate) fn fall_behind(&mut self, topic: &str, first: Seq) -> bool {
         if self.cursors.is_none() {
             return false;
         }
         match self.subscribed.get_mut(topic) {
             Some(state @ State::Live { .. }) => {
-                // The frame itself was not sent: the catch-up starts with it.
+                // That message was not sent: the catch-up starts with it.
                 *state = State::Behind {
-                    last: Some(frame.seq().saturating_sub(1)),
+                    last: Some(first.saturating_sub(1)),
                 };
                 true
             }
             _ => false,
         }
+    }
+
+    /// Whether `topic` fell behind and waits for its catch-up.
+    pub(crate) fn is_behind(&self, topic: &str) -> bool {
+        matches!(self.subscribed.get(topic), Some(State::Behind { .. }))
     }
 
     /// Starts catching up a topic that fell behind: from the number it was sent last, which
@@ -476,7 +481,7 @@ mod tests {
             fn arrive(&mut self, topic: usize, refused: bool) {
                 if let Some(frame) = self.on_the_way[topic].pop_front()
                     && let Some(out) = self.topics.deliver(TOPICS[topic], &frame)
-                    && !(refused && self.topics.fall_behind(TOPICS[topic], &frame))
+                    && !(refused && self.topics.fall_behind(TOPICS[topic], frame.seq()))
                 {
                     self.sent.push(seen(&out));
                 }
