@@ -218,7 +218,8 @@ fn usage(problem: &str) -> ! {
          fanout:    --subscribers 10000 --rounds 15 --passes 3 --fanout {}\n             \
          --redis URL (default: $OMNI_REDIS_URL, or a redis-server started on a free port)\n  \
          storm:     --clients 1000 --scenario both|kill|blip --per-child 5000 --senders 100\n             \
-         --connect-rate 2000 --setup 90 --settle 60 --confirm 30 --backlog N --demo PATH\n\
+         --connect-rate 2000 --setup 90 --settle 60 --confirm 30 --backlog N --demo PATH\n             \
+         --presence list|count\n\
          `all` accepts all of these but storm's, and does not run the storm.\n\
          targets: {}\n\
          fan-out servers: {}",

@@ -4,9 +4,13 @@
 //! server is killed with SIGKILL and started again on the same port (`kill`: every client
 //! comes back to a new process, so into a new session, with a `reset`), or a proxy between
 //! them drops every connection at once while the server stays up (`blip`: every client should
-//! resume its session within the demo's 30 s grace, with no `reset`). Measured: the time until
+//! resume its session within the demo's 30 s grace, with no `reset`; a proxy per client
+//! process, as a proxy holds two files per client). Measured: the time until
 //! every client is back, how many are back by 30 s, and then whether 100 clients spread over
-//! the population see their one chat message confirmed within 30 s, and how fast.
+//! the population see their one chat message confirmed within 30 s, and how fast, and the
+//! server's peak memory. `--presence count` has the clients ask only for the room's count, as
+//! clients that do not show the list would (each client of a load process keeping the whole
+//! list is what limits a run's size on one machine, not the server).
 //!
 //! The demo must be built first: `cargo build --release --example chat` in the repository.
 //! Each phase has a deadline; a phase that runs out is reported with what it reached.
@@ -56,6 +60,11 @@ struct Plan {
     confirm: Duration,
     demo: String,
     backlog: Option<u64>,
+    /// What each client asks to be shown of the room's presence: `list` (every client holds
+    /// the room's list, as a browser showing it does) or `count`.
+    presence: String,
+    /// Whether a scenario goes through the proxy.
+    blip: bool,
 }
 
 pub fn run(options: &Options) {
@@ -69,12 +78,21 @@ pub fn run(options: &Options) {
         confirm: Duration::from_secs(options.get("confirm", 30)),
         demo: options.text("demo", DEMO).to_string(),
         backlog: options.number("backlog"),
+        presence: options.text("presence", "list").to_string(),
+        blip: false,
     };
     let scenarios = match options.text("scenario", "both") {
         "kill" => vec![Scenario::Kill],
         "blip" => vec![Scenario::Blip],
         "both" => vec![Scenario::Kill, Scenario::Blip],
         other => crate::usage(&format!("--scenario kill, blip or both, not {other}")),
+    };
+    if !["list", "count"].contains(&plan.presence.as_str()) {
+        crate::usage(&format!("--presence list or count, not {}", plan.presence));
+    }
+    let plan = Plan {
+        blip: scenarios.contains(&Scenario::Blip),
+        ..plan
     };
     if !std::path::Path::new(&plan.demo).exists() {
         eprintln!(
@@ -216,25 +234,33 @@ fn storm(plan: &Plan, scenario: Scenario) -> Outcome {
         outcome.notes.push("the demo did not start".into());
         return outcome;
     };
-    let mut proxy = None;
-    let url_port = match scenario {
-        Scenario::Kill => port,
+    // Through the proxy, each client process has a proxy of its own: a proxy holds two
+    // sockets per client, and one process may hold no more files than the limit.
+    let mut proxies = Vec::new();
+    let url_ports = match scenario {
+        Scenario::Kill => vec![port],
         Scenario::Blip => {
-            let mut child = Child::spawn(&[], &["storm-proxy".into(), port.to_string()]);
-            let Some(ready) = child.try_line(Duration::from_secs(10)) else {
-                outcome.notes.push("the proxy did not start".into());
-                return outcome;
-            };
-            let proxy_port = ready.trim_start_matches("ready ").parse().expect("a port");
-            proxy = Some(child);
-            proxy_port
+            let mut ports = Vec::new();
+            for _ in 0..plan.clients.div_ceil(plan.per_child).max(1) {
+                let mut child = Child::spawn(&[], &["storm-proxy".into(), port.to_string()]);
+                let Some(ready) = child.try_line(Duration::from_secs(10)) else {
+                    outcome.notes.push("the proxy did not start".into());
+                    return outcome;
+                };
+                ports.push(ready.trim_start_matches("ready ").parse().expect("a port"));
+                proxies.push(child);
+            }
+            ports
         }
     };
-    let url = format!("http://127.0.0.1:{url_port}/omni");
+    let urls: Vec<String> = url_ports
+        .iter()
+        .map(|port| format!("http://127.0.0.1:{port}/omni"))
+        .collect();
 
     // Setup: every client joins, a few thousand a second (not measured).
     let started = Instant::now();
-    let mut fleet = Fleet::start(plan, &url);
+    let mut fleet = Fleet::start(plan, &urls);
     let all = plan.clients as u64;
     let joined = fleet.wait(&tag, "connected", started + plan.setup, |t| {
         t.connected >= all
@@ -276,10 +302,13 @@ fn storm(plan: &Plan, scenario: Scenario) -> Outcome {
             cpu_before = 0.0;
         }
         Scenario::Blip => {
-            let proxy = proxy.as_mut().unwrap();
-            proxy.try_send("blip");
-            let blipped = proxy.try_line(Duration::from_secs(5)).unwrap_or_default();
-            eprintln!("{tag} {blipped}");
+            for proxy in &mut proxies {
+                proxy.try_send("blip");
+            }
+            for proxy in &mut proxies {
+                let blipped = proxy.try_line(Duration::from_secs(5)).unwrap_or_default();
+                eprintln!("{tag} {blipped}");
+            }
         }
     }
     let (mut all_connected, mut by_window) = (None, None);
@@ -343,6 +372,12 @@ fn storm(plan: &Plan, scenario: Scenario) -> Outcome {
     outcome.resumed = totals.resumed;
     outcome.resets = totals.resets;
     outcome.slow = totals.slow;
+    if let Some(peak) = peak_rss_mb(server.child.pid()) {
+        outcome.notes.push(format!(
+            "server peak RSS {peak:.0} MB (VmHWM of the process serving at the end: after a \
+             kill, the restarted one)"
+        ));
+    }
     let warned = server.drain_log();
     if warned.slow > 0 || warned.accept > 0 {
         outcome.notes.push(format!(
@@ -352,11 +387,19 @@ fn storm(plan: &Plan, scenario: Scenario) -> Outcome {
     }
     outcome.load = format!("{} → {}", outcome.load, load_average());
     fleet.finish();
-    if let Some(proxy) = proxy {
+    for proxy in proxies {
         proxy.finish(Duration::from_secs(5));
     }
     server.child.kill();
     outcome
+}
+
+/// The peak resident memory of process `pid` so far (`VmHWM`), in MB.
+fn peak_rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 /// The chat demo as a child process.
@@ -469,7 +512,8 @@ struct Member {
 }
 
 impl Fleet {
-    fn start(plan: &Plan, url: &str) -> Fleet {
+    /// Starts the client processes, the `i`th on `urls[i % urls.len()]`.
+    fn start(plan: &Plan, urls: &[String]) -> Fleet {
         let count = plan.clients.div_ceil(plan.per_child).max(1);
         let rate = (plan.connect_rate / count).max(1);
         let children = (0..count)
@@ -477,9 +521,10 @@ impl Fleet {
                 let size = plan.clients / count + usize::from(i < plan.clients % count);
                 let args = [
                     "storm-clients".into(),
-                    url.to_string(),
+                    urls[i % urls.len()].clone(),
                     size.to_string(),
                     rate.to_string(),
+                    plan.presence.clone(),
                 ];
                 Member {
                     child: Child::spawn(&[], &args),
@@ -685,8 +730,8 @@ fn load_average() -> String {
     load.split_whitespace().next().unwrap_or("?").to_string()
 }
 
-/// Each client holds one descriptor, the server one per client, the proxy two: all must fit
-/// under the soft limit, which children inherit.
+/// Each client holds one descriptor, the server one per client, each proxy two per client of
+/// its client process: all must fit under the soft limit, which children inherit.
 fn check_file_limit(plan: &Plan) {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     let soft = limits
@@ -703,7 +748,14 @@ fn check_file_limit(plan: &Plan) {
             plan.per_child.min(plan.clients) + spare,
         ),
         ("the demo", plan.clients + spare),
-        ("the proxy", 2 * plan.clients + spare),
+        (
+            "the proxy",
+            if plan.blip {
+                2 * plan.per_child.min(plan.clients) + spare
+            } else {
+                0
+            },
+        ),
     ];
     for (who, fds) in needs {
         if fds > soft {

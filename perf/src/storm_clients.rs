@@ -1,6 +1,8 @@
-//! The storm's clients: `storm-clients URL COUNT RATE` runs `COUNT` omni clients of the chat
-//! demo (`omni::client`, WebSocket, default backoff and heartbeat: what is measured is whether
-//! omni's own client and server settle), starting `RATE` a second, and reports on them.
+//! The storm's clients: `storm-clients URL COUNT RATE [PRESENCE]` runs `COUNT` omni clients of
+//! the chat demo (`omni::client`, WebSocket, default backoff and heartbeat: what is measured is
+//! whether omni's own client and server settle), starting `RATE` a second, and reports on them.
+//! `PRESENCE` is what each asks to be shown of the room's presence: `list` (the default) or
+//! `count`.
 //!
 //! Every 200 ms it prints a `status` line of counters (see [`Counters::line`]). Commands on
 //! stdin:
@@ -18,6 +20,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use omni::client::Client;
+use omni::presence::{Mode, Modes};
 use omni::{SessionId, TransportState};
 
 use crate::chat::{ChatMessage, Msg, MsgFromClient, Status};
@@ -29,12 +32,15 @@ const STATUS_EVERY: Duration = Duration::from_millis(200);
 const WINDOW: Duration = Duration::from_secs(30);
 
 pub fn main(args: &[String]) {
-    let [url, count, rate] = args else {
-        panic!("storm-clients URL COUNT RATE, not {args:?}");
+    let (url, count, rate, presence) = match args {
+        [url, count, rate] => (url, count, rate, Mode::List),
+        [url, count, rate, mode] if mode == "count" => (url, count, rate, Mode::Count),
+        [url, count, rate, mode] if mode == "list" => (url, count, rate, Mode::List),
+        _ => panic!("storm-clients URL COUNT RATE [list|count], not {args:?}"),
     };
     let count: usize = count.parse().expect("a number of clients");
     let rate: usize = rate.parse().expect("clients a second");
-    crate::runtime().block_on(run(url, count, rate));
+    crate::runtime().block_on(run(url, count, rate, presence));
 }
 
 /// Totals over this process's clients. `connected` is now; the rest count since `mark`.
@@ -87,6 +93,8 @@ struct Shared {
     /// When the driver said `mark`.
     mark: OnceLock<Instant>,
     latencies: Mutex<Vec<u64>>,
+    /// What each client asks to be shown of presence.
+    presence: Modes,
 }
 
 /// A message a client has sent and waits to see confirmed.
@@ -106,11 +114,12 @@ struct Handle {
 /// How often a batch of clients starts.
 const RAMP_EVERY: Duration = Duration::from_millis(100);
 
-async fn run(url: &str, count: usize, rate: usize) {
+async fn run(url: &str, count: usize, rate: usize, presence: Mode) {
     let shared = Arc::new(Shared {
         counters: Counters::default(),
         mark: OnceLock::new(),
         latencies: Mutex::new(Vec::new()),
+        presence: Modes::new().otherwise(presence),
     });
     let mut handles = Vec::with_capacity(count);
     let batch = (rate / 10).max(1);
@@ -162,7 +171,9 @@ async fn run(url: &str, count: usize, rate: usize) {
 
 /// Starts one client and the task that follows its messages.
 fn join(url: &str, shared: &Arc<Shared>) -> Handle {
-    let (client, messages) = Client::<Msg>::builder(url).connect();
+    let (client, messages) = Client::<Msg>::builder(url)
+        .presence(shared.presence.clone())
+        .connect();
     let pending = Arc::new(Mutex::new(None));
     tokio::spawn(follow(messages, shared.clone(), pending.clone()));
     Handle {
