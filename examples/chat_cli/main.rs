@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use app::{ChatMessage, Msg, Status};
 use omni::TransportState;
-use omni::client::{Client, Transport};
+use omni::client::{Client, SendError, Transport};
 use tokio::io::AsyncBufReadExt;
 
 struct Args {
@@ -258,6 +258,14 @@ async fn main() -> ExitCode {
     for msg in start {
         let (msg, sent) = client.dispatch(msg);
         if let Some(Err(err)) = sent {
+            if matches!(err, SendError::Refused(_)) {
+                // Refused before we got here (a server certificate not trusted, say): the
+                // states that led there are still on the stream, which ends after them.
+                while let Some(msg) = messages.recv().await {
+                    update(&mut model, msg);
+                    terminal.render(view(&model));
+                }
+            }
             eprintln!("chat_cli: {err}");
             return ExitCode::FAILURE;
         }
