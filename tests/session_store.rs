@@ -562,8 +562,8 @@ async fn metrics_text(addr: SocketAddr) -> String {
 #[tokio::test]
 #[ignore = "needs a redis-server: run with `cargo xtask test`"]
 async fn a_burst_while_a_save_waits_is_caught_up_from_the_log_not_held_or_closed() {
-    use common::feed::{FEED, snapshot};
-    use common::feed::{Feed, FeedFromClient, FeedFromServer, Posts, Reader, connect, numbered};
+    use common::feed::{FEED, builder, queue_of, snapshot};
+    use common::feed::{FeedFromClient, FeedFromServer, Posts, connect, numbered};
     use omni::pubsub::{LocalPubSub, PubSub, Publication};
 
     const BURST: u64 = 600;
@@ -575,19 +575,10 @@ async fn a_burst_while_a_save_waits_is_caught_up_from_the_log_not_held_or_closed
     // Topics in process: only the saves go to Redis.
     let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
     let posts = Posts::default();
-    let endpoint = Endpoint::<Feed, _>::builder({
-        let posts = posts.clone();
-        move || Reader {
-            posts: posts.clone(),
-        }
-    })
-    .pubsub(pubsub.clone())
-    .session_store(redis.session_store())
-    .limits(omni::server::Limits {
-        outbound_queue: 8,
-        ..omni::server::Limits::default()
-    })
-    .build();
+    let endpoint = builder(pubsub.clone(), &posts)
+        .session_store(redis.session_store())
+        .limits(queue_of(8))
+        .build();
     let addr = serve(omni::axum::Router::new().nest("/omni", endpoint.router())).await;
     let mut reader = connect(addr, Some("{}")).await;
     assert!(snapshot(&mut reader).await.is_empty());

@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::feed::{
-    Down, FEED, Feed, FeedFromServer, Posts, Reader, collect, connect, cursor, move_a_follower,
-    next, node, numbered, post, quick, snapshot, snapshot_of, topic_msg,
+    Down, FEED, Feed, FeedFromServer, Posts, Reader, builder, collect, connect, cursor,
+    move_a_follower, next, node, numbered, post, queue_of, quick, snapshot, snapshot_of, topic_msg,
 };
 use common::proxy::Proxy;
 use omni::client::{Client as RustClient, Mux as MuxClient, Transport};
 use omni::pubsub::{LocalPubSub, PubSub, Publication};
-use omni::server::{Endpoint, Limits, Mux};
+use omni::server::{Endpoint, Mux};
 use omni::token::Keys;
 
 #[tokio::test]
@@ -267,18 +267,7 @@ async fn a_follower_behind_a_burst_is_caught_up_from_the_log_not_closed() {
     const BURST: u64 = 600;
     let pubsub: Arc<dyn PubSub> = Arc::new(LocalPubSub::new());
     let posts = Posts::default();
-    let endpoint = Endpoint::<Feed, _>::builder({
-        let posts = posts.clone();
-        move || Reader {
-            posts: posts.clone(),
-        }
-    })
-    .pubsub(pubsub.clone())
-    .limits(Limits {
-        outbound_queue: 8,
-        ..Limits::default()
-    })
-    .build();
+    let endpoint = builder(pubsub.clone(), &posts).limits(queue_of(8)).build();
     let addr = common::serve(omni::axum::Router::new().nest("/omni", endpoint.router())).await;
     // A follower too: a client given plain pushes has nothing to catch up from, and one
     // that does not read through a burst is still closed as a slow consumer.

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use omni::pubsub::PubSub;
-use omni::server::Endpoint;
+use omni::server::{Endpoint, EndpointBuilder, Limits};
 use omni::{Context, HandlerResult, ServerFrame, TransportState};
 
 use super::{Client, PATIENCE, serve};
@@ -57,13 +57,25 @@ pub type Down = ServerFrame<FeedFromServer>;
 
 /// A "server": an endpoint on its own port, on the deployment's pub/sub and posts.
 pub async fn node(pubsub: Arc<dyn PubSub>, posts: &Posts) -> SocketAddr {
+    let endpoint = builder(pubsub, posts).build();
+    serve(omni::axum::Router::new().nest("/omni", endpoint.router())).await
+}
+
+/// The feed's endpoint on `pubsub` and `posts`, to be built.
+pub fn builder(pubsub: Arc<dyn PubSub>, posts: &Posts) -> EndpointBuilder<Feed, Reader> {
     let posts = posts.clone();
-    let endpoint = Endpoint::<Feed, _>::builder(move || Reader {
+    Endpoint::<Feed, _>::builder(move || Reader {
         posts: posts.clone(),
     })
     .pubsub(pubsub)
-    .build();
-    serve(omni::axum::Router::new().nest("/omni", endpoint.router())).await
+}
+
+/// Limits with an outbound queue of `items`, the rest default.
+pub fn queue_of(items: usize) -> Limits {
+    Limits {
+        outbound_queue: items,
+        ..Limits::default()
+    }
 }
 
 /// Connects and reads `welcome`; `topics` is the URL's cursor object, if any.

@@ -81,14 +81,7 @@ impl Inner {
     /// connection as a slow consumer, so nobody else is held up by it.
     /// With a session store, an item waits while a change before it is being saved.
     fn deliver(&mut self, item: Item, metrics: &Metrics) {
-        let item = match &mut self.gate {
-            Some(gate) => match gate.hold(item) {
-                Some(item) => item,
-                None => return,
-            },
-            None => item,
-        };
-        if let Some(conn) = &self.conn {
+        if let Some((item, conn)) = self.passed(item) {
             conn.queue(item, metrics);
         }
     }
@@ -96,16 +89,19 @@ impl Inner {
     /// Queues `item` even past the queue's bound: a topic's catch-up, bounded by the topic's
     /// log, sent once the connection has drained.
     fn deliver_over(&mut self, item: Item, metrics: &Metrics) {
-        let item = match &mut self.gate {
-            Some(gate) => match gate.hold(item) {
-                Some(item) => item,
-                None => return,
-            },
-            None => item,
-        };
-        if let Some(conn) = &self.conn {
+        if let Some((item, conn)) = self.passed(item) {
             conn.queue_over(item, metrics);
         }
+    }
+
+    /// `item` and the connection to queue it on, unless the gate holds it (a save before
+    /// it is pending) or no connection is attached.
+    fn passed(&mut self, item: Item) -> Option<(Item, &Conn)> {
+        let item = match &mut self.gate {
+            Some(gate) => gate.hold(item)?,
+            None => item,
+        };
+        Some((item, self.conn.as_ref()?))
     }
 
     /// Gives back what the session held; its numbering stays, for a late resume to be
