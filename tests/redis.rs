@@ -470,6 +470,65 @@ mod topics {
     use super::common::until;
     use super::{OwnRedis, prefix, redis_url};
 
+    /// The payloads of `topic`'s messages after `after`, as Redis holds them.
+    async fn logged(pubsub: &RedisPubSub, topic: &str, after: u64) -> Vec<u64> {
+        match pubsub.replay(topic, after).await {
+            omni::pubsub::Replay::Held(frames) => frames
+                .iter()
+                .map(|frame| {
+                    let value: serde_json::Value = serde_json::from_str(&frame.text()).unwrap();
+                    value["payload"].as_u64().unwrap()
+                })
+                .collect(),
+            other => panic!("the log after {after}: {other:?}"),
+        }
+    }
+
+    /// A topic message whose script Redis carried out but whose answer was lost (the
+    /// connection dropped before it came back) is sent again, and the retry finds it
+    /// published: it is numbered once, not twice.
+    #[tokio::test]
+    #[ignore = "needs a redis-server: run with `cargo xtask test`"]
+    async fn a_publish_retried_after_its_answer_was_lost_is_numbered_once() {
+        use omni::pubsub::Publication;
+
+        let url = redis_url();
+        let direct = url
+            .trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        let proxy = super::common::proxy::Proxy::start(direct).await;
+        let prefix = prefix();
+        let via = pubsub(&format!("redis://{}", proxy.addr), &prefix, 64).await;
+        let reader = pubsub(&url, &prefix, 64).await;
+        let omni::pubsub::Replay::Gone { head } = reader.replay("t", 0).await else {
+            panic!("a fresh topic holds nothing");
+        };
+        let publish = |n: u64| via.publish("t", Publication::encode("t", &n).unwrap());
+        publish(1);
+        until_logged(&reader, head, 1).await;
+
+        // Redis runs the script, the answer is held back, then the connection drops.
+        proxy.mute();
+        publish(2);
+        until_logged(&reader, head, 2).await;
+        proxy.cut();
+        proxy.resume();
+        publish(3);
+        until_logged(&reader, head, 3).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(logged(&reader, "t", head).await, [1, 2, 3]);
+    }
+
+    async fn until_logged(reader: &RedisPubSub, head: u64, n: usize) {
+        let deadline = tokio::time::Instant::now() + super::PATIENCE;
+        while logged(reader, "t", head).await.len() < n {
+            assert!(tokio::time::Instant::now() < deadline, "{n} logged");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     async fn pubsub(url: &str, prefix: &str, log: usize) -> Arc<RedisPubSub> {
         let pubsub = Arc::new(
             RedisPubSub::with_prefix(url, prefix)

@@ -14,6 +14,7 @@ pub struct Proxy {
     pub addr: SocketAddr,
     cuts: watch::Sender<u64>,
     paused: Arc<AtomicBool>,
+    muted: Arc<AtomicBool>,
     accepted: Arc<AtomicU64>,
     severed: Arc<AtomicU64>,
     upstream: Arc<Mutex<SocketAddr>>,
@@ -26,6 +27,7 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let (cuts, _) = watch::channel(0u64);
         let paused = Arc::new(AtomicBool::new(false));
+        let muted = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicU64::new(0));
         let severed = Arc::new(AtomicU64::new(0));
         let upstream = Arc::new(Mutex::new(upstream));
@@ -33,6 +35,7 @@ impl Proxy {
             addr,
             cuts: cuts.clone(),
             paused: paused.clone(),
+            muted: muted.clone(),
             accepted: accepted.clone(),
             severed: severed.clone(),
             upstream: upstream.clone(),
@@ -43,6 +46,7 @@ impl Proxy {
                 let _ = client.set_nodelay(true);
                 let cut = cuts.subscribe();
                 let paused = paused.clone();
+                let muted = muted.clone();
                 let severed = severed.clone();
                 let upstream = *upstream.lock().unwrap();
                 tokio::spawn(async move {
@@ -50,7 +54,7 @@ impl Proxy {
                         return;
                     };
                     let _ = server.set_nodelay(true);
-                    if pipe(client, server, cut, paused).await == Ended::Cut {
+                    if pipe(client, server, cut, paused, muted).await == Ended::Cut {
                         severed.fetch_add(1, Ordering::Relaxed);
                     }
                 });
@@ -72,6 +76,13 @@ impl Proxy {
     /// Forwards again.
     pub fn resume(&self) {
         self.paused.store(false, Ordering::SeqCst);
+        self.muted.store(false, Ordering::SeqCst);
+    }
+
+    /// Stops forwarding what the server sends, and only that: a request still reaches the
+    /// server and is carried out, but its answer is held (lost, if a cut follows).
+    pub fn mute(&self) {
+        self.muted.store(true, Ordering::SeqCst);
     }
 
     /// Sends new connections to `upstream` (as a load balancer moving a client to another
@@ -106,13 +117,15 @@ async fn pipe(
     server: TcpStream,
     mut cut: watch::Receiver<u64>,
     paused: Arc<AtomicBool>,
+    muted: Arc<AtomicBool>,
 ) -> Ended {
     // No `borrow_and_update` here: the receiver was subscribed when the client was accepted,
     // so a cut made while the upstream connection was being opened still closes this one.
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
-    let up = forward(&mut cr, &mut sw, &paused);
-    let down = forward(&mut sr, &mut cw, &paused);
+    let (up_held, down_held) = ([&*paused], [&*paused, &*muted]);
+    let up = forward(&mut cr, &mut sw, &up_held);
+    let down = forward(&mut sr, &mut cw, &down_held);
     // Dropping the halves on return closes both connections.
     tokio::select! {
         _ = up => Ended::Closed,
@@ -124,7 +137,7 @@ async fn pipe(
 async fn forward(
     from: &mut tokio::net::tcp::OwnedReadHalf,
     to: &mut tokio::net::tcp::OwnedWriteHalf,
-    paused: &AtomicBool,
+    held: &[&AtomicBool],
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -133,7 +146,7 @@ async fn forward(
             Ok(n) => n,
         };
         // While paused, bytes are held back: the connection stays open and silent.
-        while paused.load(Ordering::SeqCst) {
+        while held.iter().any(|flag| flag.load(Ordering::SeqCst)) {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         if to.write_all(&buf[..n]).await.is_err() {

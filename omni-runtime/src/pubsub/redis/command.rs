@@ -16,6 +16,11 @@ pub(super) enum Command {
     Publish {
         topic: String,
         publication: Publication,
+        /// Names this message in the topic's log, so that a retry finds it there if the
+        /// attempt before it was carried out (its answer lost with the connection).
+        id: u64,
+        /// Sent before and failed: the script first looks for `id` in the log.
+        retry: bool,
     },
     Replay {
         topic: String,

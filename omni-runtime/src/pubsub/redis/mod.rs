@@ -369,6 +369,8 @@ impl PubSub for RedisPubSub {
         self.queue(Command::Publish {
             topic: topic.to_owned(),
             publication,
+            id: rand::random(),
+            retry: false,
         });
     }
 

@@ -23,21 +23,39 @@ use crate::server::encoded::{Outgoing, Publication};
 /// last message. Numbers are formatted with `%d`: Lua would write a large one in exponent
 /// notation. The publishing command is `PUBLISH`, or `SPUBLISH` on a cluster (allowed in a
 /// script there because the channel, listed in KEYS, has the counter's slot).
+///
+/// Each message is logged with its publication's id. A retry (the attempt before it failed,
+/// but may have been carried out, its answer lost with the connection) first looks for that
+/// id among the last [`RETRY_SCAN`] messages logged, and returns the number found instead of
+/// publishing the message twice.
 /// KEYS: counter, stream, channel. ARGV: frame head, frame tail, push frame, message header,
-/// log length, origin, idle time in milliseconds, publishing command.
+/// log length, origin, idle time in milliseconds, publishing command, id, `1` for a retry,
+/// how many logged messages a retry looks through.
 const PUBLISH_SCRIPT: &str = r"
+if ARGV[10] == '1' then
+  for _, entry in ipairs(redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[11])) do
+    if entry[2][4] == ARGV[9] then
+      return string.sub(entry[1], 3)
+    end
+  end
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[2])
   redis.call('SET', KEYS[1], ARGV[6])
 end
 local seq = string.format('%d', redis.call('INCR', KEYS[1]))
 local msg = ARGV[1] .. seq .. ARGV[2]
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], '0-' .. seq, 'f', msg)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], '0-' .. seq, 'f', msg, 'i', ARGV[9])
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
 redis.call(ARGV[8], KEYS[3], ARGV[4] .. ' ' .. seq .. '\n' .. msg .. '\n' .. ARGV[3])
 return seq
 ";
+
+/// How many of a topic's last logged messages a retried publish looks through for itself:
+/// more than other processes publish on one topic while a connection is re-established, and
+/// only a retry pays for it.
+const RETRY_SCAN: usize = 1024;
 
 /// The messages after a cursor, if the stream still holds all of them: `{head, 'held',
 /// frames…}`, or `{head, 'gone'}`. A topic without a counter (never used, or expired) starts
@@ -186,7 +204,12 @@ async fn run(
                 .await;
             published.map(drop).map_err(|err| (err, None))
         }
-        Command::Publish { topic, publication } => {
+        Command::Publish {
+            topic,
+            publication,
+            id,
+            retry,
+        } => {
             let header = format!("{:032x} - topic", inner.node);
             let keys = TopicKeys::new(&inner.prefix, &topic);
             let published: Result<String, _> = redis::cmd("EVAL")
@@ -203,11 +226,22 @@ async fn run(
                 .arg(topic_origin())
                 .arg(inner.idle_millis())
                 .arg(mode.publish())
+                .arg(format!("{id:016x}"))
+                .arg(if retry { "1" } else { "0" })
+                .arg(RETRY_SCAN)
                 .query_async(conn)
                 .await;
             match published {
                 Ok(_) => Ok(()),
-                Err(err) => Err((err, Some(Command::Publish { topic, publication }))),
+                Err(err) => {
+                    let retry = Command::Publish {
+                        topic,
+                        publication,
+                        id,
+                        retry: true,
+                    };
+                    Err((err, Some(retry)))
+                }
             }
         }
         Command::Replay {
