@@ -562,11 +562,39 @@ async fn metrics_text(addr: SocketAddr) -> String {
 #[tokio::test]
 #[ignore = "needs a redis-server: run with `cargo xtask test`"]
 async fn a_burst_while_a_save_waits_is_caught_up_from_the_log_not_held_or_closed() {
-    use common::feed::{FEED, builder, queue_of, snapshot};
-    use common::feed::{FeedFromClient, FeedFromServer, Posts, connect, numbered};
+    burst_while_a_save_waits(common::feed::queue_of(8), 600, 0, false).await;
+}
+
+/// The messages a save held back are released into a queue with no room for them (its bytes
+/// bound, behind a client that reads slowly): those it cannot take are sent from the topic's
+/// log once it has drained, not closed as a slow consumer. The gate holds fewer than its
+/// limit here: only the release finds the queue full.
+#[tokio::test]
+#[ignore = "needs a redis-server: run with `cargo xtask test`"]
+async fn messages_a_save_releases_into_a_full_queue_are_caught_up_from_the_log() {
+    let limits = omni::server::Limits {
+        outbound_queue: 64,
+        outbound_queue_bytes: 256 * 1024,
+        ..omni::server::Limits::default()
+    };
+    burst_while_a_save_waits(limits, 10, 200 * 1024, true).await;
+}
+
+/// Posts through a follower while Redis takes no writes (its ack waits for the save, and so
+/// does everything after it), publishes `burst` messages of `size` bytes of padding, and
+/// checks that the follower gets its own post and then every one of them once, in order,
+/// with no slow consumer and at least one catch-up. A `slow` follower has a small receive
+/// window and reads only once everything is published.
+async fn burst_while_a_save_waits(
+    limits: omni::server::Limits,
+    burst: u64,
+    size: usize,
+    slow: bool,
+) {
+    use common::feed::{Down, FEED, builder, snapshot, urlencode};
+    use common::feed::{FeedFromClient, FeedFromServer, Posts, numbered};
     use omni::pubsub::{LocalPubSub, PubSub, Publication};
 
-    const BURST: u64 = 600;
     let _ = redis_url();
     // Its own Redis: a pause of the shared one would hold up the other tests.
     let (_redis, url) = OwnRedis::fresh();
@@ -577,10 +605,19 @@ async fn a_burst_while_a_save_waits_is_caught_up_from_the_log_not_held_or_closed
     let posts = Posts::default();
     let endpoint = builder(pubsub.clone(), &posts)
         .session_store(redis.session_store())
-        .limits(queue_of(8))
+        .limits(limits)
         .build();
     let addr = serve(omni::axum::Router::new().nest("/omni", endpoint.router())).await;
-    let mut reader = connect(addr, Some("{}")).await;
+    let path = format!("/omni/ws?topics={}", urlencode("{}"));
+    let mut reader = if slow {
+        Client::connect_with_small_window(addr, &path).await
+    } else {
+        Client::connect(addr, &path).await
+    };
+    assert!(matches!(
+        reader.next::<FeedFromServer>().await,
+        Down::Welcome { .. }
+    ));
     assert!(snapshot(&mut reader).await.is_empty());
 
     // The reader's post is handled; its ack waits for a save Redis does not take yet, and
@@ -588,16 +625,22 @@ async fn a_burst_while_a_save_waits_is_caught_up_from_the_log_not_held_or_closed
     command(&url, &["CLIENT", "PAUSE", "500", "WRITE"]).await;
     reader.msg(FeedFromClient::Post("mine".into()), 1).await;
     common::until("the post handled", || posts.0.lock().unwrap().len() == 1).await;
-    for i in 1..=BURST {
-        let publication = Publication::encode(FEED, &FeedFromServer::Posted(i.to_string()));
+    let padding = "x".repeat(size);
+    let text = |i: u64| format!("{i}:{padding}");
+    for i in 1..=burst {
+        let publication = Publication::encode(FEED, &FeedFromServer::Posted(text(i)));
         pubsub.publish(FEED, publication.unwrap());
+    }
+    if slow {
+        // Past the pause: the save is done and what it held released.
+        tokio::time::sleep(Duration::from_millis(800)).await;
     }
     let (first, mine) = numbered(&mut reader).await;
     assert_eq!(mine, "mine");
-    for i in 1..=BURST {
+    for i in 1..=burst {
         assert_eq!(
             numbered(&mut reader).await,
-            (first + i, i.to_string()),
+            (first + i, text(i)),
             "each message of the burst once, in order"
         );
     }
