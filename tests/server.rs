@@ -1298,6 +1298,9 @@ impl ProbeHandler for ProberTemplate {
 async fn a_replay_larger_than_the_outbound_queue_is_not_a_slow_consumer() {
     let (addr, _, endpoint) = start_with(Limits {
         outbound_queue: 8,
+        // Larger than a burst, smaller than the replay: the replay follows the `welcome`,
+        // still queued, and passes the bytes bound too.
+        outbound_queue_bytes: 1024,
         ..Limits::default()
     })
     .await;

@@ -57,8 +57,8 @@ impl Stop {
 pub(crate) enum Item {
     /// A frame; on a mux socket, for the component named (the writer tags it).
     Frame(Outgoing, Option<ComponentId>),
-    /// The frames a resume replays, as one item: a full log never overflows the queue of the
-    /// connection it is replayed to.
+    /// The frames a resume replays, as one item queued past the bound: a full log never
+    /// overflows the queue of the connection it is replayed to.
     Replay(Vec<Outgoing>, Option<ComponentId>),
     /// Close after the frames queued before it.
     Close(Stop),

@@ -86,8 +86,8 @@ impl Inner {
         }
     }
 
-    /// Queues `item` even past the queue's bound: a topic's catch-up, bounded by the topic's
-    /// log, sent once the connection has drained.
+    /// Queues `item` even past the queue's bound: a replay, bounded by the log it comes from
+    /// (a resume's, or a topic catch-up's, sent once the connection has drained).
     fn deliver_over(&mut self, item: Item, metrics: &Metrics) {
         if let Some((item, conn)) = self.passed(item) {
             conn.queue_over(item, metrics);
@@ -288,7 +288,9 @@ impl<P: Protocol> SessionCore<P> {
         match inner.log.since(after) {
             Since::Held(missed) => {
                 if !missed.is_empty() {
-                    inner.deliver(Item::Replay(missed, None), self.metrics());
+                    // Past the queue's bound (the `welcome` before it may still be queued): a
+                    // replay is bounded by the log, and the connection is new.
+                    inner.deliver_over(Item::Replay(missed, None), self.metrics());
                 }
                 Resumed::Exactly
             }
