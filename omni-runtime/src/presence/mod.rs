@@ -427,12 +427,14 @@ impl Entries {
         matches!(self, Entries::None)
     }
 
-    fn values(&self) -> Box<dyn Iterator<Item = &(Arc<str>, Meta)> + '_> {
-        match self {
-            Entries::None => Box::new(std::iter::empty()),
-            Entries::One(_, entry) => Box::new(std::iter::once(entry)),
-            Entries::Many(map) => Box::new(map.values()),
-        }
+    fn values(&self) -> impl Iterator<Item = &(Arc<str>, Meta)> {
+        let (one, many) = match self {
+            Entries::None => (None, None),
+            Entries::One(_, entry) => (Some(entry), None),
+            Entries::Many(map) => (None, Some(map)),
+        };
+        one.into_iter()
+            .chain(many.into_iter().flat_map(BTreeMap::values))
     }
 }
 

@@ -259,8 +259,8 @@ impl Conn {
     pub(crate) fn queue(&self, item: Item, metrics: &Metrics) -> bool {
         match self.try_queue(item, metrics) {
             Ok(queued) => queued,
-            Err(item) => {
-                self.slow_consumer(item, metrics);
+            Err(_) => {
+                self.slow_consumer(metrics);
                 false
             }
         }
@@ -283,9 +283,8 @@ impl Conn {
         }
     }
 
-    /// Stops the connection as a slow consumer: it could not take `item`.
-    pub(crate) fn slow_consumer(&self, item: Item, metrics: &Metrics) {
-        drop(item);
+    /// Stops the connection as a slow consumer: its queue is full.
+    pub(crate) fn slow_consumer(&self, metrics: &Metrics) {
         if self.stop.borrow().is_none() {
             Metrics::bump(&metrics.slow_consumers);
             tracing::warn!(

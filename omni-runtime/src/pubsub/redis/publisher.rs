@@ -226,7 +226,7 @@ async fn run(
                 .arg(topic_origin())
                 .arg(inner.idle_millis())
                 .arg(mode.publish())
-                .arg(format!("{id:016x}"))
+                .arg(id)
                 .arg(if retry { "1" } else { "0" })
                 .arg(RETRY_SCAN)
                 .query_async(conn)

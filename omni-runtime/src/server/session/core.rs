@@ -689,16 +689,16 @@ impl<P: Protocol> Member for SessionCore<P> {
             Some(gate) => match gate.hold_topic(item, (topic, frame.seq()), limit) {
                 Ok(Some(item)) => item,
                 Ok(None) => return,
-                Err(item) => return self.fall_behind(&mut inner, topic, frame.seq(), item),
+                Err(_) => return self.fall_behind(&mut inner, topic, frame.seq()),
             },
             None => item,
         };
-        let refused = match &inner.conn {
-            Some(conn) => conn.try_queue(item, self.metrics()).err(),
-            None => None,
-        };
-        if let Some(item) = refused {
-            self.fall_behind(&mut inner, topic, frame.seq(), item);
+        let refused = inner
+            .conn
+            .as_ref()
+            .is_some_and(|conn| conn.try_queue(item, self.metrics()).is_err());
+        if refused {
+            self.fall_behind(&mut inner, topic, frame.seq());
         }
     }
 }
@@ -708,7 +708,7 @@ impl<P: Protocol> SessionCore<P> {
     /// outage, a room that shouts), nor can the gate hold more. A sequenced topic is sent
     /// from its log once the connection has drained, rather than closing a client that
     /// reads; what has no number to catch up from (a push) closes it as before.
-    fn fall_behind(&self, inner: &mut Inner, topic: &str, seq: Seq, item: Item) {
+    fn fall_behind(&self, inner: &mut Inner, topic: &str, seq: Seq) {
         let metrics = self.metrics();
         // What the gate still holds of the topic is dropped: the catch-up sends it.
         let held = inner.gate.as_mut().and_then(|gate| gate.drop_topic(topic));
@@ -721,7 +721,7 @@ impl<P: Protocol> SessionCore<P> {
                 Metrics::bump(&metrics.topic_catch_ups);
                 catch_up(topic.to_owned(), Box::pin(conn.drained()));
             }
-            _ => conn.slow_consumer(item, metrics),
+            _ => conn.slow_consumer(metrics),
         }
     }
 }
@@ -782,8 +782,8 @@ impl<P: Protocol> Saving for SessionCore<P> {
                 // Fell behind since: its catch-up sends this.
                 continue;
             }
-            if let Err(item) = conn.try_queue(item, metrics) {
-                self.fall_behind(&mut inner, &mark.topic, mark.seq, item);
+            if conn.try_queue(item, metrics).is_err() {
+                self.fall_behind(&mut inner, &mark.topic, mark.seq);
             }
         }
         drop(inner);

@@ -104,7 +104,7 @@ impl Gate {
     /// Takes `item` to hold if it must wait for a save (one is pending, or items before it
     /// wait); gives it back when it may go now.
     pub(crate) fn hold(&mut self, item: Item) -> Option<Item> {
-        if self.made == self.saved && self.held.is_empty() {
+        if self.clear() {
             return Some(item);
         }
         self.held.push_back((self.made, item, None));
@@ -120,7 +120,7 @@ impl Gate {
         (topic, seq): (&str, Seq),
         limit: usize,
     ) -> Result<Option<Item>, Item> {
-        if self.made == self.saved && self.held.is_empty() {
+        if self.clear() {
             return Ok(Some(item));
         }
         if self.held.len() >= limit {
@@ -132,6 +132,11 @@ impl Gate {
         };
         self.held.push_back((self.made, item, Some(mark)));
         Ok(None)
+    }
+
+    /// Whether nothing waits: everything is saved and nothing is held.
+    fn clear(&self) -> bool {
+        self.made == self.saved && self.held.is_empty()
     }
 
     /// Drops the held messages of `topic` (it fell behind: its catch-up from the log sends

@@ -34,7 +34,7 @@ enum State {
     Live { last: Option<Seq> },
     /// The connection could not take a message (its queue was full): what follows `last` is
     /// dropped here, and sent from the topic's log once the connection has caught up.
-    Behind { last: Option<Seq> },
+    Behind { last: Seq },
 }
 
 /// A session's subscriptions.
@@ -180,7 +180,7 @@ impl Topics {
             Some(state @ State::Live { .. }) => {
                 // That message was not sent: the catch-up starts with it.
                 *state = State::Behind {
-                    last: Some(first.saturating_sub(1)),
+                    last: first.saturating_sub(1),
                 };
                 true
             }
@@ -202,12 +202,9 @@ impl Topics {
             return None;
         };
         *state = State::Buffering(Vec::new());
-        Some(match last {
-            Some(after) => TopicSync::Replay {
-                topic: topic.to_owned(),
-                after,
-            },
-            None => TopicSync::Snapshot(topic.to_owned()),
+        Some(TopicSync::Replay {
+            topic: topic.to_owned(),
+            after: last,
         })
     }
 
